@@ -1,0 +1,256 @@
+//! The command line. Each command's doc comment is its `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Carry a multi-phase plan through a git repository: every task in its own
+/// worktree, quality gates after every phase, a checkpoint tag per phase,
+/// rollback to any checkpoint, and the whole plan state in git itself.
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-orch",
+    bin_name = "git orch",
+    version,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate a plan file; problems are printed as file:line:col
+    Check(CheckArgs),
+    /// Validate a plan and start it: work and state branches, `start` tag
+    Start(StartArgs),
+    /// Phases, tasks, the current phase, checkpoints, time against estimates
+    Status(StatusArgs),
+    /// Run ready tasks in worktrees, land them, checkpoint finished phases
+    Run(RunArgs),
+    /// Manual mode: start, finish, fail, reset or skip one task by hand
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Run a phase's gates on the work branch head and tag the checkpoint
+    Checkpoint(CheckpointArgs),
+    /// Reset the work branch to a checkpoint, keeping what it discards
+    Rollback(RollbackArgs),
+    /// After a crash or kill: recover abandoned tasks, then continue as `run`
+    Resume(RunArgs),
+    /// The event history of a plan, from its state branch
+    Log(LogArgs),
+    /// Run the plan's gates on a commit (also the pre-push hook's entry point)
+    Gate(GateArgs),
+    /// Install, remove or inspect the pre-push gate hook
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// The plans in this repository and their progress
+    List(JsonArg),
+    /// Remove the worktrees and task branches of a finished plan
+    Finish(PlanArg),
+    /// Make a throwaway repository and carry a built-in plan through it
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JsonArg {
+    /// Print machine-readable JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArg {
+    /// The plan (may be left out when exactly one plan is active)
+    pub plan: Option<String>,
+    /// Print machine-readable JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The plan file (.toml, .yaml or .yml)
+    pub file: PathBuf,
+    /// Print the problems as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// The plan file (.toml, .yaml or .yml)
+    pub file: PathBuf,
+    /// Revision to build on (default: the plan's `base`, else HEAD)
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    pub plan: Option<String>,
+    /// One JSON object: plan, work, phase, phases, tasks (see the README)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    pub plan: Option<String>,
+    /// Run only this phase (every earlier phase must be checkpointed)
+    #[arg(long, value_name = "ID")]
+    pub phase: Option<String>,
+    /// Run only this task (its dependencies must be done)
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// Tasks at once (default: the plan's `parallel`, else orch.parallel, else the CPU count)
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print a JSON summary at the end
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCommand {
+    /// Make the task's worktree and print its path alone on stdout
+    Start(TaskArgs),
+    /// Commit the worktree's changes and land the task on the work branch
+    Done(TaskDoneArgs),
+    /// Mark a running task failed (its worktree and branch are kept)
+    Fail(TaskFailArgs),
+    /// Return a task to pending; its work is kept under refs/orch/<plan>/preserved/
+    Reset(TaskArgs),
+    /// Skip a task (its phase can be checkpointed without it)
+    Skip(TaskArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TaskArgs {
+    /// The task id
+    pub id: String,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TaskDoneArgs {
+    pub id: String,
+    /// Commit message for changes left uncommitted
+    #[arg(short = 'm', long = "message")]
+    pub message: Option<String>,
+    /// A file whose text becomes the task's handoff note
+    #[arg(long, value_name = "FILE")]
+    pub handoff: Option<PathBuf>,
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TaskFailArgs {
+    pub id: String,
+    /// Why it failed (kept in the state)
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    pub plan: Option<String>,
+    /// The phase (default: the current one)
+    #[arg(long, value_name = "ID")]
+    pub phase: Option<String>,
+    /// Run every gate even if it passed on this tree before
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Gates at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    pub plan: Option<String>,
+    /// A checkpointed phase, or `start` (default: the latest checkpoint)
+    #[arg(long, value_name = "PHASE|start", conflicts_with = "undo")]
+    pub to: Option<String>,
+    /// Restore the state from before the latest rollback
+    #[arg(long)]
+    pub undo: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    pub plan: Option<String>,
+    /// At most this many events, newest first
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub max: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    /// The plan whose gates to run
+    pub plan: Option<String>,
+    /// Add this phase's own gates
+    #[arg(long, value_name = "ID")]
+    pub phase: Option<String>,
+    /// The commit to check (default: HEAD)
+    #[arg(long, value_name = "REV")]
+    pub commit: Option<String>,
+    /// Run every gate even if it passed on this tree before
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Gates at once
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    /// Pre-push hook mode: REMOTE and URL as git passes them; ref lines on stdin
+    #[arg(long, num_args = 2, value_names = ["REMOTE", "URL"], conflicts_with_all = ["plan", "phase", "commit"])]
+    pub pre_push: Option<Vec<String>>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HookCommand {
+    /// Install the pre-push hook (honours core.hooksPath; keeps an existing hook)
+    Install {
+        /// Install even where a hook manager owns core.hooksPath
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the pre-push hook and put back the one that was there before
+    Uninstall,
+    /// Say what is installed and whether git would run it
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to make the demo repository (default: a new temporary directory)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep the repository afterwards and print its path
+    #[arg(long)]
+    pub keep: bool,
+}

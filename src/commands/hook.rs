@@ -1,0 +1,108 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::open_repo;
+use crate::hooks::{self, HookEnv, InstallOutcome, UninstallOutcome};
+use crate::ui;
+
+fn hook_env() -> Result<HookEnv> {
+    let repo = open_repo()?;
+    let dir = std::env::current_dir()?;
+    let hooks_dir = PathBuf::from(
+        repo.git_in(
+            &dir,
+            &["rev-parse", "--path-format=absolute", "--git-path", "hooks"],
+        )?
+        .trim(),
+    );
+    let worktree_root = repo
+        .git
+        .workdir()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.root.clone());
+    Ok(HookEnv {
+        hooks_dir,
+        hooks_path_config: repo.config_string("core.hooksPath"),
+        worktree_root,
+    })
+}
+
+pub fn install(force: bool) -> Result<u8> {
+    let env = hook_env()?;
+    match hooks::install(&env, force)? {
+        InstallOutcome::Installed { path, chained } => {
+            ui::note(&format!(
+                "installed the git-orch pre-push hook at {}",
+                path.display()
+            ));
+            if let Some(c) = chained {
+                ui::note(&format!(
+                    "the existing hook is kept at {} and still runs first",
+                    c.display()
+                ));
+            }
+        }
+        InstallOutcome::AlreadyInstalled { path } => {
+            ui::note(&format!("already installed at {}", path.display()))
+        }
+        InstallOutcome::ManagedBy { manager, snippet } => {
+            ui::note(&format!(
+                "{manager} manages this repository's hooks (core.hooksPath); nothing was written"
+            ));
+            ui::note("add this to its configuration:");
+            ui::out(&snippet);
+            ui::hint("or install into its directory anyway with `git orch hook install --force`");
+        }
+    }
+    Ok(0)
+}
+
+pub fn uninstall() -> Result<u8> {
+    let env = hook_env()?;
+    match hooks::uninstall(&env)? {
+        UninstallOutcome::Removed { path, restored } => {
+            ui::note(&format!(
+                "removed the git-orch pre-push hook from {}",
+                path.display()
+            ));
+            if restored.is_some() {
+                ui::note("the previous pre-push hook is back in place");
+            }
+        }
+        UninstallOutcome::NotInstalled => ui::note("the git-orch pre-push hook is not installed"),
+    }
+    Ok(0)
+}
+
+pub fn status(json_out: bool) -> Result<u8> {
+    let env = hook_env()?;
+    let s = hooks::status(&env)?;
+    if json_out {
+        ui::json(&json!({
+            "path": s.path, "installed": s.installed, "chained": s.chained, "executable": s.executable,
+            "would_run": s.would_run, "manager": s.manager.as_ref().map(|m| m.to_string()), "note": s.note,
+        }));
+        return Ok(0);
+    }
+    ui::out(&format!("hook:      {}", s.path.display()));
+    ui::out(&format!(
+        "installed: {}",
+        if s.installed { "yes" } else { "no" }
+    ));
+    if let Some(c) = &s.chained {
+        ui::out(&format!("chained:   {}", c.display()));
+    }
+    if let Some(m) = &s.manager {
+        ui::out(&format!("manager:   {m}"));
+    }
+    ui::out(&format!(
+        "would run: {}",
+        if s.would_run { "yes" } else { "no" }
+    ));
+    if let Some(n) = &s.note {
+        ui::note(n);
+    }
+    Ok(0)
+}

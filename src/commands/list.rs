@@ -1,0 +1,63 @@
+use anyhow::Result;
+use serde_json::json;
+
+use super::open_repo;
+use crate::cli::JsonArg;
+use crate::state::store;
+use crate::ui;
+
+pub fn run(args: JsonArg) -> Result<u8> {
+    let repo = open_repo()?;
+    let mut rows = Vec::new();
+    for name in store::plan_names(&repo)? {
+        let snap = store::load(&repo, &name)?;
+        let total = snap.plan.tasks().count();
+        let done = snap
+            .plan
+            .tasks()
+            .filter(|(_, t)| snap.task_status(&t.id).is_settled())
+            .count();
+        let checkpoints = snap
+            .plan
+            .phases
+            .iter()
+            .filter(|p| snap.is_checkpointed(&p.id))
+            .count();
+        rows.push(json!({
+            "plan": name,
+            "title": snap.plan.title,
+            "finished": snap.state.finished,
+            "phase": snap.current_phase().map(|p| p.id.clone()),
+            "tasks": total,
+            "done": done,
+            "phases": snap.plan.phases.len(),
+            "checkpointed": checkpoints,
+        }));
+    }
+    if args.json {
+        ui::json(&json!(rows));
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        ui::note("no plans in this repository; start one with `git orch start FILE`");
+    }
+    for r in rows {
+        let phase = r["phase"]
+            .as_str()
+            .map_or("finished".to_string(), |p| format!("phase {p}"));
+        ui::out(&format!(
+            "{:<24} {}/{} tasks, {}/{} phases checkpointed, {}",
+            r["plan"].as_str().unwrap_or(""),
+            r["done"],
+            r["tasks"],
+            r["checkpointed"],
+            r["phases"],
+            if r["finished"].as_bool() == Some(true) {
+                "finished".to_string()
+            } else {
+                phase
+            }
+        ));
+    }
+    Ok(0)
+}

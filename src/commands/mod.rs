@@ -1,0 +1,43 @@
+//! One module per subcommand: open the repository, call the engine, render
+//! the result for a person or, with `--json`, for a script.
+
+pub mod check;
+pub mod checkpoint;
+pub mod demo;
+pub mod finish;
+pub mod gate;
+pub mod hook;
+pub mod list;
+pub mod log;
+pub mod rollback;
+pub mod run;
+pub mod start;
+pub mod status;
+pub mod task;
+
+use anyhow::Result;
+
+use crate::git::Repo;
+use crate::state::{reconcile, store, Snapshot};
+use crate::ui;
+
+pub fn open_repo() -> Result<Repo> {
+    let cwd = std::env::current_dir()?;
+    Repo::discover(&cwd)
+}
+
+/// Opens the repository, picks the plan, repairs derived refs from the
+/// state branch if an interruption left them behind, and loads it.
+pub fn open_plan(named: Option<&str>) -> Result<(Repo, Snapshot)> {
+    let repo = open_repo()?;
+    if let Some(name) = named {
+        crate::plan::validate_id("plan", name)
+            .map_err(|e| crate::error::refuse(format!("bad plan name `{name}`: {e}")))?;
+    }
+    let plan = store::resolve_plan(&repo, named)?;
+    let snap = store::load(&repo, &plan)?;
+    for note in reconcile::reconcile(&repo, &snap)? {
+        ui::note(&format!("{} {note}", ui::yellow("repair:")));
+    }
+    Ok((repo, snap))
+}

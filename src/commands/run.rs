@@ -1,0 +1,258 @@
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::checkpoint::print_gates;
+use super::open_plan;
+use crate::cli::RunArgs;
+use crate::engine::checkpoint::CheckpointReport;
+use crate::engine::run::{self, Observer, RunOptions, TaskOutcome};
+use crate::git::short;
+use crate::ui;
+
+/// Live display: task output prefixed by task id, and on a terminal a
+/// progress line (done/total, running tasks, elapsed) kept at the bottom.
+struct Display {
+    plan: String,
+    bar: Option<ProgressBar>,
+    running: Mutex<Vec<String>>,
+    last_wait: Mutex<String>,
+    prefix: bool,
+}
+
+impl Display {
+    fn print(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| ui::out(line)),
+            None => ui::out(line),
+        }
+    }
+
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| ui::note(line)),
+            None => ui::note(line),
+        }
+    }
+
+    fn refresh(&self) {
+        if let (Some(bar), Ok(running)) = (&self.bar, self.running.lock()) {
+            bar.set_message(if running.is_empty() {
+                "—".to_string()
+            } else {
+                running.join(", ")
+            });
+        }
+    }
+}
+
+impl Observer for Display {
+    fn recovered(&self, task: &str, preserved: &[String]) {
+        self.say(&format!(
+            "{} task {task}: its runner died; it runs again",
+            ui::yellow("recovered")
+        ));
+        for r in preserved {
+            self.say(&format!("  what it left is kept in {r}"));
+        }
+    }
+
+    fn started(&self, task: &str, worktree: &Path) {
+        self.say(&format!(
+            "{} {task} in {}",
+            ui::bold("start"),
+            worktree.display()
+        ));
+        if let Ok(mut r) = self.running.lock() {
+            r.push(task.to_string());
+        }
+        self.refresh();
+    }
+
+    fn line(&self, task: &str, line: &str) {
+        if self.prefix {
+            self.print(&format!("{} {line}", ui::dim(&format!("[{task}]"))));
+        } else {
+            self.print(line);
+        }
+    }
+
+    fn finished(&self, task: &str, outcome: &TaskOutcome) {
+        if let Ok(mut r) = self.running.lock() {
+            r.retain(|t| t != task);
+        }
+        match outcome {
+            TaskOutcome::Landed { commit, seconds } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                let at = commit.map_or("no changes".to_string(), |c| format!("at {}", short(c)));
+                self.say(&format!(
+                    "{} {task} in {} ({at})",
+                    ui::green("landed"),
+                    ui::duration(*seconds)
+                ));
+            }
+            TaskOutcome::Failed { reason, .. } => {
+                self.say(&format!("{} {task}: {reason}", ui::red("failed")))
+            }
+            TaskOutcome::Conflict { files } => self.say(&format!(
+                "{} {task}: landing conflicts in {}",
+                ui::red("conflict"),
+                files.join(", ")
+            )),
+        }
+        self.refresh();
+    }
+
+    fn gate_line(&self, gate: &str, line: &str) {
+        self.print(&format!("{} {line}", ui::dim(&format!("[gate {gate}]"))));
+    }
+
+    fn gate_started(&self, gate: &str) {
+        self.say(&format!("{} {gate}", ui::bold("gate")));
+    }
+
+    fn checkpointed(&self, report: &CheckpointReport) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| print_gates(&self.plan, &report.runs)),
+            None => print_gates(&self.plan, &report.runs),
+        }
+        if report.passed {
+            self.say(&format!(
+                "{} phase {} at {} (tag orch/{}/{})",
+                ui::green("checkpoint"),
+                report.phase,
+                short(report.commit),
+                self.plan,
+                report.phase
+            ));
+        } else {
+            self.say(&format!(
+                "{} phase {}: gates failed, no checkpoint",
+                ui::red("checkpoint"),
+                report.phase
+            ));
+        }
+    }
+
+    fn waiting(&self, why: &str) {
+        if let Ok(mut last) = self.last_wait.lock() {
+            if *last != why {
+                *last = why.to_string();
+                self.say(why);
+            }
+        }
+    }
+}
+
+pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let plan = snap.plan_name.clone();
+    if args.jobs == Some(0) {
+        return Err(crate::error::refuse("-j must be at least 1"));
+    }
+    let jobs = args
+        .jobs
+        .or(snap.plan.defaults.parallel)
+        .or_else(|| {
+            repo.config_i64("orch.parallel")
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+        })
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let total = snap.plan.tasks().count() as u64;
+    let settled = snap
+        .plan
+        .tasks()
+        .filter(|(_, t)| snap.task_status(&t.id).is_settled())
+        .count() as u64;
+    let bar = (ui::stderr_is_terminal() && !args.json).then(|| {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {pos}/{len} tasks done · running: {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_position(settled);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let display = Display {
+        plan: plan.clone(),
+        bar,
+        running: Mutex::new(Vec::new()),
+        last_wait: Mutex::new(String::new()),
+        prefix: jobs > 1,
+    };
+    if resume {
+        display.say(&format!("resuming plan {plan}"));
+    }
+    let opts = RunOptions {
+        jobs,
+        phase: args.phase.clone(),
+        task: args.task.clone(),
+    };
+    let result = run::run(&repo, &plan, &opts, &display);
+    if let Some(bar) = &display.bar {
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    if args.json {
+        ui::json(&json!({
+            "plan": plan,
+            "ok": report.ok(),
+            "landed": report.landed,
+            "failed": report.failed.iter().map(|(id, reason, log)| json!({"task": id, "reason": reason, "log": log})).collect::<Vec<_>>(),
+            "conflicts": report.conflicts.iter().map(|(id, files)| json!({"task": id, "files": files})).collect::<Vec<_>>(),
+            "checkpoints": report.checkpoints,
+            "gate_failure": report.gate_failure,
+            "manual": report.manual,
+            "finished": report.finished_plan,
+        }));
+    }
+    if !report.ok() {
+        ui::error(&format!("plan {plan}: the run stopped at a failure"));
+        for (id, reason, log) in &report.failed {
+            ui::note(&format!("  task {id} failed: {reason}"));
+            if let Some(log) = log.as_deref().filter(|l| !l.is_empty()) {
+                ui::note(&format!("    log: `git show orch/{plan}/state:{log}`"));
+            }
+            ui::note(&format!(
+                "    retry: `git orch task reset {id}` then `git orch run`"
+            ));
+        }
+        for (id, _) in &report.conflicts {
+            ui::note(&format!(
+                "  task {id} conflicts with orch/{plan}/work; its worktree is kept"
+            ));
+            ui::note(&format!("    resolve: merge orch/{plan}/work in its worktree, commit, `git orch task done {id}`"));
+        }
+        if let Some(phase) = &report.gate_failure {
+            ui::note(&format!(
+                "  phase {phase} failed its gates (logs in `git orch status {plan}`)"
+            ));
+        }
+        ui::hint(&format!(
+            "or go back to the last checkpoint: `git orch rollback {plan}`"
+        ));
+        return Ok(1);
+    }
+    if !report.manual.is_empty() {
+        ui::note(&format!(
+            "waiting for tasks done by hand: {}",
+            report.manual.join(", ")
+        ));
+        ui::hint("`git orch task start ID`, work, then `git orch task done ID`");
+    } else if report.finished_plan {
+        ui::note(&format!(
+            "plan {plan}: every phase is checkpointed; the result is orch/{plan}/work"
+        ));
+    }
+    Ok(0)
+}

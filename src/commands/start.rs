@@ -1,0 +1,65 @@
+use anyhow::Result;
+use serde_json::json;
+
+use super::open_repo;
+use crate::cli::StartArgs;
+use crate::engine::start::{start, StartInput};
+use crate::error::refuse_with_hint;
+use crate::git::short;
+use crate::plan;
+use crate::ui;
+
+pub fn run(args: StartArgs) -> Result<u8> {
+    let shown = args.file.display().to_string();
+    let (plan, warnings) = match plan::load_file(&args.file) {
+        Ok(ok) => ok,
+        Err(diagnostics) => {
+            let first = diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map_or(String::new(), |d| d.render(&shown));
+            return Err(refuse_with_hint(
+                format!("invalid plan, nothing was started: {first}"),
+                format!("see every problem with `git orch check {shown}`"),
+            ));
+        }
+    };
+    for w in &warnings {
+        ui::note(&w.render(&shown));
+    }
+    let repo = open_repo()?;
+    let source = std::fs::read_to_string(&args.file)?;
+    let source_name = args
+        .file
+        .file_name()
+        .map_or("plan.toml".to_string(), |n| n.to_string_lossy().to_string());
+    let snap = start(
+        &repo,
+        StartInput {
+            plan,
+            source: &source,
+            source_name: &source_name,
+            base: args.base.as_deref(),
+        },
+    )?;
+    let name = &snap.plan_name;
+    if args.json {
+        ui::json(
+            &json!({ "plan": name, "base": snap.state.base, "work": snap.state.work, "state": snap.commit.to_string() }),
+        );
+    } else {
+        let base = git2::Oid::from_str(&snap.state.base)?;
+        ui::note(&format!(
+            "started plan {} at {}",
+            ui::bold(name),
+            short(base)
+        ));
+        ui::note(&format!("  work branch   orch/{name}/work"));
+        ui::note(&format!("  state branch  orch/{name}/state"));
+        ui::note(&format!("  checkpoint    orch/{name}/start"));
+        ui::hint(&format!(
+            "run it with `git orch run {name}`, or work by hand with `git orch task start ID`"
+        ));
+    }
+    Ok(0)
+}

@@ -1,0 +1,149 @@
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use super::open_plan;
+use crate::cli::StatusArgs;
+use crate::plan::parse_duration;
+use crate::state::{Snapshot, TaskStatus};
+use crate::ui;
+
+pub fn run(args: StatusArgs) -> Result<u8> {
+    let (_, snap) = open_plan(args.plan.as_deref())?;
+    if args.json {
+        ui::json(&status_json(&snap));
+    } else {
+        render(&snap);
+    }
+    Ok(0)
+}
+
+/// The `status --json` object (documented field by field in the README).
+pub fn status_json(snap: &Snapshot) -> Value {
+    let phases: Vec<Value> = snap
+        .plan
+        .phases
+        .iter()
+        .map(|p| {
+            let ps = snap.state.phases.get(&p.id);
+            json!({
+                "id": p.id,
+                "title": p.title,
+                "state": snap.phase_status(&p.id).as_str(),
+                "checkpoint": ps.and_then(|s| s.checkpoint.as_ref()).map(|c| c.commit.clone()),
+                "tag": ps.and_then(|s| s.checkpoint.as_ref()).map(|_| format!("orch/{}/{}", snap.plan_name, p.id)),
+                "tasks": p.tasks.len(),
+                "done": p.tasks.iter().filter(|t| snap.task_status(&t.id).is_settled()).count(),
+                "gates": ps.map(|s| s.gates.iter().map(|g| json!({
+                    "name": g.name, "passed": g.passed, "seconds": g.seconds, "cached": g.cached, "log": g.log,
+                })).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let tasks: Vec<Value> = snap
+        .plan
+        .tasks()
+        .map(|(phase, task)| {
+            let t = snap.state.tasks.get(&task.id);
+            json!({
+                "id": task.id,
+                "phase": phase.id,
+                "title": task.title,
+                "state": snap.task_status(&task.id).as_str(),
+                "seconds": t.and_then(|t| t.seconds).or_else(|| running_seconds(snap, &task.id)),
+                "estimate_seconds": task.estimate.as_deref().and_then(|e| parse_duration(e).ok()).map(|d| d.as_secs()),
+                "attempts": t.map_or(0, |t| t.attempts),
+                "branch": t.filter(|t| t.attempts > 0).map(|_| format!("orch/{}/tasks/{}", snap.plan_name, task.id)),
+                "worktree": t.and_then(|t| t.worktree.clone()),
+                "landed": t.and_then(|t| t.landed.clone()),
+                "reason": t.and_then(|t| t.reason.clone()),
+                "log": t.and_then(|t| t.log.clone()),
+                "depends_on": task.depends_on,
+            })
+        })
+        .collect();
+    json!({
+        "plan": snap.plan_name,
+        "title": snap.plan.title,
+        "work": snap.state.work,
+        "base": snap.state.base,
+        "state_commit": snap.commit.to_string(),
+        "finished": snap.state.finished,
+        "phase": snap.current_phase().map(|p| p.id.clone()),
+        "phases": phases,
+        "tasks": tasks,
+    })
+}
+
+fn running_seconds(snap: &Snapshot, id: &str) -> Option<f64> {
+    let t = snap.state.tasks.get(id)?;
+    (t.state == TaskStatus::Running)
+        .then(|| t.started_at.map(|s| crate::state::now() - s))
+        .flatten()
+}
+
+fn render(snap: &Snapshot) {
+    let title = snap
+        .plan
+        .title
+        .as_deref()
+        .map_or(String::new(), |t| format!(" — {t}"));
+    ui::out(&format!("plan {}{title}", ui::bold(&snap.plan_name)));
+    ui::out(&format!(
+        "work {}  ({})",
+        &snap.state.work[..10],
+        if snap.state.finished {
+            "finished"
+        } else {
+            "active"
+        }
+    ));
+    for phase in &snap.plan.phases {
+        let status = snap.phase_status(&phase.id);
+        let current = if snap.current_phase().is_some_and(|p| p.id == phase.id) {
+            "▶"
+        } else {
+            " "
+        };
+        let cp = snap
+            .state
+            .phases
+            .get(&phase.id)
+            .and_then(|p| p.checkpoint.as_ref());
+        let tag = cp.map_or(String::new(), |c| {
+            format!(
+                "  tag orch/{}/{} → {}",
+                snap.plan_name,
+                phase.id,
+                &c.commit[..10]
+            )
+        });
+        ui::out(&format!(
+            "{current} phase {} [{}]{tag}",
+            ui::bold(&phase.id),
+            ui::state_word(status.as_str())
+        ));
+        for task in &phase.tasks {
+            let s = snap.task_status(&task.id);
+            let t = snap.state.tasks.get(&task.id);
+            let actual = t
+                .and_then(|t| t.seconds)
+                .or_else(|| running_seconds(snap, &task.id));
+            let time = match (actual, task.estimate.as_deref()) {
+                (Some(a), Some(e)) => format!("{} / est {e}", ui::duration(a)),
+                (Some(a), None) => ui::duration(a),
+                (None, Some(e)) => format!("est {e}"),
+                (None, None) => String::new(),
+            };
+            let reason = t
+                .and_then(|t| t.reason.as_deref())
+                .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
+            ui::out(&format!(
+                "    {:<20} {:<10} {}{}",
+                task.id,
+                ui::state_word(s.as_str()),
+                ui::dim(&time),
+                reason.map_or(String::new(), |r| format!("  ({r})"))
+            ));
+        }
+    }
+}

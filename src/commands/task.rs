@@ -1,0 +1,202 @@
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::open_plan;
+use crate::cli::{TaskArgs, TaskDoneArgs, TaskFailArgs};
+use crate::engine::tasks::{self, claim_for_this_process, Finish, Landed};
+use crate::engine::{manual, workspace};
+use crate::error::{refuse, refuse_with_hint};
+use crate::state::TaskStatus;
+use crate::ui;
+
+/// `task start ID`: the worktree path alone on stdout.
+pub fn start(args: TaskArgs) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    tasks::refuse_if_finished(&snap)?;
+    let plan = snap.plan_name.clone();
+    let begun = tasks::begin(&repo, &plan, &args.id, claim_for_this_process(true), false)?;
+    let path = begun.worktree.display().to_string();
+    if args.json {
+        ui::json(&json!({
+            "plan": plan, "task": args.id, "worktree": path,
+            "branch": format!("orch/{plan}/tasks/{}", args.id),
+            "base": begun.base.to_string(),
+            "task_file": workspace::task_file(&repo, &plan, &args.id),
+            "handoff_file": workspace::handoff_file(&repo, &plan, &args.id),
+        }));
+    } else {
+        ui::out(&path);
+        if !begun.already {
+            ui::note(&format!(
+                "task {} started on orch/{plan}/tasks/{}",
+                args.id, args.id
+            ));
+        }
+        ui::note(&format!(
+            "brief: {}",
+            workspace::task_file(&repo, &plan, &args.id).display()
+        ));
+        ui::hint(&format!(
+            "when finished: `git orch task done {} -m \"…\"`",
+            args.id
+        ));
+    }
+    Ok(0)
+}
+
+pub fn done(args: TaskDoneArgs) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    tasks::refuse_if_finished(&snap)?;
+    let plan = snap.plan_name.clone();
+    let id = args.id.as_str();
+    let (_, task) = tasks::find_task(&snap, id)?;
+    let status = snap.task_status(id);
+    if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+        let hint = if status == TaskStatus::Pending {
+            format!("start it first: `git orch task start {id}`")
+        } else {
+            format!("see `git orch status {plan}`")
+        };
+        return Err(refuse_with_hint(
+            format!("task `{id}` is {}, not running", status.as_str()),
+            hint,
+        ));
+    }
+    let worktree = snap
+        .state
+        .tasks
+        .get(id)
+        .and_then(|t| t.worktree.clone())
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.join(".git").exists())
+        .ok_or_else(|| {
+            refuse_with_hint(
+                format!("task `{id}` has no worktree"),
+                format!("reset it (`git orch task reset {id}`) and start it again"),
+            )
+        })?;
+    let handoff = match &args.handoff {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the handoff file `{}`", file.display()))
+                .map_err(|e| refuse(format!("{e:#}")))?,
+        ),
+        None => std::fs::read_to_string(workspace::handoff_file(&repo, &plan, id)).ok(),
+    };
+    let default_message = format!("{}: {}", id, task.title.as_deref().unwrap_or("work"));
+    let message = args.message.clone().unwrap_or(default_message);
+    let (landed, after) = tasks::complete(
+        &repo,
+        &plan,
+        id,
+        &worktree,
+        Finish {
+            message: &message,
+            handoff,
+            log: None,
+            seconds: None,
+            outcome: "Finished by hand (`git orch task done`); no command was run by git-orch.",
+        },
+    )?;
+    let code = report_landing(&plan, id, &landed, args.json, &after.state.work);
+    Ok(code)
+}
+
+/// Prints how a landing ended; returns the exit code.
+pub fn report_landing(plan: &str, id: &str, landed: &Landed, json_out: bool, work: &str) -> u8 {
+    let (state, code) = match landed {
+        Landed::Done { .. } => ("done", 0),
+        Landed::Conflict { .. } => ("conflict", 1),
+        Landed::OutOfScope { .. } => ("failed", 1),
+    };
+    if json_out {
+        let detail = match landed {
+            Landed::Done { commit, changed } => {
+                json!({ "landed": commit.map(|c| c.to_string()), "changed": changed })
+            }
+            Landed::Conflict { files } => json!({ "conflicts": files }),
+            Landed::OutOfScope { paths } => json!({ "out_of_scope": paths }),
+        };
+        ui::json(
+            &json!({ "plan": plan, "task": id, "state": state, "work": work, "detail": detail }),
+        );
+        return code;
+    }
+    match landed {
+        Landed::Done {
+            commit: Some(c),
+            changed,
+        } => ui::note(&format!(
+            "task {id} {} on orch/{plan}/work at {} ({} file(s))",
+            ui::green("landed"),
+            crate::git::short(*c),
+            changed.len()
+        )),
+        Landed::Done { commit: None, .. } => {
+            ui::note(&format!("task {id} done: it changed nothing"))
+        }
+        Landed::Conflict { files } => {
+            ui::error(&format!(
+                "task {id} conflicts with orch/{plan}/work in: {}",
+                files.join(", ")
+            ));
+            ui::hint(&format!(
+                "in its worktree, `git merge orch/{plan}/work`, resolve, commit, then `git orch task done {id}` again (or `git orch task reset {id}`)"
+            ));
+        }
+        Landed::OutOfScope { paths } => {
+            ui::error(&format!(
+                "task {id} changed paths outside its declared files: {}",
+                paths.join(", ")
+            ));
+            ui::hint(&format!("its work stays on orch/{plan}/tasks/{id}; widen `files` in a new plan or `git orch task reset {id}`"));
+        }
+    }
+    code
+}
+
+pub fn fail(args: TaskFailArgs) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    tasks::refuse_if_finished(&snap)?;
+    let after = manual::fail(&repo, &snap.plan_name, &args.id, args.reason.as_deref())?;
+    if args.json {
+        ui::json(&json!({ "plan": after.plan_name, "task": args.id, "state": "failed" }));
+    } else {
+        ui::note(&format!(
+            "task {} marked {}; its worktree is kept",
+            args.id,
+            ui::red("failed")
+        ));
+        ui::hint(&format!("retry with `git orch task reset {}`", args.id));
+    }
+    Ok(0)
+}
+
+pub fn reset(args: TaskArgs) -> Result<u8> {
+    back(args, true)
+}
+
+pub fn skip(args: TaskArgs) -> Result<u8> {
+    back(args, false)
+}
+
+fn back(args: TaskArgs, reset: bool) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    tasks::refuse_if_finished(&snap)?;
+    let plan = &snap.plan_name;
+    let kept = if reset {
+        manual::reset(&repo, plan, &args.id)?
+    } else {
+        manual::skip(&repo, plan, &args.id)?
+    };
+    let state = if reset { "pending" } else { "skipped" };
+    if args.json {
+        ui::json(&json!({ "plan": plan, "task": args.id, "state": state, "preserved": kept }));
+        return Ok(0);
+    }
+    ui::note(&format!("task {} is {state}", args.id));
+    for r in &kept {
+        ui::note(&format!("  its work is kept in {r}"));
+    }
+    Ok(0)
+}

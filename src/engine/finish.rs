@@ -1,0 +1,61 @@
+//! `finish`: a plan whose phases are all checkpointed gives back its
+//! worktrees and task branches; the tags and the state branch stay as the
+//! record. Uncommitted or unlanded work is preserved before anything goes.
+
+use anyhow::Result;
+use git2::Oid;
+
+use super::tasks::{discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished};
+use super::workspace;
+use crate::error::refuse_with_hint;
+use crate::git::Repo;
+use crate::state::{names, store};
+
+pub struct FinishReport {
+    pub removed_branches: usize,
+    pub preserved: Vec<String>,
+}
+
+pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
+    let snap = store::load(repo, plan)?;
+    refuse_if_finished(&snap)?;
+    if let Some(phase) = snap.current_phase() {
+        return Err(refuse_with_hint(
+            format!(
+                "plan `{plan}` is not finished: phase `{}` has no checkpoint yet",
+                phase.id
+            ),
+            "run it to the end (`git orch run`) or check the phase (`git orch checkpoint`)",
+        ));
+    }
+    let work = Oid::from_str(&snap.state.work)?;
+    let tag = preserve_tag("finish");
+    let mut preserved = Vec::new();
+    let tasks: Vec<String> = snap.plan.tasks().map(|(_, t)| t.id.clone()).collect();
+    for id in &tasks {
+        preserved.extend(preserve_task(repo, plan, id, &tag, work)?);
+    }
+    store::transact(repo, plan, |s, change| {
+        refuse_if_finished(s)?;
+        change.state.finished = true;
+        for t in change.state.tasks.values_mut() {
+            t.worktree = None;
+        }
+        change.summary = format!("plan {plan}: finished");
+        Ok(())
+    })?;
+    let mut removed = 0;
+    for id in &tasks {
+        if repo.ref_target(&names::task_branch(plan, id))?.is_some() {
+            removed += 1;
+        }
+        discard_task_checkout(repo, plan, id)?;
+    }
+    workspace::drain_pool(repo, plan)?;
+    let _ = std::fs::remove_dir_all(workspace::task_files_dir(repo, plan));
+    let _ = std::fs::remove_dir(workspace::worktrees_root(repo).join(plan));
+    Ok(FinishReport {
+        removed_branches: removed,
+        preserved,
+    })
+}

@@ -1,0 +1,146 @@
+//! The manual transitions other than start and done: fail, reset, skip.
+//! Reset and skip discard a checkout, so they preserve it first.
+
+use anyhow::Result;
+use git2::Oid;
+
+use super::tasks::{discard_task_checkout, find_task, preserve_tag, preserve_task};
+use crate::error::{refuse, refuse_with_hint};
+use crate::git::Repo;
+use crate::state::{self, store, Snapshot, TaskState, TaskStatus};
+
+pub fn fail(repo: &Repo, plan: &str, id: &str, reason: Option<&str>) -> Result<Snapshot> {
+    let (_, snap) = store::transact(repo, plan, |snap, change| {
+        find_task(snap, id)?;
+        let status = snap.task_status(id);
+        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+            return Err(refuse(format!(
+                "task `{id}` is {}; only a running or conflicting task can fail",
+                status.as_str()
+            )));
+        }
+        let t = change
+            .state
+            .tasks
+            .entry(id.to_string())
+            .or_insert_with(TaskState::pending);
+        t.state = TaskStatus::Failed;
+        t.claim = None;
+        t.ended_at = Some(state::now());
+        t.reason = Some(reason.unwrap_or("marked failed by hand").to_string());
+        change.summary = format!("task {id}: failed");
+        Ok(())
+    })?;
+    Ok(snap)
+}
+
+/// Refuses to take a task away from a live runner.
+fn refuse_if_live(snap: &Snapshot, id: &str) -> Result<()> {
+    if let Some(claim) = snap.state.tasks.get(id).and_then(|t| t.claim.as_ref()) {
+        let here = claim.host == crate::process::hostname();
+        if !claim.manual
+            && snap.task_status(id) == TaskStatus::Running
+            && (!here || crate::process::is_alive(claim.pid, claim.proc_start))
+        {
+            return Err(refuse_with_hint(
+                format!(
+                    "task `{id}` is being run by process {} on {}",
+                    claim.pid, claim.host
+                ),
+                "stop that `git orch run` first, or wait for it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Returns a task to pending; its branch and uncommitted work are kept
+/// under `refs/orch/<plan>/preserved/…` (returned).
+pub fn reset(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
+    move_back(repo, plan, id, TaskStatus::Pending)
+}
+
+pub fn skip(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
+    move_back(repo, plan, id, TaskStatus::Skipped)
+}
+
+fn move_back(repo: &Repo, plan: &str, id: &str, to: TaskStatus) -> Result<Vec<String>> {
+    let snap = store::load(repo, plan)?;
+    let (phase, _) = find_task(&snap, id)?;
+    let check = |snap: &Snapshot| -> Result<()> {
+        let status = snap.task_status(id);
+        if snap.is_checkpointed(&phase.id) {
+            return Err(refuse_with_hint(
+                format!(
+                    "task `{id}` belongs to phase `{}`, which is checkpointed",
+                    phase.id
+                ),
+                format!(
+                    "roll the plan back first: `git orch rollback {plan} --to <earlier phase>`"
+                ),
+            ));
+        }
+        match (status, to) {
+            (TaskStatus::Pending, TaskStatus::Pending) => {
+                Err(refuse(format!("task `{id}` is already pending")))
+            }
+            (TaskStatus::Skipped, TaskStatus::Skipped) => {
+                Err(refuse(format!("task `{id}` is already skipped")))
+            }
+            (TaskStatus::Done, _) => Err(refuse_with_hint(
+                format!("task `{id}` has landed on the work branch"),
+                format!("to undo it, roll back: `git orch rollback {plan}`"),
+            )),
+            _ => refuse_if_live(snap, id),
+        }
+    };
+    check(&snap)?;
+    let work = Oid::from_str(&snap.state.work)?;
+    let kept = preserve_task(
+        repo,
+        plan,
+        id,
+        &preserve_tag(&format!(
+            "{}-{id}",
+            if to == TaskStatus::Pending {
+                "reset"
+            } else {
+                "skip"
+            }
+        )),
+        work,
+    )?;
+    store::transact(repo, plan, |snap, change| {
+        check(snap)?;
+        let previous = change
+            .state
+            .tasks
+            .get(id)
+            .cloned()
+            .unwrap_or_else(TaskState::pending);
+        let mut t = TaskState::pending();
+        t.attempts = previous.attempts;
+        t.seconds = previous.seconds;
+        t.log = previous.log;
+        t.state = to;
+        if to == TaskStatus::Skipped {
+            t.reason = Some("skipped by hand".to_string());
+        }
+        change.state.tasks.insert(id.to_string(), t);
+        if let Some(p) = change.state.phases.get_mut(&phase.id) {
+            p.gates_failed = false;
+        }
+        change.summary = format!(
+            "task {id}: {}",
+            if to == TaskStatus::Pending {
+                "reset to pending"
+            } else {
+                "skipped"
+            }
+        );
+        Ok(())
+    })?;
+    crate::failpoint!("reset-committed");
+    discard_task_checkout(repo, plan, id)?;
+    Ok(kept)
+}

@@ -1,0 +1,15 @@
+//! What git-orch does, independent of how it is shown: every function here
+//! takes the repository and a plan name, changes state through the state
+//! branch, and returns data for the command layer to render.
+
+pub mod checkpoint;
+pub mod finish;
+pub mod gates;
+pub mod land;
+pub mod manual;
+pub mod progress;
+pub mod rollback;
+pub mod run;
+pub mod start;
+pub mod tasks;
+pub mod workspace;

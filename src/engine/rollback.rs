@@ -1,0 +1,353 @@
+//! `rollback`: the work branch goes back to a checkpoint, later phases lose
+//! their checkpoints, their tasks return to pending and their worktrees go.
+//! Everything discarded is first kept under
+//! `refs/orch/<plan>/preserved/rollback-…/`, and `rollback --undo` restores
+//! the state commit from before, with branches, tags and worktrees.
+
+use anyhow::{anyhow, Result};
+use git2::Oid;
+
+use super::tasks::{discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished};
+use crate::error::{refuse, refuse_with_hint};
+use crate::git::{short, RefEdit, Repo};
+use crate::state::{
+    self, names, reconcile, store, RollbackRecord, Snapshot, TaskState, TaskStatus,
+};
+
+pub struct RollbackReport {
+    pub to: String,
+    pub commit: Oid,
+    pub preserved: Vec<String>,
+    pub reset_tasks: Vec<String>,
+}
+
+/// The phases after `to` (all phases for `start`).
+fn later_phases(snap: &Snapshot, to: &str) -> Vec<String> {
+    let from = if to == "start" {
+        0
+    } else {
+        snap.plan.phase_index(to).map_or(0, |i| i + 1)
+    };
+    snap.plan.phases[from..]
+        .iter()
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackReport> {
+    let snap = store::load(repo, plan)?;
+    refuse_if_finished(&snap)?;
+    let latest = snap
+        .plan
+        .phases
+        .iter()
+        .rev()
+        .find(|p| snap.is_checkpointed(&p.id))
+        .map(|p| p.id.clone());
+    let to = match to {
+        Some("start") => "start".to_string(),
+        Some(id) => {
+            if snap.plan.phase(id).is_none() {
+                return Err(refuse_with_hint(
+                    format!("plan `{plan}` has no phase `{id}`"),
+                    "name a checkpointed phase or `start`",
+                ));
+            }
+            if !snap.is_checkpointed(id) {
+                return Err(refuse_with_hint(
+                    format!("phase `{id}` has no checkpoint to roll back to"),
+                    format!(
+                        "checkpointed phases: {}",
+                        latest
+                            .clone()
+                            .map_or("none (use --to start)".to_string(), |_| checkpointed(&snap)
+                                .join(", "))
+                    ),
+                ));
+            }
+            id.to_string()
+        }
+        None => latest.unwrap_or_else(|| "start".to_string()),
+    };
+    let target = target_commit(&snap, &to)?;
+    let phases = later_phases(&snap, &to);
+    let affected: Vec<String> = snap
+        .plan
+        .phases
+        .iter()
+        .filter(|p| phases.contains(&p.id))
+        .flat_map(|p| p.tasks.iter().map(|t| t.id.clone()))
+        .filter(|id| {
+            snap.task_status(id) != TaskStatus::Pending
+                || repo
+                    .ref_target(&names::task_branch(plan, id))
+                    .ok()
+                    .flatten()
+                    .is_some()
+        })
+        .collect();
+    let work = Oid::from_str(&snap.state.work)?;
+    if work == target && affected.is_empty() && phases.iter().all(|p| !snap.is_checkpointed(p)) {
+        return Err(refuse(format!(
+            "nothing to roll back: the work branch is at the `{to}` checkpoint"
+        )));
+    }
+    for id in &affected {
+        if let Some(claim) = snap.state.tasks.get(id).and_then(|t| t.claim.as_ref()) {
+            if !claim.manual
+                && snap.task_status(id) == TaskStatus::Running
+                && crate::process::is_alive(claim.pid, claim.proc_start)
+            {
+                return Err(refuse_with_hint(
+                    format!("task `{id}` is being run by process {}", claim.pid),
+                    "stop that `git orch run` before rolling back",
+                ));
+            }
+        }
+    }
+
+    // Preserve first: the old work head, each tag that goes, each task's
+    // branch and uncommitted work.
+    let tag = preserve_tag("rollback");
+    let mut preserved = Vec::new();
+    if !repo.is_ancestor(work, target) {
+        let name = names::preserved(plan, &format!("{tag}/work"));
+        reconcile::create_if_absent(repo, &name, work)?;
+        preserved.push(name);
+    }
+    for phase in &phases {
+        if let Some(id) = repo.ref_target(&names::checkpoint_tag(plan, phase))? {
+            let name = names::preserved(plan, &format!("{tag}/tags/{phase}"));
+            reconcile::create_if_absent(repo, &name, id)?;
+            preserved.push(name);
+        }
+    }
+    for id in &affected {
+        preserved.extend(preserve_task(repo, plan, id, &tag, target)?);
+    }
+    crate::failpoint!("rollback-preserved");
+
+    let record_id = snap.state.rollbacks.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+    store::transact(repo, plan, |s, change| {
+        if s.commit != snap.commit {
+            return Err(refuse_with_hint(
+                "the plan changed during the rollback",
+                "run the rollback again",
+            ));
+        }
+        let mut edits = Vec::new();
+        for phase in &phases {
+            if let Some(ps) = change.state.phases.get_mut(phase) {
+                if let Some(cp) = ps.checkpoint.take() {
+                    edits.push(RefEdit::Delete {
+                        name: names::checkpoint_tag(plan, phase),
+                        old: Oid::from_str(&cp.tag.object)?,
+                    });
+                }
+                ps.gates_failed = false;
+                ps.gates.clear();
+            }
+        }
+        for id in &affected {
+            let previous = change
+                .state
+                .tasks
+                .get(id)
+                .cloned()
+                .unwrap_or_else(TaskState::pending);
+            let mut t = TaskState::pending();
+            t.attempts = previous.attempts;
+            change.state.tasks.insert(id.clone(), t);
+        }
+        change.state.work = target.to_string();
+        edits.insert(
+            0,
+            RefEdit::Set {
+                name: names::work(plan),
+                new: target,
+                old: Some(work),
+            },
+        );
+        change.refs = edits;
+        change.state.rollbacks.push(RollbackRecord {
+            id: record_id,
+            to: to.clone(),
+            before: snap.commit.to_string(),
+            at: state::now(),
+            preserved: preserved.clone(),
+            undone: false,
+        });
+        change.summary = format!(
+            "rollback to {to}: work at {}, {} task(s) pending again",
+            short(target),
+            affected.len()
+        );
+        Ok(())
+    })?;
+    crate::failpoint!("rollback-committed");
+    for id in &affected {
+        discard_task_checkout(repo, plan, id)?;
+    }
+    Ok(RollbackReport {
+        to,
+        commit: target,
+        preserved,
+        reset_tasks: affected,
+    })
+}
+
+fn checkpointed(snap: &Snapshot) -> Vec<String> {
+    snap.plan
+        .phases
+        .iter()
+        .filter(|p| snap.is_checkpointed(&p.id))
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+fn target_commit(snap: &Snapshot, to: &str) -> Result<Oid> {
+    if to == "start" {
+        return Ok(Oid::from_str(&snap.state.base)?);
+    }
+    let cp = snap
+        .state
+        .phases
+        .get(to)
+        .and_then(|p| p.checkpoint.as_ref())
+        .ok_or_else(|| anyhow!("phase `{to}` has no checkpoint"))?;
+    Ok(Oid::from_str(&cp.commit)?)
+}
+
+pub struct UndoReport {
+    pub to: String,
+    pub work: Oid,
+    pub restored_tasks: Vec<String>,
+}
+
+/// Restores the state from before the latest rollback that is not undone.
+pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
+    let snap = store::load(repo, plan)?;
+    refuse_if_finished(&snap)?;
+    let record = snap
+        .state
+        .rollbacks
+        .iter()
+        .rev()
+        .find(|r| !r.undone)
+        .cloned()
+        .ok_or_else(|| refuse("there is no rollback to undo"))?;
+    let before = store::load_at(repo, plan, Oid::from_str(&record.before)?)?;
+    // Work done since the rollback would be thrown away: refuse instead.
+    let later = later_phases(&snap, &record.to);
+    let since: Vec<String> = snap
+        .plan
+        .phases
+        .iter()
+        .filter(|p| later.contains(&p.id))
+        .flat_map(|p| p.tasks.iter())
+        .filter(|t| snap.task_status(&t.id) != TaskStatus::Pending)
+        .map(|t| t.id.clone())
+        .collect();
+    if !since.is_empty() || target_commit(&snap, &record.to)?.to_string() != snap.state.work {
+        return Err(refuse_with_hint(
+            format!(
+                "the plan moved on since the rollback (tasks: {})",
+                if since.is_empty() {
+                    "none".to_string()
+                } else {
+                    since.join(", ")
+                }
+            ),
+            "undo would discard that work; roll back again instead",
+        ));
+    }
+    let current_work = Oid::from_str(&snap.state.work)?;
+    let restored_work = Oid::from_str(&before.state.work)?;
+    store::transact(repo, plan, |s, change| {
+        if s.commit != snap.commit {
+            return Err(refuse_with_hint(
+                "the plan changed during the undo",
+                "run it again",
+            ));
+        }
+        let mut restored = before.state.clone();
+        restored.rollbacks = s.state.rollbacks.clone();
+        for r in restored.rollbacks.iter_mut().filter(|r| r.id == record.id) {
+            r.undone = true;
+        }
+        change.state = restored;
+        change.refs.push(RefEdit::Set {
+            name: names::work(plan),
+            new: restored_work,
+            old: Some(current_work),
+        });
+        change.summary = format!(
+            "rollback to {} undone: work at {}",
+            record.to,
+            short(restored_work)
+        );
+        Ok(())
+    })?;
+    crate::failpoint!("undo-committed");
+    let after = store::load(repo, plan)?;
+    reconcile::reconcile(repo, &after)?;
+
+    // Task branches and worktrees come back from the preserved refs.
+    let mut restored_tasks = Vec::new();
+    for name in &record.preserved {
+        let Some(rest) = name.rsplit_once("/tasks/").map(|(_, id)| id.to_string()) else {
+            continue;
+        };
+        let Some(head) = repo.ref_target(name)? else {
+            continue;
+        };
+        let branch = names::task_branch(plan, &rest);
+        if repo.ref_target(&branch)?.is_none() {
+            repo.cas_ref(&branch, head, None, "orch: rollback undone")?;
+        }
+        restored_tasks.push(rest);
+    }
+    for (id, t) in &after.state.tasks {
+        let Some(path) = t.worktree.as_deref() else {
+            continue;
+        };
+        if !matches!(
+            t.state,
+            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
+        ) {
+            continue;
+        }
+        let branch = names::task_branch(plan, id);
+        let head = match repo.ref_target(&branch)? {
+            Some(h) => h,
+            None => {
+                let base = Oid::from_str(t.base.as_deref().unwrap_or(&after.state.work))?;
+                repo.cas_ref(&branch, base, None, "orch: rollback undone")?;
+                base
+            }
+        };
+        let path = std::path::PathBuf::from(path);
+        if !path.join(".git").exists() {
+            repo.checkout_worktree(&path, &branch, head, None)?;
+        }
+        let snapshot_ref = record
+            .preserved
+            .iter()
+            .find(|n| n.ends_with(&format!("/worktrees/{id}")));
+        if let Some(snapshot) = snapshot_ref
+            .map(|n| repo.ref_target(n))
+            .transpose()?
+            .flatten()
+        {
+            repo.restore_snapshot(&path, snapshot)?;
+        }
+        if !restored_tasks.contains(id) {
+            restored_tasks.push(id.clone());
+        }
+    }
+    Ok(UndoReport {
+        to: record.to,
+        work: restored_work,
+        restored_tasks,
+    })
+}

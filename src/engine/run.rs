@@ -1,0 +1,591 @@
+//! The runner: starts every ready task's command in its own worktree, up to
+//! `jobs` at once and never two whose write scopes may overlap, lands each
+//! one as it finishes (one landing at a time), checkpoints each phase whose
+//! tasks are all settled, and stops starting new work at the first failure.
+//! Tasks are claimed by compare-and-swap on the state branch, so several
+//! runners on one plan share the work without running a task twice.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Result;
+use git2::Oid;
+
+use super::checkpoint::{self, CheckpointReport};
+use super::gates::GateOptions;
+use super::tasks::{self, claim_for_this_process, Busy, Finish, Landed};
+use super::workspace;
+use crate::error::{refuse, refuse_with_hint};
+use crate::git::Repo;
+use crate::process::{self, Exit, Job};
+use crate::state::{self, names, reconcile, store, Snapshot, TaskStatus};
+
+pub struct RunOptions {
+    pub jobs: usize,
+    pub phase: Option<String>,
+    pub task: Option<String>,
+}
+
+/// What the runner tells its caller as it goes; the caller decides how to show it.
+pub trait Observer: Sync {
+    fn recovered(&self, task: &str, preserved: &[String]);
+    fn started(&self, task: &str, worktree: &std::path::Path);
+    fn line(&self, task: &str, line: &str);
+    fn finished(&self, task: &str, outcome: &TaskOutcome);
+    fn gate_line(&self, gate: &str, line: &str);
+    fn gate_started(&self, gate: &str);
+    fn checkpointed(&self, report: &CheckpointReport);
+    fn waiting(&self, why: &str);
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskOutcome {
+    Landed { commit: Option<Oid>, seconds: f64 },
+    Failed { reason: String, log: Option<String> },
+    Conflict { files: Vec<String> },
+}
+
+#[derive(Default)]
+pub struct RunReport {
+    pub landed: Vec<String>,
+    pub failed: Vec<(String, String, Option<String>)>,
+    pub conflicts: Vec<(String, Vec<String>)>,
+    pub checkpoints: Vec<String>,
+    pub gate_failure: Option<String>,
+    /// Tasks that have no command: they wait for a person.
+    pub manual: Vec<String>,
+    pub finished_plan: bool,
+}
+
+impl RunReport {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.conflicts.is_empty() && self.gate_failure.is_none()
+    }
+}
+
+struct Done {
+    id: String,
+    worktree: Option<PathBuf>,
+    result: Result<process::Finished, String>,
+}
+
+pub fn run(
+    repo: &Repo,
+    plan: &str,
+    opts: &RunOptions,
+    observer: &dyn Observer,
+) -> Result<RunReport> {
+    let snap = store::load(repo, plan)?;
+    tasks::refuse_if_finished(&snap)?;
+    check_selection(&snap, opts)?;
+    recover_abandoned(repo, plan, observer)?;
+
+    let mut report = RunReport::default();
+    let mut running: BTreeSet<String> = BTreeSet::new();
+    let mut stop = false;
+    let root = repo.root.clone();
+    let (tx, rx) = mpsc::channel::<Done>();
+
+    std::thread::scope(|scope| -> Result<()> {
+        loop {
+            let snap = store::load(repo, plan)?;
+            if !stop {
+                for id in startable(&snap, opts, &running, &mut report) {
+                    if running.len() >= opts.jobs.max(1) {
+                        break;
+                    }
+                    let (_, task) = tasks::find_task(&snap, &id)?;
+                    if snap.plan.task_run(task).is_none() {
+                        continue;
+                    }
+                    // Claim in this thread so the next pick sees it running.
+                    let begun =
+                        match tasks::begin(repo, plan, &id, claim_for_this_process(false), true) {
+                            Ok(b) => b,
+                            Err(e) if e.is::<Busy>() => continue,
+                            Err(e) if e.is::<crate::error::Refusal>() => continue, // another runner took it
+                            Err(e) => return Err(e),
+                        };
+                    observer.started(&id, &begun.worktree);
+                    running.insert(id.clone());
+                    let tx = tx.clone();
+                    let root = root.clone();
+                    let plan = plan.to_string();
+                    let command = snap.plan.task_run(task).unwrap_or_default().to_string();
+                    let timeout = snap.plan.task_timeout(task);
+                    let phase = snap
+                        .plan
+                        .task(&id)
+                        .map(|(p, _)| p.id.clone())
+                        .unwrap_or_default();
+                    scope.spawn(move || {
+                        let result = Repo::discover(&root)
+                            .map_err(|e| e.to_string())
+                            .map(|repo| {
+                                let env = task_env(
+                                    &repo,
+                                    &plan,
+                                    &phase,
+                                    &id,
+                                    &begun.worktree,
+                                    begun.base,
+                                );
+                                let job = Job {
+                                    command: &command,
+                                    dir: &begun.worktree,
+                                    env,
+                                    timeout,
+                                    pgid_file: Some(workspace::pgid_file(&repo, &plan, &id)),
+                                };
+                                process::run(&job, |line| observer.line(&id, line))
+                            });
+                        let _ = tx.send(Done {
+                            id,
+                            worktree: Some(begun.worktree),
+                            result,
+                        });
+                    });
+                }
+            }
+            if running.is_empty() {
+                let snap = store::load(repo, plan)?;
+                match next_step(repo, plan, &snap, opts, &mut report, observer)? {
+                    Step::Continue => continue,
+                    Step::Stop => break,
+                    Step::Wait(why) => {
+                        observer.waiting(&why);
+                        std::thread::sleep(Duration::from_millis(300));
+                        continue;
+                    }
+                }
+            }
+            let Ok(done) = rx.recv_timeout(Duration::from_millis(250)) else {
+                continue;
+            };
+            running.remove(&done.id);
+            let outcome = settle(repo, plan, done)?;
+            match &outcome.1 {
+                TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
+                TaskOutcome::Failed { reason, log } => {
+                    stop = true;
+                    report
+                        .failed
+                        .push((outcome.0.clone(), reason.clone(), log.clone()));
+                }
+                TaskOutcome::Conflict { files } => {
+                    stop = true;
+                    report.conflicts.push((outcome.0.clone(), files.clone()));
+                }
+            }
+            observer.finished(&outcome.0, &outcome.1);
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+enum Step {
+    Continue,
+    Stop,
+    Wait(String),
+}
+
+/// With nothing of ours running: checkpoint, finish, wait for others, or stop.
+fn next_step(
+    repo: &Repo,
+    plan: &str,
+    snap: &Snapshot,
+    opts: &RunOptions,
+    report: &mut RunReport,
+    observer: &dyn Observer,
+) -> Result<Step> {
+    if !report.ok() {
+        return Ok(Step::Stop);
+    }
+    if let Some(task) = &opts.task {
+        return Ok(
+            if snap.task_status(task) == TaskStatus::Pending && report.landed.is_empty() {
+                Step::Wait(format!("task {task} is busy"))
+            } else {
+                Step::Stop
+            },
+        );
+    }
+    let Some(phase) = snap.current_phase().cloned() else {
+        report.finished_plan = true;
+        return Ok(Step::Stop);
+    };
+    if opts
+        .phase
+        .as_deref()
+        .is_some_and(|p| report.checkpoints.iter().any(|c| c == p))
+    {
+        return Ok(Step::Stop);
+    }
+    let open = snap.unsettled_tasks(&phase);
+    if open.is_empty() {
+        let gate_line = |g: &str, l: &str| observer.gate_line(g, l);
+        let gate_started = |g: &str| observer.gate_started(g);
+        let gopts = GateOptions {
+            no_cache: false,
+            jobs: 1,
+            on_line: &gate_line,
+            on_start: &gate_started,
+        };
+        let cp = checkpoint::checkpoint(repo, plan, Some(&phase.id), &gopts)?;
+        observer.checkpointed(&cp);
+        if !cp.passed {
+            report.gate_failure = Some(phase.id.clone());
+            return Ok(Step::Stop);
+        }
+        report.checkpoints.push(phase.id.clone());
+        return Ok(Step::Continue);
+    }
+    let stuck: Vec<&str> = open
+        .iter()
+        .filter(|t| {
+            matches!(
+                snap.task_status(&t.id),
+                TaskStatus::Failed | TaskStatus::Conflict
+            )
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    if !stuck.is_empty() {
+        for id in stuck {
+            let t = snap.state.tasks.get(id);
+            let reason = t
+                .and_then(|t| t.reason.clone())
+                .unwrap_or_else(|| snap.task_status(id).as_str().to_string());
+            if snap.task_status(id) == TaskStatus::Conflict {
+                report.conflicts.push((id.to_string(), Vec::new()));
+            } else {
+                report
+                    .failed
+                    .push((id.to_string(), reason, t.and_then(|t| t.log.clone())));
+            }
+        }
+        return Ok(Step::Stop);
+    }
+    let others: Vec<&str> = open
+        .iter()
+        .filter(|t| snap.task_status(&t.id) == TaskStatus::Running)
+        .map(|t| t.id.as_str())
+        .collect();
+    let manual: Vec<String> = open
+        .iter()
+        .filter(|t| {
+            snap.task_status(&t.id) == TaskStatus::Pending && snap.plan.task_run(t).is_none()
+        })
+        .map(|t| t.id.clone())
+        .collect();
+    let manual_running = others.iter().all(|id| {
+        snap.state
+            .tasks
+            .get(*id)
+            .and_then(|t| t.claim.as_ref())
+            .is_some_and(|c| c.manual)
+    });
+    if !others.is_empty() && !manual_running {
+        return Ok(Step::Wait(format!(
+            "waiting for tasks run elsewhere: {}",
+            others.join(", ")
+        )));
+    }
+    let waiting_on_people: Vec<String> = manual
+        .into_iter()
+        .chain(others.iter().map(|s| s.to_string()))
+        .collect();
+    if !waiting_on_people.is_empty() {
+        report.manual = waiting_on_people;
+        return Ok(Step::Stop);
+    }
+    Ok(Step::Wait("waiting for ready tasks".to_string()))
+}
+
+/// Ready tasks this runner may start now, in plan order, respecting scopes
+/// against everything already running (here or elsewhere).
+fn startable(
+    snap: &Snapshot,
+    opts: &RunOptions,
+    running: &BTreeSet<String>,
+    _report: &mut RunReport,
+) -> Vec<String> {
+    let mut picked: Vec<&crate::plan::Task> = Vec::new();
+    let busy: Vec<&crate::plan::Task> = snap
+        .plan
+        .tasks()
+        .filter(|(_, t)| snap.task_status(&t.id) == TaskStatus::Running || running.contains(&t.id))
+        .map(|(_, t)| t)
+        .collect();
+    let mut out = Vec::new();
+    for (_, task) in snap.ready_tasks() {
+        if opts.task.as_deref().is_some_and(|only| only != task.id) {
+            continue;
+        }
+        if snap.plan.task_run(task).is_none() {
+            continue;
+        }
+        let clashes = busy
+            .iter()
+            .chain(picked.iter())
+            .any(|other| crate::plan::scopes_may_overlap(&other.files, &task.files));
+        if clashes {
+            continue;
+        }
+        picked.push(task);
+        out.push(task.id.clone());
+    }
+    out
+}
+
+fn check_selection(snap: &Snapshot, opts: &RunOptions) -> Result<()> {
+    if let Some(phase) = &opts.phase {
+        let index = snap.plan.phase_index(phase).ok_or_else(|| {
+            refuse_with_hint(
+                format!("plan `{}` has no phase `{phase}`", snap.plan_name),
+                "see `git orch status`",
+            )
+        })?;
+        if snap.is_checkpointed(phase) {
+            return Err(refuse(format!("phase `{phase}` is already checkpointed")));
+        }
+        if let Some(open) = snap.plan.phases[..index]
+            .iter()
+            .find(|p| !snap.is_checkpointed(&p.id))
+        {
+            return Err(refuse_with_hint(
+                format!(
+                    "phase `{phase}` cannot run: the earlier phase `{}` is not checkpointed",
+                    open.id
+                ),
+                format!("run `git orch run --phase {}` first", open.id),
+            ));
+        }
+    }
+    if let Some(id) = &opts.task {
+        let (phase, task) = tasks::find_task(snap, id)?;
+        let status = snap.task_status(id);
+        if status != TaskStatus::Pending {
+            return Err(refuse_with_hint(
+                format!("task `{id}` is {}, not pending", status.as_str()),
+                format!("`git orch task reset {id}` makes it pending again"),
+            ));
+        }
+        if let Some(reason) = snap.blocked_reason(task, phase) {
+            return Err(refuse(format!("task `{id}` cannot run: {reason}")));
+        }
+        if snap.plan.task_run(task).is_none() {
+            return Err(refuse_with_hint(
+                format!("task `{id}` has no `run` command"),
+                format!("do it by hand: `git orch task start {id}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The SPEC §4 environment.
+fn task_env(
+    repo: &Repo,
+    plan: &str,
+    phase: &str,
+    id: &str,
+    worktree: &std::path::Path,
+    base: Oid,
+) -> Vec<(String, String)> {
+    vec![
+        ("ORCH_PLAN".into(), plan.into()),
+        ("ORCH_PHASE".into(), phase.into()),
+        ("ORCH_TASK".into(), id.into()),
+        ("ORCH_WORKTREE".into(), worktree.display().to_string()),
+        ("ORCH_REPO".into(), repo.root.display().to_string()),
+        ("ORCH_BASE".into(), base.to_string()),
+        (
+            "ORCH_TASK_FILE".into(),
+            workspace::task_file(repo, plan, id).display().to_string(),
+        ),
+        (
+            "ORCH_HANDOFF_FILE".into(),
+            workspace::handoff_file(repo, plan, id)
+                .display()
+                .to_string(),
+        ),
+    ]
+}
+
+/// Lands a finished task or records its failure (one state commit).
+fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> {
+    let id = done.id;
+    let finished = match done.result {
+        Ok(f) => f,
+        Err(e) => process::Finished {
+            exit: Exit::NotStarted(e),
+            seconds: 0.0,
+            log: Vec::new(),
+        },
+    };
+    let worktree = done
+        .worktree
+        .unwrap_or_else(|| workspace::task_worktree(repo, plan, &id));
+    if finished.exit.success() {
+        let handoff = std::fs::read_to_string(workspace::handoff_file(repo, plan, &id)).ok();
+        let outcome = format!(
+            "The task's command exited 0 after {}.",
+            crate::ui::duration(finished.seconds)
+        );
+        let result = tasks::complete(
+            repo,
+            plan,
+            &id,
+            &worktree,
+            Finish {
+                message: &format!("{id}: work of git-orch task"),
+                handoff,
+                log: Some(finished.log.clone()),
+                seconds: Some(finished.seconds),
+                outcome: &outcome,
+            },
+        );
+        return match result {
+            Ok((Landed::Done { commit, .. }, _)) => {
+                crate::failpoint!("task-landed");
+                let _ = workspace::park(repo, plan, &worktree);
+                Ok((
+                    id,
+                    TaskOutcome::Landed {
+                        commit,
+                        seconds: finished.seconds,
+                    },
+                ))
+            }
+            Ok((Landed::Conflict { files }, _)) => Ok((id, TaskOutcome::Conflict { files })),
+            Ok((Landed::OutOfScope { paths }, snap)) => Ok((
+                id.clone(),
+                TaskOutcome::Failed {
+                    reason: format!("changed paths outside its files: {}", paths.join(", ")),
+                    log: snap.state.tasks.get(&id).and_then(|t| t.log.clone()),
+                },
+            )),
+            Err(e) => {
+                let reason = format!("{e:#}");
+                record_failure(repo, plan, &id, &reason, &finished)?;
+                Ok((
+                    id.clone(),
+                    TaskOutcome::Failed {
+                        reason,
+                        log: Some(log_path(repo, plan, &id)?),
+                    },
+                ))
+            }
+        };
+    }
+    let reason = finished.exit.describe();
+    record_failure(repo, plan, &id, &reason, &finished)?;
+    Ok((
+        id.clone(),
+        TaskOutcome::Failed {
+            reason,
+            log: Some(log_path(repo, plan, &id)?),
+        },
+    ))
+}
+
+fn log_path(repo: &Repo, plan: &str, id: &str) -> Result<String> {
+    Ok(store::load(repo, plan)?
+        .state
+        .tasks
+        .get(id)
+        .and_then(|t| t.log.clone())
+        .unwrap_or_default())
+}
+
+fn record_failure(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    reason: &str,
+    finished: &process::Finished,
+) -> Result<()> {
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id) != TaskStatus::Running {
+            return Ok(());
+        }
+        let Some(t) = change.state.tasks.get_mut(id) else {
+            return Ok(());
+        };
+        let path = format!("logs/tasks/{id}/{}.log", t.attempts.max(1));
+        t.state = TaskStatus::Failed;
+        t.claim = None;
+        t.reason = Some(reason.to_string());
+        t.ended_at = Some(state::now());
+        t.seconds = Some(t.seconds.unwrap_or(0.0) + finished.seconds);
+        t.log = Some(path.clone());
+        change.file(path, finished.log.clone());
+        change.summary = format!("task {id}: failed ({reason})");
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Finds tasks claimed by runners that are gone (same host, process dead),
+/// stops what they left running, preserves their work, and makes them
+/// pending again so this run picks them up.
+pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Result<Vec<String>> {
+    let snap = store::load(repo, plan)?;
+    let host = process::hostname();
+    let work = Oid::from_str(&snap.state.work)?;
+    let mut recovered = Vec::new();
+    for (id, t) in &snap.state.tasks {
+        let Some(claim) = &t.claim else { continue };
+        if t.state != TaskStatus::Running
+            || claim.manual
+            || claim.host != host
+            || process::is_alive(claim.pid, claim.proc_start)
+        {
+            continue;
+        }
+        let pgid_file = workspace::pgid_file(repo, plan, id);
+        if let Some(pgid) = std::fs::read_to_string(&pgid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            process::kill_group(pgid);
+            let _ = std::fs::remove_file(&pgid_file);
+        }
+        let tag = tasks::preserve_tag(&format!("resume-{id}"));
+        let kept = tasks::preserve_task(repo, plan, id, &tag, work)?;
+        let claimed = claim.clone();
+        store::transact(repo, plan, |s, change| {
+            let still = s.state.tasks.get(id).and_then(|t| t.claim.as_ref()) == Some(&claimed);
+            if !still {
+                return Ok(());
+            }
+            if let Some(t) = change.state.tasks.get_mut(id) {
+                t.state = TaskStatus::Pending;
+                t.claim = None;
+                t.reason = Some(format!(
+                    "recovered after its runner (pid {}) died",
+                    claimed.pid
+                ));
+            }
+            change.summary = format!("task {id}: recovered (runner pid {} gone)", claimed.pid);
+            Ok(())
+        })?;
+        // The worktree is recycled when the task starts again; its branch is
+        // reset there from the work branch.
+        let branch = names::task_branch(plan, id);
+        if let Some(wt) = repo.worktree_on_branch(&branch)? {
+            let _ = repo.git_in(&wt.path, &["reset", "-q", "--hard"]);
+            let _ = repo.git_in(&wt.path, &["clean", "-q", "-fd"]);
+            let _ = workspace::park(repo, plan, &wt.path);
+        }
+        observer.recovered(id, &kept);
+        recovered.push(id.clone());
+    }
+    let snap = store::load(repo, plan)?;
+    reconcile::reconcile(repo, &snap)?;
+    Ok(recovered)
+}

@@ -1,0 +1,91 @@
+//! `git orch start`: the first state commit, the work branch and the
+//! `start` checkpoint. The state branch is created first and is the commit
+//! point: if anything after it is interrupted, the next command repairs
+//! the work branch and tag from it.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use git2::Oid;
+
+use crate::error::refuse_with_hint;
+use crate::git::Repo;
+use crate::plan::Plan;
+use crate::state::{
+    self, names, reconcile, store, PhaseState, State, TaskState, TaskStatus, STATE_VERSION,
+};
+
+pub struct StartInput<'a> {
+    pub plan: Plan,
+    /// The plan file's text as written, kept in the state for the audit.
+    pub source: &'a str,
+    pub source_name: &'a str,
+    pub base: Option<&'a str>,
+}
+
+pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
+    let plan = input.plan;
+    let name = plan.name.clone();
+    if repo.ref_target(&names::state(&name))?.is_some() {
+        return Err(refuse_with_hint(
+            format!("plan `{name}` is already started"),
+            format!("see it with `git orch status {name}`; a new plan needs another name"),
+        ));
+    }
+    for leftover in [names::work(&name), names::checkpoint_tag(&name, "start")] {
+        if repo.ref_target(&leftover)?.is_some() {
+            return Err(refuse_with_hint(
+                format!("`{}` exists but plan `{name}` has no state branch", names::display(&leftover)),
+                format!("delete the leftover refs (`git for-each-ref 'refs/*/orch/{name}/'`) or give the plan another name"),
+            ));
+        }
+    }
+    let base: Oid = match input.base.or(plan.base.as_deref()) {
+        Some(rev) => repo.resolve_commit(rev)?,
+        None => repo.head_commit()?,
+    };
+    let tag_name = format!("orch/{name}/start");
+    let message = format!("git-orch plan {name}: start\n\nbase {base}\n");
+    let start_tag = reconcile::new_tag(repo, &tag_name, base, &message)?;
+
+    let mut tasks = BTreeMap::new();
+    for (_, task) in plan.tasks() {
+        let mut t = TaskState::pending();
+        if task.skip {
+            t.state = TaskStatus::Skipped;
+            t.reason = Some("marked done before the plan started".to_string());
+        }
+        tasks.insert(task.id.clone(), t);
+    }
+    let phases = plan
+        .phases
+        .iter()
+        .map(|p| (p.id.clone(), PhaseState::default()))
+        .collect();
+    let state = State {
+        version: STATE_VERSION,
+        base: base.to_string(),
+        work: base.to_string(),
+        started_at: state::now(),
+        finished: false,
+        start_tag,
+        tasks,
+        phases,
+        rollbacks: Vec::new(),
+        seq: 0,
+    };
+    let files = vec![(
+        format!("source/{}", input.source_name),
+        input.source.as_bytes().to_vec(),
+    )];
+    store::create(
+        repo,
+        &plan,
+        &state,
+        files,
+        &format!("plan {name}: started at {}", crate::git::short(base)),
+    )?;
+    let snap = store::load(repo, &name)?;
+    reconcile::reconcile(repo, &snap)?;
+    Ok(snap)
+}

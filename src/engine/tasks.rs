@@ -1,0 +1,511 @@
+//! Task transitions shared by the manual commands (`task start/done/…`) and
+//! the runner: claiming a task, preparing its worktree and brief, landing
+//! it, and the moves back to pending that first preserve what they discard.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use git2::Oid;
+
+use super::land::{land, Landing};
+use super::workspace;
+use crate::error::{refuse, refuse_with_hint};
+use crate::git::{short, RefEdit, Repo};
+use crate::plan::{CheckoutMode, Phase, Task};
+use crate::state::{self, names, reconcile, store, Claim, Snapshot, TaskStatus};
+
+/// Looks a task up in the plan, refusing unknown ids.
+pub fn find_task<'a>(snap: &'a Snapshot, id: &str) -> Result<(&'a Phase, &'a Task)> {
+    snap.plan.task(id).ok_or_else(|| {
+        refuse_with_hint(
+            format!("plan `{}` has no task `{id}`", snap.plan_name),
+            format!("see its tasks with `git orch status {}`", snap.plan_name),
+        )
+    })
+}
+
+pub fn claim_for_this_process(manual: bool) -> Claim {
+    Claim {
+        host: crate::process::hostname(),
+        pid: std::process::id(),
+        proc_start: crate::process::process_start_time(std::process::id()),
+        since: state::now(),
+        manual,
+    }
+}
+
+/// A runner may not start a task now because a running task's scope may
+/// overlap it (or one of them has no scope and must run alone).
+#[derive(Debug)]
+pub struct Busy {
+    pub task: String,
+    pub other: String,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task `{}` waits for `{}` (their files may overlap)",
+            self.task, self.other
+        )
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// A running task whose write scope may overlap `task`'s.
+pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Option<String> {
+    snap.plan
+        .tasks()
+        .filter(|(_, t)| t.id != task.id && snap.task_status(&t.id) == TaskStatus::Running)
+        .find(|(_, t)| crate::plan::scopes_may_overlap(&t.files, &task.files))
+        .map(|(_, t)| t.id.clone())
+}
+
+/// A claimed task with its worktree ready.
+pub struct Begun {
+    pub worktree: PathBuf,
+    pub base: Oid,
+    /// The task was already running by hand and is only being shown again.
+    pub already: bool,
+}
+
+/// Claims a pending task (compare-and-swap on the state branch, so two
+/// runners never both get it) and prepares its worktree on
+/// `orch/<plan>/tasks/<task>` from the work branch head.
+pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) -> Result<Begun> {
+    let manual = claim.manual;
+    let path = workspace::task_worktree(repo, plan, id);
+    let path_s = path.to_string_lossy().to_string();
+    let (already, snap) = store::transact(repo, plan, |snap, change| {
+        let (phase, task) = find_task(snap, id)?;
+        let status = snap.task_status(id);
+        if manual
+            && status == TaskStatus::Running
+            && snap
+                .state
+                .tasks
+                .get(id)
+                .and_then(|t| t.claim.as_ref())
+                .is_some_and(|c| c.manual)
+        {
+            return Ok(true);
+        }
+        if status != TaskStatus::Pending {
+            let hint = match status {
+                TaskStatus::Failed | TaskStatus::Conflict => format!(
+                    "`git orch task reset {id}` returns it to pending (its work is kept in a ref)"
+                ),
+                TaskStatus::Running => {
+                    format!("it is being worked on; `git orch status {plan}` shows by whom")
+                }
+                _ => format!("see `git orch status {plan}`"),
+            };
+            return Err(refuse_with_hint(
+                format!("task `{id}` is {}, not pending", status.as_str()),
+                hint,
+            ));
+        }
+        if let Some(reason) = snap.blocked_reason(task, phase) {
+            return Err(refuse_with_hint(
+                format!("task `{id}` cannot start: {reason}"),
+                format!("see `git orch status {plan}`"),
+            ));
+        }
+        if !manual {
+            if let Some(other) = overlapping_running(snap, task) {
+                return Err(Busy {
+                    task: id.to_string(),
+                    other,
+                }
+                .into());
+            }
+        }
+        let t = change
+            .state
+            .tasks
+            .entry(id.to_string())
+            .or_insert_with(state::TaskState::pending);
+        t.state = TaskStatus::Running;
+        t.attempts += 1;
+        t.base = Some(snap.state.work.clone());
+        t.head = None;
+        t.reason = None;
+        t.started_at = Some(state::now());
+        t.ended_at = None;
+        t.claim = Some(claim.clone());
+        t.worktree = Some(path_s.clone());
+        if let Some(p) = change.state.phases.get_mut(&phase.id) {
+            p.gates_failed = false;
+        }
+        change.summary = format!(
+            "task {id}: running{}",
+            if manual { " (by hand)" } else { "" }
+        );
+        Ok(false)
+    })?;
+    crate::failpoint!("task-claimed");
+    let t = snap
+        .state
+        .tasks
+        .get(id)
+        .ok_or_else(|| anyhow!("task `{id}` vanished from the state"))?;
+    let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.work))?;
+    let (_, task) = find_task(&snap, id)?;
+    let branch = names::task_branch(plan, id);
+    if !(already && path.join(".git").exists()) {
+        let sparse = (snap.plan.defaults.checkout == CheckoutMode::Sparse
+            && !task.files.is_empty())
+        .then(|| {
+            task.files
+                .iter()
+                .chain(task.reads.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        if reuse_pool && !path.exists() {
+            workspace::unpark(repo, plan, &path);
+        }
+        if let Err(e) = repo.checkout_worktree(&path, &branch, base, sparse.as_deref()) {
+            // Give the task back so nobody has to clean up after us.
+            let _ = release(
+                repo,
+                plan,
+                id,
+                &format!("task {id}: pending (worktree could not be made)"),
+            );
+            return Err(e.context(format!("cannot make the worktree for task `{id}`")));
+        }
+    }
+    crate::failpoint!("worktree-created");
+    write_brief(repo, &snap, task)?;
+    Ok(Begun {
+        worktree: path,
+        base,
+        already,
+    })
+}
+
+/// Returns a running task to pending without touching its worktree (used
+/// when preparing it failed before any work was done).
+fn release(repo: &Repo, plan: &str, id: &str, summary: &str) -> Result<()> {
+    store::transact(repo, plan, |_, change| {
+        if let Some(t) = change.state.tasks.get_mut(id) {
+            if t.state == TaskStatus::Running {
+                *t = state::TaskState {
+                    attempts: t.attempts,
+                    ..state::TaskState::pending()
+                };
+                change.summary = summary.to_string();
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Writes `ORCH_TASK_FILE`: title, prompt, scope, and the handoff notes of
+/// the tasks it depends on.
+fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
+    let plan = &snap.plan_name;
+    let dir = workspace::task_files_dir(repo, plan);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut text = format!(
+        "# Task {}: {}\n\n",
+        task.id,
+        task.title.as_deref().unwrap_or(&task.id)
+    );
+    if let Some((phase, _)) = snap.plan.task(&task.id) {
+        text += &format!(
+            "Plan: {plan} · Phase: {}\n\n",
+            phase.title.as_deref().unwrap_or(&phase.id)
+        );
+    }
+    if let Some(prompt) = &task.prompt {
+        text += &format!("## Instructions\n\n{}\n\n", prompt.trim_end());
+    }
+    text += "## Files you may change\n\n";
+    if task.files.is_empty() {
+        text += "Any (no scope declared).\n\n";
+    } else {
+        for f in &task.files {
+            text += &format!("- `{f}`\n");
+        }
+        text += "\nChanges outside these paths fail the task.\n\n";
+    }
+    if !task.reads.is_empty() {
+        text += "## Files to read\n\n";
+        for f in &task.reads {
+            text += &format!("- `{f}`\n");
+        }
+        text += "\n";
+    }
+    for dep in &task.depends_on {
+        if let Some(note) = repo.read_path(snap.tree, &format!("handoff/{dep}.md"))? {
+            text += &format!(
+                "## Handoff from {dep}\n\n{}\n\n",
+                String::from_utf8_lossy(&note).trim_end()
+            );
+        }
+    }
+    text += &format!(
+        "## When you are done\n\nWrite a short handoff note for the tasks after you to `{}`.\n",
+        workspace::handoff_file(repo, plan, &task.id).display()
+    );
+    let file = workspace::task_file(repo, plan, &task.id);
+    std::fs::write(&file, text).with_context(|| format!("cannot write `{}`", file.display()))?;
+    Ok(())
+}
+
+/// How a landing attempt ended, for the caller to report.
+pub enum Landed {
+    Done {
+        commit: Option<Oid>,
+        changed: Vec<String>,
+    },
+    Conflict {
+        files: Vec<String>,
+    },
+    OutOfScope {
+        paths: Vec<String>,
+    },
+}
+
+pub struct Finish<'a> {
+    pub message: &'a str,
+    pub handoff: Option<String>,
+    pub log: Option<Vec<u8>>,
+    pub seconds: Option<f64>,
+    /// What the task's own command reported, for the handoff's test status.
+    pub outcome: &'a str,
+}
+
+/// Commits what the task left uncommitted and lands it on the work branch
+/// (one state commit: the task's new state, its handoff note and log, and
+/// the work branch's new head).
+pub fn complete(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    worktree: &Path,
+    finish: Finish<'_>,
+) -> Result<(Landed, Snapshot)> {
+    let head = repo.commit_all(worktree, finish.message)?;
+    crate::failpoint!("task-committed");
+    store::transact(repo, plan, |snap, change| {
+        let (phase, task) = find_task(snap, id)?;
+        let status = snap.task_status(id);
+        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+            return Err(refuse(format!(
+                "task `{id}` is {}, not running",
+                status.as_str()
+            )));
+        }
+        let t = snap
+            .state
+            .tasks
+            .get(id)
+            .ok_or_else(|| anyhow!("task `{id}` has no state"))?;
+        let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.base))?;
+        let work = Oid::from_str(&snap.state.work)?;
+        let landing = land(repo, &snap.plan, task, work, base, head)?;
+        let attempt = t.attempts.max(1);
+        let log_path = format!("logs/tasks/{id}/{attempt}.log");
+        let spent = finish
+            .seconds
+            .or_else(|| t.started_at.map(|s| state::now() - s));
+        let nt = change
+            .state
+            .tasks
+            .get_mut(id)
+            .ok_or_else(|| anyhow!("task `{id}` has no state"))?;
+        nt.head = Some(head.to_string());
+        nt.ended_at = Some(state::now());
+        nt.seconds = Some(t.seconds.unwrap_or(0.0) + spent.unwrap_or(0.0));
+        if let Some(log) = &finish.log {
+            change.files.push((log_path.clone(), log.clone()));
+            nt.log = Some(log_path.clone());
+        }
+        let result = match landing {
+            Landing::Landed { commit, changed } => {
+                nt.state = TaskStatus::Done;
+                nt.claim = None;
+                nt.landed = Some(commit.to_string());
+                nt.changed = changed.clone();
+                change.state.work = commit.to_string();
+                change.refs.push(RefEdit::Set {
+                    name: names::work(plan),
+                    new: commit,
+                    old: Some(work),
+                });
+                change.summary = format!("task {id}: done");
+                Landed::Done {
+                    commit: Some(commit),
+                    changed,
+                }
+            }
+            Landing::Empty => {
+                nt.state = TaskStatus::Done;
+                nt.claim = None;
+                change.summary = format!("task {id}: done (no changes)");
+                Landed::Done {
+                    commit: None,
+                    changed: Vec::new(),
+                }
+            }
+            Landing::Conflict { files } => {
+                nt.state = TaskStatus::Conflict;
+                nt.reason = Some(format!("landing conflicts in {}", files.join(", ")));
+                change.summary = format!("task {id}: conflict");
+                Landed::Conflict { files }
+            }
+            Landing::OutOfScope { paths } => {
+                nt.state = TaskStatus::Failed;
+                nt.reason = Some(format!(
+                    "changed paths outside its files: {}",
+                    paths.join(", ")
+                ));
+                change.summary = format!("task {id}: failed (scope violation)");
+                Landed::OutOfScope { paths }
+            }
+        };
+        if let Landed::Done { changed, commit } = &result {
+            let note = handoff_note(
+                repo, snap, phase, task, base, head, *commit, changed, &finish, nt.seconds,
+            )?;
+            change.file(format!("handoff/{id}.md"), note);
+        }
+        Ok(result)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handoff_note(
+    repo: &Repo,
+    snap: &Snapshot,
+    phase: &Phase,
+    task: &Task,
+    base: Oid,
+    head: Oid,
+    landed: Option<Oid>,
+    changed: &[String],
+    finish: &Finish<'_>,
+    seconds: Option<f64>,
+) -> Result<String> {
+    let mut text = format!(
+        "# Handoff: {} — {}\n\n",
+        task.id,
+        task.title.as_deref().unwrap_or(&task.id)
+    );
+    text += &format!("- Plan: {} · Phase: {}\n", snap.plan_name, phase.id);
+    text += &format!(
+        "- Landed: {}\n",
+        landed.map_or("no changes".to_string(), |c| format!(
+            "{c} ({})",
+            snap.plan.defaults.merge
+        ))
+    );
+    if let Some(s) = seconds {
+        let estimate = task
+            .estimate
+            .as_deref()
+            .map_or(String::new(), |e| format!(" (estimate {e})"));
+        text += &format!("- Time: {}{estimate}\n", crate::ui::duration(s));
+    }
+    text += "\n## Completed work\n\n";
+    let commits = if head == base {
+        Vec::new()
+    } else {
+        repo.commits_between(base, head)?
+    };
+    if commits.is_empty() {
+        text += "No commits.\n";
+    }
+    for c in commits {
+        let commit = repo.git.find_commit(c)?;
+        text += &format!("- {} {}\n", short(c), commit.summary().unwrap_or(""));
+    }
+    text += "\n## Modified files\n\n";
+    if changed.is_empty() {
+        text += "None.\n";
+    }
+    for path in changed {
+        text += &format!("- {path}\n");
+    }
+    text += "\n## Notes from the task\n\n";
+    match finish.handoff.as_deref().map(str::trim) {
+        Some(note) if !note.is_empty() => text += &format!("{note}\n"),
+        _ => text += "None written.\n",
+    }
+    text += &format!("\n## Test status\n\n{}\n", finish.outcome);
+    Ok(text)
+}
+
+/// Preserves a task's branch head and uncommitted work under
+/// `refs/orch/<plan>/preserved/<tag>/…` and returns the refs written.
+pub fn preserve_task(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    tag: &str,
+    work: Oid,
+) -> Result<Vec<String>> {
+    let mut kept = Vec::new();
+    let branch = names::task_branch(plan, id);
+    if let Some(wt) = repo.worktree_on_branch(&branch)? {
+        if let Some(snapshot) =
+            repo.snapshot_worktree(&wt.path, &format!("orch: uncommitted work of task {id}"))?
+        {
+            let name = names::preserved(plan, &format!("{tag}/worktrees/{id}"));
+            reconcile::create_if_absent(repo, &name, snapshot)?;
+            kept.push(name);
+        }
+    }
+    if let Some(head) = repo.ref_target(&branch)? {
+        if !repo.is_ancestor(head, work) {
+            let name = names::preserved(plan, &format!("{tag}/tasks/{id}"));
+            reconcile::create_if_absent(repo, &name, head)?;
+            kept.push(name);
+        }
+    }
+    Ok(kept)
+}
+
+/// Removes a task's worktree and branch. Call after preserving them.
+pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
+    let branch = names::task_branch(plan, id);
+    if let Some(wt) = repo.worktree_on_branch(&branch)? {
+        repo.remove_worktree(&wt.path)?;
+    } else {
+        let path = workspace::task_worktree(repo, plan, id);
+        if path.exists() {
+            repo.remove_worktree(&path)?;
+        }
+    }
+    if let Some(head) = repo.ref_target(&branch)? {
+        match repo.cas_delete(&branch, head) {
+            Ok(()) => {}
+            Err(e) if e.is::<crate::git::RefRace>() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A unique tag for a batch of preserved refs.
+pub fn preserve_tag(kind: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{kind}-{ms}-{}", std::process::id())
+}
+
+/// Plan-level guard used by commands that change things.
+pub fn refuse_if_finished(snap: &Snapshot) -> Result<()> {
+    if snap.state.finished {
+        return Err(refuse(format!("plan `{}` is finished", snap.plan_name)));
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Where task worktrees and the files handed to tasks live, and the pool
+//! of idle worktrees that `run` recycles. Everything sits under
+//! `<git-common-dir>/orch/` (or `orch.worktreeDir`), outside the user's
+//! working tree, so nothing of ours is ever committed by accident.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::git::Repo;
+
+/// The directory that holds every plan's worktrees.
+pub fn worktrees_root(repo: &Repo) -> PathBuf {
+    match repo.config_string("orch.worktreeDir") {
+        Some(dir) if PathBuf::from(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => repo.root.join(dir),
+        None => repo.orch_dir().join("worktrees"),
+    }
+}
+
+pub fn task_worktree(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    worktrees_root(repo).join(plan).join(task)
+}
+
+/// Files handed to a task (`ORCH_TASK_FILE`, `ORCH_HANDOFF_FILE`): outside
+/// the worktree so they never land in the task's commit.
+pub fn task_files_dir(repo: &Repo, plan: &str) -> PathBuf {
+    repo.orch_dir().join("tasks").join(plan)
+}
+
+pub fn task_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    task_files_dir(repo, plan).join(format!("{task}.md"))
+}
+
+pub fn handoff_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    task_files_dir(repo, plan).join(format!("{task}.handoff.md"))
+}
+
+/// Pid files of running task commands, for `resume` to stop orphans.
+pub fn pgid_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    repo.orch_dir()
+        .join("run")
+        .join(plan)
+        .join(format!("{task}.pgid"))
+}
+
+fn pool_dir(repo: &Repo, plan: &str) -> PathBuf {
+    worktrees_root(repo).join(plan).join(".pool")
+}
+
+/// Parks a finished task's clean worktree for reuse, detached so that its
+/// branch is free to be deleted or checked out elsewhere.
+pub fn park(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
+    if repo.is_dirty(worktree)? {
+        return Ok(());
+    }
+    repo.git_in(worktree, &["checkout", "-q", "--detach"])?;
+    let pool = pool_dir(repo, plan);
+    std::fs::create_dir_all(&pool)
+        .with_context(|| format!("cannot create `{}`", pool.display()))?;
+    let slot = pool.join(format!("{}-{}", std::process::id(), unique()));
+    repo.git(&[
+        "worktree",
+        "move",
+        &worktree.to_string_lossy(),
+        &slot.to_string_lossy(),
+    ])?;
+    Ok(())
+}
+
+/// Moves an idle worktree to `dest` if one is available; `false` if none.
+/// Two runners may reach for the same one: the loser tries the next.
+pub fn unpark(repo: &Repo, plan: &str, dest: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(pool_dir(repo, plan)) else {
+        return false;
+    };
+    if let Some(parent) = dest.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    for entry in entries.flatten() {
+        let src = entry.path();
+        if repo
+            .git(&[
+                "worktree",
+                "move",
+                &src.to_string_lossy(),
+                &dest.to_string_lossy(),
+            ])
+            .is_ok()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Removes every idle worktree of a plan.
+pub fn drain_pool(repo: &Repo, plan: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(pool_dir(repo, plan)) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        repo.remove_worktree(&entry.path())?;
+    }
+    let _ = std::fs::remove_dir(pool_dir(repo, plan));
+    Ok(())
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}

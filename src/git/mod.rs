@@ -1,0 +1,242 @@
+//! The only door to git. Reads and object writes go through libgit2 (no
+//! process to spawn, 10-20x cheaper for refs); worktrees, checkouts and
+//! merges go through the `git` binary, which runs hooks and filters, knows
+//! sparse checkout, and whose `merge-tree --write-tree` is flat in repository
+//! size where libgit2's merge is not (see shared/research/perf.md).
+
+mod merge;
+mod refs;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, Context, Result};
+use git2::{ErrorCode, Oid, Repository};
+
+use crate::error::{refuse, refuse_with_hint};
+
+pub use merge::TreeMerge;
+pub use refs::{RefEdit, RefRace};
+
+/// Environment variables a hook or a parent git may have set that would
+/// point a child git at the wrong repository or index.
+const LEAKY_GIT_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_PREFIX",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+];
+
+pub struct Repo {
+    pub git: Repository,
+    /// The main worktree's root (`ORCH_REPO`); the common dir for a bare repo.
+    pub root: PathBuf,
+    /// `$GIT_COMMON_DIR`: shared by every worktree, home of `orch/`.
+    pub common_dir: PathBuf,
+}
+
+impl Repo {
+    /// Finds the repository containing `dir`, refusing the shapes we cannot serve.
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let git = match Repository::discover(dir) {
+            Ok(repo) => repo,
+            Err(e) if e.code() == ErrorCode::NotFound => {
+                return Err(refuse_with_hint(
+                    format!("not a git repository: {}", dir.display()),
+                    "run git orch inside a repository, or create one with `git init`",
+                ))
+            }
+            Err(e) if e.message().contains("refstorage") || e.message().contains("reftable") => {
+                return Err(refuse_with_hint(
+                    "this repository uses the reftable ref format, which git-orch cannot read yet",
+                    "convert it with `git refs migrate --ref-format=files`",
+                ))
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot open repository at {}: {}",
+                    dir.display(),
+                    e.message()
+                ))
+            }
+        };
+        let common_dir = absolute(git.commondir());
+        let root = if git.is_bare() {
+            common_dir.clone()
+        } else if git.is_worktree() {
+            common_dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| common_dir.clone())
+        } else {
+            git.workdir()
+                .map(absolute)
+                .unwrap_or_else(|| common_dir.clone())
+        };
+        Ok(Repo {
+            git,
+            root,
+            common_dir,
+        })
+    }
+
+    /// Where git-orch keeps its private files (worktrees, pid files, temp indexes).
+    pub fn orch_dir(&self) -> PathBuf {
+        self.common_dir.join("orch")
+    }
+
+    /// Resolves a revision to a commit, or refuses naming it.
+    pub fn resolve_commit(&self, rev: &str) -> Result<Oid> {
+        let obj = self.git.revparse_single(rev).map_err(|_| {
+            refuse_with_hint(
+                format!("unknown revision `{rev}`"),
+                "name a branch, tag or commit id",
+            )
+        })?;
+        let commit = obj
+            .peel_to_commit()
+            .map_err(|_| refuse(format!("`{rev}` does not name a commit")))?;
+        Ok(commit.id())
+    }
+
+    /// The commit HEAD points at; refuses an unborn HEAD (a repository without commits).
+    pub fn head_commit(&self) -> Result<Oid> {
+        match self.git.head() {
+            Ok(head) => head
+                .peel_to_commit()
+                .map(|c| c.id())
+                .map_err(|e| anyhow!("HEAD does not point at a commit: {}", e.message())),
+            Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
+                Err(refuse_with_hint(
+                    "this repository has no commits yet",
+                    "make a first commit, then start the plan",
+                ))
+            }
+            Err(e) => Err(anyhow!("cannot read HEAD: {}", e.message())),
+        }
+    }
+
+    pub fn tree_of(&self, commit: Oid) -> Result<Oid> {
+        Ok(self
+            .git
+            .find_commit(commit)
+            .with_context(|| format!("commit {commit} is missing"))?
+            .tree_id())
+    }
+
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> bool {
+        ancestor == descendant
+            || self
+                .git
+                .graph_descendant_of(descendant, ancestor)
+                .unwrap_or(false)
+    }
+
+    /// Reads a blob by path from a tree; `None` when absent.
+    pub fn read_path(&self, tree: Oid, path: &str) -> Result<Option<Vec<u8>>> {
+        let tree = self.git.find_tree(tree)?;
+        match tree.get_path(Path::new(path)) {
+            Ok(entry) => {
+                let blob = self
+                    .git
+                    .find_blob(entry.id())
+                    .with_context(|| format!("`{path}` is not a file"))?;
+                Ok(Some(blob.content().to_vec()))
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Paths changed between two commits' trees (renames as delete + add).
+    pub fn changed_paths(&self, from: Oid, to: Oid) -> Result<Vec<String>> {
+        let a = self.git.find_commit(from)?.tree()?;
+        let b = self.git.find_commit(to)?.tree()?;
+        let diff = self.git.diff_tree_to_tree(Some(&a), Some(&b), None)?;
+        let mut paths = Vec::new();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path().and_then(Path::to_str) {
+                    if !paths.iter().any(|q: &String| q == p) {
+                        paths.push(p.to_string());
+                    }
+                }
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The configured identity, or git-orch's own when none is set, so that
+    /// a fresh machine can still record state.
+    pub fn signature(&self) -> Result<git2::Signature<'static>> {
+        match self.git.signature() {
+            Ok(sig) => Ok(sig.to_owned()),
+            Err(_) => Ok(git2::Signature::now("git-orch", "git-orch@localhost")?),
+        }
+    }
+
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.git.config().ok()?.get_string(key).ok()
+    }
+
+    pub fn config_i64(&self, key: &str) -> Option<i64> {
+        self.git.config().ok()?.get_i64(key).ok()
+    }
+
+    /// Runs `git` in `dir` and returns its stdout; stderr becomes the error.
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let out = self
+            .command_in(dir, args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let first = stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            Err(anyhow!("`git {}` failed: {}", args.join(" "), first))
+        }
+    }
+
+    /// Runs `git` in the main worktree.
+    pub fn git(&self, args: &[&str]) -> Result<String> {
+        self.git_in(&self.root, args)
+    }
+
+    /// A `git` command in `dir`, cleaned of variables that would redirect it.
+    pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(dir).args(args);
+        for var in LEAKY_GIT_ENV {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+}
+
+/// Removes the variables a hook's environment carries into child processes
+/// that run in other worktrees (gates, tasks).
+pub fn scrub_git_env(cmd: &mut Command) {
+    for var in LEAKY_GIT_ENV {
+        cmd.env_remove(var);
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    // libgit2 hands out paths with a trailing slash; keep ours clean.
+    PathBuf::from(p.to_string_lossy().trim_end_matches('/'))
+}
+
+pub fn short(oid: Oid) -> String {
+    oid.to_string()[..10].to_string()
+}

@@ -1,0 +1,86 @@
+//! git-orch: parse the command line, dispatch, and turn the outcome into
+//! one `error:` line and an exit code (SPEC §7: 0 done, 1 the work failed,
+//! 2 bad input or a refused operation).
+
+mod cli;
+mod commands;
+mod engine;
+mod error;
+mod failpoint;
+mod git;
+mod hooks;
+mod plan;
+mod process;
+mod state;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, HookCommand, TaskCommand};
+use error::{Refusal, EXIT_REFUSED};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_REFUSED } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            report(&err);
+            ExitCode::from(EXIT_REFUSED)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<u8> {
+    use commands::*;
+    match command {
+        Command::Check(args) => check::run(args),
+        Command::Start(args) => start::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Run(args) => run::run(args, false),
+        Command::Resume(args) => run::run(args, true),
+        Command::Task(TaskCommand::Start(args)) => task::start(args),
+        Command::Task(TaskCommand::Done(args)) => task::done(args),
+        Command::Task(TaskCommand::Fail(args)) => task::fail(args),
+        Command::Task(TaskCommand::Reset(args)) => task::reset(args),
+        Command::Task(TaskCommand::Skip(args)) => task::skip(args),
+        Command::Checkpoint(args) => checkpoint::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Log(args) => log::run(args),
+        Command::Gate(args) => gate::run(args),
+        Command::Hook(HookCommand::Install { force }) => hook::install(force),
+        Command::Hook(HookCommand::Uninstall) => hook::uninstall(),
+        Command::Hook(HookCommand::Status { json }) => hook::status(json),
+        Command::List(args) => list::run(args),
+        Command::Finish(args) => finish::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}
+
+/// One `error:` line with the causes joined, then a `hint:` when known.
+fn report(err: &anyhow::Error) {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    ui::error(line.lines().next().unwrap_or(""));
+    if let Some(hint) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<Refusal>())
+        .and_then(|r| r.hint.as_deref())
+    {
+        ui::hint(hint);
+    }
+}

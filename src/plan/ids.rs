@@ -1,0 +1,74 @@
+//! Id rules (SPEC §6). Ids become git ref components and file names, so
+//! they are restricted to a portable subset that git accepts everywhere.
+
+const RULE: &str = "ids are 1-64 characters from A-Z a-z 0-9 . _ -, start with a letter or digit, \
+                    and contain no `..` nor end in `.` or `.lock`";
+
+/// Check `id` for an object of `kind` ("plan", "phase", "task", "gate").
+pub fn validate_id(kind: &str, id: &str) -> Result<(), String> {
+    let bad = |why: String| Err(format!("invalid {kind} id `{id}`: {why} ({RULE})"));
+    if id.is_empty() {
+        return Err(format!("{kind} id is empty ({RULE})"));
+    }
+    let len = id.chars().count();
+    if len > 64 {
+        return bad(format!("it is {len} characters long"));
+    }
+    if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return bad("it must start with a letter or digit".into());
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(format!("it contains {c:?}"));
+    }
+    if id.contains("..") {
+        return bad("it contains `..`".into());
+    }
+    if id.ends_with('.') {
+        return bad("it ends with `.`".into());
+    }
+    if id.ends_with(".lock") {
+        return bad("it ends with `.lock`".into());
+    }
+    if kind == "phase" && id == "start" {
+        return Err("`start` cannot be a phase id: it is reserved for the plan's starting point; rename the phase".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_ids() {
+        for id in ["a", "A1", "db-schema", "v1.2_x", &"x".repeat(64)] {
+            assert_eq!(validate_id("task", id), Ok(()), "{id}");
+        }
+        assert_eq!(validate_id("task", "start"), Ok(()));
+    }
+
+    #[test]
+    fn bad_ids() {
+        let cases = [
+            ("", "empty"),
+            ("-a", "start with"),
+            ("a b", "contains ' '"),
+            ("a/b", "contains '/'"),
+            ("a..b", "`..`"),
+            ("a.", "ends with `.`"),
+            ("a.lock", "`.lock`"),
+            ("é", "start with"),
+        ];
+        for (id, want) in cases {
+            let e = validate_id("task", id).expect_err(id);
+            assert!(e.contains(want), "{id}: {e}");
+        }
+        assert!(validate_id("task", &"x".repeat(65)).is_err());
+        assert!(validate_id("phase", "start")
+            .expect_err("reserved")
+            .contains("reserved"));
+    }
+}

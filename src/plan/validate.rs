@@ -1,0 +1,381 @@
+//! Semantic checks on a parsed plan. They run on freshly loaded files and
+//! again on plans read back from the state branch, so they need no source
+//! text; when it is given, problems get a best-effort line and column.
+//! Every problem is reported, not just the first.
+
+use super::locate;
+use super::scope::check_glob;
+use super::{parse_duration, validate_id, Diagnostic, Gate, Plan, Task};
+use std::collections::HashMap;
+
+type Pos = Option<(usize, usize)>;
+
+/// Errors first, then warnings, each in plan order.
+pub fn validate(plan: &Plan, source: Option<&str>) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        plan,
+        src: source,
+        anchors: Anchors::new(plan, source),
+        out: Vec::new(),
+    };
+    v.plan_level();
+    v.phases();
+    v.dependencies();
+    let (mut errors, warnings): (Vec<_>, Vec<_>) =
+        v.out.into_iter().partition(Diagnostic::is_error);
+    errors.extend(warnings);
+    errors
+}
+
+/// Where each named thing (plan name, gate, phase, task) is defined in the
+/// source. Ids may repeat (that is one of the errors), so the n-th object
+/// with a given id is matched with the n-th place that id is written.
+struct Anchors {
+    name: Pos,
+    plan_gates: Vec<Pos>,
+    phases: Vec<Pos>,
+    phase_gates: Vec<Vec<Pos>>,
+    tasks: Vec<Vec<Pos>>,
+}
+
+impl Anchors {
+    fn new(plan: &Plan, src: Option<&str>) -> Anchors {
+        let mut seen: HashMap<(&str, String), usize> = HashMap::new();
+        let mut find = |key: &'static str, value: &str| -> Pos {
+            let src = src?;
+            let n = seen.entry((key, value.to_string())).or_insert(0);
+            *n += 1;
+            locate::key_value(src, key, value, *n - 1)
+        };
+        let name = find("name", &plan.name);
+        let plan_gates = plan.gates.iter().map(|g| find("name", &g.name)).collect();
+        let mut phases = Vec::new();
+        let mut phase_gates = Vec::new();
+        let mut tasks = Vec::new();
+        for p in &plan.phases {
+            phases.push(find("id", &p.id));
+            phase_gates.push(p.gates.iter().map(|g| find("name", &g.name)).collect());
+            tasks.push(p.tasks.iter().map(|t| find("id", &t.id)).collect());
+        }
+        Anchors {
+            name,
+            plan_gates,
+            phases,
+            phase_gates,
+            tasks,
+        }
+    }
+}
+
+struct Validator<'a> {
+    plan: &'a Plan,
+    src: Option<&'a str>,
+    anchors: Anchors,
+    out: Vec<Diagnostic>,
+}
+
+fn line_of(pos: Pos) -> usize {
+    pos.map_or(0, |p| p.0)
+}
+
+impl Validator<'_> {
+    fn error(&mut self, msg: String, pos: Pos) {
+        self.out.push(Diagnostic::error(msg).at(pos));
+    }
+
+    fn warning(&mut self, msg: String, pos: Pos) {
+        self.out.push(Diagnostic::warning(msg).at(pos));
+    }
+
+    /// Where `key = value` is written, preferring the place nearest after `anchor`.
+    fn kv(&self, key: &str, value: &str, anchor: Pos) -> Pos {
+        let found = locate::key_value_near(self.src?, key, value, line_of(anchor));
+        found.or(anchor)
+    }
+
+    fn item(&self, value: &str, anchor: Pos) -> Pos {
+        let found = locate::item_near(self.src?, value, line_of(anchor));
+        found.or(anchor)
+    }
+
+    fn duration(&mut self, what: &str, key: &str, value: Option<&String>, anchor: Pos) {
+        if let Some(s) = value {
+            if let Err(e) = parse_duration(s) {
+                let pos = self.kv(key, s, anchor);
+                self.error(format!("{what}: {e}"), pos);
+            }
+        }
+    }
+
+    fn run(&mut self, what: &str, value: Option<&String>, anchor: Pos) {
+        if value.is_some_and(|r| r.trim().is_empty()) {
+            let pos = self.kv("run", value.map_or("", |s| s.as_str()), anchor);
+            self.error(
+                format!("{what}: `run` is empty; give a command or remove the key"),
+                pos,
+            );
+        }
+    }
+
+    fn plan_level(&mut self) {
+        let plan = self.plan;
+        if let Err(e) = validate_id("plan", &plan.name) {
+            self.error(e, self.anchors.name);
+        }
+        if plan.base.as_ref().is_some_and(|b| b.trim().is_empty()) {
+            let pos = self.src.and_then(|s| locate::key(s, "base"));
+            self.error(
+                "`base` is empty; name a revision or remove the key to build on HEAD".into(),
+                pos,
+            );
+        }
+        let d = &plan.defaults;
+        self.duration("defaults.timeout", "timeout", d.timeout.as_ref(), None);
+        if d.parallel == Some(0) {
+            let pos = self
+                .src
+                .and_then(|s| locate::key_value(s, "parallel", "0", 0));
+            self.error("defaults.parallel must be at least 1".into(), pos);
+        }
+        self.run("defaults", d.run.as_ref(), None);
+        let anchors = self.anchors.plan_gates.clone();
+        self.gates(&plan.gates, "gates", &anchors, &mut HashMap::new());
+    }
+
+    /// Gate names become file names, so they follow the id rules, and must
+    /// be unique among the gates one checkpoint runs.
+    fn gates<'g>(
+        &mut self,
+        gates: &'g [Gate],
+        path: &str,
+        anchors: &[Pos],
+        names: &mut HashMap<&'g str, String>,
+    ) {
+        for (i, g) in gates.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            let pos = anchors.get(i).copied().flatten();
+            if let Err(e) = validate_id("gate", &g.name) {
+                self.error(format!("{here}: {e}"), pos);
+            } else if let Some(first) = names.get(g.name.as_str()) {
+                self.error(
+                    format!("gate name `{}` is used twice ({first} and {here})", g.name),
+                    pos,
+                );
+            } else {
+                names.insert(&g.name, here.clone());
+            }
+            self.run(&format!("gate `{}`", g.name), Some(&g.run), pos);
+            self.duration(
+                &format!("gate `{}` timeout", g.name),
+                "timeout",
+                g.timeout.as_ref(),
+                pos,
+            );
+        }
+    }
+
+    fn phases(&mut self) {
+        let plan = self.plan;
+        if plan.phases.is_empty() {
+            self.error(
+                "the plan has no phases; add at least one phase with tasks".into(),
+                None,
+            );
+        }
+        let mut phase_ids: HashMap<&str, usize> = HashMap::new();
+        let mut task_ids: HashMap<&str, &str> = HashMap::new();
+        let plan_gate_names: HashMap<&str, String> = plan
+            .gates
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.name.as_str(), format!("gates[{i}]")))
+            .collect();
+        for (i, phase) in plan.phases.iter().enumerate() {
+            let pos = self.anchors.phases[i];
+            if let Err(e) = validate_id("phase", &phase.id) {
+                self.error(e, pos);
+            } else if let Some(first) = phase_ids.get(phase.id.as_str()) {
+                let msg = format!(
+                    "phase id `{}` is used twice (phases[{first}] and phases[{i}])",
+                    phase.id
+                );
+                self.error(msg, pos);
+            } else {
+                phase_ids.insert(&phase.id, i);
+            }
+            let anchors = self.anchors.phase_gates[i].clone();
+            self.gates(
+                &phase.gates,
+                &format!("phases[{i}].gates"),
+                &anchors,
+                &mut plan_gate_names.clone(),
+            );
+            if phase.tasks.is_empty() {
+                self.error(
+                    format!(
+                        "phase `{}` has no tasks; add tasks or remove the phase",
+                        phase.id
+                    ),
+                    pos,
+                );
+            }
+            if plan.gates.is_empty() && phase.gates.is_empty() {
+                let msg = format!(
+                    "phase `{}` has no gates: its checkpoint checks nothing",
+                    phase.id
+                );
+                self.warning(msg, pos);
+            }
+            for (j, task) in phase.tasks.iter().enumerate() {
+                let pos = self.anchors.tasks[i][j];
+                if let Err(e) = validate_id("task", &task.id) {
+                    self.error(e, pos);
+                } else if let Some(first) = task_ids.get(task.id.as_str()) {
+                    let msg = format!(
+                        "task id `{}` is used twice (in phase `{first}` and phase `{}`); task ids must be unique in the plan",
+                        task.id, phase.id
+                    );
+                    self.error(msg, pos);
+                } else {
+                    task_ids.insert(&task.id, &phase.id);
+                }
+                self.task(task, pos);
+            }
+        }
+    }
+
+    fn task(&mut self, task: &Task, pos: Pos) {
+        let what = format!("task `{}`", task.id);
+        self.run(&what, task.run.as_ref(), pos);
+        self.duration(
+            &format!("{what} estimate"),
+            "estimate",
+            task.estimate.as_ref(),
+            pos,
+        );
+        self.duration(
+            &format!("{what} timeout"),
+            "timeout",
+            task.timeout.as_ref(),
+            pos,
+        );
+        for (key, globs) in [("files", &task.files), ("reads", &task.reads)] {
+            for g in globs {
+                if let Err(e) = check_glob(g) {
+                    let at = self.item(g, pos);
+                    self.error(format!("{what} `{key}`: {e}"), at);
+                }
+            }
+        }
+        if task.files.is_empty() && !task.skip {
+            let msg =
+                format!("{what} declares no `files`: it may write anywhere, so it will run alone");
+            self.warning(msg, pos);
+        }
+    }
+
+    /// Unknown, self, later-phase and cyclic dependencies.
+    fn dependencies(&mut self) {
+        let plan = self.plan;
+        // First occurrence wins for duplicated ids; duplicates are reported elsewhere.
+        let mut index: HashMap<&str, (usize, usize)> = HashMap::new();
+        let mut flat: Vec<(usize, usize, &Task)> = Vec::new();
+        for (i, phase) in plan.phases.iter().enumerate() {
+            for (j, task) in phase.tasks.iter().enumerate() {
+                index.entry(task.id.as_str()).or_insert((i, flat.len()));
+                flat.push((i, j, task));
+            }
+        }
+        let mut edges: Vec<Vec<usize>> = vec![Vec::new(); flat.len()];
+        for (k, &(i, j, task)) in flat.iter().enumerate() {
+            let pos = self.anchors.tasks[i][j];
+            for dep in &task.depends_on {
+                let at = self.item(dep, pos);
+                match index.get(dep.as_str()) {
+                    _ if *dep == task.id => {
+                        self.error(format!("task `{}` depends on itself", task.id), at);
+                    }
+                    None => {
+                        let msg = format!("task `{}` depends on unknown task `{dep}`", task.id);
+                        self.error(msg, at);
+                    }
+                    Some(&(dep_phase, _)) if dep_phase > i => {
+                        let msg = format!(
+                            "task `{}` (phase `{}`) depends on `{dep}` of the later phase `{}`; \
+                             a task may depend only on tasks of its own or an earlier phase",
+                            task.id, plan.phases[i].id, plan.phases[dep_phase].id
+                        );
+                        self.error(msg, at);
+                    }
+                    Some(&(_, target)) => edges[k].push(target),
+                }
+            }
+        }
+        for cycle in find_cycles(&edges) {
+            let mut names: Vec<&str> = cycle.iter().map(|&k| flat[k].2.id.as_str()).collect();
+            names.push(names[0]);
+            let (i, j, _) = flat[cycle[0]];
+            let msg = format!(
+                "dependency cycle: {} (each task depends on the next)",
+                names.join(" -> ")
+            );
+            self.error(msg, self.anchors.tasks[i][j]);
+        }
+    }
+}
+
+/// Each cycle found by a depth-first search, as node indices in dependency
+/// order, starting from the node reached first in plan order.
+fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    fn visit(
+        u: usize,
+        edges: &[Vec<usize>],
+        mark: &mut [Mark],
+        stack: &mut Vec<usize>,
+        out: &mut Vec<Vec<usize>>,
+    ) {
+        mark[u] = Mark::OnStack;
+        stack.push(u);
+        for &v in &edges[u] {
+            match mark[v] {
+                Mark::New => visit(v, edges, mark, stack, out),
+                Mark::OnStack => {
+                    if let Some(at) = stack.iter().position(|&x| x == v) {
+                        out.push(stack[at..].to_vec());
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        mark[u] = Mark::Done;
+    }
+    let mut mark = vec![Mark::New; edges.len()];
+    let mut out = Vec::new();
+    for u in 0..edges.len() {
+        if mark[u] == Mark::New {
+            visit(u, edges, &mut mark, &mut Vec::new(), &mut out);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles_in_dependency_order() {
+        // 0 -> 1 -> 2 -> 0, and 3 -> 3 excluded (self edges never reach here).
+        let edges = vec![vec![1], vec![2], vec![0], vec![]];
+        assert_eq!(find_cycles(&edges), vec![vec![0, 1, 2]]);
+        let two = vec![vec![1], vec![0], vec![3], vec![2]];
+        assert_eq!(find_cycles(&two).len(), 2);
+    }
+}

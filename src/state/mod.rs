@@ -1,0 +1,18 @@
+//! The state branch: model, storage by compare-and-swap, and repair of the
+//! refs derived from it.
+
+pub mod model;
+pub mod names;
+pub mod reconcile;
+pub mod store;
+
+pub use model::*;
+pub use store::{Change, Snapshot};
+
+/// Seconds since the epoch, as stored in the state.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,190 @@
+//! Brings the derived refs (work branch, checkpoint tags, task branches)
+//! back in line with the state branch after an interruption. The state
+//! branch is the single source of truth; a derived ref that points somewhere
+//! the state does not know is preserved under `refs/orch/<plan>/preserved/`
+//! before it is moved, so a repair never loses a commit.
+
+use anyhow::Result;
+use git2::Oid;
+
+use super::model::{TagRecord, TaskStatus};
+use super::names;
+use super::store::Snapshot;
+use crate::git::{short, RefRace, Repo};
+
+/// Repairs what it finds and returns a line per repair, for the user.
+pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
+    let plan = &snap.plan_name;
+    let state = &snap.state;
+    let mut notes = Vec::new();
+
+    let work_ref = names::work(plan);
+    let expected_work = Oid::from_str(&state.work)?;
+    sync_ref(repo, plan, &work_ref, Some(expected_work), &mut notes)?;
+
+    let tags = repo.refs_under(&names::tag_prefix(plan))?;
+    let tag_now = |phase: &str| {
+        let name = names::checkpoint_tag(plan, phase);
+        tags.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)
+    };
+    if tag_now("start").is_none() && !state.finished {
+        let id = recreate_tag(repo, &state.start_tag)?;
+        sync_ref(
+            repo,
+            plan,
+            &names::checkpoint_tag(plan, "start"),
+            Some(id),
+            &mut notes,
+        )?;
+    }
+    for phase in &snap.plan.phases {
+        let name = names::checkpoint_tag(plan, &phase.id);
+        let current = tag_now(&phase.id);
+        match state
+            .phases
+            .get(&phase.id)
+            .and_then(|p| p.checkpoint.as_ref())
+        {
+            Some(cp) => {
+                let want = Oid::from_str(&cp.tag.object)?;
+                if current != Some(want) {
+                    let id = recreate_tag(repo, &cp.tag)?;
+                    sync_ref(repo, plan, &name, Some(id), &mut notes)?;
+                }
+            }
+            None if current.is_some() => sync_ref(repo, plan, &name, None, &mut notes)?,
+            None => {}
+        }
+    }
+
+    // A task returned to pending whose branch survived (a reset or rollback
+    // interrupted after its state commit): keep its work, drop the branch.
+    let branches = repo.refs_under(&names::task_branch_prefix(plan))?;
+    for (name, head) in branches {
+        let Some(task) = name.strip_prefix(&names::task_branch_prefix(plan)) else {
+            continue;
+        };
+        let pending = state
+            .tasks
+            .get(task)
+            .is_none_or(|t| t.state == TaskStatus::Pending);
+        if !pending {
+            continue;
+        }
+        if let Some(wt) = repo.worktree_on_branch(&name)? {
+            if let Some(snapshot) =
+                repo.snapshot_worktree(&wt.path, &format!("orch: uncommitted work of task {task}"))?
+            {
+                let kept =
+                    names::preserved(plan, &format!("repair/worktree-{task}-{}", short(snapshot)));
+                create_if_absent(repo, &kept, snapshot)?;
+                notes.push(format!(
+                    "kept the uncommitted work of task {task} in {kept}"
+                ));
+            }
+            repo.remove_worktree(&wt.path)?;
+        }
+        let _ = head;
+        sync_ref(repo, plan, &name, None, &mut notes)?;
+    }
+    Ok(notes)
+}
+
+/// Makes `name` point at `want` (`None`: deleted). A current value that is
+/// not already contained in `want` is preserved first.
+fn sync_ref(
+    repo: &Repo,
+    plan: &str,
+    name: &str,
+    want: Option<Oid>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let current = repo.ref_target(name)?;
+    if current == want {
+        return Ok(());
+    }
+    if let Some(cur) = current {
+        let contained = match want {
+            Some(w) => peel(repo, cur)
+                .zip(peel(repo, w))
+                .is_some_and(|(c, w)| repo.is_ancestor(c, w)),
+            None => false,
+        };
+        if !contained {
+            let kept = names::preserved(
+                plan,
+                &format!(
+                    "repair/{}-{}",
+                    names::display(name).replace('/', "-"),
+                    short(cur)
+                ),
+            );
+            create_if_absent(repo, &kept, cur)?;
+            notes.push(format!(
+                "{} was at {}, not where the plan's state says; kept it in {kept}",
+                names::display(name),
+                short(cur)
+            ));
+        }
+    }
+    let result = match (want, current) {
+        (Some(w), old) => repo.cas_ref(name, w, old, "orch: repair from state"),
+        (None, Some(old)) => repo.cas_delete(name, old),
+        (None, None) => Ok(()),
+    };
+    match result {
+        Ok(()) => {
+            notes.push(format!("repaired {}", names::display(name)));
+            Ok(())
+        }
+        // Someone else is repairing or changing it right now; their write wins.
+        Err(e) if e.is::<RefRace>() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn peel(repo: &Repo, id: Oid) -> Option<Oid> {
+    repo.git
+        .find_object(id, None)
+        .ok()?
+        .peel_to_commit()
+        .ok()
+        .map(|c| c.id())
+}
+
+pub fn create_if_absent(repo: &Repo, name: &str, id: Oid) -> Result<()> {
+    match repo.cas_ref(name, id, None, "orch: preserve") {
+        Ok(()) => Ok(()),
+        Err(e) if e.is::<RefRace>() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the annotated tag object a record describes (same bytes, same id).
+pub fn recreate_tag(repo: &Repo, record: &TagRecord) -> Result<Oid> {
+    let target = repo.git.find_object(Oid::from_str(&record.target)?, None)?;
+    let time = git2::Time::new(record.time, record.offset_minutes);
+    let tagger = git2::Signature::new(&record.tagger_name, &record.tagger_email, &time)?;
+    Ok(repo
+        .git
+        .tag_annotation_create(&record.name, &target, &tagger, &record.message)?)
+}
+
+/// Writes a new annotated tag object for `target` (no ref) and returns the
+/// record that can recreate it.
+pub fn new_tag(repo: &Repo, name: &str, target: Oid, message: &str) -> Result<TagRecord> {
+    let sig = repo.signature()?;
+    let when = sig.when();
+    let mut record = TagRecord {
+        name: name.to_string(),
+        object: String::new(),
+        target: target.to_string(),
+        tagger_name: sig.name().unwrap_or("git-orch").to_string(),
+        tagger_email: sig.email().unwrap_or("git-orch@localhost").to_string(),
+        time: when.seconds(),
+        offset_minutes: when.offset_minutes(),
+        message: message.to_string(),
+    };
+    record.object = recreate_tag(repo, &record)?.to_string();
+    Ok(record)
+}

@@ -1,0 +1,103 @@
+//! The only place that prints. Data goes to stdout, everything meant for a
+//! person (progress, notes, hints) to stderr, so `git orch … | tool` and
+//! `--json` stay clean. Colour only on a terminal and never with NO_COLOR.
+
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+fn colour_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            && std::io::stderr().is_terminal()
+            && std::io::stdout().is_terminal()
+    })
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+fn paint(code: &str, text: &str) -> String {
+    if colour_on() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+pub fn green(t: &str) -> String {
+    paint("32", t)
+}
+pub fn red(t: &str) -> String {
+    paint("31", t)
+}
+pub fn yellow(t: &str) -> String {
+    paint("33", t)
+}
+pub fn bold(t: &str) -> String {
+    paint("1", t)
+}
+pub fn dim(t: &str) -> String {
+    paint("2", t)
+}
+
+/// A line of data on stdout. A closed pipe ends the program quietly.
+pub fn out(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}").is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// A line for the person at the terminal, on stderr.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+pub fn warn(line: &str) {
+    note(&format!("{} {line}", yellow("warning:")));
+}
+
+pub fn hint(line: &str) {
+    note(&format!("{} {line}", dim("hint:")));
+}
+
+pub fn error(line: &str) {
+    note(&format!("{} {line}", red("error:")));
+}
+
+/// `1m05s`, `12.3s`, `2h03m`.
+pub fn duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1}s")
+    } else if seconds < 3600.0 {
+        format!(
+            "{}m{:02}s",
+            (seconds / 60.0) as u64,
+            (seconds % 60.0) as u64
+        )
+    } else {
+        format!(
+            "{}h{:02}m",
+            (seconds / 3600.0) as u64,
+            ((seconds % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+/// Colours a task or phase state name for display.
+pub fn state_word(state: &str) -> String {
+    match state {
+        "done" | "checkpointed" => green(state),
+        "failed" | "conflict" => red(state),
+        "running" | "active" => yellow(state),
+        _ => state.to_string(),
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn json(value: &serde_json::Value) {
+    out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string()));
+}

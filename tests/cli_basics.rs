@@ -1,0 +1,35 @@
+//! Wiring of the binary itself: help, version, exit codes outside a repo.
+mod common;
+
+use common::*;
+
+#[test]
+fn help_and_version_work_everywhere() {
+    let repo = TestRepo::new();
+    let out = repo.orch(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("checkpoint"));
+    for sub in ["check", "start", "status", "run", "task", "checkpoint", "rollback", "resume", "log", "gate", "hook", "list", "finish", "demo"] {
+        let out = repo.orch(&[sub, "-h"]);
+        assert_eq!(out.status.code(), Some(0), "{sub} -h");
+    }
+    assert_eq!(repo.orch(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn outside_a_repository_is_refused() {
+    let repo = TestRepo::new();
+    let outside = repo.scratch().join("nowhere");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let out = repo.orch_in(&outside, &["status"]);
+    assert_refused(&out, "status outside a repo");
+    assert!(stderr(&out).contains("not a git repository"));
+}
+
+#[test]
+fn unknown_subcommand_exits_2() {
+    let repo = TestRepo::new();
+    let out = repo.orch(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error:"));
+}

@@ -1,0 +1,184 @@
+//! The hermetic test-repository helper shared by the integration tests:
+//! real repositories in temp dirs, the real `git-orch` binary and the real
+//! `git`, with no user or system config leaking in.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_git-orch");
+
+pub struct TestRepo {
+    _tmp: TempDir,
+    pub path: PathBuf,
+    pub home: PathBuf,
+    /// A directory put first on PATH, holding `git-orch` so `git orch` works.
+    pub bin_dir: PathBuf,
+}
+
+/// Makes a command hermetic: no global/system git config, fixed identity
+/// and dates, no colour, and our binary first on PATH.
+pub fn hermetic(cmd: &mut Command, home: &Path, bin_dir: &Path) {
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .env("NO_COLOR", "1")
+        .env("LC_ALL", "C")
+        .env("TMPDIR", std::env::temp_dir());
+}
+
+impl TestRepo {
+    /// A repository on `main` with one commit (README).
+    pub fn new() -> TestRepo {
+        let repo = TestRepo::empty();
+        repo.write("README", "hello\n");
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-q", "-m", "initial"]);
+        repo
+    }
+
+    /// A repository without commits.
+    pub fn empty() -> TestRepo {
+        let tmp = TempDir::new().expect("temp dir");
+        let root = tmp.path().canonicalize().expect("canonical temp dir");
+        let path = root.join("repo");
+        let home = root.join("home");
+        let bin_dir = root.join("bin");
+        std::fs::create_dir_all(&path).expect("mkdir repo");
+        std::fs::create_dir_all(&home).expect("mkdir home");
+        std::fs::create_dir_all(&bin_dir).expect("mkdir bin");
+        std::os::unix::fs::symlink(BIN, bin_dir.join("git-orch")).expect("symlink git-orch");
+        let repo = TestRepo { _tmp: tmp, path, home, bin_dir };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "gc.auto", "0"]);
+        repo
+    }
+
+    /// The temp dir holding the repo (for remotes, plan files, …).
+    pub fn scratch(&self) -> PathBuf {
+        self.path.parent().expect("repo has a parent").to_path_buf()
+    }
+
+    pub fn command(&self, program: &str, dir: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        hermetic(&mut cmd, &self.home, &self.bin_dir);
+        cmd.current_dir(dir).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs git in the repo and returns stdout; panics on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.path, args)
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.command("git", dir).args(args).output().expect("run git");
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `git-orch` in the repo.
+    pub fn orch(&self, args: &[&str]) -> Output {
+        self.orch_in(&self.path, args)
+    }
+
+    pub fn orch_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(BIN, dir).args(args).output().expect("run git-orch")
+    }
+
+    /// Runs `git-orch`, asserts exit 0, returns stdout.
+    pub fn orch_ok(&self, args: &[&str]) -> String {
+        let out = self.orch(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "git orch {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Parses `--json` output.
+    pub fn orch_json(&self, args: &[&str]) -> serde_json::Value {
+        let stdout = self.orch_ok(args);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("git orch {args:?}: bad JSON ({e}): {stdout}"))
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.path.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, content).expect("write file");
+        p
+    }
+
+    /// Writes a plan file outside the repository's tree and returns its path.
+    pub fn plan(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.scratch().join(name);
+        std::fs::write(&p, text).expect("write plan");
+        p
+    }
+
+    pub fn commit_all(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+    }
+
+    /// `git for-each-ref` of every ref: the before/after snapshot of refusals.
+    pub fn refs(&self) -> String {
+        self.git(&["for-each-ref", "--format=%(objectname) %(refname)"])
+    }
+
+    /// The id a rev resolves to, `None` if it does not.
+    pub fn rev(&self, rev: &str) -> Option<String> {
+        let out = self.command("git", &self.path).args(["rev-parse", "--verify", "-q", rev]).output().expect("rev-parse");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// `git fsck` must pass with no error, missing or broken object.
+    pub fn fsck(&self) {
+        let out = self.command("git", &self.path).args(["fsck", "--no-progress"]).output().expect("fsck");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "git fsck failed:\n{text}");
+        for bad in ["error", "missing", "broken", "corrupt"] {
+            assert!(!text.contains(bad), "git fsck reports {bad}:\n{text}");
+        }
+    }
+
+    /// A file's content at a rev, `None` if absent.
+    pub fn show(&self, rev_path: &str) -> Option<String> {
+        let out = self.command("git", &self.path).args(["show", rev_path]).output().expect("git show");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts SPEC §6/§7 for a refusal: exit 2, stderr starts with `error:`,
+/// no panic or backtrace.
+pub fn assert_refused(out: &Output, context: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{context}: expected exit 2, got {:?}\nstderr: {err}", out.status.code());
+    assert!(err.starts_with("error:"), "{context}: stderr must start with `error:`, got: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{context}: panic: {err}");
+}

@@ -97,7 +97,24 @@ pub fn state_word(state: &str) -> String {
     }
 }
 
+/// Prints any serialisable report as pretty JSON on stdout.
+pub fn json_of<T: serde::Serialize>(value: &T) {
+    out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string()));
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn json(value: &serde_json::Value) {
     out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string()));
+}
+
+/// With `ORCH_TRACE=1`, prints how long a step took (`trace: land 9.1ms`) on
+/// stderr; the benchmark scripts read these lines.
+pub fn trace(what: &str, since: std::time::Instant) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("ORCH_TRACE").is_some_and(|v| v == "1")) {
+        note(&format!(
+            "trace: {what} {:.1}ms",
+            since.elapsed().as_secs_f64() * 1000.0
+        ));
+    }
 }

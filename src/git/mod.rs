@@ -42,6 +42,9 @@ pub struct Repo {
 impl Repo {
     /// Finds the repository containing `dir`, refusing the shapes we cannot serve.
     pub fn discover(dir: &Path) -> Result<Repo> {
+        // git itself does not rehash objects on every read; libgit2 does by
+        // default, which costs more than the rest of a `status`.
+        git2::opts::strict_hash_verification(false);
         let git = match Repository::discover(dir) {
             Ok(repo) => repo,
             Err(e) if e.code() == ErrorCode::NotFound => {

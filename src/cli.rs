@@ -51,6 +51,78 @@ pub enum Command {
     Finish(PlanArg),
     /// Make a throwaway repository and carry a built-in plan through it
     Demo(DemoArgs),
+    /// Turn a spec-kit tasks.md or a Claudio .claudio/ plan into a git-orch plan
+    Import(ImportArgs),
+    /// Write a commented starter plan
+    Init(InitArgs),
+    /// What ran, when, for how long, with what result (md, json or html)
+    Report(ReportArgs),
+    /// The plan's dependency graph (mermaid or dot)
+    Graph(GraphArgs),
+    /// Shell completions for bash, zsh or fish
+    Completions(CompletionsArgs),
+    /// Install or print the man pages (so `git orch --help` works)
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A spec-kit tasks.md (or its feature directory), or a Claudio project (.claudio/ or its parent)
+    pub source: PathBuf,
+    /// Where to write the plan (.toml or .yaml); default: stdout as TOML
+    #[arg(short = 'o', long = "output", value_name = "PLAN_FILE")]
+    pub output: Option<PathBuf>,
+    /// The plan's name (default: derived from the source)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The plan's name (default: the repository's directory name)
+    pub name: Option<String>,
+    /// Where to write it (default: <name>.toml)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    pub plan: Option<String>,
+    /// md, json or html
+    #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
+    pub format: String,
+    /// Write to this file instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    pub plan: Option<String>,
+    /// mermaid or dot
+    #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
+    pub format: String,
+    /// Read the plan from a file instead of a started plan
+    #[arg(long, value_name = "PLAN_FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// bash, zsh or fish
+    #[arg(value_parser = ["bash", "zsh", "fish"])]
+    pub shell: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write the pages into DIR/man1 (default: beside the binary, <prefix>/share/man, which man finds from PATH)
+    #[arg(long, value_name = "DIR")]
+    pub install: Option<Option<PathBuf>>,
 }
 
 #[derive(Args, Debug)]

@@ -62,6 +62,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::List(args) => list::run(args),
         Command::Finish(args) => finish::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 

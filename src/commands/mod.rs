@@ -3,12 +3,18 @@
 
 pub mod check;
 pub mod checkpoint;
+pub mod completions;
 pub mod demo;
 pub mod finish;
 pub mod gate;
+pub mod graph;
 pub mod hook;
+pub mod import;
+pub mod init;
 pub mod list;
 pub mod log;
+pub mod man;
+pub mod report;
 pub mod rollback;
 pub mod run;
 pub mod start;

@@ -12,15 +12,40 @@ use super::names;
 use super::store::Snapshot;
 use crate::git::{short, RefRace, Repo};
 
-/// Repairs what it finds and returns a line per repair, for the user.
+/// Repairs what it finds and returns a line per repair worth telling the
+/// user (a ref that only lagged behind the state is moved silently).
+///
+/// A snapshot can be stale by the time it is used: another process may have
+/// committed a newer state and be about to move the refs itself. Acting on
+/// the stale one would drag refs backwards, so the state head is re-read
+/// before every repair and the pass restarts from the newer state.
 pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
+    let mut current = snap.clone();
+    for _ in 0..8 {
+        match reconcile_once(repo, &current)? {
+            Some(notes) => return Ok(notes),
+            None => current = super::store::load(repo, &snap.plan_name)?,
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// `None` when the state moved underneath; the caller reloads and retries.
+fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
     let plan = &snap.plan_name;
     let state = &snap.state;
     let mut notes = Vec::new();
+    let state_ref = names::state(plan);
+    let fresh = || -> Result<bool> { Ok(repo.ref_target(&state_ref)? == Some(snap.commit)) };
 
     let work_ref = names::work(plan);
     let expected_work = Oid::from_str(&state.work)?;
-    sync_ref(repo, plan, &work_ref, Some(expected_work), &mut notes)?;
+    if repo.ref_target(&work_ref)? != Some(expected_work) {
+        if !fresh()? {
+            return Ok(None);
+        }
+        sync_ref(repo, plan, &work_ref, Some(expected_work), &mut notes)?;
+    }
 
     let tags = repo.refs_under(&names::tag_prefix(plan))?;
     let tag_now = |phase: &str| {
@@ -28,6 +53,9 @@ pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
         tags.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)
     };
     if tag_now("start").is_none() && !state.finished {
+        if !fresh()? {
+            return Ok(None);
+        }
         let id = recreate_tag(repo, &state.start_tag)?;
         sync_ref(
             repo,
@@ -40,27 +68,29 @@ pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
     for phase in &snap.plan.phases {
         let name = names::checkpoint_tag(plan, &phase.id);
         let current = tag_now(&phase.id);
-        match state
+        let want = match state
             .phases
             .get(&phase.id)
             .and_then(|p| p.checkpoint.as_ref())
         {
-            Some(cp) => {
-                let want = Oid::from_str(&cp.tag.object)?;
-                if current != Some(want) {
-                    let id = recreate_tag(repo, &cp.tag)?;
-                    sync_ref(repo, plan, &name, Some(id), &mut notes)?;
-                }
+            Some(cp) if current != Some(Oid::from_str(&cp.tag.object)?) => {
+                Some(Some(recreate_tag(repo, &cp.tag)?))
             }
-            None if current.is_some() => sync_ref(repo, plan, &name, None, &mut notes)?,
-            None => {}
+            None if current.is_some() => Some(None),
+            _ => None,
+        };
+        if let Some(want) = want {
+            if !fresh()? {
+                return Ok(None);
+            }
+            sync_ref(repo, plan, &name, want, &mut notes)?;
         }
     }
 
     // A task returned to pending whose branch survived (a reset or rollback
     // interrupted after its state commit): keep its work, drop the branch.
     let branches = repo.refs_under(&names::task_branch_prefix(plan))?;
-    for (name, head) in branches {
+    for (name, _) in branches {
         let Some(task) = name.strip_prefix(&names::task_branch_prefix(plan)) else {
             continue;
         };
@@ -70,6 +100,9 @@ pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
             .is_none_or(|t| t.state == TaskStatus::Pending);
         if !pending {
             continue;
+        }
+        if !fresh()? {
+            return Ok(None);
         }
         if let Some(wt) = repo.worktree_on_branch(&name)? {
             if let Some(snapshot) =
@@ -84,10 +117,9 @@ pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
             }
             repo.remove_worktree(&wt.path)?;
         }
-        let _ = head;
         sync_ref(repo, plan, &name, None, &mut notes)?;
     }
-    Ok(notes)
+    Ok(Some(notes))
 }
 
 /// Makes `name` point at `want` (`None`: deleted). A current value that is
@@ -103,6 +135,8 @@ fn sync_ref(
     if current == want {
         return Ok(());
     }
+    // A ref that merely lags behind the state is moved without a word.
+    let mut lagging = current.is_some() && want.is_some();
     if let Some(cur) = current {
         let contained = match want {
             Some(w) => peel(repo, cur)
@@ -120,6 +154,7 @@ fn sync_ref(
                 ),
             );
             create_if_absent(repo, &kept, cur)?;
+            lagging = false;
             notes.push(format!(
                 "{} was at {}, not where the plan's state says; kept it in {kept}",
                 names::display(name),
@@ -134,7 +169,9 @@ fn sync_ref(
     };
     match result {
         Ok(()) => {
-            notes.push(format!("repaired {}", names::display(name)));
+            if !lagging {
+                notes.push(format!("repaired {}", names::display(name)));
+            }
             Ok(())
         }
         // Someone else is repairing or changing it right now; their write wins.

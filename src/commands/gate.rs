@@ -4,7 +4,7 @@ use anyhow::Result;
 use git2::Oid;
 use serde_json::json;
 
-use super::checkpoint::{gates_json, print_gates};
+use super::checkpoint::gates_json;
 use super::{open_plan, open_repo};
 use crate::cli::GateArgs;
 use crate::engine::gates::{self, GateOptions, GateRun};
@@ -48,9 +48,35 @@ pub fn run(args: GateArgs) -> Result<u8> {
             &json!({ "plan": plan, "commit": commit.to_string(), "passed": passed, "gates": gates_json(&runs) }),
         );
     } else {
-        print_gates(&plan, &runs);
+        for r in &runs {
+            ui::note(&gate_line(&plan, r));
+        }
     }
     Ok(if passed { 0 } else { 1 })
+}
+
+/// `gate unit: passed in 1.2s; log: `git show orch/p/state:logs/…``, one
+/// per gate; a failure also says why and on which commit.
+fn gate_line(plan: &str, run: &GateRun) -> String {
+    let r = &run.result;
+    let verdict = if r.passed {
+        ui::green("passed")
+    } else {
+        ui::red("failed")
+    };
+    let how = if r.cached {
+        format!(" (cached; ran in {})", ui::duration(r.seconds))
+    } else {
+        format!(" in {}", ui::duration(r.seconds))
+    };
+    let why = match (&r.reason, r.passed) {
+        (Some(reason), false) => format!(" on {} ({reason})", &r.commit[..10.min(r.commit.len())]),
+        _ => String::new(),
+    };
+    format!(
+        "gate {}: {verdict}{how}{why}; log: `git show orch/{plan}/state:{}`",
+        r.name, r.log
+    )
 }
 
 fn run_and_record(
@@ -78,6 +104,7 @@ fn run_and_record(
 struct Pushed {
     local_ref: String,
     local: Oid,
+    remote_ref: String,
 }
 
 fn parse_push_lines(input: &str) -> Result<Vec<Pushed>> {
@@ -87,19 +114,19 @@ fn parse_push_lines(input: &str) -> Result<Vec<Pushed>> {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [local_ref, local_sha, _remote_ref, remote_sha] = fields[..] else {
+        let [local_ref, local_sha, remote_ref, remote_sha] = fields[..] else {
             return Err(refuse(format!(
                 "pre-push input line {} is malformed: `{line}` (expected 4 fields)",
                 n + 1
             )));
         };
-        let local = Oid::from_str(local_sha).map_err(|_| {
+        let local = full_oid(local_sha).ok_or_else(|| {
             refuse(format!(
                 "pre-push input line {}: `{local_sha}` is not an object id",
                 n + 1
             ))
         })?;
-        Oid::from_str(remote_sha).map_err(|_| {
+        full_oid(remote_sha).ok_or_else(|| {
             refuse(format!(
                 "pre-push input line {}: `{remote_sha}` is not an object id",
                 n + 1
@@ -108,30 +135,49 @@ fn parse_push_lines(input: &str) -> Result<Vec<Pushed>> {
         out.push(Pushed {
             local_ref: local_ref.to_string(),
             local,
+            remote_ref: remote_ref.to_string(),
         });
     }
     Ok(out)
 }
 
-/// Which plans' gates hold a pushed ref (SPEC §5).
-fn plans_for(local_ref: &str, configured: &[String]) -> Vec<String> {
-    if local_ref.starts_with("refs/tags/") {
+/// A whole object id (SHA-1 or SHA-256 hex); `Oid::from_str` alone would
+/// take any hex prefix.
+fn full_oid(hex: &str) -> Option<Oid> {
+    let whole = matches!(hex.len(), 40 | 64) && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    whole.then(|| Oid::from_str(hex).ok()).flatten()
+}
+
+/// The plan whose integration branch `name` is (`refs/heads/orch/<plan>/work`).
+fn work_plan(name: &str) -> Option<&str> {
+    name.strip_prefix("refs/heads/orch/")?
+        .strip_suffix("/work")
+        .filter(|plan| !plan.contains('/'))
+}
+
+/// Which plans' gates hold a pushed ref (SPEC §5). What lands on the remote
+/// decides: a tag passes, a plan's work branch is held to that plan, the
+/// state and task branches carry records and unfinished work (nothing the
+/// plan vouches for), any other branch is held to the `orch.prePush` plans.
+/// A plan's work pushed under another name is held to that plan too. The
+/// local side may be `HEAD`, a commit id or any ref, so it only adds.
+fn plans_for(local_ref: &str, remote_ref: &str, configured: &[String]) -> Vec<String> {
+    if remote_ref.starts_with("refs/tags/") {
         return Vec::new();
     }
-    if let Some(rest) = local_ref.strip_prefix("refs/heads/orch/") {
-        if let Some(plan) = rest.strip_suffix("/work") {
-            if !plan.contains('/') {
-                return vec![plan.to_string()];
-            }
+    let mut plans: Vec<String> = if let Some(plan) = work_plan(remote_ref) {
+        vec![plan.to_string()]
+    } else if remote_ref.starts_with("refs/heads/orch/") || !remote_ref.starts_with("refs/heads/") {
+        Vec::new()
+    } else {
+        configured.to_vec()
+    };
+    if let Some(plan) = work_plan(local_ref) {
+        if !plans.iter().any(|p| p == plan) {
+            plans.push(plan.to_string());
         }
-        // The state branch and task branches carry records and unfinished
-        // work, not code the plan vouches for.
-        return Vec::new();
     }
-    if local_ref.starts_with("refs/heads/") {
-        return configured.to_vec();
-    }
-    Vec::new()
+    plans
 }
 
 fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
@@ -145,46 +191,65 @@ fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
         .map_err(|e| refuse(format!("cannot read the pushed refs on stdin: {e}")))?;
     let pushed = parse_push_lines(&input)?;
     let repo = open_repo()?;
+    // Git only names objects it has; anything else is not git talking.
+    for p in pushed.iter().filter(|p| !p.local.is_zero()) {
+        if repo.git.find_object(p.local, None).is_err() {
+            return Err(refuse(format!(
+                "pre-push input names {} for {}, which is not in this repository",
+                p.local, p.local_ref
+            )));
+        }
+    }
     let configured = configured_plans(&repo)?;
     let mut all_runs = Vec::new();
     let mut blocked = false;
+    let mut checked: Vec<(String, Oid)> = Vec::new();
     for p in &pushed {
         if p.local.is_zero() {
             continue;
         }
-        for plan in plans_for(&p.local_ref, &configured) {
+        for plan in plans_for(&p.local_ref, &p.remote_ref, &configured) {
             let snap = store::load(&repo, &plan).map_err(|_| {
                 refuse_with_hint(
-                    format!("pushing {} needs the gates of plan `{plan}`, which is not in this repository", p.local_ref),
+                    format!(
+                        "pushing {} needs the gates of plan `{plan}`, which is not in this repository",
+                        p.remote_ref
+                    ),
                     "fix `git config --get-all orch.prePush`, or push with --no-verify",
                 )
             })?;
-            let list: Vec<&crate::plan::Gate> = snap.plan.gates.iter().collect();
             let commit = repo
                 .git
                 .find_object(p.local, None)
                 .and_then(|o| o.peel_to_commit())
                 .map(|c| c.id())
-                .map_err(|_| refuse(format!("{} is not a commit", p.local)))?;
-            let runs = run_and_record(&repo, &snap, &list, commit, args)?;
-            for r in runs.iter().filter(|r| !r.result.passed) {
-                blocked = true;
-                ui::error(&format!(
-                    "push of {} to {remote} blocked: gate `{}` of plan {plan} failed on {} ({}); log: `git show orch/{plan}/state:{}`",
-                    p.local_ref,
-                    r.result.name,
-                    short(commit),
-                    r.result.reason.as_deref().unwrap_or("failed"),
-                    r.result.log
-                ));
+                .map_err(|_| {
+                    refuse(format!(
+                        "{} ({}) is not a commit; plan `{plan}` checks commits",
+                        p.local, p.local_ref
+                    ))
+                })?;
+            // The same commit pushed under several names is checked once.
+            if checked.contains(&(plan.clone(), commit)) {
+                continue;
             }
-            for r in runs.iter().filter(|r| r.result.passed) {
-                ui::note(&format!(
-                    "gate {} of plan {plan}: passed{} on {}",
-                    r.result.name,
-                    if r.result.cached { " (cached)" } else { "" },
-                    short(commit)
-                ));
+            checked.push((plan.clone(), commit));
+            let list: Vec<&crate::plan::Gate> = snap.plan.gates.iter().collect();
+            let runs = run_and_record(&repo, &snap, &list, commit, args)?;
+            for r in &runs {
+                if r.result.passed {
+                    ui::note(&format!("plan {plan}, {}", gate_line(&plan, r)));
+                } else {
+                    blocked = true;
+                    ui::error(&format!(
+                        "push of {} to {remote} blocked: gate `{}` of plan {plan} failed on {} ({}); log: `git show orch/{plan}/state:{}`",
+                        p.remote_ref,
+                        r.result.name,
+                        short(commit),
+                        r.result.reason.as_deref().unwrap_or("failed"),
+                        r.result.log
+                    ));
+                }
             }
             all_runs.extend(runs);
         }
@@ -223,14 +288,27 @@ mod tests {
     #[test]
     fn work_branch_is_held_to_its_plan_and_records_are_not() {
         let configured = vec!["p".to_string()];
+        let same = |r: &str| plans_for(r, r, &configured);
+        assert_eq!(same("refs/heads/orch/n/work"), vec!["n".to_string()]);
+        assert!(same("refs/heads/orch/n/state").is_empty());
+        assert!(same("refs/heads/orch/n/tasks/a").is_empty());
+        assert!(same("refs/tags/v1").is_empty());
+        assert_eq!(same("refs/heads/main"), configured);
+        // The local side is `HEAD` or a commit id for `git push origin HEAD:x`.
         assert_eq!(
-            plans_for("refs/heads/orch/n/work", &configured),
+            plans_for("HEAD", "refs/heads/main", &configured),
+            configured
+        );
+        assert_eq!(
+            plans_for("HEAD", "refs/heads/orch/n/work", &configured),
             vec!["n".to_string()]
         );
-        assert!(plans_for("refs/heads/orch/n/state", &configured).is_empty());
-        assert!(plans_for("refs/heads/orch/n/tasks/a", &configured).is_empty());
-        assert!(plans_for("refs/tags/v1", &configured).is_empty());
-        assert_eq!(plans_for("refs/heads/main", &configured), configured);
+        // A plan's work pushed under another name is still that plan's.
+        assert_eq!(
+            plans_for("refs/heads/orch/n/work", "refs/heads/main", &configured),
+            vec!["p".to_string(), "n".to_string()]
+        );
+        assert!(plans_for("refs/heads/main", "refs/tags/v1", &configured).is_empty());
     }
 
     #[test]
@@ -238,6 +316,8 @@ mod tests {
         assert!(parse_push_lines("refs/heads/main abc").is_err());
         assert!(parse_push_lines("a b c d").is_err());
         let zero = "0".repeat(40);
+        assert!(parse_push_lines(&format!("refs/heads/x abc refs/heads/x {zero}")).is_err());
+        assert!(parse_push_lines(&format!("refs/heads/x {zero} refs/heads/x {zero}0")).is_err());
         assert_eq!(
             parse_push_lines(&format!("refs/heads/x {zero} refs/heads/x {zero}\n"))
                 .map(|v| v.len())

@@ -119,6 +119,9 @@ fn run_one(
     let finished = process::run(&job, |line| (opts.on_line)(&gate.name, line));
     let reason = match &finished.exit {
         Exit::Code(0) => None,
+        // What `sh -c` says when the command cannot be started.
+        Exit::Code(127) => Some("exit code 127: command not found".to_string()),
+        Exit::Code(126) => Some("exit code 126: command not executable".to_string()),
         other => Some(other.describe()),
     };
     GateRun {
@@ -171,15 +174,16 @@ pub fn record_adhoc(repo: &Repo, plan: &str, runs: &[GateRun]) -> Result<()> {
     Ok(())
 }
 
-/// `unit passed, fmt failed`
+/// `unit passed, fmt failed, lint cached`
 pub fn summary(runs: &[GateRun]) -> String {
     runs.iter()
         .map(|r| {
-            format!(
-                "{} {}",
-                r.result.name,
-                if r.result.passed { "passed" } else { "failed" }
-            )
+            let verdict = match (r.result.cached, r.result.passed) {
+                (true, _) => "cached",
+                (false, true) => "passed",
+                (false, false) => "failed",
+            };
+            format!("{} {verdict}", r.result.name)
         })
         .collect::<Vec<_>>()
         .join(", ")

@@ -47,7 +47,9 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
                 "phase {} failed its gates; no checkpoint was made",
                 report.phase
             ));
-            ui::hint(&format!("fix it with a task (`git orch task reset ID`, then run it again) or roll back: `git orch rollback {plan}`"));
+            // Landed tasks cannot be reset; what works is a gate that passes
+            // on a second try, or a rollback that reopens the phase's tasks.
+            ui::hint(&format!("if the gate itself was at fault, fix it and `git orch checkpoint {plan}` again; otherwise `git orch rollback {plan}` returns the phase's tasks to pending (their work is kept in refs)"));
         }
     }
     Ok(if report.passed { 0 } else { 1 })

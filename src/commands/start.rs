@@ -24,9 +24,6 @@ pub fn run(args: StartArgs) -> Result<u8> {
             ));
         }
     };
-    for w in &warnings {
-        ui::note(&w.render(&shown));
-    }
     let repo = open_repo()?;
     let source = std::fs::read_to_string(&args.file)?;
     let source_name = args
@@ -42,6 +39,10 @@ pub fn run(args: StartArgs) -> Result<u8> {
             base: args.base.as_deref(),
         },
     )?;
+    // Warnings only once it started: a refusal's stderr starts with `error:`.
+    for w in &warnings {
+        ui::note(&w.render(&shown));
+    }
     let name = &snap.plan_name;
     if args.json {
         ui::json(

@@ -26,12 +26,10 @@ pub fn start(args: TaskArgs) -> Result<u8> {
         }));
     } else {
         ui::out(&path);
-        if !begun.already {
-            ui::note(&format!(
-                "task {} started on orch/{plan}/tasks/{}",
-                args.id, args.id
-            ));
-        }
+        ui::note(&format!(
+            "task {} started on orch/{plan}/tasks/{}",
+            args.id, args.id
+        ));
         ui::note(&format!(
             "brief: {}",
             workspace::task_file(&repo, &plan, &args.id).display()

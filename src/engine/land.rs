@@ -39,7 +39,11 @@ pub fn land(
     if head == base || repo.is_ancestor(head, work) {
         return Ok(Landing::Empty);
     }
-    let changed = repo.changed_paths(base, head)?;
+    // What the task itself changed: from where its branch last met the work
+    // branch, so a task that merged the work branch in (to resolve a
+    // conflict) is not blamed for the other tasks' files.
+    let since = repo.git.merge_base(work, head).unwrap_or(base);
+    let changed = repo.changed_paths(since, head)?;
     if changed.is_empty() {
         return Ok(Landing::Empty);
     }

@@ -67,8 +67,6 @@ pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Option<String> {
 pub struct Begun {
     pub worktree: PathBuf,
     pub base: Oid,
-    /// The task was already running by hand and is only being shown again.
-    pub already: bool,
 }
 
 /// Claims a pending task (compare-and-swap on the state branch, so two
@@ -78,28 +76,26 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
     let manual = claim.manual;
     let path = workspace::task_worktree(repo, plan, id);
     let path_s = path.to_string_lossy().to_string();
-    let (already, snap) = store::transact(repo, plan, |snap, change| {
+    let ((), snap) = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id);
-        if manual
-            && status == TaskStatus::Running
-            && snap
-                .state
-                .tasks
-                .get(id)
-                .and_then(|t| t.claim.as_ref())
-                .is_some_and(|c| c.manual)
-        {
-            return Ok(true);
-        }
         if status != TaskStatus::Pending {
+            let current = snap.state.tasks.get(id);
             let hint = match status {
                 TaskStatus::Failed | TaskStatus::Conflict => format!(
                     "`git orch task reset {id}` returns it to pending (its work is kept in a ref)"
                 ),
-                TaskStatus::Running => {
-                    format!("it is being worked on; `git orch status {plan}` shows by whom")
-                }
+                // Whoever started it first owns it: a second `task start`
+                // (another agent, another terminal) must not share it.
+                TaskStatus::Running => match current
+                    .filter(|t| t.claim.as_ref().is_some_and(|c| c.manual))
+                    .and_then(|t| t.worktree.as_deref())
+                {
+                    Some(path) => format!(
+                        "it was started by hand; its worktree is {path} (finish it with `git orch task done {id}`)"
+                    ),
+                    None => format!("it is being worked on; `git orch status {plan}` shows by whom"),
+                },
                 _ => format!("see `git orch status {plan}`"),
             };
             return Err(refuse_with_hint(
@@ -143,7 +139,7 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
             "task {id}: running{}",
             if manual { " (by hand)" } else { "" }
         );
-        Ok(false)
+        Ok(())
     })?;
     crate::failpoint!("task-claimed");
     let t = snap
@@ -154,9 +150,7 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
     let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.work))?;
     let (_, task) = find_task(&snap, id)?;
     let branch = names::task_branch(plan, id);
-    if !(already && path.join(".git").exists()) {
-        let sparse = (snap.plan.defaults.checkout == CheckoutMode::Sparse
-            && !task.files.is_empty())
+    let sparse = (snap.plan.defaults.checkout == CheckoutMode::Sparse && !task.files.is_empty())
         .then(|| {
             task.files
                 .iter()
@@ -164,26 +158,26 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
                 .cloned()
                 .collect::<Vec<_>>()
         });
-        if reuse_pool && !path.exists() {
-            workspace::unpark(repo, plan, &path);
-        }
-        if let Err(e) = repo.checkout_worktree(&path, &branch, base, sparse.as_deref()) {
-            // Give the task back so nobody has to clean up after us.
-            let _ = release(
-                repo,
-                plan,
-                id,
-                &format!("task {id}: pending (worktree could not be made)"),
-            );
-            return Err(e.context(format!("cannot make the worktree for task `{id}`")));
-        }
+    if reuse_pool && !path.exists() {
+        workspace::unpark(repo, plan, &path);
+    }
+    if let Err(e) = repo.checkout_worktree(&path, &branch, base, sparse.as_deref()) {
+        // Give the task back so nobody has to clean up after us.
+        let _ = release(
+            repo,
+            plan,
+            id,
+            &format!("task {id}: pending (worktree could not be made)"),
+        );
+        return Err(e.context(format!("cannot make the worktree for task `{id}`")));
     }
     crate::failpoint!("worktree-created");
+    // A note left by an earlier attempt is not this attempt's.
+    let _ = std::fs::remove_file(workspace::handoff_file(repo, plan, id));
     write_brief(repo, &snap, task)?;
     Ok(Begun {
         worktree: path,
         base,
-        already,
     })
 }
 
@@ -291,9 +285,12 @@ pub fn complete(
     worktree: &Path,
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
+    let started = std::time::Instant::now();
     let head = repo.commit_all(worktree, finish.message)?;
+    crate::ui::trace("commit", started);
     crate::failpoint!("task-committed");
-    store::transact(repo, plan, |snap, change| {
+    let landing_started = std::time::Instant::now();
+    let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id);
         if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
@@ -377,7 +374,9 @@ pub fn complete(
             change.file(format!("handoff/{id}.md"), note);
         }
         Ok(result)
-    })
+    });
+    crate::ui::trace("land", landing_started);
+    landed
 }
 
 #[allow(clippy::too_many_arguments)]

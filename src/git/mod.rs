@@ -173,13 +173,20 @@ impl Repo {
         Ok(paths)
     }
 
-    /// The configured identity, or git-orch's own when none is set, so that
-    /// a fresh machine can still record state.
+    /// The committer git itself would use (`GIT_COMMITTER_NAME`/`_EMAIL`,
+    /// then `user.name`/`user.email`), or git-orch's own when none is set, so
+    /// that a fresh machine can still record state.
     pub fn signature(&self) -> Result<git2::Signature<'static>> {
-        match self.git.signature() {
-            Ok(sig) => Ok(sig.to_owned()),
-            Err(_) => Ok(git2::Signature::now("git-orch", "git-orch@localhost")?),
-        }
+        let pick = |var: &str, key: &str, fallback: &str| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| self.config_string(key))
+                .unwrap_or_else(|| fallback.to_string())
+        };
+        let name = pick("GIT_COMMITTER_NAME", "user.name", "git-orch");
+        let email = pick("GIT_COMMITTER_EMAIL", "user.email", "git-orch@localhost");
+        Ok(git2::Signature::now(&name, &email)?)
     }
 
     pub fn config_string(&self, key: &str) -> Option<String> {
@@ -192,21 +199,33 @@ impl Repo {
 
     /// Runs `git` in `dir` and returns its stdout; stderr becomes the error.
     pub fn git_in(&self, dir: &Path, args: &[&str]) -> Result<String> {
-        let out = self
-            .command_in(dir, args)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
+        let mut attempt = 0;
+        loop {
+            let out = self
+                .command_in(dir, args)
+                .stdin(Stdio::null())
+                .output()
+                .with_context(|| {
+                    format!("cannot run `git {}`; is git installed?", args.join(" "))
+                })?;
+            if out.status.success() {
+                return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+            }
             let stderr = String::from_utf8_lossy(&out.stderr);
             let first = stderr
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim();
-            Err(anyhow!("`git {}` failed: {}", args.join(" "), first))
+            // git dies when it lists the worktrees while another process is
+            // half-way through `git worktree add` (an empty `commondir`),
+            // before changing anything: such a clash is retried.
+            attempt += 1;
+            if attempt < 40 && first.contains("failed to read") && first.contains("worktrees/") {
+                std::thread::sleep(std::time::Duration::from_millis(2 + attempt % 7));
+                continue;
+            }
+            return Err(anyhow!("`git {}` failed: {}", args.join(" "), first));
         }
     }
 

@@ -68,8 +68,13 @@ impl Repo {
         let short_branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
         let start_s = start.to_string();
         if path.join(".git").exists() {
-            if let Some(patterns) = sparse {
-                self.set_sparse(path, patterns)?;
+            match sparse {
+                Some(patterns) => self.set_sparse(path, patterns)?,
+                // A recycled worktree keeps the sparse view of its last task.
+                None if self.is_sparse(path) => {
+                    self.git_in(path, &["sparse-checkout", "disable"])?;
+                }
+                None => {}
             }
             self.git_in(
                 path,
@@ -117,6 +122,11 @@ impl Repo {
             }
         }
         Ok(())
+    }
+
+    fn is_sparse(&self, path: &Path) -> bool {
+        self.git_in(path, &["config", "--bool", "core.sparseCheckout"])
+            .is_ok_and(|v| v.trim() == "true")
     }
 
     fn set_sparse(&self, path: &Path, patterns: &[String]) -> Result<()> {
@@ -210,11 +220,16 @@ impl Repo {
         if self.is_dirty(path)? {
             self.git_in(path, &["add", "-A"])?;
             let mut cmd = self.command_in(path, &["commit", "-q", "-m", message]);
-            if self.git.signature().is_err() {
-                cmd.env("GIT_AUTHOR_NAME", "git-orch")
-                    .env("GIT_AUTHOR_EMAIL", "git-orch@localhost")
-                    .env("GIT_COMMITTER_NAME", "git-orch")
-                    .env("GIT_COMMITTER_EMAIL", "git-orch@localhost");
+            // Only what neither the environment nor the config provides.
+            for (var, key, fallback) in [
+                ("GIT_AUTHOR_NAME", "user.name", "git-orch"),
+                ("GIT_AUTHOR_EMAIL", "user.email", "git-orch@localhost"),
+                ("GIT_COMMITTER_NAME", "user.name", "git-orch"),
+                ("GIT_COMMITTER_EMAIL", "user.email", "git-orch@localhost"),
+            ] {
+                if std::env::var_os(var).is_none() && self.config_string(key).is_none() {
+                    cmd.env(var, fallback);
+                }
             }
             let out = cmd.output()?;
             if !out.status.success() {

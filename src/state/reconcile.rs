@@ -40,11 +40,19 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
 
     let work_ref = names::work(plan);
     let expected_work = Oid::from_str(&state.work)?;
-    if repo.ref_target(&work_ref)? != Some(expected_work) {
+    let work_now = repo.ref_target(&work_ref)?;
+    if work_now != Some(expected_work) {
         if !fresh()? {
             return Ok(None);
         }
-        sync_ref(repo, plan, &work_ref, Some(expected_work), &mut notes)?;
+        sync_ref(
+            repo,
+            plan,
+            &work_ref,
+            work_now,
+            Some(expected_work),
+            &mut notes,
+        )?;
     }
 
     let tags = repo.refs_under(&names::tag_prefix(plan))?;
@@ -61,6 +69,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             repo,
             plan,
             &names::checkpoint_tag(plan, "start"),
+            None,
             Some(id),
             &mut notes,
         )?;
@@ -83,14 +92,14 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             if !fresh()? {
                 return Ok(None);
             }
-            sync_ref(repo, plan, &name, want, &mut notes)?;
+            sync_ref(repo, plan, &name, current, want, &mut notes)?;
         }
     }
 
     // A task returned to pending whose branch survived (a reset or rollback
     // interrupted after its state commit): keep its work, drop the branch.
     let branches = repo.refs_under(&names::task_branch_prefix(plan))?;
-    for (name, _) in branches {
+    for (name, head) in branches {
         let Some(task) = name.strip_prefix(&names::task_branch_prefix(plan)) else {
             continue;
         };
@@ -117,21 +126,23 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             }
             repo.remove_worktree(&wt.path)?;
         }
-        sync_ref(repo, plan, &name, None, &mut notes)?;
+        sync_ref(repo, plan, &name, Some(head), None, &mut notes)?;
     }
     Ok(Some(notes))
 }
 
-/// Makes `name` point at `want` (`None`: deleted). A current value that is
-/// not already contained in `want` is preserved first.
+/// Moves `name` from `current` to `want` (`None`: deleted). `current` is
+/// the value read *before* the state was found fresh: a ref moved since then
+/// was moved by a newer command, and the compare-and-swap leaves it be. A
+/// current value that is not already contained in `want` is preserved first.
 fn sync_ref(
     repo: &Repo,
     plan: &str,
     name: &str,
+    current: Option<Oid>,
     want: Option<Oid>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let current = repo.ref_target(name)?;
     if current == want {
         return Ok(());
     }

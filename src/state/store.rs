@@ -141,11 +141,13 @@ pub fn transact<T>(
                 crate::failpoint!("state-committed");
                 // Derived refs follow; an interruption here is repaired by
                 // reconcile from the state just committed.
+                let mut raced = false;
                 for edit in &change.refs {
                     if let Err(e) = repo.apply(std::slice::from_ref(edit), &change.summary) {
                         if !e.is::<RefRace>() {
                             return Err(e);
                         }
+                        raced = true;
                     }
                 }
                 let after = Snapshot {
@@ -155,6 +157,12 @@ pub fn transact<T>(
                     plan: snap.plan,
                     state: change.state,
                 };
+                // A racer committed its state before us but moves the refs
+                // after us (or the other way round): whoever finds a ref
+                // moved brings it to the newest state, so none is left behind.
+                if raced {
+                    super::reconcile::reconcile(repo, &after)?;
+                }
                 return Ok((value, after));
             }
             Err(e) if e.is::<RefRace>() => {

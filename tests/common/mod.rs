@@ -21,7 +21,11 @@ pub struct TestRepo {
 /// Makes a command hermetic: no global/system git config, fixed identity
 /// and dates, no colour, and our binary first on PATH.
 pub fn hermetic(cmd: &mut Command, home: &Path, bin_dir: &Path) {
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     cmd.env_clear()
         .env("PATH", path)
         .env("HOME", home)
@@ -60,7 +64,12 @@ impl TestRepo {
         std::fs::create_dir_all(&home).expect("mkdir home");
         std::fs::create_dir_all(&bin_dir).expect("mkdir bin");
         std::os::unix::fs::symlink(BIN, bin_dir.join("git-orch")).expect("symlink git-orch");
-        let repo = TestRepo { _tmp: tmp, path, home, bin_dir };
+        let repo = TestRepo {
+            _tmp: tmp,
+            path,
+            home,
+            bin_dir,
+        };
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "gc.auto", "0"]);
         repo
@@ -84,8 +93,16 @@ impl TestRepo {
     }
 
     pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.command("git", dir).args(args).output().expect("run git");
-        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .command("git", dir)
+            .args(args)
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -95,7 +112,10 @@ impl TestRepo {
     }
 
     pub fn orch_in(&self, dir: &Path, args: &[&str]) -> Output {
-        self.command(BIN, dir).args(args).output().expect("run git-orch")
+        self.command(BIN, dir)
+            .args(args)
+            .output()
+            .expect("run git-orch")
     }
 
     /// Runs `git-orch`, asserts exit 0, returns stdout.
@@ -114,7 +134,8 @@ impl TestRepo {
     /// Parses `--json` output.
     pub fn orch_json(&self, args: &[&str]) -> serde_json::Value {
         let stdout = self.orch_ok(args);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("git orch {args:?}: bad JSON ({e}): {stdout}"))
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("git orch {args:?}: bad JSON ({e}): {stdout}"))
     }
 
     pub fn write(&self, rel: &str, content: &str) -> PathBuf {
@@ -145,14 +166,28 @@ impl TestRepo {
 
     /// The id a rev resolves to, `None` if it does not.
     pub fn rev(&self, rev: &str) -> Option<String> {
-        let out = self.command("git", &self.path).args(["rev-parse", "--verify", "-q", rev]).output().expect("rev-parse");
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let out = self
+            .command("git", &self.path)
+            .args(["rev-parse", "--verify", "-q", rev])
+            .output()
+            .expect("rev-parse");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// `git fsck` must pass with no error, missing or broken object.
     pub fn fsck(&self) {
-        let out = self.command("git", &self.path).args(["fsck", "--no-progress"]).output().expect("fsck");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .command("git", &self.path)
+            .args(["fsck", "--no-progress"])
+            .output()
+            .expect("fsck");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "git fsck failed:\n{text}");
         for bad in ["error", "missing", "broken", "corrupt"] {
             assert!(!text.contains(bad), "git fsck reports {bad}:\n{text}");
@@ -161,8 +196,14 @@ impl TestRepo {
 
     /// A file's content at a rev, `None` if absent.
     pub fn show(&self, rev_path: &str) -> Option<String> {
-        let out = self.command("git", &self.path).args(["show", rev_path]).output().expect("git show");
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let out = self
+            .command("git", &self.path)
+            .args(["show", rev_path])
+            .output()
+            .expect("git show");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
@@ -178,7 +219,18 @@ pub fn stdout(out: &Output) -> String {
 /// no panic or backtrace.
 pub fn assert_refused(out: &Output, context: &str) {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{context}: expected exit 2, got {:?}\nstderr: {err}", out.status.code());
-    assert!(err.starts_with("error:"), "{context}: stderr must start with `error:`, got: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{context}: panic: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{context}: expected exit 2, got {:?}\nstderr: {err}",
+        out.status.code()
+    );
+    assert!(
+        err.starts_with("error:"),
+        "{context}: stderr must start with `error:`, got: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{context}: panic: {err}"
+    );
 }

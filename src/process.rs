@@ -8,7 +8,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -83,11 +84,15 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         }
     };
     let pgid = child.id() as i32;
+    register(pgid);
     if let Some(file) = &job.pgid_file {
         if let Some(dir) = file.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = std::fs::write(file, pgid.to_string());
+        // With the leader's start time, so a successor never kills a
+        // recycled process group.
+        let start = process_start_time(child.id()).map_or(String::new(), |t| t.to_string());
+        let _ = std::fs::write(file, format!("{pgid} {start}"));
     }
 
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -120,6 +125,7 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
 
     let mut log = Vec::new();
     let mut timed_out = false;
+    let mut shell_gone: Option<Instant> = None;
     let deadline = job.timeout.map(|t| started + t);
     let mut emit = |bytes: Vec<u8>, log: &mut Vec<u8>| {
         let text = String::from_utf8_lossy(&bytes);
@@ -144,18 +150,38 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
             kill_group(pgid);
         }
         // The shell is gone but something it started still holds the
-        // pipes: a task must not leave processes behind.
-        if let Ok(Some(_)) = child.try_wait() {
+        // pipes: a task must not leave processes behind. The shell is not
+        // reaped yet, so its group id cannot have been recycled.
+        if exited_unreaped(pgid) {
             kill_group(pgid);
+            let since = *shell_gone.get_or_insert_with(Instant::now);
+            // Something that left the group (setsid) still holds the
+            // pipes: stop waiting for its output rather than hang.
+            if since.elapsed() > ESCAPED_GRACE {
+                break;
+            }
         }
     }
-    for r in readers {
-        let _ = r.join();
+    while let Ok(bytes) = rx.try_recv() {
+        emit(bytes, &mut log);
     }
-    let status = child.wait();
+    for r in readers {
+        if r.is_finished() {
+            let _ = r.join();
+        }
+    }
     kill_group(pgid);
+    let status = child.wait();
+    unregister(pgid);
     if let Some(file) = &job.pgid_file {
         let _ = std::fs::remove_file(file);
+    }
+    if interrupted() {
+        // The interrupt handler killed this command and is ending the
+        // process: record nothing, the claim is recovered by `resume`.
+        loop {
+            thread::sleep(Duration::from_secs(1));
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let exit = if timed_out {
@@ -171,6 +197,101 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         }
     };
     Finished { exit, seconds, log }
+}
+
+/// How long output is still awaited from processes that left the command's
+/// process group once the command itself has exited.
+const ESCAPED_GRACE: Duration = Duration::from_secs(1);
+
+/// Process groups of the commands running now, for the interrupt handler.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// The signal that interrupted this process, 0 if none.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+fn register(pgid: i32) {
+    if let Ok(mut r) = RUNNING.lock() {
+        r.push(pgid);
+    }
+}
+
+fn unregister(pgid: i32) {
+    if let Ok(mut r) = RUNNING.lock() {
+        r.retain(|p| *p != pgid);
+    }
+}
+
+fn interrupted() -> bool {
+    SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SIGNAL.store(sig, Ordering::SeqCst);
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP stop every command started here (they
+/// run in their own process groups, so a Ctrl-C on the terminal does not
+/// reach them) before this process exits with 128 + the signal. Nothing is
+/// recorded: the state keeps the claims of the dead runner, which the next
+/// `run` or `resume` recovers, exactly as after a `kill -9`.
+pub fn stop_commands_on_interrupt(on_exit: fn(i32)) {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        #[allow(unsafe_code)]
+        // SAFETY: the handler only stores into an atomic.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+    thread::spawn(move || loop {
+        let sig = SIGNAL.load(Ordering::SeqCst);
+        if sig != 0 {
+            let groups = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+            for pgid in groups {
+                kill_group(pgid);
+            }
+            on_exit(sig);
+            std::process::exit(128 + sig);
+        }
+        thread::sleep(Duration::from_millis(50));
+    });
+}
+
+/// Whether the child `pid` has exited, without reaping it (so its pid and
+/// process group id stay reserved until we do).
+fn exited_unreaped(pid: i32) -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: waitid writes only into the zeroed siginfo we own; WNOWAIT
+    // leaves the child waitable for `Child::wait`.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        rc == 0 && info.si_pid() != 0
+    }
+}
+
+/// Stops what a dead runner left running, from its pgid file (`pgid` and
+/// the leader's start time). A group whose leader id now belongs to another
+/// process (the id was recycled) is left alone.
+pub fn kill_recorded_group(record: &str) {
+    let mut fields = record.split_whitespace();
+    let Some(pgid) = fields.next().and_then(|p| p.parse::<i32>().ok()) else {
+        return;
+    };
+    let start = fields.next().and_then(|s| s.parse::<u64>().ok());
+    if let (Some(want), Some(now)) = (start, process_start_time(pgid as u32)) {
+        if want != now {
+            return;
+        }
+    }
+    kill_group(pgid);
 }
 
 /// Sends SIGKILL to a whole process group; a group already gone is fine.

@@ -22,10 +22,15 @@ struct Display {
     running: Mutex<Vec<String>>,
     last_wait: Mutex<String>,
     prefix: bool,
+    /// `--json`: stdout carries the summary alone, task output goes to stderr.
+    json: bool,
 }
 
 impl Display {
     fn print(&self, line: &str) {
+        if self.json {
+            return self.say(line);
+        }
         match &self.bar {
             Some(bar) => bar.suspend(|| ui::out(line)),
             None => ui::out(line),
@@ -189,6 +194,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         running: Mutex::new(Vec::new()),
         last_wait: Mutex::new(String::new()),
         prefix: jobs > 1,
+        json: args.json,
     };
     if resume {
         display.say(&format!("resuming plan {plan}"));
@@ -198,6 +204,10 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         phase: args.phase.clone(),
         task: args.task.clone(),
     };
+    crate::process::stop_commands_on_interrupt(|_| {
+        ui::error("interrupted: the tasks this run had started were stopped");
+        ui::hint("`git orch resume` recovers them and carries on");
+    });
     let result = run::run(&repo, &plan, &opts, &display);
     if let Some(bar) = &display.bar {
         bar.finish_and_clear();
@@ -227,11 +237,17 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 "    retry: `git orch task reset {id}` then `git orch run`"
             ));
         }
-        for (id, _) in &report.conflicts {
+        for (id, files) in &report.conflicts {
+            let within = if files.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", files.join(", "))
+            };
             ui::note(&format!(
-                "  task {id} conflicts with orch/{plan}/work; its worktree is kept"
+                "  task {id} conflicts with orch/{plan}/work{within}; its worktree is kept at {}",
+                crate::engine::workspace::task_worktree(&repo, &plan, id).display()
             ));
-            ui::note(&format!("    resolve: merge orch/{plan}/work in its worktree, commit, `git orch task done {id}`"));
+            ui::note(&format!("    resolve: there, `git merge orch/{plan}/work`, fix and commit, then `git orch task done {id}` and `git orch run`"));
         }
         if let Some(phase) = &report.gate_failure {
             ui::note(&format!(

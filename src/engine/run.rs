@@ -217,11 +217,9 @@ fn next_step(
         report.finished_plan = true;
         return Ok(Step::Stop);
     };
-    if opts
-        .phase
-        .as_deref()
-        .is_some_and(|p| report.checkpoints.iter().any(|c| c == p))
-    {
+    // `--phase`: done once that phase is no longer the current one (we or
+    // someone else checkpointed it, or a rollback went behind it).
+    if opts.phase.as_deref().is_some_and(|p| p != phase.id) {
         return Ok(Step::Stop);
     }
     let open = snap.unsettled_tasks(&phase);
@@ -234,7 +232,18 @@ fn next_step(
             on_line: &gate_line,
             on_start: &gate_started,
         };
-        let cp = checkpoint::checkpoint(repo, plan, Some(&phase.id), &gopts)?;
+        let cp = match checkpoint::checkpoint(repo, plan, Some(&phase.id), &gopts) {
+            Ok(cp) => cp,
+            // Another runner (or a person) changed the plan meanwhile, most
+            // often by checkpointing this very phase: look again.
+            Err(e)
+                if e.is::<crate::error::Refusal>()
+                    && store::load(repo, plan)?.commit != snap.commit =>
+            {
+                return Ok(Step::Continue)
+            }
+            Err(e) => return Err(e),
+        };
         observer.checkpointed(&cp);
         if !cp.passed {
             report.gate_failure = Some(phase.id.clone());
@@ -289,6 +298,12 @@ fn next_step(
             .is_some_and(|c| c.manual)
     });
     if !others.is_empty() && !manual_running {
+        // A runner that died while we wait leaves its claims behind: take
+        // its tasks over rather than wait for it forever.
+        if others.iter().any(|id| abandoned(snap, id)) {
+            recover_abandoned(repo, plan, observer)?;
+            return Ok(Step::Continue);
+        }
         return Ok(Step::Wait(format!(
             "waiting for tasks run elsewhere: {}",
             others.join(", ")
@@ -321,8 +336,10 @@ fn startable(
         .map(|(_, t)| t)
         .collect();
     let mut out = Vec::new();
-    for (_, task) in snap.ready_tasks() {
-        if opts.task.as_deref().is_some_and(|only| only != task.id) {
+    for (phase, task) in snap.ready_tasks() {
+        if opts.task.as_deref().is_some_and(|only| only != task.id)
+            || opts.phase.as_deref().is_some_and(|only| only != phase.id)
+        {
             continue;
         }
         if snap.plan.task_run(task).is_none() {
@@ -436,6 +453,10 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
             "The task's command exited 0 after {}.",
             crate::ui::duration(finished.seconds)
         );
+        // Lets the next run finish parking the worktree if we die between
+        // landing and parking (a worktree done by hand is never moved).
+        let marker = workspace::parking_marker(repo, plan, &id);
+        workspace::touch(&marker);
         let result = tasks::complete(
             repo,
             plan,
@@ -449,10 +470,14 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
                 outcome: &outcome,
             },
         );
+        if !matches!(result, Ok((Landed::Done { .. }, _))) {
+            let _ = std::fs::remove_file(&marker);
+        }
         return match result {
             Ok((Landed::Done { commit, .. }, _)) => {
                 crate::failpoint!("task-landed");
                 let _ = workspace::park(repo, plan, &worktree);
+                let _ = std::fs::remove_file(&marker);
                 Ok((
                     id,
                     TaskOutcome::Landed {
@@ -530,6 +555,18 @@ fn record_failure(
     Ok(())
 }
 
+/// Whether `id` is claimed by a runner of this host that is gone.
+fn abandoned(snap: &Snapshot, id: &str) -> bool {
+    snap.state.tasks.get(id).is_some_and(|t| {
+        t.state == TaskStatus::Running
+            && t.claim.as_ref().is_some_and(|c| {
+                !c.manual
+                    && c.host == process::hostname()
+                    && !process::is_alive(c.pid, c.proc_start)
+            })
+    })
+}
+
 /// Finds tasks claimed by runners that are gone (same host, process dead),
 /// stops what they left running, preserves their work, and makes them
 /// pending again so this run picks them up.
@@ -548,13 +585,11 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
             continue;
         }
         let pgid_file = workspace::pgid_file(repo, plan, id);
-        if let Some(pgid) = std::fs::read_to_string(&pgid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            process::kill_group(pgid);
+        if let Ok(record) = std::fs::read_to_string(&pgid_file) {
+            process::kill_recorded_group(&record);
             let _ = std::fs::remove_file(&pgid_file);
         }
+        let _ = std::fs::remove_file(workspace::parking_marker(repo, plan, id));
         let tag = tasks::preserve_tag(&format!("resume-{id}"));
         let kept = tasks::preserve_task(repo, plan, id, &tag, work)?;
         let claimed = claim.clone();
@@ -587,5 +622,12 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
     }
     let snap = store::load(repo, plan)?;
     reconcile::reconcile(repo, &snap)?;
+    let settled: Vec<&str> = snap
+        .plan
+        .tasks()
+        .filter(|(_, t)| snap.task_status(&t.id).is_settled())
+        .map(|(_, t)| t.id.as_str())
+        .collect();
+    workspace::tidy(repo, plan, &settled);
     Ok(recovered)
 }

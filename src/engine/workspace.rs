@@ -68,6 +68,39 @@ pub fn park(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Present while the runner lands a task and parks its worktree.
+pub fn parking_marker(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    repo.orch_dir()
+        .join("run")
+        .join(plan)
+        .join(format!("{task}.parking"))
+}
+
+pub fn touch(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(path, b"");
+}
+
+/// Finishes parking the worktrees that an interrupted runner left at the
+/// path of a task that is already settled (it died between landing and
+/// parking), so the pool keeps recycling them. Worktrees of tasks done by
+/// hand are left alone: a person may be working in them.
+pub fn tidy(repo: &Repo, plan: &str, settled: &[&str]) {
+    for id in settled {
+        let marker = parking_marker(repo, plan, id);
+        if !marker.exists() {
+            continue;
+        }
+        let path = task_worktree(repo, plan, id);
+        if path.join(".git").exists() {
+            let _ = park(repo, plan, &path);
+        }
+        let _ = std::fs::remove_file(&marker);
+    }
+}
+
 /// Moves an idle worktree to `dest` if one is available; `false` if none.
 /// Two runners may reach for the same one: the loser tries the next.
 pub fn unpark(repo: &Repo, plan: &str, dest: &Path) -> bool {

@@ -8,6 +8,7 @@
 mod diag;
 mod duration;
 mod ids;
+pub mod import;
 mod locate;
 mod parse;
 mod schema;

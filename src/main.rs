@@ -11,6 +11,7 @@ mod git;
 mod hooks;
 mod plan;
 mod process;
+mod render;
 mod state;
 mod ui;
 

@@ -9,7 +9,22 @@ fn help_and_version_work_everywhere() {
     let out = repo.orch(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("checkpoint"));
-    for sub in ["check", "start", "status", "run", "task", "checkpoint", "rollback", "resume", "log", "gate", "hook", "list", "finish", "demo"] {
+    for sub in [
+        "check",
+        "start",
+        "status",
+        "run",
+        "task",
+        "checkpoint",
+        "rollback",
+        "resume",
+        "log",
+        "gate",
+        "hook",
+        "list",
+        "finish",
+        "demo",
+    ] {
         let out = repo.orch(&[sub, "-h"]);
         assert_eq!(out.status.code(), Some(0), "{sub} -h");
     }

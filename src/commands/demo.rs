@@ -99,10 +99,21 @@ impl Demo {
     fn orch(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
         let capture = args.first() == Some(&"task");
         let shown_env: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
-        ui::note(&format!("{} {shown_env}git orch {}", ui::green("$"), args.join(" ")));
+        ui::note(&format!(
+            "{} {shown_env}git orch {}",
+            ui::green("$"),
+            args.join(" ")
+        ));
         let mut cmd = Command::new(&self.exe);
-        cmd.args(args).current_dir(&self.repo).stdin(Stdio::null()).stderr(Stdio::inherit());
-        cmd.stdout(if capture { Stdio::piped() } else { Stdio::inherit() });
+        cmd.args(args)
+            .current_dir(&self.repo)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit());
+        cmd.stdout(if capture {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -115,7 +126,10 @@ impl Demo {
     fn expect(&self, args: &[&str], env: &[(&str, &str)], code: i32) -> Result<String> {
         let (got, stdout) = self.orch(args, env)?;
         if got != code {
-            return Err(anyhow!("demo: `git orch {}` exited {got}, expected {code}", args.join(" ")));
+            return Err(anyhow!(
+                "demo: `git orch {}` exited {got}, expected {code}",
+                args.join(" ")
+            ));
         }
         if code != 0 {
             self.say(&format!("(exit code {got}, as expected)"));
@@ -127,9 +141,18 @@ impl Demo {
         if show {
             ui::note(&format!("{} git {}", ui::green("$"), args.join(" ")));
         }
-        let out = Command::new("git").args(args).current_dir(&self.repo).stdin(Stdio::null()).output().context("cannot run git")?;
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&self.repo)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run git")?;
         if !out.status.success() {
-            return Err(anyhow!("demo: `git {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(anyhow!(
+                "demo: `git {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         if show {
@@ -151,26 +174,38 @@ pub fn run(args: DemoArgs) -> Result<u8> {
     let mut tmp = None;
     let root = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
             if std::fs::read_dir(dir)?.next().is_some() {
-                return Err(crate::error::refuse(format!("`{}` is not empty; the demo needs an empty directory", dir.display())));
+                return Err(crate::error::refuse(format!(
+                    "`{}` is not empty; the demo needs an empty directory",
+                    dir.display()
+                )));
             }
             dir.canonicalize()?
         }
         None => {
-            let dir = tempfile::Builder::new().prefix("git-orch-demo-").tempdir()?;
+            let dir = tempfile::Builder::new()
+                .prefix("git-orch-demo-")
+                .tempdir()?;
             let path = dir.path().canonicalize()?;
             tmp = Some(dir);
             path
         }
     };
-    let demo = Demo { exe: std::env::current_exe().context("cannot find the git-orch executable")?, repo: root.join("calculator") };
+    let demo = Demo {
+        exe: std::env::current_exe().context("cannot find the git-orch executable")?,
+        repo: root.join("calculator"),
+    };
     let result = script(&demo, &root);
     if args.keep || args.dir.is_some() {
         if let Some(dir) = tmp.take() {
             let _ = dir.keep();
         }
-        ui::note(&format!("\nthe demo repository is kept at {}", demo.repo.display()));
+        ui::note(&format!(
+            "\nthe demo repository is kept at {}",
+            demo.repo.display()
+        ));
     }
     result?;
     Ok(0)
@@ -185,20 +220,31 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     demo.write(&demo.repo, "test.sh", TEST_SH)?;
     demo.write(&demo.repo, "README", "A tiny calculator.\n")?;
     demo.git(&["add", "-A"], false)?;
-    demo.git(&["commit", "-q", "-m", "Initial commit: README and tests"], true)?;
+    demo.git(
+        &["commit", "-q", "-m", "Initial commit: README and tests"],
+        true,
+    )?;
     let plan_file = root.join("calculator.toml");
     std::fs::write(&plan_file, PLAN)?;
-    demo.say(&format!("the plan is in {} (two phases, gates, five tasks)", plan_file.display()));
+    demo.say(&format!(
+        "the plan is in {} (two phases, gates, five tasks)",
+        plan_file.display()
+    ));
     let plan_arg = plan_file.display().to_string();
     demo.expect(&["check", &plan_arg], &[], 0)?;
     demo.expect(&["start", &plan_arg], &[], 0)?;
     demo.expect(&["status"], &[], 0)?;
 
     demo.step("Phase 1 by hand: each task in its own worktree");
-    for (id, body) in [("add", "# addition\nadd() { echo $(($1 + $2)); }\n"), ("mul", "# multiplication\nmul() { echo $(($1 * $2)); }\n")] {
+    for (id, body) in [
+        ("add", "# addition\nadd() { echo $(($1 + $2)); }\n"),
+        ("mul", "# multiplication\nmul() { echo $(($1 * $2)); }\n"),
+    ] {
         let path = demo.expect(&["task", "start", id], &[], 0)?;
         let worktree = PathBuf::from(path.trim());
-        demo.say(&format!("(you, or an agent, write lib/{id}.sh in that worktree)"));
+        demo.say(&format!(
+            "(you, or an agent, write lib/{id}.sh in that worktree)"
+        ));
         demo.write(&worktree, &format!("lib/{id}.sh"), body)?;
         demo.expect(&["task", "done", id, "-m", &format!("Add {id}()")], &[], 0)?;
     }
@@ -212,7 +258,14 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
 
     demo.step("Roll back to the last checkpoint; what is discarded is kept in refs");
     demo.expect(&["rollback"], &[], 0)?;
-    demo.git(&["for-each-ref", "--format=%(refname)", "refs/orch/demo/preserved/"], true)?;
+    demo.git(
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/orch/demo/preserved/",
+        ],
+        true,
+    )?;
     demo.step("Changed your mind? Undo the rollback, exactly");
     demo.expect(&["rollback", "--undo"], &[], 0)?;
     demo.expect(&["rollback"], &[], 0)?;
@@ -227,6 +280,9 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     demo.git(&["show", "orch/demo/state:handoff/docs.md"], true)?;
     demo.expect(&["finish"], &[], 0)?;
     demo.git(&["fsck", "--no-progress"], true)?;
-    ui::note(&format!("\n{} the plan went through 2 phases, 5 tasks, a failing gate, a rollback and its undo", ui::green("demo complete:")));
+    ui::note(&format!(
+        "\n{} the plan went through 2 phases, 5 tasks, a failing gate, a rollback and its undo",
+        ui::green("demo complete:")
+    ));
     Ok(())
 }

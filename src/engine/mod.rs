@@ -8,6 +8,7 @@ pub mod gates;
 pub mod land;
 pub mod manual;
 pub mod progress;
+pub mod report;
 pub mod rollback;
 pub mod run;
 pub mod start;

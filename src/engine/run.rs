@@ -68,7 +68,52 @@ impl RunReport {
 struct Done {
     id: String,
     worktree: Option<PathBuf>,
-    result: Result<process::Finished, String>,
+    result: Result<Ran, String>,
+}
+
+/// A task's command has ended; on success its work is committed at `head`
+/// (or committing failed, with why).
+struct Ran {
+    finished: process::Finished,
+    head: Option<Result<Oid, String>>,
+}
+
+/// The task's own thread: worktree, command, commit.
+fn run_task(
+    root: &std::path::Path,
+    claimed: &tasks::Claimed,
+    command: &str,
+    timeout: Option<Duration>,
+    observer: &dyn Observer,
+) -> Result<Ran, String> {
+    let repo = Repo::discover(root).map_err(|e| format!("{e:#}"))?;
+    let plan = claimed.snap.plan_name.as_str();
+    let id = claimed.id.as_str();
+    let begun = tasks::prepare(&repo, claimed, true).map_err(|e| format!("{e:#}"))?;
+    let phase = claimed
+        .snap
+        .plan
+        .task(id)
+        .map(|(p, _)| p.id.clone())
+        .unwrap_or_default();
+    let job = Job {
+        command,
+        dir: &begun.worktree,
+        env: task_env(&repo, plan, &phase, id, &begun.worktree, begun.base),
+        timeout,
+        pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
+    };
+    let finished = process::run(&job, |line| observer.line(id, line));
+    let head = finished.exit.success().then(|| {
+        let started = std::time::Instant::now();
+        let head = repo
+            .commit_all(&begun.worktree, &format!("{id}: work of git-orch task"))
+            .map_err(|e| format!("{e:#}"));
+        crate::ui::trace("commit", started);
+        head
+    });
+    crate::failpoint!("task-committed");
+    Ok(Ran { finished, head })
 }
 
 pub fn run(
@@ -100,50 +145,28 @@ pub fn run(
                     if snap.plan.task_run(task).is_none() {
                         continue;
                     }
-                    // Claim in this thread so the next pick sees it running.
-                    let begun =
-                        match tasks::begin(repo, plan, &id, claim_for_this_process(false), true) {
-                            Ok(b) => b,
+                    // Claim here so the next pick sees it running; the
+                    // worktree, the command and its commit happen on the
+                    // task's own thread, so tasks never wait for each
+                    // other's checkouts. Only landing is one at a time.
+                    let claimed =
+                        match tasks::claim_task(repo, plan, &id, claim_for_this_process(false)) {
+                            Ok(c) => c,
                             Err(e) if e.is::<Busy>() => continue,
                             Err(e) if e.is::<crate::error::Refusal>() => continue, // another runner took it
                             Err(e) => return Err(e),
                         };
-                    observer.started(&id, &begun.worktree);
+                    observer.started(&id, &claimed.worktree);
                     running.insert(id.clone());
                     let tx = tx.clone();
                     let root = root.clone();
-                    let plan = plan.to_string();
                     let command = snap.plan.task_run(task).unwrap_or_default().to_string();
                     let timeout = snap.plan.task_timeout(task);
-                    let phase = snap
-                        .plan
-                        .task(&id)
-                        .map(|(p, _)| p.id.clone())
-                        .unwrap_or_default();
                     scope.spawn(move || {
-                        let result = Repo::discover(&root)
-                            .map_err(|e| e.to_string())
-                            .map(|repo| {
-                                let env = task_env(
-                                    &repo,
-                                    &plan,
-                                    &phase,
-                                    &id,
-                                    &begun.worktree,
-                                    begun.base,
-                                );
-                                let job = Job {
-                                    command: &command,
-                                    dir: &begun.worktree,
-                                    env,
-                                    timeout,
-                                    pgid_file: Some(workspace::pgid_file(&repo, &plan, &id)),
-                                };
-                                process::run(&job, |line| observer.line(&id, line))
-                            });
+                        let result = run_task(&root, &claimed, &command, timeout, observer);
                         let _ = tx.send(Done {
                             id,
-                            worktree: Some(begun.worktree),
+                            worktree: Some(claimed.worktree.clone()),
                             result,
                         });
                     });
@@ -436,18 +459,31 @@ fn task_env(
 /// Lands a finished task or records its failure (one state commit).
 fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> {
     let id = done.id;
-    let finished = match done.result {
-        Ok(f) => f,
-        Err(e) => process::Finished {
-            exit: Exit::NotStarted(e),
-            seconds: 0.0,
-            log: Vec::new(),
-        },
+    let (finished, head) = match done.result {
+        Ok(ran) => (ran.finished, ran.head),
+        Err(e) => (
+            process::Finished {
+                exit: Exit::NotStarted(e),
+                seconds: 0.0,
+                log: Vec::new(),
+            },
+            None,
+        ),
     };
     let worktree = done
         .worktree
         .unwrap_or_else(|| workspace::task_worktree(repo, plan, &id));
-    if finished.exit.success() {
+    if let Some(Err(reason)) = &head {
+        record_failure(repo, plan, &id, reason, &finished)?;
+        return Ok((
+            id.clone(),
+            TaskOutcome::Failed {
+                reason: reason.clone(),
+                log: Some(log_path(repo, plan, &id)?),
+            },
+        ));
+    }
+    if let Some(Ok(head)) = head {
         let handoff = std::fs::read_to_string(workspace::handoff_file(repo, plan, &id)).ok();
         let outcome = format!(
             "The task's command exited 0 after {}.",
@@ -457,11 +493,11 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
         // landing and parking (a worktree done by hand is never moved).
         let marker = workspace::parking_marker(repo, plan, &id);
         workspace::touch(&marker);
-        let result = tasks::complete(
+        let result = tasks::land_committed(
             repo,
             plan,
             &id,
-            &worktree,
+            head,
             Finish {
                 message: &format!("{id}: work of git-orch task"),
                 handoff,
@@ -476,7 +512,7 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
         return match result {
             Ok((Landed::Done { commit, .. }, _)) => {
                 crate::failpoint!("task-landed");
-                let _ = workspace::park(repo, plan, &worktree);
+                let _ = workspace::park_clean(repo, plan, &worktree);
                 let _ = std::fs::remove_file(&marker);
                 Ok((
                     id,
@@ -592,6 +628,7 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         let _ = std::fs::remove_file(workspace::parking_marker(repo, plan, id));
         let tag = tasks::preserve_tag(&format!("resume-{id}"));
         let kept = tasks::preserve_task(repo, plan, id, &tag, work)?;
+        crate::failpoint!("recover-preserved");
         let claimed = claim.clone();
         store::transact(repo, plan, |s, change| {
             let still = s.state.tasks.get(id).and_then(|t| t.claim.as_ref()) == Some(&claimed);
@@ -609,6 +646,7 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
             change.summary = format!("task {id}: recovered (runner pid {} gone)", claimed.pid);
             Ok(())
         })?;
+        crate::failpoint!("recover-committed");
         // The worktree is recycled when the task starts again; its branch is
         // reset there from the work branch.
         let branch = names::task_branch(plan, id);

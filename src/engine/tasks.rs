@@ -73,6 +73,30 @@ pub struct Begun {
 /// runners never both get it) and prepares its worktree on
 /// `orch/<plan>/tasks/<task>` from the work branch head.
 pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) -> Result<Begun> {
+    let claimed = claim_task(repo, plan, id, claim)?;
+    prepare(repo, &claimed, reuse_pool).inspect_err(|_| {
+        // Give the task back so nobody has to clean up after us.
+        let _ = release(
+            repo,
+            plan,
+            id,
+            &format!("task {id}: pending (worktree could not be made)"),
+        );
+    })
+}
+
+/// A task claimed in the state, its worktree not made yet.
+pub struct Claimed {
+    pub snap: Snapshot,
+    pub id: String,
+    pub worktree: PathBuf,
+    pub base: Oid,
+}
+
+/// The compare-and-swap half of [`begin`]: marks the task running under
+/// `claim`. Cheap (objects and one ref), so a runner does it on its main
+/// loop and leaves the worktree to the task's own thread.
+pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
     let manual = claim.manual;
     let path = workspace::task_worktree(repo, plan, id);
     let path_s = path.to_string_lossy().to_string();
@@ -148,7 +172,25 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
         .get(id)
         .ok_or_else(|| anyhow!("task `{id}` vanished from the state"))?;
     let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.work))?;
-    let (_, task) = find_task(&snap, id)?;
+    Ok(Claimed {
+        snap,
+        id: id.to_string(),
+        worktree: path,
+        base,
+    })
+}
+
+/// The filesystem half of [`begin`]: the worktree on the task's branch at
+/// its base (recycled from the pool when `reuse_pool`), and its brief.
+pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun> {
+    let Claimed {
+        snap,
+        id,
+        worktree: path,
+        base,
+    } = claimed;
+    let (plan, id, base) = (snap.plan_name.as_str(), id.as_str(), *base);
+    let (_, task) = find_task(snap, id)?;
     let branch = names::task_branch(plan, id);
     let sparse = (snap.plan.defaults.checkout == CheckoutMode::Sparse && !task.files.is_empty())
         .then(|| {
@@ -158,25 +200,17 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
                 .cloned()
                 .collect::<Vec<_>>()
         });
-    if reuse_pool && !path.exists() {
-        workspace::unpark(repo, plan, &path);
-    }
-    if let Err(e) = repo.checkout_worktree(&path, &branch, base, sparse.as_deref()) {
-        // Give the task back so nobody has to clean up after us.
-        let _ = release(
-            repo,
-            plan,
-            id,
-            &format!("task {id}: pending (worktree could not be made)"),
-        );
-        return Err(e.context(format!("cannot make the worktree for task `{id}`")));
-    }
+    // A parked worktree was parked clean: no sweep of untracked files.
+    let recycled = reuse_pool && !path.exists() && workspace::unpark(repo, plan, path);
+    crate::failpoint!("worktree-unparked");
+    repo.checkout_worktree_from(path, &branch, base, sparse.as_deref(), recycled)
+        .map_err(|e| e.context(format!("cannot make the worktree for task `{id}`")))?;
     crate::failpoint!("worktree-created");
     // A note left by an earlier attempt is not this attempt's.
     let _ = std::fs::remove_file(workspace::handoff_file(repo, plan, id));
-    write_brief(repo, &snap, task)?;
+    write_brief(repo, snap, task)?;
     Ok(Begun {
-        worktree: path,
+        worktree: path.clone(),
         base,
     })
 }
@@ -289,6 +323,19 @@ pub fn complete(
     let head = repo.commit_all(worktree, finish.message)?;
     crate::ui::trace("commit", started);
     crate::failpoint!("task-committed");
+    land_committed(repo, plan, id, head, finish)
+}
+
+/// The landing half of [`complete`], for a task whose work is committed at
+/// `head` (the runner commits in the task's own thread, then lands here,
+/// one task at a time).
+pub fn land_committed(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    head: Oid,
+    finish: Finish<'_>,
+) -> Result<(Landed, Snapshot)> {
     let landing_started = std::time::Instant::now();
     let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
@@ -482,12 +529,14 @@ pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
             repo.remove_worktree(&path)?;
         }
     }
+    crate::failpoint!("worktree-removed");
     if let Some(head) = repo.ref_target(&branch)? {
         match repo.cas_delete(&branch, head) {
             Ok(()) => {}
             Err(e) if e.is::<crate::git::RefRace>() => {}
             Err(e) => return Err(e),
         }
+        crate::failpoint!("task-branch-deleted");
     }
     Ok(())
 }

@@ -54,7 +54,14 @@ pub fn park(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
     if repo.is_dirty(worktree)? {
         return Ok(());
     }
-    repo.git_in(worktree, &["checkout", "-q", "--detach"])?;
+    park_clean(repo, plan, worktree)
+}
+
+/// [`park`] for a worktree known to be clean (its task was just committed):
+/// two cheap steps, no scan of its files.
+pub fn park_clean(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
+    repo.detach_head(worktree)?;
+    crate::failpoint!("worktree-detached");
     let pool = pool_dir(repo, plan);
     std::fs::create_dir_all(&pool)
         .with_context(|| format!("cannot create `{}`", pool.display()))?;
@@ -65,6 +72,7 @@ pub fn park(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
         &worktree.to_string_lossy(),
         &slot.to_string_lossy(),
     ])?;
+    crate::failpoint!("worktree-parked");
     Ok(())
 }
 

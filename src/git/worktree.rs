@@ -65,6 +65,20 @@ impl Repo {
         start: Oid,
         sparse: Option<&[String]>,
     ) -> Result<()> {
+        self.checkout_worktree_from(path, branch, start, sparse, false)
+    }
+
+    /// [`Repo::checkout_worktree`]; `known_clean` skips the sweep of
+    /// untracked files for a worktree that was parked clean (a `git clean`
+    /// walks the whole tree).
+    pub fn checkout_worktree_from(
+        &self,
+        path: &Path,
+        branch: &str,
+        start: Oid,
+        sparse: Option<&[String]>,
+        known_clean: bool,
+    ) -> Result<()> {
         let short_branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
         let start_s = start.to_string();
         if path.join(".git").exists() {
@@ -80,7 +94,9 @@ impl Repo {
                 path,
                 &["checkout", "-q", "-f", "-B", short_branch, &start_s],
             )?;
-            self.git_in(path, &["clean", "-q", "-fd"])?;
+            if !known_clean {
+                self.git_in(path, &["clean", "-q", "-fd"])?;
+            }
             return Ok(());
         }
         if let Some(parent) = path.parent() {
@@ -124,9 +140,18 @@ impl Repo {
         Ok(())
     }
 
+    /// Whether sparse checkout is on in this worktree, read from its
+    /// `config.worktree` without spawning git (this sits on every recycle).
     fn is_sparse(&self, path: &Path) -> bool {
-        self.git_in(path, &["config", "--bool", "core.sparseCheckout"])
-            .is_ok_and(|v| v.trim() == "true")
+        let Some(admin) = worktree_admin_dir(path) else {
+            return false;
+        };
+        std::fs::read_to_string(admin.join("config.worktree")).is_ok_and(|text| {
+            text.lines().any(|l| {
+                let l = l.trim().to_ascii_lowercase().replace(' ', "");
+                l == "sparsecheckout=true"
+            })
+        })
     }
 
     fn set_sparse(&self, path: &Path, patterns: &[String]) -> Result<()> {
@@ -217,8 +242,10 @@ impl Repo {
     /// Commits everything uncommitted in a worktree on its branch, running
     /// the user's commit hooks. Returns the new HEAD (unchanged when clean).
     pub fn commit_all(&self, path: &Path, message: &str) -> Result<Oid> {
-        if self.is_dirty(path)? {
-            self.git_in(path, &["add", "-A"])?;
+        // `add -A` refreshes the index once; whether anything is staged is
+        // then read in-process instead of by a second full `git status`.
+        self.git_in(path, &["add", "-A"])?;
+        if self.staged_changes(path)? {
             let mut cmd = self.command_in(path, &["commit", "-q", "-m", message]);
             // Only what neither the environment nor the config provides.
             for (var, key, fallback) in [
@@ -241,8 +268,40 @@ impl Repo {
                 ));
             }
         }
-        let head = self.git_in(path, &["rev-parse", "HEAD"])?;
-        Ok(Oid::from_str(head.trim())?)
+        let worktree = git2::Repository::open(path)
+            .with_context(|| format!("cannot open the worktree `{}`", path.display()))?;
+        let head = worktree.head()?.peel_to_commit()?.id();
+        Ok(head)
+    }
+
+    /// Whether the worktree's index differs from its HEAD. Falls back to
+    /// git when libgit2 cannot read the index (e.g. a split index).
+    fn staged_changes(&self, path: &Path) -> Result<bool> {
+        let in_process = || -> Result<bool, git2::Error> {
+            let worktree = git2::Repository::open(path)?;
+            let tree = worktree.index()?.write_tree()?;
+            let head = worktree.head()?.peel_to_tree()?.id();
+            Ok(head != tree)
+        };
+        match in_process() {
+            Ok(changed) => Ok(changed),
+            Err(_) => {
+                let out = self
+                    .command_in(path, &["diff", "--cached", "--quiet"])
+                    .output()?;
+                Ok(out.status.code() == Some(1))
+            }
+        }
+    }
+
+    /// Points a worktree's HEAD at its current commit, detached, without
+    /// touching its files or index (so its branch is free again).
+    pub fn detach_head(&self, path: &Path) -> Result<()> {
+        let worktree = git2::Repository::open(path)
+            .with_context(|| format!("cannot open the worktree `{}`", path.display()))?;
+        let head = worktree.head()?.peel_to_commit()?.id();
+        worktree.set_head_detached(head)?;
+        Ok(())
     }
 
     /// Makes a worktree's files match `snapshot` while its index and HEAD stay
@@ -259,4 +318,13 @@ impl Repo {
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         Ok(dir)
     }
+}
+
+/// The admin dir of a linked worktree (`.git/worktrees/<name>`), from the
+/// `gitdir:` line of its `.git` file.
+fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path.join(".git")).ok()?;
+    let dir = text.strip_prefix("gitdir:")?.trim();
+    let dir = PathBuf::from(dir);
+    Some(if dir.is_absolute() { dir } else { path.join(dir) })
 }

@@ -326,5 +326,9 @@ fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
     let text = std::fs::read_to_string(path.join(".git")).ok()?;
     let dir = text.strip_prefix("gitdir:")?.trim();
     let dir = PathBuf::from(dir);
-    Some(if dir.is_absolute() { dir } else { path.join(dir) })
+    Some(if dir.is_absolute() {
+        dir
+    } else {
+        path.join(dir)
+    })
 }

@@ -36,31 +36,9 @@ pub fn run(args: LogArgs) -> Result<u8> {
         ui::out(&format!(
             "{} {} {}",
             ui::dim(&e["commit"].as_str().unwrap_or("")[..10]),
-            ui::dim(&format_time(when)),
+            ui::dim(&crate::render::utc_time(when as f64)),
             e["summary"].as_str().unwrap_or("")
         ));
     }
     Ok(0)
-}
-
-/// `2026-11-21 22:05:03` in UTC, without pulling in a date crate.
-fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

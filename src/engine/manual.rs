@@ -110,18 +110,14 @@ fn move_back(repo: &Repo, plan: &str, id: &str, to: TaskStatus) -> Result<Vec<St
         )),
         work,
     )?;
+    crate::failpoint!("reset-preserved");
     store::transact(repo, plan, |snap, change| {
         check(snap)?;
-        let previous = change
+        let mut t = change
             .state
             .tasks
             .get(id)
-            .cloned()
-            .unwrap_or_else(TaskState::pending);
-        let mut t = TaskState::pending();
-        t.attempts = previous.attempts;
-        t.seconds = previous.seconds;
-        t.log = previous.log;
+            .map_or_else(TaskState::pending, TaskState::pending_again);
         t.state = to;
         if to == TaskStatus::Skipped {
             t.reason = Some("skipped by hand".to_string());

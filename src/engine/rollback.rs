@@ -149,14 +149,11 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
             }
         }
         for id in &affected {
-            let previous = change
+            let t = change
                 .state
                 .tasks
                 .get(id)
-                .cloned()
-                .unwrap_or_else(TaskState::pending);
-            let mut t = TaskState::pending();
-            t.attempts = previous.attempts;
+                .map_or_else(TaskState::pending, TaskState::pending_again);
             change.state.tasks.insert(id.clone(), t);
         }
         change.state.work = target.to_string();
@@ -187,6 +184,7 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
     crate::failpoint!("rollback-committed");
     for id in &affected {
         discard_task_checkout(repo, plan, id)?;
+        crate::failpoint!("rollback-discarded");
     }
     Ok(RollbackReport {
         to,
@@ -304,6 +302,7 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         let branch = names::task_branch(plan, &rest);
         if repo.ref_target(&branch)?.is_none() {
             repo.cas_ref(&branch, head, None, "orch: rollback undone")?;
+            crate::failpoint!("undo-branch-restored");
         }
         restored_tasks.push(rest);
     }
@@ -329,6 +328,7 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         let path = std::path::PathBuf::from(path);
         if !path.join(".git").exists() {
             repo.checkout_worktree(&path, &branch, head, None)?;
+            crate::failpoint!("undo-worktree-restored");
         }
         let snapshot_ref = record
             .preserved

@@ -92,6 +92,17 @@ pub struct TaskState {
 }
 
 impl TaskState {
+    /// Back to pending for another attempt: its history (attempts, time
+    /// spent, last log) stays, everything about the last attempt goes.
+    pub fn pending_again(&self) -> TaskState {
+        TaskState {
+            attempts: self.attempts,
+            seconds: self.seconds,
+            log: self.log.clone(),
+            ..TaskState::pending()
+        }
+    }
+
     pub fn pending() -> TaskState {
         TaskState {
             state: TaskStatus::Pending,

@@ -8,6 +8,7 @@ mod merge;
 mod refs;
 mod worktree;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -157,20 +158,61 @@ impl Repo {
 
     /// Paths changed between two commits' trees (renames as delete + add).
     pub fn changed_paths(&self, from: Oid, to: Oid) -> Result<Vec<String>> {
-        let a = self.git.find_commit(from)?.tree()?;
-        let b = self.git.find_commit(to)?.tree()?;
-        let diff = self.git.diff_tree_to_tree(Some(&a), Some(&b), None)?;
+        let a = self.git.find_commit(from)?.tree_id();
+        let b = self.git.find_commit(to)?.tree_id();
         let mut paths = Vec::new();
-        for delta in diff.deltas() {
-            for file in [delta.old_file(), delta.new_file()] {
-                if let Some(p) = file.path().and_then(Path::to_str) {
-                    if !paths.iter().any(|q: &String| q == p) {
-                        paths.push(p.to_string());
-                    }
-                }
+        self.diff_trees(Some(a), Some(b), "", &mut paths)?;
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    /// Paths that differ between two trees, descending only into subtrees
+    /// whose ids differ: the cost follows the change, not the repository
+    /// (libgit2's tree diff walks every entry, 40 ms on 20,000 files).
+    fn diff_trees(
+        &self,
+        a: Option<Oid>,
+        b: Option<Oid>,
+        prefix: &str,
+        out: &mut Vec<String>,
+    ) -> Result<()> {
+        if a == b {
+            return Ok(());
+        }
+        let entries = |id: Option<Oid>| -> Result<BTreeMap<String, (Oid, bool)>> {
+            let Some(id) = id else {
+                return Ok(BTreeMap::new());
+            };
+            let tree = self.git.find_tree(id)?;
+            Ok(tree
+                .iter()
+                .map(|e| {
+                    let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+                    (name, (e.id(), e.kind() == Some(git2::ObjectType::Tree)))
+                })
+                .collect())
+        };
+        let (left, right) = (entries(a)?, entries(b)?);
+        let names: BTreeSet<&String> = left.keys().chain(right.keys()).collect();
+        for name in names {
+            let (l, r) = (left.get(name), right.get(name));
+            if l == r {
+                continue;
+            }
+            let path = format!("{prefix}{name}");
+            // A side that is a tree contributes its paths; a side that is a
+            // file (or absent) contributes the path itself.
+            let l_tree = l.filter(|e| e.1).map(|e| e.0);
+            let r_tree = r.filter(|e| e.1).map(|e| e.0);
+            if l_tree.is_some() || r_tree.is_some() {
+                self.diff_trees(l_tree, r_tree, &format!("{path}/"), out)?;
+            }
+            if l.is_some_and(|e| !e.1) || r.is_some_and(|e| !e.1) {
+                out.push(path);
             }
         }
-        Ok(paths)
+        Ok(())
     }
 
     /// The committer git itself would use (`GIT_COMMITTER_NAME`/`_EMAIL`,
@@ -261,4 +303,96 @@ fn absolute(p: &Path) -> PathBuf {
 
 pub fn short(oid: Oid) -> String {
     oid.to_string()[..10].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit whose tree holds `files` (path → content), on no parent.
+    fn commit(repo: &Repository, files: &[(&str, &str)]) -> Oid {
+        let mut index = git2::Index::new().expect("index");
+        for (path, content) in files {
+            let blob = repo.blob(content.as_bytes()).expect("blob");
+            let entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: blob,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            index.add(&entry).expect("add");
+        }
+        let tree = index.write_tree_to(repo).expect("tree");
+        let tree = repo.find_tree(tree).expect("find tree");
+        let sig = git2::Signature::now("t", "t@x").expect("sig");
+        repo.commit(None, &sig, &sig, "t", &tree, &[])
+            .expect("commit")
+    }
+
+    #[test]
+    fn changed_paths_matches_libgit2_diff_and_skips_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = Repository::init(dir.path()).expect("init");
+        let repo = Repo {
+            root: dir.path().to_path_buf(),
+            common_dir: git.path().to_path_buf(),
+            git,
+        };
+        let before = commit(
+            &repo.git,
+            &[
+                ("a.txt", "1"),
+                ("src/x.rs", "x"),
+                ("src/deep/y.rs", "y"),
+                ("same/z", "z"),
+                ("f", "file"),
+            ],
+        );
+        let after = commit(
+            &repo.git,
+            &[
+                ("a.txt", "2"),
+                ("src/deep/y.rs", "y"),
+                ("src/new.rs", "n"),
+                ("same/z", "z"),
+                ("f/inside", "dir now"),
+            ],
+        );
+        let ours = repo.changed_paths(before, after).expect("diff");
+        let a = repo
+            .git
+            .find_commit(before)
+            .and_then(|c| c.tree())
+            .expect("tree a");
+        let b = repo
+            .git
+            .find_commit(after)
+            .and_then(|c| c.tree())
+            .expect("tree b");
+        let diff = repo
+            .git
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .expect("diff");
+        let mut theirs: Vec<String> = diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .filter_map(|p| p.to_str().map(str::to_string))
+            .collect();
+        theirs.sort();
+        theirs.dedup();
+        assert_eq!(ours, theirs);
+        assert_eq!(
+            ours,
+            vec!["a.txt", "f", "f/inside", "src/new.rs", "src/x.rs"]
+        );
+    }
 }

@@ -198,6 +198,8 @@ pub enum TaskCommand {
     Reset(TaskArgs),
     /// Skip a task (its phase can be checkpointed without it)
     Skip(TaskArgs),
+    /// Reopen a landed task of the current phase to fix its work forward
+    Reopen(TaskArgs),
 }
 
 #[derive(Args, Debug)]

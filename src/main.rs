@@ -5,15 +5,17 @@
 mod cli;
 mod commands;
 mod engine;
-mod error;
 mod failpoint;
 mod git;
 mod hooks;
-mod plan;
 mod process;
 mod render;
 mod state;
 mod ui;
+
+// The plan model and the error type live in the library (src/lib.rs) so the
+// fuzz targets can link them; `crate::plan` and `crate::error` resolve here.
+use git_orch::{error, plan};
 
 use std::process::ExitCode;
 
@@ -53,6 +55,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Task(TaskCommand::Fail(args)) => task::fail(args),
         Command::Task(TaskCommand::Reset(args)) => task::reset(args),
         Command::Task(TaskCommand::Skip(args)) => task::skip(args),
+        Command::Task(TaskCommand::Reopen(args)) => task::reopen(args),
         Command::Checkpoint(args) => checkpoint::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Log(args) => log::run(args),

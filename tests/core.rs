@@ -1830,3 +1830,58 @@ fn a_failed_phase_is_reopened_by_rollback_as_the_hint_says() {
     );
     repo.fsck();
 }
+
+#[test]
+fn a_failed_phase_is_fixed_forward_by_reopening_a_task() {
+    let repo = TestRepo::new();
+    let scratch = repo.scratch();
+    let plan = repo.plan("g.toml", &gated(&scratch));
+    repo.orch_ok(&["start", arg(&plan)]);
+    let wt = task_start(&repo, "a");
+    put(&wt, "a/a.txt", "first try\n");
+    repo.orch_ok(&["task", "done", "a"]);
+    let first_landing = repo.rev("orch/g/work").expect("work");
+    assert_eq!(code(&repo.orch(&["checkpoint"])), Some(1));
+    assert!(stderr(&repo.orch(&["checkpoint"])).contains("task reopen"));
+
+    // Only a done task can be reopened; the refusal changes nothing.
+    let before = repo.refs();
+    assert_refused(
+        &repo.orch(&["task", "reopen", "b"]),
+        "reopen of a pending task",
+    );
+    assert_eq!(repo.refs(), before);
+
+    repo.orch_ok(&["task", "reopen", "a"]);
+    let st = status(&repo);
+    assert_eq!(task_state(&st, "a"), "pending");
+    assert_eq!(phase(&st, "one")["state"], "active", "{st}");
+    // The landing stays: fixing forward builds on it.
+    assert_eq!(
+        repo.rev("orch/g/work").as_deref(),
+        Some(first_landing.as_str())
+    );
+
+    let wt = task_start(&repo, "a");
+    assert_eq!(
+        std::fs::read_to_string(wt.join("a/a.txt")).expect("file"),
+        "first try\n"
+    );
+    let brief = std::fs::read_to_string(repo.path.join(".git/orch/tasks/g/a.md")).expect("brief");
+    assert!(
+        brief.contains("gate `judge` failed") && brief.contains("judging"),
+        "{brief}"
+    );
+    put(&wt, "a/a.txt", "second try\n");
+    repo.orch_ok(&["task", "done", "a"]);
+    std::fs::write(scratch.join("pass"), "").expect("pass marker");
+    repo.orch_ok(&["checkpoint"]);
+    assert_eq!(
+        repo.show("orch/g/one:a/a.txt").as_deref(),
+        Some("second try\n")
+    );
+    // Both landings are in the history of the checkpoint.
+    let log = repo.git(&["log", "--format=%s", "orch/g/one"]);
+    assert_eq!(log.matches("orch: land task a").count(), 2, "{log}");
+    repo.fsck();
+}

@@ -49,7 +49,7 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
             ));
             // Landed tasks cannot be reset; what works is a gate that passes
             // on a second try, or a rollback that reopens the phase's tasks.
-            ui::hint(&format!("if the gate itself was at fault, fix it and `git orch checkpoint {plan}` again; otherwise `git orch rollback {plan}` returns the phase's tasks to pending (their work is kept in refs)"));
+            ui::hint(&format!("fix forward with `git orch task reopen ID` (the task runs again on top of its work, with the gate's output in its brief), or `git orch rollback {plan}` to redo the phase"));
         }
     }
     Ok(if report.passed { 0 } else { 1 })

@@ -171,24 +171,28 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
 }
 
 pub fn reset(args: TaskArgs) -> Result<u8> {
-    back(args, true)
+    back(args, manual::reset, "pending")
 }
 
 pub fn skip(args: TaskArgs) -> Result<u8> {
-    back(args, false)
+    back(args, manual::skip, "skipped")
 }
 
-fn back(args: TaskArgs, reset: bool) -> Result<u8> {
+pub fn reopen(args: TaskArgs) -> Result<u8> {
+    back(args, manual::reopen, "pending again")
+}
+
+fn back(
+    args: TaskArgs,
+    transition: fn(&crate::git::Repo, &str, &str) -> Result<Vec<String>>,
+    state: &str,
+) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     let plan = &snap.plan_name;
-    let kept = if reset {
-        manual::reset(&repo, plan, &args.id)?
-    } else {
-        manual::skip(&repo, plan, &args.id)?
-    };
-    let state = if reset { "pending" } else { "skipped" };
+    let kept = transition(&repo, plan, &args.id)?;
     if args.json {
+        let state = state.split(' ').next().unwrap_or(state);
         ui::json(&json!({ "plan": plan, "task": args.id, "state": state, "preserved": kept }));
         return Ok(0);
     }

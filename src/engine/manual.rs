@@ -4,7 +4,7 @@
 use anyhow::Result;
 use git2::Oid;
 
-use super::tasks::{discard_task_checkout, find_task, preserve_tag, preserve_task};
+use super::tasks::{discard_task_checkout, find_task, preserve_tag, preserve_task, unpreserve};
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::Repo;
 use crate::state::{self, store, Snapshot, TaskState, TaskStatus};
@@ -57,14 +57,44 @@ fn refuse_if_live(snap: &Snapshot, id: &str) -> Result<()> {
 /// Returns a task to pending; its branch and uncommitted work are kept
 /// under `refs/orch/<plan>/preserved/…` (returned).
 pub fn reset(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
-    move_back(repo, plan, id, TaskStatus::Pending)
+    move_back(repo, plan, id, Back::Reset)
 }
 
 pub fn skip(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
-    move_back(repo, plan, id, TaskStatus::Skipped)
+    move_back(repo, plan, id, Back::Skip)
 }
 
-fn move_back(repo: &Repo, plan: &str, id: &str, to: TaskStatus) -> Result<Vec<String>> {
+/// Reopens a landed task of the current phase so it can fix its work
+/// forward (after a failed gate, say): its landing stays on the work branch,
+/// and its next attempt starts from the work head with the failed gates'
+/// output in its brief.
+pub fn reopen(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
+    move_back(repo, plan, id, Back::Reopen)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Back {
+    Reset,
+    Skip,
+    Reopen,
+}
+
+impl Back {
+    fn word(self) -> &'static str {
+        match self {
+            Back::Reset => "reset",
+            Back::Skip => "skip",
+            Back::Reopen => "reopen",
+        }
+    }
+}
+
+fn move_back(repo: &Repo, plan: &str, id: &str, back: Back) -> Result<Vec<String>> {
+    let to = if back == Back::Skip {
+        TaskStatus::Skipped
+    } else {
+        TaskStatus::Pending
+    };
     let snap = store::load(repo, plan)?;
     let (phase, _) = find_task(&snap, id)?;
     let check = |snap: &Snapshot| -> Result<()> {
@@ -80,16 +110,21 @@ fn move_back(repo: &Repo, plan: &str, id: &str, to: TaskStatus) -> Result<Vec<St
                 ),
             ));
         }
-        match (status, to) {
-            (TaskStatus::Pending, TaskStatus::Pending) => {
+        match (status, back) {
+            (TaskStatus::Done, Back::Reopen) => Ok(()),
+            (_, Back::Reopen) => Err(refuse_with_hint(
+                format!("task `{id}` is {}; only a done task can be reopened", status.as_str()),
+                format!("`git orch task reset {id}` returns a failed or running task to pending"),
+            )),
+            (TaskStatus::Pending, Back::Reset) => {
                 Err(refuse(format!("task `{id}` is already pending")))
             }
-            (TaskStatus::Skipped, TaskStatus::Skipped) => {
+            (TaskStatus::Skipped, Back::Skip) => {
                 Err(refuse(format!("task `{id}` is already skipped")))
             }
             (TaskStatus::Done, _) => Err(refuse_with_hint(
                 format!("task `{id}` has landed on the work branch"),
-                format!("to undo it, roll back: `git orch rollback {plan}`"),
+                format!("fix it forward with `git orch task reopen {id}`, or undo it with `git orch rollback {plan}`"),
             )),
             _ => refuse_if_live(snap, id),
         }
@@ -100,14 +135,7 @@ fn move_back(repo: &Repo, plan: &str, id: &str, to: TaskStatus) -> Result<Vec<St
         repo,
         plan,
         id,
-        &preserve_tag(&format!(
-            "{}-{id}",
-            if to == TaskStatus::Pending {
-                "reset"
-            } else {
-                "skip"
-            }
-        )),
+        &preserve_tag(&format!("{}-{id}", back.word())),
         work,
     )?;
     crate::failpoint!("reset-preserved");
@@ -128,14 +156,15 @@ fn move_back(repo: &Repo, plan: &str, id: &str, to: TaskStatus) -> Result<Vec<St
         }
         change.summary = format!(
             "task {id}: {}",
-            if to == TaskStatus::Pending {
-                "reset to pending"
-            } else {
-                "skipped"
+            match back {
+                Back::Reset => "reset to pending",
+                Back::Skip => "skipped",
+                Back::Reopen => "reopened",
             }
         );
         Ok(())
-    })?;
+    })
+    .inspect_err(|_| unpreserve(repo, plan, snap.commit, &kept))?;
     crate::failpoint!("reset-committed");
     discard_task_checkout(repo, plan, id)?;
     Ok(kept)

@@ -269,6 +269,27 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
         }
         text += "\n";
     }
+    // A task reopened after its phase failed a gate is told what failed.
+    if let Some((phase, _)) = snap.plan.task(&task.id) {
+        let failed = snap
+            .state
+            .phases
+            .get(&phase.id)
+            .map(|p| p.gates.iter().filter(|g| !g.passed).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for gate in failed {
+            let log = repo.read_path(snap.tree, &gate.log)?.unwrap_or_default();
+            let log = String::from_utf8_lossy(&log);
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            text += &format!(
+                "## The phase's gate `{}` failed\n\nCommand: `{}` on {}.\n\n```\n{}\n```\n\n",
+                gate.name,
+                gate.command,
+                &gate.commit[..10.min(gate.commit.len())],
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
     for dep in &task.depends_on {
         if let Some(note) = repo.read_path(snap.tree, &format!("handoff/{dep}.md"))? {
             text += &format!(
@@ -516,6 +537,21 @@ pub fn preserve_task(
         }
     }
     Ok(kept)
+}
+
+/// Drops the refs [`preserve_task`] (or a rollback) wrote for a state change
+/// that then did not happen (the state branch is still at `read`, the head
+/// the command started from): nothing was discarded, so they keep nothing
+/// that is not still where it was, and a refused command changes nothing.
+pub fn unpreserve(repo: &Repo, plan: &str, read: Oid, names: &[String]) {
+    if !matches!(repo.ref_target(&names::state(plan)), Ok(Some(head)) if head == read) {
+        return;
+    }
+    for name in names {
+        if let Ok(Some(id)) = repo.ref_target(name) {
+            let _ = repo.cas_delete(name, id);
+        }
+    }
 }
 
 /// Removes a task's worktree and branch. Call after preserving them.

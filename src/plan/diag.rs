@@ -28,10 +28,27 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// Control characters in the message (from a hostile id, say) are
+    /// escaped: a diagnostic is one line and cannot drive the terminal.
     pub fn error(message: impl Into<String>) -> Diagnostic {
+        let message: String = message.into();
+        let message = if message.contains(char::is_control) {
+            message
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        } else {
+            message
+        };
         Diagnostic {
             severity: Severity::Error,
-            message: message.into(),
+            message,
             line: None,
             col: None,
         }

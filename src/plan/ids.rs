@@ -6,7 +6,13 @@ const RULE: &str = "ids are 1-64 characters from A-Z a-z 0-9 . _ -, start with a
 
 /// Check `id` for an object of `kind` ("plan", "phase", "task", "gate").
 pub fn validate_id(kind: &str, id: &str) -> Result<(), String> {
-    let bad = |why: String| Err(format!("invalid {kind} id `{id}`: {why} ({RULE})"));
+    // A hostile id is shown escaped and cut short, so the message stays one
+    // readable line.
+    let mut shown: String = id.chars().take(64).flat_map(char::escape_debug).collect();
+    if id.chars().count() > 64 {
+        shown.push('…');
+    }
+    let bad = |why: String| Err(format!("invalid {kind} id `{shown}`: {why} ({RULE})"));
     if id.is_empty() {
         return Err(format!("{kind} id is empty ({RULE})"));
     }
@@ -67,6 +73,13 @@ mod tests {
             assert!(e.contains(want), "{id}: {e}");
         }
         assert!(validate_id("task", &"x".repeat(65)).is_err());
+        let long = validate_id("task", &"y".repeat(10_000)).expect_err("too long");
+        assert!(
+            long.len() < 400 && long.contains("10000 characters"),
+            "{long}"
+        );
+        let ctl = validate_id("task", "a\nb\u{1b}").expect_err("control");
+        assert!(!ctl.contains(['\n', '\u{1b}']), "{ctl}");
         assert!(validate_id("phase", "start")
             .expect_err("reserved")
             .contains("reserved"));

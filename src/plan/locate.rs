@@ -15,6 +15,20 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// A parser's position brought inside the text: an error "at the end of
+/// the stream" is reported on the last line, just after its last character,
+/// not on a line the file does not have.
+pub fn clamp(text: &str, (line, col): (usize, usize)) -> (usize, usize) {
+    let last = text.split('\n').count();
+    if line == 0 {
+        (1, 1)
+    } else if line > last {
+        line_col(text, text.len())
+    } else {
+        (line, col.max(1))
+    }
+}
+
 /// Lines without their terminators, so CRLF files behave like LF ones.
 fn lines(source: &str) -> impl Iterator<Item = (usize, &str)> {
     source
@@ -136,6 +150,9 @@ mod tests {
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab\r\ncd", 5), (2, 2));
         assert_eq!(line_col("é\nx", 99), (2, 2));
+        assert_eq!(clamp("{a", (2, 1)), (1, 3));
+        assert_eq!(clamp("a\n", (3, 1)), (2, 1));
+        assert_eq!(clamp("a\nb", (2, 0)), (2, 1));
     }
 
     #[test]

@@ -26,7 +26,6 @@ pub use diag::Diagnostic;
 pub use duration::parse_duration;
 pub use ids::validate_id;
 pub use parse::load_file;
-#[cfg(test)]
 pub use parse::{load_str, Format};
 pub use scope::{scopes_may_overlap, Scope};
 pub use validate::validate;

@@ -85,12 +85,13 @@ fn parse_toml(text: &str) -> Result<Plan, Vec<Diagnostic>> {
 
 fn toml_diag(text: &str, e: &toml::de::Error) -> Diagnostic {
     let pos = e.span().map(|s| locate::line_col(text, s.start));
+    let pos = pos.map(|p| locate::clamp(text, p));
     Diagnostic::error(tidy(e.message())).at(pos)
 }
 
 fn parse_yaml(text: &str) -> Result<Plan, Vec<Diagnostic>> {
     use serde_yaml::Value;
-    let value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_diag(&e)])?;
+    let value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_diag(text, &e)])?;
     let kind = match &value {
         Value::Null => return Err(empty_file()),
         Value::Mapping(m) if m.is_empty() => return Err(empty_file()),
@@ -107,7 +108,7 @@ fn parse_yaml(text: &str) -> Result<Plan, Vec<Diagnostic>> {
     }
     let unknown = schema::unknown_keys(&Node::from(&value));
     serde_yaml::from_str::<Plan>(text).map_err(|e| {
-        let first = yaml_diag(&e);
+        let first = yaml_diag(text, &e);
         if unknown.is_empty() {
             vec![first]
         } else {
@@ -116,13 +117,14 @@ fn parse_yaml(text: &str) -> Result<Plan, Vec<Diagnostic>> {
     })
 }
 
-fn yaml_diag(e: &serde_yaml::Error) -> Diagnostic {
+fn yaml_diag(text: &str, e: &serde_yaml::Error) -> Diagnostic {
     let mut msg = e.to_string();
     let pos = e.location().map(|l| (l.line(), l.column()));
     // The location is rendered separately, so drop serde_yaml's copy of it.
     if let Some((l, c)) = pos {
         msg = msg.replacen(&format!(" at line {l} column {c}"), "", 1);
     }
+    let pos = pos.map(|p| locate::clamp(text, p));
     Diagnostic::error(tidy(&msg)).at(pos)
 }
 

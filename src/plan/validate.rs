@@ -325,7 +325,9 @@ impl Validator<'_> {
 }
 
 /// Each cycle found by a depth-first search, as node indices in dependency
-/// order, starting from the node reached first in plan order.
+/// order, starting from the node reached first in plan order. The search
+/// keeps its own stack, so a chain of any length cannot overflow the
+/// thread's (a 10,000-task chain used to).
 fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
@@ -333,34 +335,35 @@ fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
         OnStack,
         Done,
     }
-    fn visit(
-        u: usize,
-        edges: &[Vec<usize>],
-        mark: &mut [Mark],
-        stack: &mut Vec<usize>,
-        out: &mut Vec<Vec<usize>>,
-    ) {
-        mark[u] = Mark::OnStack;
-        stack.push(u);
-        for &v in &edges[u] {
+    let mut mark = vec![Mark::New; edges.len()];
+    let mut out = Vec::new();
+    // The path being explored, each node with the index of its next edge.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..edges.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::OnStack;
+        stack.push((root, 0));
+        while let Some(&mut (u, ref mut next)) = stack.last_mut() {
+            let Some(&v) = edges[u].get(*next) else {
+                mark[u] = Mark::Done;
+                stack.pop();
+                continue;
+            };
+            *next += 1;
             match mark[v] {
-                Mark::New => visit(v, edges, mark, stack, out),
+                Mark::New => {
+                    mark[v] = Mark::OnStack;
+                    stack.push((v, 0));
+                }
                 Mark::OnStack => {
-                    if let Some(at) = stack.iter().position(|&x| x == v) {
-                        out.push(stack[at..].to_vec());
+                    if let Some(at) = stack.iter().position(|&(x, _)| x == v) {
+                        out.push(stack[at..].iter().map(|&(x, _)| x).collect());
                     }
                 }
                 Mark::Done => {}
             }
-        }
-        stack.pop();
-        mark[u] = Mark::Done;
-    }
-    let mut mark = vec![Mark::New; edges.len()];
-    let mut out = Vec::new();
-    for u in 0..edges.len() {
-        if mark[u] == Mark::New {
-            visit(u, edges, &mut mark, &mut Vec::new(), &mut out);
         }
     }
     out

@@ -1,7 +1,9 @@
 //! Named crash points for the crash-recovery tests. With the `failpoints`
-//! feature, `ORCH_FAILPOINT=<name>` makes the process die on the spot at that
-//! point, as `kill -9` would (no destructors, no cleanup). Without the
-//! feature the macro expands to nothing.
+//! feature, `ORCH_FAILPOINT=<name>` makes the process die on the spot the
+//! first time it reaches that point, as `kill -9` would (no destructors, no
+//! cleanup); `ORCH_FAILPOINT=<name>@<n>` dies at the n-th time instead.
+//! Without the feature the macro expands to nothing. `tests/crash.rs` finds
+//! every point by grepping for the macro and crashes at each in turn.
 
 #[macro_export]
 macro_rules! failpoint {
@@ -13,7 +15,16 @@ macro_rules! failpoint {
 
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
-    if std::env::var("ORCH_FAILPOINT").as_deref() == Ok(name) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Ok(wanted) = std::env::var("ORCH_FAILPOINT") else {
+        return;
+    };
+    let (point, nth) = match wanted.split_once('@') {
+        Some((point, n)) => (point, n.parse::<usize>().unwrap_or(1)),
+        None => (wanted.as_str(), 1),
+    };
+    if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
         std::process::abort();
     }
 }

@@ -126,6 +126,7 @@ pub fn checkpoint(
         }
         Ok(())
     })?;
+    crate::failpoint!("checkpoint-tagged");
     Ok(CheckpointReport {
         phase: phase_id,
         commit,

@@ -5,7 +5,9 @@
 use anyhow::Result;
 use git2::Oid;
 
-use super::tasks::{discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished};
+use super::tasks::{
+    discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished, unpreserve,
+};
 use super::workspace;
 use crate::error::refuse_with_hint;
 use crate::git::Repo;
@@ -18,7 +20,12 @@ pub struct FinishReport {
 
 pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
     let snap = store::load(repo, plan)?;
-    refuse_if_finished(&snap)?;
+    // A `finish` interrupted after its state commit left worktrees behind:
+    // finishing again completes the clean-up instead of refusing.
+    let interrupted = snap.state.finished && workspace::worktrees_root(repo).join(plan).exists();
+    if !interrupted {
+        refuse_if_finished(&snap)?;
+    }
     if let Some(phase) = snap.current_phase() {
         return Err(refuse_with_hint(
             format!(
@@ -35,7 +42,11 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
     for id in &tasks {
         preserved.extend(preserve_task(repo, plan, id, &tag, work)?);
     }
+    crate::failpoint!("finish-preserved");
     store::transact(repo, plan, |s, change| {
+        if interrupted {
+            return Ok(());
+        }
         refuse_if_finished(s)?;
         change.state.finished = true;
         for t in change.state.tasks.values_mut() {
@@ -43,7 +54,9 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
         }
         change.summary = format!("plan {plan}: finished");
         Ok(())
-    })?;
+    })
+    .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;
+    crate::failpoint!("finish-committed");
     let mut removed = 0;
     for id in &tasks {
         if repo.ref_target(&names::task_branch(plan, id))?.is_some() {
@@ -52,6 +65,7 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
         discard_task_checkout(repo, plan, id)?;
     }
     workspace::drain_pool(repo, plan)?;
+    crate::failpoint!("finish-pool-drained");
     let _ = std::fs::remove_dir_all(workspace::task_files_dir(repo, plan));
     let _ = std::fs::remove_dir(workspace::worktrees_root(repo).join(plan));
     Ok(FinishReport {

@@ -216,6 +216,7 @@ impl<'r> GateCheckout<'r> {
             &path.to_string_lossy(),
             &commit.to_string(),
         ])?;
+        crate::failpoint!("gate-checkout-made");
         Ok(GateCheckout { repo, path })
     }
 }

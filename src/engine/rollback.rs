@@ -7,7 +7,9 @@
 use anyhow::{anyhow, Result};
 use git2::Oid;
 
-use super::tasks::{discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished};
+use super::tasks::{
+    discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished, unpreserve,
+};
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{short, RefEdit, Repo};
 use crate::state::{
@@ -180,7 +182,8 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
             affected.len()
         );
         Ok(())
-    })?;
+    })
+    .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;
     crate::failpoint!("rollback-committed");
     for id in &affected {
         discard_task_checkout(repo, plan, id)?;
@@ -272,6 +275,17 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         restored.rollbacks = s.state.rollbacks.clone();
         for r in restored.rollbacks.iter_mut().filter(|r| r.id == record.id) {
             r.undone = true;
+        }
+        // Worktrees of landed tasks went with the rollback and do not come
+        // back (their work is on the restored work branch).
+        for t in restored.tasks.values_mut() {
+            let gone = t
+                .worktree
+                .as_deref()
+                .is_some_and(|p| !std::path::Path::new(p).join(".git").exists());
+            if t.state == TaskStatus::Done && gone {
+                t.worktree = None;
+            }
         }
         change.state = restored;
         change.refs.push(RefEdit::Set {

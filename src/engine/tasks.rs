@@ -115,6 +115,10 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                     .filter(|t| t.claim.as_ref().is_some_and(|c| c.manual))
                     .and_then(|t| t.worktree.as_deref())
                 {
+                    // A `task start` that died before making the worktree.
+                    Some(path) if !Path::new(path).join(".git").exists() => format!(
+                        "it was started by hand but its worktree {path} was never made: `git orch task reset {id}`, then start it again"
+                    ),
                     Some(path) => format!(
                         "it was started by hand; its worktree is {path} (finish it with `git orch task done {id}`)"
                     ),
@@ -391,6 +395,13 @@ pub fn land_committed(
         if let Some(log) = &finish.log {
             change.files.push((log_path.clone(), log.clone()));
             nt.log = Some(log_path.clone());
+        }
+        // A runner parks the worktree of a landed task for the next one;
+        // a person's stays where it is until `finish`.
+        if matches!(landing, Landing::Landed { .. } | Landing::Empty)
+            && !t.claim.as_ref().is_some_and(|c| c.manual)
+        {
+            nt.worktree = None;
         }
         let result = match landing {
             Landing::Landed { commit, changed } => {

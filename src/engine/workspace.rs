@@ -105,6 +105,20 @@ pub fn tidy(repo: &Repo, plan: &str, settled: &[&str]) {
         if path.join(".git").exists() {
             let _ = park(repo, plan, &path);
         }
+        // Not parkable (dirty, or a lock left by the kill): whatever it
+        // holds beyond the landing is kept in a ref, then it goes.
+        if path.join(".git").exists() {
+            if let Ok(Some(snapshot)) =
+                repo.snapshot_worktree(&path, &format!("orch: worktree of task {id}"))
+            {
+                let kept = crate::state::names::preserved(
+                    plan,
+                    &format!("repair/worktree-{id}-{}", crate::git::short(snapshot)),
+                );
+                let _ = crate::state::reconcile::create_if_absent(repo, &kept, snapshot);
+            }
+            let _ = repo.remove_worktree(&path);
+        }
         let _ = std::fs::remove_file(&marker);
     }
 }

@@ -11,7 +11,6 @@ use anyhow::{anyhow, Result};
 use git2::{ErrorCode, Oid};
 
 use super::Repo;
-use crate::error::refuse_with_hint;
 
 /// Another writer moved the ref between our read and our write.
 #[derive(Debug)]
@@ -26,6 +25,25 @@ impl fmt::Display for RefRace {
 }
 
 impl std::error::Error for RefRace {}
+
+/// A ref's `.lock` file stayed (a git process holds it, or one that died
+/// left it). A refusal of its own kind: callers that take a refusal to mean
+/// "another process got there first" (a runner's claim) must not mistake a
+/// lock that needs a human for that, and go on as if nothing were wrong.
+#[derive(Debug)]
+pub struct RefLocked(pub crate::error::Refusal);
+
+impl fmt::Display for RefLocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for RefLocked {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 /// One ref change in a reconcile or a side-ref update.
 #[derive(Debug, Clone)]
@@ -133,10 +151,11 @@ impl Repo {
                 }
                 Err(e) if e.code() == ErrorCode::Locked => {
                     let lock = self.common_dir.join(format!("{name}.lock"));
-                    return Err(refuse_with_hint(
-                        format!("the ref `{name}` is locked by `{}`", lock.display()),
-                        "if no git process is running, a crashed one left it behind: remove that file",
-                    ));
+                    return Err(RefLocked(crate::error::Refusal {
+                        message: format!("the ref `{name}` is locked by `{}`", lock.display()),
+                        hint: Some("if no git process is running, a crashed one left it behind: remove that file".to_string()),
+                    })
+                    .into());
                 }
                 Err(e) => return Err(anyhow!("cannot update `{name}`: {}", e.message())),
             }

@@ -300,7 +300,12 @@ impl Repo {
         let worktree = git2::Repository::open(path)
             .with_context(|| format!("cannot open the worktree `{}`", path.display()))?;
         let head = worktree.head()?.peel_to_commit()?.id();
-        worktree.set_head_detached(head)?;
+        // Written by a git child rather than in-process: a runner killed
+        // mid-write would leave `HEAD.lock` behind, the child finishes.
+        self.git_in(
+            path,
+            &["update-ref", "--no-deref", "HEAD", &head.to_string()],
+        )?;
         Ok(())
     }
 

@@ -97,16 +97,18 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
     }
 
     // A task returned to pending whose branch survived (a reset or rollback
-    // interrupted after its state commit): keep its work, drop the branch.
+    // interrupted after its state commit), or any task of a plan whose
+    // `finish` was interrupted: keep its work, drop the branch.
     let branches = repo.refs_under(&names::task_branch_prefix(plan))?;
     for (name, head) in branches {
         let Some(task) = name.strip_prefix(&names::task_branch_prefix(plan)) else {
             continue;
         };
-        let pending = state
-            .tasks
-            .get(task)
-            .is_none_or(|t| t.state == TaskStatus::Pending);
+        let pending = state.finished
+            || state
+                .tasks
+                .get(task)
+                .is_none_or(|t| t.state == TaskStatus::Pending);
         if !pending {
             continue;
         }
@@ -120,11 +122,13 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
                 let kept =
                     names::preserved(plan, &format!("repair/worktree-{task}-{}", short(snapshot)));
                 create_if_absent(repo, &kept, snapshot)?;
+                crate::failpoint!("repair-worktree-kept");
                 notes.push(format!(
                     "kept the uncommitted work of task {task} in {kept}"
                 ));
             }
             repo.remove_worktree(&wt.path)?;
+            crate::failpoint!("repair-worktree-removed");
         }
         sync_ref(repo, plan, &name, Some(head), None, &mut notes)?;
     }
@@ -165,6 +169,7 @@ fn sync_ref(
                 ),
             );
             create_if_absent(repo, &kept, cur)?;
+            crate::failpoint!("repair-preserved");
             lagging = false;
             notes.push(format!(
                 "{} was at {}, not where the plan's state says; kept it in {kept}",
@@ -180,6 +185,7 @@ fn sync_ref(
     };
     match result {
         Ok(()) => {
+            crate::failpoint!("repair-ref-moved");
             if !lagging {
                 notes.push(format!("repaired {}", names::display(name)));
             }

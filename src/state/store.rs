@@ -93,9 +93,13 @@ pub fn create(
     all.push((STATE_FILE.to_string(), serde_json::to_vec_pretty(state)?));
     let tree = write_fresh_tree(repo, &all)?;
     let commit = write_commit(repo, tree, None, summary)?;
+    crate::failpoint!("start-written");
     let name = names::state(&plan.name);
     match repo.cas_ref(&name, commit, None, summary) {
-        Ok(()) => Ok(commit),
+        Ok(()) => {
+            crate::failpoint!("state-created");
+            Ok(commit)
+        }
         Err(e) if e.is::<RefRace>() => Err(refuse_with_hint(
             format!("plan `{}` is already started", plan.name),
             format!(
@@ -136,6 +140,7 @@ pub fn transact<T>(
         ));
         let tree = write_tree(repo, snap.tree, &files)?;
         let commit = write_commit(repo, tree, Some(snap.commit), &change.summary)?;
+        crate::failpoint!("state-written");
         match repo.cas_ref(&name, commit, Some(snap.commit), &change.summary) {
             Ok(()) => {
                 crate::failpoint!("state-committed");
@@ -149,6 +154,7 @@ pub fn transact<T>(
                         }
                         raced = true;
                     }
+                    crate::failpoint!("state-ref-moved");
                 }
                 let after = Snapshot {
                     plan_name: plan_name.to_string(),

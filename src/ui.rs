@@ -121,6 +121,21 @@ pub fn dim(t: &str) -> String {
     paint("2", t)
 }
 
+/// Free text from the state (a failure reason, say) shown on one line with
+/// control characters but tabs escaped, so it cannot break the layout or
+/// drive the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A line of data on stdout. A closed pipe ends the program quietly.
 pub fn out(line: &str) {
     let mut stdout = std::io::stdout().lock();

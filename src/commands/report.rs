@@ -18,7 +18,16 @@ pub fn run(args: ReportArgs) -> Result<u8> {
     let text = match args.format.as_str() {
         "json" => serde_json::to_string_pretty(&data)? + "\n",
         "html" => report_html::render(&data, &dag),
-        _ => report_md::render(&data, &dag),
+        // Free text from the state (reasons, commit subjects, handoff
+        // notes) may hold control characters: escaped, they cannot drive
+        // the terminal the report is printed on. JSON escapes them itself.
+        _ => report_md::render(&data, &dag)
+            .split_inclusive('\n')
+            .map(|line| match line.strip_suffix('\n') {
+                Some(l) => ui::printable(l) + "\n",
+                None => ui::printable(line),
+            })
+            .collect(),
     };
     match &args.output {
         Some(path) => {

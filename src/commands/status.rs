@@ -220,7 +220,7 @@ fn render(snap: &Snapshot) {
                 task.id,
                 ui::state_word(s.as_str()),
                 ui::dim(&time),
-                reason.map_or(String::new(), |r| format!("  ({r})"))
+                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(r)))
             ));
         }
     }

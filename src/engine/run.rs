@@ -351,34 +351,11 @@ fn startable(
     running: &BTreeSet<String>,
     _report: &mut RunReport,
 ) -> Vec<String> {
-    let mut picked: Vec<&crate::plan::Task> = Vec::new();
-    let busy: Vec<&crate::plan::Task> = snap
-        .plan
-        .tasks()
-        .filter(|(_, t)| snap.task_status(&t.id) == TaskStatus::Running || running.contains(&t.id))
-        .map(|(_, t)| t)
-        .collect();
-    let mut out = Vec::new();
-    for (phase, task) in snap.ready_tasks() {
-        if opts.task.as_deref().is_some_and(|only| only != task.id)
-            || opts.phase.as_deref().is_some_and(|only| only != phase.id)
-        {
-            continue;
-        }
-        if snap.plan.task_run(task).is_none() {
-            continue;
-        }
-        let clashes = busy
-            .iter()
-            .chain(picked.iter())
-            .any(|other| crate::plan::scopes_may_overlap(&other.files, &task.files));
-        if clashes {
-            continue;
-        }
-        picked.push(task);
-        out.push(task.id.clone());
-    }
-    out
+    let only = super::schedule::Selection {
+        phase: opts.phase.as_deref(),
+        task: opts.task.as_deref(),
+    };
+    super::schedule::schedule(snap, running, only, opts.jobs)
 }
 
 fn check_selection(snap: &Snapshot, opts: &RunOptions) -> Result<()> {

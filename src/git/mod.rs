@@ -57,7 +57,8 @@ impl Repo {
             Err(e) if e.message().contains("refstorage") || e.message().contains("reftable") => {
                 return Err(refuse_with_hint(
                     "this repository uses the reftable ref format, which git-orch cannot read yet",
-                    "convert it with `git refs migrate --ref-format=files`",
+                    "convert it with `git refs migrate --ref-format=files` (git 2.48 or later \
+                     once it has reflogs), or work in a clone: `git clone --ref-format=files`",
                 ))
             }
             Err(e) => {

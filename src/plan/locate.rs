@@ -3,6 +3,8 @@
 //! without a span-preserving parser, and a wrong guess only costs a line
 //! number, never a missed error.
 
+use std::collections::HashMap;
+
 /// 1-based (line, column) of a byte offset; the column counts characters.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut off = offset.min(text.len());
@@ -95,6 +97,56 @@ pub fn key_value(source: &str, key: &str, value: &str, nth: usize) -> Option<(us
     key_values(source, key, value).nth(nth)
 }
 
+/// Every place where some keys are set, found in one pass over the source,
+/// so that looking up the n-th place of a value costs nothing per object:
+/// finding the definition of each of 10,000 tasks with [`key_value`] reads
+/// the whole file 10,000 times.
+pub struct Sites<'a> {
+    source: &'a str,
+    found: HashMap<(&'a str, &'a str), Vec<(usize, usize)>>,
+}
+
+impl<'a> Sites<'a> {
+    pub fn new(source: &'a str, keys: &[&'a str]) -> Sites<'a> {
+        let mut found: HashMap<(&str, &str), Vec<(usize, usize)>> = HashMap::new();
+        for (n, line) in lines(source) {
+            for &key in keys {
+                for (b, rest) in assignments(line, key) {
+                    found
+                        .entry((key, scalar(rest)))
+                        .or_default()
+                        .push((n, col(line, b)));
+                }
+            }
+        }
+        Sites { source, found }
+    }
+
+    /// Same as [`key_value`] for a key given to [`Sites::new`].
+    pub fn key_value(&self, key: &str, value: &str, nth: usize) -> Option<(usize, usize)> {
+        if value.contains(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | '#' | '"' | '\''))
+        {
+            // Not a single token: [`scalar`] cannot have isolated it.
+            return key_value(self.source, key, value, nth);
+        }
+        self.found.get(&(key, value))?.get(nth).copied()
+    }
+}
+
+/// The value at the start of `rest` as [`value_matches`] would match it: a
+/// quoted string's content, else the text up to a space, `,`, `}` or `#`.
+fn scalar(rest: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(r) = rest.strip_prefix(q) {
+            return r.find(q).map_or("\0", |end| &r[..end]);
+        }
+    }
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | '#'))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// The first place at or after `from_line` where `key` is set to `value`,
 /// else the first anywhere (YAML keys may come in any order).
 pub fn key_value_near(
@@ -153,6 +205,35 @@ mod tests {
         assert_eq!(clamp("{a", (2, 1)), (1, 3));
         assert_eq!(clamp("a\n", (3, 1)), (2, 1));
         assert_eq!(clamp("a\nb", (2, 0)), (2, 1));
+    }
+
+    #[test]
+    fn sites_agree_with_key_value() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fuzz/plan");
+        let mut texts: Vec<String> = std::fs::read_dir(dir)
+            .expect("seed corpus")
+            .map(|e| std::fs::read_to_string(e.expect("entry").path()).unwrap_or_default())
+            .collect();
+        texts.push(
+            "id = 'a b'\nid = \"a\"\nid = a b\n- { id: a, name: \"\" }\nid = \"x\"y\"\n".into(),
+        );
+        for text in &texts {
+            let sites = Sites::new(text, &["id", "name"]);
+            let values = [
+                "a", "a b", "", "x", "x\"y", "unit", "schema", "t1", "setup", "zz",
+            ];
+            for key in ["id", "name"] {
+                for value in values {
+                    for nth in 0..3 {
+                        assert_eq!(
+                            sites.key_value(key, value, nth),
+                            key_value(text, key, value, nth),
+                            "{key} {value:?} {nth} in {text}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

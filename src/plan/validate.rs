@@ -41,11 +41,12 @@ struct Anchors {
 impl Anchors {
     fn new(plan: &Plan, src: Option<&str>) -> Anchors {
         let mut seen: HashMap<(&str, String), usize> = HashMap::new();
+        let sites = src.map(|s| locate::Sites::new(s, &["name", "id"]));
         let mut find = |key: &'static str, value: &str| -> Pos {
-            let src = src?;
+            let sites = sites.as_ref()?;
             let n = seen.entry((key, value.to_string())).or_insert(0);
             *n += 1;
-            locate::key_value(src, key, value, *n - 1)
+            sites.key_value(key, value, *n - 1)
         };
         let name = find("name", &plan.name);
         let plan_gates = plan.gates.iter().map(|g| find("name", &g.name)).collect();
@@ -290,14 +291,16 @@ impl Validator<'_> {
         for (k, &(i, j, task)) in flat.iter().enumerate() {
             let pos = self.anchors.tasks[i][j];
             for dep in &task.depends_on {
-                let at = self.item(dep, pos);
+                // Located only when wrong: searching the text for each of
+                // 10,000 dependencies would be quadratic.
+                let at = || self.item(dep, pos);
                 match index.get(dep.as_str()) {
                     _ if *dep == task.id => {
-                        self.error(format!("task `{}` depends on itself", task.id), at);
+                        self.error(format!("task `{}` depends on itself", task.id), at());
                     }
                     None => {
                         let msg = format!("task `{}` depends on unknown task `{dep}`", task.id);
-                        self.error(msg, at);
+                        self.error(msg, at());
                     }
                     Some(&(dep_phase, _)) if dep_phase > i => {
                         let msg = format!(
@@ -305,7 +308,7 @@ impl Validator<'_> {
                              a task may depend only on tasks of its own or an earlier phase",
                             task.id, plan.phases[i].id, plan.phases[dep_phase].id
                         );
-                        self.error(msg, at);
+                        self.error(msg, at());
                     }
                     Some(&(_, target)) => edges[k].push(target),
                 }

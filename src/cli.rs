@@ -195,9 +195,9 @@ pub enum TaskCommand {
     /// Mark a running task failed (its worktree and branch are kept)
     Fail(TaskFailArgs),
     /// Return a task to pending; its work is kept under refs/orch/<plan>/preserved/
-    Reset(TaskArgs),
+    Reset(TaskResetArgs),
     /// Skip a task (its phase can be checkpointed without it)
-    Skip(TaskArgs),
+    Skip(TaskResetArgs),
     /// Reopen a landed task of the current phase to fix its work forward
     Reopen(TaskArgs),
 }
@@ -206,6 +206,21 @@ pub enum TaskCommand {
 pub struct TaskArgs {
     /// The task id
     pub id: String,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TaskResetArgs {
+    /// The task id
+    pub id: String,
+    /// Take the task even from a runner that looks alive, e.g. one on
+    /// another machine that is gone for good (its work is still preserved)
+    #[arg(long)]
+    pub force: bool,
     /// The plan (needed when several plans are active)
     #[arg(long)]
     pub plan: Option<String>,

@@ -1510,3 +1510,64 @@ id = "one"
 
 // Crash points (`--features failpoints`): tests/crash.rs crashes at every
 // named point of src/, `run`'s included, and checks what resume makes of it.
+
+#[test]
+fn a_live_runners_task_is_only_taken_with_force_and_its_work_is_kept() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "slow"
+  run = "echo started > half.txt; sleep 30"
+  files = ["half.txt"]
+"#,
+    );
+    let mut runner = spawn_orch(&repo, &["run"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while task_state(&status(&repo), "slow") != "running"
+        || !repo
+            .path
+            .join(".git/orch/worktrees/p/slow/half.txt")
+            .exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = repo.refs();
+    let out = repo.orch(&["task", "reset", "slow"]);
+    assert_refused(&out, "reset of a live runner's task");
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(repo.refs(), before);
+
+    let out = repo.orch(&["task", "reset", "--force", "slow", "--json"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kept = reply["preserved"][0]
+        .as_str()
+        .expect("a preserved ref")
+        .to_string();
+    assert_eq!(
+        repo.show(&format!("{kept}:half.txt")).as_deref(),
+        Some("started\n")
+    );
+    assert_eq!(task_state(&status(&repo), "slow"), "pending");
+    // Its command was stopped; the runner that lost it fails the run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while runner.try_wait().expect("wait").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = runner.wait();
+    assert_eq!(task_state(&status(&repo), "slow"), "pending");
+    repo.fsck();
+}

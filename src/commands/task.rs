@@ -2,7 +2,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::open_plan;
-use crate::cli::{TaskArgs, TaskDoneArgs, TaskFailArgs};
+use crate::cli::{TaskArgs, TaskDoneArgs, TaskFailArgs, TaskResetArgs};
 use crate::engine::tasks::{self, claim_for_this_process, Finish, Landed};
 use crate::engine::{manual, workspace};
 use crate::error::{refuse, refuse_with_hint};
@@ -170,33 +170,55 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
     Ok(0)
 }
 
-pub fn reset(args: TaskArgs) -> Result<u8> {
-    back(args, manual::reset, "pending")
+pub fn reset(args: TaskResetArgs) -> Result<u8> {
+    let force = args.force;
+    back(
+        args.id,
+        args.plan,
+        args.json,
+        "pending",
+        |repo, plan, id| manual::reset(repo, plan, id, force),
+    )
 }
 
-pub fn skip(args: TaskArgs) -> Result<u8> {
-    back(args, manual::skip, "skipped")
+pub fn skip(args: TaskResetArgs) -> Result<u8> {
+    let force = args.force;
+    back(
+        args.id,
+        args.plan,
+        args.json,
+        "skipped",
+        |repo, plan, id| manual::skip(repo, plan, id, force),
+    )
 }
 
 pub fn reopen(args: TaskArgs) -> Result<u8> {
-    back(args, manual::reopen, "pending again")
+    back(
+        args.id,
+        args.plan,
+        args.json,
+        "pending again",
+        manual::reopen,
+    )
 }
 
 fn back(
-    args: TaskArgs,
-    transition: fn(&crate::git::Repo, &str, &str) -> Result<Vec<String>>,
+    id: String,
+    plan: Option<String>,
+    json_out: bool,
     state: &str,
+    transition: impl FnOnce(&crate::git::Repo, &str, &str) -> Result<Vec<String>>,
 ) -> Result<u8> {
-    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let (repo, snap) = open_plan(plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     let plan = &snap.plan_name;
-    let kept = transition(&repo, plan, &args.id)?;
-    if args.json {
+    let kept = transition(&repo, plan, &id)?;
+    if json_out {
         let state = state.split(' ').next().unwrap_or(state);
-        ui::json(&json!({ "plan": plan, "task": args.id, "state": state, "preserved": kept }));
+        ui::json(&json!({ "plan": plan, "task": id, "state": state, "preserved": kept }));
         return Ok(0);
     }
-    ui::note(&format!("task {} is {state}", args.id));
+    ui::note(&format!("task {id} is {state}"));
     for r in &kept {
         ui::note(&format!("  its work is kept in {r}"));
     }

@@ -47,7 +47,7 @@ fn refuse_if_live(snap: &Snapshot, id: &str) -> Result<()> {
                     "task `{id}` is being run by process {} on {}",
                     claim.pid, claim.host
                 ),
-                "stop that `git orch run` first, or wait for it",
+                "stop that `git orch run` first, or wait for it (`--force` if it is gone for good)",
             ));
         }
     }
@@ -56,12 +56,13 @@ fn refuse_if_live(snap: &Snapshot, id: &str) -> Result<()> {
 
 /// Returns a task to pending; its branch and uncommitted work are kept
 /// under `refs/orch/<plan>/preserved/…` (returned).
-pub fn reset(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
-    move_back(repo, plan, id, Back::Reset)
+/// `force` takes the task even from a runner that looks alive.
+pub fn reset(repo: &Repo, plan: &str, id: &str, force: bool) -> Result<Vec<String>> {
+    move_back(repo, plan, id, Back::Reset, force)
 }
 
-pub fn skip(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
-    move_back(repo, plan, id, Back::Skip)
+pub fn skip(repo: &Repo, plan: &str, id: &str, force: bool) -> Result<Vec<String>> {
+    move_back(repo, plan, id, Back::Skip, force)
 }
 
 /// Reopens a landed task of the current phase so it can fix its work
@@ -69,7 +70,7 @@ pub fn skip(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
 /// and its next attempt starts from the work head with the failed gates'
 /// output in its brief.
 pub fn reopen(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
-    move_back(repo, plan, id, Back::Reopen)
+    move_back(repo, plan, id, Back::Reopen, false)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -89,7 +90,7 @@ impl Back {
     }
 }
 
-fn move_back(repo: &Repo, plan: &str, id: &str, back: Back) -> Result<Vec<String>> {
+fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Result<Vec<String>> {
     let to = if back == Back::Skip {
         TaskStatus::Skipped
     } else {
@@ -126,10 +127,20 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back) -> Result<Vec<String
                 format!("task `{id}` has landed on the work branch"),
                 format!("fix it forward with `git orch task reopen {id}`, or undo it with `git orch rollback {plan}`"),
             )),
+            _ if force => Ok(()),
             _ => refuse_if_live(snap, id),
         }
     };
     check(&snap)?;
+    if force {
+        // Taken from a runner on this machine: its command stops first,
+        // so it cannot keep writing into what is about to be preserved.
+        let pgid_file = super::workspace::pgid_file(repo, plan, id);
+        if let Ok(record) = std::fs::read_to_string(&pgid_file) {
+            crate::process::kill_recorded_group(&record);
+            let _ = std::fs::remove_file(&pgid_file);
+        }
+    }
     let work = Oid::from_str(&snap.state.work)?;
     let kept = preserve_task(
         repo,

@@ -327,8 +327,24 @@ fn next_step(
             recover_abandoned(repo, plan, observer)?;
             return Ok(Step::Continue);
         }
+        let host = process::hostname();
+        let remote: Vec<String> = others
+            .iter()
+            .filter_map(|id| {
+                let claim = snap.state.tasks.get(*id)?.claim.as_ref()?;
+                (claim.host != host).then(|| format!("{id} (on {})", claim.host))
+            })
+            .collect();
+        let hint = if remote.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; a runner on another machine cannot be checked from here: if it is gone for good, `git orch task reset --force ID` for {}",
+                remote.join(", ")
+            )
+        };
         return Ok(Step::Wait(format!(
-            "waiting for tasks run elsewhere: {}",
+            "waiting for tasks run elsewhere: {}{hint}",
             others.join(", ")
         )));
     }

@@ -86,22 +86,6 @@ fn put(dir: &Path, rel: &str, content: &str) {
     std::fs::write(p, content).expect("write");
 }
 
-fn status(repo: &TestRepo) -> Value {
-    repo.orch_json(&["status", "--json"])
-}
-
-fn task_state(st: &Value, id: &str) -> String {
-    st["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no task {id} in {st}"))["state"]
-        .as_str()
-        .expect("state")
-        .to_string()
-}
-
 fn phase(st: &Value, id: &str) -> Value {
     st["phases"]
         .as_array()
@@ -157,10 +141,6 @@ fn tree_files(repo: &TestRepo, rev: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
 }
 
 // ---------------------------------------------------------------- check
@@ -349,7 +329,7 @@ fn start_builds_on_base_rev() {
         repo.rev("orch/p/start^{commit}").as_deref(),
         Some(first.as_str())
     );
-    assert_eq!(status(&repo)["work"], first.as_str());
+    assert_eq!(status_json(&repo)["work"], first.as_str());
     repo.fsck();
 }
 
@@ -392,7 +372,7 @@ fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
 fn status_list_and_log_report_the_plan() {
     let repo = started(MANUAL);
     let base = repo.rev("HEAD").expect("HEAD");
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(st["plan"], "p");
     assert_eq!(st["work"], base.as_str());
     assert_eq!(st["phase"], "one");
@@ -421,7 +401,7 @@ fn status_list_and_log_report_the_plan() {
     let wt = task_start(&repo, "a");
     put(&wt, "a/file", "a\n");
     repo.orch_ok(&["task", "done", "a", "-m", "a work"]);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done");
     let a = &st["tasks"][0];
     assert!(
@@ -506,7 +486,7 @@ fn task_start_and_done_land_the_work_with_a_handoff_note() {
         "",
         "user's tree untouched"
     );
-    assert_eq!(task_state(&status(&repo), "a"), "running");
+    assert_eq!(task_state(&status_json(&repo), "a"), "running");
 
     put(&wt, "a/new.txt", "hello from a\n");
     let handoff = repo.plan("handoff.md", "The schema is in a/new.txt.\n");
@@ -553,7 +533,7 @@ fn task_start_and_done_land_the_work_with_a_handoff_note() {
         "completed work lists the commit: {note}"
     );
 
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done");
     assert_eq!(st["work"], work.as_str());
     assert_eq!(state_json(&repo, "p")["work"], work.as_str());
@@ -572,7 +552,7 @@ fn task_done_without_changes_is_done_and_leaves_work() {
     let base = repo.rev("orch/p/work").expect("work");
     task_start(&repo, "a");
     repo.orch_ok(&["task", "done", "a"]);
-    assert_eq!(task_state(&status(&repo), "a"), "done");
+    assert_eq!(task_state(&status_json(&repo), "a"), "done");
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(base.as_str()));
     assert!(repo.show("orch/p/state:handoff/a.md").is_some());
     repo.fsck();
@@ -587,7 +567,7 @@ fn task_fail_reset_and_skip() {
     let wt = task_start(&repo, "a");
     put(&wt, "a/half.txt", "half\n");
     repo.orch_ok(&["task", "fail", "a", "--reason", "ran out of time"]);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "failed");
     assert_eq!(st["tasks"][0]["reason"], "ran out of time");
     assert!(
@@ -601,7 +581,7 @@ fn task_fail_reset_and_skip() {
     let before = repo.refs();
     let out = repo.orch(&["task", "reset", "a"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(task_state(&status(&repo), "a"), "pending");
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
     assert!(!wt.exists(), "reset removes the worktree");
     assert!(
         repo.rev("refs/heads/orch/p/tasks/a").is_none(),
@@ -629,7 +609,7 @@ fn task_fail_reset_and_skip() {
     // A reset task starts again, fresh.
     let wt = task_start(&repo, "a");
     assert!(!wt.join("a/half.txt").exists());
-    assert_eq!(status(&repo)["tasks"][0]["attempts"], 2);
+    assert_eq!(status_json(&repo)["tasks"][0]["attempts"], 2);
 
     // skip: a running task's work is preserved too; a pending one just skips.
     put(&wt, "a/again.txt", "again\n");
@@ -637,7 +617,7 @@ fn task_fail_reset_and_skip() {
     repo.git_in(&wt, &["commit", "-q", "-m", "committed in a"]);
     let committed = repo.git_in(&wt, &["rev-parse", "HEAD"]).trim().to_string();
     repo.orch_ok(&["task", "skip", "a"]);
-    assert_eq!(task_state(&status(&repo), "a"), "skipped");
+    assert_eq!(task_state(&status_json(&repo), "a"), "skipped");
     assert!(!wt.exists());
     assert!(
         refs_under(&repo, "refs/orch/p/preserved/")
@@ -651,7 +631,7 @@ fn task_fail_reset_and_skip() {
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(base.as_str()));
     repo.orch_ok(&["checkpoint"]);
     repo.orch_ok(&["task", "skip", "c"]);
-    assert_eq!(task_state(&status(&repo), "c"), "skipped");
+    assert_eq!(task_state(&status_json(&repo), "c"), "skipped");
     assert_refused(&repo.orch(&["task", "skip", "c"]), "skip twice");
     repo.fsck();
 }
@@ -699,7 +679,7 @@ fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
         "work untouched"
     );
     assert_eq!(state_commits(&repo, "p"), before + 1);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "y"), "conflict");
     assert!(
         wy.join(".git").exists(),
@@ -727,7 +707,7 @@ fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
     repo.git_in(&wy, &["commit", "-q", "--no-edit"]);
     let out = repo.orch(&["task", "done", "y"]);
     assert_eq!(code(&out), Some(0), "resolved task lands: {}", stderr(&out));
-    assert_eq!(task_state(&status(&repo), "y"), "done");
+    assert_eq!(task_state(&status_json(&repo), "y"), "done");
     assert_eq!(
         repo.show("orch/p/work:README").as_deref(),
         Some("from x and y\n")
@@ -751,7 +731,7 @@ fn scope_violation_fails_the_task_and_keeps_work() {
         Some(work.as_str()),
         "not merged"
     );
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "failed");
     assert!(st["tasks"][0]["reason"]
         .as_str()
@@ -904,7 +884,7 @@ fn refused_transitions_change_nothing() {
             .as_deref(),
         Some("wip\n")
     );
-    assert_eq!(task_state(&status(&repo), "a"), "running");
+    assert_eq!(task_state(&status_json(&repo), "a"), "running");
 
     // Done tasks cannot go back, nor can tasks of a checkpointed phase.
     repo.orch_ok(&["task", "done", "a"]);
@@ -994,7 +974,7 @@ fn checkpoint_runs_gates_apart_and_tags_on_success() {
         refs_before,
         "no tag on failure"
     );
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(phase(&st, "one")["state"], "failed");
     assert_eq!(phase(&st, "one")["checkpoint"], Value::Null);
     assert_eq!(st["phase"], "one");
@@ -1068,7 +1048,7 @@ fn checkpoint_runs_gates_apart_and_tags_on_success() {
             "seconds: {line}"
         );
     }
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(phase(&st, "one")["state"], "checkpointed");
     assert_eq!(phase(&st, "one")["checkpoint"], work.as_str());
     assert_eq!(phase(&st, "two")["state"], "active");
@@ -1085,7 +1065,7 @@ fn checkpoint_runs_gates_apart_and_tags_on_success() {
     assert_eq!(v["passed"], true);
     assert_eq!(v["next_phase"], Value::Null);
     assert_eq!(count_runs(&scratch), 1);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(st["phase"], Value::Null);
     assert_eq!(
         repo.git(&["cat-file", "-t", "refs/tags/orch/g/two"]).trim(),
@@ -1138,7 +1118,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
     put(&wc, "c/committed.txt", "changed but not committed\n");
     let work = repo.rev("orch/p/work").expect("work");
     let d_head = repo.rev("orch/p/tasks/d").expect("d");
-    let st_before = status(&repo);
+    let st_before = status_json(&repo);
     let refs_before = refs_under(&repo, "refs/heads/orch/")
         .into_iter()
         .chain(refs_under(&repo, "refs/tags/"))
@@ -1153,7 +1133,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
         Some(tag_one.as_str()),
         "its own tag stays"
     );
-    let st = status(&repo);
+    let st = status_json(&repo);
     for id in ["c", "d"] {
         assert_eq!(task_state(&st, id), "pending", "{id}");
         assert!(
@@ -1219,7 +1199,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
         without_state(&refs_before),
         "branches and tags restored"
     );
-    let st = status(&repo);
+    let st = status_json(&repo);
     for id in ["a", "b", "c", "d"] {
         assert_eq!(task_state(&st, id), task_state(&st_before, id), "{id}");
     }
@@ -1249,7 +1229,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
         "later tag deleted"
     );
     assert!(repo.rev("refs/tags/orch/p/start").is_some());
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert!(
         ["a", "b", "c", "d"]
             .iter()
@@ -1280,7 +1260,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
         "same tag object"
     );
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(work.as_str()));
-    let st = status(&repo);
+    let st = status_json(&repo);
     for id in ["a", "b", "c", "d"] {
         assert_eq!(task_state(&st, id), task_state(&st_before, id), "{id}");
     }
@@ -1368,7 +1348,7 @@ fn finish_cleans_up_a_checkpointed_plan_and_keeps_the_record() {
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(work.as_str()));
     assert!(repo.rev("orch/p/state").is_some());
     assert_eq!(state_summaries(&repo, "p")[0], "plan p: finished");
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(st["finished"], true);
     assert_eq!(repo.orch_json(&["list", "--json"])[0]["finished"], true);
     let refs = repo.refs();
@@ -1691,7 +1671,7 @@ fn yaml_toml_and_crlf_plans_start_the_same_way() {
         .expect("json")
     };
     assert_eq!(plan(&toml), plan(&yaml), "one schema, one plan");
-    let st = status(&yaml);
+    let st = status_json(&yaml);
     assert_eq!(task_state(&st, "docs"), "skipped", "skip = true");
     assert_eq!(st["tasks"][0]["estimate_seconds"], 2700);
     assert!(yaml
@@ -1700,7 +1680,7 @@ fn yaml_toml_and_crlf_plans_start_the_same_way() {
 
     let crlf = TestRepo::new();
     crlf.orch_ok(&["start", arg(&fixture("bom-crlf.toml"))]);
-    assert_eq!(status(&crlf)["plan"], "crlf");
+    assert_eq!(status_json(&crlf)["plan"], "crlf");
     crlf.fsck();
 }
 
@@ -1785,7 +1765,7 @@ fn rollback_without_checkpoints_returns_to_start() {
     for r in &kept {
         assert!(repo.rev(r).is_some(), "{r} exists");
     }
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "pending");
     assert_eq!(task_state(&st, "b"), "pending");
     assert!(!wt.exists());
@@ -1819,12 +1799,12 @@ fn a_failed_phase_is_reopened_by_rollback_as_the_hint_says() {
         "reset of a landed task",
     );
     repo.orch_ok(&["rollback"]);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(phase(&st, "one")["state"], "active", "{st}");
     assert_eq!(task_state(&st, "a"), "pending");
     repo.orch_ok(&["rollback", "--undo"]);
     assert_eq!(
-        phase(&status(&repo), "one")["state"],
+        phase(&status_json(&repo), "one")["state"],
         "failed",
         "undo restores exactly"
     );
@@ -1853,7 +1833,7 @@ fn a_failed_phase_is_fixed_forward_by_reopening_a_task() {
     assert_eq!(repo.refs(), before);
 
     repo.orch_ok(&["task", "reopen", "a"]);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "pending");
     assert_eq!(phase(&st, "one")["state"], "active", "{st}");
     // The landing stays: fixing forward builds on it.

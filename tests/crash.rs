@@ -41,10 +41,6 @@ fn plan_file(repo: &TestRepo, text: &str) -> PathBuf {
     repo.plan("plan.toml", &text)
 }
 
-fn both(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out))
-}
-
 /// A process that dies leaves its children running (`git worktree add`,
 /// a task's command): they finish on their own. Waits until no process
 /// names this test's directory, so the checks see what is left for good.

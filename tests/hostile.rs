@@ -207,10 +207,6 @@ fn shown(args: &[&str]) -> String {
         .join(" ")
 }
 
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
 fn path_arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }

@@ -46,14 +46,6 @@ fn read_out(repo: &TestRepo, name: &str) -> String {
     std::fs::read_to_string(out_dir(repo).join(name)).unwrap_or_default()
 }
 
-fn status(repo: &TestRepo) -> Value {
-    repo.orch_json(&["status", "--json"])
-}
-
-fn task_state(st: &Value, id: &str) -> String {
-    task(st, id)["state"].as_str().unwrap_or("?").to_string()
-}
-
 fn task<'a>(st: &'a Value, id: &str) -> &'a Value {
     st["tasks"]
         .as_array()
@@ -111,14 +103,6 @@ fn loose_worktrees(repo: &TestRepo) -> Vec<String> {
         .skip(1)
         .filter(|w| !w.contains("/.pool/"))
         .collect()
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn both(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out))
 }
 
 /// Processes whose command line contains `pattern` (other than pgrep).
@@ -244,7 +228,7 @@ fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
     assert!(repo.show("orch/p/one:src/a.rs").is_some());
     assert!(repo.show("orch/p/one:after.txt").is_none());
 
-    let st = status(&repo);
+    let st = status_json(&repo);
     for id in ["writer", "committer", "after"] {
         assert_eq!(task_state(&st, id), "done", "{st}");
         assert!(
@@ -300,7 +284,7 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     assert!(err.contains("task reset bad"), "{err}");
     assert!(err.contains("exit code 3"), "{err}");
 
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "bad"), "failed");
     // Already running when `bad` failed: it finishes and lands.
     assert_eq!(task_state(&st, "slow"), "done", "{st}");
@@ -348,7 +332,7 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
         "{}",
         both(&again)
     );
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "bad"), "failed");
     assert_eq!(task(&st, "bad")["attempts"], 1);
     assert!(repo.rev("orch/p/one").is_none());
@@ -380,7 +364,7 @@ id = "one"
     );
     assert!(stderr(&out).contains("timed out"), "{}", both(&out));
     assert_no_survivors(&marker(&repo));
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "hang"), "failed");
     assert!(
         task(&st, "hang")["reason"]
@@ -441,7 +425,7 @@ id = "one"
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     assert!(stderr(&out).contains("outside.txt"), "{}", both(&out));
     assert_eq!(repo.rev("orch/p/work"), Some(work), "work branch moved");
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "over"), "failed");
     // The work is kept on its branch.
     assert_eq!(
@@ -481,7 +465,7 @@ echo by-task > shared.txt
     );
     let out = repo.orch(&["run", "--task", "auto"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "manual"), "done", "{st}");
     assert_eq!(task_state(&st, "auto"), "conflict", "{st}");
     // The work branch holds the manual task's landing, untouched by `auto`.
@@ -594,7 +578,7 @@ mkdir -p probe && echo x > probe/x
     );
     assert_eq!(Path::new(&get("ORCH_REPO")), repo.path);
     // The base is the work branch as `dep` left it, and HEAD started there.
-    let dep_landed = task(&status(&repo), "dep")["landed"]
+    let dep_landed = task(&status_json(&repo), "dep")["landed"]
         .as_str()
         .expect("landed")
         .to_string();
@@ -741,7 +725,7 @@ fn overlapping_scopes_never_run_together_and_disjoint_ones_do() {
     );
     // d1/d2 did not have to wait out their 5 s.
     assert!(s["d1"].end - s["d1"].start < 4_000_000_000, "{s:?}");
-    let st = status(&repo);
+    let st = status_json(&repo);
     for (id, _, _) in &tasks {
         assert_eq!(task_state(&st, id), "done");
     }
@@ -785,7 +769,7 @@ id = "two"
         "tagged despite a failing gate"
     );
     assert!(!out_dir(&repo).join("b-ran").exists(), "phase two started");
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done");
     assert_eq!(task_state(&st, "b"), "pending");
     assert_eq!(phase_state(&st, "one"), "failed");
@@ -840,7 +824,7 @@ fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
 
     // --task runs that task alone.
     repo.orch_ok(&["run", "--task", "t1"]);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "t1"), "done");
     for id in ["t2", "t3", "t4"] {
         assert_eq!(task_state(&st, id), "pending", "{id}: {st}");
@@ -848,7 +832,7 @@ fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
     assert!(repo.rev("refs/tags/orch/p/one").is_none());
     // Once its dependency is done it may run; done again it is refused.
     repo.orch_ok(&["run", "--task", "t2"]);
-    assert_eq!(task_state(&status(&repo), "t2"), "done");
+    assert_eq!(task_state(&status_json(&repo), "t2"), "done");
     assert_refused(
         &repo.orch(&["run", "--task", "t2"]),
         "--task of a done task",
@@ -856,7 +840,7 @@ fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
 
     // --phase finishes and checkpoints that phase, not the next.
     repo.orch_ok(&["run", "--phase", "one"]);
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert_eq!(task_state(&st, "t3"), "done");
     assert_eq!(task_state(&st, "t4"), "pending");
     assert!(repo.rev("refs/tags/orch/p/one").is_some());
@@ -939,7 +923,7 @@ fn check_complete(repo: &TestRepo, ids: &[&str]) {
             "{id}"
         );
     }
-    let st = status(repo);
+    let st = status_json(repo);
     for id in ids {
         assert_eq!(task_state(&st, id), "done", "{st}");
         assert!(task(&st, id)["landed"].is_string());
@@ -1033,7 +1017,7 @@ id = "two"
         both(&out)
     );
     check_complete(&repo, &["a", "d"]);
-    assert_eq!(task(&status(&repo), "a")["attempts"], 2);
+    assert_eq!(task(&status_json(&repo), "a")["attempts"], 2);
     assert_no_survivors(&marker(&repo));
     repo.fsck();
 }
@@ -1079,7 +1063,7 @@ fn two_runners_share_one_plan_and_never_run_a_task_twice() {
             Some(format!("{id}\n").as_str())
         );
     }
-    let st = status(&repo);
+    let st = status_json(&repo);
     assert!(st["phase"].is_null(), "{st}");
     repo.fsck();
 }
@@ -1099,7 +1083,7 @@ fn two_runners_of_one_phase_both_stop_when_it_is_checkpointed() {
     assert_eq!(code(&r1), Some(0), "{}", both(&r1));
     assert_eq!(code(&r2), Some(0), "{}", both(&r2));
     assert!(repo.rev("refs/tags/orch/p/one").is_some());
-    assert_eq!(task_state(&status(&repo), "t4"), "pending");
+    assert_eq!(task_state(&status_json(&repo), "t4"), "pending");
     for id in ["t1", "t2", "t3"] {
         assert_eq!(landings_of(&repo, id), 1, "{id}");
     }
@@ -1159,7 +1143,7 @@ id = "one"
     for id in ["a", "b"] {
         assert_eq!(landings_of(&repo, id), 1, "{id}");
     }
-    assert!(status(&repo)["phase"].is_null());
+    assert!(status_json(&repo)["phase"].is_null());
     assert_no_survivors(&marker(&repo));
     repo.fsck();
 }
@@ -1196,7 +1180,7 @@ id = "one"
     let out = repo.orch(&["resume"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert_eq!(landings_of(&repo, "a"), 1);
-    assert!(status(&repo)["phase"].is_null());
+    assert!(status_json(&repo)["phase"].is_null());
     repo.fsck();
 }
 
@@ -1474,7 +1458,7 @@ id = "one"
         "running tasks not shown: {text}"
     );
     assert!(text.contains("from-a"), "{text}");
-    assert!(status(&repo)["phase"].is_null());
+    assert!(status_json(&repo)["phase"].is_null());
 }
 
 #[test]
@@ -1528,7 +1512,7 @@ id = "one"
     );
     let mut runner = spawn_orch(&repo, &["run"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while task_state(&status(&repo), "slow") != "running"
+    while task_state(&status_json(&repo), "slow") != "running"
         || !repo
             .path
             .join(".git/orch/worktrees/p/slow/half.txt")
@@ -1557,7 +1541,7 @@ id = "one"
         repo.show(&format!("{kept}:half.txt")).as_deref(),
         Some("started\n")
     );
-    assert_eq!(task_state(&status(&repo), "slow"), "pending");
+    assert_eq!(task_state(&status_json(&repo), "slow"), "pending");
     // Its command was stopped; the runner that lost it fails the run.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while runner.try_wait().expect("wait").is_none() {
@@ -1568,6 +1552,6 @@ id = "one"
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _ = runner.wait();
-    assert_eq!(task_state(&status(&repo), "slow"), "pending");
+    assert_eq!(task_state(&status_json(&repo), "slow"), "pending");
     repo.fsck();
 }

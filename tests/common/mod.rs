@@ -234,3 +234,30 @@ pub fn assert_refused(out: &Output, context: &str) {
         "{context}: panic: {err}"
     );
 }
+
+/// `git orch status --json` (asserting success).
+pub fn status_json(repo: &TestRepo) -> serde_json::Value {
+    repo.orch_json(&["status", "--json"])
+}
+
+/// A task's `state` in a `status --json` object.
+pub fn task_state(st: &serde_json::Value, id: &str) -> String {
+    st["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in {st}"))["state"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string()
+}
+
+pub fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// Both streams, labelled, for assertion messages.
+pub fn both(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out))
+}

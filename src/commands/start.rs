@@ -14,12 +14,16 @@ pub fn run(args: StartArgs) -> Result<u8> {
     let (plan, warnings) = match plan::load_file(&args.file) {
         Ok(ok) => ok,
         Err(diagnostics) => {
-            let first = diagnostics
-                .iter()
-                .find(|d| d.is_error())
-                .map_or(String::new(), |d| d.render(&shown));
+            let first =
+                diagnostics
+                    .iter()
+                    .find(|d| d.is_error())
+                    .map_or(String::new(), |d| match d.line {
+                        Some(_) => d.render(&shown),
+                        None => d.message.clone(),
+                    });
             return Err(refuse_with_hint(
-                format!("invalid plan, nothing was started: {first}"),
+                format!("nothing was started: {first}"),
                 format!("see every problem with `git orch check {shown}`"),
             ));
         }

@@ -24,9 +24,24 @@ fn help_and_version_work_everywhere() {
         "list",
         "finish",
         "demo",
+        "import",
+        "init",
+        "report",
+        "graph",
+        "completions",
+        "man",
     ] {
         let out = repo.orch(&[sub, "-h"]);
         assert_eq!(out.status.code(), Some(0), "{sub} -h");
+    }
+    for sub in ["start", "done", "fail", "reset", "skip", "reopen"] {
+        let out = repo.orch(&["task", sub, "-h"]);
+        assert_eq!(out.status.code(), Some(0), "task {sub} -h");
+        assert!(stdout(&out).contains("Usage"), "task {sub} -h");
+    }
+    for sub in ["install", "uninstall", "status"] {
+        let out = repo.orch(&["hook", sub, "-h"]);
+        assert_eq!(out.status.code(), Some(0), "hook {sub} -h");
     }
     assert_eq!(repo.orch(&["--version"]).status.code(), Some(0));
 }

@@ -159,8 +159,8 @@ pub fn starter(name: &str, file: &str, format: Format, gate: &StarterGate) -> St
         ("{aider}", q(AIDER)),
     ];
     let mut text = match format {
-        Format::Toml => TOML_TEMPLATE.to_string(),
-        Format::Yaml => YAML_TEMPLATE.to_string(),
+        Format::Toml => format!("{HEADER}{TOML_TEMPLATE}"),
+        Format::Yaml => format!("{HEADER}{YAML_TEMPLATE}"),
     };
     for (k, v) in vars {
         text = text.replace(k, &v);
@@ -168,7 +168,7 @@ pub fn starter(name: &str, file: &str, format: Format, gate: &StarterGate) -> St
     text
 }
 
-const TOML_TEMPLATE: &str = r#"# A git-orch plan, written by `git orch init`. Edit it to describe your work.
+const HEADER: &str = r#"# A git-orch plan, written by `git orch init`. Edit it to describe your work.
 #
 # A plan is a list of phases; a phase is a set of tasks. Each task runs in its
 # own git worktree on its own branch, then lands on the plan's work branch
@@ -184,7 +184,9 @@ const TOML_TEMPLATE: &str = r#"# A git-orch plan, written by `git orch init`. Ed
 # Durations: "90s", "45m", "1h30m". Ids (plan, phases, tasks, gates): letters,
 # digits, ".", "_" and "-", starting with a letter or digit.
 
-name  = {name}   # the plan's id, used in branch and tag names
+"#;
+
+const TOML_TEMPLATE: &str = r#"name  = {name}   # the plan's id, used in branch and tag names
 title = "What this plan delivers"
 # base = "main"  # the revision to build on (default: HEAD at `git orch start`)
 
@@ -280,23 +282,7 @@ GET /health once a minute and show a green or red dot.
   # run  = "npm run lint"
 "#;
 
-const YAML_TEMPLATE: &str = r#"# A git-orch plan, written by `git orch init`. Edit it to describe your work.
-#
-# A plan is a list of phases; a phase is a set of tasks. Each task runs in its
-# own git worktree on its own branch, then lands on the plan's work branch
-# (orch/<plan>/work). When every task of a phase is done, the phase's gates run
-# on the result and, if they pass, it is tagged as a checkpoint you can roll
-# back to. Everything git-orch knows lives in git, on orch/<plan>/state.
-#
-# Check it with `git orch check {file}` (every problem, with line:col),
-# start it with `git orch start {file}` (work and state branches, start tag);
-# then `git orch run` runs the ready tasks and checkpoints each finished phase,
-# and `git orch status` shows where the plan is.
-#
-# Durations: "90s", "45m", "1h30m". Ids (plan, phases, tasks, gates): letters,
-# digits, ".", "_" and "-", starting with a letter or digit.
-
-name: {name}   # the plan's id, used in branch and tag names
+const YAML_TEMPLATE: &str = r#"name: {name}   # the plan's id, used in branch and tag names
 title: What this plan delivers
 # base: main   # the revision to build on (default: HEAD at `git orch start`)
 

@@ -205,17 +205,7 @@ impl<'r> GateCheckout<'r> {
         if path.exists() {
             repo.remove_worktree(&path)?;
         }
-        repo.git(&[
-            "-c",
-            "checkout.workers=0",
-            "worktree",
-            "add",
-            "-q",
-            "-f",
-            "--detach",
-            &path.to_string_lossy(),
-            &commit.to_string(),
-        ])?;
+        repo.add_detached_worktree(&path, commit)?;
         crate::failpoint!("gate-checkout-made");
         Ok(GateCheckout { repo, path })
     }

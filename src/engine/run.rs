@@ -467,14 +467,7 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
         .worktree
         .unwrap_or_else(|| workspace::task_worktree(repo, plan, &id));
     if let Some(Err(reason)) = &head {
-        record_failure(repo, plan, &id, reason, &finished)?;
-        return Ok((
-            id.clone(),
-            TaskOutcome::Failed {
-                reason: reason.clone(),
-                log: Some(log_path(repo, plan, &id)?),
-            },
-        ));
+        return failed(repo, plan, id, reason.clone(), &finished);
     }
     if let Some(Ok(head)) = head {
         let handoff = std::fs::read_to_string(workspace::handoff_file(repo, plan, &id)).ok();
@@ -523,28 +516,24 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
                     log: snap.state.tasks.get(&id).and_then(|t| t.log.clone()),
                 },
             )),
-            Err(e) => {
-                let reason = format!("{e:#}");
-                record_failure(repo, plan, &id, &reason, &finished)?;
-                Ok((
-                    id.clone(),
-                    TaskOutcome::Failed {
-                        reason,
-                        log: Some(log_path(repo, plan, &id)?),
-                    },
-                ))
-            }
+            Err(e) => failed(repo, plan, id, format!("{e:#}"), &finished),
         };
     }
     let reason = finished.exit.describe();
-    record_failure(repo, plan, &id, &reason, &finished)?;
-    Ok((
-        id.clone(),
-        TaskOutcome::Failed {
-            reason,
-            log: Some(log_path(repo, plan, &id)?),
-        },
-    ))
+    failed(repo, plan, id, reason, &finished)
+}
+
+/// Records a task's failure (with its log) and reports it.
+fn failed(
+    repo: &Repo,
+    plan: &str,
+    id: String,
+    reason: String,
+    finished: &process::Finished,
+) -> Result<(String, TaskOutcome)> {
+    record_failure(repo, plan, &id, &reason, finished)?;
+    let log = Some(log_path(repo, plan, &id)?);
+    Ok((id, TaskOutcome::Failed { reason, log }))
 }
 
 fn log_path(repo: &Repo, plan: &str, id: &str) -> Result<String> {

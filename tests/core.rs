@@ -96,12 +96,12 @@ fn phase(st: &Value, id: &str) -> Value {
         .clone()
 }
 
-/// The machine state as stored in the state branch.
+/// The plan-level record as stored in the state branch.
 fn state_json(repo: &TestRepo, plan: &str) -> Value {
     let text = repo
-        .show(&format!("orch/{plan}/state:state.json"))
-        .expect("state.json");
-    serde_json::from_str(&text).expect("state.json is JSON")
+        .show(&format!("orch/{plan}/state:meta.json"))
+        .expect("meta.json");
+    serde_json::from_str(&text).expect("meta.json is JSON")
 }
 
 fn state_commits(repo: &TestRepo, plan: &str) -> usize {
@@ -295,7 +295,7 @@ fn start_creates_work_state_and_an_annotated_start_tag() {
     assert!(repo.rev("refs/heads/orch/p/state").is_some());
     assert_eq!(state_commits(&repo, "p"), 1, "start is one state commit");
     let files = tree_files(&repo, "orch/p/state");
-    for f in ["plan.json", "state.json", "source/plan.toml"] {
+    for f in ["plan.json", "meta.json", "source/plan.toml"] {
         assert!(
             files.contains(&f.to_string()),
             "state tree lacks {f}: {files:?}"
@@ -524,7 +524,7 @@ fn task_start_and_done_land_the_work_with_a_handoff_note() {
     );
 
     let note = repo
-        .show("orch/p/state:handoff/a.md")
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
         .expect("handoff note in the state tree");
     assert!(note.contains("The schema is in a/new.txt."), "{note}");
     assert!(note.contains("a/new.txt"), "{note}");
@@ -554,7 +554,9 @@ fn task_done_without_changes_is_done_and_leaves_work() {
     repo.orch_ok(&["task", "done", "a"]);
     assert_eq!(task_state(&status_json(&repo), "a"), "done");
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(base.as_str()));
-    assert!(repo.show("orch/p/state:handoff/a.md").is_some());
+    assert!(repo
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
+        .is_some());
     repo.fsck();
 }
 
@@ -742,7 +744,8 @@ fn scope_violation_fails_the_task_and_keeps_work() {
         "kept on its branch"
     );
     assert!(
-        repo.show("orch/p/state:handoff/a.md").is_none(),
+        repo.show(&format!("orch/p/state:{}", handoff_path("a")))
+            .is_none(),
         "no handoff for an unlanded task"
     );
     repo.fsck();
@@ -1524,7 +1527,8 @@ fn racing_processes_never_lose_an_update() {
     );
     let files = tree_files(&repo, "orch/r/work");
     for i in 0..N {
-        assert_eq!(state["tasks"][format!("t{i}")]["state"], "done", "t{i}");
+        let record = task_record(&repo, "r", &format!("t{i}")).expect("a record");
+        assert_eq!(record["state"], "done", "t{i}");
         assert!(
             files.contains(&format!("t{i}/file")),
             "t{i} landed: {files:?}"
@@ -1706,7 +1710,9 @@ fn tasks_are_driven_from_inside_their_worktree() {
         repo.show("orch/p/work:a/from-inside.txt").as_deref(),
         Some("x\n")
     );
-    let note = repo.show("orch/p/state:handoff/a.md").expect("note");
+    let note = repo
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
+        .expect("note");
     assert!(note.contains("written to ORCH_HANDOFF_FILE"), "{note}");
     assert_eq!(
         repo.git(&["status", "--porcelain"]),

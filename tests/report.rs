@@ -108,7 +108,7 @@ fn json_report_tells_what_ran_when_and_how_it_ended() {
     let d = attempts_of(&r, "d");
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["outcome"], "failed");
-    assert_eq!(d[0]["log"], "logs/tasks/d/1.log");
+    assert_eq!(d[0]["log"], log_path("d", 1));
 
     // a and b ran at the same time, so they are on different rows.
     let (sa, sb) = (&a[0], &attempts_of(&r, "b")[0]);
@@ -164,9 +164,9 @@ fn json_report_tells_what_ran_when_and_how_it_ended() {
         .as_str()
         .expect("reason")
         .contains("exit code 3"));
-    assert_eq!(failures[0]["log"], "logs/tasks/d/1.log");
+    assert_eq!(failures[0]["log"], log_path("d", 1));
     assert!(repo
-        .show("orch/p/state:logs/tasks/d/1.log")
+        .show(&format!("orch/p/state:{}", log_path("d", 1)))
         .expect("log exists")
         .contains("d is broken"));
 
@@ -210,7 +210,7 @@ fn retries_rollbacks_and_undo_are_in_the_report() {
     let numbers: Vec<_> = d.iter().map(|a| a["n"].as_u64()).collect();
     assert_eq!(numbers, vec![Some(1), Some(2)], "{r:#}");
     assert!(d.iter().all(|a| a["outcome"] == "failed"));
-    assert_eq!(d[1]["log"], "logs/tasks/d/2.log");
+    assert_eq!(d[1]["log"], log_path("d", 2));
     assert_eq!(r["failures"].as_array().map(Vec::len), Some(2));
     let kinds: Vec<&str> = r["events"]
         .as_array()
@@ -232,7 +232,7 @@ fn retries_rollbacks_and_undo_are_in_the_report() {
         "{md}"
     );
     assert!(
-        md.contains("git show orch/p/state:logs/tasks/d/2.log"),
+        md.contains(&format!("git show orch/p/state:{}", log_path("d", 2))),
         "{md}"
     );
 }
@@ -295,7 +295,7 @@ fn markdown_report_has_every_section() {
         "{md}"
     );
     assert!(
-        md.contains("git show orch/p/state:logs/tasks/d/1.log"),
+        md.contains(&format!("git show orch/p/state:{}", log_path("d", 1))),
         "{md}"
     );
     // The handoff note's own headings nest under the report's.

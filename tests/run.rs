@@ -232,13 +232,13 @@ fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
     for id in ["writer", "committer", "after"] {
         assert_eq!(task_state(&st, id), "done", "{st}");
         assert!(
-            state_file(&repo, &format!("handoff/{id}.md")).is_some(),
+            state_file(&repo, &handoff_path(id)).is_some(),
             "handoff of {id}"
         );
         let log = task(&st, id)["log"].as_str().expect("log path").to_string();
         assert!(state_file(&repo, &log).is_some(), "log {log}");
     }
-    assert!(state_file(&repo, "logs/tasks/writer/1.log")
+    assert!(state_file(&repo, &log_path("writer", 1))
         .unwrap_or_default()
         .contains("writing"));
     assert!(st["phase"].is_null(), "{st}");
@@ -280,7 +280,7 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let err = stderr(&out);
-    assert!(err.contains("logs/tasks/bad/1.log"), "{err}");
+    assert!(err.contains(&log_path("bad", 1)), "{err}");
     assert!(err.contains("task reset bad"), "{err}");
     assert!(err.contains("exit code 3"), "{err}");
 
@@ -299,13 +299,13 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
         "no checkpoint after a failure"
     );
 
-    let log = state_file(&repo, "logs/tasks/bad/1.log").expect("log in the state tree");
+    let log = state_file(&repo, &log_path("bad", 1)).expect("log in the state tree");
     assert!(
         log.contains(&format!("bad-output-{}", marker(&repo))),
         "{log}"
     );
     assert!(log.contains("bad-stderr"), "{log}");
-    assert_eq!(task(&st, "bad")["log"], "logs/tasks/bad/1.log");
+    assert_eq!(task(&st, "bad")["log"], log_path("bad", 1));
 
     // Its worktree (with what it left) and its branch are kept.
     let wt = task(&st, "bad")["worktree"]
@@ -373,7 +373,7 @@ id = "one"
             .contains("timed out"),
         "{st}"
     );
-    assert!(state_file(&repo, "logs/tasks/hang/1.log")
+    assert!(state_file(&repo, &log_path("hang", 1))
         .unwrap_or_default()
         .contains("started"));
     repo.fsck();
@@ -602,10 +602,10 @@ mkdir -p probe && echo x > probe/x
         assert!(brief.contains(want), "task file lacks {want:?}:\n{brief}");
     }
     // Every landed task has its handoff note; dep's carries what it wrote.
-    let note = state_file(&repo, "handoff/dep.md").expect("handoff of dep");
+    let note = state_file(&repo, &handoff_path("dep")).expect("handoff of dep");
     assert!(note.contains("NOTE-FROM-DEP"), "{note}");
     assert!(note.contains("dep.txt"), "modified files: {note}");
-    let note = state_file(&repo, "handoff/probe.md").expect("handoff of probe");
+    let note = state_file(&repo, &handoff_path("probe")).expect("handoff of probe");
     assert!(note.contains("probe/x"), "{note}");
     // Nothing of ours was committed into the work.
     let files = repo.git(&["ls-tree", "-r", "--name-only", "orch/p/work"]);
@@ -1232,7 +1232,7 @@ echo a > a.txt
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     repo.orch_ok(&["task", "reset", "a"]);
     repo.orch_ok(&["run"]);
-    let note = state_file(&repo, "handoff/a.md").expect("handoff");
+    let note = state_file(&repo, &handoff_path("a")).expect("handoff");
     assert!(!note.contains("STALE-NOTE"), "{note}");
 }
 
@@ -1482,7 +1482,7 @@ id = "one"
         serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", both(&out)));
     assert_eq!(v["ok"], false);
     assert_eq!(v["failed"][0]["task"], "bad");
-    assert_eq!(v["failed"][0]["log"], "logs/tasks/bad/1.log");
+    assert_eq!(v["failed"][0]["log"], log_path("bad", 1));
     assert!(
         v["failed"][0]["reason"]
             .as_str()

@@ -35,7 +35,7 @@ pub fn run(args: GraphArgs) -> Result<u8> {
         },
         None => {
             let (_, snap) = open_plan(args.plan.as_deref())?;
-            Dag::from_snapshot(&snap)
+            Dag::from_snapshot(&snap)?
         }
     };
     let text = match args.format.as_str() {

@@ -12,11 +12,7 @@ pub fn run(args: JsonArg) -> Result<u8> {
     for name in store::plan_names(&repo)? {
         let snap = store::load(&repo, &name)?;
         let total = snap.plan.tasks().count();
-        let done = snap
-            .plan
-            .tasks()
-            .filter(|(_, t)| snap.task_status(&t.id).is_settled())
-            .count();
+        let done = snap.settled_count()?;
         let checkpoints = snap
             .plan
             .phases

@@ -14,7 +14,7 @@ use crate::ui;
 pub fn run(args: ReportArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     let data = report::build(&repo, &snap)?;
-    let dag = Dag::from_snapshot(&snap);
+    let dag = Dag::from_snapshot(&snap)?;
     let text = match args.format.as_str() {
         "json" => serde_json::to_string_pretty(&data)? + "\n",
         "html" => report_html::render(&data, &dag),

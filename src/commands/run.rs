@@ -171,11 +171,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         })
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = snap.plan.tasks().count() as u64;
-    let settled = snap
-        .plan
-        .tasks()
-        .filter(|(_, t)| snap.task_status(&t.id).is_settled())
-        .count() as u64;
+    let settled = snap.settled_count()? as u64;
     let bar = (ui::stderr_is_terminal() && !args.json).then(|| {
         let bar = ProgressBar::new(total);
         bar.set_style(

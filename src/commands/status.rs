@@ -1,18 +1,22 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use anyhow::Result;
 use serde::Serialize;
 
 use super::open_plan;
 use crate::cli::StatusArgs;
 use crate::plan::parse_duration;
-use crate::state::{Snapshot, TaskStatus};
+use crate::state::{Snapshot, TaskState, TaskStatus};
 use crate::ui;
 
 pub fn run(args: StatusArgs) -> Result<u8> {
     let (_, snap) = open_plan(args.plan.as_deref())?;
+    let records = snap.all_tasks()?;
     if args.json {
-        ui::json_of(&status_report(&snap));
+        ui::json_of(&status_report(&snap, &records));
     } else {
-        render(&snap);
+        render(&snap, &records);
     }
     Ok(0)
 }
@@ -71,7 +75,13 @@ struct TaskReport<'a> {
     depends_on: &'a [String],
 }
 
-pub fn status_report(snap: &Snapshot) -> StatusReport<'_> {
+type Records = BTreeMap<String, Arc<TaskState>>;
+
+fn status_of(records: &Records, id: &str) -> TaskStatus {
+    records.get(id).map_or(TaskStatus::Pending, |t| t.state)
+}
+
+pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusReport<'a> {
     let current = snap.current_phase().map(|p| p.id.as_str());
     let phases = snap
         .plan
@@ -90,7 +100,7 @@ pub fn status_report(snap: &Snapshot) -> StatusReport<'_> {
                 done: p
                     .tasks
                     .iter()
-                    .filter(|t| snap.task_status(&t.id).is_settled())
+                    .filter(|t| status_of(records, &t.id).is_settled())
                     .count(),
                 gates: ps
                     .map(|s| {
@@ -113,15 +123,13 @@ pub fn status_report(snap: &Snapshot) -> StatusReport<'_> {
         .plan
         .tasks()
         .map(|(phase, task)| {
-            let t = snap.state.tasks.get(&task.id);
+            let t = records.get(&task.id).map(|t| &**t);
             TaskReport {
                 id: &task.id,
                 phase: &phase.id,
                 title: task.title.as_deref(),
-                state: snap.task_status(&task.id).as_str(),
-                seconds: t
-                    .and_then(|t| t.seconds)
-                    .or_else(|| running_seconds(snap, &task.id)),
+                state: status_of(records, &task.id).as_str(),
+                seconds: t.and_then(|t| t.seconds).or_else(|| running_seconds(t)),
                 estimate_seconds: task
                     .estimate
                     .as_deref()
@@ -152,14 +160,14 @@ pub fn status_report(snap: &Snapshot) -> StatusReport<'_> {
     }
 }
 
-fn running_seconds(snap: &Snapshot, id: &str) -> Option<f64> {
-    let t = snap.state.tasks.get(id)?;
+fn running_seconds(t: Option<&TaskState>) -> Option<f64> {
+    let t = t?;
     (t.state == TaskStatus::Running)
         .then(|| t.started_at.map(|s| crate::state::now() - s))
         .flatten()
 }
 
-fn render(snap: &Snapshot) {
+fn render(snap: &Snapshot, records: &Records) {
     let title = snap
         .plan
         .title
@@ -168,7 +176,7 @@ fn render(snap: &Snapshot) {
     ui::out(&format!("plan {}{title}", ui::bold(&snap.plan_name)));
     ui::out(&format!(
         "work {}  ({})",
-        &snap.state.work[..10],
+        snap.state.work.get(..10).unwrap_or(&snap.state.work),
         if snap.state.finished {
             "finished"
         } else {
@@ -192,7 +200,7 @@ fn render(snap: &Snapshot) {
                 "  tag orch/{}/{} → {}",
                 snap.plan_name,
                 phase.id,
-                &c.commit[..10]
+                c.commit.get(..10).unwrap_or(&c.commit)
             )
         });
         ui::out(&format!(
@@ -201,11 +209,9 @@ fn render(snap: &Snapshot) {
             ui::state_word(status.as_str())
         ));
         for task in &phase.tasks {
-            let s = snap.task_status(&task.id);
-            let t = snap.state.tasks.get(&task.id);
-            let actual = t
-                .and_then(|t| t.seconds)
-                .or_else(|| running_seconds(snap, &task.id));
+            let s = status_of(records, &task.id);
+            let t = records.get(&task.id).map(|t| &**t);
+            let actual = t.and_then(|t| t.seconds).or_else(|| running_seconds(t));
             let time = match (actual, task.estimate.as_deref()) {
                 (Some(a), Some(e)) => format!("{} / est {e}", ui::duration(a)),
                 (Some(a), None) => ui::duration(a),

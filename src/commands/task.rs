@@ -48,7 +48,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     let plan = snap.plan_name.clone();
     let id = args.id.as_str();
     let (_, task) = tasks::find_task(&snap, id)?;
-    let status = snap.task_status(id);
+    let status = snap.task_status(id)?;
     if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
         let hint = if status == TaskStatus::Pending {
             format!("start it first: `git orch task start {id}`")
@@ -61,10 +61,8 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
         ));
     }
     let worktree = snap
-        .state
-        .tasks
-        .get(id)
-        .and_then(|t| t.worktree.clone())
+        .task(id)?
+        .worktree
         .map(std::path::PathBuf::from)
         .filter(|p| p.join(".git").exists())
         .ok_or_else(|| {

@@ -7,8 +7,8 @@ use git2::Oid;
 
 use super::gates::{self, GateOptions, GateRun};
 use crate::error::{refuse, refuse_with_hint};
-use crate::git::{short, RefEdit, Repo};
-use crate::state::{self, names, reconcile, store, Checkpoint, Snapshot};
+use crate::git::{RefEdit, Repo};
+use crate::state::{self, names, reconcile, store, Checkpoint, Event, Snapshot};
 
 pub struct CheckpointReport {
     pub phase: String,
@@ -60,11 +60,10 @@ pub fn checkpoint(
         .plan
         .phase(&phase_id)
         .ok_or_else(|| refuse("unknown phase"))?;
-    let open: Vec<String> = snap
-        .unsettled_tasks(phase)
-        .iter()
-        .map(|t| format!("{} ({})", t.id, snap.task_status(&t.id).as_str()))
-        .collect();
+    let mut open: Vec<String> = Vec::new();
+    for t in snap.unsettled_tasks(phase)? {
+        open.push(format!("{} ({})", t.id, snap.task_status(&t.id)?.as_str()));
+    }
     if !open.is_empty() {
         return Err(refuse_with_hint(
             format!("phase `{phase_id}` has unfinished tasks: {}", open.join(", ")),
@@ -114,15 +113,20 @@ pub fn checkpoint(
                 new: tag_id,
                 old: None,
             });
-            change.summary = format!("checkpoint {phase_id}: passed at {}", short(commit));
+            change.event = Some(Event::PhaseCheckpointed {
+                phase: phase_id.clone(),
+                commit: commit.to_string(),
+                gates: gates::verdicts(&runs),
+                at: state::now(),
+            });
         } else {
             ps.gates_failed = true;
-            let failed: Vec<&str> = runs
-                .iter()
-                .filter(|r| !r.result.passed)
-                .map(|r| r.result.name.as_str())
-                .collect();
-            change.summary = format!("checkpoint {phase_id}: failed (gate {})", failed.join(", "));
+            change.event = Some(Event::PhaseGatesFailed {
+                phase: phase_id.clone(),
+                commit: commit.to_string(),
+                gates: gates::verdicts(&runs),
+                at: state::now(),
+            });
         }
         Ok(())
     })?;

@@ -11,7 +11,7 @@ use super::tasks::{
 use super::workspace;
 use crate::error::refuse_with_hint;
 use crate::git::Repo;
-use crate::state::{names, store};
+use crate::state::{names, store, Event};
 
 pub struct FinishReport {
     pub removed_branches: usize,
@@ -49,10 +49,16 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
         }
         refuse_if_finished(s)?;
         change.state.finished = true;
-        for t in change.state.tasks.values_mut() {
-            t.worktree = None;
+        for (id, t) in s.all_tasks()? {
+            if t.worktree.is_some() {
+                let mut t = (*t).clone();
+                t.worktree = None;
+                change.put_task(&id, t);
+            }
         }
-        change.summary = format!("plan {plan}: finished");
+        change.event = Some(Event::PlanFinished {
+            at: crate::state::now(),
+        });
         Ok(())
     })
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;

@@ -162,31 +162,29 @@ pub fn record_adhoc(repo: &Repo, plan: &str, runs: &[GateRun]) -> Result<()> {
     }
     store::transact(repo, plan, |_, change| {
         record(repo, change, runs)?;
-        let first = runs
+        let commit = runs
             .iter()
             .find(|r| !r.result.cached)
-            .map_or(String::new(), |r| {
-                short(Oid::from_str(&r.result.commit).unwrap_or(Oid::zero()))
-            });
-        change.summary = format!("gates on {first}: {}", summary(runs));
+            .map_or(String::new(), |r| r.result.commit.clone());
+        change.event = Some(crate::state::Event::GatesRan {
+            commit,
+            gates: verdicts(runs),
+            at: crate::state::now(),
+        });
         Ok(())
     })?;
     Ok(())
 }
 
-/// `unit passed, fmt failed, lint cached`
-pub fn summary(runs: &[GateRun]) -> String {
+/// Each gate's verdict, for the event that records the run.
+pub fn verdicts(runs: &[GateRun]) -> Vec<crate::state::GateVerdict> {
     runs.iter()
-        .map(|r| {
-            let verdict = match (r.result.cached, r.result.passed) {
-                (true, _) => "cached",
-                (false, true) => "passed",
-                (false, false) => "failed",
-            };
-            format!("{} {verdict}", r.result.name)
+        .map(|r| crate::state::GateVerdict {
+            name: r.result.name.clone(),
+            passed: r.result.passed,
+            cached: r.result.cached,
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
 }
 
 /// A detached checkout of one commit for gates, removed when dropped.

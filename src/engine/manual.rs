@@ -7,28 +7,33 @@ use git2::Oid;
 use super::tasks::{discard_task_checkout, find_task, preserve_tag, preserve_task, unpreserve};
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::Repo;
-use crate::state::{self, store, Snapshot, TaskState, TaskStatus};
+use crate::state::{self, store, Event, Snapshot, TaskStatus};
 
 pub fn fail(repo: &Repo, plan: &str, id: &str, reason: Option<&str>) -> Result<Snapshot> {
     let (_, snap) = store::transact(repo, plan, |snap, change| {
         find_task(snap, id)?;
-        let status = snap.task_status(id);
+        let status = snap.task_status(id)?;
         if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
             return Err(refuse(format!(
                 "task `{id}` is {}; only a running or conflicting task can fail",
                 status.as_str()
             )));
         }
-        let t = change
-            .state
-            .tasks
-            .entry(id.to_string())
-            .or_insert_with(TaskState::pending);
+        let reason = reason.unwrap_or("marked failed by hand").to_string();
+        let t = change.task_mut(id)?;
         t.state = TaskStatus::Failed;
         t.claim = None;
         t.ended_at = Some(state::now());
-        t.reason = Some(reason.unwrap_or("marked failed by hand").to_string());
-        change.summary = format!("task {id}: failed");
+        t.reason = Some(reason.clone());
+        let attempt = t.attempts;
+        change.event = Some(Event::TaskFailed {
+            task: id.to_string(),
+            attempt,
+            reason,
+            scope: Vec::new(),
+            log: None,
+            at: state::now(),
+        });
         Ok(())
     })?;
     Ok(snap)
@@ -36,10 +41,11 @@ pub fn fail(repo: &Repo, plan: &str, id: &str, reason: Option<&str>) -> Result<S
 
 /// Refuses to take a task away from a live runner.
 fn refuse_if_live(snap: &Snapshot, id: &str) -> Result<()> {
-    if let Some(claim) = snap.state.tasks.get(id).and_then(|t| t.claim.as_ref()) {
+    let t = snap.task(id)?;
+    if let Some(claim) = t.claim.as_ref() {
         let here = claim.host == crate::process::hostname();
         if !claim.manual
-            && snap.task_status(id) == TaskStatus::Running
+            && t.state == TaskStatus::Running
             && (!here || crate::process::is_alive(claim.pid, claim.proc_start))
         {
             return Err(refuse_with_hint(
@@ -99,7 +105,7 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
     let snap = store::load(repo, plan)?;
     let (phase, _) = find_task(&snap, id)?;
     let check = |snap: &Snapshot| -> Result<()> {
-        let status = snap.task_status(id);
+        let status = snap.task_status(id)?;
         if snap.is_checkpointed(&phase.id) {
             return Err(refuse_with_hint(
                 format!(
@@ -152,27 +158,21 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
     crate::failpoint!("reset-preserved");
     store::transact(repo, plan, |snap, change| {
         check(snap)?;
-        let mut t = change
-            .state
-            .tasks
-            .get(id)
-            .map_or_else(TaskState::pending, TaskState::pending_again);
+        let mut t = change.task(id)?.pending_again();
         t.state = to;
         if to == TaskStatus::Skipped {
             t.reason = Some("skipped by hand".to_string());
         }
-        change.state.tasks.insert(id.to_string(), t);
+        change.put_task(id, t);
         if let Some(p) = change.state.phases.get_mut(&phase.id) {
             p.gates_failed = false;
         }
-        change.summary = format!(
-            "task {id}: {}",
-            match back {
-                Back::Reset => "reset to pending",
-                Back::Skip => "skipped",
-                Back::Reopen => "reopened",
-            }
-        );
+        let (task, at) = (id.to_string(), state::now());
+        change.event = Some(match back {
+            Back::Reset => Event::TaskReset { task, at },
+            Back::Skip => Event::TaskSkipped { task, at },
+            Back::Reopen => Event::TaskReopened { task, at },
+        });
         Ok(())
     })
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &kept))?;

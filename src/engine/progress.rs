@@ -2,15 +2,15 @@
 //! phase is in, which tasks may start. Nothing here is stored; it is all
 //! computed from the plan and the state so it can never disagree with them.
 
+use anyhow::Result;
+
 use crate::plan::{Phase, Task};
 use crate::state::{PhaseStatus, Snapshot, TaskStatus};
 
 impl Snapshot {
-    pub fn task_status(&self, id: &str) -> TaskStatus {
-        self.state
-            .tasks
-            .get(id)
-            .map_or(TaskStatus::Pending, |t| t.state)
+    /// Reads the task's record (a corrupt one is an error, never pending).
+    pub fn task_status(&self, id: &str) -> Result<TaskStatus> {
+        Ok(self.tasks.get(id)?.map_or(TaskStatus::Pending, |t| t.state))
     }
 
     /// Index of the first phase without a checkpoint; `None` when all have one.
@@ -48,61 +48,75 @@ impl Snapshot {
     }
 
     /// Why `task` may not start now, or `None` when it may.
-    pub fn blocked_reason(&self, task: &Task, phase: &Phase) -> Option<String> {
+    pub fn blocked_reason(&self, task: &Task, phase: &Phase) -> Result<Option<String>> {
         match self.phase_status(&phase.id) {
             PhaseStatus::Checkpointed => {
-                return Some(format!("its phase `{}` is already checkpointed", phase.id))
+                return Ok(Some(format!(
+                    "its phase `{}` is already checkpointed",
+                    phase.id
+                )))
             }
             PhaseStatus::Pending => {
                 let current = self.current_phase().map_or("?", |p| p.id.as_str());
-                return Some(format!(
+                return Ok(Some(format!(
                     "its phase `{}` is not active yet (the current phase is `{current}`)",
                     phase.id
-                ));
+                )));
             }
             _ => {}
         }
-        let waiting: Vec<&str> = task
-            .depends_on
-            .iter()
-            .filter(|d| !self.task_status(d).is_settled())
-            .map(String::as_str)
-            .collect();
+        let mut waiting: Vec<&str> = Vec::new();
+        for d in &task.depends_on {
+            if !self.task_status(d)?.is_settled() {
+                waiting.push(d);
+            }
+        }
         if !waiting.is_empty() {
-            return Some(format!(
+            return Ok(Some(format!(
                 "it depends on unfinished tasks: {}",
                 waiting.join(", ")
-            ));
+            )));
         }
-        None
+        Ok(None)
+    }
+
+    /// How many tasks of the plan are done or skipped (reads every record).
+    pub fn settled_count(&self) -> Result<usize> {
+        Ok(self
+            .all_tasks()?
+            .iter()
+            .filter(|(id, t)| t.state.is_settled() && self.plan.task(id).is_some())
+            .count())
     }
 
     /// Tasks of a phase that are not done or skipped.
-    pub fn unsettled_tasks<'a>(&'a self, phase: &'a Phase) -> Vec<&'a Task> {
-        phase
-            .tasks
-            .iter()
-            .filter(|t| !self.task_status(&t.id).is_settled())
-            .collect()
+    pub fn unsettled_tasks<'a>(&'a self, phase: &'a Phase) -> Result<Vec<&'a Task>> {
+        let mut out = Vec::new();
+        for t in &phase.tasks {
+            if !self.task_status(&t.id)?.is_settled() {
+                out.push(t);
+            }
+        }
+        Ok(out)
     }
 
     /// Tasks of the current phase that are pending and whose dependencies
     /// are settled, in plan order.
-    pub fn ready_tasks(&self) -> Vec<(&Phase, &Task)> {
+    pub fn ready_tasks(&self) -> Result<Vec<(&Phase, &Task)>> {
         let Some(phase) = self.current_phase() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if self.phase_status(&phase.id) == PhaseStatus::Failed {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        phase
-            .tasks
-            .iter()
-            .filter(|t| {
-                self.task_status(&t.id) == TaskStatus::Pending
-                    && self.blocked_reason(t, phase).is_none()
-            })
-            .map(|t| (phase, t))
-            .collect()
+        let mut out = Vec::new();
+        for t in &phase.tasks {
+            if self.task_status(&t.id)? == TaskStatus::Pending
+                && self.blocked_reason(t, phase)?.is_none()
+            {
+                out.push((phase, t));
+            }
+        }
+        Ok(out)
     }
 }

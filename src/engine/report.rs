@@ -1,17 +1,20 @@
 //! The data behind `git orch report`: what ran, when, for how long against
 //! its estimate, with what result.
 //!
-//! `state.json` only remembers each task's latest attempt, so the timeline
+//! A task record only remembers the task's latest attempt, so the timeline
 //! is rebuilt from the state branch's first-parent history instead: every
-//! commit is one event, and a `task <id>: …` commit is read back (only the
-//! fields needed) to learn exactly when that task's attempt started or
-//! ended and how. Attempts that a rollback later discarded stay on the
-//! timeline; that is the point of an audit log. The result is one
-//! serialisable [`Report`]: `--format json` prints it as is, and the
-//! markdown and HTML renderers only format it.
+//! commit is one typed [`state::Event`] (its `Orch-Event` trailer), which
+//! says when an attempt started or ended and how; no record or blob is read
+//! for it. A history begun by git-orch 0.1 has no events before its
+//! migration: those commits are read the 0.1 way (their `state.json`).
+//! Attempts that a rollback later discarded stay on the timeline; that is
+//! the point of an audit log. The result is one serialisable [`Report`]:
+//! `--format json` prints it as is, and the markdown and HTML renderers
+//! only format it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -19,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::Repo;
 use crate::plan::parse_duration;
-use crate::state::{self, names, store, GateResult, Snapshot, TaskStatus};
+use crate::state::{self, names, GateResult, Snapshot, TaskState, TaskStatus};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -166,6 +169,9 @@ pub struct Event {
     pub time: f64,
     /// `start`, `task`, `gates`, `checkpoint`, `rollback`, `undo`, `finish`, `other`.
     pub kind: String,
+    /// The typed event's kind (`task-landed`, `phase-checkpointed`, …);
+    /// `None` for a commit made by git-orch 0.1.
+    pub event: Option<String>,
     /// The task or phase it is about.
     pub subject: Option<String>,
     /// For a task: its state after the event; for a checkpoint: `passed`/`failed`.
@@ -286,8 +292,10 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
 
     // Attempts still open: running now, unless the state says otherwise.
     let last_event = events.last().map_or(snap.state.started_at, |e| e.time);
+    let records = snap.all_tasks()?;
+    let status_of = |id: &str| records.get(id).map_or(TaskStatus::Pending, |t| t.state);
     for a in attempts.iter_mut().filter(|a| a.end.is_none()) {
-        if snap.task_status(&a.task) != TaskStatus::Running {
+        if status_of(&a.task) != TaskStatus::Running {
             a.end = Some(last_event.max(a.start));
             a.outcome = "interrupted".to_string();
         }
@@ -303,7 +311,7 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
             .fold(last_event, f64::max)
     };
 
-    let tasks = task_reports(repo, snap)?;
+    let tasks = task_reports(repo, snap, &records)?;
     let phases = phase_reports(snap, &attempts);
     let totals = totals(&tasks, attempts.len(), snap.state.started_at, ended_at);
     let failures = failures(&attempts, &phases);
@@ -365,86 +373,245 @@ fn walk_history(
         let id = id.context("cannot walk the state branch")?;
         let commit = repo.git.find_commit(id)?;
         let summary = commit.summary().unwrap_or("").to_string();
-        // Commit times are whole seconds; where the state has no precise
-        // time for an event, keep it after the one before.
+        // Commit times are whole seconds; where an event has no precise
+        // time, keep it after the one before.
         let commit_time = events
             .last()
             .map_or(commit.time().seconds() as f64, |prev| {
                 (commit.time().seconds() as f64).max(prev.time)
             });
-        let (kind, subject) = classify(&summary, first);
-        let mut event = Event {
-            commit: id.to_string(),
-            time: commit_time,
-            kind: kind.to_string(),
-            subject: subject.clone(),
-            outcome: None,
-            summary,
-        };
-        let needs_state = first || matches!(kind, "task" | "checkpoint" | "rollback");
-        let lite = if needs_state {
-            let only = if first { None } else { subject.as_deref() };
-            read_lite(repo, commit.tree_id(), only)?
-        } else {
-            None
-        };
-        if first {
-            if let Some(lite) = &lite {
-                event.time = snap.state.started_at;
-                // Tasks the plan starts as skipped.
-                let mut skipped: Vec<&String> = lite
-                    .tasks
-                    .iter()
-                    .filter(|(_, t)| t.state == TaskStatus::Skipped)
-                    .map(|(id, _)| id)
-                    .collect();
-                skipped.sort();
-                for task in skipped {
-                    let i = push(&mut attempts, task, phase_of, 0, event.time);
-                    attempts[i].end = Some(event.time);
-                    attempts[i].outcome = "skipped".to_string();
-                    latest.insert(task.clone(), i);
+        let typed = commit.message().and_then(state::Event::from_message);
+        let event = match typed {
+            Some(typed) => {
+                if first {
+                    // Tasks the plan starts as skipped.
+                    for (_, task) in snap.plan.tasks().filter(|(_, t)| t.skip) {
+                        let i = push(&mut attempts, &task.id, phase_of, 0, typed.at());
+                        attempts[i].end = Some(typed.at());
+                        attempts[i].outcome = "skipped".to_string();
+                        latest.insert(task.id.clone(), i);
+                    }
                 }
-            }
-        }
-        match (kind, &subject, &lite) {
-            ("task", Some(task), Some(lite)) => {
-                if let Some(t) = lite.tasks.get(task) {
-                    event.outcome = Some(t.state.as_str().to_string());
+                let mut event = typed_event(id, &typed, summary);
+                if let (Some(task), Some(lite)) = (typed.task(), lite_of(&typed)) {
                     event.time = task_transition(
                         &mut attempts,
                         &mut open,
                         &mut latest,
                         phase_of,
                         task,
-                        t,
-                        commit_time,
+                        &lite,
+                        typed.at(),
                     );
                 }
+                event
             }
-            ("checkpoint", Some(phase), lite) => {
-                let passed = event.summary.contains(": passed");
-                event.outcome = Some(if passed { "passed" } else { "failed" }.to_string());
-                if let Some(at) = lite
-                    .as_ref()
-                    .and_then(|l| l.phases.get(phase))
-                    .and_then(|p| p.checkpoint.as_ref())
-                    .filter(|_| passed)
-                {
-                    event.time = at.at;
-                }
-            }
-            ("rollback", _, Some(lite)) => {
-                if let Some(r) = lite.rollbacks.last() {
-                    event.time = r.at;
-                }
-            }
-            _ => {}
-        }
+            None => legacy_event(
+                repo,
+                snap,
+                &commit,
+                summary,
+                commit_time,
+                first,
+                phase_of,
+                (&mut attempts, &mut open, &mut latest),
+            )?,
+        };
         events.push(event);
         first = false;
     }
     Ok((events, attempts))
+}
+
+/// The report's row for a typed event.
+fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
+    use state::Event as E;
+    let (kind, subject, outcome) = match e {
+        E::PlanStarted { .. } => ("start", None, None),
+        E::TaskClaimed { task, .. } => ("task", Some(task), Some("running")),
+        E::TaskLanded { task, .. } => ("task", Some(task), Some("done")),
+        E::TaskConflict { task, .. } => ("task", Some(task), Some("conflict")),
+        E::TaskFailed { task, .. } => ("task", Some(task), Some("failed")),
+        E::TaskReleased { task, .. }
+        | E::TaskRecovered { task, .. }
+        | E::TaskReset { task, .. }
+        | E::TaskReopened { task, .. } => ("task", Some(task), Some("pending")),
+        E::TaskSkipped { task, .. } => ("task", Some(task), Some("skipped")),
+        E::GatesRan { .. } => ("gates", None, None),
+        E::PhaseCheckpointed { phase, .. } => ("checkpoint", Some(phase), Some("passed")),
+        E::PhaseGatesFailed { phase, .. } => ("checkpoint", Some(phase), Some("failed")),
+        E::RolledBack { to, .. } => ("rollback", Some(to), None),
+        E::RollbackUndone { to, .. } => ("undo", Some(to), None),
+        E::PlanFinished { .. } => ("finish", None, None),
+        E::StateMigrated { .. } => ("other", None, None),
+    };
+    Event {
+        commit: commit.to_string(),
+        time: e.at(),
+        kind: kind.to_string(),
+        event: Some(e.kind().to_string()),
+        subject: subject.cloned(),
+        outcome: outcome.map(str::to_string),
+        summary,
+    }
+}
+
+/// What a typed task event says about the task, in the shape the timeline takes.
+fn lite_of(e: &state::Event) -> Option<LiteTask> {
+    use state::Event as E;
+    let lite = |state, attempts, at: f64, ended: bool| LiteTask {
+        state,
+        attempts,
+        started_at: (!ended).then_some(at),
+        ended_at: ended.then_some(at),
+        reason: None,
+        log: None,
+        changed: Vec::new(),
+    };
+    Some(match e {
+        E::TaskClaimed { attempt, at, .. } => lite(TaskStatus::Running, *attempt, *at, false),
+        E::TaskLanded {
+            attempt,
+            at,
+            changed,
+            log,
+            ..
+        } => LiteTask {
+            changed: changed.clone(),
+            log: log.clone(),
+            ..lite(TaskStatus::Done, *attempt, *at, true)
+        },
+        E::TaskConflict {
+            attempt,
+            at,
+            files,
+            log,
+            ..
+        } => LiteTask {
+            reason: Some(format!("landing conflicts in {}", files.join(", "))),
+            log: log.clone(),
+            ..lite(TaskStatus::Conflict, *attempt, *at, true)
+        },
+        E::TaskFailed {
+            attempt,
+            at,
+            reason,
+            log,
+            ..
+        } => LiteTask {
+            reason: Some(reason.clone()),
+            log: log.clone(),
+            ..lite(TaskStatus::Failed, *attempt, *at, true)
+        },
+        E::TaskReleased {
+            attempt,
+            at,
+            reason,
+            ..
+        }
+        | E::TaskRecovered {
+            attempt,
+            at,
+            reason,
+            ..
+        } => LiteTask {
+            reason: Some(reason.clone()),
+            ..lite(TaskStatus::Pending, *attempt, *at, true)
+        },
+        E::TaskReset { at, .. } | E::TaskReopened { at, .. } => {
+            lite(TaskStatus::Pending, 0, *at, true)
+        }
+        E::TaskSkipped { at, .. } => LiteTask {
+            reason: Some("skipped by hand".to_string()),
+            ..lite(TaskStatus::Skipped, 0, *at, true)
+        },
+        _ => return None,
+    })
+}
+
+type Timeline<'a> = (
+    &'a mut Vec<Attempt>,
+    &'a mut HashMap<String, usize>,
+    &'a mut HashMap<String, usize>,
+);
+
+/// A commit made by git-orch 0.1, which carries no event: its subject says
+/// what it is about and its `state.json` the details.
+#[allow(clippy::too_many_arguments)]
+fn legacy_event(
+    repo: &Repo,
+    snap: &Snapshot,
+    commit: &git2::Commit,
+    summary: String,
+    commit_time: f64,
+    first: bool,
+    phase_of: &HashMap<&str, &str>,
+    (attempts, open, latest): Timeline<'_>,
+) -> Result<Event> {
+    let (kind, subject) = classify(&summary, first);
+    let mut event = Event {
+        commit: commit.id().to_string(),
+        time: commit_time,
+        kind: kind.to_string(),
+        event: None,
+        subject: subject.clone(),
+        outcome: None,
+        summary,
+    };
+    let needs_state = first || matches!(kind, "task" | "checkpoint" | "rollback");
+    let lite = if needs_state {
+        let only = if first { None } else { subject.as_deref() };
+        read_lite(repo, commit.tree_id(), only)?
+    } else {
+        None
+    };
+    if first {
+        if let Some(lite) = &lite {
+            event.time = snap.state.started_at;
+            // Tasks the plan starts as skipped.
+            let mut skipped: Vec<&String> = lite
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.state == TaskStatus::Skipped)
+                .map(|(id, _)| id)
+                .collect();
+            skipped.sort();
+            for task in skipped {
+                let i = push(attempts, task, phase_of, 0, event.time);
+                attempts[i].end = Some(event.time);
+                attempts[i].outcome = "skipped".to_string();
+                latest.insert(task.clone(), i);
+            }
+        }
+    }
+    match (kind, &subject, &lite) {
+        ("task", Some(task), Some(lite)) => {
+            if let Some(t) = lite.tasks.get(task) {
+                event.outcome = Some(t.state.as_str().to_string());
+                event.time =
+                    task_transition(attempts, open, latest, phase_of, task, t, commit_time);
+            }
+        }
+        ("checkpoint", Some(phase), lite) => {
+            let passed = event.summary.contains(": passed");
+            event.outcome = Some(if passed { "passed" } else { "failed" }.to_string());
+            if let Some(at) = lite
+                .as_ref()
+                .and_then(|l| l.phases.get(phase))
+                .and_then(|p| p.checkpoint.as_ref())
+                .filter(|_| passed)
+            {
+                event.time = at.at;
+            }
+        }
+        ("rollback", _, Some(lite)) => {
+            if let Some(r) = lite.rollbacks.last() {
+                event.time = r.at;
+            }
+        }
+        _ => {}
+    }
+    Ok(event)
 }
 
 /// Applies one `task <id>: …` event; returns the event's precise time.
@@ -551,7 +718,7 @@ fn push(
 }
 
 fn read_lite(repo: &Repo, tree: git2::Oid, only: Option<&str>) -> Result<Option<LiteState>> {
-    let Some(bytes) = repo.read_path(tree, store::STATE_FILE)? else {
+    let Some(bytes) = repo.read_path(tree, state::layout::V1_STATE_FILE)? else {
         return Ok(None);
     };
     let mut de = serde_json::Deserializer::from_slice(&bytes);
@@ -611,10 +778,14 @@ fn assign_slots(attempts: &mut [Attempt], now: f64) -> usize {
     free_at.len()
 }
 
-fn task_reports(repo: &Repo, snap: &Snapshot) -> Result<Vec<TaskReport>> {
+fn task_reports(
+    repo: &Repo,
+    snap: &Snapshot,
+    records: &BTreeMap<String, Arc<TaskState>>,
+) -> Result<Vec<TaskReport>> {
     let mut out = Vec::new();
     for (phase, task) in snap.plan.tasks() {
-        let t = snap.state.tasks.get(&task.id);
+        let t = records.get(&task.id).map(|t| &**t);
         let seconds = t.and_then(|t| t.seconds).or_else(|| {
             t.filter(|t| t.state == TaskStatus::Running)
                 .and_then(|t| t.started_at)
@@ -625,14 +796,20 @@ fn task_reports(repo: &Repo, snap: &Snapshot) -> Result<Vec<TaskReport>> {
             .as_deref()
             .and_then(|e| parse_duration(e).ok())
             .map(|d| d.as_secs());
-        let handoff = repo
-            .read_path(snap.tree, &format!("handoff/{}.md", task.id))?
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let handoff = match t {
+            Some(_) => snap
+                .handoff(repo, &task.id)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        };
         out.push(TaskReport {
             id: task.id.clone(),
             phase: phase.id.clone(),
             title: task.title.clone(),
-            state: snap.task_status(&task.id).as_str().to_string(),
+            state: t
+                .map_or(TaskStatus::Pending, |t| t.state)
+                .as_str()
+                .to_string(),
             attempts: t.map_or(0, |t| t.attempts),
             seconds,
             estimate: task.estimate.clone(),

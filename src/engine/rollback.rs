@@ -11,10 +11,8 @@ use super::tasks::{
     discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished, unpreserve,
 };
 use crate::error::{refuse, refuse_with_hint};
-use crate::git::{short, RefEdit, Repo};
-use crate::state::{
-    self, names, reconcile, store, RollbackRecord, Snapshot, TaskState, TaskStatus,
-};
+use crate::git::{RefEdit, Repo};
+use crate::state::{self, names, reconcile, store, Event, RollbackRecord, Snapshot, TaskStatus};
 
 pub struct RollbackReport {
     pub to: String,
@@ -79,14 +77,16 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
         .iter()
         .filter(|p| phases.contains(&p.id))
         .flat_map(|p| p.tasks.iter().map(|t| t.id.clone()))
-        .filter(|id| {
-            snap.task_status(id) != TaskStatus::Pending
-                || repo
-                    .ref_target(&names::task_branch(plan, id))
-                    .ok()
-                    .flatten()
-                    .is_some()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|id| {
+            let keep = snap.task_status(&id)? != TaskStatus::Pending
+                || repo.ref_target(&names::task_branch(plan, &id))?.is_some();
+            Ok(keep.then_some(id))
         })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
         .collect();
     let work = Oid::from_str(&snap.state.work)?;
     if work == target && affected.is_empty() && phases.iter().all(|p| !snap.is_checkpointed(p)) {
@@ -95,9 +95,10 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
         )));
     }
     for id in &affected {
-        if let Some(claim) = snap.state.tasks.get(id).and_then(|t| t.claim.as_ref()) {
+        let t = snap.task(id)?;
+        if let Some(claim) = t.claim.as_ref() {
             if !claim.manual
-                && snap.task_status(id) == TaskStatus::Running
+                && t.state == TaskStatus::Running
                 && crate::process::is_alive(claim.pid, claim.proc_start)
             {
                 return Err(refuse_with_hint(
@@ -151,12 +152,8 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
             }
         }
         for id in &affected {
-            let t = change
-                .state
-                .tasks
-                .get(id)
-                .map_or_else(TaskState::pending, TaskState::pending_again);
-            change.state.tasks.insert(id.clone(), t);
+            let t = change.task(id)?.pending_again();
+            change.put_task(id, t);
         }
         change.state.work = target.to_string();
         edits.insert(
@@ -176,11 +173,13 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
             preserved: preserved.clone(),
             undone: false,
         });
-        change.summary = format!(
-            "rollback to {to}: work at {}, {} task(s) pending again",
-            short(target),
-            affected.len()
-        );
+        change.event = Some(Event::RolledBack {
+            to: to.clone(),
+            rollback: record_id,
+            work: target.to_string(),
+            pending: affected.len(),
+            at: state::now(),
+        });
         Ok(())
     })
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;
@@ -246,8 +245,11 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         .iter()
         .filter(|p| later.contains(&p.id))
         .flat_map(|p| p.tasks.iter())
-        .filter(|t| snap.task_status(&t.id) != TaskStatus::Pending)
-        .map(|t| t.id.clone())
+        .map(|t| Ok((t.id.clone(), snap.task_status(&t.id)?)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(_, s)| *s != TaskStatus::Pending)
+        .map(|(id, _)| id)
         .collect();
     if !since.is_empty() || target_commit(&snap, &record.to)?.to_string() != snap.state.work {
         return Err(refuse_with_hint(
@@ -271,33 +273,40 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
                 "run it again",
             ));
         }
-        let mut restored = before.state.clone();
-        restored.rollbacks = s.state.rollbacks.clone();
-        for r in restored.rollbacks.iter_mut().filter(|r| r.id == record.id) {
+        change.restore(&before);
+        change.state.rollbacks = s.state.rollbacks.clone();
+        for r in change
+            .state
+            .rollbacks
+            .iter_mut()
+            .filter(|r| r.id == record.id)
+        {
             r.undone = true;
         }
         // Worktrees of landed tasks went with the rollback and do not come
         // back (their work is on the restored work branch).
-        for t in restored.tasks.values_mut() {
+        for (id, t) in before.all_tasks()? {
             let gone = t
                 .worktree
                 .as_deref()
                 .is_some_and(|p| !std::path::Path::new(p).join(".git").exists());
             if t.state == TaskStatus::Done && gone {
+                let mut t = (*t).clone();
                 t.worktree = None;
+                change.put_task(&id, t);
             }
         }
-        change.state = restored;
         change.refs.push(RefEdit::Set {
             name: names::work(plan),
             new: restored_work,
             old: Some(current_work),
         });
-        change.summary = format!(
-            "rollback to {} undone: work at {}",
-            record.to,
-            short(restored_work)
-        );
+        change.event = Some(Event::RollbackUndone {
+            to: record.to.clone(),
+            rollback: record.id,
+            work: restored_work.to_string(),
+            at: state::now(),
+        });
         Ok(())
     })?;
     crate::failpoint!("undo-committed");
@@ -320,7 +329,8 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         }
         restored_tasks.push(rest);
     }
-    for (id, t) in &after.state.tasks {
+    for (id, t) in after.all_tasks()? {
+        let id = &id;
         let Some(path) = t.worktree.as_deref() else {
             continue;
         };

@@ -137,7 +137,7 @@ pub fn run(
         loop {
             let snap = store::load(repo, plan)?;
             if !stop {
-                for id in startable(&snap, opts, &running, &mut report) {
+                for id in startable(&snap, opts, &running, &mut report)? {
                     if running.len() >= opts.jobs.max(1) {
                         break;
                     }
@@ -229,7 +229,7 @@ fn next_step(
     }
     if let Some(task) = &opts.task {
         return Ok(
-            if snap.task_status(task) == TaskStatus::Pending && report.landed.is_empty() {
+            if snap.task_status(task)? == TaskStatus::Pending && report.landed.is_empty() {
                 Step::Wait(format!("task {task} is busy"))
             } else {
                 Step::Stop
@@ -245,7 +245,7 @@ fn next_step(
     if opts.phase.as_deref().is_some_and(|p| p != phase.id) {
         return Ok(Step::Stop);
     }
-    let open = snap.unsettled_tasks(&phase);
+    let open = snap.unsettled_tasks(&phase)?;
     if open.is_empty() {
         let gate_line = |g: &str, l: &str| observer.gate_line(g, l);
         let gate_started = |g: &str| observer.gate_started(g);
@@ -275,64 +275,60 @@ fn next_step(
         report.checkpoints.push(phase.id.clone());
         return Ok(Step::Continue);
     }
-    let stuck: Vec<&str> = open
+    let mut records = Vec::new();
+    for t in &open {
+        records.push((t, snap.task(&t.id)?));
+    }
+    let stuck: Vec<_> = records
         .iter()
-        .filter(|t| {
-            matches!(
-                snap.task_status(&t.id),
-                TaskStatus::Failed | TaskStatus::Conflict
-            )
-        })
-        .map(|t| t.id.as_str())
+        .filter(|(_, r)| matches!(r.state, TaskStatus::Failed | TaskStatus::Conflict))
         .collect();
     if !stuck.is_empty() {
-        for id in stuck {
-            let t = snap.state.tasks.get(id);
-            let reason = t
-                .and_then(|t| t.reason.clone())
-                .unwrap_or_else(|| snap.task_status(id).as_str().to_string());
-            if snap.task_status(id) == TaskStatus::Conflict {
-                report.conflicts.push((id.to_string(), Vec::new()));
+        for (t, r) in stuck {
+            let reason = r
+                .reason
+                .clone()
+                .unwrap_or_else(|| r.state.as_str().to_string());
+            if r.state == TaskStatus::Conflict {
+                report.conflicts.push((t.id.clone(), Vec::new()));
             } else {
-                report
-                    .failed
-                    .push((id.to_string(), reason, t.and_then(|t| t.log.clone())));
+                report.failed.push((t.id.clone(), reason, r.log.clone()));
             }
         }
         return Ok(Step::Stop);
     }
-    let others: Vec<&str> = open
+    let others: Vec<&str> = records
         .iter()
-        .filter(|t| snap.task_status(&t.id) == TaskStatus::Running)
-        .map(|t| t.id.as_str())
+        .filter(|(_, r)| r.state == TaskStatus::Running)
+        .map(|(t, _)| t.id.as_str())
         .collect();
-    let manual: Vec<String> = open
+    let manual: Vec<String> = records
         .iter()
-        .filter(|t| {
-            snap.task_status(&t.id) == TaskStatus::Pending && snap.plan.task_run(t).is_none()
-        })
-        .map(|t| t.id.clone())
+        .filter(|(t, r)| r.state == TaskStatus::Pending && snap.plan.task_run(t).is_none())
+        .map(|(t, _)| t.id.clone())
         .collect();
-    let manual_running = others.iter().all(|id| {
-        snap.state
-            .tasks
-            .get(*id)
-            .and_then(|t| t.claim.as_ref())
-            .is_some_and(|c| c.manual)
-    });
+    let manual_running = records
+        .iter()
+        .filter(|(_, r)| r.state == TaskStatus::Running)
+        .all(|(_, r)| r.claim.as_ref().is_some_and(|c| c.manual));
     if !others.is_empty() && !manual_running {
         // A runner that died while we wait leaves its claims behind: take
         // its tasks over rather than wait for it forever.
-        if others.iter().any(|id| abandoned(snap, id)) {
+        let mut any_abandoned = false;
+        for id in &others {
+            any_abandoned |= abandoned(snap, id)?;
+        }
+        if any_abandoned {
             recover_abandoned(repo, plan, observer)?;
             return Ok(Step::Continue);
         }
         let host = process::hostname();
-        let remote: Vec<String> = others
+        let remote: Vec<String> = records
             .iter()
-            .filter_map(|id| {
-                let claim = snap.state.tasks.get(*id)?.claim.as_ref()?;
-                (claim.host != host).then(|| format!("{id} (on {})", claim.host))
+            .filter(|(_, r)| r.state == TaskStatus::Running)
+            .filter_map(|(t, r)| {
+                let claim = r.claim.as_ref()?;
+                (claim.host != host).then(|| format!("{} (on {})", t.id, claim.host))
             })
             .collect();
         let hint = if remote.is_empty() {
@@ -366,7 +362,7 @@ fn startable(
     opts: &RunOptions,
     running: &BTreeSet<String>,
     _report: &mut RunReport,
-) -> Vec<String> {
+) -> Result<Vec<String>> {
     let only = super::schedule::Selection {
         phase: opts.phase.as_deref(),
         task: opts.task.as_deref(),
@@ -400,14 +396,14 @@ fn check_selection(snap: &Snapshot, opts: &RunOptions) -> Result<()> {
     }
     if let Some(id) = &opts.task {
         let (phase, task) = tasks::find_task(snap, id)?;
-        let status = snap.task_status(id);
+        let status = snap.task_status(id)?;
         if status != TaskStatus::Pending {
             return Err(refuse_with_hint(
                 format!("task `{id}` is {}, not pending", status.as_str()),
                 format!("`git orch task reset {id}` makes it pending again"),
             ));
         }
-        if let Some(reason) = snap.blocked_reason(task, phase) {
+        if let Some(reason) = snap.blocked_reason(task, phase)? {
             return Err(refuse(format!("task `{id}` cannot run: {reason}")));
         }
         if snap.plan.task_run(task).is_none() {
@@ -513,7 +509,7 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
                 id.clone(),
                 TaskOutcome::Failed {
                     reason: format!("changed paths outside its files: {}", paths.join(", ")),
-                    log: snap.state.tasks.get(&id).and_then(|t| t.log.clone()),
+                    log: snap.task(&id)?.log,
                 },
             )),
             Err(e) => failed(repo, plan, id, format!("{e:#}"), &finished),
@@ -537,12 +533,7 @@ fn failed(
 }
 
 fn log_path(repo: &Repo, plan: &str, id: &str) -> Result<String> {
-    Ok(store::load(repo, plan)?
-        .state
-        .tasks
-        .get(id)
-        .and_then(|t| t.log.clone())
-        .unwrap_or_default())
+    Ok(store::load(repo, plan)?.task(id)?.log.unwrap_or_default())
 }
 
 fn record_failure(
@@ -553,36 +544,42 @@ fn record_failure(
     finished: &process::Finished,
 ) -> Result<()> {
     store::transact(repo, plan, |snap, change| {
-        if snap.task_status(id) != TaskStatus::Running {
+        if snap.task_status(id)? != TaskStatus::Running {
             return Ok(());
         }
-        let Some(t) = change.state.tasks.get_mut(id) else {
-            return Ok(());
-        };
-        let path = format!("logs/tasks/{id}/{}.log", t.attempts.max(1));
+        let t = change.task_mut(id)?;
+        let attempt = t.attempts.max(1);
+        let path = state::layout::task_log(id, attempt);
         t.state = TaskStatus::Failed;
         t.claim = None;
         t.reason = Some(reason.to_string());
         t.ended_at = Some(state::now());
         t.seconds = Some(t.seconds.unwrap_or(0.0) + finished.seconds);
         t.log = Some(path.clone());
-        change.file(path, finished.log.clone());
-        change.summary = format!("task {id}: failed ({reason})");
+        change.file(path.clone(), finished.log.clone());
+        change.event = Some(state::Event::TaskFailed {
+            task: id.to_string(),
+            attempt,
+            reason: reason.to_string(),
+            scope: Vec::new(),
+            log: Some(path),
+            at: state::now(),
+        });
         Ok(())
     })?;
     Ok(())
 }
 
 /// Whether `id` is claimed by a runner of this host that is gone.
-fn abandoned(snap: &Snapshot, id: &str) -> bool {
-    snap.state.tasks.get(id).is_some_and(|t| {
+fn abandoned(snap: &Snapshot, id: &str) -> Result<bool> {
+    Ok(snap.tasks.get(id)?.is_some_and(|t| {
         t.state == TaskStatus::Running
             && t.claim.as_ref().is_some_and(|c| {
                 !c.manual
                     && c.host == process::hostname()
                     && !process::is_alive(c.pid, c.proc_start)
             })
-    })
+    }))
 }
 
 /// Finds tasks claimed by runners that are gone (same host, process dead),
@@ -593,7 +590,8 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
     let host = process::hostname();
     let work = Oid::from_str(&snap.state.work)?;
     let mut recovered = Vec::new();
-    for (id, t) in &snap.state.tasks {
+    for id in &snap.state.active {
+        let t = snap.task(id)?;
         let Some(claim) = &t.claim else { continue };
         if t.state != TaskStatus::Running
             || claim.manual
@@ -613,19 +611,24 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         crate::failpoint!("recover-preserved");
         let claimed = claim.clone();
         store::transact(repo, plan, |s, change| {
-            let still = s.state.tasks.get(id).and_then(|t| t.claim.as_ref()) == Some(&claimed);
+            let still = s.task(id)?.claim.as_ref() == Some(&claimed);
             if !still {
                 return Ok(());
             }
-            if let Some(t) = change.state.tasks.get_mut(id) {
-                t.state = TaskStatus::Pending;
-                t.claim = None;
-                t.reason = Some(format!(
-                    "recovered after its runner (pid {}) died",
-                    claimed.pid
-                ));
-            }
-            change.summary = format!("task {id}: recovered (runner pid {} gone)", claimed.pid);
+            let t = change.task_mut(id)?;
+            t.state = TaskStatus::Pending;
+            t.claim = None;
+            t.reason = Some(format!(
+                "recovered after its runner (pid {}) died",
+                claimed.pid
+            ));
+            let attempt = t.attempts;
+            change.event = Some(state::Event::TaskRecovered {
+                task: id.to_string(),
+                attempt,
+                reason: format!("runner pid {} gone", claimed.pid),
+                at: state::now(),
+            });
             Ok(())
         })?;
         crate::failpoint!("recover-committed");
@@ -642,12 +645,12 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
     }
     let snap = store::load(repo, plan)?;
     reconcile::reconcile(repo, &snap)?;
-    let settled: Vec<&str> = snap
-        .plan
-        .tasks()
-        .filter(|(_, t)| snap.task_status(&t.id).is_settled())
-        .map(|(_, t)| t.id.as_str())
-        .collect();
+    let mut settled: Vec<&str> = Vec::new();
+    for (_, t) in snap.plan.tasks() {
+        if snap.task_status(&t.id)?.is_settled() {
+            settled.push(t.id.as_str());
+        }
+    }
     workspace::tidy(repo, plan, &settled);
     Ok(recovered)
 }

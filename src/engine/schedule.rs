@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use anyhow::Result;
+
 use crate::plan::{scopes_may_overlap, Task};
 use crate::state::{Snapshot, TaskStatus};
 
@@ -25,16 +27,18 @@ pub fn schedule(
     running: &BTreeSet<String>,
     only: Selection<'_>,
     jobs: usize,
-) -> Vec<String> {
+) -> Result<Vec<String>> {
     let room = jobs.max(1).saturating_sub(running.len());
-    let busy: Vec<&Task> = snap
-        .plan
-        .tasks()
-        .filter(|(_, t)| snap.task_status(&t.id) == TaskStatus::Running || running.contains(&t.id))
-        .map(|(_, t)| t)
-        .collect();
+    let mut busy: Vec<&Task> = Vec::new();
+    for id in snap.state.active.iter().chain(running.iter()) {
+        if running.contains(id) || snap.task_status(id)? == TaskStatus::Running {
+            if let Some((_, t)) = snap.plan.task(id) {
+                busy.push(t);
+            }
+        }
+    }
     let mut picked: Vec<&Task> = Vec::new();
-    for (phase, task) in snap.ready_tasks() {
+    for (phase, task) in snap.ready_tasks()? {
         if picked.len() >= room {
             break;
         }
@@ -52,7 +56,7 @@ pub fn schedule(
             picked.push(task);
         }
     }
-    picked.into_iter().map(|t| t.id.clone()).collect()
+    Ok(picked.into_iter().map(|t| t.id.clone()).collect())
 }
 
 #[cfg(test)]
@@ -88,24 +92,19 @@ mod tests {
                 (t.id.clone(), s)
             })
             .collect();
-        Snapshot {
-            plan_name: plan.name.clone(),
-            commit: git2::Oid::zero(),
-            tree: git2::Oid::zero(),
-            state: State {
-                version: crate::state::STATE_VERSION,
-                base: String::new(),
-                work: String::new(),
-                started_at: 0.0,
-                finished: false,
-                start_tag: tag("start"),
-                tasks,
-                phases: BTreeMap::new(),
-                rollbacks: Vec::new(),
-                seq: 0,
-            },
-            plan,
-        }
+        let state = State {
+            version: crate::state::STATE_VERSION,
+            base: String::new(),
+            work: String::new(),
+            started_at: 0.0,
+            finished: false,
+            start_tag: tag("start"),
+            phases: BTreeMap::new(),
+            rollbacks: Vec::new(),
+            seq: 0,
+            active: Default::default(),
+        };
+        Snapshot::in_memory(plan, state, tasks)
     }
 
     fn task(id: &str, files: &[&str], deps: &[&str]) -> Task {
@@ -144,7 +143,7 @@ mod tests {
     }
 
     fn all(snap: &Snapshot, jobs: usize) -> Vec<String> {
-        schedule(snap, &BTreeSet::new(), Selection::default(), jobs)
+        schedule(snap, &BTreeSet::new(), Selection::default(), jobs).expect("schedule")
     }
 
     #[test]
@@ -160,7 +159,7 @@ mod tests {
         assert_eq!(all(&snap, 2), ["a", "c"]);
         let running: BTreeSet<String> = ["a".to_string()].into();
         assert_eq!(
-            schedule(&snap, &running, Selection::default(), 2),
+            schedule(&snap, &running, Selection::default(), 2).expect("schedule"),
             ["c"],
             "room for one more; b clashes with a"
         );
@@ -168,12 +167,17 @@ mod tests {
             task: Some("b"),
             phase: None,
         };
-        assert_eq!(schedule(&snap, &BTreeSet::new(), only_b, 4), ["b"]);
+        assert_eq!(
+            schedule(&snap, &BTreeSet::new(), only_b, 4).expect("schedule"),
+            ["b"]
+        );
         let other_phase = Selection {
             phase: Some("ph1"),
             task: None,
         };
-        assert!(schedule(&snap, &BTreeSet::new(), other_phase, 4).is_empty());
+        assert!(schedule(&snap, &BTreeSet::new(), other_phase, 4)
+            .expect("schedule")
+            .is_empty());
     }
 
     #[test]
@@ -184,9 +188,7 @@ mod tests {
         ]]));
         assert_eq!(all(&snap, 4), ["a"]);
         let mut snap = snap;
-        if let Some(t) = snap.state.tasks.get_mut("b") {
-            t.state = TaskStatus::Running; // run by another runner
-        }
+        set(&mut snap, "b", TaskStatus::Running); // run by another runner
         assert!(all(&snap, 4).is_empty());
     }
 
@@ -280,9 +282,9 @@ mod tests {
     }
 
     fn set(snap: &mut Snapshot, id: &str, to: TaskStatus) {
-        if let Some(t) = snap.state.tasks.get_mut(id) {
-            t.state = to;
-        }
+        let mut t = snap.task(id).expect("in memory");
+        t.state = to;
+        snap.set_task(id, t);
     }
 
     fn files_of<'a>(snap: &'a Snapshot, id: &str) -> &'a [String] {
@@ -295,7 +297,7 @@ mod tests {
         prop_assert_eq!(snap.current_phase().map(|p| &p.id), Some(&phase.id));
         for dep in &task.depends_on {
             prop_assert!(
-                snap.task_status(dep).is_settled(),
+                snap.task_status(dep).expect("in memory").is_settled(),
                 "{} started before its dependency {}",
                 id,
                 dep
@@ -305,7 +307,7 @@ mod tests {
             .plan
             .tasks()
             .map(|(_, t)| t.id.as_str())
-            .filter(|o| *o != id && snap.task_status(o) == TaskStatus::Running)
+            .filter(|o| *o != id && snap.task_status(o).ok() == Some(TaskStatus::Running))
             .collect();
         if task.files.is_empty() {
             prop_assert!(
@@ -352,7 +354,7 @@ mod tests {
             }
         };
         for _step in 0..10_000 {
-            let picks = schedule(&snap, &ours, Selection::default(), jobs);
+            let picks = schedule(&snap, &ours, Selection::default(), jobs).expect("schedule");
             prop_assert!(
                 ours.len() + picks.len() <= jobs,
                 "more than {} at once",
@@ -361,7 +363,7 @@ mod tests {
             for id in picks {
                 let task = snap.plan.task(&id).map(|(_, t)| t.clone()).expect("task");
                 prop_assert!(task.run.is_some(), "manual task {} scheduled", id);
-                prop_assert_eq!(snap.task_status(&id), TaskStatus::Pending);
+                prop_assert_eq!(snap.task_status(&id).ok(), Some(TaskStatus::Pending));
                 set(&mut snap, &id, TaskStatus::Running);
                 check_start(&snap, &id, &paths)?;
                 *starts.entry(id.clone()).or_default() += 1;
@@ -376,7 +378,7 @@ mod tests {
                 let Some(phase) = snap.current_phase().cloned() else {
                     break;
                 };
-                if snap.unsettled_tasks(&phase).is_empty() {
+                if snap.unsettled_tasks(&phase).expect("in memory").is_empty() {
                     let checkpoint = Checkpoint {
                         commit: String::new(),
                         tag: tag(&phase.id),
@@ -394,11 +396,17 @@ mod tests {
                 // Only manual tasks can be ready: a person does one.
                 let manual = snap
                     .ready_tasks()
+                    .expect("in memory")
                     .into_iter()
                     .map(|(_, t)| t.id.clone())
                     .find(|id| snap.plan.task(id).is_some_and(|(_, t)| t.run.is_none()));
                 let Some(id) = manual else {
-                    let open: Vec<_> = snap.unsettled_tasks(&phase).iter().map(|t| &t.id).collect();
+                    let open: Vec<_> = snap
+                        .unsettled_tasks(&phase)
+                        .expect("in memory")
+                        .iter()
+                        .map(|t| t.id.clone())
+                        .collect();
                     return Err(TestCaseError::fail(format!(
                         "deadlock: nothing runs, nothing is scheduled, open: {open:?}"
                     )));

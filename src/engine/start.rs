@@ -12,7 +12,7 @@ use crate::error::refuse_with_hint;
 use crate::git::Repo;
 use crate::plan::Plan;
 use crate::state::{
-    self, names, reconcile, store, PhaseState, State, TaskState, TaskStatus, STATE_VERSION,
+    self, names, reconcile, store, Event, State, TaskState, TaskStatus, STATE_VERSION,
 };
 
 pub struct StartInput<'a> {
@@ -48,20 +48,14 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
     let message = format!("git-orch plan {name}: start\n\nbase {base}\n");
     let start_tag = reconcile::new_tag(repo, &tag_name, base, &message)?;
 
+    // Pending tasks have no record: a record is written when a task first moves.
     let mut tasks = BTreeMap::new();
-    for (_, task) in plan.tasks() {
+    for (_, task) in plan.tasks().filter(|(_, t)| t.skip) {
         let mut t = TaskState::pending();
-        if task.skip {
-            t.state = TaskStatus::Skipped;
-            t.reason = Some("marked done before the plan started".to_string());
-        }
+        t.state = TaskStatus::Skipped;
+        t.reason = Some("marked done before the plan started".to_string());
         tasks.insert(task.id.clone(), t);
     }
-    let phases = plan
-        .phases
-        .iter()
-        .map(|p| (p.id.clone(), PhaseState::default()))
-        .collect();
     let state = State {
         version: STATE_VERSION,
         base: base.to_string(),
@@ -69,10 +63,10 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         started_at: state::now(),
         finished: false,
         start_tag,
-        tasks,
-        phases,
+        phases: BTreeMap::new(),
         rollbacks: Vec::new(),
         seq: 0,
+        active: Default::default(),
     };
     let files = vec![(
         format!("source/{}", input.source_name),
@@ -82,8 +76,12 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         repo,
         &plan,
         &state,
+        &tasks,
         files,
-        &format!("plan {name}: started at {}", crate::git::short(base)),
+        &Event::PlanStarted {
+            base: base.to_string(),
+            at: state.started_at,
+        },
     )?;
     let snap = store::load(repo, &name)?;
     reconcile::reconcile(repo, &snap)?;

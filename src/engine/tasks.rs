@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use git2::Oid;
 
 use super::land::{land, Landing};
@@ -12,7 +12,7 @@ use super::workspace;
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{short, RefEdit, Repo};
 use crate::plan::{CheckoutMode, Phase, Task};
-use crate::state::{self, names, reconcile, store, Claim, Snapshot, TaskStatus};
+use crate::state::{self, names, reconcile, store, Claim, Event, Snapshot, TaskStatus};
 
 /// Looks a task up in the plan, refusing unknown ids.
 pub fn find_task<'a>(snap: &'a Snapshot, id: &str) -> Result<(&'a Phase, &'a Task)> {
@@ -55,12 +55,19 @@ impl std::fmt::Display for Busy {
 impl std::error::Error for Busy {}
 
 /// A running task whose write scope may overlap `task`'s.
-pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Option<String> {
-    snap.plan
-        .tasks()
-        .filter(|(_, t)| t.id != task.id && snap.task_status(&t.id) == TaskStatus::Running)
-        .find(|(_, t)| crate::plan::scopes_may_overlap(&t.files, &task.files))
-        .map(|(_, t)| t.id.clone())
+/// Reads only the tasks the state indexes as active.
+pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Result<Option<String>> {
+    for id in &snap.state.active {
+        if *id == task.id || snap.task_status(id)? != TaskStatus::Running {
+            continue;
+        }
+        if let Some((_, other)) = snap.plan.task(id) {
+            if crate::plan::scopes_may_overlap(&other.files, &task.files) {
+                return Ok(Some(id.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A claimed task with its worktree ready.
@@ -76,12 +83,7 @@ pub fn begin(repo: &Repo, plan: &str, id: &str, claim: Claim, reuse_pool: bool) 
     let claimed = claim_task(repo, plan, id, claim)?;
     prepare(repo, &claimed, reuse_pool).inspect_err(|_| {
         // Give the task back so nobody has to clean up after us.
-        let _ = release(
-            repo,
-            plan,
-            id,
-            &format!("task {id}: pending (worktree could not be made)"),
-        );
+        let _ = release(repo, plan, id, "worktree could not be made");
     })
 }
 
@@ -102,9 +104,10 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
     let path_s = path.to_string_lossy().to_string();
     let ((), snap) = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
-        let status = snap.task_status(id);
+        let status = snap.task_status(id)?;
         if status != TaskStatus::Pending {
-            let current = snap.state.tasks.get(id);
+            let current = snap.task(id)?;
+            let current = Some(&current);
             let hint = match status {
                 TaskStatus::Failed | TaskStatus::Conflict => format!(
                     "`git orch task reset {id}` returns it to pending (its work is kept in a ref)"
@@ -131,14 +134,14 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 hint,
             ));
         }
-        if let Some(reason) = snap.blocked_reason(task, phase) {
+        if let Some(reason) = snap.blocked_reason(task, phase)? {
             return Err(refuse_with_hint(
                 format!("task `{id}` cannot start: {reason}"),
                 format!("see `git orch status {plan}`"),
             ));
         }
         if !manual {
-            if let Some(other) = overlapping_running(snap, task) {
+            if let Some(other) = overlapping_running(snap, task)? {
                 return Err(Busy {
                     task: id.to_string(),
                     other,
@@ -146,35 +149,31 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 .into());
             }
         }
-        let t = change
-            .state
-            .tasks
-            .entry(id.to_string())
-            .or_insert_with(state::TaskState::pending);
+        let work = snap.state.work.clone();
+        let t = change.task_mut(id)?;
         t.state = TaskStatus::Running;
         t.attempts += 1;
-        t.base = Some(snap.state.work.clone());
+        t.base = Some(work);
         t.head = None;
         t.reason = None;
         t.started_at = Some(state::now());
         t.ended_at = None;
         t.claim = Some(claim.clone());
         t.worktree = Some(path_s.clone());
+        let attempt = t.attempts;
         if let Some(p) = change.state.phases.get_mut(&phase.id) {
             p.gates_failed = false;
         }
-        change.summary = format!(
-            "task {id}: running{}",
-            if manual { " (by hand)" } else { "" }
-        );
+        change.event = Some(Event::TaskClaimed {
+            task: id.to_string(),
+            attempt,
+            manual,
+            at: state::now(),
+        });
         Ok(())
     })?;
     crate::failpoint!("task-claimed");
-    let t = snap
-        .state
-        .tasks
-        .get(id)
-        .ok_or_else(|| anyhow!("task `{id}` vanished from the state"))?;
+    let t = snap.task(id)?;
     let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.work))?;
     Ok(Claimed {
         snap,
@@ -221,16 +220,21 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
 
 /// Returns a running task to pending without touching its worktree (used
 /// when preparing it failed before any work was done).
-fn release(repo: &Repo, plan: &str, id: &str, summary: &str) -> Result<()> {
+fn release(repo: &Repo, plan: &str, id: &str, reason: &str) -> Result<()> {
     store::transact(repo, plan, |_, change| {
-        if let Some(t) = change.state.tasks.get_mut(id) {
-            if t.state == TaskStatus::Running {
-                *t = state::TaskState {
-                    attempts: t.attempts,
-                    ..state::TaskState::pending()
-                };
-                change.summary = summary.to_string();
-            }
+        let t = change.task_mut(id)?;
+        if t.state == TaskStatus::Running {
+            let attempt = t.attempts;
+            *t = state::TaskState {
+                attempts: t.attempts,
+                ..state::TaskState::pending()
+            };
+            change.event = Some(Event::TaskReleased {
+                task: id.to_string(),
+                attempt,
+                reason: reason.to_string(),
+                at: state::now(),
+            });
         }
         Ok(())
     })?;
@@ -283,19 +287,20 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
             .unwrap_or_default();
         for gate in failed {
             let log = repo.read_path(snap.tree, &gate.log)?.unwrap_or_default();
+            let commit = gate.commit.get(..10).unwrap_or(&gate.commit);
             let log = String::from_utf8_lossy(&log);
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             text += &format!(
                 "## The phase's gate `{}` failed\n\nCommand: `{}` on {}.\n\n```\n{}\n```\n\n",
                 gate.name,
                 gate.command,
-                &gate.commit[..10.min(gate.commit.len())],
+                commit,
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
     }
     for dep in &task.depends_on {
-        if let Some(note) = repo.read_path(snap.tree, &format!("handoff/{dep}.md"))? {
+        if let Some(note) = snap.handoff(repo, dep)? {
             text += &format!(
                 "## Handoff from {dep}\n\n{}\n\n",
                 String::from_utf8_lossy(&note).trim_end()
@@ -364,38 +369,33 @@ pub fn land_committed(
     let landing_started = std::time::Instant::now();
     let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
-        let status = snap.task_status(id);
+        let status = snap.task_status(id)?;
         if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
             return Err(refuse(format!(
                 "task `{id}` is {}, not running",
                 status.as_str()
             )));
         }
-        let t = snap
-            .state
-            .tasks
-            .get(id)
-            .ok_or_else(|| anyhow!("task `{id}` has no state"))?;
+        let t = snap.task(id)?;
         let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.base))?;
         let work = Oid::from_str(&snap.state.work)?;
         let landing = land(repo, &snap.plan, task, work, base, head)?;
         let attempt = t.attempts.max(1);
-        let log_path = format!("logs/tasks/{id}/{attempt}.log");
+        let log_path = state::layout::task_log(id, attempt);
         let spent = finish
             .seconds
             .or_else(|| t.started_at.map(|s| state::now() - s));
-        let nt = change
-            .state
-            .tasks
-            .get_mut(id)
-            .ok_or_else(|| anyhow!("task `{id}` has no state"))?;
+        let mut nt = t.clone();
         nt.head = Some(head.to_string());
         nt.ended_at = Some(state::now());
         nt.seconds = Some(t.seconds.unwrap_or(0.0) + spent.unwrap_or(0.0));
+        let mut log_ref = None;
         if let Some(log) = &finish.log {
             change.files.push((log_path.clone(), log.clone()));
             nt.log = Some(log_path.clone());
+            log_ref = Some(log_path.clone());
         }
+        let at = state::now();
         // A runner parks the worktree of a landed task for the next one;
         // a person's stays where it is until `finish`.
         if matches!(landing, Landing::Landed { .. } | Landing::Empty)
@@ -415,7 +415,14 @@ pub fn land_committed(
                     new: commit,
                     old: Some(work),
                 });
-                change.summary = format!("task {id}: done");
+                change.event = Some(Event::TaskLanded {
+                    task: id.to_string(),
+                    attempt,
+                    commit: Some(commit.to_string()),
+                    changed: changed.clone(),
+                    log: log_ref.clone(),
+                    at,
+                });
                 Landed::Done {
                     commit: Some(commit),
                     changed,
@@ -424,7 +431,14 @@ pub fn land_committed(
             Landing::Empty => {
                 nt.state = TaskStatus::Done;
                 nt.claim = None;
-                change.summary = format!("task {id}: done (no changes)");
+                change.event = Some(Event::TaskLanded {
+                    task: id.to_string(),
+                    attempt,
+                    commit: None,
+                    changed: Vec::new(),
+                    log: log_ref.clone(),
+                    at,
+                });
                 Landed::Done {
                     commit: None,
                     changed: Vec::new(),
@@ -433,16 +447,27 @@ pub fn land_committed(
             Landing::Conflict { files } => {
                 nt.state = TaskStatus::Conflict;
                 nt.reason = Some(format!("landing conflicts in {}", files.join(", ")));
-                change.summary = format!("task {id}: conflict");
+                change.event = Some(Event::TaskConflict {
+                    task: id.to_string(),
+                    attempt,
+                    files: files.clone(),
+                    log: log_ref.clone(),
+                    at,
+                });
                 Landed::Conflict { files }
             }
             Landing::OutOfScope { paths } => {
                 nt.state = TaskStatus::Failed;
-                nt.reason = Some(format!(
-                    "changed paths outside its files: {}",
-                    paths.join(", ")
-                ));
-                change.summary = format!("task {id}: failed (scope violation)");
+                let reason = format!("changed paths outside its files: {}", paths.join(", "));
+                nt.reason = Some(reason.clone());
+                change.event = Some(Event::TaskFailed {
+                    task: id.to_string(),
+                    attempt,
+                    reason,
+                    scope: paths.clone(),
+                    log: log_ref.clone(),
+                    at,
+                });
                 Landed::OutOfScope { paths }
             }
         };
@@ -450,8 +475,9 @@ pub fn land_committed(
             let note = handoff_note(
                 repo, snap, phase, task, base, head, *commit, changed, &finish, nt.seconds,
             )?;
-            change.file(format!("handoff/{id}.md"), note);
+            change.file(state::layout::handoff(id), note);
         }
+        change.put_task(id, nt);
         Ok(result)
     });
     crate::ui::trace("land", landing_started);

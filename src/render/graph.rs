@@ -30,12 +30,16 @@ pub struct DagTask {
 
 impl Dag {
     /// A started plan, with every task and phase in its current state.
-    pub fn from_snapshot(snap: &Snapshot) -> Dag {
-        Dag::build(
+    pub fn from_snapshot(snap: &Snapshot) -> anyhow::Result<Dag> {
+        let mut status = std::collections::HashMap::new();
+        for (_, t) in snap.plan.tasks() {
+            status.insert(t.id.clone(), snap.task_status(&t.id)?.as_str().to_string());
+        }
+        Ok(Dag::build(
             &snap.plan,
-            |id| snap.task_status(id).as_str().to_string(),
+            |id| status.get(id).cloned().unwrap_or_default(),
             |id| snap.phase_status(id).as_str().to_string(),
-        )
+        ))
     }
 
     /// A plan file that may not be started: all pending (`skip` tasks skipped).

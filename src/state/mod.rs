@@ -1,11 +1,15 @@
-//! The state branch: model, storage by compare-and-swap, and repair of the
-//! refs derived from it.
+//! The state branch: model, records and their layout, typed events, storage
+//! by compare-and-swap, and repair of the refs derived from it.
 
+pub mod event;
+pub mod layout;
 pub mod model;
 pub mod names;
 pub mod reconcile;
+pub mod records;
 pub mod store;
 
+pub use event::{Event, GateVerdict};
 pub use model::*;
 pub use store::{Change, Snapshot};
 

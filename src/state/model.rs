@@ -1,13 +1,18 @@
-//! The machine state of one plan, stored as `state.json` in the state
-//! branch's tree. The plan itself is immutable once started and lives beside
-//! it as `plan.json`; everything here changes by one state commit at a time.
+//! The machine state of one plan. The plan-level part is `meta.json` in the
+//! state branch's tree, each phase and each task has a record of its own
+//! (see [`super::layout`]); the plan itself is immutable once started and
+//! lives beside them as `plan.json`. Everything here changes by one state
+//! commit at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub const STATE_VERSION: u32 = 1;
+/// The state format this git-orch writes. 1 was git-orch 0.1's single
+/// `state.json`; it is read and rewritten as 2 on the next change.
+pub const STATE_VERSION: u32 = 2;
 
+/// The plan-level record, `meta.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct State {
     pub version: u32,
@@ -19,13 +24,60 @@ pub struct State {
     #[serde(default)]
     pub finished: bool,
     pub start_tag: TagRecord,
-    pub tasks: BTreeMap<String, TaskState>,
-    pub phases: BTreeMap<String, PhaseState>,
     #[serde(default)]
     pub rollbacks: Vec<RollbackRecord>,
     /// Increments to name preserved refs uniquely.
     #[serde(default)]
     pub seq: u64,
+    /// Tasks that are running, failed or in conflict: kept by the store from
+    /// the task records it writes, so finding them reads no other record.
+    #[serde(default)]
+    pub active: BTreeSet<String>,
+    /// The phase records (`phases/<id>.json`), read whole: phases are few.
+    #[serde(skip)]
+    pub phases: BTreeMap<String, PhaseState>,
+}
+
+/// Format 1: the whole state as one `state.json` (git-orch 0.1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StateV1 {
+    pub base: String,
+    pub work: String,
+    pub started_at: f64,
+    #[serde(default)]
+    pub finished: bool,
+    pub start_tag: TagRecord,
+    pub tasks: BTreeMap<String, TaskState>,
+    pub phases: BTreeMap<String, PhaseState>,
+    #[serde(default)]
+    pub rollbacks: Vec<RollbackRecord>,
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl StateV1 {
+    /// The format-2 state and task records it holds.
+    pub fn upgrade(self) -> (State, BTreeMap<String, TaskState>) {
+        let active = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.state.is_active())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let state = State {
+            version: STATE_VERSION,
+            base: self.base,
+            work: self.work,
+            started_at: self.started_at,
+            finished: self.finished,
+            start_tag: self.start_tag,
+            rollbacks: self.rollbacks,
+            seq: self.seq,
+            active,
+            phases: self.phases,
+        };
+        (state, self.tasks)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,6 +106,14 @@ impl TaskStatus {
     /// Done or skipped: dependants may go ahead.
     pub fn is_settled(self) -> bool {
         matches!(self, TaskStatus::Done | TaskStatus::Skipped)
+    }
+
+    /// Running, failed or in conflict: the tasks the state indexes in `active`.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
+        )
     }
 }
 

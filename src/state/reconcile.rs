@@ -105,9 +105,9 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             continue;
         };
         let pending = state.finished
-            || state
+            || snap
                 .tasks
-                .get(task)
+                .get(task)?
                 .is_none_or(|t| t.state == TaskStatus::Pending);
         if !pending {
             continue;

@@ -3,21 +3,28 @@
 //! no lock needed), then move the branch by compare-and-swap from the head
 //! that was read. A lost race re-reads and re-applies the change, so two
 //! processes never overwrite each other's updates.
+//!
+//! A change writes only the records it changes (format 2, see
+//! [`super::layout`]), so every change costs the same at task 10 and at task
+//! 10,000. A format-1 state (git-orch 0.1) is read whole and rewritten as
+//! format 2, in a commit of its own, by the first change made to it.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use git2::{build::TreeUpdateBuilder, FileMode, Oid};
 
-use super::model::State;
+use super::event::Event;
+use super::layout::{self, META_FILE, PHASES_DIR, PLAN_FILE, TASKS_DIR, V1_STATE_FILE};
+use super::model::{PhaseState, State, StateV1, TaskState, STATE_VERSION};
 use super::names;
+use super::records::{self, Records, Source};
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{RefEdit, RefRace, Repo};
 use crate::plan::Plan;
-
-pub const PLAN_FILE: &str = "plan.json";
-pub const STATE_FILE: &str = "state.json";
 
 /// One read of the state branch.
 #[derive(Debug, Clone)]
@@ -25,23 +32,122 @@ pub struct Snapshot {
     pub plan_name: String,
     pub commit: Oid,
     pub tree: Oid,
-    pub plan: Plan,
+    pub plan: Arc<Plan>,
+    /// The plan-level record and the phase records.
     pub state: State,
+    /// The task records, read when asked for.
+    pub tasks: Records,
+    /// The format it was read in (1 until the first change rewrites it).
+    pub format: u32,
 }
 
-/// What a state change produces: the new state, the one-line summary that
-/// becomes the commit subject, extra files for the tree, and the derived
-/// refs to move once the state commit has won.
+impl Snapshot {
+    /// The record of a task; a task without one is pending and never ran.
+    pub fn task(&self, id: &str) -> Result<TaskState> {
+        Ok(self
+            .tasks
+            .get(id)?
+            .map_or_else(TaskState::pending, |t| (*t).clone()))
+    }
+
+    /// Every task record (reads them all).
+    pub fn all_tasks(&self) -> Result<BTreeMap<String, Arc<TaskState>>> {
+        self.tasks.all()
+    }
+
+    /// A snapshot held in memory, of no commit (for simulations and tests).
+    #[allow(dead_code)]
+    pub fn in_memory(plan: Plan, state: State, tasks: BTreeMap<String, TaskState>) -> Snapshot {
+        Snapshot {
+            plan_name: plan.name.clone(),
+            commit: Oid::zero(),
+            tree: Oid::zero(),
+            plan: Arc::new(plan),
+            state,
+            tasks: Records::new(Source::Memory(Arc::new(tasks))),
+            format: STATE_VERSION,
+        }
+    }
+
+    /// Changes a task of an in-memory snapshot (see [`Snapshot::in_memory`]).
+    #[allow(dead_code)]
+    pub fn set_task(&mut self, id: &str, t: TaskState) {
+        if t.state.is_active() {
+            self.state.active.insert(id.to_string());
+        } else {
+            self.state.active.remove(id);
+        }
+        if let Source::Memory(all) = &mut self.tasks.source {
+            Arc::make_mut(all).insert(id.to_string(), t);
+        }
+        self.tasks = Records::new(self.tasks.source.clone());
+    }
+
+    /// The handoff note a landed task left, if any.
+    pub fn handoff(&self, repo: &Repo, id: &str) -> Result<Option<Vec<u8>>> {
+        match repo.read_path(self.tree, &layout::handoff(id))? {
+            Some(note) => Ok(Some(note)),
+            None if self.format == 1 => repo.read_path(self.tree, &layout::v1_handoff(id)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// What a state change produces: the new plan-level and phase state, the
+/// task records it changes, the event that becomes the commit message,
+/// extra files for the tree, and the derived refs to move once the state
+/// commit has won. A change without an event commits nothing.
 pub struct Change {
     pub state: State,
-    pub summary: String,
+    pub event: Option<Event>,
     pub files: Vec<(String, Vec<u8>)>,
     pub refs: Vec<RefEdit>,
+    /// Task records written by this change.
+    tasks: BTreeMap<String, TaskState>,
+    /// The records the change starts from: the snapshot's, or another
+    /// snapshot's for an undo.
+    base: Records,
+    restored: bool,
 }
 
 impl Change {
     pub fn file(&mut self, path: impl Into<String>, data: impl Into<Vec<u8>>) {
         self.files.push((path.into(), data.into()));
+    }
+
+    /// A task's record as this change leaves it so far.
+    pub fn task(&self, id: &str) -> Result<TaskState> {
+        if let Some(t) = self.tasks.get(id) {
+            return Ok(t.clone());
+        }
+        Ok(self
+            .base
+            .get(id)?
+            .map_or_else(TaskState::pending, |t| (*t).clone()))
+    }
+
+    /// The task's record, to change in place (pending if it has none).
+    pub fn task_mut(&mut self, id: &str) -> Result<&mut TaskState> {
+        if !self.tasks.contains_key(id) {
+            let t = self.task(id)?;
+            self.tasks.insert(id.to_string(), t);
+        }
+        self.tasks
+            .get_mut(id)
+            .ok_or_else(|| anyhow!("task `{id}` vanished from the change"))
+    }
+
+    pub fn put_task(&mut self, id: &str, t: TaskState) {
+        self.tasks.insert(id.to_string(), t);
+    }
+
+    /// Makes every task record, the plan-level record and the phases those
+    /// of `before` (an undo), before this change's own records.
+    pub fn restore(&mut self, before: &Snapshot) {
+        self.state = before.state.clone();
+        self.base = before.tasks.clone();
+        self.tasks.clear();
+        self.restored = true;
     }
 }
 
@@ -58,44 +164,150 @@ pub fn load(repo: &Repo, plan_name: &str) -> Result<Snapshot> {
     load_at(repo, plan_name, commit)
 }
 
+/// The plan as started, parsed once per process (plans are immutable and
+/// content addressed).
+fn plan_at(repo: &Repo, blob: Oid, commit: Oid) -> Result<Arc<Plan>> {
+    static PLANS: OnceLock<Mutex<HashMap<Oid, Arc<Plan>>>> = OnceLock::new();
+    let cache = PLANS.get_or_init(Default::default);
+    if let Some(plan) = cache.lock().ok().and_then(|c| c.get(&blob).cloned()) {
+        return Ok(plan);
+    }
+    let bytes = repo
+        .git
+        .find_blob(blob)
+        .with_context(|| format!("state commit {commit}: {PLAN_FILE} is missing"))?;
+    let plan: Plan = serde_json::from_slice(bytes.content())
+        .with_context(|| format!("state commit {commit}: {PLAN_FILE} is corrupt"))?;
+    let plan = Arc::new(plan);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(blob, plan.clone());
+    }
+    Ok(plan)
+}
+
 /// Reads the state as it was at a given state commit.
 pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
-    let tree = repo.tree_of(commit)?;
-    let plan_bytes = repo
-        .read_path(tree, PLAN_FILE)?
-        .ok_or_else(|| anyhow!("state commit {commit} has no {PLAN_FILE}"))?;
-    let state_bytes = repo
-        .read_path(tree, STATE_FILE)?
-        .ok_or_else(|| anyhow!("state commit {commit} has no {STATE_FILE}"))?;
-    let plan: Plan = serde_json::from_slice(&plan_bytes)
-        .with_context(|| format!("corrupt {PLAN_FILE} in {commit}"))?;
-    let state: State = serde_json::from_slice(&state_bytes)
-        .with_context(|| format!("corrupt {STATE_FILE} in {commit}"))?;
+    let not_state = || {
+        refuse_with_hint(
+            format!(
+                "{} is not a git-orch state branch (commit {commit} has no plan and state in it)",
+                names::state(plan_name)
+            ),
+            "it was made or rewritten by something else; restore it from a backup or its reflog \
+             (`git reflog show orch/<plan>/state`)",
+        )
+    };
+    let tree = repo
+        .git
+        .find_commit(commit)
+        .map_err(|_| not_state())?
+        .tree_id();
+    let git = &repo.git;
+    let top = records::entries(git, tree)?;
+    let blob = |name: &str| match top.get(name) {
+        Some((id, false)) => Some(*id),
+        _ => None,
+    };
+    let plan_blob = blob(PLAN_FILE).ok_or_else(not_state)?;
+    let plan = plan_at(repo, plan_blob, commit)?;
+    let read = |id: Oid, what: &str| -> Result<Vec<u8>> {
+        Ok(git
+            .find_blob(id)
+            .with_context(|| format!("state commit {commit}: {what} is missing"))?
+            .content()
+            .to_vec())
+    };
+    if let Some(meta) = blob(META_FILE) {
+        let bytes = read(meta, META_FILE)?;
+        check_version(plan_name, &bytes, commit)?;
+        let mut state: State = serde_json::from_slice(&bytes)
+            .with_context(|| format!("state commit {commit}: {META_FILE} is corrupt"))?;
+        if let Some((phases, true)) = top.get(PHASES_DIR) {
+            for (file, (id, is_tree)) in records::entries(git, *phases)?.iter() {
+                let Some(phase) = file.strip_suffix(".json").filter(|_| !is_tree) else {
+                    continue;
+                };
+                let p: PhaseState =
+                    serde_json::from_slice(&read(*id, file)?).with_context(|| {
+                        format!("state commit {commit}: the record of phase `{phase}` is corrupt")
+                    })?;
+                state.phases.insert(phase.to_string(), p);
+            }
+        }
+        let tasks = match top.get(TASKS_DIR) {
+            Some((id, true)) => Some(*id),
+            _ => None,
+        };
+        return Ok(Snapshot {
+            plan_name: plan_name.to_string(),
+            commit,
+            tree,
+            plan,
+            state,
+            tasks: Records::new(Source::Tree {
+                git_dir: repo.common_dir.clone(),
+                tasks,
+            }),
+            format: STATE_VERSION,
+        });
+    }
+    let v1 = blob(V1_STATE_FILE).ok_or_else(not_state)?;
+    let bytes = read(v1, V1_STATE_FILE)?;
+    check_version(plan_name, &bytes, commit)?;
+    let old: StateV1 = serde_json::from_slice(&bytes)
+        .with_context(|| format!("state commit {commit}: {V1_STATE_FILE} is corrupt"))?;
+    let (state, tasks) = old.upgrade();
     Ok(Snapshot {
         plan_name: plan_name.to_string(),
         commit,
         tree,
         plan,
         state,
+        tasks: Records::new(Source::Memory(Arc::new(tasks))),
+        format: 1,
     })
 }
 
-/// Writes the first state commit and creates the branch; refuses if it exists.
+/// Refuses a state written by a newer git-orch (it may mean things this
+/// one does not know), before anything else reads it.
+fn check_version(plan: &str, bytes: &[u8], commit: Oid) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let v: Version = serde_json::from_slice(bytes)
+        .with_context(|| format!("state commit {commit}: the state record has no version"))?;
+    if v.version > STATE_VERSION || v.version == 0 {
+        return Err(refuse_with_hint(
+            format!(
+                "plan `{plan}` is stored in state format {}, and this git-orch reads formats 1 to {STATE_VERSION}",
+                v.version
+            ),
+            "upgrade git-orch (`cargo install git-orch`) to work on this plan",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the first state commit and creates the branch; refuses if it
+/// exists. Only tasks that do not start pending get a record.
 pub fn create(
     repo: &Repo,
     plan: &Plan,
     state: &State,
+    tasks: &BTreeMap<String, TaskState>,
     files: Vec<(String, Vec<u8>)>,
-    summary: &str,
+    event: &Event,
 ) -> Result<Oid> {
     let mut all = files;
     all.push((PLAN_FILE.to_string(), serde_json::to_vec_pretty(plan)?));
-    all.push((STATE_FILE.to_string(), serde_json::to_vec_pretty(state)?));
+    all.extend(full_layout(state, tasks)?);
     let tree = write_fresh_tree(repo, &all)?;
-    let commit = write_commit(repo, tree, None, summary)?;
+    let message = event.message(&plan.name);
+    let commit = write_commit(repo, tree, None, &message)?;
     crate::failpoint!("start-written");
     let name = names::state(&plan.name);
-    match repo.cas_ref(&name, commit, None, summary) {
+    match repo.cas_ref(&name, commit, None, &event.subject(&plan.name)) {
         Ok(()) => {
             crate::failpoint!("state-created");
             Ok(commit)
@@ -111,10 +323,29 @@ pub fn create(
     }
 }
 
+/// Every record of a state, as files (for a first commit or a migration).
+fn full_layout(
+    state: &State,
+    tasks: &BTreeMap<String, TaskState>,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = vec![(META_FILE.to_string(), serde_json::to_vec_pretty(state)?)];
+    for (id, p) in &state.phases {
+        if *p != PhaseState::default() {
+            files.push((layout::phase_record(id), serde_json::to_vec_pretty(p)?));
+        }
+    }
+    for (id, t) in tasks {
+        if *t != TaskState::pending() {
+            files.push((layout::task_record(id), serde_json::to_vec_pretty(t)?));
+        }
+    }
+    Ok(files)
+}
+
 /// Applies `change_fn` to the latest state and commits the result by
 /// compare-and-swap, re-running it on a lost race. `change_fn` must be a pure
 /// function of the snapshot (it may write objects, never refs) and may
-/// refuse; a change with an empty summary commits nothing.
+/// refuse; a change that sets no event commits nothing.
 pub fn transact<T>(
     repo: &Repo,
     plan_name: &str,
@@ -125,30 +356,35 @@ pub fn transact<T>(
         let snap = load(repo, plan_name)?;
         let mut change = Change {
             state: snap.state.clone(),
-            summary: String::new(),
+            event: None,
             files: Vec::new(),
             refs: Vec::new(),
+            tasks: BTreeMap::new(),
+            base: snap.tasks.clone(),
+            restored: false,
         };
         let value = change_fn(&snap, &mut change)?;
-        if change.summary.is_empty() {
+        let Some(event) = change.event.take() else {
             return Ok((value, snap));
-        }
-        let mut files = std::mem::take(&mut change.files);
-        files.push((
-            STATE_FILE.to_string(),
-            serde_json::to_vec_pretty(&change.state)?,
-        ));
-        let tree = write_tree(repo, snap.tree, &files)?;
-        let commit = write_commit(repo, tree, Some(snap.commit), &change.summary)?;
+        };
+        let (parent, base_tree) = if snap.format == 1 {
+            migrate(repo, &snap)?
+        } else {
+            (snap.commit, snap.tree)
+        };
+        let tree = write_change(repo, &snap, base_tree, &mut change)?;
+        let message = event.message(plan_name);
+        let commit = write_commit(repo, tree, Some(parent), &message)?;
         crate::failpoint!("state-written");
-        match repo.cas_ref(&name, commit, Some(snap.commit), &change.summary) {
+        let subject = event.subject(plan_name);
+        match repo.cas_ref(&name, commit, Some(snap.commit), &subject) {
             Ok(()) => {
                 crate::failpoint!("state-committed");
                 // Derived refs follow; an interruption here is repaired by
                 // reconcile from the state just committed.
                 let mut raced = false;
                 for edit in &change.refs {
-                    if let Err(e) = repo.apply(std::slice::from_ref(edit), &change.summary) {
+                    if let Err(e) = repo.apply(std::slice::from_ref(edit), &subject) {
                         if !e.is::<RefRace>() {
                             return Err(e);
                         }
@@ -156,13 +392,7 @@ pub fn transact<T>(
                     }
                     crate::failpoint!("state-ref-moved");
                 }
-                let after = Snapshot {
-                    plan_name: plan_name.to_string(),
-                    commit,
-                    tree,
-                    plan: snap.plan,
-                    state: change.state,
-                };
+                let after = load_at(repo, plan_name, commit)?;
                 // A racer committed its state before us but moves the refs
                 // after us (or the other way round): whoever finds a ref
                 // moved brings it to the newest state, so none is left behind.
@@ -187,22 +417,152 @@ pub fn transact<T>(
     )))
 }
 
-fn write_tree(repo: &Repo, base: Oid, files: &[(String, Vec<u8>)]) -> Result<Oid> {
+/// Rewrites a format-1 snapshot as format 2 in a commit of its own (the
+/// change goes on top of it): `state.json` becomes records, handoff notes
+/// move beside their task's record, logs stay where the records say.
+fn migrate(repo: &Repo, snap: &Snapshot) -> Result<(Oid, Oid)> {
+    let tasks = match &snap.tasks.source {
+        Source::Memory(all) => all.clone(),
+        Source::Tree { .. } => return Ok((snap.commit, snap.tree)),
+    };
     let mut update = TreeUpdateBuilder::new();
-    for (path, data) in files {
-        let blob = repo.git.blob(data)?;
-        update.upsert(path.as_str(), blob, FileMode::Blob);
+    update.remove(V1_STATE_FILE);
+    for (path, data) in full_layout(&snap.state, &tasks)? {
+        update.upsert(path.as_str(), repo.git.blob(&data)?, FileMode::Blob);
     }
-    let base = repo.git.find_tree(base)?;
+    let old = repo.git.find_tree(snap.tree)?;
+    if let Ok(handoffs) = old.get_path(std::path::Path::new("handoff")) {
+        if let Ok(dir) = repo.git.find_tree(handoffs.id()) {
+            for e in dir.iter() {
+                if let Some(id) = e.name().and_then(|n| n.strip_suffix(".md")) {
+                    update.upsert(layout::handoff(id).as_str(), e.id(), FileMode::Blob);
+                }
+            }
+        }
+        update.remove("handoff");
+    }
+    let tree = update.create_updated(&repo.git, &old)?;
+    let event = Event::StateMigrated {
+        from: snap.format,
+        at: super::now(),
+    };
+    let commit = write_commit(
+        repo,
+        tree,
+        Some(snap.commit),
+        &event.message(&snap.plan_name),
+    )?;
+    Ok((commit, tree))
+}
+
+/// The state tree after `change`, on top of `base_tree`: the records that
+/// differ from the snapshot's, the plan-level record and phases if they
+/// changed, and the change's files.
+fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Change) -> Result<Oid> {
+    let mut base = repo.git.find_tree(base_tree)?;
+    let mut restored_tree;
+    if change.restored {
+        // An undo: every task record becomes the earlier snapshot's.
+        let tasks = match &change.base.source {
+            Source::Tree { tasks, .. } => *tasks,
+            Source::Memory(all) => {
+                let files: Vec<(String, Vec<u8>)> = all
+                    .iter()
+                    .filter(|(_, t)| **t != TaskState::pending())
+                    .map(|(id, t)| {
+                        let rel = layout::task_record(id);
+                        let rel = rel.strip_prefix("tasks/").unwrap_or(&rel).to_string();
+                        Ok((rel, serde_json::to_vec_pretty(t)?))
+                    })
+                    .collect::<Result<_>>()?;
+                (!files.is_empty())
+                    .then(|| write_fresh_tree(repo, &files))
+                    .transpose()?
+            }
+        };
+        let mut root = repo.git.treebuilder(Some(&base))?;
+        match tasks {
+            Some(id) => {
+                root.insert(TASKS_DIR, id, FileMode::Tree.into())?;
+            }
+            None => {
+                if root.get(TASKS_DIR)?.is_some() {
+                    root.remove(TASKS_DIR)?;
+                }
+            }
+        }
+        restored_tree = repo.git.find_tree(root.write()?)?;
+        std::mem::swap(&mut base, &mut restored_tree);
+    }
+    let mut update = TreeUpdateBuilder::new();
+    let mut state = change.state.clone();
+    for (id, t) in &change.tasks {
+        let before = change.base.get(id)?;
+        if before.as_deref() == Some(t) || (before.is_none() && *t == TaskState::pending()) {
+            continue;
+        }
+        update.upsert(
+            layout::task_record(id).as_str(),
+            repo.git.blob(&serde_json::to_vec_pretty(t)?)?,
+            FileMode::Blob,
+        );
+        if t.state.is_active() {
+            state.active.insert(id.clone());
+        } else {
+            state.active.remove(id);
+        }
+    }
+    let old_phases = if change.restored || snap.format == 1 {
+        // Compare with what the base tree holds.
+        load_phases_of(repo, base.id())?
+    } else {
+        snap.state.phases.clone()
+    };
+    for (id, p) in &state.phases {
+        if old_phases.get(id) != Some(p)
+            && (old_phases.contains_key(id) || *p != PhaseState::default())
+        {
+            update.upsert(
+                layout::phase_record(id).as_str(),
+                repo.git.blob(&serde_json::to_vec_pretty(p)?)?,
+                FileMode::Blob,
+            );
+        }
+    }
+    for id in old_phases
+        .keys()
+        .filter(|id| !state.phases.contains_key(*id))
+    {
+        update.remove(layout::phase_record(id).as_str());
+    }
+    let meta = serde_json::to_vec_pretty(&state)?;
+    update.upsert(META_FILE, repo.git.blob(&meta)?, FileMode::Blob);
+    for (path, data) in &change.files {
+        update.upsert(path.as_str(), repo.git.blob(data)?, FileMode::Blob);
+    }
     Ok(update.create_updated(&repo.git, &base)?)
+}
+
+fn load_phases_of(repo: &Repo, tree: Oid) -> Result<BTreeMap<String, PhaseState>> {
+    let mut out = BTreeMap::new();
+    if let Some((phases, true)) = records::entries(&repo.git, tree)?.get(PHASES_DIR) {
+        for (file, (id, _)) in records::entries(&repo.git, *phases)?.iter() {
+            if let Some(phase) = file.strip_suffix(".json") {
+                let blob = repo.git.find_blob(*id)?;
+                if let Ok(p) = serde_json::from_slice(blob.content()) {
+                    out.insert(phase.to_string(), p);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Builds a tree from nothing (no empty base tree is written, which would
 /// be left dangling).
 fn write_fresh_tree(repo: &Repo, files: &[(String, Vec<u8>)]) -> Result<Oid> {
     let mut root = repo.git.treebuilder(None)?;
-    let mut dirs: std::collections::BTreeMap<&str, Vec<(String, Vec<u8>)>> =
-        std::collections::BTreeMap::new();
+    let mut dirs: BTreeMap<&str, Vec<(String, Vec<u8>)>> = BTreeMap::new();
     for (path, data) in files {
         match path.split_once('/') {
             Some((dir, rest)) => dirs
@@ -221,14 +581,14 @@ fn write_fresh_tree(repo: &Repo, files: &[(String, Vec<u8>)]) -> Result<Oid> {
     Ok(root.write()?)
 }
 
-fn write_commit(repo: &Repo, tree: Oid, parent: Option<Oid>, summary: &str) -> Result<Oid> {
+fn write_commit(repo: &Repo, tree: Oid, parent: Option<Oid>, message: &str) -> Result<Oid> {
     let sig = repo.signature()?;
     let tree = repo.git.find_tree(tree)?;
     let parent = parent.map(|p| repo.git.find_commit(p)).transpose()?;
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     Ok(repo
         .git
-        .commit(None, &sig, &sig, summary, &tree, &parents)?)
+        .commit(None, &sig, &sig, message, &tree, &parents)?)
 }
 
 /// Names of all plans with a state branch, sorted.

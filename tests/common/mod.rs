@@ -261,3 +261,31 @@ pub fn code(out: &Output) -> Option<i32> {
 pub fn both(out: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out))
 }
+
+/// Where format 2 of the state tree keeps a file of a task
+/// (`tasks/<h>/<h>/<id>/<file>`, README "State layout"): the two fan-out
+/// digits are FNV-1a of the id.
+pub fn task_path(id: &str, file: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("tasks/{:x}/{:x}/{id}/{file}", (h >> 4) & 0xf, h & 0xf)
+}
+
+/// The path of a task's handoff note in the state tree.
+pub fn handoff_path(id: &str) -> String {
+    task_path(id, "handoff.md")
+}
+
+/// The path of a task's log of attempt `n` in the state tree.
+pub fn log_path(id: &str, n: u32) -> String {
+    task_path(id, &format!("{n}.log"))
+}
+
+/// A task's record in the state branch of `plan`, if it has one.
+pub fn task_record(repo: &TestRepo, plan: &str, id: &str) -> Option<serde_json::Value> {
+    let text = repo.show(&format!("orch/{plan}/state:{}", task_path(id, "task.json")))?;
+    Some(serde_json::from_str(&text).expect("a task record is JSON"))
+}

@@ -63,6 +63,18 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Install or print the man pages (so `git orch --help` works)
     Man(ManArgs),
+    /// For benchmarks: land the next N ready tasks with made-up commits
+    #[command(hide = true)]
+    SynthLand(SynthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// The plan (may be left out when exactly one plan is active)
+    pub plan: Option<String>,
+    /// How many tasks to land
+    #[arg(short = 'n', long = "count", default_value_t = 1)]
+    pub count: usize,
 }
 
 #[derive(Args, Debug)]

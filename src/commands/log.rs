@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::open_plan;
 use crate::cli::LogArgs;
-use crate::state::names;
+use crate::state::{names, Event};
 use crate::ui;
 
 /// The state branch's first-parent history: one line per state change.
@@ -15,11 +15,14 @@ pub fn run(args: LogArgs) -> Result<u8> {
     let mut events = Vec::new();
     for id in walk {
         let commit = repo.git.find_commit(id?)?;
+        // The typed event (`null` for a commit made by git-orch 0.1).
+        let event = commit.message().and_then(Event::from_message);
         events.push(json!({
             "commit": commit.id().to_string(),
             "time": commit.time().seconds(),
             "author": commit.author().name().unwrap_or(""),
             "summary": commit.summary().unwrap_or(""),
+            "event": event,
         }));
         if args.max.is_some_and(|m| events.len() >= m) {
             break;
@@ -33,11 +36,12 @@ pub fn run(args: LogArgs) -> Result<u8> {
     }
     for e in &events {
         let when = e["time"].as_i64().unwrap_or(0);
+        let commit = e["commit"].as_str().unwrap_or("");
         ui::out(&format!(
             "{} {} {}",
-            ui::dim(&e["commit"].as_str().unwrap_or("")[..10]),
+            ui::dim(commit.get(..10).unwrap_or(commit)),
             ui::dim(&crate::render::utc_time(when as f64)),
-            e["summary"].as_str().unwrap_or("")
+            ui::printable(e["summary"].as_str().unwrap_or(""))
         ));
     }
     Ok(0)

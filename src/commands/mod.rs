@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod run;
 pub mod start;
 pub mod status;
+pub mod synth;
 pub mod task;
 
 use anyhow::Result;

@@ -91,3 +91,90 @@ id = "one"
     assert!(entry(&repo, "orch/p/tasks/t", "conf").starts_with("120000"));
     repo.fsck();
 }
+
+/// Tasks a, b, c run at once with disjoint scopes. Once a and c have
+/// landed, b makes its head a merge of its own commit with a's and c's
+/// heads, in a tree that puts c's file back as it was. The work branch and
+/// b's head then have two merge bases (a's and c's heads): diffing against
+/// either one sees no change to c's file, while the landing merges against
+/// git's virtual base and reverts it.
+const CRISS_CROSS: &str = r#"
+name = "p"
+[defaults]
+merge = "@MERGE@"
+parallel = 3
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a1 > a.txt"
+  files = ["a.txt"]
+  [[phases.tasks]]
+  id = "c"
+  run = "echo c1 > c.txt"
+  files = ["c.txt"]
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  run = '''
+set -e
+echo b1 > b.txt
+git add b.txt
+git commit -q -m "b: its own change"
+i=0
+until [ "$(git show orch/p/work:a.txt 2>/dev/null)" = a1 ] &&
+      [ "$(git show orch/p/work:c.txt 2>/dev/null)" = c1 ]; do
+  i=$((i+1)); [ $i -lt 300 ] || exit 7
+  sleep 0.1
+done
+git merge -q --no-edit orch/p/tasks/a orch/p/tasks/c
+echo c0 > c.txt
+git add c.txt
+git commit -q --amend --no-edit
+'''
+"#;
+
+/// Whatever the strategy, c's file stays as c landed it: with `merge` the
+/// landing would revert it, so b fails; `squash` and `rebase` replay b's
+/// own change only, so b lands.
+fn criss_cross(merge: &str, b_lands: bool) {
+    let repo = TestRepo::new();
+    for f in ["a", "b", "c"] {
+        repo.write(&format!("{f}.txt"), &format!("{f}0\n"));
+    }
+    repo.commit_all("three files");
+    start(&repo, &CRISS_CROSS.replace("@MERGE@", merge));
+    let out = repo.orch(&["run"]);
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "done", "{st}");
+    assert_eq!(task_state(&st, "c"), "done", "{st}");
+    assert_eq!(repo.show("orch/p/work:a.txt").as_deref(), Some("a1\n"));
+    assert_eq!(repo.show("orch/p/work:c.txt").as_deref(), Some("c1\n"));
+    if b_lands {
+        assert_eq!(code(&out), Some(0), "{}", both(&out));
+        assert_eq!(task_state(&st, "b"), "done", "{st}");
+        assert_eq!(repo.show("orch/p/work:b.txt").as_deref(), Some("b1\n"));
+    } else {
+        assert_eq!(code(&out), Some(1), "{}", both(&out));
+        assert_eq!(task_state(&st, "b"), "failed", "{st}");
+        assert!(reason(&repo, "b").contains("c.txt"), "{st}");
+        assert_eq!(repo.show("orch/p/work:b.txt").as_deref(), Some("b0\n"));
+        assert_eq!(repo.rev("refs/tags/orch/p/one"), None, "phase checkpointed");
+    }
+    repo.fsck();
+}
+
+#[test]
+fn a_criss_cross_merge_cannot_revert_another_tasks_file_with_merge() {
+    criss_cross("merge", false);
+}
+
+#[test]
+fn a_criss_cross_merge_cannot_revert_another_tasks_file_with_squash() {
+    criss_cross("squash", true);
+}
+
+#[test]
+fn a_criss_cross_merge_cannot_revert_another_tasks_file_with_rebase() {
+    criss_cross("rebase", true);
+}

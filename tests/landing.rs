@@ -178,3 +178,86 @@ fn a_criss_cross_merge_cannot_revert_another_tasks_file_with_squash() {
 fn a_criss_cross_merge_cannot_revert_another_tasks_file_with_rebase() {
     criss_cross("rebase", true);
 }
+
+/// A repository with `a/old`, `b/old`, `c/old` and `top.txt`.
+fn three_dirs() -> TestRepo {
+    let repo = TestRepo::new();
+    for d in ["a", "b", "c"] {
+        repo.write(&format!("{d}/old"), &format!("{d}\n"));
+    }
+    repo.write("top.txt", "top\n");
+    repo.commit_all("three dirs");
+    repo
+}
+
+#[test]
+fn a_sparse_checkout_materialises_a_brace_scope() {
+    let repo = three_dirs();
+    start(
+        &repo,
+        r#"
+name = "p"
+[defaults]
+checkout = "sparse"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "t"
+  files = ["{a,b}/**"]
+  run = "test -f a/old && test -f b/old && test ! -e c/old && echo more >> a/old && echo new > b/new"
+"#,
+    );
+    repo.orch_ok(&["run"]);
+    assert_eq!(task_state(&status_json(&repo), "t"), "done");
+    assert_eq!(repo.show("orch/p/work:a/old").as_deref(), Some("a\nmore\n"));
+    assert_eq!(repo.show("orch/p/work:b/new").as_deref(), Some("new\n"));
+    repo.fsck();
+}
+
+/// A task of scope `a/**` in a sparse checkout runs `write`: it must fail
+/// with a scope violation naming `outside`, its work kept on its branch and
+/// nothing left uncommitted in its worktree.
+fn sparse_write_outside(write: &str, outside: &[&str]) {
+    let repo = three_dirs();
+    let plan = r#"
+name = "p"
+[defaults]
+checkout = "sparse"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "t"
+  files = ["a/**"]
+  run = "test ! -e c/old && echo more >> a/old && @WRITE@"
+"#;
+    start(&repo, &plan.replace("@WRITE@", write));
+    let out = run_fails_and_work_stays(&repo);
+    assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
+    let why = reason(&repo, "t");
+    assert!(why.contains("outside its files"), "{why}");
+    for p in outside {
+        assert!(why.contains(p), "{p} not named: {why}");
+        assert_eq!(
+            repo.show(&format!("orch/p/tasks/t:{p}")).as_deref(),
+            Some("w\n")
+        );
+    }
+    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    assert_eq!(repo.git_in(&wt, &["status", "--porcelain"]), "");
+    repo.fsck();
+}
+
+#[test]
+fn a_sparse_task_that_writes_tracked_files_outside_its_cone_fails() {
+    // `c/old` and `top.txt` are tracked but not materialised: git's own
+    // `add -A` skips them without a word.
+    sparse_write_outside(
+        "mkdir c && echo w > c/old && echo w > top.txt",
+        &["c/old", "top.txt"],
+    );
+}
+
+#[test]
+fn a_sparse_task_that_writes_a_new_file_outside_its_cone_fails() {
+    sparse_write_outside("mkdir d && echo w > d/new", &["d/new"]);
+}

@@ -229,7 +229,7 @@ impl Repo {
             }
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         };
-        with_index(&["add", "-A"])?;
+        with_index(&["add", "-A", "--sparse"])?;
         let tree = with_index(&["write-tree"])?;
         let tree = self.git.find_tree(Oid::from_str(&tree)?)?;
         let head = self.git_in(path, &["rev-parse", "HEAD"])?;
@@ -246,7 +246,10 @@ impl Repo {
     pub fn commit_all(&self, path: &Path, message: &str) -> Result<Oid> {
         // `add -A` refreshes the index once; whether anything is staged is
         // then read in-process instead of by a second full `git status`.
-        self.git_in(path, &["add", "-A"])?;
+        // `--sparse`: in a sparse checkout, what the task wrote outside the
+        // sparse patterns is staged too (git would skip a tracked file there
+        // silently), so the scope check sees it.
+        self.git_in(path, &["add", "-A", "--sparse"])?;
         if self.staged_changes(path)? {
             let mut cmd = self.command_in(path, &["commit", "-q", "-m", message]);
             // Only what neither the environment nor the config provides.

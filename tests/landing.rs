@@ -261,3 +261,162 @@ fn a_sparse_task_that_writes_tracked_files_outside_its_cone_fails() {
 fn a_sparse_task_that_writes_a_new_file_outside_its_cone_fails() {
     sparse_write_outside("mkdir d && echo w > d/new", &["d/new"]);
 }
+
+#[test]
+fn a_nested_repository_fails_the_task_and_is_never_removed() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "t"
+  files = ["vendor/**"]
+  run = '''
+set -e
+git init -q vendor/lib
+echo lib > vendor/lib/f
+git -C vendor/lib add f
+git -C vendor/lib commit -q -m lib
+echo plain > vendor/readme
+'''
+"#,
+    );
+    let out = run_fails_and_work_stays(&repo);
+    assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
+    let why = reason(&repo, "t");
+    assert!(
+        why.contains("`vendor/lib`") && why.contains("repository"),
+        "{why}"
+    );
+    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    let kept = || {
+        assert_eq!(
+            std::fs::read_to_string(wt.join("vendor/lib/f"))
+                .ok()
+                .as_deref(),
+            Some("lib\n")
+        );
+        assert!(wt.join("vendor/lib/.git").is_dir());
+    };
+    kept();
+    // Discarding the worktree (here by a reset) would lose the repository:
+    // refused, naming it, and nothing changes.
+    let refs = repo.refs();
+    let out = repo.orch(&["task", "reset", "t"]);
+    assert_refused(&out, "reset of a worktree holding a repository");
+    assert!(stderr(&out).contains("vendor/lib"), "{}", both(&out));
+    assert_eq!(repo.refs(), refs, "refs changed");
+    kept();
+    // Once it is out of the way, the reset goes ahead and keeps the rest.
+    std::fs::remove_dir_all(wt.join("vendor/lib/.git")).expect("rm .git");
+    repo.orch_ok(&["task", "reset", "t"]);
+    assert!(!wt.exists());
+    repo.fsck();
+}
+
+#[test]
+fn a_failed_tasks_untracked_nested_repository_is_never_removed() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "t"
+  files = ["vendor/**"]
+  run = '''
+git init -q vendor/deep/lib
+echo lib > vendor/deep/lib/f
+git -C vendor/deep/lib add f
+git -C vendor/deep/lib commit -q -m lib
+exit 3
+'''
+"#,
+    );
+    run_fails_and_work_stays(&repo);
+    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    let refs = repo.refs();
+    let out = repo.orch(&["task", "reset", "t"]);
+    assert_refused(&out, "reset of a worktree holding a repository");
+    assert!(stderr(&out).contains("vendor/deep/lib"), "{}", both(&out));
+    assert_eq!(repo.refs(), refs, "refs changed");
+    assert!(wt.join("vendor/deep/lib/.git").is_dir());
+    assert!(wt.join("vendor/deep/lib/f").is_file());
+    repo.fsck();
+}
+
+#[test]
+fn a_nested_repository_committed_by_the_task_itself_does_not_land() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "t"
+  files = ["vendor/**"]
+  run = '''
+set -e
+git init -q vendor/lib
+echo lib > vendor/lib/f
+git -C vendor/lib add f
+git -C vendor/lib commit -q -m lib
+git add -A 2>/dev/null
+git commit -q -m "vendor lib"
+'''
+"#,
+    );
+    let out = run_fails_and_work_stays(&repo);
+    assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
+    let why = reason(&repo, "t");
+    assert!(
+        why.contains("`vendor/lib`") && why.contains("gitlink"),
+        "{why}"
+    );
+    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    assert!(wt.join("vendor/lib/.git").is_dir());
+    assert!(wt.join("vendor/lib/f").is_file());
+    repo.fsck();
+}
+
+#[test]
+fn a_nested_repository_done_by_hand_is_refused_then_lands_as_plain_files() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "t"
+  files = ["vendor/**"]
+"#,
+    );
+    let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "t"]).trim());
+    repo.git_in(&wt, &["init", "-q", "vendor/lib"]);
+    std::fs::write(wt.join("vendor/lib/f"), "lib\n").expect("write");
+    let lib = wt.join("vendor/lib");
+    repo.git_in(&lib, &["add", "f"]);
+    repo.git_in(&lib, &["commit", "-q", "-m", "lib"]);
+    let refs = repo.refs();
+    let out = repo.orch(&["task", "done", "t"]);
+    assert_refused(&out, "done with a nested repository");
+    assert!(stderr(&out).contains("vendor/lib"), "{}", both(&out));
+    assert_eq!(repo.refs(), refs, "refs changed");
+    assert_eq!(task_state(&status_json(&repo), "t"), "running");
+    std::fs::remove_dir_all(lib.join(".git")).expect("rm .git");
+    repo.orch_ok(&["task", "done", "t"]);
+    assert_eq!(
+        repo.show("orch/p/work:vendor/lib/f").as_deref(),
+        Some("lib\n")
+    );
+    repo.fsck();
+}

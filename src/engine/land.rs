@@ -3,10 +3,10 @@
 //! ref; the caller commits the result to the state branch and the work
 //! branch follows, so a conflict leaves the work branch untouched.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use git2::Oid;
 
-use crate::git::{paths_of, Repo, TreeMerge};
+use crate::git::{paths_of, Repo, TreeChange, TreeMerge, MODE_GITLINK};
 use crate::plan::{MergeStrategy, Plan, Scope, Task};
 
 #[derive(Debug)]
@@ -80,6 +80,7 @@ pub fn land(
         return Ok(Landing::Empty);
     }
     let changes = repo.tree_changes(work_tree, tree)?;
+    refuse_nested_repositories(task, &changes)?;
     let changed = paths_of(&changes);
     let outside = outside_scope(task, &changed)?;
     if !outside.is_empty() {
@@ -131,4 +132,33 @@ fn conflict(
         return Ok(Landing::OutOfScope { paths: outside });
     }
     Ok(Landing::Conflict { files })
+}
+
+/// A `git init` or `git clone` inside a task's worktree is committed by
+/// `git add` as a gitlink: a commit id of a repository that is not this
+/// one, with none of its files. `commit_all` refuses to commit one; this
+/// catches one the task committed itself. Landing it would lose the files
+/// once the worktree goes, so the task fails instead, naming it; its
+/// worktree keeps the repository. (A gitlink that was one already, a
+/// submodule bump, lands.)
+fn refuse_nested_repositories(task: &Task, changes: &[TreeChange]) -> Result<()> {
+    let nested: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.new_mode == Some(MODE_GITLINK) && c.old_mode != Some(MODE_GITLINK))
+        .map(|c| c.path.as_str())
+        .collect();
+    if nested.is_empty() {
+        return Ok(());
+    }
+    let list = nested
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(anyhow!(
+        "task `{}` committed a git repository of its own at {list} (a `git init` or \
+         `git clone` in its worktree) as a gitlink, without its files, so it cannot land; \
+         its worktree keeps it",
+        task.id
+    ))
 }

@@ -202,7 +202,8 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
                 .chain(task.reads.iter())
                 .cloned()
                 .collect::<Vec<_>>()
-        });
+        })
+        .and_then(|globs| crate::plan::sparse_patterns(&globs));
     // A parked worktree was parked clean: no sweep of untracked files.
     let recycled = reuse_pool && !path.exists() && workspace::unpark(repo, plan, path);
     crate::failpoint!("worktree-unparked");

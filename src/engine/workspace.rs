@@ -108,14 +108,17 @@ pub fn tidy(repo: &Repo, plan: &str, settled: &[&str]) {
         // Not parkable (dirty, or a lock left by the kill): whatever it
         // holds beyond the landing is kept in a ref, then it goes.
         if path.join(".git").exists() {
-            if let Ok(Some(snapshot)) =
-                repo.snapshot_worktree(&path, &format!("orch: worktree of task {id}"))
-            {
-                let kept = crate::state::names::preserved(
-                    plan,
-                    &format!("repair/worktree-{id}-{}", crate::git::short(snapshot)),
-                );
-                let _ = crate::state::reconcile::create_if_absent(repo, &kept, snapshot);
+            match repo.snapshot_worktree(&path, &format!("orch: worktree of task {id}")) {
+                Ok(Some(snapshot)) => {
+                    let kept = crate::state::names::preserved(
+                        plan,
+                        &format!("repair/worktree-{id}-{}", crate::git::short(snapshot)),
+                    );
+                    let _ = crate::state::reconcile::create_if_absent(repo, &kept, snapshot);
+                }
+                Ok(None) => {}
+                // What cannot be kept (a repository of its own) stays.
+                Err(_) => continue,
             }
             let _ = repo.remove_worktree(&path);
         }

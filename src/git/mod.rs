@@ -20,6 +20,26 @@ use crate::error::{refuse, refuse_with_hint};
 pub use merge::TreeMerge;
 pub use refs::{RefEdit, RefRace};
 
+const MODE_TREE: i32 = 0o040000;
+/// A gitlink: a commit of another repository recorded in a tree.
+pub const MODE_GITLINK: i32 = 0o160000;
+
+/// One path that differs between two trees; a mode is `None` on the side
+/// where the path is absent (or is a directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeChange {
+    pub path: String,
+    pub old_mode: Option<i32>,
+    pub new_mode: Option<i32>,
+}
+
+/// The paths of `changes`, each once, sorted.
+pub fn paths_of(changes: &[TreeChange]) -> Vec<String> {
+    let mut paths: Vec<String> = changes.iter().map(|c| c.path.clone()).collect();
+    paths.dedup();
+    paths
+}
+
 /// Environment variables a hook or a parent git may have set that would
 /// point a child git at the wrong repository or index.
 const LEAKY_GIT_ENV: &[&str] = &[
@@ -161,27 +181,32 @@ impl Repo {
     pub fn changed_paths(&self, from: Oid, to: Oid) -> Result<Vec<String>> {
         let a = self.git.find_commit(from)?.tree_id();
         let b = self.git.find_commit(to)?.tree_id();
-        let mut paths = Vec::new();
-        self.diff_trees(Some(a), Some(b), "", &mut paths)?;
-        paths.sort();
-        paths.dedup();
-        Ok(paths)
+        Ok(paths_of(&self.tree_changes(a, b)?))
     }
 
-    /// Paths that differ between two trees, descending only into subtrees
-    /// whose ids differ: the cost follows the change, not the repository
-    /// (libgit2's tree diff walks every entry, 40 ms on 20,000 files).
+    /// What differs between two trees, entry by entry: content, mode (an
+    /// executable bit, a file turned into a link) or kind. Descends only
+    /// into subtrees whose ids differ: the cost follows the change, not the
+    /// repository (libgit2's tree diff walks every entry, 40 ms on 20,000
+    /// files). Sorted by path.
+    pub fn tree_changes(&self, from: Oid, to: Oid) -> Result<Vec<TreeChange>> {
+        let mut out = Vec::new();
+        self.diff_trees(Some(from), Some(to), "", &mut out)?;
+        out.sort_by(|x, y| x.path.cmp(&y.path));
+        Ok(out)
+    }
+
     fn diff_trees(
         &self,
         a: Option<Oid>,
         b: Option<Oid>,
         prefix: &str,
-        out: &mut Vec<String>,
+        out: &mut Vec<TreeChange>,
     ) -> Result<()> {
         if a == b {
             return Ok(());
         }
-        let entries = |id: Option<Oid>| -> Result<BTreeMap<String, (Oid, bool)>> {
+        let entries = |id: Option<Oid>| -> Result<BTreeMap<String, (Oid, i32)>> {
             let Some(id) = id else {
                 return Ok(BTreeMap::new());
             };
@@ -190,7 +215,7 @@ impl Repo {
                 .iter()
                 .map(|e| {
                     let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-                    (name, (e.id(), e.kind() == Some(git2::ObjectType::Tree)))
+                    (name, (e.id(), e.filemode()))
                 })
                 .collect())
         };
@@ -203,14 +228,24 @@ impl Repo {
             }
             let path = format!("{prefix}{name}");
             // A side that is a tree contributes its paths; a side that is a
-            // file (or absent) contributes the path itself.
-            let l_tree = l.filter(|e| e.1).map(|e| e.0);
-            let r_tree = r.filter(|e| e.1).map(|e| e.0);
+            // file, a link or a gitlink (or absent) contributes the path.
+            let is_tree = |e: &&(Oid, i32)| e.1 == MODE_TREE;
+            let (l_tree, r_tree) = (l.filter(is_tree), r.filter(is_tree));
             if l_tree.is_some() || r_tree.is_some() {
-                self.diff_trees(l_tree, r_tree, &format!("{path}/"), out)?;
+                self.diff_trees(
+                    l_tree.map(|e| e.0),
+                    r_tree.map(|e| e.0),
+                    &format!("{path}/"),
+                    out,
+                )?;
             }
-            if l.is_some_and(|e| !e.1) || r.is_some_and(|e| !e.1) {
-                out.push(path);
+            let (l_leaf, r_leaf) = (l.filter(|e| !is_tree(e)), r.filter(|e| !is_tree(e)));
+            if l_leaf.is_some() || r_leaf.is_some() {
+                out.push(TreeChange {
+                    path,
+                    old_mode: l_leaf.map(|e| e.1),
+                    new_mode: r_leaf.map(|e| e.1),
+                });
             }
         }
         Ok(())
@@ -312,15 +347,21 @@ mod tests {
 
     /// A commit whose tree holds `files` (path → content), on no parent.
     fn commit(repo: &Repository, files: &[(&str, &str)]) -> Oid {
+        let files: Vec<(&str, &str, u32)> = files.iter().map(|(p, c)| (*p, *c, 0o100644)).collect();
+        commit_modes(repo, &files)
+    }
+
+    /// [`commit`] with each entry's mode.
+    fn commit_modes(repo: &Repository, files: &[(&str, &str, u32)]) -> Oid {
         let mut index = git2::Index::new().expect("index");
-        for (path, content) in files {
+        for (path, content, mode) in files {
             let blob = repo.blob(content.as_bytes()).expect("blob");
             let entry = git2::IndexEntry {
                 ctime: git2::IndexTime::new(0, 0),
                 mtime: git2::IndexTime::new(0, 0),
                 dev: 0,
                 ino: 0,
-                mode: 0o100644,
+                mode: *mode,
                 uid: 0,
                 gid: 0,
                 file_size: 0,
@@ -394,6 +435,55 @@ mod tests {
         assert_eq!(
             ours,
             vec!["a.txt", "f", "f/inside", "src/new.rs", "src/x.rs"]
+        );
+    }
+
+    #[test]
+    fn changed_paths_sees_a_mode_change_and_a_file_turned_into_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = Repository::init(dir.path()).expect("init");
+        let repo = Repo {
+            root: dir.path().to_path_buf(),
+            common_dir: git.path().to_path_buf(),
+            git,
+        };
+        // Same blobs on both sides: only the modes differ.
+        let before = commit_modes(
+            &repo.git,
+            &[
+                ("run.sh", "echo", 0o100644),
+                ("x", "/etc/passwd", 0o100644),
+                ("same", "s", 0o100755),
+            ],
+        );
+        let after = commit_modes(
+            &repo.git,
+            &[
+                ("run.sh", "echo", 0o100755),
+                ("x", "/etc/passwd", 0o120000),
+                ("same", "s", 0o100755),
+            ],
+        );
+        let changes = repo
+            .tree_changes(
+                repo.git.find_commit(before).expect("a").tree_id(),
+                repo.git.find_commit(after).expect("b").tree_id(),
+            )
+            .expect("diff");
+        assert_eq!(
+            changes,
+            vec![
+                TreeChange {
+                    path: "run.sh".into(),
+                    old_mode: Some(0o100644),
+                    new_mode: Some(0o100755)
+                },
+                TreeChange {
+                    path: "x".into(),
+                    old_mode: Some(0o100644),
+                    new_mode: Some(0o120000)
+                },
+            ]
         );
     }
 }

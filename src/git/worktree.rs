@@ -10,6 +10,17 @@ use anyhow::{anyhow, Context, Result};
 use git2::Oid;
 
 use super::Repo;
+use crate::error::refuse_with_hint;
+
+/// What `add -A` staged in a worktree.
+#[derive(Debug, PartialEq, Eq)]
+enum Staged {
+    Nothing,
+    /// `nested`: new gitlinks among the changes.
+    Changes {
+        nested: Vec<String>,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct WorktreeInfo {
@@ -196,8 +207,30 @@ impl Repo {
     /// untracked files, not ignored ones) as a commit on top of its HEAD,
     /// without touching the worktree, its index or any ref. The worktree's
     /// own index is copied first so its stat cache spares a full rehash.
+    ///
+    /// A worktree that holds a git repository of its own is refused: git
+    /// would record it as a gitlink, without its files, and the caller
+    /// would then remove the only copy.
     pub fn snapshot_worktree(&self, path: &Path, message: &str) -> Result<Option<Oid>> {
-        if !path.join(".git").exists() || !self.is_dirty(path)? {
+        if !path.join(".git").exists() {
+            return Ok(None);
+        }
+        let status = self.git_in(path, &["status", "--porcelain", "-z"])?;
+        let nested = nested_repositories(path, &status);
+        if !nested.is_empty() {
+            let list: Vec<String> = nested.iter().map(|p| format!("`{p}`")).collect();
+            return Err(refuse_with_hint(
+                format!(
+                    "the worktree `{}` holds a git repository of its own at {}, which a \
+                     commit cannot keep: it is not removed",
+                    path.display(),
+                    list.join(", ")
+                ),
+                "move it out of the worktree (or remove its `.git` to make its files plain \
+                 files), then run the command again",
+            ));
+        }
+        if status.is_empty() {
             return Ok(None);
         }
         let index = PathBuf::from(
@@ -229,7 +262,7 @@ impl Repo {
             }
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
         };
-        with_index(&["add", "-A"])?;
+        with_index(&["add", "-A", "--sparse"])?;
         let tree = with_index(&["write-tree"])?;
         let tree = self.git.find_tree(Oid::from_str(&tree)?)?;
         let head = self.git_in(path, &["rev-parse", "HEAD"])?;
@@ -246,8 +279,30 @@ impl Repo {
     pub fn commit_all(&self, path: &Path, message: &str) -> Result<Oid> {
         // `add -A` refreshes the index once; whether anything is staged is
         // then read in-process instead of by a second full `git status`.
-        self.git_in(path, &["add", "-A"])?;
-        if self.staged_changes(path)? {
+        // `--sparse`: in a sparse checkout, what the task wrote outside the
+        // sparse patterns is staged too (git would skip a tracked file there
+        // silently), so the scope check sees it.
+        self.git_in(path, &["add", "-A", "--sparse"])?;
+        let staged = self.staged_changes(path)?;
+        if let Staged::Changes { nested } = &staged {
+            if !nested.is_empty() {
+                // Unstaged again, so that once its `.git` is gone the next
+                // `add -A` stages its files instead of the gitlink.
+                let mut args = vec!["reset", "-q", "--"];
+                args.extend(nested.iter().map(String::as_str));
+                self.git_in(path, &args)?;
+                let list: Vec<String> = nested.iter().map(|p| format!("`{p}`")).collect();
+                return Err(anyhow!(
+                    "the worktree `{}` holds a git repository of its own at {} (a `git init` \
+                     or `git clone` there): git would commit it as a gitlink, without its \
+                     files, so nothing was committed; move it out of the worktree, or remove \
+                     its `.git` to make its files plain files",
+                    path.display(),
+                    list.join(", ")
+                ));
+            }
+        }
+        if staged != Staged::Nothing {
             let mut cmd = self.command_in(path, &["commit", "-q", "-m", message]);
             // Only what neither the environment nor the config provides.
             for (var, key, fallback) in [
@@ -276,22 +331,40 @@ impl Repo {
         Ok(head)
     }
 
-    /// Whether the worktree's index differs from its HEAD. Falls back to
-    /// git when libgit2 cannot read the index (e.g. a split index).
-    fn staged_changes(&self, path: &Path) -> Result<bool> {
-        let in_process = || -> Result<bool, git2::Error> {
+    /// Whether the worktree's index differs from its HEAD, and which staged
+    /// paths became gitlinks (a repository of its own, that `add -A` records
+    /// without its files). Falls back to git, which tells only the first,
+    /// when libgit2 cannot read the index (e.g. a split index).
+    fn staged_changes(&self, path: &Path) -> Result<Staged> {
+        let in_process = || -> Result<(Oid, Oid), git2::Error> {
             let worktree = git2::Repository::open(path)?;
             let tree = worktree.index()?.write_tree()?;
             let head = worktree.head()?.peel_to_tree()?.id();
-            Ok(head != tree)
+            Ok((head, tree))
         };
         match in_process() {
-            Ok(changed) => Ok(changed),
+            Ok((head, tree)) if head == tree => Ok(Staged::Nothing),
+            Ok((head, tree)) => {
+                let nested = self
+                    .tree_changes(head, tree)?
+                    .into_iter()
+                    .filter(|c| {
+                        c.new_mode == Some(super::MODE_GITLINK)
+                            && c.old_mode != Some(super::MODE_GITLINK)
+                    })
+                    .map(|c| c.path)
+                    .collect();
+                Ok(Staged::Changes { nested })
+            }
             Err(_) => {
                 let out = self
                     .command_in(path, &["diff", "--cached", "--quiet"])
                     .output()?;
-                Ok(out.status.code() == Some(1))
+                Ok(if out.status.code() == Some(1) {
+                    Staged::Changes { nested: Vec::new() }
+                } else {
+                    Staged::Nothing
+                })
             }
         }
     }
@@ -325,6 +398,46 @@ impl Repo {
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         Ok(dir)
     }
+}
+
+/// The git repositories of their own (a `.git` directory: a `git init` or
+/// `git clone`, not a submodule's `.git` file) inside a worktree, given its
+/// `git status --porcelain -z`: tracked as gitlinks, or inside untracked
+/// directories. Only those directories are walked, not the whole tree.
+fn nested_repositories(worktree: &Path, status: &str) -> Vec<String> {
+    let is_repo = |rel: &str| worktree.join(rel).join(".git").is_dir();
+    let mut found = Vec::new();
+    if let Ok(index) = git2::Repository::open(worktree).and_then(|r| r.index()) {
+        for entry in index.iter() {
+            let rel = String::from_utf8_lossy(&entry.path).into_owned();
+            if entry.mode == 0o160000 && is_repo(&rel) {
+                found.push(rel);
+            }
+        }
+    }
+    let mut entries = status.split('\0');
+    while let Some(entry) = entries.next() {
+        let xy = entry.as_bytes().get(..2).unwrap_or_default();
+        if xy.contains(&b'R') || xy.contains(&b'C') {
+            entries.next(); // the rename's source
+            continue;
+        }
+        let Some(dir) = entry.strip_prefix("?? ").filter(|p| p.ends_with('/')) else {
+            continue;
+        };
+        let mut walk = walkdir::WalkDir::new(worktree.join(dir)).into_iter();
+        while let Some(Ok(e)) = walk.next() {
+            if e.file_type().is_dir() && e.path().join(".git").is_dir() {
+                if let Ok(rel) = e.path().strip_prefix(worktree) {
+                    found.push(rel.to_string_lossy().into_owned());
+                }
+                walk.skip_current_dir();
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// The admin dir of a linked worktree (`.git/worktrees/<name>`), from the

@@ -27,7 +27,7 @@ pub use duration::parse_duration;
 pub use ids::validate_id;
 pub use parse::load_file;
 pub use parse::{load_str, Format};
-pub use scope::{scopes_may_overlap, Scope};
+pub use scope::{scopes_may_overlap, sparse_patterns, Scope};
 pub use validate::validate;
 
 /// A whole plan, as written in the plan file.

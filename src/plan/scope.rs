@@ -177,6 +177,26 @@ fn class_may_match_separator(p: &str) -> bool {
     false
 }
 
+/// The `sparse-checkout` patterns that materialise at least what `globs`
+/// match: each glob with its `{…}` alternatives spelled out, since
+/// sparse-checkout knows no braces. `None` when some glob cannot be put
+/// that way (too many alternatives, a trailing space that gitignore syntax
+/// would drop): the caller checks out everything instead.
+pub fn sparse_patterns(globs: &[String]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for glob in globs {
+        for alt in expand_braces(glob)? {
+            if alt.is_empty() || alt.ends_with(' ') {
+                return None;
+            }
+            if !out.contains(&alt) {
+                out.push(alt);
+            }
+        }
+    }
+    Some(out)
+}
+
 /// All alternatives of `{…}` groups (nested too). `None` when there would be
 /// too many to compare, so the caller can give the conservative answer.
 fn expand_braces(p: &str) -> Option<Vec<String>> {
@@ -287,6 +307,25 @@ mod tests {
         assert!(!overlap("src/a*", "src/b*"));
         assert!(overlap("**", "anything/at/all"));
         assert!(overlap("a/[!x]", "a/b"));
+    }
+
+    #[test]
+    fn sparse_patterns_spell_out_braces() {
+        let globs = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            sparse_patterns(&globs(&["{a,b}/**", "src/{x,y/{p,q}}.rs", "a/**"])),
+            Some(globs(&[
+                "a/**",
+                "b/**",
+                "src/x.rs",
+                "src/y/p.rs",
+                "src/y/q.rs"
+            ]))
+        );
+        assert_eq!(sparse_patterns(&globs(&["[{]x"])), Some(globs(&["[{]x"])));
+        let huge = "{a,b,c,d}{a,b,c,d}{a,b,c,d}{a,b,c,d}{a,b,c,d}".to_string();
+        assert_eq!(sparse_patterns(&[huge]), None);
+        assert_eq!(sparse_patterns(&globs(&["x "])), None);
     }
 
     #[test]

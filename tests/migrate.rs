@@ -83,10 +83,7 @@ fn the_first_change_to_a_v1_state_rewrites_it_as_v2_and_the_plan_goes_on() {
     assert!(!files.contains(&"state.json".to_string()), "{files:?}");
     assert!(files.contains(&"meta.json".to_string()), "{files:?}");
     for id in ["a", "b", "c"] {
-        assert!(
-            files.contains(&task_path(id, "task.json")),
-            "{id}: {files:?}"
-        );
+        assert!(files.contains(&record_path(id)), "{id}: {files:?}");
     }
     for id in ["a", "b"] {
         assert!(
@@ -209,8 +206,10 @@ fn a_state_format_newer_than_this_git_orch_is_refused() {
     let repo = started();
     let meta = repo.show("orch/p/state:meta.json").expect("meta");
     let plan = repo.show("orch/p/state:plan.json").expect("plan");
-    let newer = meta.replacen("\"version\": 2", "\"version\": 3", 1);
-    assert_ne!(newer, meta);
+    let mut newer: Value = serde_json::from_str(&meta).expect("meta is JSON");
+    assert_eq!(newer["version"], 2);
+    newer["version"] = 3.into();
+    let newer = newer.to_string();
     forge_state(&repo, "p", &[("meta.json", &newer), ("plan.json", &plan)]);
     for args in [&["status", "p"][..], &["task", "start", "a"], &["run", "p"]] {
         assert_refused_cleanly(&repo, args, "state format 3");
@@ -241,7 +240,7 @@ fn hand_edited_records_are_errors_not_panics() {
         let repo = started();
         let meta = repo.show("orch/p/state:meta.json").expect("meta");
         let plan = repo.show("orch/p/state:plan.json").expect("plan");
-        let path = task_path("a", "task.json");
+        let path = record_path("a");
         forge_state(
             &repo,
             "p",
@@ -290,19 +289,16 @@ fn a_change_writes_only_the_records_it_changes() {
     ]);
     let changed: Vec<&str> = changed.lines().collect();
     assert!(changed.contains(&"meta.json"), "{changed:?}");
-    assert!(
-        changed.contains(&task_path("t2", "task.json").as_str()),
-        "{changed:?}"
-    );
+    assert!(changed.contains(&record_path("t2").as_str()), "{changed:?}");
     for path in &changed {
         assert!(
-            *path == "meta.json" || path.contains("/t2/"),
+            *path == "meta.json" || path.contains("/t2/") || path.ends_with("/t2.json"),
             "a change to t2 rewrote {path}: {changed:?}"
         );
     }
     // Pending tasks have no record at all.
     let files = state_files_of(&repo, "p");
-    assert!(!files.contains(&task_path("t39", "task.json")), "{files:?}");
+    assert!(!files.contains(&record_path("t39")), "{files:?}");
     // Every state commit carries its event.
     let bodies = repo.git(&["log", "--format=%B%x00", "orch/p/state"]);
     for body in bodies.split('\0').filter(|b| !b.trim().is_empty()) {

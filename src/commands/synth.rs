@@ -1,5 +1,6 @@
 //! `git orch synth-land` (hidden): claims and lands the next N ready tasks
-//! with a made-up commit each (one file, `out/<task>.txt`), through the same
+//! with a made-up commit each (it rewrites `synthetic.txt`, so the work
+//! tree does not grow: the task's scope must allow it), through the same
 //! claim and landing transactions `run` uses but with no worktree and no
 //! command. It writes the state history a run of N tasks writes, fast, so
 //! scripts/bench-state.sh can measure plans of 10,000 tasks.
@@ -26,7 +27,7 @@ pub fn run(args: SynthArgs) -> Result<u8> {
         let base = repo.git.find_commit(claimed.base)?;
         let mut update = TreeUpdateBuilder::new();
         let blob = repo.git.blob(format!("{id}\n").as_bytes())?;
-        update.upsert(format!("out/{id}.txt"), blob, FileMode::Blob);
+        update.upsert("synthetic.txt", blob, FileMode::Blob);
         let tree = update.create_updated(&repo.git, &base.tree()?)?;
         let head = repo.write_commit(tree, &[claimed.base], &format!("task {id}"), None)?;
         let finish = Finish {
@@ -44,6 +45,7 @@ pub fn run(args: SynthArgs) -> Result<u8> {
             }
         }
     }
+    repo.maintain();
     ui::out(&format!("landed {landed} synthetic task(s)"));
     Ok(0)
 }

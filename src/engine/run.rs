@@ -206,6 +206,7 @@ pub fn run(
         }
         Ok(())
     })?;
+    repo.maintain();
     Ok(report)
 }
 
@@ -273,6 +274,8 @@ fn next_step(
             return Ok(Step::Stop);
         }
         report.checkpoints.push(phase.id.clone());
+        // Between phases nothing of this runner moves a worktree.
+        repo.maintain();
         return Ok(Step::Continue);
     }
     let mut records = Vec::new();
@@ -425,7 +428,7 @@ fn task_env(
     worktree: &std::path::Path,
     base: Oid,
 ) -> Vec<(String, String)> {
-    vec![
+    let mut env = vec![
         ("ORCH_PLAN".into(), plan.into()),
         ("ORCH_PHASE".into(), phase.into()),
         ("ORCH_TASK".into(), id.into()),
@@ -442,7 +445,9 @@ fn task_env(
                 .display()
                 .to_string(),
         ),
-    ]
+    ];
+    env.extend(crate::git::no_auto_maintenance_env());
+    env
 }
 
 /// Lands a finished task or records its failure (one state commit).

@@ -307,20 +307,75 @@ impl Repo {
         }
     }
 
+    /// git's own housekeeping (`gc --auto`: it does nothing below git's
+    /// thresholds), in the foreground, at a point where this process moves
+    /// no worktree: the end of a run or a phase. It never prunes worktree
+    /// admin dirs, which git-orch manages itself and other runners may be
+    /// moving. Failures are ignored: housekeeping is never the work.
+    pub fn maintain(&self) {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C")
+            .arg(&self.root)
+            .args([
+                "-c",
+                "gc.worktreePruneExpire=never",
+                "-c",
+                "gc.autoDetach=false",
+                "gc",
+                "--auto",
+                "--quiet",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for var in LEAKY_GIT_ENV {
+            cmd.env_remove(var);
+        }
+        let _ = cmd.status();
+    }
+
     /// Runs `git` in the main worktree.
     pub fn git(&self, args: &[&str]) -> Result<String> {
         self.git_in(&self.root, args)
     }
 
     /// A `git` command in `dir`, cleaned of variables that would redirect it.
+    /// It never starts git's automatic maintenance: a `gc --auto` that a
+    /// task's commit sets off in the background races the runner's moves of
+    /// worktrees (about one 1,000-task run in two failed that way), so
+    /// git-orch runs maintenance itself, see [`Repo::maintain`].
     pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(dir).args(args);
+        cmd.arg("-C")
+            .arg(dir)
+            .args(["-c", "gc.auto=0", "-c", "maintenance.auto=false"])
+            .args(args);
         for var in LEAKY_GIT_ENV {
             cmd.env_remove(var);
         }
         cmd
     }
+}
+
+/// Environment for a process git-orch starts (a task) whose own git
+/// commands must not set off git's automatic maintenance either (see
+/// [`Repo::command_in`]): two more `GIT_CONFIG_KEY_n` entries after any
+/// the user passed with `git -c`.
+pub fn no_auto_maintenance_env() -> Vec<(String, String)> {
+    let n: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    vec![
+        (format!("GIT_CONFIG_KEY_{n}"), "gc.auto".into()),
+        (format!("GIT_CONFIG_VALUE_{n}"), "0".into()),
+        (
+            format!("GIT_CONFIG_KEY_{}", n + 1),
+            "maintenance.auto".into(),
+        ),
+        (format!("GIT_CONFIG_VALUE_{}", n + 1), "false".into()),
+        ("GIT_CONFIG_COUNT".into(), (n + 2).to_string()),
+    ]
 }
 
 /// Removes the variables a hook's environment carries into child processes

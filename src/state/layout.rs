@@ -7,7 +7,8 @@
 //! meta.json                      plan-level fields, rollbacks, the index of active tasks
 //! plan.json                      the plan as started (immutable)
 //! phases/<phase>.json            checkpoint and latest gate results
-//! tasks/<h>/<h>/<task>/task.json the task's record
+//! tasks/<h>/<h>/<task>.json      the task's record (beside its directory, so
+//!                                reading every record reads no directory)
 //! tasks/<h>/<h>/<task>/<n>.log   the log of attempt n
 //! tasks/<h>/<h>/<task>/handoff.md
 //! logs/gates/<commit>/<gate>.log gate logs
@@ -20,7 +21,6 @@ pub const PHASES_DIR: &str = "phases";
 pub const TASKS_DIR: &str = "tasks";
 /// Format 1 (git-orch 0.1): the whole state in one file.
 pub const V1_STATE_FILE: &str = "state.json";
-pub const RECORD_FILE: &str = "task.json";
 pub const HANDOFF_FILE: &str = "handoff.md";
 
 /// The two hex digits a task id fans out by (FNV-1a of the id: stable
@@ -42,7 +42,7 @@ pub fn task_dir(id: &str) -> String {
 }
 
 pub fn task_record(id: &str) -> String {
-    format!("{}/{RECORD_FILE}", task_dir(id))
+    format!("{}.json", task_dir(id))
 }
 
 pub fn task_log(id: &str, attempt: u32) -> String {

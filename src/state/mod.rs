@@ -2,6 +2,8 @@
 //! by compare-and-swap, and repair of the refs derived from it.
 
 pub mod event;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod layout;
 pub mod model;
 pub mod names;

@@ -169,14 +169,9 @@ impl Records {
                         if !b_tree {
                             continue;
                         }
-                        for (id, (dir, is_tree)) in entries(repo, *b)?.iter() {
-                            if !is_tree {
-                                continue;
-                            }
-                            if let Some((blob, false)) =
-                                entries(repo, *dir)?.get(layout::RECORD_FILE).copied()
-                            {
-                                out.insert(id.clone(), record(repo, blob, id)?);
+                        for (name, (blob, is_tree)) in entries(repo, *b)?.iter() {
+                            if let Some(id) = name.strip_suffix(".json").filter(|_| !is_tree) {
+                                out.insert(id.to_string(), record(repo, *blob, id)?);
                             }
                         }
                     }
@@ -187,17 +182,17 @@ impl Records {
     }
 }
 
-/// `tasks/<h>/<h>/<id>/task.json` under the `tasks` tree `root`.
+/// `tasks/<h>/<h>/<id>.json` under the `tasks` tree `root`.
 fn lookup(repo: &Repository, root: Oid, id: &str) -> Result<Option<Arc<TaskState>>> {
     let (a, b) = layout::fan(id);
     let mut tree = root;
-    for part in [a.to_string(), b.to_string(), id.to_string()] {
+    for part in [a.to_string(), b.to_string()] {
         match entries(repo, tree)?.get(&part) {
             Some((next, true)) => tree = *next,
             _ => return Ok(None),
         }
     }
-    match entries(repo, tree)?.get(layout::RECORD_FILE) {
+    match entries(repo, tree)?.get(&format!("{id}.json")) {
         Some((blob, false)) => Ok(Some(record(repo, *blob, id)?)),
         _ => Ok(None),
     }

@@ -328,7 +328,7 @@ fn full_layout(
     state: &State,
     tasks: &BTreeMap<String, TaskState>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut files = vec![(META_FILE.to_string(), serde_json::to_vec_pretty(state)?)];
+    let mut files = vec![(META_FILE.to_string(), serde_json::to_vec(state)?)];
     for (id, p) in &state.phases {
         if *p != PhaseState::default() {
             files.push((layout::phase_record(id), serde_json::to_vec_pretty(p)?));
@@ -336,7 +336,7 @@ fn full_layout(
     }
     for (id, t) in tasks {
         if *t != TaskState::pending() {
-            files.push((layout::task_record(id), serde_json::to_vec_pretty(t)?));
+            files.push((layout::task_record(id), serde_json::to_vec(t)?));
         }
     }
     Ok(files)
@@ -472,7 +472,7 @@ fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Chang
                     .map(|(id, t)| {
                         let rel = layout::task_record(id);
                         let rel = rel.strip_prefix("tasks/").unwrap_or(&rel).to_string();
-                        Ok((rel, serde_json::to_vec_pretty(t)?))
+                        Ok((rel, serde_json::to_vec(t)?))
                     })
                     .collect::<Result<_>>()?;
                 (!files.is_empty())
@@ -503,7 +503,7 @@ fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Chang
         }
         update.upsert(
             layout::task_record(id).as_str(),
-            repo.git.blob(&serde_json::to_vec_pretty(t)?)?,
+            repo.git.blob(&serde_json::to_vec(t)?)?,
             FileMode::Blob,
         );
         if t.state.is_active() {
@@ -535,7 +535,7 @@ fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Chang
     {
         update.remove(layout::phase_record(id).as_str());
     }
-    let meta = serde_json::to_vec_pretty(&state)?;
+    let meta = serde_json::to_vec(&state)?;
     update.upsert(META_FILE, repo.git.blob(&meta)?, FileMode::Blob);
     for (path, data) in &change.files {
         update.upsert(path.as_str(), repo.git.blob(data)?, FileMode::Blob);

@@ -70,8 +70,9 @@ impl TestRepo {
             home,
             bin_dir,
         };
+        // git's default gc.auto on purpose: git-orch must not let git's
+        // automatic maintenance race its worktrees.
         repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "gc.auto", "0"]);
         repo
     }
 
@@ -262,16 +263,25 @@ pub fn both(out: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out))
 }
 
-/// Where format 2 of the state tree keeps a file of a task
-/// (`tasks/<h>/<h>/<id>/<file>`, README "State layout"): the two fan-out
-/// digits are FNV-1a of the id.
-pub fn task_path(id: &str, file: &str) -> String {
+/// `tasks/<h>/<h>/<id>`: where format 2 of the state tree keeps a task
+/// (README "State layout"); the two fan-out digits are FNV-1a of the id.
+fn task_dir(id: &str) -> String {
     let mut h: u32 = 0x811c_9dc5;
     for b in id.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    format!("tasks/{:x}/{:x}/{id}/{file}", (h >> 4) & 0xf, h & 0xf)
+    format!("tasks/{:x}/{:x}/{id}", (h >> 4) & 0xf, h & 0xf)
+}
+
+/// The path of a file of a task in the state tree (its logs, its handoff).
+pub fn task_path(id: &str, file: &str) -> String {
+    format!("{}/{file}", task_dir(id))
+}
+
+/// The path of a task's record in the state tree.
+pub fn record_path(id: &str) -> String {
+    format!("{}.json", task_dir(id))
 }
 
 /// The path of a task's handoff note in the state tree.
@@ -286,6 +296,6 @@ pub fn log_path(id: &str, n: u32) -> String {
 
 /// A task's record in the state branch of `plan`, if it has one.
 pub fn task_record(repo: &TestRepo, plan: &str, id: &str) -> Option<serde_json::Value> {
-    let text = repo.show(&format!("orch/{plan}/state:{}", task_path(id, "task.json")))?;
+    let text = repo.show(&format!("orch/{plan}/state:{}", record_path(id)))?;
     Some(serde_json::from_str(&text).expect("a task record is JSON"))
 }

@@ -82,3 +82,72 @@ id = "one"
     let finished = repo.orch_ok(&["list"]);
     assert!(finished.contains("finished"), "{finished}");
 }
+
+/// Three tasks with disjoint scopes; each fails if another one is running.
+fn exclusive_tasks(repo: &TestRepo) -> String {
+    let busy = repo.scratch().join("busy");
+    let task = |id: &str| {
+        format!(
+            "  [[phases.tasks]]\n  id = \"{id}\"\n  run = \"mkdir {busy} || exit 9; sleep 0.4; rmdir {busy}; echo {id} > {id}.txt\"\n  files = [\"{id}.txt\"]\n",
+            busy = busy.display()
+        )
+    };
+    format!(
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n{}{}{}",
+        task("a"),
+        task("b"),
+        task("c")
+    )
+}
+
+fn git_orch(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = repo.command("git", &repo.path);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run git orch")
+}
+
+/// A user's locale: git's messages would be translated where it is installed.
+const GERMAN: &[(&str, &str)] = &[("LANG", "de_DE.UTF-8"), ("LC_ALL", "de_DE.UTF-8")];
+
+#[test]
+fn git_dash_c_orch_parallel_is_honoured() {
+    // The control: the repository's config lets the three overlap.
+    let control = TestRepo::new();
+    control.git(&["config", "orch.parallel", "3"]);
+    start(&control, &exclusive_tasks(&control));
+    let out = git_orch(&control, &["orch", "run"], GERMAN);
+    assert_eq!(
+        code(&out),
+        Some(1),
+        "the tasks did not overlap: {}",
+        both(&out)
+    );
+
+    let repo = TestRepo::new();
+    repo.git(&["config", "orch.parallel", "3"]);
+    start(&repo, &exclusive_tasks(&repo));
+    let out = git_orch(&repo, &["-c", "orch.parallel=1", "orch", "run"], GERMAN);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(status_json(&repo)["phase"].is_null());
+    repo.fsck();
+}
+
+#[test]
+fn git_config_count_orch_parallel_is_honoured() {
+    let repo = TestRepo::new();
+    repo.git(&["config", "orch.parallel", "3"]);
+    start(&repo, &exclusive_tasks(&repo));
+    let out = repo
+        .command(BIN, &repo.path)
+        .args(["run"])
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "orch.parallel")
+        .env("GIT_CONFIG_VALUE_0", "1")
+        .output()
+        .expect("run git-orch");
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(status_json(&repo)["phase"].is_null());
+}

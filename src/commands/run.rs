@@ -164,11 +164,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
     let jobs = args
         .jobs
         .or(snap.plan.defaults.parallel)
-        .or_else(|| {
-            repo.config_i64("orch.parallel")
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n > 0)
-        })
+        .or_else(|| crate::config::of(&repo).parallel())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = snap.plan.tasks().count() as u64;
     let settled = snap

@@ -151,3 +151,91 @@ fn git_config_count_orch_parallel_is_honoured() {
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert!(status_json(&repo)["phase"].is_null());
 }
+
+/// Puts a `git` first on PATH that says it is `version` and hands every
+/// other command to the real git. (Run `git-orch` itself then: `git orch`
+/// puts git's own exec-path first on PATH, so its children see the real
+/// git, the one that would do the work.)
+fn fake_git_version(repo: &TestRepo, version: &str) {
+    let real = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("git"))
+        .find(|p| p.is_file())
+        .expect("a git on PATH");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'git version {version}'; exit 0; fi\nexec '{}' \"$@\"\n",
+        real.display()
+    );
+    let fake = repo.bin_dir.join("git");
+    std::fs::write(&fake, script).expect("write fake git");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+const REBASE_PLAN: &str = r#"
+name = "p"
+[defaults]
+merge = "rebase"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a > a.txt"
+  files = ["a.txt"]
+"#;
+
+#[test]
+fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
+    let repo = TestRepo::new();
+    // Started while git was new enough...
+    start(&repo, REBASE_PLAN);
+    // ...run after a downgrade: refused before anything runs.
+    fake_git_version(&repo, "2.39.0");
+    let before = repo.refs();
+    let out = repo.orch(&["run"]);
+    assert_refused(&out, "run of a rebase plan on git 2.39");
+    let err = stderr(&out);
+    assert!(
+        err.contains("git 2.40.0 or newer")
+            && err.contains("this is git 2.39.0")
+            && err.contains("--merge-base"),
+        "{err}"
+    );
+    assert_eq!(repo.refs(), before);
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
+    // Starting such a plan is refused up front too, changing nothing.
+    let other = TestRepo::new();
+    fake_git_version(&other, "2.39.0");
+    let before = other.refs();
+    let file = other.plan("plan.toml", REBASE_PLAN);
+    let out = other.orch(&["start", file.to_str().expect("utf-8")]);
+    assert_refused(&out, "start of a rebase plan on git 2.39");
+    assert!(
+        stderr(&out).contains("git 2.40.0 or newer"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(other.refs(), before);
+}
+
+#[test]
+fn git_2_39_still_runs_a_merge_plan_and_2_37_runs_none() {
+    let repo = TestRepo::new();
+    fake_git_version(&repo, "2.39.0");
+    start(&repo, &REBASE_PLAN.replace("rebase", "merge"));
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(status_json(&repo)["phase"].is_null());
+
+    let old = TestRepo::new();
+    start(&old, &REBASE_PLAN.replace("rebase", "squash"));
+    fake_git_version(&old, "2.37.1");
+    let out = old.orch(&["run"]);
+    assert_refused(&out, "run on git 2.37");
+    assert!(
+        stderr(&out).contains("git 2.38.0 or newer"),
+        "{}",
+        stderr(&out)
+    );
+}

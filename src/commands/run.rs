@@ -161,6 +161,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
     if args.jobs == Some(0) {
         return Err(crate::error::refuse("-j must be at least 1"));
     }
+    crate::git::version::require_for_plan(&snap.plan)?;
     let jobs = args
         .jobs
         .or(snap.plan.defaults.parallel)

@@ -6,6 +6,7 @@
 
 mod merge;
 mod refs;
+pub mod version;
 mod worktree;
 
 use std::collections::{BTreeMap, BTreeSet};

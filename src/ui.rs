@@ -3,6 +3,7 @@
 //! `--json` stay clean. Colour only on a terminal and never with NO_COLOR.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Whether to paint. Precedence: `NO_COLOR` (set and not empty) turns it
@@ -71,11 +72,23 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// A line of data on stdout. A closed pipe ends the program quietly.
+/// A line of data on stdout. Once stdout is closed (`git orch … | head -1`)
+/// nothing more is written, and the process is asked to stop
+/// ([`crate::process::request_stop`]): a run stops its tasks and records
+/// them, other commands finish quietly. Never an exit from here: this runs
+/// on task threads too.
 pub fn out(line: &str) {
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::SeqCst) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{line}").is_err() {
-        std::process::exit(0);
+    if writeln!(stdout, "{line}")
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        CLOSED.store(true, Ordering::SeqCst);
+        crate::process::request_stop(crate::process::Stop::OutputClosed);
     }
 }
 

@@ -239,3 +239,213 @@ fn git_2_39_still_runs_a_merge_plan_and_2_37_runs_none() {
         stderr(&out)
     );
 }
+
+// ------------------------------------------ a run that loses its output or is interrupted
+
+use std::io::BufRead;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two tasks: `a` leaves uncommitted work, says it started, then prints a
+/// line later; both would run for 30 s. `@OUT@` is a scratch directory and
+/// `@MARK@` a marker for finding their processes.
+const LONG_TASKS: &str = r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo partial > a.txt; echo first; touch @OUT@/a-started-$ORCH_TASK; sleep 0.5; echo second; if [ ! -e @OUT@/again ]; then sleep 30; fi; echo a > a.txt # @MARK@"
+  files = ["a.txt"]
+  [[phases.tasks]]
+  id = "b"
+  run = "if [ ! -e @OUT@/again ]; then sleep 30; fi; echo b > b.txt # @MARK@"
+  files = ["b.txt"]
+"#;
+
+fn out_dir(repo: &TestRepo) -> PathBuf {
+    let dir = repo.scratch().join("out");
+    std::fs::create_dir_all(&dir).expect("mkdir out");
+    dir
+}
+
+fn marker(repo: &TestRepo) -> String {
+    let name = repo
+        .scratch()
+        .file_name()
+        .expect("scratch name")
+        .to_string_lossy()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    format!("edgemark{name}")
+}
+
+fn start_long(repo: &TestRepo) {
+    let text = LONG_TASKS
+        .replace("@OUT@", &out_dir(repo).display().to_string())
+        .replace("@MARK@", &marker(repo));
+    start(repo, &text);
+}
+
+fn wait_for_file(path: &Path) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < until, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let until = Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("{what} did not finish within {limit:?}: {}", both(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn assert_no_survivors(pattern: &str) {
+    let until = Instant::now() + Duration::from_secs(3);
+    loop {
+        let out = std::process::Command::new("pgrep")
+            .args(["-a", "-f", pattern])
+            .output()
+            .expect("pgrep");
+        let left = String::from_utf8_lossy(&out.stdout).into_owned();
+        if left.trim().is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "processes of a task outlived the run:\n{left}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Both tasks pending again with `reason`, `a`'s uncommitted work kept in
+/// a preserved ref, no task branch left; then `resume` finishes the plan.
+fn assert_stopped_then_resumed(repo: &TestRepo, reason: &str) {
+    assert_no_survivors(&marker(repo));
+    let st = status_json(repo);
+    for t in st["tasks"].as_array().expect("tasks") {
+        assert_eq!(t["state"], "pending", "{st}");
+        assert_eq!(t["reason"], reason, "{st}");
+    }
+    let kept = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    let worktree_ref = kept
+        .lines()
+        .find(|r| r.ends_with("/worktrees/a"))
+        .unwrap_or_else(|| panic!("a's uncommitted work is not kept: {kept}"));
+    assert_eq!(
+        repo.show(&format!("{worktree_ref}:a.txt")).as_deref(),
+        Some("partial\n")
+    );
+    let subjects = repo.git(&["log", "--format=%s", "orch/p/state"]);
+    assert!(
+        subjects.contains(&format!("task a: {reason}, pending again")),
+        "{subjects}"
+    );
+    assert!(repo
+        .git(&["branch", "--list", "orch/p/tasks/*"])
+        .trim()
+        .is_empty());
+    repo.fsck();
+    std::fs::write(out_dir(repo).join("again"), "").expect("write");
+    let out = repo.orch(&["resume"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(status_json(repo)["phase"].is_null());
+    assert_eq!(repo.show("orch/p/work:a.txt").as_deref(), Some("a\n"));
+    repo.fsck();
+}
+
+#[test]
+fn a_closed_output_stops_the_run_and_records_it() {
+    let repo = TestRepo::new();
+    start_long(&repo);
+    // `git orch run | head -1`
+    let mut child = repo
+        .command("git", &repo.path)
+        .args(["orch", "run", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git orch run");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read a line");
+    assert!(first.contains("first"), "{first}");
+    // The reader is gone: the pipe is closed.
+    let out = wait_within(child, Duration::from_secs(15), "run with its output closed");
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the run stopped: output closed"), "{err}");
+    assert!(err.contains("git orch resume"), "{err}");
+    assert_stopped_then_resumed(&repo, "output closed");
+}
+
+#[test]
+fn sigint_stops_the_run_and_records_the_stopped_tasks() {
+    let repo = TestRepo::new();
+    start_long(&repo);
+    // A terminal's Ctrl-C: SIGINT to the whole foreground process group
+    // (`git` and `git-orch`; the tasks run in groups of their own).
+    let child = repo
+        .command("git", &repo.path)
+        .args(["orch", "run", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn git orch run");
+    wait_for_file(&out_dir(&repo).join("a-started-a"));
+    std::thread::sleep(Duration::from_millis(200));
+    let group = format!("-{}", child.id());
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = wait_within(child, Duration::from_secs(15), "run after SIGINT");
+    assert_ne!(code(&out), Some(0), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("waitpid"), "{err}");
+    assert!(
+        err.contains("the run stopped: interrupted (SIGINT)"),
+        "{err}"
+    );
+    assert_stopped_then_resumed(&repo, "interrupted (SIGINT)");
+}
+
+#[test]
+fn sigterm_to_git_orch_itself_exits_143_and_records_it() {
+    let repo = TestRepo::new();
+    start_long(&repo);
+    let child = repo
+        .command(BIN, &repo.path)
+        .args(["run", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git-orch run");
+    wait_for_file(&out_dir(&repo).join("a-started-a"));
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = wait_within(child, Duration::from_secs(15), "run after SIGTERM");
+    assert_eq!(code(&out), Some(143), "{}", both(&out));
+    assert_stopped_then_resumed(&repo, "interrupted (SIGTERM)");
+}

@@ -223,6 +223,8 @@ static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 static STOP: AtomicI32 = AtomicI32::new(0);
 /// How many stopping signals arrived (a second Ctrl-C ends the process at once).
 static SIGNALS: AtomicI32 = AtomicI32::new(0);
+/// The latest of them.
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Signals this close after the first are the same interrupt: the
 /// terminal signals the whole foreground group, and `git` forwards the one
 /// it got to `git-orch` too.
@@ -313,6 +315,7 @@ pub fn request_stop(stop: Stop) {
 extern "C" fn on_signal(sig: libc::c_int) {
     // Only atomic operations: async-signal-safe.
     let _ = STOP.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    LAST_SIGNAL.store(sig, Ordering::SeqCst);
     SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -355,16 +358,18 @@ pub fn stop_commands_on_interrupt(on_exit: fn(i32)) {
                 if since.elapsed() >= SAME_INTERRUPT && signals_then.is_none() {
                     signals_then = Some(SIGNALS.load(Ordering::SeqCst));
                 }
+                // A signal while already stopping (after a closed output
+                // too), or a signal's wind-down taking too long.
                 let again = signals_then.is_some_and(|n| SIGNALS.load(Ordering::SeqCst) > n);
-                if let Stop::Signal(sig) = stop {
-                    if again || since.elapsed() > WIND_DOWN {
-                        let groups = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
-                        for pgid in groups {
-                            kill_group(pgid);
-                        }
-                        on_exit(sig);
-                        std::process::exit(128 + sig);
+                let slow = matches!(stop, Stop::Signal(_)) && since.elapsed() > WIND_DOWN;
+                if again || slow {
+                    let groups = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+                    for pgid in groups {
+                        kill_group(pgid);
                     }
+                    let sig = LAST_SIGNAL.load(Ordering::SeqCst);
+                    on_exit(sig);
+                    std::process::exit(128 + sig);
                 }
             }
             thread::sleep(Duration::from_millis(50));

@@ -449,3 +449,47 @@ fn sigterm_to_git_orch_itself_exits_143_and_records_it() {
     assert_eq!(code(&out), Some(143), "{}", both(&out));
     assert_stopped_then_resumed(&repo, "interrupted (SIGTERM)");
 }
+
+#[test]
+fn git_dash_c_reaches_worktree_dir_and_pre_push_too() {
+    let repo = TestRepo::new();
+    start(&repo, FAILING_GATE);
+    // orch.worktreeDir from the command line.
+    let elsewhere = repo.scratch().join("elsewhere");
+    let setting = format!("orch.worktreeDir={}", elsewhere.display());
+    let out = git_orch(&repo, &["-c", &setting, "orch", "task", "start", "a"], &[]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let path = stdout(&out).trim().to_string();
+    assert!(path.starts_with(&elsewhere.display().to_string()), "{path}");
+    assert!(Path::new(&path).join(".git").exists(), "{path}");
+    // orch.prePush from the command line holds a push of main to the
+    // plan's failing gate (git hands `-c` on to the hook).
+    repo.orch_ok(&["hook", "install"]);
+    let bare = repo.scratch().join("remote.git");
+    repo.git_in(
+        &repo.scratch(),
+        &["init", "-q", "--bare", &bare.to_string_lossy()],
+    );
+    let bare_s = bare.to_string_lossy().to_string();
+    let out = git_orch(&repo, &["push", "-q", &bare_s, "main"], &[]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "no plan holds main yet: {}",
+        both(&out)
+    );
+    repo.write("more.txt", "more\n");
+    repo.commit_all("more");
+    let out = git_orch(
+        &repo,
+        &["-c", "orch.prePush=p", "push", "-q", &bare_s, "main"],
+        &[],
+    );
+    assert_ne!(
+        code(&out),
+        Some(0),
+        "the gate did not hold the push: {}",
+        both(&out)
+    );
+    assert!(stderr(&out).contains("lint"), "{}", both(&out));
+}

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod engine;
 mod failpoint;
 mod git;
@@ -37,7 +38,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             report(&err);
-            ExitCode::from(EXIT_REFUSED)
+            // A command stopped by a signal or a closed output unwinds to
+            // here like any error, with its own exit code.
+            let stopped = err
+                .chain()
+                .find_map(|c| c.downcast_ref::<process::Stopped>());
+            ExitCode::from(stopped.map_or(EXIT_REFUSED, |s| s.0.exit_code()))
         }
     }
 }

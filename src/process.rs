@@ -32,6 +32,9 @@ pub enum Exit {
     TimedOut(Duration),
     /// The shell itself could not be started.
     NotStarted(String),
+    /// Killed because this process is stopping (a signal, or its output
+    /// closed); see [`stop_requested`].
+    Stopped(Stop),
 }
 
 impl Exit {
@@ -47,6 +50,7 @@ impl Exit {
                 format!("timed out after {}", crate::ui::duration(d.as_secs_f64()))
             }
             Exit::NotStarted(e) => format!("could not start: {e}"),
+            Exit::Stopped(stop) => stop.describe(),
         }
     }
 }
@@ -61,6 +65,13 @@ pub struct Finished {
 /// (stdout and stderr interleaved as they arrive).
 pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
     let started = Instant::now();
+    if let Some(stop) = stop_requested() {
+        return Finished {
+            exit: Exit::Stopped(stop),
+            seconds: 0.0,
+            log: Vec::new(),
+        };
+    }
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(job.command)
@@ -125,6 +136,7 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
 
     let mut log = Vec::new();
     let mut timed_out = false;
+    let mut stopped = None;
     let mut shell_gone: Option<Instant> = None;
     let deadline = job.timeout.map(|t| started + t);
     let mut emit = |bytes: Vec<u8>, log: &mut Vec<u8>| {
@@ -148,6 +160,12 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
             timed_out = true;
             kill_group(pgid);
+        }
+        if stopped.is_none() {
+            stopped = stop_requested();
+            if stopped.is_some() {
+                kill_group(pgid);
+            }
         }
         // The shell is gone but something it started still holds the
         // pipes: a task must not leave processes behind. The shell is not
@@ -176,15 +194,10 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
     if let Some(file) = &job.pgid_file {
         let _ = std::fs::remove_file(file);
     }
-    if interrupted() {
-        // The interrupt handler killed this command and is ending the
-        // process: record nothing, the claim is recovered by `resume`.
-        loop {
-            thread::sleep(Duration::from_secs(1));
-        }
-    }
     let seconds = started.elapsed().as_secs_f64();
-    let exit = if timed_out {
+    let exit = if let Some(stop) = stopped {
+        Exit::Stopped(stop)
+    } else if timed_out {
         Exit::TimedOut(job.timeout.unwrap_or_default())
     } else {
         match status {
@@ -205,8 +218,68 @@ const ESCAPED_GRACE: Duration = Duration::from_secs(1);
 
 /// Process groups of the commands running now, for the interrupt handler.
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
-/// The signal that interrupted this process, 0 if none.
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Why this process is stopping early: 0 if it is not, a signal number, or
+/// [`OUTPUT_CLOSED`]. The first reason wins.
+static STOP: AtomicI32 = AtomicI32::new(0);
+/// How many stopping signals arrived (a second Ctrl-C ends the process at once).
+static SIGNALS: AtomicI32 = AtomicI32::new(0);
+/// The latest of them.
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Signals this close after the first are the same interrupt: the
+/// terminal signals the whole foreground group, and `git` forwards the one
+/// it got to `git-orch` too.
+const SAME_INTERRUPT: Duration = Duration::from_millis(500);
+const OUTPUT_CLOSED: i32 = -1;
+
+/// Why a run stops before its work is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Signal(i32),
+    /// Standard output was closed (`git orch run | head -1`).
+    OutputClosed,
+}
+
+impl Stop {
+    /// `interrupted (SIGINT)`, `output closed`: the reason recorded on the
+    /// tasks it stopped.
+    pub fn describe(&self) -> String {
+        match self {
+            Stop::Signal(sig) => format!("interrupted ({})", signal_name(*sig)),
+            Stop::OutputClosed => "output closed".to_string(),
+        }
+    }
+
+    /// 128 + the signal, as a shell reports a process the signal ended; 1
+    /// for a closed output (the work was not done).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Stop::Signal(sig) => u8::try_from(128 + sig).unwrap_or(1),
+            Stop::OutputClosed => 1,
+        }
+    }
+}
+
+/// The error a command returns when it stopped for a [`Stop`]: it unwinds
+/// like any other, and `main` exits with [`Stop::exit_code`].
+#[derive(Debug)]
+pub struct Stopped(pub Stop);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.describe())
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        other => format!("signal {other}"),
+    }
+}
 
 fn register(pgid: i32) {
     if let Ok(mut r) = RUNNING.lock() {
@@ -220,24 +293,47 @@ fn unregister(pgid: i32) {
     }
 }
 
-fn interrupted() -> bool {
-    SIGNAL.load(Ordering::SeqCst) != 0
+/// Whether (and why) this process is stopping: every command it runs is
+/// then killed, and no new one starts.
+pub fn stop_requested() -> Option<Stop> {
+    match STOP.load(Ordering::SeqCst) {
+        0 => None,
+        OUTPUT_CLOSED => Some(Stop::OutputClosed),
+        sig => Some(Stop::Signal(sig)),
+    }
+}
+
+/// Asks every command started here to stop, and the run to wind down.
+pub fn request_stop(stop: Stop) {
+    let code = match stop {
+        Stop::Signal(sig) => sig,
+        Stop::OutputClosed => OUTPUT_CLOSED,
+    };
+    let _ = STOP.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    SIGNAL.store(sig, Ordering::SeqCst);
+    // Only atomic operations: async-signal-safe.
+    let _ = STOP.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    LAST_SIGNAL.store(sig, Ordering::SeqCst);
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
-/// Makes SIGINT, SIGTERM and SIGHUP stop every command started here (they
-/// run in their own process groups, so a Ctrl-C on the terminal does not
-/// reach them) before this process exits with 128 + the signal. Nothing is
-/// recorded: the state keeps the claims of the dead runner, which the next
-/// `run` or `resume` recovers, exactly as after a `kill -9`.
+/// How long a run may take to wind down after a signal (its commands are
+/// killed at once; what remains is recording them) before it is ended.
+const WIND_DOWN: Duration = Duration::from_secs(20);
+
+/// Makes SIGINT, SIGTERM and SIGHUP stop the run cleanly: every command
+/// started here is killed at once (they run in their own process groups,
+/// so a Ctrl-C on the terminal does not reach them), the runner records
+/// the tasks it stopped and returns [`Stop`] as its outcome. A second
+/// signal, or a wind-down that takes too long, ends the process at once
+/// with 128 + the signal after `on_exit`; the claims it leaves are then
+/// recovered by the next `run` or `resume`, as after a `kill -9`.
 pub fn stop_commands_on_interrupt(on_exit: fn(i32)) {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         #[allow(unsafe_code)]
-        // SAFETY: the handler only stores into an atomic.
+        // SAFETY: the handler only touches atomics.
         unsafe {
             libc::signal(
                 sig,
@@ -245,17 +341,39 @@ pub fn stop_commands_on_interrupt(on_exit: fn(i32)) {
             );
         }
     }
-    thread::spawn(move || loop {
-        let sig = SIGNAL.load(Ordering::SeqCst);
-        if sig != 0 {
-            let groups = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
-            for pgid in groups {
-                kill_group(pgid);
+    thread::spawn(move || {
+        let mut since: Option<Instant> = None;
+        let mut signals_then: Option<i32> = None;
+        let mut killed = false;
+        loop {
+            if let Some(stop) = stop_requested() {
+                if !killed {
+                    killed = true;
+                    let groups = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+                    for pgid in groups {
+                        kill_group(pgid);
+                    }
+                }
+                let since = *since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SAME_INTERRUPT && signals_then.is_none() {
+                    signals_then = Some(SIGNALS.load(Ordering::SeqCst));
+                }
+                // A signal while already stopping (after a closed output
+                // too), or a signal's wind-down taking too long.
+                let again = signals_then.is_some_and(|n| SIGNALS.load(Ordering::SeqCst) > n);
+                let slow = matches!(stop, Stop::Signal(_)) && since.elapsed() > WIND_DOWN;
+                if again || slow {
+                    let groups = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+                    for pgid in groups {
+                        kill_group(pgid);
+                    }
+                    let sig = LAST_SIGNAL.load(Ordering::SeqCst);
+                    on_exit(sig);
+                    std::process::exit(128 + sig);
+                }
             }
-            on_exit(sig);
-            std::process::exit(128 + sig);
+            thread::sleep(Duration::from_millis(50));
         }
-        thread::sleep(Duration::from_millis(50));
     });
 }
 

@@ -3,11 +3,12 @@
 //! `--json` stay clean. Colour only on a terminal and never with NO_COLOR.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Whether to paint. Precedence: `NO_COLOR` (set and not empty) turns it
 /// off whatever else says; then git config `orch.color` (`always`, `never`,
-/// `auto`; `git -c orch.color=…` included); `auto` or unset paints only when
+/// `auto`; read by [`crate::config`], `git -c orch.color=…` included); `auto` or unset paints only when
 /// stdout and stderr are both terminals and `TERM` is not `dumb`.
 fn colour_on() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
@@ -20,77 +21,12 @@ fn colour_on() -> bool {
         if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
             return false;
         }
-        match colour_setting().as_deref() {
+        match crate::config::current().color().as_deref() {
             Some("always") => true,
             Some("never") | Some("false") => false,
             _ => terminal(),
         }
     })
-}
-
-/// `orch.color`, lowercased: from `git -c` first, then the repository's
-/// config (which includes the global and system files), else the global one.
-fn colour_setting() -> Option<String> {
-    const KEY: &str = "orch.color";
-    let value = std::env::var("GIT_CONFIG_PARAMETERS")
-        .ok()
-        .and_then(|p| config_parameter(&p, KEY))
-        .or_else(|| {
-            let cwd = std::env::current_dir().ok()?;
-            crate::git::Repo::discover(&cwd).ok()?.config_string(KEY)
-        })
-        .or_else(|| git2::Config::open_default().ok()?.get_string(KEY).ok())?;
-    Some(value.trim().to_ascii_lowercase())
-}
-
-/// The last value of `key` in `GIT_CONFIG_PARAMETERS`, which git fills for
-/// `git -c key=value`: single-quoted entries, `'key'='value'` (or
-/// `'key=value'` from git before 2.31), a quote inside written as `'\''`.
-fn config_parameter(params: &str, key: &str) -> Option<String> {
-    let mut entries: Vec<Vec<String>> = Vec::new();
-    let mut chars = params.chars().peekable();
-    let mut joined = false; // the next quoted string is the value after `=`
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                let mut text = String::new();
-                loop {
-                    match chars.next() {
-                        Some('\'') => {
-                            // `'\''` continues the same string.
-                            if chars.peek() == Some(&'\\') {
-                                chars.next(); // the backslash
-                                chars.next(); // the escaped quote
-                                chars.next(); // the quote that reopens
-                                text.push('\'');
-                                continue;
-                            }
-                            break;
-                        }
-                        Some(ch) => text.push(ch),
-                        None => break,
-                    }
-                }
-                match entries.last_mut() {
-                    Some(entry) if joined => entry.push(text),
-                    _ => entries.push(vec![text]),
-                }
-                joined = false;
-            }
-            '=' => joined = true,
-            _ => joined = false,
-        }
-    }
-    entries
-        .iter()
-        .filter_map(|e| match e.as_slice() {
-            [k, v] => Some((k.as_str(), v.as_str())),
-            [kv] => kv.split_once('='),
-            _ => None,
-        })
-        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.to_string())
-        .next_back()
 }
 
 pub fn stderr_is_terminal() -> bool {
@@ -136,11 +72,23 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// A line of data on stdout. A closed pipe ends the program quietly.
+/// A line of data on stdout. Once stdout is closed (`git orch … | head -1`)
+/// nothing more is written, and the process is asked to stop
+/// ([`crate::process::request_stop`]): a run stops its tasks and records
+/// them, other commands finish quietly. Never an exit from here: this runs
+/// on task threads too.
 pub fn out(line: &str) {
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::SeqCst) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{line}").is_err() {
-        std::process::exit(0);
+    if writeln!(stdout, "{line}")
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        CLOSED.store(true, Ordering::SeqCst);
+        crate::process::request_stop(crate::process::Stop::OutputClosed);
     }
 }
 
@@ -209,34 +157,5 @@ pub fn trace(what: &str, since: std::time::Instant) {
             "trace: {what} {:.1}ms",
             since.elapsed().as_secs_f64() * 1000.0
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::config_parameter;
-
-    #[test]
-    fn git_dash_c_parameters_are_read() {
-        let key = "orch.color";
-        assert_eq!(
-            config_parameter("'orch.color'='always'", key).as_deref(),
-            Some("always")
-        );
-        assert_eq!(
-            config_parameter("'core.pager'='less' 'orch.color'='never'", key).as_deref(),
-            Some("never")
-        );
-        // git before 2.31, and the last value winning.
-        assert_eq!(
-            config_parameter("'orch.color=never' 'ORCH.COLOR=always'", key).as_deref(),
-            Some("always")
-        );
-        assert_eq!(
-            config_parameter("'user.name'='it'\\''s' 'orch.color'='auto'", key).as_deref(),
-            Some("auto")
-        );
-        assert_eq!(config_parameter("'user.name'='x'", key), None);
-        assert_eq!(config_parameter("", key), None);
     }
 }

@@ -265,20 +265,7 @@ fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
 }
 
 fn configured_plans(repo: &Repo) -> Result<Vec<String>> {
-    let mut plans = Vec::new();
-    let config = repo.git.config()?;
-    let mut entries = config.multivar("orch.prePush", None)?;
-    while let Some(entry) = entries.next() {
-        let entry = entry?;
-        if let Some(v) = entry.value() {
-            for plan in v.split([',', ' ']).filter(|s| !s.is_empty()) {
-                if !plans.iter().any(|p| p == plan) {
-                    plans.push(plan.to_string());
-                }
-            }
-        }
-    }
-    Ok(plans)
+    Ok(crate::config::of(repo).pre_push())
 }
 
 #[cfg(test)]

@@ -38,9 +38,12 @@ pub fn run(args: JsonArg) -> Result<u8> {
         ui::note("no plans in this repository; start one with `git orch start FILE`");
     }
     for r in rows {
-        let phase = r["phase"]
-            .as_str()
-            .map_or("finished".to_string(), |p| format!("phase {p}"));
+        // No current phase only means every phase is checkpointed; the plan
+        // is finished once `git orch finish` ran.
+        let phase = r["phase"].as_str().map_or(
+            "every phase checkpointed (`git orch finish` to clean up)".to_string(),
+            |p| format!("phase {p}"),
+        );
         ui::out(&format!(
             "{:<24} {}/{} tasks, {}/{} phases checkpointed, {}",
             r["plan"].as_str().unwrap_or(""),

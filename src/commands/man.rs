@@ -98,7 +98,8 @@ No colour, whatever \fBorch.color\fR says.
 The pre\-push hook lets the push through.
 .SH CONFIGURATION
 \fBorch.parallel\fR, \fBorch.worktreeDir\fR, \fBorch.prePush\fR and
-\fBorch.color\fR (auto, always, never) are read with \fBgit config\fR.
+\fBorch.color\fR (auto, always, never) are read from git config, \fBgit \-c\fR
+included.
 .SH SEE ALSO
 \fBgit\-orch\-run\fR(1), \fBgit\-orch\-report\fR(1), \fBgit\-worktree\fR(1), \fBgithooks\fR(5)
 "#;

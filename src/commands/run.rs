@@ -110,6 +110,15 @@ impl Observer for Display {
                 ui::red("conflict"),
                 files.join(", ")
             )),
+            TaskOutcome::Interrupted { reason, kept } => {
+                self.say(&format!(
+                    "{} {task}: {reason}; it is pending again",
+                    ui::yellow("stopped")
+                ));
+                for r in kept {
+                    self.say(&format!("  what it left is kept in {r}"));
+                }
+            }
         }
         self.refresh();
     }
@@ -161,14 +170,11 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
     if args.jobs == Some(0) {
         return Err(crate::error::refuse("-j must be at least 1"));
     }
+    crate::git::version::require_for_plan(&snap.plan)?;
     let jobs = args
         .jobs
         .or(snap.plan.defaults.parallel)
-        .or_else(|| {
-            repo.config_i64("orch.parallel")
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n > 0)
-        })
+        .or_else(|| crate::config::of(&repo).parallel())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = snap.plan.tasks().count() as u64;
     let settled = snap.settled_count()? as u64;
@@ -201,14 +207,34 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         task: args.task.clone(),
     };
     crate::process::stop_commands_on_interrupt(|_| {
-        ui::error("interrupted: the tasks this run had started were stopped");
+        ui::error("interrupted again: ended at once; the tasks this run had started were stopped");
         ui::hint("`git orch resume` recovers them and carries on");
     });
     let result = run::run(&repo, &plan, &opts, &display);
     if let Some(bar) = &display.bar {
         bar.finish_and_clear();
     }
-    let report = result?;
+    let report = match (result, crate::process::stop_requested()) {
+        (Ok(report), _) => report,
+        // Stopped half-way through a step (gates, a git the same Ctrl-C
+        // killed): nothing of that step was recorded.
+        (Err(e), Some(stop)) => {
+            if e.is::<crate::process::Stopped>() {
+                ui::error(&format!(
+                    "plan {plan}: the run stopped: {} while gates ran; none was recorded",
+                    stop.describe()
+                ));
+            } else {
+                ui::error(&format!(
+                    "plan {plan}: the run stopped: {}: {e:#}",
+                    stop.describe()
+                ));
+            }
+            ui::hint("`git orch resume` carries on");
+            return Ok(stop.exit_code());
+        }
+        (Err(e), _) => return Err(e),
+    };
     if args.json {
         ui::json(&json!({
             "plan": plan,
@@ -220,7 +246,30 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
             "gate_failure": report.gate_failure,
             "manual": report.manual,
             "finished": report.finished_plan,
+            "interrupted": report.interrupted.map(|s| s.describe()),
+            "stopped": report.stopped.iter().map(|(id, kept)| json!({"task": id, "kept": kept})).collect::<Vec<_>>(),
         }));
+    }
+    if let Some(stop) = report.interrupted {
+        ui::error(&format!(
+            "plan {plan}: the run stopped: {}",
+            stop.describe()
+        ));
+        if !report.stopped.is_empty() {
+            let ids: Vec<&str> = report.stopped.iter().map(|(id, _)| id.as_str()).collect();
+            ui::note(&format!(
+                "  stopped and pending again: {} (what they left is kept, see above)",
+                ids.join(", ")
+            ));
+        }
+        if !report.landed.is_empty() {
+            ui::note(&format!(
+                "  landed before it stopped: {}",
+                report.landed.join(", ")
+            ));
+        }
+        ui::hint("`git orch resume` carries on");
+        return Ok(stop.exit_code());
     }
     if !report.ok() {
         ui::error(&format!("plan {plan}: the run stopped at a failure"));

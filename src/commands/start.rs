@@ -29,6 +29,8 @@ pub fn run(args: StartArgs) -> Result<u8> {
         }
     };
     let repo = open_repo()?;
+    // Refused now rather than at the first landing.
+    crate::git::version::require_for_plan(&plan)?;
     let source = std::fs::read_to_string(&args.file)?;
     let source_name = args
         .file

@@ -208,6 +208,9 @@ fn render(snap: &Snapshot, records: &Records) {
             ui::bold(&phase.id),
             ui::state_word(status.as_str())
         ));
+        if status == crate::state::PhaseStatus::Failed {
+            render_failed_gates(snap, &phase.id);
+        }
         for task in &phase.tasks {
             let s = status_of(records, &task.id);
             let t = records.get(&task.id).map(|t| &**t);
@@ -229,5 +232,21 @@ fn render(snap: &Snapshot, records: &Records) {
                 reason.map_or(String::new(), |r| format!("  ({})", ui::printable(r)))
             ));
         }
+    }
+}
+
+/// Under a phase whose gates failed: which gate, why, and where its log is.
+fn render_failed_gates(snap: &Snapshot, phase: &str) {
+    let gates = snap.state.phases.get(phase).map(|p| p.gates.as_slice());
+    for gate in gates.unwrap_or_default().iter().filter(|g| !g.passed) {
+        let why = gate.reason.as_deref().unwrap_or("failed");
+        ui::out(&format!(
+            "    gate {:<15} {} ({})  log: git show orch/{}/state:{}",
+            gate.name,
+            ui::state_word("failed"),
+            ui::printable(why),
+            snap.plan_name,
+            gate.log
+        ));
     }
 }

@@ -45,6 +45,7 @@ pub fn start(args: TaskArgs) -> Result<u8> {
 pub fn done(args: TaskDoneArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
+    crate::git::version::require_for_plan(&snap.plan)?;
     let plan = snap.plan_name.clone();
     let id = args.id.as_str();
     let (_, task) = tasks::find_task(&snap, id)?;

@@ -73,6 +73,10 @@ pub fn checkpoint(
     let commit = Oid::from_str(&snap.state.work)?;
     let gate_list = snap.plan.gates_for(&phase_id);
     let runs = gates::run_gates(repo, &snap, &gate_list, commit, opts)?;
+    // Gates killed by a signal or a closed output prove nothing: record none.
+    if let Some(stop) = crate::process::stop_requested() {
+        return Err(crate::process::Stopped(stop).into());
+    }
     let passed = runs.iter().all(|r| r.result.passed);
     crate::failpoint!("gates-ran");
     let (_, after) = store::transact(repo, plan, |s, change| {

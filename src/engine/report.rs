@@ -433,6 +433,7 @@ fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
         E::TaskConflict { task, .. } => ("task", Some(task), Some("conflict")),
         E::TaskFailed { task, .. } => ("task", Some(task), Some("failed")),
         E::TaskReleased { task, .. }
+        | E::TaskInterrupted { task, .. }
         | E::TaskRecovered { task, .. }
         | E::TaskReset { task, .. }
         | E::TaskReopened { task, .. } => ("task", Some(task), Some("pending")),
@@ -516,6 +517,17 @@ fn lite_of(e: &state::Event) -> Option<LiteTask> {
             ..
         } => LiteTask {
             reason: Some(reason.clone()),
+            ..lite(TaskStatus::Pending, *attempt, *at, true)
+        },
+        E::TaskInterrupted {
+            attempt,
+            at,
+            reason,
+            log,
+            ..
+        } => LiteTask {
+            reason: Some(reason.clone()),
+            log: log.clone(),
             ..lite(TaskStatus::Pending, *attempt, *at, true)
         },
         E::TaskReset { at, .. } | E::TaskReopened { at, .. } => {

@@ -40,11 +40,14 @@ pub trait Observer: Sync {
     fn waiting(&self, why: &str);
 }
 
+/// `Interrupted`: stopped by a signal or a closed output, back to pending,
+/// its work kept in `kept`.
 #[derive(Debug, Clone)]
 pub enum TaskOutcome {
     Landed { commit: Option<Oid>, seconds: f64 },
     Failed { reason: String, log: Option<String> },
     Conflict { files: Vec<String> },
+    Interrupted { reason: String, kept: Vec<String> },
 }
 
 #[derive(Default)]
@@ -57,11 +60,18 @@ pub struct RunReport {
     /// Tasks that have no command: they wait for a person.
     pub manual: Vec<String>,
     pub finished_plan: bool,
+    /// Why the run stopped before its work was done, and the tasks it
+    /// stopped (now pending again).
+    pub interrupted: Option<process::Stop>,
+    pub stopped: Vec<(String, Vec<String>)>,
 }
 
 impl RunReport {
     pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.conflicts.is_empty() && self.gate_failure.is_none()
+        self.failed.is_empty()
+            && self.conflicts.is_empty()
+            && self.gate_failure.is_none()
+            && self.interrupted.is_none()
     }
 }
 
@@ -135,6 +145,8 @@ pub fn run(
 
     std::thread::scope(|scope| -> Result<()> {
         loop {
+            // A signal or a closed output: start nothing more, wind down.
+            stop |= process::stop_requested().is_some();
             let snap = store::load(repo, plan)?;
             if !stop {
                 for id in startable(&snap, opts, &running, &mut report)? {
@@ -173,6 +185,9 @@ pub fn run(
                 }
             }
             if running.is_empty() {
+                if process::stop_requested().is_some() {
+                    break;
+                }
                 let snap = store::load(repo, plan)?;
                 match next_step(repo, plan, &snap, opts, &mut report, observer)? {
                     Step::Continue => continue,
@@ -201,12 +216,17 @@ pub fn run(
                     stop = true;
                     report.conflicts.push((outcome.0.clone(), files.clone()));
                 }
+                TaskOutcome::Interrupted { kept, .. } => {
+                    stop = true;
+                    report.stopped.push((outcome.0.clone(), kept.clone()));
+                }
             }
             observer.finished(&outcome.0, &outcome.1);
         }
         Ok(())
     })?;
     repo.maintain();
+    report.interrupted = process::stop_requested();
     Ok(report)
 }
 
@@ -467,6 +487,15 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
     let worktree = done
         .worktree
         .unwrap_or_else(|| workspace::task_worktree(repo, plan, &id));
+    // Stopped before its work was committed (a task's git killed by the
+    // same Ctrl-C counts too): back to pending. Committed work still lands.
+    let stop = match &finished.exit {
+        Exit::Stopped(stop) => Some(*stop),
+        _ => process::stop_requested().filter(|_| !matches!(head, Some(Ok(_)))),
+    };
+    if let Some(stop) = stop {
+        return interrupted(repo, plan, id, stop, &finished);
+    }
     if let Some(Err(reason)) = &head {
         return failed(repo, plan, id, reason.clone(), &finished);
     }
@@ -522,6 +551,58 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
     }
     let reason = finished.exit.describe();
     failed(repo, plan, id, reason, &finished)
+}
+
+/// Returns a task this run stopped to pending, its work preserved first and
+/// the attempt's log kept, with the reason (`interrupted (SIGINT)`) on it:
+/// `resume` (or `run`) runs it again.
+fn interrupted(
+    repo: &Repo,
+    plan: &str,
+    id: String,
+    stop: process::Stop,
+    finished: &process::Finished,
+) -> Result<(String, TaskOutcome)> {
+    let work = Oid::from_str(&store::load(repo, plan)?.state.work)?;
+    let tag = tasks::preserve_tag(&format!("interrupted-{id}"));
+    let kept = tasks::preserve_task(repo, plan, &id, &tag, work)?;
+    let reason = stop.describe();
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(&id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let t = change.task_mut(&id)?;
+        let attempt = t.attempts.max(1);
+        let path = state::layout::task_log(&id, attempt);
+        t.state = TaskStatus::Pending;
+        t.claim = None;
+        t.reason = Some(reason.clone());
+        t.log = Some(path.clone());
+        change.file(path.clone(), finished.log.clone());
+        change.event = Some(state::Event::TaskInterrupted {
+            task: id.clone(),
+            attempt,
+            reason: reason.clone(),
+            log: Some(path),
+            at: state::now(),
+        });
+        Ok(())
+    })?;
+    let _ = std::fs::remove_file(workspace::parking_marker(repo, plan, &id));
+    // All kept above: the worktree goes back to the pool and a pending
+    // task has no branch.
+    let branch = names::task_branch(plan, &id);
+    if let Some(wt) = repo.worktree_on_branch(&branch)? {
+        let _ = repo.git_in(&wt.path, &["reset", "-q", "--hard"]);
+        let _ = repo.git_in(&wt.path, &["clean", "-q", "-fd"]);
+        let _ = workspace::park(repo, plan, &wt.path);
+    }
+    if repo.worktree_on_branch(&branch)?.is_none() {
+        if let Some(head) = repo.ref_target(&branch)? {
+            let _ = repo.cas_delete(&branch, head);
+        }
+    }
+    Ok((id, TaskOutcome::Interrupted { reason, kept }))
 }
 
 /// Records a task's failure (with its log) and reports it.

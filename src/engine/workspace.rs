@@ -11,8 +11,8 @@ use crate::git::Repo;
 
 /// The directory that holds every plan's worktrees.
 pub fn worktrees_root(repo: &Repo) -> PathBuf {
-    match repo.config_string("orch.worktreeDir") {
-        Some(dir) if PathBuf::from(&dir).is_absolute() => PathBuf::from(dir),
+    match crate::config::of(repo).worktree_dir() {
+        Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
         Some(dir) => repo.root.join(dir),
         None => repo.orch_dir().join("worktrees"),
     }

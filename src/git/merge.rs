@@ -40,7 +40,7 @@ impl Repo {
                 Ok(TreeMerge::Conflict(files))
             }
             _ => Err(anyhow!(
-                "`git merge-tree` failed: {} (git 2.38 or newer is needed)",
+                "`git merge-tree` failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )),
         }

@@ -6,6 +6,7 @@
 
 mod merge;
 mod refs;
+pub mod version;
 mod worktree;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -271,16 +272,13 @@ impl Repo {
         self.git.config().ok()?.get_string(key).ok()
     }
 
-    pub fn config_i64(&self, key: &str) -> Option<i64> {
-        self.git.config().ok()?.get_i64(key).ok()
-    }
-
     /// Runs `git` in `dir` and returns its stdout; stderr becomes the error.
+    /// In the C locale: a clash is told from git's message (below).
     pub fn git_in(&self, dir: &Path, args: &[&str]) -> Result<String> {
         let mut attempt = 0;
         loop {
             let out = self
-                .command_in(dir, args)
+                .command_c(dir, args)
                 .stdin(Stdio::null())
                 .output()
                 .with_context(|| {
@@ -353,6 +351,14 @@ impl Repo {
         for var in LEAKY_GIT_ENV {
             cmd.env_remove(var);
         }
+        cmd
+    }
+
+    /// A `git` command whose stderr decides something: git translates its
+    /// messages, so it runs in the C locale (and its hooks with it).
+    pub fn command_c(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = self.command_in(dir, args);
+        cmd.env("LC_ALL", "C");
         cmd
     }
 }
@@ -432,6 +438,27 @@ mod tests {
         let sig = git2::Signature::now("t", "t@x").expect("sig");
         repo.commit(None, &sig, &sig, "t", &tree, &[])
             .expect("commit")
+    }
+
+    /// git translates the messages `git_in` and `cas_delete` decide from.
+    #[test]
+    fn git_whose_stderr_decides_runs_in_the_c_locale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git = Repository::init(dir.path()).expect("init");
+        let repo = Repo {
+            root: dir.path().to_path_buf(),
+            common_dir: git.path().to_path_buf(),
+            git,
+        };
+        // An alias that prints the environment git's children get.
+        let env = repo
+            .git(&["-c", "alias.showenv=!env", "showenv"])
+            .expect("git showenv");
+        assert!(env.lines().any(|l| l == "LC_ALL=C"), "{env}");
+        let update_ref = repo.command_c(dir.path(), &["update-ref"]);
+        assert!(update_ref
+            .get_envs()
+            .any(|(k, v)| k == "LC_ALL" && v == Some(std::ffi::OsStr::new("C"))));
     }
 
     #[test]

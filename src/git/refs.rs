@@ -89,7 +89,7 @@ impl Repo {
     /// since libgit2's delete takes no expected value.
     pub fn cas_delete(&self, name: &str, old: Oid) -> Result<()> {
         let out = self
-            .command_in(&self.root, &["update-ref", "-d", name, &old.to_string()])
+            .command_c(&self.root, &["update-ref", "-d", name, &old.to_string()])
             .output()?;
         if out.status.success() {
             return Ok(());

@@ -61,6 +61,14 @@ pub enum Event {
         reason: String,
         at: f64,
     },
+    /// Back to pending because its run was stopped (a signal, a closed output).
+    TaskInterrupted {
+        task: String,
+        attempt: u32,
+        reason: String,
+        log: Option<String>,
+        at: f64,
+    },
     /// Back to pending because the runner that claimed it is gone.
     TaskRecovered {
         task: String,
@@ -150,6 +158,7 @@ impl Event {
             | Event::TaskConflict { at, .. }
             | Event::TaskFailed { at, .. }
             | Event::TaskReleased { at, .. }
+            | Event::TaskInterrupted { at, .. }
             | Event::TaskRecovered { at, .. }
             | Event::TaskReset { at, .. }
             | Event::TaskSkipped { at, .. }
@@ -171,6 +180,7 @@ impl Event {
             | Event::TaskConflict { task, .. }
             | Event::TaskFailed { task, .. }
             | Event::TaskReleased { task, .. }
+            | Event::TaskInterrupted { task, .. }
             | Event::TaskRecovered { task, .. }
             | Event::TaskReset { task, .. }
             | Event::TaskSkipped { task, .. }
@@ -189,6 +199,7 @@ impl Event {
             Event::TaskConflict { .. } => "task-conflict",
             Event::TaskFailed { .. } => "task-failed",
             Event::TaskReleased { .. } => "task-released",
+            Event::TaskInterrupted { .. } => "task-interrupted",
             Event::TaskRecovered { .. } => "task-recovered",
             Event::TaskReset { .. } => "task-reset",
             Event::TaskSkipped { .. } => "task-skipped",
@@ -249,6 +260,9 @@ impl Event {
             }
             Event::TaskReleased { task, reason, .. } => {
                 format!("task {task}: pending ({})", one_line(reason))
+            }
+            Event::TaskInterrupted { task, reason, .. } => {
+                format!("task {task}: {}, pending again", one_line(reason))
             }
             Event::TaskRecovered { task, reason, .. } => {
                 format!("task {task}: recovered ({})", one_line(reason))

@@ -44,6 +44,18 @@ pub fn validate_id(kind: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The plan whose state branch `refname` is (`refs/heads/orch/<plan>/state`):
+/// `None` for any other ref, an error for a plan name that breaks the id
+/// rules (a branch made with plain git can hold any name git accepts, and
+/// such a name must not reach hints, `ORCH_PLAN` or ref names).
+pub fn state_ref_plan(refname: &str) -> Option<Result<&str, String>> {
+    let plan = refname
+        .strip_prefix("refs/heads/orch/")?
+        .strip_suffix("/state")
+        .filter(|plan| !plan.contains('/'))?;
+    Some(validate_id("plan", plan).map(|()| plan))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +95,17 @@ mod tests {
         assert!(validate_id("phase", "start")
             .expect_err("reserved")
             .contains("reserved"));
+    }
+
+    #[test]
+    fn plan_names_in_state_refs() {
+        assert_eq!(state_ref_plan("refs/heads/orch/p-1/state"), Some(Ok("p-1")));
+        assert_eq!(state_ref_plan("refs/heads/orch/p/work"), None);
+        assert_eq!(state_ref_plan("refs/heads/orch/a/b/state"), None);
+        assert_eq!(state_ref_plan("refs/heads/main"), None);
+        let e = state_ref_plan("refs/heads/orch/$(touch${IFS}HACKED)/state")
+            .expect("a state ref")
+            .expect_err("invalid");
+        assert!(e.contains("invalid plan id"), "{e}");
     }
 }

@@ -94,3 +94,71 @@ fn a_plan_name_from_a_ref_is_validated_like_a_plan_file() {
     assert_refused(&out, "pre-push to a hostile work branch");
     assert!(stderr(&out).contains("invalid plan id"), "{}", stderr(&out));
 }
+
+/// Phase ids `state`, `work`, `tasks` (like `start`) would make checkpoint
+/// tags that shadow git-orch's own branches: each is a located error.
+#[test]
+fn reserved_phase_ids_are_located_errors() {
+    let repo = TestRepo::new();
+    let mut text = String::from("name = \"p\"\n");
+    for id in ["state", "work", "tasks", "start"] {
+        text.push_str(&format!(
+            "\n[[phases]]\nid = \"{id}\"\n  [[phases.tasks]]\n  id = \"t-{id}\"\n  files = [\"{id}/**\"]\n"
+        ));
+    }
+    let plan = repo.plan("plan.toml", &text);
+    let refs = repo.refs();
+    let out = repo.orch(&["check", plan.to_str().expect("utf-8")]);
+    assert_refused(&out, "reserved phase ids");
+    let report = stdout(&out);
+    for (id, line) in [("state", 4), ("work", 10), ("tasks", 16), ("start", 22)] {
+        let want = format!("plan.toml:{line}:");
+        let hit = report
+            .lines()
+            .find(|l| l.contains(&format!("`{id}` cannot be a phase id")))
+            .unwrap_or_else(|| panic!("no error for phase `{id}`:\n{report}"));
+        assert!(hit.contains(&want) && hit.contains("reserved"), "{hit}");
+    }
+    let out = repo.orch(&["start", plan.to_str().expect("utf-8")]);
+    assert_refused(&out, "start with reserved phase ids");
+    assert_eq!(repo.refs(), refs);
+    assert!(repo.rev("refs/tags/orch/p/state").is_none());
+}
+
+/// Task `x.handoff`'s brief must not be task `x`'s handoff note.
+#[test]
+fn a_task_brief_never_overwrites_another_tasks_handoff_note() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n\
+         [[phases.tasks]]\nid = \"x\"\nfiles = [\"x/**\"]\n\
+         [[phases.tasks]]\nid = \"x.handoff\"\nfiles = [\"y/**\"]\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let x = repo.orch_json(&["task", "start", "x", "--json"]);
+    let handoff = x["handoff_file"]
+        .as_str()
+        .expect("handoff_file")
+        .to_string();
+    std::fs::write(&handoff, "the note of x\n").expect("write note");
+    let y = repo.orch_json(&["task", "start", "x.handoff", "--json"]);
+    let brief = y["task_file"].as_str().expect("task_file");
+    assert_ne!(brief, handoff, "two tasks share a file");
+    assert_eq!(
+        std::fs::read_to_string(&handoff).expect("note"),
+        "the note of x\n",
+        "starting x.handoff overwrote x's note"
+    );
+    let wt = std::path::PathBuf::from(x["worktree"].as_str().expect("worktree"));
+    std::fs::create_dir_all(wt.join("x")).expect("mkdir");
+    std::fs::write(wt.join("x/done.txt"), "x\n").expect("work");
+    repo.orch_ok(&["task", "done", "x", "-m", "x"]);
+    let note = repo.show("orch/p/state:handoff/x.md").expect("note");
+    assert!(
+        note.contains("## Notes from the task\n\nthe note of x\n")
+            && !note.contains("# Task x.handoff"),
+        "{note}"
+    );
+    repo.fsck();
+}

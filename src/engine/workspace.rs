@@ -28,12 +28,15 @@ pub fn task_files_dir(repo: &Repo, plan: &str) -> PathBuf {
     repo.orch_dir().join("tasks").join(plan)
 }
 
+/// The brief `<task>.md`. With the handoff file `<task>@handoff.md` beside
+/// it, no two tasks share a file: `@` is in no id, so task `x.handoff`'s
+/// brief is not task `x`'s handoff note.
 pub fn task_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
     task_files_dir(repo, plan).join(format!("{task}.md"))
 }
 
 pub fn handoff_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
-    task_files_dir(repo, plan).join(format!("{task}.handoff.md"))
+    task_files_dir(repo, plan).join(format!("{task}@handoff.md"))
 }
 
 /// Pid files of running task commands, for `resume` to stop orphans.

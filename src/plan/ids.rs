@@ -38,11 +38,22 @@ pub fn validate_id(kind: &str, id: &str) -> Result<(), String> {
     if id.ends_with(".lock") {
         return bad("it ends with `.lock`".into());
     }
-    if kind == "phase" && id == "start" {
-        return Err("`start` cannot be a phase id: it is reserved for the plan's starting point; rename the phase".to_string());
+    if kind == "phase" && RESERVED_PHASE_IDS.contains(&id) {
+        return Err(format!(
+            "`{id}` cannot be a phase id: it is reserved ({}), because a phase's checkpoint \
+             tag `orch/<plan>/<phase>` would be mistaken for the plan's start tag or its \
+             state, work or task branches; rename the phase",
+            RESERVED_PHASE_IDS.join(", ")
+        ));
     }
     Ok(())
 }
+
+/// Phase ids a plan cannot use: `start` is the plan's starting-point tag,
+/// and a checkpoint tag `refs/tags/orch/<plan>/state` (or `work`, `tasks`)
+/// would shadow the branch `orch/<plan>/state` in every short ref name
+/// git-orch prints and git resolves.
+pub const RESERVED_PHASE_IDS: &[&str] = &["start", "state", "work", "tasks"];
 
 /// The plan whose state branch `refname` is (`refs/heads/orch/<plan>/state`):
 /// `None` for any other ref, an error for a plan name that breaks the id
@@ -92,9 +103,17 @@ mod tests {
         );
         let ctl = validate_id("task", "a\nb\u{1b}").expect_err("control");
         assert!(!ctl.contains(['\n', '\u{1b}']), "{ctl}");
-        assert!(validate_id("phase", "start")
-            .expect_err("reserved")
-            .contains("reserved"));
+        for id in ["start", "state", "work", "tasks"] {
+            assert!(validate_id("phase", id)
+                .expect_err("reserved")
+                .contains("reserved"));
+            assert_eq!(
+                validate_id("task", id),
+                Ok(()),
+                "only phase ids are reserved"
+            );
+        }
+        assert_eq!(validate_id("phase", "tasks-2"), Ok(()));
     }
 
     #[test]

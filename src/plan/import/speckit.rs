@@ -330,7 +330,7 @@ pub(crate) fn parse(text: &str) -> Parsed {
                     // Tasks under a non-phase heading (or before any
                     // heading): that section is a phase after all.
                     let mut phase = pending.take().unwrap_or_else(|| RawPhase {
-                        id: "tasks".into(),
+                        id: "phase-0".into(),
                         ..RawPhase::default()
                     });
                     phase.id = unique(phase.id, &mut phase_ids);
@@ -1297,6 +1297,13 @@ mod tests {
     fn tasks_outside_phase_headings_get_a_phase() {
         let p = parse("# Tasks\n\n- [ ] T001 First\n\n## Setup\n\n- [ ] T002 Second\n");
         let ids: Vec<_> = p.phases.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["tasks", "setup"]);
+        assert_eq!(ids, ["phase-0", "setup"]);
+        let p = parse("## Tasks\n- [ ] T001 First\n## Work\n- [ ] T002 Second\n");
+        let ids: Vec<_> = p.phases.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["tasks-2", "work-2"],
+            "reserved phase ids are not used"
+        );
     }
 }

@@ -162,3 +162,81 @@ fn a_task_brief_never_overwrites_another_tasks_handoff_note() {
     );
     repo.fsck();
 }
+
+/// `task done --handoff /dev/zero` (or any file over 1 MiB) is refused
+/// after reading no more than the limit; a handoff file the task itself
+/// left over the limit is cut, with a note, and the task still lands.
+#[test]
+fn an_endless_or_huge_handoff_file_is_refused_or_cut() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n\
+         [[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let a = repo.orch_json(&["task", "start", "a", "--json"]);
+    let wt = std::path::PathBuf::from(a["worktree"].as_str().expect("worktree"));
+    std::fs::create_dir_all(wt.join("a")).expect("mkdir");
+    std::fs::write(wt.join("a/x.txt"), "x\n").expect("work");
+    let big = repo.scratch().join("big-note.md");
+    std::fs::write(&big, "n".repeat((1 << 20) + 1)).expect("big note");
+    let refs = repo.refs();
+    for file in ["/dev/zero", big.to_str().expect("utf-8")] {
+        let out = repo.orch(&["task", "done", "a", "--handoff", file]);
+        assert_refused(&out, file);
+        assert!(stderr(&out).contains("is over 1 MiB"), "{}", stderr(&out));
+        assert_eq!(repo.refs(), refs, "{file}: nothing changed");
+    }
+    assert_eq!(task_state(&status_json(&repo), "a"), "running");
+
+    // Left by the task in ORCH_HANDOFF_FILE: cut, noted, and the task lands.
+    let handoff = a["handoff_file"].as_str().expect("handoff_file");
+    std::fs::write(handoff, "h".repeat(3 << 20)).expect("write handoff");
+    repo.orch_ok(&["task", "done", "a", "-m", "a"]);
+    let note = repo.show("orch/p/state:handoff/a.md").expect("note");
+    assert!(note.len() < (1 << 20) + 4096, "{} bytes", note.len());
+    assert!(note.contains("the rest is cut"), "no note of the cut");
+    repo.fsck();
+}
+
+/// A task that prints far more than the log keeps (lines, then one long
+/// line without a newline): its log in the state branch is the last 4 MiB
+/// with a note of how much was cut.
+#[test]
+fn a_task_that_prints_without_end_keeps_a_bounded_log() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n\
+         [[phases.tasks]]\nid = \"loud\"\nfiles = [\"loud/**\"]\n\
+         run = \"yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxy | head -c 9000000; head -c 3000000 /dev/zero | tr '\\\\0' z; echo; echo the-end\"\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let out = repo.orch(&["run"]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "{}",
+        stderr(&out).lines().last().unwrap_or("")
+    );
+    let shown = both(&out);
+    assert!(shown.contains("the-end"), "output is still streamed live");
+    let log = repo
+        .show("orch/p/state:logs/tasks/loud/1.log")
+        .expect("log");
+    assert!(log.len() <= (4 << 20) + 200, "log is {} bytes", log.len());
+    assert!(log.len() >= (4 << 20) - 4096, "log is {} bytes", log.len());
+    assert!(
+        log.starts_with("[git-orch: ")
+            && log
+                .lines()
+                .next()
+                .unwrap_or("")
+                .contains("bytes of earlier output cut"),
+        "{}",
+        &log[..200.min(log.len())]
+    );
+    assert!(log.trim_end().ends_with("the-end"));
+    assert!(log.contains("zzzz"));
+}

@@ -240,3 +240,122 @@ fn a_task_that_prints_without_end_keeps_a_bounded_log() {
     assert!(log.trim_end().ends_with("the-end"));
     assert!(log.contains("zzzz"));
 }
+
+/// Runs `git orch ARGS` in the repo, killed after a generous time: a safety
+/// net so that a regression hangs no test run, not a timing assertion.
+fn orch_bounded(repo: &TestRepo, args: &[&str]) -> Output {
+    let mut child = repo
+        .command(BIN, &repo.path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut o = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut o).expect("read stdout");
+        o
+    });
+    let reader_err = std::thread::spawn(move || {
+        let mut e = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut e).expect("read stderr");
+        e
+    });
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > limit {
+            let _ = child.kill();
+            panic!("`git orch {}` did not finish", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: reader.join().expect("stdout thread"),
+        stderr: reader_err.join().expect("stderr thread"),
+    }
+}
+
+/// Hostile plan files are refused with a clear error, cheaply: 100,000
+/// unknown keys give the first 100 located and one line counting the rest;
+/// 100,000-deep flow nesting, a file over the size limit and /dev/zero are
+/// refused before parsing.
+#[test]
+fn huge_and_deep_plan_files_are_refused_early() {
+    let repo = TestRepo::new();
+    let deep = repo.plan(
+        "deep.yaml",
+        &format!(
+            "name: p\nphases: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ),
+    );
+    let out = orch_bounded(&repo, &["check", deep.to_str().expect("utf-8")]);
+    assert_refused(&out, "100k-deep flow nesting");
+    assert!(
+        stdout(&out).contains("deep.yaml:2:137: error: `[` and `{` are nested more than 128 deep"),
+        "{}",
+        stdout(&out)
+    );
+    let out = orch_bounded(&repo, &["start", deep.to_str().expect("utf-8")]);
+    assert_refused(&out, "start of a 100k-deep plan");
+
+    let big = repo.plan(
+        "big.toml",
+        &format!("name = \"p\"\n# {}\n", "x".repeat(5 << 20)),
+    );
+    let zero = repo.scratch().join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    for file in [&big, &zero] {
+        let out = orch_bounded(&repo, &["check", file.to_str().expect("utf-8")]);
+        assert_refused(&out, "a file over the limit");
+        assert!(
+            stdout(&out).contains("the plan file is too big"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(
+            stdout(&out).contains("the limit is 4 MiB"),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let mut keys = String::from("name = \"p\"\n");
+    for i in 0..100_000 {
+        keys.push_str(&format!("k{i} = 1\n"));
+    }
+    let keys = repo.plan("keys.toml", &keys);
+    let out = orch_bounded(&repo, &["check", keys.to_str().expect("utf-8")]);
+    assert_refused(&out, "100k unknown keys");
+    let report = stdout(&out);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 101, "the first 100 and a count");
+    assert!(
+        lines[0].contains("keys.toml:2:1: error: unknown key `k0`"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[99].contains("keys.toml:101:1: error: unknown key `k99`"),
+        "{}",
+        lines[99]
+    );
+    assert!(
+        lines[100].ends_with("error: and 99900 more problems (fix the first ones and check again)"),
+        "{}",
+        lines[100]
+    );
+    assert!(
+        stderr(&out).contains("100000 problems found"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert!(!repo.refs().contains("orch/"), "nothing was started");
+}

@@ -88,14 +88,28 @@ impl Validator<'_> {
         self.out.push(Diagnostic::warning(msg).at(pos));
     }
 
+    /// The source to search for a location, while it is worth it: past
+    /// [`super::diag::MAX_DIAGNOSTICS`] problems, none are shown, so none
+    /// are searched for (each search reads the whole text).
+    fn searchable(&self) -> Option<&str> {
+        self.src
+            .filter(|_| self.out.len() < super::diag::MAX_DIAGNOSTICS)
+    }
+
     /// Where `key = value` is written, preferring the place nearest after `anchor`.
     fn kv(&self, key: &str, value: &str, anchor: Pos) -> Pos {
-        let found = locate::key_value_near(self.src?, key, value, line_of(anchor));
+        let Some(src) = self.searchable() else {
+            return anchor;
+        };
+        let found = locate::key_value_near(src, key, value, line_of(anchor));
         found.or(anchor)
     }
 
     fn item(&self, value: &str, anchor: Pos) -> Pos {
-        let found = locate::item_near(self.src?, value, line_of(anchor));
+        let Some(src) = self.searchable() else {
+            return anchor;
+        };
+        let found = locate::item_near(src, value, line_of(anchor));
         found.or(anchor)
     }
 

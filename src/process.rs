@@ -1,8 +1,8 @@
 //! The only place that starts task and gate commands. A command runs as
 //! `sh -c` in its own process group, so a timeout or a crashed runner's
 //! successor can kill it together with everything it spawned. Output is
-//! streamed line by line to a callback (live display) and kept whole for
-//! the log stored in the state branch.
+//! streamed line by line to a callback (live display); the last
+//! [`LOG_TAIL`] bytes of it are kept for the log stored in the state branch.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -52,6 +52,63 @@ impl Exit {
             Exit::NotStarted(e) => format!("could not start: {e}"),
             Exit::Stopped(stop) => stop.describe(),
         }
+    }
+}
+
+/// How much of a command's output its log keeps: the last 4 MiB. What came
+/// before is cut, with a note saying how much, so a command that prints
+/// without end cannot exhaust memory or bloat the state branch.
+pub const LOG_TAIL: usize = 4 << 20;
+
+/// Output is read in lines of at most this many bytes: a command that
+/// prints a gigabyte without a newline is shown and logged in pieces.
+const MAX_LINE: u64 = 64 << 10;
+
+/// The log of a command: the tail of its output, and how much was cut.
+struct Tail {
+    bytes: Vec<u8>,
+    cut: u64,
+}
+
+impl Tail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        // Trim in batches (at 2 × LOG_TAIL) so the copying stays linear.
+        if self.bytes.len() > 2 * LOG_TAIL {
+            self.trim();
+        }
+    }
+
+    /// Keeps the last [`LOG_TAIL`] bytes, from the start of a line if one
+    /// starts soon after the cut.
+    fn trim(&mut self) {
+        let Some(mut drop) = self.bytes.len().checked_sub(LOG_TAIL) else {
+            return;
+        };
+        if let Some(nl) = self.bytes[drop..]
+            .iter()
+            .take(4096)
+            .position(|&b| b == b'\n')
+        {
+            drop += nl + 1;
+        }
+        self.bytes.drain(..drop);
+        self.cut += drop as u64;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.trim();
+        if self.cut == 0 {
+            return self.bytes;
+        }
+        let mut out = format!(
+            "[git-orch: {} bytes of earlier output cut; the log keeps the last {} MiB]\n",
+            self.cut,
+            LOG_TAIL >> 20
+        )
+        .into_bytes();
+        out.extend_from_slice(&self.bytes);
+        out
     }
 }
 
@@ -106,7 +163,8 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         let _ = std::fs::write(file, format!("{pgid} {start}"));
     }
 
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    // Bounded: a command that prints faster than the output is shown waits.
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(256);
     let readers: Vec<_> = [
         child
             .stdout
@@ -124,7 +182,7 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         thread::spawn(move || {
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
-            while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            while matches!(reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut line), Ok(n) if n > 0) {
                 if tx.send(std::mem::take(&mut line)).is_err() {
                     break;
                 }
@@ -134,17 +192,20 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
     .collect();
     drop(tx);
 
-    let mut log = Vec::new();
+    let mut log = Tail {
+        bytes: Vec::new(),
+        cut: 0,
+    };
     let mut timed_out = false;
     let mut stopped = None;
     let mut shell_gone: Option<Instant> = None;
     let deadline = job.timeout.map(|t| started + t);
-    let mut emit = |bytes: Vec<u8>, log: &mut Vec<u8>| {
+    let mut emit = |bytes: Vec<u8>, log: &mut Tail| {
         let text = String::from_utf8_lossy(&bytes);
         on_line(text.trim_end_matches(['\n', '\r']));
-        log.extend_from_slice(&bytes);
+        log.push(&bytes);
         if !bytes.ends_with(b"\n") {
-            log.push(b'\n');
+            log.push(b"\n");
         }
     };
     loop {
@@ -209,7 +270,11 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
             Err(e) => Exit::NotStarted(e.to_string()),
         }
     };
-    Finished { exit, seconds, log }
+    Finished {
+        exit,
+        seconds,
+        log: log.finish(),
+    }
 }
 
 /// How long output is still awaited from processes that left the command's
@@ -454,4 +519,40 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_a_bounded_tail_and_says_what_was_cut() {
+        let mut tail = Tail {
+            bytes: Vec::new(),
+            cut: 0,
+        };
+        let line = [b'a'; 99].iter().chain(b"\n").copied().collect::<Vec<u8>>();
+        for _ in 0..100_000 {
+            tail.push(&line);
+            assert!(tail.bytes.len() <= 2 * LOG_TAIL + line.len());
+        }
+        tail.push(b"last\n");
+        let log = tail.finish();
+        let note_end = log.iter().position(|&b| b == b'\n').expect("note") + 1;
+        let note = String::from_utf8_lossy(&log[..note_end]).into_owned();
+        let cut: u64 = note
+            .strip_prefix("[git-orch: ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{note}"));
+        assert_eq!(cut + (log.len() - note_end) as u64, 10_000_005, "{note}");
+        assert_eq!(cut % 100, 0, "cut at a line: {note}");
+        assert!(log.ends_with(b"a\nlast\n"));
+        assert!(log.len() <= LOG_TAIL + 200);
+        let small = Tail {
+            bytes: b"x\n".to_vec(),
+            cut: 0,
+        };
+        assert_eq!(small.finish(), b"x\n");
+    }
 }

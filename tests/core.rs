@@ -1698,7 +1698,7 @@ fn tasks_are_driven_from_inside_their_worktree() {
     let out = repo.orch_in(&wt, &["status", "--json"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     put(&wt, "a/from-inside.txt", "x\n");
-    let handoff = repo.path.join(".git/orch/tasks/p/a.handoff.md");
+    let handoff = repo.path.join(".git/orch/tasks/p/a@handoff.md");
     assert!(
         repo.path.join(".git/orch/tasks/p/a.md").exists(),
         "the brief is written"

@@ -547,3 +547,83 @@ fn script_example_runs_to_completion() {
     assert!(repo.rev("refs/tags/orch/script-example/report").is_some());
     repo.fsck();
 }
+
+#[test]
+fn speckit_inserted_task_ids_are_imported_not_dropped() {
+    let repo = TestRepo::new();
+    copy_tree(
+        &fixtures().join("import/speckit/003-inserted-tasks"),
+        &repo.path.join("specs/003-inserted-tasks"),
+    );
+    let out = repo.orch(&["import", "specs/003-inserted-tasks"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("without a task id"), "{err}");
+    let plan: toml::Table = toml::from_str(&stdout(&out)).expect("toml");
+    let tasks: Vec<&toml::Value> = plan["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .flat_map(|p| p["tasks"].as_array().expect("tasks"))
+        .collect();
+    let ids: Vec<&str> = tasks
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        ["T001", "T002", "T002A", "T002b", "T-003", "T003.1", "T004", "T002-A", "T1.2"],
+        "every task line of tasks.md is a task"
+    );
+    let deps = |id: &str| -> Vec<String> {
+        tasks
+            .iter()
+            .find(|t| t["id"].as_str() == Some(id))
+            .and_then(|t| t.get("depends_on"))
+            .map(|d| {
+                d.as_array()
+                    .expect("array")
+                    .iter()
+                    .map(|v| v.as_str().expect("str").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(deps("T-003"), ["T002A"]);
+    assert_eq!(deps("T004"), ["T002-A"]);
+    assert_eq!(deps("T1.2"), ["T-003", "T004", "T002-A"]);
+    assert!(err.contains("T-003 depends on T002A"), "{err}");
+    // The imported plan is a plan git-orch runs, its odd ids included.
+    let plan = repo.plan("inserted.toml", &stdout(&out));
+    check_and_start(&repo, &plan);
+    repo.orch_ok(&["task", "start", "T002A"]);
+}
+
+#[test]
+fn speckit_work_without_a_usable_id_is_refused_not_dropped() {
+    let repo = TestRepo::new();
+    for (text, want) in [
+        (
+            "## Phase 1: A\n- [ ] T001 First\n- [ ] Update the docs\n",
+            "line 3: checklist item without a task id: `Update the docs`",
+        ),
+        (
+            "## Phase 1: A\n- [ ] T001 First\n- [ ] T001/b Odd\n- [ ] T002\n",
+            "line 3: `T001/b` is not a task id git-orch can use (ids are `T` and digits, optionally with a suffix such as `T002A`, `T1.2` or `T002-A`) (and 1 more such line)",
+        ),
+    ] {
+        repo.write("specs/001-x/tasks.md", text);
+        let out = repo.orch(&["import", "specs/001-x", "-o", "x.toml"]);
+        assert_refused(&out, text);
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+        assert!(!repo.path.join("x.toml").exists());
+    }
+    // Indented items under a task are its steps, not lost work.
+    repo.write(
+        "specs/001-x/tasks.md",
+        "## Phase 1: A\n- [ ] T001 First\n  - [ ] write the parser\n## Validation\n- [ ] All tests pass\n",
+    );
+    let text = repo.orch_ok(&["import", "specs/001-x"]);
+    assert!(text.contains("Steps:\n- write the parser\n"), "{text}");
+}

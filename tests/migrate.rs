@@ -317,3 +317,19 @@ fn state_files_of(repo: &TestRepo, plan: &str) -> Vec<String> {
     .map(str::to_string)
     .collect()
 }
+
+#[test]
+fn a_task_id_that_is_another_tasks_record_file_is_refused() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"x\"\n  files = [\"x/**\"]\n  [[phases.tasks]]\n  id = \"x.json\"\n  files = [\"y/**\"]\n",
+    );
+    let plan = plan.to_str().expect("utf-8");
+    let out = repo.orch(&["check", plan]);
+    assert_eq!(code(&out), Some(2), "{}", both(&out));
+    assert!(stderr(&out).contains("record file name"), "{}", both(&out));
+    let before = repo.refs();
+    assert_refused(&repo.orch(&["start", plan]), "start");
+    assert_eq!(repo.refs(), before);
+}

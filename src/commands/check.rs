@@ -29,7 +29,11 @@ pub fn run(args: CheckArgs) -> Result<u8> {
     if ok {
         return Ok(0);
     }
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let errors: usize = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(Diagnostic::count)
+        .sum();
     Err(crate::error::refuse_with_hint(
         format!(
             "{shown}: {errors} problem{} found",

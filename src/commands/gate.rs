@@ -209,6 +209,13 @@ fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
             continue;
         }
         for plan in plans_for(&p.local_ref, &p.remote_ref, &configured) {
+            // A name that breaks the id rules is no plan: fail closed.
+            crate::plan::validate_id("plan", &plan).map_err(|e| {
+                refuse_with_hint(
+                    format!("pushing {} names plan {e}", ui::printable(&p.remote_ref)),
+                    "fix `git config --get-all orch.prePush`, or push with --no-verify",
+                )
+            })?;
             let snap = store::load(&repo, &plan).map_err(|_| {
                 refuse_with_hint(
                     format!(

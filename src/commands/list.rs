@@ -8,6 +8,13 @@ use crate::ui;
 
 pub fn run(args: JsonArg) -> Result<u8> {
     let repo = open_repo()?;
+    // State branches made with plain git under names that break the id
+    // rules are not plans: say so and leave them alone.
+    for (refname, _) in repo.refs_under("refs/heads/orch/")? {
+        if let Some(Err(e)) = crate::plan::state_ref_plan(&refname) {
+            ui::warn(&format!("skipped {}: {e}", ui::printable(&refname)));
+        }
+    }
     let mut rows = Vec::new();
     for name in store::plan_names(&repo)? {
         let snap = store::load(&repo, &name)?;

@@ -73,12 +73,8 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
             )
         })?;
     let handoff = match &args.handoff {
-        Some(file) => Some(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the handoff file `{}`", file.display()))
-                .map_err(|e| refuse(format!("{e:#}")))?,
-        ),
-        None => std::fs::read_to_string(workspace::handoff_file(&repo, &plan, id)).ok(),
+        Some(file) => Some(read_handoff_arg(file)?),
+        None => workspace::read_handoff_note(&workspace::handoff_file(&repo, &plan, id)),
     };
     let default_message = format!("{}: {}", id, task.title.as_deref().unwrap_or("work"));
     let message = args.message.clone().unwrap_or(default_message);
@@ -97,6 +93,26 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     )?;
     let code = report_landing(&plan, id, &landed, args.json, &after.state.work);
     Ok(code)
+}
+
+/// The text of `--handoff FILE`: refused if it cannot be read, is not
+/// UTF-8, or is over [`workspace::HANDOFF_LIMIT`] (of which no more is read).
+fn read_handoff_arg(file: &std::path::Path) -> Result<String> {
+    let shown = ui::printable(&file.display().to_string());
+    let (bytes, whole) = workspace::read_capped(file, workspace::HANDOFF_LIMIT)
+        .with_context(|| format!("cannot read the handoff file `{shown}`"))
+        .map_err(|e| refuse(format!("{e:#}")))?;
+    if !whole {
+        return Err(refuse_with_hint(
+            format!(
+                "the handoff file `{shown}` is over {} MiB",
+                workspace::HANDOFF_LIMIT >> 20
+            ),
+            "a handoff note is a short summary for the tasks after this one: shorten it",
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| refuse(format!("the handoff file `{shown}` is not UTF-8 text")))
 }
 
 /// Prints how a landing ended; returns the exit code.

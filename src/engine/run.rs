@@ -500,7 +500,7 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
         return failed(repo, plan, id, reason.clone(), &finished);
     }
     if let Some(Ok(head)) = head {
-        let handoff = std::fs::read_to_string(workspace::handoff_file(repo, plan, &id)).ok();
+        let handoff = workspace::read_handoff_note(&workspace::handoff_file(repo, plan, &id));
         let outcome = format!(
             "The task's command exited 0 after {}.",
             crate::ui::duration(finished.seconds)

@@ -28,12 +28,45 @@ pub fn task_files_dir(repo: &Repo, plan: &str) -> PathBuf {
     repo.orch_dir().join("tasks").join(plan)
 }
 
+/// The brief `<task>.md`. With the handoff file `<task>@handoff.md` beside
+/// it, no two tasks share a file: `@` is in no id, so task `x.handoff`'s
+/// brief is not task `x`'s handoff note.
 pub fn task_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
     task_files_dir(repo, plan).join(format!("{task}.md"))
 }
 
 pub fn handoff_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
-    task_files_dir(repo, plan).join(format!("{task}.handoff.md"))
+    task_files_dir(repo, plan).join(format!("{task}@handoff.md"))
+}
+
+/// A handoff note is a summary for the tasks after: at most 1 MiB of it is
+/// read (`task done --handoff /dev/zero` must not exhaust memory).
+pub const HANDOFF_LIMIT: usize = 1 << 20;
+
+/// At most `limit` bytes of `path`, and whether that was all of it.
+pub fn read_capped(path: &Path, limit: usize) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    let whole = bytes.len() <= limit;
+    bytes.truncate(limit);
+    Ok((bytes, whole))
+}
+
+/// The note a task left in its handoff file, if any: its first
+/// [`HANDOFF_LIMIT`] bytes, with a line saying so if it was longer.
+pub fn read_handoff_note(path: &Path) -> Option<String> {
+    let (bytes, whole) = read_capped(path, HANDOFF_LIMIT).ok()?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if !whole {
+        text.push_str(&format!(
+            "\n[git-orch: the handoff file was longer than {} MiB; the rest is cut]\n",
+            HANDOFF_LIMIT >> 20
+        ));
+    }
+    Some(text)
 }
 
 /// Pid files of running task commands, for `resume` to stop orphans.

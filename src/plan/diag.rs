@@ -25,6 +25,9 @@ pub struct Diagnostic {
     pub message: String,
     pub line: Option<usize>,
     pub col: Option<usize>,
+    /// For the line that stands for problems not shown ("and 5 more
+    /// problems"), how many; 0 for a diagnostic of its own.
+    pub more: usize,
 }
 
 impl Diagnostic {
@@ -51,6 +54,7 @@ impl Diagnostic {
             message,
             line: None,
             col: None,
+            more: 0,
         }
     }
 
@@ -77,6 +81,16 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
+    /// How many problems this diagnostic counts for: 1, or what a closing
+    /// "and N more" line stands for.
+    pub fn count(&self) -> usize {
+        if self.more > 0 {
+            self.more
+        } else {
+            1
+        }
+    }
+
     /// `plan.toml:12:5: error: …`, or `plan.toml: warning: …` without a location.
     pub fn render(&self, file: &str) -> String {
         match (self.line, self.col) {
@@ -85,4 +99,33 @@ impl Diagnostic {
             _ => format!("{file}: {}: {}", self.severity, self.message),
         }
     }
+}
+
+/// At most this many diagnostics are reported (and located: finding each
+/// problem's line costs a pass over the text); the rest are counted in one
+/// closing "and N more" line, so a plan with 100,000 errors is cheap to check.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// The first [`MAX_DIAGNOSTICS`] of `diags` (errors come first), then one
+/// line counting the rest.
+pub fn cap(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    if diags.len() <= MAX_DIAGNOSTICS {
+        return diags;
+    }
+    let rest = diags.split_off(MAX_DIAGNOSTICS);
+    let errors = rest.iter().filter(|d| d.is_error()).count();
+    let warnings = rest.len() - errors;
+    let plural = |n: usize, word: &str| format!("{n} more {word}{}", if n == 1 { "" } else { "s" });
+    let mut last = if errors > 0 {
+        let mut msg = format!("and {}", plural(errors, "problem"));
+        if warnings > 0 {
+            msg.push_str(&format!(" and {}", plural(warnings, "warning")));
+        }
+        Diagnostic::error(msg + " (fix the first ones and check again)")
+    } else {
+        Diagnostic::warning(format!("and {}", plural(warnings, "warning")))
+    };
+    last.more = if errors > 0 { errors } else { warnings };
+    diags.push(last);
+    diags
 }

@@ -38,10 +38,33 @@ pub fn validate_id(kind: &str, id: &str) -> Result<(), String> {
     if id.ends_with(".lock") {
         return bad("it ends with `.lock`".into());
     }
-    if kind == "phase" && id == "start" {
-        return Err("`start` cannot be a phase id: it is reserved for the plan's starting point; rename the phase".to_string());
+    if kind == "phase" && RESERVED_PHASE_IDS.contains(&id) {
+        return Err(format!(
+            "`{id}` cannot be a phase id: it is reserved ({}), because a phase's checkpoint \
+             tag `orch/<plan>/<phase>` would be mistaken for the plan's start tag or its \
+             state, work or task branches; rename the phase",
+            RESERVED_PHASE_IDS.join(", ")
+        ));
     }
     Ok(())
+}
+
+/// Phase ids a plan cannot use: `start` is the plan's starting-point tag,
+/// and a checkpoint tag `refs/tags/orch/<plan>/state` (or `work`, `tasks`)
+/// would shadow the branch `orch/<plan>/state` in every short ref name
+/// git-orch prints and git resolves.
+pub const RESERVED_PHASE_IDS: &[&str] = &["start", "state", "work", "tasks"];
+
+/// The plan whose state branch `refname` is (`refs/heads/orch/<plan>/state`):
+/// `None` for any other ref, an error for a plan name that breaks the id
+/// rules (a branch made with plain git can hold any name git accepts, and
+/// such a name must not reach hints, `ORCH_PLAN` or ref names).
+pub fn state_ref_plan(refname: &str) -> Option<Result<&str, String>> {
+    let plan = refname
+        .strip_prefix("refs/heads/orch/")?
+        .strip_suffix("/state")
+        .filter(|plan| !plan.contains('/'))?;
+    Some(validate_id("plan", plan).map(|()| plan))
 }
 
 #[cfg(test)]
@@ -80,8 +103,28 @@ mod tests {
         );
         let ctl = validate_id("task", "a\nb\u{1b}").expect_err("control");
         assert!(!ctl.contains(['\n', '\u{1b}']), "{ctl}");
-        assert!(validate_id("phase", "start")
-            .expect_err("reserved")
-            .contains("reserved"));
+        for id in ["start", "state", "work", "tasks"] {
+            assert!(validate_id("phase", id)
+                .expect_err("reserved")
+                .contains("reserved"));
+            assert_eq!(
+                validate_id("task", id),
+                Ok(()),
+                "only phase ids are reserved"
+            );
+        }
+        assert_eq!(validate_id("phase", "tasks-2"), Ok(()));
+    }
+
+    #[test]
+    fn plan_names_in_state_refs() {
+        assert_eq!(state_ref_plan("refs/heads/orch/p-1/state"), Some(Ok("p-1")));
+        assert_eq!(state_ref_plan("refs/heads/orch/p/work"), None);
+        assert_eq!(state_ref_plan("refs/heads/orch/a/b/state"), None);
+        assert_eq!(state_ref_plan("refs/heads/main"), None);
+        let e = state_ref_plan("refs/heads/orch/$(touch${IFS}HACKED)/state")
+            .expect("a state ref")
+            .expect_err("invalid");
+        assert!(e.contains("invalid plan id"), "{e}");
     }
 }

@@ -167,6 +167,39 @@ pub fn key(source: &str, key: &str) -> Option<(usize, usize)> {
     })
 }
 
+/// The first place where each of `keys` is set, found in one pass: [`key`]
+/// for each of 100,000 unknown keys would read the file 100,000 times.
+/// Finds what [`key`] finds for keys written at the start of a line (or of
+/// a YAML list item); others are left for [`key`] to search.
+pub fn first_keys<'a>(source: &str, keys: &[&'a str]) -> HashMap<&'a str, (usize, usize)> {
+    let wanted: HashMap<&str, &'a str> = keys.iter().map(|k| (*k, *k)).collect();
+    let mut found: HashMap<&'a str, (usize, usize)> = HashMap::new();
+    for (n, line) in lines(source) {
+        let body = line.trim_start();
+        let body = body.strip_prefix("- ").map_or(body, str::trim_start);
+        let start = line.len() - body.len();
+        let quoted = body.starts_with(['"', '\'']);
+        let name_start = usize::from(quoted);
+        let end = body[name_start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+            .map_or(body.len(), |e| e + name_start);
+        let Some(&key) = wanted.get(&body[name_start..end]) else {
+            continue;
+        };
+        if found.contains_key(key) {
+            continue;
+        }
+        // The same test as [`key`]: an assignment of this key on this line,
+        // and the first one on it, so both agree.
+        if let Some((b, _)) = assignments(line, key).next() {
+            if b == start {
+                found.insert(key, (n, col(line, b)));
+            }
+        }
+    }
+    found
+}
+
 /// The first place at or after `from_line` where the string `value`
 /// appears as a list item or a quoted string (globs, dependency names).
 pub fn item_near(source: &str, value: &str, from_line: usize) -> Option<(usize, usize)> {
@@ -234,6 +267,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn first_keys_agree_with_key() {
+        let text =
+            "name = 'p'\nfils = 1\n  \"quoted\" = 2\n- item: 3\nx.y = 4\nitem: 5\nfils = 6\n";
+        let keys = ["fils", "quoted", "item", "x", "name", "gone"];
+        let found = first_keys(text, &keys);
+        for k in keys {
+            if let Some(pos) = found.get(k) {
+                assert_eq!(Some(*pos), key(text, k), "{k}");
+            }
+        }
+        assert_eq!(found.get("fils"), Some(&(2, 1)));
+        assert_eq!(found.get("item"), Some(&(4, 3)));
+        assert_eq!(found.get("quoted"), Some(&(3, 3)));
+        assert!(!found.contains_key("gone"));
     }
 
     #[test]

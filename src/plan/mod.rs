@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use diag::Diagnostic;
 pub use duration::parse_duration;
-pub use ids::validate_id;
+pub use ids::{state_ref_plan, validate_id, RESERVED_PHASE_IDS};
 pub use parse::load_file;
 pub use parse::{load_str, Format};
 pub use scope::{scopes_may_overlap, sparse_patterns, Scope};

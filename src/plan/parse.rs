@@ -3,9 +3,11 @@
 //! twice (untyped, then typed) so that emptiness, the top-level shape and
 //! every unknown key can be reported clearly before serde's first error.
 
+use super::diag::cap;
 use super::locate;
 use super::schema::{self, Node, UnknownKey};
 use super::{validate, Diagnostic, Plan};
+use std::io::Read;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,10 +30,45 @@ impl Format {
 
 type Loaded = Result<(Plan, Vec<Diagnostic>), Vec<Diagnostic>>;
 
-/// Parse and validate. `Ok` carries the warnings; `Err` carries every
-/// diagnostic (errors first, then warnings).
+/// A plan file over this size is refused unread: the 10,000-task plans of
+/// the tests are under 1 MiB.
+pub const MAX_PLAN_BYTES: usize = 4 << 20;
+
+/// More `[` and `{` than this are refused before parsing: a 10,000-task
+/// TOML plan has about 40,000, and each costs the parsers hundreds of
+/// bytes of memory (4 MiB of `[[]]` would take a gigabyte).
+pub const MAX_BRACKETS: usize = 256 << 10;
+
+/// `[` and `{` nested deeper than this are refused before parsing (the
+/// YAML parser's cost grows with the square of the depth, and neither
+/// parser accepts more than about 128 levels anyway).
+pub const MAX_NESTING: usize = 128;
+
+/// Parse and validate. `Ok` carries the warnings; `Err` carries the
+/// diagnostics (errors first, then warnings), at most
+/// [`super::diag::MAX_DIAGNOSTICS`] of them and a line counting the rest.
 pub fn load_str(text: &str, format: Format) -> Loaded {
+    match load_uncapped(text, format) {
+        Ok((plan, warnings)) => Ok((plan, cap(warnings))),
+        Err(diags) => Err(cap(diags)),
+    }
+}
+
+fn load_uncapped(text: &str, format: Format) -> Loaded {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.len() > MAX_PLAN_BYTES {
+        return Err(vec![too_big(text.len())]);
+    }
+    if let Some((pos, deep)) = too_deep(text) {
+        let msg = if deep {
+            format!(
+                "`[` and `{{` are nested more than {MAX_NESTING} deep here: no plan is that deep"
+            )
+        } else {
+            format!("the plan has more than {MAX_BRACKETS} `[` and `{{`: no plan is that big")
+        };
+        return Err(vec![Diagnostic::error(msg).at(Some(pos))]);
+    }
     let plan = match format {
         Format::Toml => parse_toml(text)?,
         Format::Yaml => parse_yaml(text)?,
@@ -44,6 +81,41 @@ pub fn load_str(text: &str, format: Format) -> Loaded {
     }
 }
 
+fn too_big(len: usize) -> Diagnostic {
+    let shown = if len > MAX_PLAN_BYTES + 1 {
+        format!("{len} bytes")
+    } else {
+        "more".to_string()
+    };
+    Diagnostic::error(format!(
+        "the plan file is too big ({shown}; the limit is {} MiB): is it the right file?",
+        MAX_PLAN_BYTES >> 20
+    ))
+}
+
+/// Where `[`/`{` first nest deeper than [`MAX_NESTING`] (with `true`), or
+/// the one past [`MAX_BRACKETS`] (with `false`). Every bracket in the text
+/// counts, those in strings too: a crude count that only errs towards
+/// more, and no real plan comes near either limit.
+pub(crate) fn too_deep(text: &str) -> Option<((usize, usize), bool)> {
+    let mut depth = 0usize;
+    let mut count = 0usize;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                count += 1;
+                if depth > MAX_NESTING || count > MAX_BRACKETS {
+                    return Some((locate::line_col(text, i), depth > MAX_NESTING));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// [`load_str`] on a file whose format is given by its extension.
 pub fn load_file(path: &Path) -> Loaded {
     let Some(format) = Format::from_path(path) else {
@@ -52,12 +124,22 @@ pub fn load_file(path: &Path) -> Loaded {
             path.display()
         ))]);
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot = |e: String| {
         vec![Diagnostic::error(format!(
             "cannot read plan file `{}`: {e}",
             path.display()
         ))]
-    })?;
+    };
+    // Never more than the limit is read: the path may be /dev/zero.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PLAN_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| cannot(e.to_string()))?;
+    if bytes.len() > MAX_PLAN_BYTES {
+        return Err(vec![too_big(bytes.len())]);
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| cannot("stream did not contain valid UTF-8".into()))?;
     load_str(&text, format)
 }
 
@@ -128,21 +210,38 @@ fn yaml_diag(text: &str, e: &serde_yaml::Error) -> Diagnostic {
     Diagnostic::error(tidy(&msg)).at(pos)
 }
 
-/// One diagnostic per unknown key. The parser located only the first one
-/// it met; the others are found by searching the text.
+/// One diagnostic per unknown key, in the order they are written. The
+/// parser located only the first one it met; the others are found by
+/// searching the text, all in one pass (only the first
+/// [`super::diag::MAX_DIAGNOSTICS`] that pass misses are searched for one
+/// by one: the rest are cut by [`cap`] anyway).
 fn unknown_key_diags(text: &str, unknown: &[UnknownKey], parser: &Diagnostic) -> Vec<Diagnostic> {
     let mut parser_pos = parser.line.zip(parser.col);
-    unknown
+    let names: Vec<&str> = unknown.iter().map(|u| u.key.as_str()).collect();
+    let first = locate::first_keys(text, &names);
+    let mut searched = 0;
+    let mut diags: Vec<Diagnostic> = unknown
         .iter()
         .map(|u| {
+            let d = Diagnostic::error(u.message());
             let pos = if parser.message.contains(&format!("unknown key `{}`", u.key)) {
                 parser_pos.take()
             } else {
                 None
             };
-            Diagnostic::error(u.message()).at(pos.or_else(|| locate::key(text, &u.key)))
+            let pos = pos.or_else(|| first.get(u.key.as_str()).copied());
+            let pos = pos.or_else(|| {
+                searched += 1;
+                (searched <= super::diag::MAX_DIAGNOSTICS)
+                    .then(|| locate::key(text, &u.key))
+                    .flatten()
+            });
+            d.at(pos)
         })
-        .collect()
+        .collect();
+    // Stable: keys found at the same place keep their tree order.
+    diags.sort_by_key(|d| (d.line.is_none(), d.line, d.col));
+    diags
 }
 
 /// Parser messages in our vocabulary ("key", not "field") and on one line.

@@ -256,3 +256,85 @@ fn show_messages() {
         }
     }
 }
+
+#[test]
+fn many_problems_are_cut_to_the_first_hundred_and_counted() {
+    let mut text = String::from("name = \"p\"\n");
+    for i in 0..1000 {
+        text.push_str(&format!("k{i} = 1\n"));
+    }
+    let diags = load_str(&text, Format::Toml).expect_err("unknown keys");
+    assert_eq!(diags.len(), diag::MAX_DIAGNOSTICS + 1);
+    let last = diags.last().expect("last");
+    assert_eq!(
+        last.message,
+        "and 900 more problems (fix the first ones and check again)"
+    );
+    assert_eq!(last.count(), 900);
+    let total: usize = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(Diagnostic::count)
+        .sum();
+    assert_eq!(total, 1000);
+    assert!(
+        diags[..100].iter().all(|d| d.line.is_some()),
+        "the shown ones are located"
+    );
+    // Located where they are: `k5` is on line 7.
+    let k5 = diags
+        .iter()
+        .find(|d| d.message.contains("`k5`"))
+        .expect("k5 shown");
+    assert_eq!(k5.line, Some(7));
+}
+
+#[test]
+fn deep_nesting_and_huge_plans_are_refused_before_parsing() {
+    for (text, format) in [
+        (
+            format!(
+                "name: p\nphases: {}{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            Format::Yaml,
+        ),
+        (
+            format!(
+                "name: p\nphases: {}1{}\n",
+                "{a: ".repeat(50_000),
+                "}".repeat(50_000)
+            ),
+            Format::Yaml,
+        ),
+        (
+            format!(
+                "name = \"p\"\nx = {}{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            Format::Toml,
+        ),
+    ] {
+        let diags = load_str(&text, format).expect_err("too deep");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(
+            diags[0].message.contains("nested more than 128 deep"),
+            "{diags:?}"
+        );
+        assert_eq!(diags[0].line, Some(2));
+    }
+    // Nesting just under the limit is the parser's to judge.
+    let ok_depth = format!("name = \"p\"\nx = {}{}\n", "[".repeat(100), "]".repeat(100));
+    let diags = load_str(&ok_depth, Format::Toml).expect_err("unknown key x");
+    assert!(!diags[0].message.contains("nested"), "{diags:?}");
+
+    let many = format!("name: p\nphases: []\nx: [{}]\n", "[],".repeat(300_000));
+    let diags = load_str(&many, Format::Yaml).expect_err("too many brackets");
+    assert!(diags[0].message.contains("more than 262144"), "{diags:?}");
+
+    let big = format!("name = \"p\"\n#{}\n", "x".repeat(4 << 20));
+    let diags = load_str(&big, Format::Toml).expect_err("too big");
+    assert!(diags[0].message.contains("too big"), "{diags:?}");
+}

@@ -88,14 +88,28 @@ impl Validator<'_> {
         self.out.push(Diagnostic::warning(msg).at(pos));
     }
 
+    /// The source to search for a location, while it is worth it: past
+    /// [`super::diag::MAX_DIAGNOSTICS`] problems, none are shown, so none
+    /// are searched for (each search reads the whole text).
+    fn searchable(&self) -> Option<&str> {
+        self.src
+            .filter(|_| self.out.len() < super::diag::MAX_DIAGNOSTICS)
+    }
+
     /// Where `key = value` is written, preferring the place nearest after `anchor`.
     fn kv(&self, key: &str, value: &str, anchor: Pos) -> Pos {
-        let found = locate::key_value_near(self.src?, key, value, line_of(anchor));
+        let Some(src) = self.searchable() else {
+            return anchor;
+        };
+        let found = locate::key_value_near(src, key, value, line_of(anchor));
         found.or(anchor)
     }
 
     fn item(&self, value: &str, anchor: Pos) -> Pos {
-        let found = locate::item_near(self.src?, value, line_of(anchor));
+        let Some(src) = self.searchable() else {
+            return anchor;
+        };
+        let found = locate::item_near(src, value, line_of(anchor));
         found.or(anchor)
     }
 
@@ -241,6 +255,21 @@ impl Validator<'_> {
                     task_ids.insert(&task.id, &phase.id);
                 }
                 self.task(task, pos);
+            }
+        }
+        // The state tree keeps task `x`'s record as `x.json` beside its
+        // directory `x/`: a task named `x.json` would be both.
+        for (i, phase) in plan.phases.iter().enumerate() {
+            for (j, task) in phase.tasks.iter().enumerate() {
+                if let Some(other) = task.id.strip_suffix(".json") {
+                    if task_ids.contains_key(other) {
+                        let msg = format!(
+                            "task id `{}` is task `{other}`'s record file name in the state branch; rename one of them",
+                            task.id
+                        );
+                        self.error(msg, self.anchors.tasks[i][j]);
+                    }
+                }
             }
         }
     }

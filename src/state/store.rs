@@ -595,12 +595,9 @@ fn write_commit(repo: &Repo, tree: Oid, parent: Option<Oid>, message: &str) -> R
 pub fn plan_names(repo: &Repo) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for (name, _) in repo.refs_under("refs/heads/orch/")? {
-        if let Some(rest) = name.strip_prefix("refs/heads/orch/") {
-            if let Some(plan) = rest.strip_suffix("/state") {
-                if !plan.contains('/') {
-                    names.push(plan.to_string());
-                }
-            }
+        // A name that breaks the id rules (made with plain git) is no plan.
+        if let Some(Ok(plan)) = crate::plan::state_ref_plan(&name) {
+            names.push(plan.to_string());
         }
     }
     Ok(names)

@@ -257,11 +257,15 @@ pub fn slug(text: &str) -> Option<String> {
     (!out.is_empty() && validate_id("plan", &out).is_ok()).then_some(out)
 }
 
-/// Makes `id` unique among `taken` by appending `-2`, `-3`, … and records it.
+/// Makes `id` unique among `taken` by appending `-2`, `-3`, … and records
+/// it; a reserved phase id (`start`, `state`, `work`, `tasks`) is never
+/// handed out.
 pub(crate) fn unique(id: String, taken: &mut Vec<String>) -> String {
     let mut candidate = id.clone();
     let mut n = 2;
-    while taken.contains(&candidate) || candidate == "start" {
+    while taken.contains(&candidate)
+        || crate::plan::RESERVED_PHASE_IDS.contains(&candidate.as_str())
+    {
         candidate = format!("{id}-{n}");
         n += 1;
     }
@@ -340,6 +344,8 @@ mod tests {
         assert_eq!(unique("a".into(), &mut taken), "a-2");
         assert_eq!(unique("a".into(), &mut taken), "a-3");
         assert_eq!(unique("start".into(), &mut taken), "start-2");
+        assert_eq!(unique("work".into(), &mut taken), "work-2");
+        assert_eq!(unique("tasks".into(), &mut taken), "tasks-2");
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //!   that holds task lines is a phase too, named after its heading. `###`
 //!   headings only group tasks and are ignored.
 //! - `- [ ] T001 [P] [US1] Description` is a task; `[X]` marks it done
-//!   (imported with `skip = true`).
+//!   (imported with `skip = true`). Ids may carry a suffix (`T002A`, `T1.2`,
+//!   `T-003`, `T002-A`: see [`id_len`]). Indented checklist items under a
+//!   task are its steps; any other checklist item inside a phase, or an id
+//!   git-orch cannot use, stops the import: work is never left out quietly.
 //! - A task without `[P]` depends on the task before it in its phase;
 //!   "depends on T012, T013" in a description adds explicit dependencies.
 //! - Paths named in a description become the task's `files`; the feature's
@@ -37,6 +40,8 @@ pub(crate) struct RawTask {
     pub parallel: bool,
     pub story: Option<String>,
     pub desc: String,
+    /// Indented checklist items under the task line: steps of this task.
+    pub steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,12 +63,20 @@ pub(crate) struct Parsed {
     pub skipped: Vec<String>,
     /// `##` sections with prose about ordering that is not imported.
     pub prose: Vec<String>,
+    /// Lines that stop the import: work that cannot be imported as a task
+    /// must not be left out quietly.
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, PartialEq)]
 enum Line {
     Task(RawTask),
     Placeholder,
+    /// A checklist item whose first word starts like a task id but is not one
+    /// git-orch can use.
+    BadId(String),
+    /// A task id with nothing after it.
+    NoDesc(String),
     Item(String),
     Other,
 }
@@ -118,6 +131,60 @@ pub(crate) fn bold_field(line: &str) -> Option<(String, String)> {
     Some((key.to_string(), value.to_string()))
 }
 
+/// The length of the task id at the start of `s`, if one is there. spec-kit
+/// numbers tasks `T001`; files in the wild also insert tasks as `T002A`,
+/// `T006a`, `T002-A`, `T002.1` and number them `T-003` or `T1.2`: `T`, an
+/// optional `-` or `_`, digits, then letters and digits, optionally after a
+/// `.`, `-` or `_`. A separator followed by `T` and a digit starts a range
+/// (`T004-T007`), not a suffix.
+pub(crate) fn id_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'T') {
+        return None;
+    }
+    let mut i = 1;
+    if matches!(b.get(i), Some(b'-' | b'_')) && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    i += digits;
+    loop {
+        let run = |from: usize| {
+            b[from..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count()
+        };
+        match b.get(i) {
+            Some(c) if c.is_ascii_alphanumeric() => i += run(i),
+            Some(b'.' | b'-' | b'_') => {
+                let next = run(i + 1);
+                let range =
+                    b.get(i + 1) == Some(&b'T') && b.get(i + 2).is_some_and(u8::is_ascii_digit);
+                if next == 0 || range {
+                    break;
+                }
+                i += 1 + next;
+            }
+            _ => break,
+        }
+    }
+    Some(i)
+}
+
+/// `token` is a whole task id (see [`id_len`]) that git-orch accepts.
+fn is_task_id(token: &str) -> bool {
+    id_len(token) == Some(token.len()) && crate::plan::validate_id("task", token).is_ok()
+}
+
+/// `token` starts like a task id (`T` and a digit, or `T-`/`T_` and a digit).
+fn looks_like_id(token: &str) -> bool {
+    id_len(token).is_some()
+}
+
 fn task_line(line: &str) -> Line {
     let l = line.trim_start();
     let Some(rest) = l.strip_prefix("- [").or_else(|| l.strip_prefix("* [")) else {
@@ -135,8 +202,7 @@ fn task_line(line: &str) -> Line {
     let rest = rest.trim_start();
     let (token, mut after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let token = token.trim_end_matches(':');
-    let digits = token.strip_prefix('T').unwrap_or("");
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+    if !is_task_id(token) {
         let placeholder = token.len() > 1
             && token.starts_with('T')
             && token[1..]
@@ -144,6 +210,8 @@ fn task_line(line: &str) -> Line {
                 .all(|c| matches!(c, 'X' | 'x' | '#' | 'N'));
         return if placeholder {
             Line::Placeholder
+        } else if looks_like_id(token) {
+            Line::BadId(token.to_string())
         } else {
             Line::Item(rest.trim().to_string())
         };
@@ -172,7 +240,7 @@ fn task_line(line: &str) -> Line {
     }
     let desc = after.trim();
     if desc.is_empty() {
-        return Line::Item(rest.trim().to_string());
+        return Line::NoDesc(token.to_string());
     }
     Line::Task(RawTask {
         id: token.to_string(),
@@ -180,6 +248,7 @@ fn task_line(line: &str) -> Line {
         parallel,
         story,
         desc: desc.to_string(),
+        steps: Vec::new(),
     })
 }
 
@@ -261,7 +330,7 @@ pub(crate) fn parse(text: &str) -> Parsed {
                     // Tasks under a non-phase heading (or before any
                     // heading): that section is a phase after all.
                     let mut phase = pending.take().unwrap_or_else(|| RawPhase {
-                        id: "tasks".into(),
+                        id: "phase-0".into(),
                         ..RawPhase::default()
                     });
                     phase.id = unique(phase.id, &mut phase_ids);
@@ -278,12 +347,25 @@ pub(crate) fn parse(text: &str) -> Parsed {
                 n + 1,
                 trimmed
             )),
+            Line::BadId(token) => out.problems.push(format!(
+                "line {}: `{token}` is not a task id git-orch can use (ids are `T` and digits, \
+                 optionally with a suffix such as `T002A`, `T1.2` or `T002-A`)",
+                n + 1
+            )),
+            Line::NoDesc(id) => out
+                .problems
+                .push(format!("line {}: task {id} has no description", n + 1)),
             Line::Item(text) => {
-                if current.is_some() {
-                    out.skipped.push(format!(
-                        "line {}: checklist item without a task id: `{}`",
-                        n + 1,
-                        text
+                let parent = current
+                    .and_then(|i| out.phases[i].tasks.last_mut())
+                    .filter(|_| line.starts_with(char::is_whitespace));
+                if let Some(task) = parent {
+                    // An indented checklist under a task: its steps.
+                    task.steps.push(text);
+                } else if current.is_some() {
+                    out.problems.push(format!(
+                        "line {}: checklist item without a task id: `{text}`",
+                        n + 1
                     ));
                 }
             }
@@ -314,8 +396,11 @@ pub(crate) fn parse(text: &str) -> Parsed {
 }
 
 fn mentions_task_id(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|w| w.len() > 1 && w.starts_with('T') && w[1..].chars().all(|c| c.is_ascii_digit()))
+    text.char_indices().any(|(i, c)| {
+        c == 'T'
+            && !text[..i].ends_with(|p: char| p.is_ascii_alphanumeric())
+            && id_len(&text[i..]).is_some()
+    })
 }
 
 /// Task ids named after "depends on" in a description: `T012, T013`,
@@ -330,6 +415,7 @@ pub(crate) fn explicit_deps(desc: &str) -> Vec<String> {
             from = start;
             let mut rest = &desc[start..];
             let mut last: Option<(usize, usize)> = None; // (number, width) of the last id, for ranges
+            let mut any = false;
             loop {
                 let t = rest.trim_start_matches([' ', ',', ':', '&', '\t']);
                 let t = t
@@ -338,20 +424,33 @@ pub(crate) fn explicit_deps(desc: &str) -> Vec<String> {
                     .unwrap_or(t);
                 let (is_range, t) =
                     match t.strip_prefix(['-', '–']).or_else(|| t.strip_prefix("..")) {
-                        Some(r) if last.is_some() => (true, r.trim_start()),
+                        Some(r) if any => (true, r.trim_start()),
                         _ => (false, t),
                     };
-                let Some(digits) = t.strip_prefix('T') else {
+                let Some(len) = id_len(t) else {
                     break;
                 };
-                let len = digits.chars().take_while(|c| c.is_ascii_digit()).count();
-                if len == 0 {
-                    break;
-                }
-                let num: usize = digits[..len].parse().unwrap_or(0);
+                let id = t[..len].to_string();
+                // Numbers of plain `T004` ids, for ranges.
+                let plain = |id: &str| {
+                    let digits = &id[1..];
+                    digits
+                        .chars()
+                        .all(|c| c.is_ascii_digit())
+                        .then(|| digits.parse::<usize>().ok().map(|n| (n, digits.len())))
+                        .flatten()
+                };
+                let this = plain(&id);
                 if is_range {
-                    if let Some((prev, width)) = last {
-                        for k in prev + 1..num {
+                    // A range of a thousand tasks is no plan: such a
+                    // range names only its ends.
+                    if let (Some((prev, width)), Some((num, _))) = (last, this) {
+                        let end = if num > prev && num - prev <= 1000 {
+                            num
+                        } else {
+                            prev + 1
+                        };
+                        for k in prev + 1..end {
                             let id = format!("T{k:0width$}");
                             if !out.contains(&id) {
                                 out.push(id);
@@ -359,12 +458,12 @@ pub(crate) fn explicit_deps(desc: &str) -> Vec<String> {
                         }
                     }
                 }
-                let id = format!("T{}", &digits[..len]);
                 if !out.contains(&id) {
                     out.push(id);
                 }
-                last = Some((num, len));
-                rest = &digits[len..];
+                last = this;
+                any = true;
+                rest = &t[len..];
             }
         }
     }
@@ -633,6 +732,20 @@ pub fn import(tasks_path: &Path, name: Option<&str>) -> Result<Imported> {
     let dir_name = super::file_name(&dir).unwrap_or_default();
 
     let parsed = parse(text);
+    if let Some(first) = parsed.problems.first() {
+        let more = match parsed.problems.len() {
+            1 => String::new(),
+            n => format!(
+                " (and {} more such line{})",
+                n - 1,
+                if n == 2 { "" } else { "s" }
+            ),
+        };
+        return Err(refuse_with_hint(
+            format!("`{shown}` {first}{more}: it would not be imported"),
+            "give each task line an id (`- [ ] T031 Description`), or make the line plain text if it is not a task",
+        ));
+    }
     let total: usize = parsed.phases.iter().map(|p| p.tasks.len()).sum();
     if total == 0 {
         return Err(refuse_with_hint(
@@ -865,6 +978,13 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
 
 fn prompt(t: &RawTask, id: &str, phase: &RawPhase, feature: &str, docs: &[(&str, &str)]) -> String {
     let mut p = format!("{}\n\n", t.desc);
+    if !t.steps.is_empty() {
+        p.push_str("Steps:\n");
+        for step in &t.steps {
+            p.push_str(&format!("- {step}\n"));
+        }
+        p.push('\n');
+    }
     p.push_str(&format!(
         "This is task {id} of the spec-kit feature in `{feature}/`"
     ));
@@ -923,7 +1043,46 @@ mod tests {
         assert!(matches!(task_line("- [ ] All tests pass"), Line::Item(_)));
         assert_eq!(task_line("- T001 not a checkbox"), Line::Other);
         assert_eq!(task_line("- [~] T001 odd mark"), Line::Other);
-        assert!(matches!(task_line("- [ ] T001"), Line::Item(_)));
+        assert_eq!(task_line("- [ ] T001"), Line::NoDesc("T001".into()));
+    }
+
+    #[test]
+    fn inserted_and_dotted_task_ids_are_task_lines() {
+        for id in [
+            "T002A", "T014B", "T006a", "T1.2", "T-003", "T002-A", "T002.1", "T_7", "T3.1.2",
+            "T010b2",
+        ] {
+            let t = task(&format!("- [ ] {id} [P] Do {id}"));
+            assert_eq!((t.id.as_str(), t.parallel), (id, true), "{id}");
+        }
+        assert_eq!(task("- [ ] T002A: Colon after the id").id, "T002A");
+        for bad in ["T001/x", "T002A)", "T1..2", "T2-", "T003.lock"] {
+            assert_eq!(
+                task_line(&format!("- [ ] {bad} Something")),
+                Line::BadId(bad.into()),
+                "{bad}"
+            );
+        }
+        assert!(matches!(task_line("- [ ] Tests pass"), Line::Item(_)));
+        assert!(matches!(task_line("- [ ] T-shirt sizes"), Line::Item(_)));
+    }
+
+    #[test]
+    fn work_that_cannot_be_a_task_stops_the_import() {
+        let p = parse(
+            "## Phase 1: One\n- [ ] T001 First\n  - [ ] write the parser\n  - [x] its tests\n\
+             - [ ] Update the docs\n- [ ] T001/b Odd\n- [ ] T002\n\n## Validation\n- [ ] All tests pass\n",
+        );
+        assert_eq!(
+            p.phases[0].tasks[0].steps,
+            ["write the parser", "its tests"],
+            "indented items are the task's steps"
+        );
+        assert_eq!(p.problems.len(), 3, "{:?}", p.problems);
+        assert!(p.problems[0].starts_with("line 5: checklist item without a task id"));
+        assert!(p.problems[1].starts_with("line 6: `T001/b` is not a task id"));
+        assert!(p.problems[2].starts_with("line 7: task T002 has no description"));
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
     }
 
     #[test]
@@ -963,6 +1122,20 @@ mod tests {
             ["T004", "T005", "T006"]
         );
         assert_eq!(explicit_deps("depends on: T010 & T011"), ["T010", "T011"]);
+        assert_eq!(
+            explicit_deps("depends on T002A, T014b and T1.2."),
+            ["T002A", "T014b", "T1.2"]
+        );
+        assert_eq!(
+            explicit_deps("depends on T-003 and T002-A"),
+            ["T-003", "T002-A"]
+        );
+        assert_eq!(
+            explicit_deps("depends on T002A-T004"),
+            ["T002A", "T004"],
+            "a range from a suffixed id names its ends"
+        );
+        assert_eq!(explicit_deps("depends on T001-T999999999").len(), 2);
         assert!(explicit_deps("Independent of everything").is_empty());
         assert!(explicit_deps("depends on the schema").is_empty());
     }
@@ -1124,6 +1297,13 @@ mod tests {
     fn tasks_outside_phase_headings_get_a_phase() {
         let p = parse("# Tasks\n\n- [ ] T001 First\n\n## Setup\n\n- [ ] T002 Second\n");
         let ids: Vec<_> = p.phases.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["tasks", "setup"]);
+        assert_eq!(ids, ["phase-0", "setup"]);
+        let p = parse("## Tasks\n- [ ] T001 First\n## Work\n- [ ] T002 Second\n");
+        let ids: Vec<_> = p.phases.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["tasks-2", "work-2"],
+            "reserved phase ids are not used"
+        );
     }
 }

@@ -154,7 +154,9 @@ fn a_task_brief_never_overwrites_another_tasks_handoff_note() {
     std::fs::create_dir_all(wt.join("x")).expect("mkdir");
     std::fs::write(wt.join("x/done.txt"), "x\n").expect("work");
     repo.orch_ok(&["task", "done", "x", "-m", "x"]);
-    let note = repo.show("orch/p/state:handoff/x.md").expect("note");
+    let note = repo
+        .show(&format!("orch/p/state:{}", handoff_path("x")))
+        .expect("note");
     assert!(
         note.contains("## Notes from the task\n\nthe note of x\n")
             && !note.contains("# Task x.handoff"),
@@ -194,7 +196,9 @@ fn an_endless_or_huge_handoff_file_is_refused_or_cut() {
     let handoff = a["handoff_file"].as_str().expect("handoff_file");
     std::fs::write(handoff, "h".repeat(3 << 20)).expect("write handoff");
     repo.orch_ok(&["task", "done", "a", "-m", "a"]);
-    let note = repo.show("orch/p/state:handoff/a.md").expect("note");
+    let note = repo
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
+        .expect("note");
     assert!(note.len() < (1 << 20) + 4096, "{} bytes", note.len());
     assert!(note.contains("the rest is cut"), "no note of the cut");
     repo.fsck();
@@ -223,7 +227,7 @@ fn a_task_that_prints_without_end_keeps_a_bounded_log() {
     let shown = both(&out);
     assert!(shown.contains("the-end"), "output is still streamed live");
     let log = repo
-        .show("orch/p/state:logs/tasks/loud/1.log")
+        .show(&format!("orch/p/state:{}", log_path("loud", 1)))
         .expect("log");
     assert!(log.len() <= (4 << 20) + 200, "log is {} bytes", log.len());
     assert!(log.len() >= (4 << 20) - 4096, "log is {} bytes", log.len());

@@ -328,7 +328,7 @@ fn a_task_id_that_is_another_tasks_record_file_is_refused() {
     let plan = plan.to_str().expect("utf-8");
     let out = repo.orch(&["check", plan]);
     assert_eq!(code(&out), Some(2), "{}", both(&out));
-    assert!(stderr(&out).contains("record file name"), "{}", both(&out));
+    assert!(both(&out).contains("record file name"), "{}", both(&out));
     let before = repo.refs();
     assert_refused(&repo.orch(&["start", plan]), "start");
     assert_eq!(repo.refs(), before);

@@ -85,7 +85,7 @@ pub fn print_gates(plan: &str, runs: &[GateRun]) {
             ui::note(&format!(
                 "  {} on {}; log: `git show orch/{plan}/state:{}`",
                 res.reason.as_deref().unwrap_or("failed"),
-                &res.commit[..10.min(res.commit.len())],
+                res.commit.short(),
                 res.log
             ));
         }

@@ -70,7 +70,7 @@ fn gate_line(plan: &str, run: &GateRun) -> String {
         format!(" in {}", ui::duration(r.seconds))
     };
     let why = match (&r.reason, r.passed) {
-        (Some(reason), false) => format!(" on {} ({reason})", &r.commit[..10.min(r.commit.len())]),
+        (Some(reason), false) => format!(" on {} ({reason})", r.commit.short()),
         _ => String::new(),
     };
     format!(

@@ -39,7 +39,7 @@ pub fn run(args: LogArgs) -> Result<u8> {
         let commit = e["commit"].as_str().unwrap_or("");
         ui::out(&format!(
             "{} {} {}",
-            ui::dim(commit.get(..10).unwrap_or(commit)),
+            ui::dim(crate::state::ids::short_text(commit)),
             ui::dim(&crate::render::utc_time(when as f64)),
             ui::printable(e["summary"].as_str().unwrap_or(""))
         ));

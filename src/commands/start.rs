@@ -55,7 +55,7 @@ pub fn run(args: StartArgs) -> Result<u8> {
             &json!({ "plan": name, "base": snap.state.base, "work": snap.state.work, "state": snap.commit.to_string() }),
         );
     } else {
-        let base = git2::Oid::from_str(&snap.state.base)?;
+        let base = snap.state.base.oid();
         ui::note(&format!(
             "started plan {} at {}",
             ui::bold(name),

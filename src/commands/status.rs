@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::open_plan;
 use crate::cli::StatusArgs;
 use crate::plan::parse_duration;
-use crate::state::{Snapshot, TaskState, TaskStatus};
+use crate::state::{CommitId, Snapshot, TaskState, TaskStatus};
 use crate::ui;
 
 pub fn run(args: StatusArgs) -> Result<u8> {
@@ -28,8 +28,8 @@ pub fn run(args: StatusArgs) -> Result<u8> {
 pub struct StatusReport<'a> {
     plan: &'a str,
     title: Option<&'a str>,
-    work: &'a str,
-    base: &'a str,
+    work: CommitId,
+    base: CommitId,
     state_commit: String,
     finished: bool,
     phase: Option<&'a str>,
@@ -42,7 +42,7 @@ struct PhaseReport<'a> {
     id: &'a str,
     title: Option<&'a str>,
     state: &'static str,
-    checkpoint: Option<&'a str>,
+    checkpoint: Option<CommitId>,
     tag: Option<String>,
     tasks: usize,
     done: usize,
@@ -69,7 +69,7 @@ struct TaskReport<'a> {
     attempts: u32,
     branch: Option<String>,
     worktree: Option<&'a str>,
-    landed: Option<&'a str>,
+    landed: Option<CommitId>,
     reason: Option<&'a str>,
     log: Option<&'a str>,
     depends_on: &'a [String],
@@ -78,7 +78,7 @@ struct TaskReport<'a> {
 type Records = BTreeMap<String, Arc<TaskState>>;
 
 fn status_of(records: &Records, id: &str) -> TaskStatus {
-    records.get(id).map_or(TaskStatus::Pending, |t| t.state)
+    records.get(id).map_or(TaskStatus::Pending, |t| t.state())
 }
 
 pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusReport<'a> {
@@ -94,7 +94,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 id: &p.id,
                 title: p.title.as_deref(),
                 state: snap.phase_status(&p.id).as_str(),
-                checkpoint: cp.map(|c| c.commit.as_str()),
+                checkpoint: cp.map(|c| c.commit),
                 tag: cp.map(|_| format!("orch/{}/{}", snap.plan_name, p.id)),
                 tasks: p.tasks.len(),
                 done: p
@@ -139,9 +139,9 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 branch: t
                     .filter(|t| t.attempts > 0)
                     .map(|_| format!("orch/{}/tasks/{}", snap.plan_name, task.id)),
-                worktree: t.and_then(|t| t.worktree.as_deref()),
-                landed: t.and_then(|t| t.landed.as_deref()),
-                reason: t.and_then(|t| t.reason.as_deref()),
+                worktree: t.and_then(|t| t.worktree()),
+                landed: t.and_then(|t| t.landed()),
+                reason: t.and_then(|t| t.reason()),
                 log: t.and_then(|t| t.log.as_deref()),
                 depends_on: &task.depends_on,
             }
@@ -150,8 +150,8 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
     StatusReport {
         plan: &snap.plan_name,
         title: snap.plan.title.as_deref(),
-        work: &snap.state.work,
-        base: &snap.state.base,
+        work: snap.state.work,
+        base: snap.state.base,
         state_commit: snap.commit.to_string(),
         finished: snap.state.finished,
         phase: current,
@@ -162,8 +162,8 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
 
 fn running_seconds(t: Option<&TaskState>) -> Option<f64> {
     let t = t?;
-    (t.state == TaskStatus::Running)
-        .then(|| t.started_at.map(|s| crate::state::now() - s))
+    (t.state() == TaskStatus::Running)
+        .then(|| t.started_at().map(|s| crate::state::now() - s))
         .flatten()
 }
 
@@ -176,7 +176,7 @@ fn render(snap: &Snapshot, records: &Records) {
     ui::out(&format!("plan {}{title}", ui::bold(&snap.plan_name)));
     ui::out(&format!(
         "work {}  ({})",
-        snap.state.work.get(..10).unwrap_or(&snap.state.work),
+        snap.state.work.short(),
         if snap.state.finished {
             "finished"
         } else {
@@ -200,7 +200,7 @@ fn render(snap: &Snapshot, records: &Records) {
                 "  tag orch/{}/{} → {}",
                 snap.plan_name,
                 phase.id,
-                c.commit.get(..10).unwrap_or(&c.commit)
+                c.commit.short()
             )
         });
         ui::out(&format!(
@@ -222,7 +222,7 @@ fn render(snap: &Snapshot, records: &Records) {
                 (None, None) => String::new(),
             };
             let reason = t
-                .and_then(|t| t.reason.as_deref())
+                .and_then(|t| t.reason())
                 .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
             ui::out(&format!(
                 "    {:<20} {:<10} {}{}",

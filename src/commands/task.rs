@@ -63,7 +63,8 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     }
     let worktree = snap
         .task(id)?
-        .worktree
+        .worktree()
+        .map(str::to_string)
         .map(std::path::PathBuf::from)
         .filter(|p| p.join(".git").exists())
         .ok_or_else(|| {
@@ -91,7 +92,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
             outcome: "Finished by hand (`git orch task done`); no command was run by git-orch.",
         },
     )?;
-    let code = report_landing(&plan, id, &landed, args.json, &after.state.work);
+    let code = report_landing(&plan, id, &landed, args.json, &after.state.work.to_string());
     Ok(code)
 }
 

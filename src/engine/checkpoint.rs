@@ -70,7 +70,7 @@ pub fn checkpoint(
             "finish, skip or run them first (`git orch run`, `git orch task done ID`, `git orch task skip ID`)",
         ));
     }
-    let commit = Oid::from_str(&snap.state.work)?;
+    let commit = snap.state.work.oid();
     let gate_list = snap.plan.gates_for(&phase_id);
     let runs = gates::run_gates(repo, &snap, &gate_list, commit, opts)?;
     // Gates killed by a signal or a closed output prove nothing: record none.
@@ -80,7 +80,7 @@ pub fn checkpoint(
     let passed = runs.iter().all(|r| r.result.passed);
     crate::failpoint!("gates-ran");
     let (_, after) = store::transact(repo, plan, |s, change| {
-        if s.state.work != commit.to_string() || s.is_checkpointed(&phase_id) {
+        if s.state.work != commit || s.is_checkpointed(&phase_id) {
             return Err(refuse_with_hint(
                 "the plan changed while its gates ran",
                 "run `git orch checkpoint` again",
@@ -105,9 +105,9 @@ pub fn checkpoint(
                 message += "no gates\n";
             }
             let tag = reconcile::new_tag(repo, &tag_name, commit, &message)?;
-            let tag_id = Oid::from_str(&tag.object)?;
+            let tag_id = tag.object.oid();
             ps.checkpoint = Some(Checkpoint {
-                commit: commit.to_string(),
+                commit: commit.into(),
                 tag,
                 at: state::now(),
             });

@@ -3,7 +3,6 @@
 //! record. Uncommitted or unlanded work is preserved before anything goes.
 
 use anyhow::Result;
-use git2::Oid;
 
 use super::tasks::{
     discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished, unpreserve,
@@ -11,7 +10,7 @@ use super::tasks::{
 use super::workspace;
 use crate::error::refuse_with_hint;
 use crate::git::Repo;
-use crate::state::{names, store, Event};
+use crate::state::{names, store, transition, Event};
 
 pub struct FinishReport {
     pub removed_branches: usize,
@@ -35,7 +34,7 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
             "run it to the end (`git orch run`) or check the phase (`git orch checkpoint`)",
         ));
     }
-    let work = Oid::from_str(&snap.state.work)?;
+    let work = snap.state.work.oid();
     let tag = preserve_tag("finish");
     let mut preserved = Vec::new();
     let tasks: Vec<String> = snap.plan.tasks().map(|(_, t)| t.id.clone()).collect();
@@ -50,10 +49,8 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
         refuse_if_finished(s)?;
         change.state.finished = true;
         for (id, t) in s.all_tasks()? {
-            if t.worktree.is_some() {
-                let mut t = (*t).clone();
-                t.worktree = None;
-                change.put_task(&id, t);
+            if t.worktree().is_some() {
+                change.put_task(&id, transition::forget_worktree(&t));
             }
         }
         change.event = Some(Event::PlanFinished {

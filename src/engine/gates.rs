@@ -60,7 +60,7 @@ pub fn run_gates(
         {
             Some(mut result) => {
                 result.cached = true;
-                result.commit = commit.to_string();
+                result.commit = commit.into();
                 runs.push(Some(GateRun {
                     result,
                     log: Vec::new(),
@@ -130,7 +130,7 @@ fn run_one(
             command: gate.run.clone(),
             passed: finished.exit.success(),
             seconds: finished.seconds,
-            commit: commit.to_string(),
+            commit: commit.into(),
             log: format!("logs/gates/{}/{}.log", short(commit), gate.name),
             cached: false,
             reason,
@@ -144,7 +144,7 @@ pub fn record(repo: &Repo, change: &mut Change, runs: &[GateRun]) -> Result<()> 
     for run in runs.iter().filter(|r| !r.result.cached) {
         change.file(run.result.log.clone(), run.log.clone());
         if run.result.passed {
-            let tree = repo.tree_of(Oid::from_str(&run.result.commit)?)?;
+            let tree = repo.tree_of(run.result.commit.oid())?;
             change.file(
                 cache_path(tree, &run.result.command),
                 serde_json::to_vec_pretty(&run.result)?,
@@ -165,7 +165,7 @@ pub fn record_adhoc(repo: &Repo, plan: &str, runs: &[GateRun]) -> Result<()> {
         let commit = runs
             .iter()
             .find(|r| !r.result.cached)
-            .map_or(String::new(), |r| r.result.commit.clone());
+            .map_or(String::new(), |r| r.result.commit.to_string());
         change.event = Some(crate::state::Event::GatesRan {
             commit,
             gates: verdicts(runs),

@@ -2,12 +2,11 @@
 //! Reset and skip discard a checkout, so they preserve it first.
 
 use anyhow::Result;
-use git2::Oid;
 
 use super::tasks::{discard_task_checkout, find_task, preserve_tag, preserve_task, unpreserve};
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::Repo;
-use crate::state::{self, store, Event, Snapshot, TaskStatus};
+use crate::state::{self, store, transition, Event, Snapshot, TaskStatus};
 
 pub fn fail(repo: &Repo, plan: &str, id: &str, reason: Option<&str>) -> Result<Snapshot> {
     let (_, snap) = store::transact(repo, plan, |snap, change| {
@@ -20,12 +19,11 @@ pub fn fail(repo: &Repo, plan: &str, id: &str, reason: Option<&str>) -> Result<S
             )));
         }
         let reason = reason.unwrap_or("marked failed by hand").to_string();
-        let t = change.task_mut(id)?;
-        t.state = TaskStatus::Failed;
-        t.claim = None;
-        t.ended_at = Some(state::now());
-        t.reason = Some(reason.clone());
-        let attempt = t.attempts;
+        let t = change.task(id)?;
+        let failed = transition::fail(&t, reason.clone(), None, state::now(), None, None)
+            .map_err(|w| w.about(id))?;
+        let attempt = failed.attempts;
+        change.put_task(id, failed);
         change.event = Some(Event::TaskFailed {
             task: id.to_string(),
             attempt,
@@ -42,10 +40,10 @@ pub fn fail(repo: &Repo, plan: &str, id: &str, reason: Option<&str>) -> Result<S
 /// Refuses to take a task away from a live runner.
 fn refuse_if_live(snap: &Snapshot, id: &str) -> Result<()> {
     let t = snap.task(id)?;
-    if let Some(claim) = t.claim.as_ref() {
+    if let Some(claim) = t.claim() {
         let here = claim.host == crate::process::hostname();
         if !claim.manual
-            && t.state == TaskStatus::Running
+            && t.state() == TaskStatus::Running
             && (!here || crate::process::is_alive(claim.pid, claim.proc_start))
         {
             return Err(refuse_with_hint(
@@ -147,7 +145,7 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
             let _ = std::fs::remove_file(&pgid_file);
         }
     }
-    let work = Oid::from_str(&snap.state.work)?;
+    let work = snap.state.work.oid();
     let kept = preserve_task(
         repo,
         plan,
@@ -158,11 +156,12 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
     crate::failpoint!("reset-preserved");
     store::transact(repo, plan, |snap, change| {
         check(snap)?;
-        let mut t = change.task(id)?.pending_again();
-        t.state = to;
-        if to == TaskStatus::Skipped {
-            t.reason = Some("skipped by hand".to_string());
-        }
+        let t = change.task(id)?;
+        let t = if to == TaskStatus::Skipped {
+            transition::skip(&t, "skipped by hand")
+        } else {
+            transition::pending_again(&t)
+        };
         change.put_task(id, t);
         if let Some(p) = change.state.phases.get_mut(&phase.id) {
             p.gates_failed = false;

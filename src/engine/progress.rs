@@ -10,7 +10,10 @@ use crate::state::{PhaseStatus, Snapshot, TaskStatus};
 impl Snapshot {
     /// Reads the task's record (a corrupt one is an error, never pending).
     pub fn task_status(&self, id: &str) -> Result<TaskStatus> {
-        Ok(self.tasks.get(id)?.map_or(TaskStatus::Pending, |t| t.state))
+        Ok(self
+            .tasks
+            .get(id)?
+            .map_or(TaskStatus::Pending, |t| t.state()))
     }
 
     /// Index of the first phase without a checkpoint; `None` when all have one.
@@ -85,7 +88,7 @@ impl Snapshot {
         Ok(self
             .all_tasks()?
             .iter()
-            .filter(|(id, t)| t.state.is_settled() && self.plan.task(id).is_some())
+            .filter(|(id, t)| t.state().is_settled() && self.plan.task(id).is_some())
             .count())
     }
 

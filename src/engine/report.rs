@@ -271,6 +271,25 @@ struct LiteTask {
     changed: Vec<String>,
 }
 
+/// The same reads as a task record's, so the timeline treats both alike.
+impl LiteTask {
+    fn state(&self) -> TaskStatus {
+        self.state
+    }
+    fn started_at(&self) -> Option<f64> {
+        self.started_at
+    }
+    fn ended_at(&self) -> Option<f64> {
+        self.ended_at
+    }
+    fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+    fn changed(&self) -> &[String] {
+        &self.changed
+    }
+}
+
 #[derive(Deserialize)]
 struct LitePhase {
     checkpoint: Option<LiteCheckpoint>,
@@ -293,7 +312,7 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
     // Attempts still open: running now, unless the state says otherwise.
     let last_event = events.last().map_or(snap.state.started_at, |e| e.time);
     let records = snap.all_tasks()?;
-    let status_of = |id: &str| records.get(id).map_or(TaskStatus::Pending, |t| t.state);
+    let status_of = |id: &str| records.get(id).map_or(TaskStatus::Pending, |t| t.state());
     for a in attempts.iter_mut().filter(|a| a.end.is_none()) {
         if status_of(&a.task) != TaskStatus::Running {
             a.end = Some(last_event.max(a.start));
@@ -324,7 +343,7 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
             at: r.at,
             preserved: r.preserved.clone(),
             undone: r.undone,
-            before: r.before.clone(),
+            before: r.before.to_string(),
         })
         .collect();
     Ok(Report {
@@ -332,8 +351,8 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
         title: snap.plan.title.clone(),
         state_ref: names::state(&snap.plan_name),
         state_commit: snap.commit.to_string(),
-        work: snap.state.work.clone(),
-        base: snap.state.base.clone(),
+        work: snap.state.work.to_string(),
+        base: snap.state.base.to_string(),
         finished: snap.state.finished,
         current_phase: snap.current_phase().map(|p| p.id.clone()),
         started_at: snap.state.started_at,
@@ -584,7 +603,7 @@ fn legacy_event(
             let mut skipped: Vec<&String> = lite
                 .tasks
                 .iter()
-                .filter(|(_, t)| t.state == TaskStatus::Skipped)
+                .filter(|(_, t)| t.state() == TaskStatus::Skipped)
                 .map(|(id, _)| id)
                 .collect();
             skipped.sort();
@@ -636,9 +655,9 @@ fn task_transition(
     t: &LiteTask,
     commit_time: f64,
 ) -> f64 {
-    match t.state {
+    match t.state() {
         TaskStatus::Running => {
-            let start = t.started_at.unwrap_or(commit_time);
+            let start = t.started_at().unwrap_or(commit_time);
             if let Some(&i) = open.get(task) {
                 if attempts[i].n == t.attempts {
                     return start;
@@ -653,7 +672,7 @@ fn task_transition(
             start
         }
         TaskStatus::Done | TaskStatus::Failed | TaskStatus::Conflict => {
-            let end = t.ended_at.unwrap_or(commit_time);
+            let end = t.ended_at().unwrap_or(commit_time);
             let i = match open.remove(task) {
                 Some(i) => i,
                 None => {
@@ -662,7 +681,7 @@ fn task_transition(
                     let start = latest
                         .get(task)
                         .and_then(|&i| attempts[i].end)
-                        .or(t.started_at)
+                        .or(t.started_at())
                         .unwrap_or(end)
                         .min(end);
                     let i = push(attempts, task, phase_of, t.attempts, start);
@@ -673,15 +692,15 @@ fn task_transition(
             let a = &mut attempts[i];
             a.end = Some(end.max(a.start));
             a.outcome = t.state.as_str().to_string();
-            a.reason = t.reason.clone();
+            a.reason = t.reason().map(str::to_string);
             a.log = t.log.clone();
-            if t.state == TaskStatus::Done {
-                a.changed = t.changed.clone();
+            if t.state() == TaskStatus::Done {
+                a.changed = t.changed().to_vec();
             }
             end
         }
         TaskStatus::Pending | TaskStatus::Skipped => {
-            let outcome = if t.state == TaskStatus::Skipped {
+            let outcome = if t.state() == TaskStatus::Skipped {
                 "skipped"
             } else {
                 "interrupted"
@@ -691,13 +710,13 @@ fn task_transition(
                     let a = &mut attempts[i];
                     a.end = Some(commit_time.max(a.start));
                     a.outcome = outcome.to_string();
-                    a.reason = t.reason.clone();
+                    a.reason = t.reason().map(str::to_string);
                 }
-                None if t.state == TaskStatus::Skipped => {
+                None if t.state() == TaskStatus::Skipped => {
                     let i = push(attempts, task, phase_of, t.attempts, commit_time);
                     attempts[i].end = Some(commit_time);
                     attempts[i].outcome = outcome.to_string();
-                    attempts[i].reason = t.reason.clone();
+                    attempts[i].reason = t.reason().map(str::to_string);
                     latest.insert(task.to_string(), i);
                 }
                 None => {}
@@ -799,8 +818,8 @@ fn task_reports(
     for (phase, task) in snap.plan.tasks() {
         let t = records.get(&task.id).map(|t| &**t);
         let seconds = t.and_then(|t| t.seconds).or_else(|| {
-            t.filter(|t| t.state == TaskStatus::Running)
-                .and_then(|t| t.started_at)
+            t.filter(|t| t.state() == TaskStatus::Running)
+                .and_then(|t| t.started_at())
                 .map(|s| state::now() - s)
         });
         let estimate_seconds = task
@@ -819,7 +838,7 @@ fn task_reports(
             phase: phase.id.clone(),
             title: task.title.clone(),
             state: t
-                .map_or(TaskStatus::Pending, |t| t.state)
+                .map_or(TaskStatus::Pending, |t| t.state())
                 .as_str()
                 .to_string(),
             attempts: t.map_or(0, |t| t.attempts),
@@ -830,14 +849,14 @@ fn task_reports(
                 (Some(s), Some(e)) if e > 0 => Some(s / e as f64),
                 _ => None,
             },
-            started_at: t.and_then(|t| t.started_at),
-            ended_at: t.and_then(|t| t.ended_at),
+            started_at: t.and_then(|t| t.started_at()),
+            ended_at: t.and_then(|t| t.ended_at()),
             files: task.files.clone(),
-            changed: t.map(|t| t.changed.clone()).unwrap_or_default(),
+            changed: t.map(|t| t.changed().to_vec()).unwrap_or_default(),
             depends_on: task.depends_on.clone(),
-            reason: t.and_then(|t| t.reason.clone()),
+            reason: t.and_then(|t| t.reason().map(str::to_string)),
             log: t.and_then(|t| t.log.clone()),
-            landed: t.and_then(|t| t.landed.clone()),
+            landed: t.and_then(|t| t.landed()).map(|c| c.to_string()),
             branch: t
                 .filter(|t| t.attempts > 0)
                 .map(|_| format!("orch/{}/tasks/{}", snap.plan_name, task.id)),
@@ -867,7 +886,7 @@ fn phase_reports(snap: &Snapshot, attempts: &[Attempt]) -> Vec<PhaseReport> {
                     .and_then(|s| s.checkpoint.as_ref())
                     .map(|c| CheckpointInfo {
                         tag: c.tag.name.clone(),
-                        commit: c.commit.clone(),
+                        commit: c.commit.to_string(),
                         at: c.at,
                     }),
                 gates: ps.map(|s| s.gates.clone()).unwrap_or_default(),
@@ -926,7 +945,7 @@ fn failures(attempts: &[Attempt], phases: &[PhaseReport]) -> Vec<Failure> {
                 at: None,
                 reason: Some(
                     g.reason.clone().unwrap_or_else(|| {
-                        format!("`{}` failed on {}", g.command, short(&g.commit))
+                        format!("`{}` failed on {}", g.command, g.commit.short())
                     }),
                 ),
                 log: Some(g.log.clone()),
@@ -934,10 +953,6 @@ fn failures(attempts: &[Attempt], phases: &[PhaseReport]) -> Vec<Failure> {
         }
     }
     out
-}
-
-fn short(id: &str) -> &str {
-    id.get(..10).unwrap_or(id)
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use super::tasks::{
 };
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{RefEdit, Repo};
-use crate::state::{self, names, reconcile, store, Event, RollbackRecord, Snapshot, TaskStatus};
+use crate::state::{
+    self, names, reconcile, store, transition, Event, RollbackRecord, Snapshot, TaskStatus,
+};
 
 pub struct RollbackReport {
     pub to: String,
@@ -88,7 +90,7 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
         .into_iter()
         .flatten()
         .collect();
-    let work = Oid::from_str(&snap.state.work)?;
+    let work = snap.state.work.oid();
     if work == target && affected.is_empty() && phases.iter().all(|p| !snap.is_checkpointed(p)) {
         return Err(refuse(format!(
             "nothing to roll back: the work branch is at the `{to}` checkpoint"
@@ -96,9 +98,9 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
     }
     for id in &affected {
         let t = snap.task(id)?;
-        if let Some(claim) = t.claim.as_ref() {
+        if let Some(claim) = t.claim() {
             if !claim.manual
-                && t.state == TaskStatus::Running
+                && t.state() == TaskStatus::Running
                 && crate::process::is_alive(claim.pid, claim.proc_start)
             {
                 return Err(refuse_with_hint(
@@ -144,7 +146,7 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
                 if let Some(cp) = ps.checkpoint.take() {
                     edits.push(RefEdit::Delete {
                         name: names::checkpoint_tag(plan, phase),
-                        old: Oid::from_str(&cp.tag.object)?,
+                        old: cp.tag.object.oid(),
                     });
                 }
                 ps.gates_failed = false;
@@ -152,10 +154,10 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
             }
         }
         for id in &affected {
-            let t = change.task(id)?.pending_again();
+            let t = transition::pending_again(&change.task(id)?);
             change.put_task(id, t);
         }
-        change.state.work = target.to_string();
+        change.state.work = target.into();
         edits.insert(
             0,
             RefEdit::Set {
@@ -168,7 +170,7 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
         change.state.rollbacks.push(RollbackRecord {
             id: record_id,
             to: to.clone(),
-            before: snap.commit.to_string(),
+            before: snap.commit.into(),
             at: state::now(),
             preserved: preserved.clone(),
             undone: false,
@@ -207,7 +209,7 @@ fn checkpointed(snap: &Snapshot) -> Vec<String> {
 
 fn target_commit(snap: &Snapshot, to: &str) -> Result<Oid> {
     if to == "start" {
-        return Ok(Oid::from_str(&snap.state.base)?);
+        return Ok(snap.state.base.oid());
     }
     let cp = snap
         .state
@@ -215,7 +217,7 @@ fn target_commit(snap: &Snapshot, to: &str) -> Result<Oid> {
         .get(to)
         .and_then(|p| p.checkpoint.as_ref())
         .ok_or_else(|| anyhow!("phase `{to}` has no checkpoint"))?;
-    Ok(Oid::from_str(&cp.commit)?)
+    Ok(cp.commit.oid())
 }
 
 pub struct UndoReport {
@@ -236,7 +238,7 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         .find(|r| !r.undone)
         .cloned()
         .ok_or_else(|| refuse("there is no rollback to undo"))?;
-    let before = store::load_at(repo, plan, Oid::from_str(&record.before)?)?;
+    let before = store::load_at(repo, plan, record.before.oid())?;
     // Work done since the rollback would be thrown away: refuse instead.
     let later = later_phases(&snap, &record.to);
     let since: Vec<String> = snap
@@ -251,7 +253,7 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         .filter(|(_, s)| *s != TaskStatus::Pending)
         .map(|(id, _)| id)
         .collect();
-    if !since.is_empty() || target_commit(&snap, &record.to)?.to_string() != snap.state.work {
+    if !since.is_empty() || snap.state.work != target_commit(&snap, &record.to)? {
         return Err(refuse_with_hint(
             format!(
                 "the plan moved on since the rollback (tasks: {})",
@@ -264,8 +266,8 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
             "undo would discard that work; roll back again instead",
         ));
     }
-    let current_work = Oid::from_str(&snap.state.work)?;
-    let restored_work = Oid::from_str(&before.state.work)?;
+    let current_work = snap.state.work.oid();
+    let restored_work = before.state.work.oid();
     store::transact(repo, plan, |s, change| {
         if s.commit != snap.commit {
             return Err(refuse_with_hint(
@@ -287,13 +289,10 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         // back (their work is on the restored work branch).
         for (id, t) in before.all_tasks()? {
             let gone = t
-                .worktree
-                .as_deref()
+                .worktree()
                 .is_some_and(|p| !std::path::Path::new(p).join(".git").exists());
-            if t.state == TaskStatus::Done && gone {
-                let mut t = (*t).clone();
-                t.worktree = None;
-                change.put_task(&id, t);
+            if t.state() == TaskStatus::Done && gone {
+                change.put_task(&id, transition::forget_worktree(&t));
             }
         }
         change.refs.push(RefEdit::Set {
@@ -331,11 +330,11 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
     }
     for (id, t) in after.all_tasks()? {
         let id = &id;
-        let Some(path) = t.worktree.as_deref() else {
+        let Some(path) = t.worktree() else {
             continue;
         };
         if !matches!(
-            t.state,
+            t.state(),
             TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
         ) {
             continue;
@@ -344,7 +343,7 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         let head = match repo.ref_target(&branch)? {
             Some(h) => h,
             None => {
-                let base = Oid::from_str(t.base.as_deref().unwrap_or(&after.state.work))?;
+                let base = t.base().unwrap_or(after.state.work).oid();
                 repo.cas_ref(&branch, base, None, "orch: rollback undone")?;
                 base
             }

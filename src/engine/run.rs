@@ -20,7 +20,7 @@ use super::workspace;
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::Repo;
 use crate::process::{self, Exit, Job};
-use crate::state::{self, names, reconcile, store, Snapshot, TaskStatus};
+use crate::state::{self, names, reconcile, store, transition, Snapshot, TaskStatus};
 
 pub struct RunOptions {
     pub jobs: usize,
@@ -304,15 +304,14 @@ fn next_step(
     }
     let stuck: Vec<_> = records
         .iter()
-        .filter(|(_, r)| matches!(r.state, TaskStatus::Failed | TaskStatus::Conflict))
+        .filter(|(_, r)| matches!(r.state(), TaskStatus::Failed | TaskStatus::Conflict))
         .collect();
     if !stuck.is_empty() {
         for (t, r) in stuck {
             let reason = r
-                .reason
-                .clone()
-                .unwrap_or_else(|| r.state.as_str().to_string());
-            if r.state == TaskStatus::Conflict {
+                .reason()
+                .map_or_else(|| r.state().as_str().to_string(), str::to_string);
+            if r.state() == TaskStatus::Conflict {
                 report.conflicts.push((t.id.clone(), Vec::new()));
             } else {
                 report.failed.push((t.id.clone(), reason, r.log.clone()));
@@ -322,18 +321,18 @@ fn next_step(
     }
     let others: Vec<&str> = records
         .iter()
-        .filter(|(_, r)| r.state == TaskStatus::Running)
+        .filter(|(_, r)| r.state() == TaskStatus::Running)
         .map(|(t, _)| t.id.as_str())
         .collect();
     let manual: Vec<String> = records
         .iter()
-        .filter(|(t, r)| r.state == TaskStatus::Pending && snap.plan.task_run(t).is_none())
+        .filter(|(t, r)| r.state() == TaskStatus::Pending && snap.plan.task_run(t).is_none())
         .map(|(t, _)| t.id.clone())
         .collect();
     let manual_running = records
         .iter()
-        .filter(|(_, r)| r.state == TaskStatus::Running)
-        .all(|(_, r)| r.claim.as_ref().is_some_and(|c| c.manual));
+        .filter(|(_, r)| r.state() == TaskStatus::Running)
+        .all(|(_, r)| r.claim().is_some_and(|c| c.manual));
     if !others.is_empty() && !manual_running {
         // A runner that died while we wait leaves its claims behind: take
         // its tasks over rather than wait for it forever.
@@ -348,9 +347,9 @@ fn next_step(
         let host = process::hostname();
         let remote: Vec<String> = records
             .iter()
-            .filter(|(_, r)| r.state == TaskStatus::Running)
+            .filter(|(_, r)| r.state() == TaskStatus::Running)
             .filter_map(|(t, r)| {
-                let claim = r.claim.as_ref()?;
+                let claim = r.claim()?;
                 (claim.host != host).then(|| format!("{} (on {})", t.id, claim.host))
             })
             .collect();
@@ -563,7 +562,7 @@ fn interrupted(
     stop: process::Stop,
     finished: &process::Finished,
 ) -> Result<(String, TaskOutcome)> {
-    let work = Oid::from_str(&store::load(repo, plan)?.state.work)?;
+    let work = store::load(repo, plan)?.state.work.oid();
     let tag = tasks::preserve_tag(&format!("interrupted-{id}"));
     let kept = tasks::preserve_task(repo, plan, &id, &tag, work)?;
     let reason = stop.describe();
@@ -571,13 +570,12 @@ fn interrupted(
         if snap.task_status(&id)? != TaskStatus::Running {
             return Ok(());
         }
-        let t = change.task_mut(&id)?;
+        let t = change.task(&id)?;
         let attempt = t.attempts.max(1);
         let path = state::layout::task_log(&id, attempt);
-        t.state = TaskStatus::Pending;
-        t.claim = None;
-        t.reason = Some(reason.clone());
-        t.log = Some(path.clone());
+        let t = transition::interrupt(&t, reason.clone(), Some(path.clone()))
+            .map_err(|w| w.about(&id))?;
+        change.put_task(&id, t);
         change.file(path.clone(), finished.log.clone());
         change.event = Some(state::Event::TaskInterrupted {
             task: id.clone(),
@@ -633,15 +631,19 @@ fn record_failure(
         if snap.task_status(id)? != TaskStatus::Running {
             return Ok(());
         }
-        let t = change.task_mut(id)?;
+        let t = change.task(id)?;
         let attempt = t.attempts.max(1);
         let path = state::layout::task_log(id, attempt);
-        t.state = TaskStatus::Failed;
-        t.claim = None;
-        t.reason = Some(reason.to_string());
-        t.ended_at = Some(state::now());
-        t.seconds = Some(t.seconds.unwrap_or(0.0) + finished.seconds);
-        t.log = Some(path.clone());
+        let t = transition::fail(
+            &t,
+            reason.to_string(),
+            None,
+            state::now(),
+            Some(finished.seconds),
+            Some(path.clone()),
+        )
+        .map_err(|w| w.about(id))?;
+        change.put_task(id, t);
         change.file(path.clone(), finished.log.clone());
         change.event = Some(state::Event::TaskFailed {
             task: id.to_string(),
@@ -659,8 +661,8 @@ fn record_failure(
 /// Whether `id` is claimed by a runner of this host that is gone.
 fn abandoned(snap: &Snapshot, id: &str) -> Result<bool> {
     Ok(snap.tasks.get(id)?.is_some_and(|t| {
-        t.state == TaskStatus::Running
-            && t.claim.as_ref().is_some_and(|c| {
+        t.state() == TaskStatus::Running
+            && t.claim().is_some_and(|c| {
                 !c.manual
                     && c.host == process::hostname()
                     && !process::is_alive(c.pid, c.proc_start)
@@ -674,12 +676,12 @@ fn abandoned(snap: &Snapshot, id: &str) -> Result<bool> {
 pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Result<Vec<String>> {
     let snap = store::load(repo, plan)?;
     let host = process::hostname();
-    let work = Oid::from_str(&snap.state.work)?;
+    let work = snap.state.work.oid();
     let mut recovered = Vec::new();
     for id in &snap.state.active {
         let t = snap.task(id)?;
-        let Some(claim) = &t.claim else { continue };
-        if t.state != TaskStatus::Running
+        let Some(claim) = t.claim() else { continue };
+        if t.state() != TaskStatus::Running
             || claim.manual
             || claim.host != host
             || process::is_alive(claim.pid, claim.proc_start)
@@ -697,18 +699,15 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         crate::failpoint!("recover-preserved");
         let claimed = claim.clone();
         store::transact(repo, plan, |s, change| {
-            let still = s.task(id)?.claim.as_ref() == Some(&claimed);
+            let still = s.task(id)?.claim() == Some(&claimed);
             if !still {
                 return Ok(());
             }
-            let t = change.task_mut(id)?;
-            t.state = TaskStatus::Pending;
-            t.claim = None;
-            t.reason = Some(format!(
-                "recovered after its runner (pid {}) died",
-                claimed.pid
-            ));
+            let t = change.task(id)?;
+            let reason = format!("recovered after its runner (pid {}) died", claimed.pid);
+            let t = transition::interrupt(&t, reason, None).map_err(|w| w.about(id))?;
             let attempt = t.attempts;
+            change.put_task(id, t);
             change.event = Some(state::Event::TaskRecovered {
                 task: id.to_string(),
                 attempt,

@@ -63,15 +63,15 @@ pub fn schedule(
 mod tests {
     use super::*;
     use crate::plan::{Defaults, Phase, Plan, Scope};
-    use crate::state::{Checkpoint, PhaseState, State, TagRecord, TaskState};
+    use crate::state::{transition, Checkpoint, CommitId, PhaseState, State, TagRecord, TaskState};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
     fn tag(name: &str) -> TagRecord {
         TagRecord {
             name: name.into(),
-            object: String::new(),
-            target: String::new(),
+            object: git2::Oid::zero().into(),
+            target: git2::Oid::zero().into(),
             tagger_name: String::new(),
             tagger_email: String::new(),
             time: 0,
@@ -87,15 +87,15 @@ mod tests {
             .map(|(_, t)| {
                 let mut s = TaskState::pending();
                 if t.skip {
-                    s.state = TaskStatus::Skipped;
+                    s = transition::skip(&s, "skip");
                 }
                 (t.id.clone(), s)
             })
             .collect();
         let state = State {
             version: crate::state::STATE_VERSION,
-            base: String::new(),
-            work: String::new(),
+            base: git2::Oid::zero().into(),
+            work: git2::Oid::zero().into(),
             started_at: 0.0,
             finished: false,
             start_tag: tag("start"),
@@ -281,10 +281,38 @@ mod tests {
         })
     }
 
+    /// Moves a task as the engine would, through the transitions.
     fn set(snap: &mut Snapshot, id: &str, to: TaskStatus) {
-        let mut t = snap.task(id).expect("in memory");
-        t.state = to;
+        let t = snap.task(id).expect("in memory");
+        let zero = CommitId::from(git2::Oid::zero());
+        let t = match to {
+            TaskStatus::Running => transition::claim(&t, zero, claim(), "/wt".into(), 0.0),
+            TaskStatus::Done => transition::land(
+                &t,
+                transition::Finished {
+                    head: zero,
+                    at: 0.0,
+                    spent: None,
+                    log: None,
+                },
+                None,
+                Vec::new(),
+                false,
+            ),
+            other => panic!("the simulation never moves a task to {other:?}"),
+        }
+        .expect("a move the simulation makes is allowed");
         snap.set_task(id, t);
+    }
+
+    fn claim() -> crate::state::Claim {
+        crate::state::Claim {
+            host: "h".into(),
+            pid: 1,
+            proc_start: None,
+            since: 0.0,
+            manual: false,
+        }
     }
 
     fn files_of<'a>(snap: &'a Snapshot, id: &str) -> &'a [String] {
@@ -380,7 +408,7 @@ mod tests {
                 };
                 if snap.unsettled_tasks(&phase).expect("in memory").is_empty() {
                     let checkpoint = Checkpoint {
-                        commit: String::new(),
+                        commit: git2::Oid::zero().into(),
                         tag: tag(&phase.id),
                         at: 0.0,
                     };

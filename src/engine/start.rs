@@ -12,7 +12,7 @@ use crate::error::refuse_with_hint;
 use crate::git::Repo;
 use crate::plan::Plan;
 use crate::state::{
-    self, names, reconcile, store, Event, State, TaskState, TaskStatus, STATE_VERSION,
+    self, names, reconcile, store, transition, Event, State, TaskState, STATE_VERSION,
 };
 
 pub struct StartInput<'a> {
@@ -51,15 +51,13 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
     // Pending tasks have no record: a record is written when a task first moves.
     let mut tasks = BTreeMap::new();
     for (_, task) in plan.tasks().filter(|(_, t)| t.skip) {
-        let mut t = TaskState::pending();
-        t.state = TaskStatus::Skipped;
-        t.reason = Some("marked done before the plan started".to_string());
+        let t = transition::skip(&TaskState::pending(), "marked done before the plan started");
         tasks.insert(task.id.clone(), t);
     }
     let state = State {
         version: STATE_VERSION,
-        base: base.to_string(),
-        work: base.to_string(),
+        base: base.into(),
+        work: base.into(),
         started_at: state::now(),
         finished: false,
         start_tag,

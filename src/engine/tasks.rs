@@ -12,7 +12,7 @@ use super::workspace;
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{short, RefEdit, Repo};
 use crate::plan::{CheckoutMode, Phase, Task};
-use crate::state::{self, names, reconcile, store, Claim, Event, Snapshot, TaskStatus};
+use crate::state::{self, names, reconcile, store, transition, Claim, Event, Snapshot, TaskStatus};
 
 /// Looks a task up in the plan, refusing unknown ids.
 pub fn find_task<'a>(snap: &'a Snapshot, id: &str) -> Result<(&'a Phase, &'a Task)> {
@@ -115,8 +115,8 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 // Whoever started it first owns it: a second `task start`
                 // (another agent, another terminal) must not share it.
                 TaskStatus::Running => match current
-                    .filter(|t| t.claim.as_ref().is_some_and(|c| c.manual))
-                    .and_then(|t| t.worktree.as_deref())
+                    .filter(|t| t.claim().is_some_and(|c| c.manual))
+                    .and_then(|t| t.worktree())
                 {
                     // A `task start` that died before making the worktree.
                     Some(path) if !Path::new(path).join(".git").exists() => format!(
@@ -149,18 +149,17 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 .into());
             }
         }
-        let work = snap.state.work.clone();
-        let t = change.task_mut(id)?;
-        t.state = TaskStatus::Running;
-        t.attempts += 1;
-        t.base = Some(work);
-        t.head = None;
-        t.reason = None;
-        t.started_at = Some(state::now());
-        t.ended_at = None;
-        t.claim = Some(claim.clone());
-        t.worktree = Some(path_s.clone());
+        let t = change.task(id)?;
+        let t = transition::claim(
+            &t,
+            snap.state.work,
+            claim.clone(),
+            path_s.clone(),
+            state::now(),
+        )
+        .map_err(|w| w.about(id))?;
         let attempt = t.attempts;
+        change.put_task(id, t);
         if let Some(p) = change.state.phases.get_mut(&phase.id) {
             p.gates_failed = false;
         }
@@ -174,7 +173,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
     })?;
     crate::failpoint!("task-claimed");
     let t = snap.task(id)?;
-    let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.work))?;
+    let base = t.base().unwrap_or(snap.state.work).oid();
     Ok(Claimed {
         snap,
         id: id.to_string(),
@@ -223,13 +222,10 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
 /// when preparing it failed before any work was done).
 fn release(repo: &Repo, plan: &str, id: &str, reason: &str) -> Result<()> {
     store::transact(repo, plan, |_, change| {
-        let t = change.task_mut(id)?;
-        if t.state == TaskStatus::Running {
+        let t = change.task(id)?;
+        if let Ok(released) = transition::release(&t) {
             let attempt = t.attempts;
-            *t = state::TaskState {
-                attempts: t.attempts,
-                ..state::TaskState::pending()
-            };
+            change.put_task(id, released);
             change.event = Some(Event::TaskReleased {
                 task: id.to_string(),
                 attempt,
@@ -288,7 +284,7 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
             .unwrap_or_default();
         for gate in failed {
             let log = repo.read_path(snap.tree, &gate.log)?.unwrap_or_default();
-            let commit = gate.commit.get(..10).unwrap_or(&gate.commit);
+            let commit = gate.commit.short();
             let log = String::from_utf8_lossy(&log);
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             text += &format!(
@@ -378,39 +374,31 @@ pub fn land_committed(
             )));
         }
         let t = snap.task(id)?;
-        let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.base))?;
-        let work = Oid::from_str(&snap.state.work)?;
+        let base = t.base().unwrap_or(snap.state.base).oid();
+        let work = snap.state.work.oid();
         let landing = land(repo, &snap.plan, task, work, base, head)?;
         let attempt = t.attempts.max(1);
         let log_path = state::layout::task_log(id, attempt);
         let spent = finish
             .seconds
-            .or_else(|| t.started_at.map(|s| state::now() - s));
-        let mut nt = t.clone();
-        nt.head = Some(head.to_string());
-        nt.ended_at = Some(state::now());
-        nt.seconds = Some(t.seconds.unwrap_or(0.0) + spent.unwrap_or(0.0));
-        let mut log_ref = None;
-        if let Some(log) = &finish.log {
+            .or_else(|| t.started_at().map(|s| state::now() - s));
+        let log_ref = finish.log.as_ref().map(|log| {
             change.files.push((log_path.clone(), log.clone()));
-            nt.log = Some(log_path.clone());
-            log_ref = Some(log_path.clone());
-        }
+            log_path.clone()
+        });
         let at = state::now();
+        let ended = transition::Finished {
+            head: head.into(),
+            at,
+            spent,
+            log: log_ref.clone(),
+        };
         // A runner parks the worktree of a landed task for the next one;
         // a person's stays where it is until `finish`.
-        if matches!(landing, Landing::Landed { .. } | Landing::Empty)
-            && !t.claim.as_ref().is_some_and(|c| c.manual)
-        {
-            nt.worktree = None;
-        }
-        let result = match landing {
+        let keep_worktree = t.claim().is_some_and(|c| c.manual);
+        let (nt, result) = match landing {
             Landing::Landed { commit, changed } => {
-                nt.state = TaskStatus::Done;
-                nt.claim = None;
-                nt.landed = Some(commit.to_string());
-                nt.changed = changed.clone();
-                change.state.work = commit.to_string();
+                change.state.work = commit.into();
                 change.refs.push(RefEdit::Set {
                     name: names::work(plan),
                     new: commit,
@@ -424,14 +412,22 @@ pub fn land_committed(
                     log: log_ref.clone(),
                     at,
                 });
-                Landed::Done {
-                    commit: Some(commit),
-                    changed,
-                }
+                let nt = transition::land(
+                    &t,
+                    ended,
+                    Some(commit.into()),
+                    changed.clone(),
+                    keep_worktree,
+                );
+                (
+                    nt,
+                    Landed::Done {
+                        commit: Some(commit),
+                        changed,
+                    },
+                )
             }
             Landing::Empty => {
-                nt.state = TaskStatus::Done;
-                nt.claim = None;
                 change.event = Some(Event::TaskLanded {
                     task: id.to_string(),
                     attempt,
@@ -440,14 +436,16 @@ pub fn land_committed(
                     log: log_ref.clone(),
                     at,
                 });
-                Landed::Done {
-                    commit: None,
-                    changed: Vec::new(),
-                }
+                let nt = transition::land(&t, ended, None, Vec::new(), keep_worktree);
+                (
+                    nt,
+                    Landed::Done {
+                        commit: None,
+                        changed: Vec::new(),
+                    },
+                )
             }
             Landing::Conflict { files } => {
-                nt.state = TaskStatus::Conflict;
-                nt.reason = Some(format!("landing conflicts in {}", files.join(", ")));
                 change.event = Some(Event::TaskConflict {
                     task: id.to_string(),
                     attempt,
@@ -455,23 +453,28 @@ pub fn land_committed(
                     log: log_ref.clone(),
                     at,
                 });
-                Landed::Conflict { files }
+                let reason = format!("landing conflicts in {}", files.join(", "));
+                (
+                    transition::conflict(&t, ended, reason),
+                    Landed::Conflict { files },
+                )
             }
             Landing::OutOfScope { paths } => {
-                nt.state = TaskStatus::Failed;
                 let reason = format!("changed paths outside its files: {}", paths.join(", "));
-                nt.reason = Some(reason.clone());
                 change.event = Some(Event::TaskFailed {
                     task: id.to_string(),
                     attempt,
-                    reason,
+                    reason: reason.clone(),
                     scope: paths.clone(),
                     log: log_ref.clone(),
                     at,
                 });
-                Landed::OutOfScope { paths }
+                let nt =
+                    transition::fail(&t, reason, Some(head.into()), at, spent, log_ref.clone());
+                (nt, Landed::OutOfScope { paths })
             }
         };
+        let nt = nt.map_err(|w| w.about(id))?;
         if let Landed::Done { changed, commit } = &result {
             let note = handoff_note(
                 repo, snap, phase, task, base, head, *commit, changed, &finish, nt.seconds,

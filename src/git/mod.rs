@@ -398,8 +398,9 @@ fn absolute(p: &Path) -> PathBuf {
     PathBuf::from(p.to_string_lossy().trim_end_matches('/'))
 }
 
+/// The short form of a commit id (one spelling for all of git-orch).
 pub fn short(oid: Oid) -> String {
-    oid.to_string()[..10].to_string()
+    crate::state::CommitId::from(oid).short()
 }
 
 #[cfg(test)]

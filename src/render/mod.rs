@@ -50,9 +50,9 @@ pub fn offset(from: f64, at: f64) -> String {
     format!("+{}", crate::ui::duration((at - from).max(0.0)))
 }
 
-/// The first 10 characters of a commit id.
+/// The short form of a commit id held as text.
 pub fn short(id: &str) -> &str {
-    id.get(..10).unwrap_or(id)
+    crate::state::ids::short_text(id)
 }
 
 #[cfg(test)]

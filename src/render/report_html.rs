@@ -334,7 +334,7 @@ pub fn render(r: &Report, dag: &Dag) -> String {
                     pill(if g.passed { "passed" } else { "failed" }),
                     if g.cached { " cached" } else { "" },
                     duration(g.seconds),
-                    short(&g.commit),
+                    g.commit.short(),
                     esc(state_branch),
                     esc(&g.log)
                 );

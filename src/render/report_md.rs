@@ -185,7 +185,7 @@ pub fn render(r: &Report, dag: &Dag) -> String {
                     if g.passed { "passed" } else { "failed" },
                     if g.cached { " (cached)" } else { "" },
                     duration(g.seconds),
-                    short(&g.commit),
+                    g.commit.short(),
                     code(&g.log)
                 );
             }

@@ -215,7 +215,7 @@ impl Event {
 
     /// The commit subject: the one line `git log orch/<plan>/state` shows.
     pub fn subject(&self, plan: &str) -> String {
-        let short = |c: &str| c.get(..10).unwrap_or(c).to_string();
+        let short = |c: &str| super::ids::short_text(c).to_string();
         let verdicts = |gates: &[GateVerdict]| {
             if gates.is_empty() {
                 return "no gates".to_string();

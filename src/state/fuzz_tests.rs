@@ -12,7 +12,8 @@ use git2::{build::TreeUpdateBuilder, FileMode, Oid};
 use proptest::prelude::*;
 
 use super::layout;
-use super::model::{PhaseState, State, TaskState, TaskStatus, STATE_VERSION};
+use super::model::{PhaseState, State, TaskState, STATE_VERSION};
+use super::transition;
 use super::{names, store, Event};
 use crate::git::Repo;
 use crate::plan::{Defaults, Phase, Plan, Task};
@@ -73,20 +74,30 @@ fn repository(dir: &Path) -> Repo {
             ..PhaseState::default()
         },
     );
-    let mut running = TaskState::pending();
-    running.state = TaskStatus::Running;
-    running.attempts = 1;
-    running.base = Some(base.to_string());
-    let mut failed = TaskState::pending();
-    failed.state = TaskStatus::Failed;
-    failed.attempts = 2;
-    failed.reason = Some("exit 1".into());
+    let claim = super::Claim {
+        host: "h".into(),
+        pid: 1,
+        proc_start: None,
+        since: 0.0,
+        manual: false,
+    };
+    let running = transition::claim(
+        &TaskState::pending(),
+        base.into(),
+        claim.clone(),
+        "/wt".into(),
+        0.0,
+    )
+    .expect("claim");
+    let failed = transition::claim(&TaskState::pending(), base.into(), claim, "/wt".into(), 0.0)
+        .and_then(|t| transition::fail(&t, "exit 1".into(), None, 1.0, None, None))
+        .expect("fail");
     let tasks: BTreeMap<String, TaskState> =
         [("a".to_string(), running), ("b".to_string(), failed)].into();
     let state = State {
         version: STATE_VERSION,
-        base: base.to_string(),
-        work: base.to_string(),
+        base: base.into(),
+        work: base.into(),
         started_at: 0.0,
         finished: false,
         start_tag: tag,
@@ -259,8 +270,8 @@ fn read_all(repo: &Repo) -> anyhow::Result<()> {
     crate::engine::report::build(repo, &snap)?;
     // A change on top of whatever was read must also fail cleanly or work.
     store::transact(repo, "p", |s, change| {
-        let t = change.task_mut("c")?;
-        t.attempts += 1;
+        let t = change.task("c")?;
+        change.put_task("c", transition::skip(&t, "fuzz"));
         change.event = Some(Event::TaskReset {
             task: "c".into(),
             at: 1.0,

@@ -4,14 +4,17 @@
 pub mod event;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod ids;
 pub mod layout;
 pub mod model;
 pub mod names;
 pub mod reconcile;
 pub mod records;
 pub mod store;
+pub mod transition;
 
 pub use event::{Event, GateVerdict};
+pub use ids::CommitId;
 pub use model::*;
 pub use store::{Change, Snapshot};
 

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::{CommitId, TagId};
+
 /// The state format this git-orch writes. 1 was git-orch 0.1's single
 /// `state.json`; it is read and rewritten as 2 on the next change.
 pub const STATE_VERSION: u32 = 2;
@@ -17,9 +19,9 @@ pub const STATE_VERSION: u32 = 2;
 pub struct State {
     pub version: u32,
     /// Commit the plan started from (the `start` tag's target).
-    pub base: String,
+    pub base: CommitId,
     /// Where `orch/<plan>/work` must point.
-    pub work: String,
+    pub work: CommitId,
     pub started_at: f64,
     #[serde(default)]
     pub finished: bool,
@@ -41,8 +43,8 @@ pub struct State {
 /// Format 1: the whole state as one `state.json` (git-orch 0.1).
 #[derive(Debug, Clone, Deserialize)]
 pub struct StateV1 {
-    pub base: String,
-    pub work: String,
+    pub base: CommitId,
+    pub work: CommitId,
     pub started_at: f64,
     #[serde(default)]
     pub finished: bool,
@@ -61,7 +63,7 @@ impl StateV1 {
         let active = self
             .tasks
             .iter()
-            .filter(|(_, t)| t.state.is_active())
+            .filter(|(_, t)| t.state().is_active())
             .map(|(id, _)| id.clone())
             .collect();
         let state = State {
@@ -117,67 +119,175 @@ impl TaskStatus {
     }
 }
 
+/// One task's record. What it holds besides its history (attempts, time
+/// spent, latest log) depends on where it is: running has a claim, done
+/// has its landing, failed has a reason. Records change only through the
+/// functions of [`super::transition`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskState {
-    pub state: TaskStatus,
+    #[serde(flatten)]
+    pub now: Now,
     #[serde(default)]
     pub attempts: u32,
-    /// Commit the current or last attempt started from.
+    /// Time spent running, summed over attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-    /// The task branch's head when the task ended.
+    pub seconds: Option<f64>,
+    /// Path of the latest log in the state tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub head: Option<String>,
-    /// The work-branch commit that landed it.
+    pub log: Option<String>,
+}
+
+/// Where a task is, with what only that place has. Stored flat in the
+/// record, tagged by `state` (the same fields format 1 had).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum Now {
+    Pending {
+        /// Why it is pending again (its runner died, its run was stopped).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Running {
+        /// The work-branch commit the attempt started from.
+        base: CommitId,
+        started_at: f64,
+        claim: Claim,
+        worktree: String,
+    },
+    Done {
+        #[serde(flatten)]
+        attempt: Ended,
+        /// The work-branch commit that landed it; `None`: it changed nothing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        landed: Option<CommitId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<String>,
+    },
+    Failed {
+        #[serde(flatten)]
+        attempt: Ended,
+        reason: String,
+    },
+    Conflict {
+        #[serde(flatten)]
+        attempt: Ended,
+        reason: String,
+        /// Who may land it again (the runner's or person's claim stays).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim: Option<Claim>,
+    },
+    Skipped {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// An attempt that ran and ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Ended {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub landed: Option<String>,
+    pub base: Option<CommitId>,
+    /// The task branch's head when it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<CommitId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<f64>,
-    /// Time spent running, summed over attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seconds: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<Claim>,
+    /// Where its worktree is kept (a person's, a failed or conflicting task's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Path of the latest log in the state tree.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changed: Vec<String>,
 }
 
 impl TaskState {
-    /// Back to pending for another attempt: its history (attempts, time
-    /// spent, last log) stays, everything about the last attempt goes.
-    pub fn pending_again(&self) -> TaskState {
+    /// A task that never ran (the record a task without one has).
+    pub fn pending() -> TaskState {
         TaskState {
-            attempts: self.attempts,
-            seconds: self.seconds,
-            log: self.log.clone(),
-            ..TaskState::pending()
+            now: Now::Pending { reason: None },
+            attempts: 0,
+            seconds: None,
+            log: None,
         }
     }
 
-    pub fn pending() -> TaskState {
-        TaskState {
-            state: TaskStatus::Pending,
-            attempts: 0,
-            base: None,
-            head: None,
-            landed: None,
-            started_at: None,
-            ended_at: None,
-            seconds: None,
-            claim: None,
-            worktree: None,
-            reason: None,
-            log: None,
-            changed: Vec::new(),
+    pub fn state(&self) -> TaskStatus {
+        match self.now {
+            Now::Pending { .. } => TaskStatus::Pending,
+            Now::Running { .. } => TaskStatus::Running,
+            Now::Done { .. } => TaskStatus::Done,
+            Now::Failed { .. } => TaskStatus::Failed,
+            Now::Conflict { .. } => TaskStatus::Conflict,
+            Now::Skipped { .. } => TaskStatus::Skipped,
+        }
+    }
+
+    fn ended(&self) -> Option<&Ended> {
+        match &self.now {
+            Now::Done { attempt, .. }
+            | Now::Failed { attempt, .. }
+            | Now::Conflict { attempt, .. } => Some(attempt),
+            _ => None,
+        }
+    }
+
+    /// The commit the current or last attempt started from.
+    pub fn base(&self) -> Option<CommitId> {
+        match &self.now {
+            Now::Running { base, .. } => Some(*base),
+            _ => self.ended().and_then(|e| e.base),
+        }
+    }
+
+    pub fn head(&self) -> Option<CommitId> {
+        self.ended().and_then(|e| e.head)
+    }
+
+    pub fn landed(&self) -> Option<CommitId> {
+        match &self.now {
+            Now::Done { landed, .. } => *landed,
+            _ => None,
+        }
+    }
+
+    pub fn started_at(&self) -> Option<f64> {
+        match &self.now {
+            Now::Running { started_at, .. } => Some(*started_at),
+            _ => self.ended().and_then(|e| e.started_at),
+        }
+    }
+
+    pub fn ended_at(&self) -> Option<f64> {
+        self.ended().and_then(|e| e.ended_at)
+    }
+
+    pub fn claim(&self) -> Option<&Claim> {
+        match &self.now {
+            Now::Running { claim, .. } => Some(claim),
+            Now::Conflict { claim, .. } => claim.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn worktree(&self) -> Option<&str> {
+        match &self.now {
+            Now::Running { worktree, .. } => Some(worktree),
+            _ => self.ended().and_then(|e| e.worktree.as_deref()),
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match &self.now {
+            Now::Failed { reason, .. } | Now::Conflict { reason, .. } => Some(reason),
+            Now::Pending { reason } | Now::Skipped { reason } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The paths its landing changed.
+    pub fn changed(&self) -> &[String] {
+        match &self.now {
+            Now::Done { changed, .. } => changed,
+            _ => &[],
         }
     }
 }
@@ -230,7 +340,7 @@ pub struct PhaseState {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
-    pub commit: String,
+    pub commit: CommitId,
     pub tag: TagRecord,
     pub at: f64,
 }
@@ -241,8 +351,8 @@ pub struct Checkpoint {
 pub struct TagRecord {
     /// Short tag name, e.g. `orch/notifications/setup`.
     pub name: String,
-    pub object: String,
-    pub target: String,
+    pub object: TagId,
+    pub target: CommitId,
     pub tagger_name: String,
     pub tagger_email: String,
     pub time: i64,
@@ -256,7 +366,7 @@ pub struct GateResult {
     pub command: String,
     pub passed: bool,
     pub seconds: f64,
-    pub commit: String,
+    pub commit: CommitId,
     /// Path of the log in the state tree.
     pub log: String,
     #[serde(default)]
@@ -271,7 +381,7 @@ pub struct RollbackRecord {
     /// Phase id or `start`.
     pub to: String,
     /// The state commit from before the rollback; `--undo` restores it.
-    pub before: String,
+    pub before: CommitId,
     pub at: f64,
     /// Refs that keep what the rollback discarded.
     pub preserved: Vec<String>,

@@ -39,7 +39,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
     let fresh = || -> Result<bool> { Ok(repo.ref_target(&state_ref)? == Some(snap.commit)) };
 
     let work_ref = names::work(plan);
-    let expected_work = Oid::from_str(&state.work)?;
+    let expected_work = state.work.oid();
     let work_now = repo.ref_target(&work_ref)?;
     if work_now != Some(expected_work) {
         if !fresh()? {
@@ -82,7 +82,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             .get(&phase.id)
             .and_then(|p| p.checkpoint.as_ref())
         {
-            Some(cp) if current != Some(Oid::from_str(&cp.tag.object)?) => {
+            Some(cp) if current != Some(cp.tag.object.oid()) => {
                 Some(Some(recreate_tag(repo, &cp.tag)?))
             }
             None if current.is_some() => Some(None),
@@ -108,7 +108,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             || snap
                 .tasks
                 .get(task)?
-                .is_none_or(|t| t.state == TaskStatus::Pending);
+                .is_none_or(|t| t.state() == TaskStatus::Pending);
         if !pending {
             continue;
         }
@@ -216,7 +216,7 @@ pub fn create_if_absent(repo: &Repo, name: &str, id: Oid) -> Result<()> {
 
 /// Writes the annotated tag object a record describes (same bytes, same id).
 pub fn recreate_tag(repo: &Repo, record: &TagRecord) -> Result<Oid> {
-    let target = repo.git.find_object(Oid::from_str(&record.target)?, None)?;
+    let target = repo.git.find_object(record.target.oid(), None)?;
     let time = git2::Time::new(record.time, record.offset_minutes);
     let tagger = git2::Signature::new(&record.tagger_name, &record.tagger_email, &time)?;
     Ok(repo
@@ -231,14 +231,15 @@ pub fn new_tag(repo: &Repo, name: &str, target: Oid, message: &str) -> Result<Ta
     let when = sig.when();
     let mut record = TagRecord {
         name: name.to_string(),
-        object: String::new(),
-        target: target.to_string(),
+        // Set below, once the object is written.
+        object: Oid::zero().into(),
+        target: target.into(),
         tagger_name: sig.name().unwrap_or("git-orch").to_string(),
         tagger_email: sig.email().unwrap_or("git-orch@localhost").to_string(),
         time: when.seconds(),
         offset_minutes: when.offset_minutes(),
         message: message.to_string(),
     };
-    record.object = recreate_tag(repo, &record)?.to_string();
+    record.object = recreate_tag(repo, &record)?.into();
     Ok(record)
 }

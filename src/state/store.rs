@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use git2::{build::TreeUpdateBuilder, FileMode, Oid};
 
 use super::event::Event;
@@ -72,7 +72,7 @@ impl Snapshot {
     /// Changes a task of an in-memory snapshot (see [`Snapshot::in_memory`]).
     #[allow(dead_code)]
     pub fn set_task(&mut self, id: &str, t: TaskState) {
-        if t.state.is_active() {
+        if t.state().is_active() {
             self.state.active.insert(id.to_string());
         } else {
             self.state.active.remove(id);
@@ -124,17 +124,6 @@ impl Change {
             .base
             .get(id)?
             .map_or_else(TaskState::pending, |t| (*t).clone()))
-    }
-
-    /// The task's record, to change in place (pending if it has none).
-    pub fn task_mut(&mut self, id: &str) -> Result<&mut TaskState> {
-        if !self.tasks.contains_key(id) {
-            let t = self.task(id)?;
-            self.tasks.insert(id.to_string(), t);
-        }
-        self.tasks
-            .get_mut(id)
-            .ok_or_else(|| anyhow!("task `{id}` vanished from the change"))
     }
 
     pub fn put_task(&mut self, id: &str, t: TaskState) {
@@ -506,7 +495,7 @@ fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Chang
             repo.git.blob(&serde_json::to_vec(t)?)?,
             FileMode::Blob,
         );
-        if t.state.is_active() {
+        if t.state().is_active() {
             state.active.insert(id.clone());
         } else {
             state.active.remove(id);

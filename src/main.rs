@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command, HookCommand, TaskCommand};
-use error::{Refusal, EXIT_REFUSED};
+use error::{AfterCommit, Refusal, EXIT_REFUSED};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             report(&err);
-            ExitCode::from(EXIT_REFUSED)
+            ExitCode::from(error::exit_code(&err))
         }
     }
 }
@@ -77,6 +77,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
 }
 
 /// One `error:` line with the causes joined, then a `hint:` when known.
+/// After a state commit the line says first what was recorded (exit 1).
 fn report(err: &anyhow::Error) {
     let mut line = err.to_string();
     for cause in err.chain().skip(1) {
@@ -93,5 +94,7 @@ fn report(err: &anyhow::Error) {
         .and_then(|r| r.hint.as_deref())
     {
         ui::hint(hint);
+    } else if err.chain().any(|c| c.is::<AfterCommit>()) {
+        ui::hint("`git orch status` repairs what is left behind once the cause is fixed");
     }
 }

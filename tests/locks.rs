@@ -238,3 +238,70 @@ fn a_git_orch_killed_while_writing_a_ref_leaves_nothing_to_remove_by_hand() {
     assert_eq!(task_state(&status_json(&repo), "a"), "running");
     repo.fsck();
 }
+
+// ------------------------------- errors after a state commit (exit 1)
+
+/// A lock no git-orch made (a git of the user's holds it, or one that died
+/// left it), beside `name`.
+fn foreign_lock(repo: &TestRepo, name: &str) -> PathBuf {
+    let lock = ref_lock(repo, name);
+    std::fs::write(&lock, "").expect("write ref lock");
+    lock
+}
+
+/// Exit 1 (something changed), one `error:` line that says what was
+/// recorded and names the lock that stopped what follows.
+fn assert_recorded_then_failed(out: &std::process::Output, recorded: &str, lock: &Path) {
+    assert_eq!(code(out), Some(1), "{}", both(out));
+    let err = stderr(out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", both(out));
+    assert!(
+        errors[0].contains(&format!("`{recorded}` was recorded"))
+            && errors[0].contains(&lock.display().to_string()),
+        "{}",
+        both(out)
+    );
+}
+
+#[test]
+fn task_done_with_a_stale_work_branch_lock_says_it_is_done_and_exits_1() {
+    let repo = started();
+    let path = repo.orch_ok(&["task", "start", "a"]);
+    std::fs::write(Path::new(path.trim()).join("a.txt"), "a\n").expect("write a");
+    let lock = foreign_lock(&repo, "refs/heads/orch/p/work");
+    let out = repo.orch(&["task", "done", "a"]);
+    assert_recorded_then_failed(&out, "task a: done", &lock);
+    std::fs::remove_file(&lock).expect("remove lock");
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "done");
+    assert_eq!(
+        repo.show("refs/heads/orch/p/work:a.txt").as_deref(),
+        Some("a\n"),
+        "status moved the work branch to the landing"
+    );
+    repo.fsck();
+}
+
+#[test]
+fn task_reset_with_a_stale_task_branch_lock_says_it_was_reset_and_exits_1() {
+    let repo = started();
+    let path = repo.orch_ok(&["task", "start", "a"]);
+    std::fs::write(Path::new(path.trim()).join("a.txt"), "a\n").expect("write a");
+    let lock = foreign_lock(&repo, "refs/heads/orch/p/tasks/a");
+    let out = repo.orch(&["task", "reset", "a"]);
+    assert_recorded_then_failed(&out, "task a: reset to pending", &lock);
+    std::fs::remove_file(&lock).expect("remove lock");
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
+    assert_eq!(
+        repo.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/orch/p/tasks/"
+        ]),
+        "",
+        "status removed the reset task's branch"
+    );
+    repo.orch_ok(&["task", "start", "a"]);
+    repo.fsck();
+}

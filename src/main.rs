@@ -8,6 +8,7 @@ mod engine;
 mod failpoint;
 mod git;
 mod hooks;
+mod platform;
 mod process;
 mod render;
 mod state;

@@ -1,8 +1,9 @@
 //! The two ways a command can end badly, kept apart because scripts rely on
 //! the exit code: a *refusal* (bad input, wrong state; nothing was changed,
 //! exit 2) and a *work failure* (a task, gate, landing or push failed, exit 1).
-//! Every other error is treated as a refusal: we only ever fail before the
-//! state commit that would have made a change visible.
+//! Every other error is treated as a refusal, unless it came after a state
+//! commit: then the change happened, and the error says so ([`AfterCommit`],
+//! exit 1).
 
 use std::fmt;
 
@@ -38,6 +39,50 @@ pub fn refuse_with_hint(message: impl Into<String>, hint: impl Into<String>) -> 
     })
 }
 
+/// Something failed after a state change was committed (a derived ref, a
+/// worktree to remove): the change stands, so this is not "nothing
+/// changed". `done` says what was recorded, e.g. `task a: done`.
+#[derive(Debug)]
+pub struct AfterCommit {
+    pub done: String,
+    pub cause: anyhow::Error,
+}
+
+impl fmt::Display for AfterCommit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` was recorded, but then: {}", self.done, self.cause)
+    }
+}
+
+impl std::error::Error for AfterCommit {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause.as_ref())
+    }
+}
+
+/// Marks `err`, met after the state commit that recorded `done`.
+pub fn after_commit(err: anyhow::Error, done: impl Into<String>) -> anyhow::Error {
+    if err.chain().any(|c| c.is::<AfterCommit>()) {
+        return err;
+    }
+    anyhow::Error::new(AfterCommit {
+        done: done.into(),
+        cause: err,
+    })
+}
+
 /// Exit code of SPEC §7 for bad input or a refused operation (0 is done, 1
 /// the work failed: commands return those themselves).
 pub const EXIT_REFUSED: u8 = 2;
+
+/// Exit code of SPEC §7 when the work failed (here: after a state commit).
+pub const EXIT_FAILED: u8 = 1;
+
+/// The exit code an error ends the command with.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|c| c.is::<AfterCommit>()) {
+        EXIT_FAILED
+    } else {
+        EXIT_REFUSED
+    }
+}

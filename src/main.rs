@@ -9,6 +9,7 @@ mod engine;
 mod failpoint;
 mod git;
 mod hooks;
+mod platform;
 mod process;
 mod render;
 mod state;
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command, HookCommand, TaskCommand};
-use error::{Refusal, EXIT_REFUSED};
+use error::{AfterCommit, Refusal, EXIT_REFUSED};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
             let stopped = err
                 .chain()
                 .find_map(|c| c.downcast_ref::<process::Stopped>());
-            ExitCode::from(stopped.map_or(EXIT_REFUSED, |s| s.0.exit_code()))
+            ExitCode::from(stopped.map_or_else(|| error::exit_code(&err), |s| s.0.exit_code()))
         }
     }
 }
@@ -83,6 +84,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
 }
 
 /// One `error:` line with the causes joined, then a `hint:` when known.
+/// After a state commit the line says first what was recorded (exit 1).
 fn report(err: &anyhow::Error) {
     let mut line = err.to_string();
     for cause in err.chain().skip(1) {
@@ -99,5 +101,7 @@ fn report(err: &anyhow::Error) {
         .and_then(|r| r.hint.as_deref())
     {
         ui::hint(hint);
+    } else if err.chain().any(|c| c.is::<AfterCommit>()) {
+        ui::hint("`git orch status` repairs what is left behind once the cause is fixed");
     }
 }

@@ -477,49 +477,9 @@ pub fn kill_recorded_group(record: &str) {
     kill_group(pgid);
 }
 
-/// Sends SIGKILL to a whole process group; a group already gone is fine.
-pub fn kill_group(pgid: i32) {
-    if pgid > 1 {
-        #[allow(unsafe_code)]
-        // SAFETY: kill(2) takes plain integers and has no memory effects.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
-}
-
-/// Whether a process with this pid exists (and, when given, started at
-/// `start_time`, so a recycled pid does not count).
-pub fn is_alive(pid: u32, start_time: Option<u64>) -> bool {
-    #[allow(unsafe_code)]
-    // SAFETY: signal 0 only checks for existence and permission.
-    let exists = unsafe { libc::kill(pid as i32, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    if !exists {
-        return false;
-    }
-    match (start_time, process_start_time(pid)) {
-        (Some(want), Some(got)) => want == got,
-        _ => true,
-    }
-}
-
-/// The kernel's start time of a process (Linux `/proc/<pid>/stat`, field 22).
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; it ends at the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
-}
+// What the operating system answers lives in `crate::platform`; these
+// names stay here, where the engine has always found them.
+pub use crate::platform::{hostname, is_alive, kill_group, process_start_time};
 
 #[cfg(test)]
 mod tests {

@@ -681,6 +681,9 @@ id = "two"
         case("state-written", MANUAL, "start; task start a; work a", "task done a", "drive", "done"),
         case("state-committed", MANUAL, "start; task start a; work a", "task done a", "drive", "done"),
         case("state-ref-moved", MANUAL, "start; task start a; work a", "task done a", "drive", "done"),
+        // dying while a ref is written, its name in the writers' lock
+        case("ref-writer-named", MANUAL, "start; task start a; work a", "task done a", "drive", "done"),
+        case("ref-writer-named@2", MANUAL, "start; task start a; work a", "task done a", "drive", "done"),
         // `checkpoint`
         case("gate-checkout-made", MANUAL, concat!(c_done!(), ""), "checkpoint", "drive", "done"),
         case("gates-ran", MANUAL, c_done!(), "checkpoint", "drive", "done"),

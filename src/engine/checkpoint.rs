@@ -80,7 +80,14 @@ pub fn checkpoint(
     let passed = runs.iter().all(|r| r.result.passed);
     crate::failpoint!("gates-ran");
     let (_, after) = store::transact(repo, plan, |s, change| {
-        if s.state.work != commit || s.is_checkpointed(&phase_id) {
+        // A task reopened or reset while the gates ran leaves the work
+        // branch where it was: every task must still be settled, or the
+        // phase would be sealed with a task nothing can start again.
+        let unsettled = match s.plan.phase(&phase_id) {
+            Some(p) => !s.unsettled_tasks(p)?.is_empty(),
+            None => true,
+        };
+        if s.state.work != commit || s.is_checkpointed(&phase_id) || unsettled {
             return Err(refuse_with_hint(
                 "the plan changed while its gates ran",
                 "run `git orch checkpoint` again",

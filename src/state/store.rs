@@ -369,26 +369,10 @@ pub fn transact<T>(
         match repo.cas_ref(&name, commit, Some(snap.commit), &subject) {
             Ok(()) => {
                 crate::failpoint!("state-committed");
-                // Derived refs follow; an interruption here is repaired by
-                // reconcile from the state just committed.
-                let mut raced = false;
-                for edit in &change.refs {
-                    if let Err(e) = repo.apply(std::slice::from_ref(edit), &subject) {
-                        if !e.is::<RefRace>() {
-                            return Err(e);
-                        }
-                        raced = true;
-                    }
-                    crate::failpoint!("state-ref-moved");
-                }
-                let after = load_at(repo, plan_name, commit)?;
-                // A racer committed its state before us but moves the refs
-                // after us (or the other way round): whoever finds a ref
-                // moved brings it to the newest state, so none is left behind.
-                if raced {
-                    super::reconcile::reconcile(repo, &after)?;
-                }
-                return Ok((value, after));
+                // From here on the change has happened: a failure says so.
+                return follow_commit(repo, plan_name, commit, &change.refs, &subject)
+                    .map(|after| (value, after))
+                    .map_err(|e| crate::error::after_commit(e, subject));
             }
             Err(e) if e.is::<RefRace>() => {
                 // Back off a little, more each time, with jitter from the
@@ -404,6 +388,36 @@ pub fn transact<T>(
     Err(refuse(format!(
         "plan `{plan_name}` is being changed by other processes too fast to keep up; try again"
     )))
+}
+
+/// Moves the derived refs of a state commit that has just won, and reads
+/// the state it made. An interruption here is repaired by reconcile from
+/// the state just committed.
+fn follow_commit(
+    repo: &Repo,
+    plan_name: &str,
+    commit: Oid,
+    refs: &[RefEdit],
+    subject: &str,
+) -> Result<Snapshot> {
+    let mut raced = false;
+    for edit in refs {
+        if let Err(e) = repo.apply(std::slice::from_ref(edit), subject) {
+            if !e.is::<RefRace>() {
+                return Err(e);
+            }
+            raced = true;
+        }
+        crate::failpoint!("state-ref-moved");
+    }
+    let after = load_at(repo, plan_name, commit)?;
+    // A racer committed its state before us but moves the refs after us
+    // (or the other way round): whoever finds a ref moved brings it to the
+    // newest state, so none is left behind.
+    if raced {
+        super::reconcile::reconcile(repo, &after)?;
+    }
+    Ok(after)
 }
 
 /// Rewrites a format-1 snapshot as format 2 in a commit of its own (the

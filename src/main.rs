@@ -13,6 +13,7 @@ mod platform;
 mod process;
 mod render;
 mod state;
+mod trace;
 mod ui;
 
 // The plan model and the error type live in the library (src/lib.rs) so the

@@ -109,24 +109,7 @@ pub fn error(line: &str) {
     note(&format!("{} {line}", red("error:")));
 }
 
-/// `1m05s`, `12.3s`, `2h03m`.
-pub fn duration(seconds: f64) -> String {
-    if seconds < 60.0 {
-        format!("{seconds:.1}s")
-    } else if seconds < 3600.0 {
-        format!(
-            "{}m{:02}s",
-            (seconds / 60.0) as u64,
-            (seconds % 60.0) as u64
-        )
-    } else {
-        format!(
-            "{}h{:02}m",
-            (seconds / 3600.0) as u64,
-            ((seconds % 3600.0) / 60.0) as u64
-        )
-    }
-}
+pub use crate::render::duration;
 
 /// Colours a task or phase state name for display.
 pub fn state_word(state: &str) -> String {
@@ -146,16 +129,4 @@ pub fn json_of<T: serde::Serialize>(value: &T) {
 /// Prints a value as pretty JSON on stdout.
 pub fn json(value: &serde_json::Value) {
     out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string()));
-}
-
-/// With `ORCH_TRACE=1`, prints how long a step took (`trace: land 9.1ms`) on
-/// stderr; the benchmark scripts read these lines.
-pub fn trace(what: &str, since: std::time::Instant) {
-    static ON: OnceLock<bool> = OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("ORCH_TRACE").is_some_and(|v| v == "1")) {
-        note(&format!(
-            "trace: {what} {:.1}ms",
-            since.elapsed().as_secs_f64() * 1000.0
-        ));
-    }
 }

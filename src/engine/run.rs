@@ -119,7 +119,7 @@ fn run_task(
         let head = repo
             .commit_all(&begun.worktree, &format!("{id}: work of git-orch task"))
             .map_err(|e| format!("{e:#}"));
-        crate::ui::trace("commit", started);
+        crate::trace::step("commit", started);
         head
     });
     crate::failpoint!("task-committed");
@@ -502,7 +502,7 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
         let handoff = workspace::read_handoff_note(&workspace::handoff_file(repo, plan, &id));
         let outcome = format!(
             "The task's command exited 0 after {}.",
-            crate::ui::duration(finished.seconds)
+            crate::render::duration(finished.seconds)
         );
         // Lets the next run finish parking the worktree if we die between
         // landing and parking (a worktree done by hand is never moved).

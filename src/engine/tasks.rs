@@ -348,7 +348,7 @@ pub fn complete(
 ) -> Result<(Landed, Snapshot)> {
     let started = std::time::Instant::now();
     let head = repo.commit_all(worktree, finish.message)?;
-    crate::ui::trace("commit", started);
+    crate::trace::step("commit", started);
     crate::failpoint!("task-committed");
     land_committed(repo, plan, id, head, finish)
 }
@@ -484,7 +484,7 @@ pub fn land_committed(
         change.put_task(id, nt);
         Ok(result)
     });
-    crate::ui::trace("land", landing_started);
+    crate::trace::step("land", landing_started);
     landed
 }
 
@@ -519,7 +519,7 @@ fn handoff_note(
             .estimate
             .as_deref()
             .map_or(String::new(), |e| format!(" (estimate {e})"));
-        text += &format!("- Time: {}{estimate}\n", crate::ui::duration(s));
+        text += &format!("- Time: {}{estimate}\n", crate::render::duration(s));
     }
     text += "\n## Completed work\n\n";
     let commits = if head == base {

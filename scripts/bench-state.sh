@@ -5,6 +5,7 @@
 #
 #   scripts/bench-state.sh          # 1,000 and 2,000-task runs, 10,000-task plans (~10 min)
 #   scripts/bench-state.sh quick    # 200/400-task runs and 2,000-task plans
+#   scripts/bench-state.sh full transition   # only the transition, status and report parts
 #
 # The real runs use git's default gc.auto: git-orch runs git's maintenance
 # itself where it cannot race its worktree moves. The 10,000-task plans get
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-full}
+ONLY=${2:-all}   # all | runs | transition (the second also reports on its plan)
 if [ "$MODE" = quick ]; then RUN1=200 RUN2=400 BIG=2000; else RUN1=1000 RUN2=2000 BIG=10000; fi
 cargo build --release -q
 ORCH="$PWD/target/release/git-orch"
@@ -70,7 +72,8 @@ echo
 
 echo "## A whole run -j 8, default gc.auto (targets: $RUN1 tasks ≤ 25 MB of state objects; $RUN2 ≤ 2.2x $RUN1; finishes every time)"
 declare -A BYTES
-for n in "$RUN1" "$RUN2"; do
+[ "$ONLY" = transition ] && RUNS="" || RUNS="$RUN1 $RUN2"
+for n in $RUNS; do
   repo="$WORK/run$n"
   new_repo "$repo"
   plan=$(plan_file "run$n" "$n" 4)
@@ -93,38 +96,48 @@ for n in "$RUN1" "$RUN2"; do
   fi
   cd - >/dev/null
 done
-printf '  %d tasks / %d tasks: %sx (target ≤ 2.2x)\n' "$RUN2" "$RUN1" "$(ratio "${BYTES[$RUN2]}" "${BYTES[$RUN1]}")"
+[ -n "$RUNS" ] && printf '  %d tasks / %d tasks: %sx (target ≤ 2.2x)\n' "$RUN2" "$RUN1" "$(ratio "${BYTES[$RUN2]}" "${BYTES[$RUN1]}")"
 echo
+[ "$ONLY" = runs ] && exit 0
 
 echo "## A task transition at $BIG tasks against 10 tasks (target ≤ 1.3x)"
-# Each repo: a plan whose tasks but the last four have landed; then the
-# next tasks are started and finished by hand, timed.
-transition() {
+# Two repositories: a 10-task plan and a $BIG-task plan whose tasks but the
+# last eight have landed (synth-land). Then the next tasks are started and
+# finished by hand in both, alternating between the two so that the
+# machine's load falls on both alike; medians of eight.
+prepare_transition() {
   local n=$1 repo="$WORK/tr$1"
   new_repo "$repo"
   local plan; plan=$(plan_file "tr$n" "$n" 1 synthetic.txt)
   cd "$repo"
   git orch start "$plan" >/dev/null
-  git orch synth-land "tr$n" -n $((n - 4)) >/dev/null
-  local starts=() dones=()
-  for i in $(seq $((n - 3)) "$n"); do
-    local t0 t1 t2 wt
-    t0=$(now_ms); wt=$(git orch task start "t$i" 2>/dev/null); t1=$(now_ms)
-    mkdir -p "$wt/out" && echo x >"$wt/out/t$i.txt"
-    git orch task done "t$i" >/dev/null 2>&1; t2=$(now_ms)
-    starts+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
-    dones+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN {print b - a}')")
-  done
+  git orch synth-land "tr$n" -n $((n - 8)) >/dev/null
   cd - >/dev/null
-  echo "$(printf '%s\n' "${starts[@]}" | median) $(printf '%s\n' "${dones[@]}" | median)"
 }
-read -r s10 d10 < <(transition 10)
+# one_transition N I: prints "start_ms done_ms" for task tI of the N-task repo.
+one_transition() {
+  local n=$1 i=$2 t0 t1 t2 wt
+  cd "$WORK/tr$n"
+  t0=$(now_ms); wt=$(git orch task start "t$i" 2>/dev/null); t1=$(now_ms)
+  mkdir -p "$wt/out" && echo x >"$wt/out/t$i.txt"
+  git orch task done "t$i" >/dev/null 2>&1; t2=$(now_ms)
+  cd - >/dev/null
+  awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {print b - a, c - b}'
+}
 synth0=$(now_ms)
-read -r sbig dbig < <(transition "$BIG")
+prepare_transition 10
+prepare_transition "$BIG"
 synth1=$(now_ms)
+: >"$WORK/small" && : >"$WORK/large"
+for k in $(seq 1 8); do
+  one_transition 10 $((2 + k)) >>"$WORK/small"
+  one_transition "$BIG" $((BIG - 8 + k)) >>"$WORK/large"
+done
+s10=$(cut -d' ' -f1 "$WORK/small" | median); d10=$(cut -d' ' -f2 "$WORK/small" | median)
+sbig=$(cut -d' ' -f1 "$WORK/large" | median); dbig=$(cut -d' ' -f2 "$WORK/large" | median)
 printf '  task start: 10 tasks %7.1f ms, %d tasks %7.1f ms  (%sx)\n' "$s10" "$BIG" "$sbig" "$(ratio "$sbig" "$s10")"
 printf '  task done:  10 tasks %7.1f ms, %d tasks %7.1f ms  (%sx)\n' "$d10" "$BIG" "$dbig" "$(ratio "$dbig" "$d10")"
-printf '  (the %d-task history took %.0f s to synthesise)\n' "$BIG" "$(awk -v a="$synth0" -v b="$synth1" 'BEGIN {print (b - a) / 1000}')"
+printf '  (the two histories took %.0f s to synthesise)\n' "$(awk -v a="$synth0" -v b="$synth1" 'BEGIN {print (b - a) / 1000}')"
 echo
 
 echo "## status and report of a finished $BIG-task plan (targets: status --json ≤ 150 ms, report --format json ≤ 1 s)"

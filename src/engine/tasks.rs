@@ -70,6 +70,100 @@ pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Result<Option<String
     Ok(None)
 }
 
+/// `task start` of a task already started by hand on this host: not a
+/// refusal, [`start_by_hand`] gives its worktree back.
+#[derive(Debug)]
+struct StartedByHand;
+
+impl std::fmt::Display for StartedByHand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the task was already started by hand")
+    }
+}
+
+impl std::error::Error for StartedByHand {}
+
+/// Whether a running task's claim is a `task start` of this host.
+fn started_by_hand_here(t: &state::TaskState) -> bool {
+    t.claim
+        .as_ref()
+        .is_some_and(|c| c.manual && c.host == crate::process::hostname())
+}
+
+/// `task start`: claims a pending task by hand and makes its worktree; for
+/// a task already started by hand on this host, gives its worktree back
+/// (made again on its branch if it is gone), so that
+/// `cd "$(git orch task start ID)"` never stays in the main checkout.
+/// The flag says which of the two happened.
+pub fn start_by_hand(repo: &Repo, plan: &str, id: &str) -> Result<(Begun, bool)> {
+    // Another `task start` of it may be making the worktree right now.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match begin(repo, plan, id, claim_for_this_process(true), false) {
+            Err(e) if e.is::<StartedByHand>() => {}
+            other => return other.map(|b| (b, false)),
+        }
+        let snap = store::load(repo, plan)?;
+        let t = snap.task(id)?;
+        let starting = t.claim.as_ref().is_some_and(|c| {
+            c.pid != std::process::id() && crate::process::is_alive(c.pid, c.proc_start)
+        });
+        if starting && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        if t.state != TaskStatus::Running || !started_by_hand_here(&t) {
+            continue; // it moved on meanwhile: start it afresh or refuse
+        }
+        return again_by_hand(repo, &snap, id, &t).map(|b| (b, true));
+    }
+}
+
+/// The worktree of a task started by hand, as it is; made again from its
+/// branch (or its base, if the branch was never made) when it is gone.
+/// Changes no state.
+fn again_by_hand(repo: &Repo, snap: &Snapshot, id: &str, t: &state::TaskState) -> Result<Begun> {
+    let plan = snap.plan_name.as_str();
+    let path = t
+        .worktree
+        .as_deref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace::task_worktree(repo, plan, id));
+    let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.work))?;
+    if !path.join(".git").exists() {
+        let (_, task) = find_task(snap, id)?;
+        let branch = names::task_branch(plan, id);
+        let start = repo.ref_target(&branch)?.unwrap_or(base);
+        // git still holds the branch for the worktree that went.
+        if !path.exists() {
+            repo.git(&["worktree", "prune"])?;
+        }
+        repo.checkout_worktree(
+            &path,
+            &branch,
+            start,
+            sparse_patterns(snap, task).as_deref(),
+        )
+        .or_else(|e| {
+            // A racing `task start` of it made it first.
+            if path.join(".git").exists() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| e.context(format!("cannot make the worktree for task `{id}` again")))?;
+    }
+    if !workspace::task_file(repo, plan, id).exists() {
+        let (_, task) = find_task(snap, id)?;
+        write_brief(repo, snap, task)?;
+    }
+    Ok(Begun {
+        worktree: path,
+        base,
+    })
+}
+
 /// A claimed task with its worktree ready.
 pub struct Begun {
     pub worktree: PathBuf,
@@ -107,23 +201,23 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
         let status = snap.task_status(id)?;
         if status != TaskStatus::Pending {
             let current = snap.task(id)?;
+            // Started by hand here: this `task start` gives it back.
+            if manual && status == TaskStatus::Running && started_by_hand_here(&current) {
+                return Err(StartedByHand.into());
+            }
             let current = Some(&current);
             let hint = match status {
                 TaskStatus::Failed | TaskStatus::Conflict => format!(
                     "`git orch task reset {id}` returns it to pending (its work is kept in a ref)"
                 ),
-                // Whoever started it first owns it: a second `task start`
-                // (another agent, another terminal) must not share it.
+                // A runner's task, or one started by hand on another
+                // machine, is not shared.
                 TaskStatus::Running => match current
-                    .filter(|t| t.claim.as_ref().is_some_and(|c| c.manual))
-                    .and_then(|t| t.worktree.as_deref())
+                    .and_then(|t| t.claim.as_ref().filter(|c| c.manual))
                 {
-                    // A `task start` that died before making the worktree.
-                    Some(path) if !Path::new(path).join(".git").exists() => format!(
-                        "it was started by hand but its worktree {path} was never made: `git orch task reset {id}`, then start it again"
-                    ),
-                    Some(path) => format!(
-                        "it was started by hand; its worktree is {path} (finish it with `git orch task done {id}`)"
+                    Some(c) => format!(
+                        "it was started by hand on {}; finish it there (`git orch task done {id}`), or take it over with `git orch task reset {id}`",
+                        c.host
                     ),
                     None => format!("it is being worked on; `git orch status {plan}` shows by whom"),
                 },
@@ -195,15 +289,7 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
     let (plan, id, base) = (snap.plan_name.as_str(), id.as_str(), *base);
     let (_, task) = find_task(snap, id)?;
     let branch = names::task_branch(plan, id);
-    let sparse = (snap.plan.defaults.checkout == CheckoutMode::Sparse && !task.files.is_empty())
-        .then(|| {
-            task.files
-                .iter()
-                .chain(task.reads.iter())
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .and_then(|globs| crate::plan::sparse_patterns(&globs));
+    let sparse = sparse_patterns(snap, task);
     // A parked worktree was parked clean: no sweep of untracked files.
     let recycled = reuse_pool && !path.exists() && workspace::unpark(repo, plan, path);
     crate::failpoint!("worktree-unparked");
@@ -217,6 +303,19 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
         worktree: path.clone(),
         base,
     })
+}
+
+/// The sparse-checkout patterns of a task's worktree, `None` for a full one.
+fn sparse_patterns(snap: &Snapshot, task: &Task) -> Option<Vec<String>> {
+    (snap.plan.defaults.checkout == CheckoutMode::Sparse && !task.files.is_empty())
+        .then(|| {
+            task.files
+                .iter()
+                .chain(task.reads.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .and_then(|globs| crate::plan::sparse_patterns(&globs))
 }
 
 /// Returns a running task to pending without touching its worktree (used
@@ -340,18 +439,20 @@ pub struct Finish<'a> {
     pub outcome: &'a str,
 }
 
-/// Commits what the task left uncommitted and lands it on the work branch
-/// (one state commit: the task's new state, its handoff note and log, and
-/// the work branch's new head).
+/// Commits what the task left uncommitted, except the paths (relative to
+/// the worktree) in `keep_out`, and lands it on the work branch (one state
+/// commit: the task's new state, its handoff note and log, and the work
+/// branch's new head).
 pub fn complete(
     repo: &Repo,
     plan: &str,
     id: &str,
     worktree: &Path,
+    keep_out: &[String],
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
     let started = std::time::Instant::now();
-    let head = repo.commit_all(worktree, finish.message)?;
+    let head = repo.commit_all_except(worktree, finish.message, keep_out)?;
     crate::ui::trace("commit", started);
     crate::failpoint!("task-committed");
     land_committed(repo, plan, id, head, finish)

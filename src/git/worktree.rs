@@ -277,12 +277,30 @@ impl Repo {
     /// Commits everything uncommitted in a worktree on its branch, running
     /// the user's commit hooks. Returns the new HEAD (unchanged when clean).
     pub fn commit_all(&self, path: &Path, message: &str) -> Result<Oid> {
+        self.commit_all_except(path, message, &[])
+    }
+
+    /// [`Repo::commit_all`], leaving the paths of `keep_out` (relative to
+    /// the worktree, taken literally) out of the commit: they stay in the
+    /// worktree as they are, uncommitted (a handoff note written there).
+    pub fn commit_all_except(
+        &self,
+        path: &Path,
+        message: &str,
+        keep_out: &[String],
+    ) -> Result<Oid> {
         // `add -A` refreshes the index once; whether anything is staged is
         // then read in-process instead of by a second full `git status`.
         // `--sparse`: in a sparse checkout, what the task wrote outside the
         // sparse patterns is staged too (git would skip a tracked file there
         // silently), so the scope check sees it.
         self.git_in(path, &["add", "-A", "--sparse"])?;
+        if !keep_out.is_empty() {
+            let literal: Vec<String> = keep_out.iter().map(|p| format!(":(literal){p}")).collect();
+            let mut args = vec!["reset", "-q", "--"];
+            args.extend(literal.iter().map(String::as_str));
+            self.git_in(path, &args)?;
+        }
         let staged = self.staged_changes(path)?;
         if let Staged::Changes { nested } = &staged {
             if !nested.is_empty() {

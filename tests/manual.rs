@@ -1,0 +1,241 @@
+//! The by-hand task flow (issue 10, "Trust"): repeated starts, handoff
+//! notes in the worktree, failed tasks fixed in place, plans found from a
+//! worktree, scopes that overlap, worktrees that left their branch or lost
+//! their `.git`, and commits made on the work branch during a run. Real
+//! repositories, the real binary, results read back with git.
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+/// Two independent tasks with their own scopes, and one that overlaps `a`.
+const PLAN: &str = r#"
+name = "p"
+
+[[phases]]
+id = "one"
+
+  [[phases.tasks]]
+  id = "a"
+  title = "Task A"
+  files = ["a/**"]
+
+  [[phases.tasks]]
+  id = "b"
+  files = ["b/**"]
+
+  [[phases.tasks]]
+  id = "wide"
+  files = ["a/**", "w/**"]
+"#;
+
+fn started(text: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    let plan = repo.plan("plan.toml", text);
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    repo
+}
+
+/// `task start ID` run in `dir`: asserts exit 0 and stdout the path alone.
+fn start_in(repo: &TestRepo, dir: &Path, id: &str) -> PathBuf {
+    let out = repo.orch_in(dir, &["task", "start", id]);
+    assert_eq!(code(&out), Some(0), "task start {id}: {}", both(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "the path alone on stdout: {text:?}");
+    let path = PathBuf::from(lines[0]);
+    assert!(path.join(".git").is_file(), "not a worktree: {text}");
+    path
+}
+
+fn start(repo: &TestRepo, id: &str) -> PathBuf {
+    start_in(repo, &repo.path, id)
+}
+
+fn put(dir: &Path, rel: &str, content: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, content).expect("write");
+}
+
+fn record(repo: &TestRepo, id: &str) -> serde_json::Value {
+    task_record(repo, "p", id).expect("a task record")
+}
+
+fn state_commits(repo: &TestRepo) -> String {
+    repo.git(&["rev-parse", "orch/p/state"])
+}
+
+// ------------------------------------------------- 25: a repeated task start
+
+#[test]
+fn a_repeated_task_start_by_hand_prints_its_worktree_again() {
+    let repo = started(PLAN);
+    let wt = start(&repo, "a");
+    put(&wt, "a/wip.txt", "wip\n");
+    let state = state_commits(&repo);
+    // Again, from the main checkout and from inside the worktree: the same
+    // path, exit 0, the work in it untouched, no new claim.
+    assert_eq!(start(&repo, "a"), wt);
+    assert_eq!(start_in(&repo, &wt, "a"), wt);
+    assert_eq!(
+        std::fs::read_to_string(wt.join("a/wip.txt"))
+            .ok()
+            .as_deref(),
+        Some("wip\n")
+    );
+    assert_eq!(
+        state_commits(&repo),
+        state,
+        "a repeated start changes no state"
+    );
+    assert_eq!(record(&repo, "a")["attempts"], 1);
+    // `cd "$(git orch task start a)"` lands in the worktree.
+    let out = repo
+        .command("sh", &repo.path)
+        .args(["-c", "cd \"$(git orch task start a)\" && pwd -P"])
+        .output()
+        .expect("sh");
+    assert_eq!(
+        stdout(&out).trim(),
+        wt.to_str().expect("utf-8"),
+        "{}",
+        both(&out)
+    );
+
+    // A worktree that is gone is made again on the task's branch, keeping
+    // what was committed there.
+    repo.git_in(&wt, &["add", "-A"]);
+    repo.git_in(&wt, &["commit", "-q", "-m", "wip"]);
+    let head = repo.rev("orch/p/tasks/a").expect("task branch");
+    std::fs::remove_dir_all(&wt).expect("rm worktree");
+    assert_eq!(start(&repo, "a"), wt);
+    assert_eq!(repo.git_in(&wt, &["rev-parse", "HEAD"]).trim(), head);
+    assert_eq!(
+        std::fs::read_to_string(wt.join("a/wip.txt"))
+            .ok()
+            .as_deref(),
+        Some("wip\n")
+    );
+    repo.orch_ok(&["task", "done", "a"]);
+    assert_eq!(repo.show("orch/p/work:a/wip.txt").as_deref(), Some("wip\n"));
+    repo.fsck();
+}
+
+/// Rewrites task `id`'s record on the state branch with plain git, as
+/// another machine or a runner would have written it.
+fn forge_record(repo: &TestRepo, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut rec = record(repo, id);
+    edit(&mut rec);
+    let file = repo.scratch().join("record.json");
+    std::fs::write(&file, rec.to_string()).expect("write record");
+    let blob = repo.git(&["hash-object", "-w", file.to_str().expect("utf-8")]);
+    let tmp_index = repo.scratch().join("state-index");
+    let git = |args: &[&str]| {
+        let out = repo
+            .command("git", &repo.path)
+            .env("GIT_INDEX_FILE", &tmp_index)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "{args:?}: {}", both(&out));
+        stdout(&out).trim().to_string()
+    };
+    git(&["read-tree", "orch/p/state"]);
+    let info = format!("100644,{},{}", blob.trim(), record_path(id));
+    git(&["update-index", "--cacheinfo", &info]);
+    let tree = git(&["write-tree"]);
+    let commit = git(&["commit-tree", &tree, "-p", "orch/p/state", "-m", "forged"]);
+    repo.git(&["update-ref", "refs/heads/orch/p/state", &commit]);
+}
+
+#[test]
+fn a_task_claimed_by_a_runner_or_another_host_is_still_refused() {
+    let repo = started(PLAN);
+    start(&repo, "a");
+    for (what, host, manual) in [
+        ("by hand on another host", "elsewhere.example", true),
+        ("by a runner on another host", "elsewhere.example", false),
+    ] {
+        forge_record(&repo, "a", |r| {
+            r["claim"]["host"] = host.into();
+            r["claim"]["manual"] = manual.into();
+        });
+        let refs = repo.refs();
+        let out = repo.orch(&["task", "start", "a"]);
+        assert_refused(&out, what);
+        assert!(stdout(&out).is_empty(), "{what}: no path");
+        if manual {
+            assert!(stderr(&out).contains("elsewhere.example"), "{}", both(&out));
+        }
+        assert_eq!(repo.refs(), refs, "{what}");
+    }
+}
+
+// ------------------------------------- 22: the README's by-hand idiom, as is
+
+#[test]
+fn the_readme_by_hand_idiom_lands_and_keeps_the_note_out_of_the_work() {
+    let repo = started(PLAN);
+    // README "By hand": cd into the worktree, work, write notes.md there,
+    // `task done … --handoff notes.md` from there.
+    let script = r#"set -e
+cd "$(git orch task start a)"
+mkdir -p a && echo tables > a/tables.sql
+echo "Tables are in a/tables.sql." > notes.md
+git orch task done a -m "Add tables" --handoff notes.md
+"#;
+    let out = repo
+        .command("sh", &repo.path)
+        .args(["-c", script])
+        .output()
+        .expect("sh");
+    assert_eq!(code(&out), Some(0), "the README idiom: {}", both(&out));
+    assert!(
+        stderr(&out).contains("left out of the commit"),
+        "says so: {}",
+        both(&out)
+    );
+    assert_eq!(record(&repo, "a")["state"], "done");
+    assert_eq!(
+        repo.show("orch/p/work:a/tables.sql").as_deref(),
+        Some("tables\n")
+    );
+    assert_eq!(
+        repo.show("orch/p/work:notes.md"),
+        None,
+        "the note is not work"
+    );
+    let note = repo
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
+        .expect("handoff note");
+    assert!(note.contains("Tables are in a/tables.sql."), "{note}");
+    repo.fsck();
+}
+
+#[test]
+fn orch_handoff_file_lies_outside_the_worktree() {
+    let repo = started(
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a/**"]
+  run = """
+mkdir -p a && echo x > a/x
+case "$ORCH_HANDOFF_FILE" in "$ORCH_WORKTREE"/*) echo INSIDE; exit 3;; esac
+echo "from the runner" > "$ORCH_HANDOFF_FILE"
+"""
+"#,
+    );
+    repo.orch_ok(&["run"]);
+    assert_eq!(record(&repo, "a")["state"], "done");
+    let note = repo
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
+        .expect("handoff note");
+    assert!(note.contains("from the runner"), "{note}");
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "orch/p/work"]);
+    assert_eq!(files.lines().collect::<Vec<_>>(), ["README", "a/x"]);
+}

@@ -239,3 +239,81 @@ echo "from the runner" > "$ORCH_HANDOFF_FILE"
     let files = repo.git(&["ls-tree", "-r", "--name-only", "orch/p/work"]);
     assert_eq!(files.lines().collect::<Vec<_>>(), ["README", "a/x"]);
 }
+
+// ------------------------------------------- 23: a failed task fixed in place
+
+#[test]
+fn a_failed_task_is_fixed_in_its_worktree_and_lands_with_task_done() {
+    let repo = started(PLAN);
+    let wt = start(&repo, "a");
+    put(&wt, "a/x.txt", "x\n");
+    put(&wt, "stray.txt", "oops\n");
+    let out = repo.orch(&["task", "done", "a"]);
+    assert_eq!(code(&out), Some(1), "out of scope: {}", both(&out));
+    assert_eq!(record(&repo, "a")["state"], "failed");
+    // Fixed where it is, then landed again from the same worktree.
+    std::fs::remove_file(wt.join("stray.txt")).expect("rm stray");
+    let out = repo.orch(&["task", "done", "a"]);
+    assert_eq!(code(&out), Some(0), "lands again: {}", both(&out));
+    assert_eq!(record(&repo, "a")["state"], "done");
+    assert_eq!(repo.show("orch/p/work:a/x.txt").as_deref(), Some("x\n"));
+    assert_eq!(repo.show("orch/p/work:stray.txt"), None);
+    assert!(wt.join(".git").exists(), "a worktree done by hand stays");
+
+    // A failed task whose worktree is gone says to reset it.
+    let wt = start(&repo, "b");
+    put(&wt, "stray.txt", "oops\n");
+    assert_eq!(code(&repo.orch(&["task", "done", "b"])), Some(1));
+    std::fs::remove_dir_all(&wt).expect("rm worktree");
+    let out = repo.orch(&["task", "done", "b"]);
+    assert_refused(&out, "a failed task without its worktree");
+    assert!(
+        stderr(&out).contains("git orch task reset b"),
+        "{}",
+        both(&out)
+    );
+    repo.fsck();
+}
+
+#[test]
+fn the_brief_after_a_reset_says_why_the_last_attempt_failed() {
+    let repo = started(
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a/**"]
+  run = "mkdir -p a && echo half > a/half.txt && echo boom-marker-1234 && exit 3"
+"#,
+    );
+    assert_eq!(code(&repo.orch(&["run"])), Some(1));
+    assert_eq!(record(&repo, "a")["state"], "failed");
+    let out = repo.orch(&["task", "reset", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = stderr(&out)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("its work is kept in ")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("the reset names the preserved ref: {}", both(&out)));
+    assert_eq!(
+        repo.show(&format!("{kept}:a/half.txt")).as_deref(),
+        Some("half\n"),
+        "the preserved ref holds the work"
+    );
+    let started = repo.orch_json(&["task", "start", "a", "--json"]);
+    let brief =
+        std::fs::read_to_string(started["task_file"].as_str().expect("task_file")).expect("brief");
+    assert!(brief.contains("Why the last attempt failed"), "{brief}");
+    assert!(brief.contains("exit"), "the reason: {brief}");
+    assert!(
+        brief.contains("boom-marker-1234"),
+        "the log's tail: {brief}"
+    );
+    assert!(brief.contains(&kept), "where its work is kept: {brief}");
+    assert!(brief.contains(&log_path("a", 1)), "the log's path: {brief}");
+}

@@ -57,7 +57,11 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     let id = args.id.as_str();
     let (_, task) = tasks::find_task(&snap, id)?;
     let status = snap.task_status(id)?;
-    if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+    // A failed task lands again from its worktree once fixed there.
+    if !matches!(
+        status,
+        TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed
+    ) {
         let hint = if status == TaskStatus::Pending {
             format!("start it first: `git orch task start {id}`")
         } else {
@@ -196,7 +200,7 @@ pub fn report_landing(plan: &str, id: &str, landed: &Landed, json_out: bool, wor
                 "task {id} changed paths outside its declared files: {}",
                 paths.join(", ")
             ));
-            ui::hint(&format!("its work stays on orch/{plan}/tasks/{id}; widen `files` in a new plan or `git orch task reset {id}`"));
+            ui::hint(&format!("its work stays on orch/{plan}/tasks/{id}: undo those changes in its worktree and `git orch task done {id}` again, widen `files` in a new plan, or `git orch task reset {id}`"));
         }
     }
     code
@@ -214,7 +218,10 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
             args.id,
             ui::red("failed")
         ));
-        ui::hint(&format!("retry with `git orch task reset {}`", args.id));
+        ui::hint(&format!(
+            "fix it in its worktree and land it with `git orch task done {}`, or start over with `git orch task reset {}`",
+            args.id, args.id
+        ));
     }
     Ok(0)
 }
@@ -270,6 +277,11 @@ fn back(
     ui::note(&format!("task {id} is {state}"));
     for r in &kept {
         ui::note(&format!("  its work is kept in {r}"));
+    }
+    if let Some(r) = kept.first() {
+        ui::hint(&format!(
+            "see it with `git log -p {r}`; in the next attempt's worktree, `git checkout {r} -- PATH` brings a file back"
+        ));
     }
     Ok(0)
 }

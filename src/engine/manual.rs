@@ -79,6 +79,24 @@ pub fn reopen(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
     move_back(repo, plan, id, Back::Reopen, false)
 }
 
+/// What a reset task's record keeps of its last attempt, for the next
+/// attempt's brief: why it failed, and where its work is kept.
+fn why_reset(before: &state::TaskState, kept: &[String]) -> Option<String> {
+    let mut why = match before.state {
+        TaskStatus::Failed | TaskStatus::Conflict => format!(
+            "{} ({})",
+            before.reason.as_deref().unwrap_or("failed"),
+            before.state.as_str()
+        ),
+        TaskStatus::Running => "reset while it was running".to_string(),
+        _ => return None,
+    };
+    if !kept.is_empty() {
+        why += &format!("; its work is kept in {}", kept.join(", "));
+    }
+    Some(why)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Back {
     Reset,
@@ -158,8 +176,12 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
     crate::failpoint!("reset-preserved");
     store::transact(repo, plan, |snap, change| {
         check(snap)?;
-        let mut t = change.task(id)?.pending_again();
+        let before = change.task(id)?;
+        let mut t = before.pending_again();
         t.state = to;
+        if back == Back::Reset {
+            t.reason = why_reset(&before, &kept);
+        }
         if to == TaskStatus::Skipped {
             t.reason = Some("skipped by hand".to_string());
         }

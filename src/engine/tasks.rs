@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use git2::Oid;
 
-use super::land::{land, Landing};
+use super::land::{self as landing, Landing};
 use super::workspace;
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{short, RefEdit, Repo};
@@ -156,7 +156,7 @@ fn again_by_hand(repo: &Repo, snap: &Snapshot, id: &str, t: &state::TaskState) -
     }
     if !workspace::task_file(repo, plan, id).exists() {
         let (_, task) = find_task(snap, id)?;
-        write_brief(repo, snap, task)?;
+        write_brief(repo, snap, task, None)?;
     }
     Ok(Begun {
         worktree: path,
@@ -187,6 +187,8 @@ pub struct Claimed {
     pub id: String,
     pub worktree: PathBuf,
     pub base: Oid,
+    /// Why the attempt before this one ended, told in the brief.
+    pub last: Option<LastAttempt>,
 }
 
 /// The compare-and-swap half of [`begin`]: marks the task running under
@@ -196,6 +198,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
     let manual = claim.manual;
     let path = workspace::task_worktree(repo, plan, id);
     let path_s = path.to_string_lossy().to_string();
+    let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
@@ -208,7 +211,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             let current = Some(&current);
             let hint = match status {
                 TaskStatus::Failed | TaskStatus::Conflict => format!(
-                    "`git orch task reset {id}` returns it to pending (its work is kept in a ref)"
+                    "fix it in its worktree and land it with `git orch task done {id}`, or `git orch task reset {id}` returns it to pending (its work is kept in a ref)"
                 ),
                 // A runner's task, or one started by hand on another
                 // machine, is not shared.
@@ -243,6 +246,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 .into());
             }
         }
+        last = last_attempt(&snap.task(id)?);
         let work = snap.state.work.clone();
         let t = change.task_mut(id)?;
         t.state = TaskStatus::Running;
@@ -274,6 +278,29 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
         id: id.to_string(),
         worktree: path,
         base,
+        last,
+    })
+}
+
+/// How an earlier attempt of a task ended, for its next brief.
+#[derive(Debug, Clone)]
+pub struct LastAttempt {
+    pub attempt: u32,
+    pub reason: String,
+    /// Its log in the state tree, if it has one.
+    pub log: Option<String>,
+}
+
+/// Why the attempt before a pending task's next one ended, as its record
+/// keeps it (a reset, an interruption or a recovery leaves the reason).
+fn last_attempt(t: &state::TaskState) -> Option<LastAttempt> {
+    if t.state != TaskStatus::Pending {
+        return None;
+    }
+    Some(LastAttempt {
+        attempt: t.attempts,
+        reason: t.reason.clone()?,
+        log: t.log.clone(),
     })
 }
 
@@ -285,6 +312,7 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
         id,
         worktree: path,
         base,
+        last,
     } = claimed;
     let (plan, id, base) = (snap.plan_name.as_str(), id.as_str(), *base);
     let (_, task) = find_task(snap, id)?;
@@ -298,7 +326,7 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
     crate::failpoint!("worktree-created");
     // A note left by an earlier attempt is not this attempt's.
     let _ = std::fs::remove_file(workspace::handoff_file(repo, plan, id));
-    write_brief(repo, snap, task)?;
+    write_brief(repo, snap, task, last.as_ref())?;
     Ok(Begun {
         worktree: path.clone(),
         base,
@@ -343,7 +371,12 @@ fn release(repo: &Repo, plan: &str, id: &str, reason: &str) -> Result<()> {
 
 /// Writes `ORCH_TASK_FILE`: title, prompt, scope, and the handoff notes of
 /// the tasks it depends on.
-fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
+fn write_brief(
+    repo: &Repo,
+    snap: &Snapshot,
+    task: &Task,
+    last: Option<&LastAttempt>,
+) -> Result<()> {
     let plan = &snap.plan_name;
     let dir = workspace::task_files_dir(repo, plan);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -399,6 +432,9 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
             );
         }
     }
+    if let Some(last) = last {
+        text += &last_attempt_section(repo, snap, last)?;
+    }
     for dep in &task.depends_on {
         if let Some(note) = snap.handoff(repo, dep)? {
             text += &format!(
@@ -414,6 +450,27 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
     let file = workspace::task_file(repo, plan, &task.id);
     std::fs::write(&file, text).with_context(|| format!("cannot write `{}`", file.display()))?;
     Ok(())
+}
+
+/// The brief's account of the attempt before: why it ended, and the last
+/// lines of its log.
+fn last_attempt_section(repo: &Repo, snap: &Snapshot, last: &LastAttempt) -> Result<String> {
+    let mut text = format!(
+        "## Why the last attempt failed\n\nAttempt {}: {}\n\n",
+        last.attempt,
+        last.reason.trim_end()
+    );
+    if let Some(log) = &last.log {
+        let bytes = repo.read_path(snap.tree, log)?.unwrap_or_default();
+        let log_text = String::from_utf8_lossy(&bytes);
+        let tail: Vec<&str> = log_text.lines().rev().take(40).collect();
+        text += &format!(
+            "Its log: `git show orch/{}/state:{log}`; the end of it:\n\n```\n{}\n```\n\n",
+            snap.plan_name,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(text)
 }
 
 /// How a landing attempt ended, for the caller to report.
@@ -455,7 +512,8 @@ pub fn complete(
     let head = repo.commit_all_except(worktree, finish.message, keep_out)?;
     crate::ui::trace("commit", started);
     crate::failpoint!("task-committed");
-    land_committed(repo, plan, id, head, finish)
+    // By hand, a failed task fixed in its worktree lands again too.
+    land(repo, plan, id, head, finish, true)
 }
 
 /// The landing half of [`complete`], for a task whose work is committed at
@@ -468,11 +526,24 @@ pub fn land_committed(
     head: Oid,
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
+    land(repo, plan, id, head, finish, false)
+}
+
+/// [`land_committed`]; `failed_too` also lands a task that failed.
+fn land(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    head: Oid,
+    finish: Finish<'_>,
+    failed_too: bool,
+) -> Result<(Landed, Snapshot)> {
     let landing_started = std::time::Instant::now();
     let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
-        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+        let again = failed_too && status == TaskStatus::Failed;
+        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) && !again {
             return Err(refuse(format!(
                 "task `{id}` is {}, not running",
                 status.as_str()
@@ -481,7 +552,7 @@ pub fn land_committed(
         let t = snap.task(id)?;
         let base = Oid::from_str(t.base.as_deref().unwrap_or(&snap.state.base))?;
         let work = Oid::from_str(&snap.state.work)?;
-        let landing = land(repo, &snap.plan, task, work, base, head)?;
+        let landing = landing::land(repo, &snap.plan, task, work, base, head)?;
         let attempt = t.attempts.max(1);
         let log_path = state::layout::task_log(id, attempt);
         let spent = finish
@@ -500,8 +571,10 @@ pub fn land_committed(
         let at = state::now();
         // A runner parks the worktree of a landed task for the next one;
         // a person's stays where it is until `finish`.
+        // (A failed task landed again by hand counts as a person's.)
         if matches!(landing, Landing::Landed { .. } | Landing::Empty)
             && !t.claim.as_ref().is_some_and(|c| c.manual)
+            && !again
         {
             nt.worktree = None;
         }

@@ -317,3 +317,33 @@ id = "one"
     assert!(brief.contains(&kept), "where its work is kept: {brief}");
     assert!(brief.contains(&log_path("a", 1)), "the log's path: {brief}");
 }
+
+// --------------------------------------- 24: the plan of a task's worktree
+
+#[test]
+fn commands_in_a_task_worktree_pick_its_plan_among_several() {
+    let repo = started(PLAN);
+    let q = repo.plan("q.toml", &PLAN.replace("name = \"p\"", "name = \"q\""));
+    repo.orch_ok(&["start", q.to_str().expect("utf-8")]);
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_refused(&out, "two plans, none named, in the main checkout");
+    let wt_p = repo.orch_ok(&["task", "start", "a", "--plan", "p"]);
+    let wt_q = repo.orch_ok(&["task", "start", "a", "--plan", "q"]);
+    let (wt_p, wt_q) = (PathBuf::from(wt_p.trim()), PathBuf::from(wt_q.trim()));
+    // No --plan inside a worktree: the branch names the plan.
+    let st = repo.orch_in(&wt_q, &["status", "--json"]);
+    assert_eq!(code(&st), Some(0), "{}", both(&st));
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).expect("json");
+    assert_eq!(st["plan"], "q");
+    assert_eq!(start_in(&repo, &wt_p, "a"), wt_p);
+    put(&wt_p, "a/p.txt", "p\n");
+    let out = repo.orch_in(&wt_p, &["task", "done", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(task_record(&repo, "p", "a").expect("p/a")["state"], "done");
+    assert_eq!(
+        task_record(&repo, "q", "a").expect("q/a")["state"],
+        "running"
+    );
+    assert_eq!(repo.show("orch/p/work:a/p.txt").as_deref(), Some("p\n"));
+    assert_eq!(repo.show("orch/q/work:a/p.txt"), None);
+}

@@ -347,3 +347,27 @@ fn commands_in_a_task_worktree_pick_its_plan_among_several() {
     assert_eq!(repo.show("orch/p/work:a/p.txt").as_deref(), Some("p\n"));
     assert_eq!(repo.show("orch/q/work:a/p.txt"), None);
 }
+
+// ------------------------------------ 10: overlapping scopes, started by hand
+
+#[test]
+fn a_task_started_by_hand_never_overlaps_a_running_task() {
+    let repo = started(PLAN);
+    start(&repo, "a");
+    let refs = repo.refs();
+    let out = repo.orch(&["task", "start", "wide"]);
+    assert_refused(&out, "wide overlaps the running a");
+    let err = stderr(&out);
+    assert!(err.contains("task `a`"), "names the running task: {err}");
+    assert!(
+        err.contains("git orch task done a"),
+        "says what to finish: {err}"
+    );
+    assert!(stdout(&out).is_empty());
+    assert_eq!(repo.refs(), refs, "a refusal changes nothing");
+    assert_eq!(task_state(&status_json(&repo), "wide"), "pending");
+    // Disjoint scopes still run side by side; once `a` is done, `wide` starts.
+    start(&repo, "b");
+    repo.orch_ok(&["task", "done", "a"]);
+    start(&repo, "wide");
+}

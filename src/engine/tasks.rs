@@ -164,6 +164,22 @@ fn again_by_hand(repo: &Repo, snap: &Snapshot, id: &str, t: &state::TaskState) -
     })
 }
 
+/// `task start` of a task whose files may overlap a running task's.
+fn overlap_refusal(plan: &str, task: &Task, other: &str) -> anyhow::Error {
+    let id = &task.id;
+    let why = if task.files.is_empty() {
+        format!("it declares no `files`, so it runs alone, and task `{other}` is running")
+    } else {
+        format!("its files may overlap those of task `{other}`, which is running")
+    };
+    refuse_with_hint(
+        format!("task `{id}` cannot start now: {why}"),
+        format!(
+            "finish `{other}` first (`git orch task done {other}`), or wait until `git orch status {plan}` shows it settled, then start `{id}` again"
+        ),
+    )
+}
+
 /// A claimed task with its worktree ready.
 pub struct Begun {
     pub worktree: PathBuf,
@@ -237,14 +253,16 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 format!("see `git orch status {plan}`"),
             ));
         }
-        if !manual {
-            if let Some(other) = overlapping_running(snap, task)? {
-                return Err(Busy {
-                    task: id.to_string(),
-                    other,
-                }
-                .into());
+        // Never two agents on one file, by hand either.
+        if let Some(other) = overlapping_running(snap, task)? {
+            if manual {
+                return Err(overlap_refusal(plan, task, &other));
             }
+            return Err(Busy {
+                task: id.to_string(),
+                other,
+            }
+            .into());
         }
         last = last_attempt(&snap.task(id)?);
         let work = snap.state.work.clone();

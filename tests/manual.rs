@@ -371,3 +371,136 @@ fn a_task_started_by_hand_never_overlaps_a_running_task() {
     repo.orch_ok(&["task", "done", "a"]);
     start(&repo, "wide");
 }
+
+// ------------------------------- 2: a worktree that left its task branch
+
+/// The ref a reset, skip or rollback printed as keeping the worktree.
+fn kept_worktree(out: &std::process::Output, id: &str) -> String {
+    stderr(out)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("its work is kept in "))
+        .find(|r| r.ends_with(&format!("/worktrees/{id}")))
+        .unwrap_or_else(|| panic!("no preserved worktree of {id}: {}", both(out)))
+        .to_string()
+}
+
+#[test]
+fn a_worktree_that_left_its_branch_is_preserved_by_reset_and_skip() {
+    let repo = started(PLAN);
+    // Detached, a commit and an uncommitted file: both are kept by reset.
+    let wt = start(&repo, "a");
+    repo.git_in(&wt, &["checkout", "-q", "--detach"]);
+    put(&wt, "a/committed.txt", "c\n");
+    repo.git_in(&wt, &["add", "-A"]);
+    repo.git_in(&wt, &["commit", "-q", "-m", "detached work"]);
+    put(&wt, "a/loose.txt", "l\n");
+    let out = repo.orch(&["task", "reset", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = kept_worktree(&out, "a");
+    assert_eq!(
+        repo.show(&format!("{kept}:a/committed.txt")).as_deref(),
+        Some("c\n")
+    );
+    assert_eq!(
+        repo.show(&format!("{kept}:a/loose.txt")).as_deref(),
+        Some("l\n")
+    );
+    assert!(!wt.exists(), "the worktree goes once kept");
+
+    // On another branch, clean, its commit kept by skip.
+    let wt = start(&repo, "b");
+    repo.git_in(&wt, &["switch", "-q", "-c", "other"]);
+    put(&wt, "b/on-other.txt", "o\n");
+    repo.git_in(&wt, &["add", "-A"]);
+    repo.git_in(&wt, &["commit", "-q", "-m", "on other"]);
+    let out = repo.orch(&["task", "skip", "b"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = kept_worktree(&out, "b");
+    assert_eq!(
+        repo.show(&format!("{kept}:b/on-other.txt")).as_deref(),
+        Some("o\n")
+    );
+    repo.fsck();
+}
+
+#[test]
+fn a_worktree_without_its_dot_git_is_preserved_by_reset() {
+    let repo = started(PLAN);
+    let wt = start(&repo, "a");
+    put(&wt, "a/committed.txt", "c\n");
+    repo.git_in(&wt, &["add", "-A"]);
+    repo.git_in(&wt, &["commit", "-q", "-m", "work"]);
+    put(&wt, "a/loose.txt", "l\n");
+    std::fs::remove_file(wt.join(".git")).expect("rm .git");
+    let out = repo.orch(&["task", "reset", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = kept_worktree(&out, "a");
+    assert_eq!(
+        repo.show(&format!("{kept}:a/committed.txt")).as_deref(),
+        Some("c\n")
+    );
+    assert_eq!(
+        repo.show(&format!("{kept}:a/loose.txt")).as_deref(),
+        Some("l\n")
+    );
+    assert!(!wt.exists());
+    // And once git pruned its admin dir too: the files are still kept.
+    let wt = start(&repo, "a");
+    put(&wt, "a/plain.txt", "p\n");
+    std::fs::remove_file(wt.join(".git")).expect("rm .git");
+    repo.git(&["worktree", "prune"]);
+    let out = repo.orch(&["task", "reset", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = kept_worktree(&out, "a");
+    assert_eq!(
+        repo.show(&format!("{kept}:a/plain.txt")).as_deref(),
+        Some("p\n")
+    );
+    assert_eq!(
+        repo.git(&["status", "--porcelain"]),
+        "",
+        "the main checkout is untouched"
+    );
+    repo.fsck();
+}
+
+#[test]
+fn rollback_and_undo_keep_a_detached_worktree() {
+    let repo = started(PLAN);
+    let wt = start(&repo, "a");
+    repo.git_in(&wt, &["checkout", "-q", "--detach"]);
+    put(&wt, "a/committed.txt", "c\n");
+    repo.git_in(&wt, &["add", "-A"]);
+    repo.git_in(&wt, &["commit", "-q", "-m", "detached work"]);
+    put(&wt, "a/loose.txt", "l\n");
+    let out = repo.orch(&["rollback", "--to", "start"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    let kept = kept
+        .lines()
+        .find(|r| r.ends_with("/worktrees/a"))
+        .unwrap_or_else(|| panic!("the rollback keeps the worktree: {kept}"))
+        .to_string();
+    assert_eq!(
+        repo.show(&format!("{kept}:a/committed.txt")).as_deref(),
+        Some("c\n")
+    );
+    repo.orch_ok(&["rollback", "--undo"]);
+    assert_eq!(
+        std::fs::read_to_string(wt.join("a/committed.txt"))
+            .ok()
+            .as_deref(),
+        Some("c\n"),
+        "--undo brings the worktree back with what it held"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("a/loose.txt"))
+            .ok()
+            .as_deref(),
+        Some("l\n")
+    );
+}

@@ -750,16 +750,22 @@ pub fn preserve_task(
 ) -> Result<Vec<String>> {
     let mut kept = Vec::new();
     let branch = names::task_branch(plan, id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        if let Some(snapshot) =
-            repo.snapshot_worktree(&wt.path, &format!("orch: uncommitted work of task {id}"))?
-        {
-            let name = names::preserved(plan, &format!("{tag}/worktrees/{id}"));
-            reconcile::create_if_absent(repo, &name, snapshot)?;
-            kept.push(name);
+    let branch_head = repo.ref_target(&branch)?;
+    // Whatever its checkout holds, whatever its HEAD (a task may have left
+    // its branch, or deleted its `.git`), unless the branch or the work
+    // branch has it already.
+    if let Some(path) = task_checkout(repo, plan, id)? {
+        let message = format!("orch: uncommitted work of task {id}");
+        let fallback = branch_head.unwrap_or(work);
+        if let Some(content) = repo.worktree_content(&path, &message, fallback)? {
+            if Some(content) != branch_head && !repo.is_ancestor(content, work) {
+                let name = names::preserved(plan, &format!("{tag}/worktrees/{id}"));
+                reconcile::create_if_absent(repo, &name, content)?;
+                kept.push(name);
+            }
         }
     }
-    if let Some(head) = repo.ref_target(&branch)? {
+    if let Some(head) = branch_head {
         if !repo.is_ancestor(head, work) {
             let name = names::preserved(plan, &format!("{tag}/tasks/{id}"));
             reconcile::create_if_absent(repo, &name, head)?;
@@ -784,16 +790,23 @@ pub fn unpreserve(repo: &Repo, plan: &str, read: Oid, names: &[String]) {
     }
 }
 
+/// The checkout of a task: the worktree on its branch, or else whatever
+/// is at its worktree's path (a worktree that left the branch, or lost its
+/// `.git`).
+fn task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
+    let branch = names::task_branch(plan, id);
+    if let Some(wt) = repo.worktree_on_branch(&branch)? {
+        return Ok(Some(wt.path));
+    }
+    let path = workspace::task_worktree(repo, plan, id);
+    Ok(path.is_dir().then_some(path))
+}
+
 /// Removes a task's worktree and branch. Call after preserving them.
 pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
     let branch = names::task_branch(plan, id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        repo.remove_worktree(&wt.path)?;
-    } else {
-        let path = workspace::task_worktree(repo, plan, id);
-        if path.exists() {
-            repo.remove_worktree(&path)?;
-        }
+    if let Some(path) = task_checkout(repo, plan, id)? {
+        repo.remove_worktree(&path)?;
     }
     crate::failpoint!("worktree-removed");
     if let Some(head) = repo.ref_target(&branch)? {

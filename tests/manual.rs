@@ -504,3 +504,52 @@ fn rollback_and_undo_keep_a_detached_worktree() {
         Some("l\n")
     );
 }
+
+// ------------------- 5: never commit in the user's checkout instead of a task's
+
+#[test]
+fn a_task_that_deletes_its_dot_git_never_commits_into_the_users_branch() {
+    let repo = TestRepo::new();
+    // Worktrees inside the repository, and a file of the user's there.
+    repo.git(&["config", "orch.worktreeDir", ".orch-worktrees"]);
+    repo.write(".env.local", "SECRET=1\n");
+    let plan = repo.plan(
+        "plan.toml",
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a/**"]
+  run = "mkdir -p a && echo x > a/x && rm .git"
+"#,
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let main = repo.rev("main");
+    assert!(main.is_some());
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "the task fails: {}", both(&out));
+    assert_eq!(repo.rev("main"), main, "nothing committed on main");
+    assert_eq!(repo.rev("HEAD"), main);
+    let status = repo.git(&["status", "--porcelain"]);
+    assert!(
+        status.contains("?? .env.local"),
+        "the user's file untouched: {status}"
+    );
+    let rec = record(&repo, "a");
+    assert_eq!(rec["state"], "failed");
+    assert!(
+        rec["reason"].as_str().unwrap_or("").contains("`.git`"),
+        "a clear reason: {rec}"
+    );
+    assert_eq!(repo.rev("orch/p/work"), repo.rev("orch/p/start^{}"));
+    // What it made is kept by the reset.
+    let out = repo.orch(&["task", "reset", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = kept_worktree(&out, "a");
+    assert_eq!(repo.show(&format!("{kept}:a/x")).as_deref(), Some("x\n"));
+    assert_eq!(repo.show(&format!("{kept}:.env.local")), None);
+    assert_eq!(repo.rev("main"), main);
+    repo.fsck();
+}

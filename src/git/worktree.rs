@@ -361,6 +361,45 @@ impl Repo {
         Ok(Some(id))
     }
 
+    /// Checks that `path` is a linked worktree of this repository at that
+    /// very path before git-orch commits in it: its `.git` file names an
+    /// admin dir of ours that names it back, and git sees `path` as the top
+    /// of the worktree. A task that deleted its `.git` file would otherwise
+    /// have git commit in whatever repository encloses it (the user's own
+    /// checkout, with `orch.worktreeDir` inside it).
+    pub fn verify_worktree(&self, path: &Path) -> Result<()> {
+        let broken = |why: &str| {
+            anyhow!(
+                "the task's worktree `{}` {why}, so git would not commit in it (and might                  commit in the repository around it): nothing was committed; what it holds                  stays there",
+                path.display()
+            )
+        };
+        let top = std::fs::canonicalize(path).map_err(|_| broken("is gone"))?;
+        let dotgit = path.join(".git");
+        if !dotgit.is_file() {
+            return Err(broken("has lost its `.git` file"));
+        }
+        let admin = worktree_admin_dir(path)
+            .ok_or_else(|| broken("has a `.git` file that names no git directory"))?;
+        let ours = std::fs::canonicalize(self.common_dir.join("worktrees")).ok();
+        let admin = std::fs::canonicalize(&admin)
+            .map_err(|_| broken("has a `.git` file naming a git directory that is gone"))?;
+        if ours.is_none_or(|w| admin.parent() != Some(w.as_path())) {
+            return Err(broken(
+                "has a `.git` file that names another repository's git directory",
+            ));
+        }
+        let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+        if std::fs::canonicalize(back.trim()).ok() != Some(top.join(".git")) {
+            return Err(broken("is not where git keeps that worktree"));
+        }
+        let shown = self.git_in(path, &["rev-parse", "--show-toplevel"])?;
+        if std::fs::canonicalize(shown.trim()).ok() != Some(top) {
+            return Err(broken("is not the top of a git worktree"));
+        }
+        Ok(())
+    }
+
     /// The admin dir (`.git/worktrees/<name>`) git keeps for a linked
     /// worktree at `path`, found from its side (its `gitdir` file names
     /// `<path>/.git`), so it is found when the worktree lost its `.git`.
@@ -387,6 +426,7 @@ impl Repo {
         message: &str,
         keep_out: &[String],
     ) -> Result<Oid> {
+        self.verify_worktree(path)?;
         // `add -A` refreshes the index once; whether anything is staged is
         // then read in-process instead of by a second full `git status`.
         // `--sparse`: in a sparse checkout, what the task wrote outside the

@@ -655,11 +655,14 @@ id = "one"
 fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
     let repo = started(OVERLAP);
     let wx = task_start(&repo, "x");
-    let wy = task_start(&repo, "y");
     put(&wx, "README", "from x\n");
     put(&wx, "x.txt", "x\n");
-    put(&wy, "README", "from y\n");
     repo.orch_ok(&["task", "done", "x", "-m", "x edits README"]);
+    // `y` builds on the work branch from before `x` landed (the two cannot
+    // run at once: their files overlap).
+    let wy = task_start(&repo, "y");
+    repo.git_in(&wy, &["reset", "-q", "--hard", "orch/p/work^1"]);
+    put(&wy, "README", "from y\n");
     let work = repo.rev("orch/p/work").expect("work");
     let before = state_commits(&repo, "p");
 

@@ -444,7 +444,7 @@ fn completion_problems(repo: &TestRepo, ids: &[&str]) -> Vec<String> {
 /// Does the plan by hand from wherever it is: starts, writes and lands
 /// each task of the current phase, checkpoints it, until every phase is.
 /// A task left running without its worktree (a `task start` that died) is
-/// started again, which must refuse and say to reset it; so it is reset.
+/// started again, which must make its worktree.
 fn drive_by_hand(repo: &TestRepo) -> Result<(), String> {
     drive_by_hand_until(repo, "")
 }
@@ -476,16 +476,16 @@ fn drive_by_hand_until(repo: &TestRepo, until: &str) -> Result<(), String> {
                             ok(repo, &["task", "done", id])?;
                         }
                         None => {
-                            let again = repo.orch(&["task", "start", id]);
-                            if again.status.code() != Some(2)
-                                || !stderr(&again).contains(&format!("git orch task reset {id}"))
-                            {
+                            // Started again, its worktree is made again.
+                            let path = ok(repo, &["task", "start", id])?;
+                            let w = Path::new(path.trim());
+                            if !w.join(".git").exists() {
                                 return Err(format!(
-                                    "`task start {id}` again must say to reset it: {}",
-                                    both(&again)
+                                    "`task start {id}` again must make its worktree: {path}"
                                 ));
                             }
-                            ok(repo, &["task", "reset", id])?;
+                            write_work(repo, id, w);
+                            ok(repo, &["task", "done", id])?;
                         }
                     }
                 }

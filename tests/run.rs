@@ -440,8 +440,10 @@ fn a_landing_conflict_leaves_the_work_branch_and_keeps_the_worktree() {
     let repo = TestRepo::new();
     repo.write("shared.txt", "base\n");
     repo.commit_all("shared");
-    // While `auto` runs, a person finishes `manual` by hand, changing the
-    // same line: `auto` no longer lands cleanly.
+    // A person finishes `manual` by hand, then `auto` builds on the work
+    // branch from before that landing (its first parent), changing the same
+    // line: `auto` no longer lands cleanly. (The two cannot run at once:
+    // their files overlap.)
     start(
         &repo,
         r#"
@@ -456,13 +458,14 @@ id = "one"
   files = ["shared.txt"]
   run = '''
 set -e
-wt=$(git orch task start manual)
-echo by-hand > "$wt/shared.txt"
-git orch task done manual -m "by hand"
+git reset -q --hard orch/p/work^1
 echo by-task > shared.txt
 '''
 "#,
     );
+    let wt = repo.orch_ok(&["task", "start", "manual"]);
+    std::fs::write(Path::new(wt.trim()).join("shared.txt"), "by-hand\n").expect("write");
+    repo.orch_ok(&["task", "done", "manual", "-m", "by hand"]);
     let out = repo.orch(&["run", "--task", "auto"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let st = status_json(&repo);

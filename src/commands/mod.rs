@@ -41,10 +41,24 @@ pub fn open_plan(named: Option<&str>) -> Result<(Repo, Snapshot)> {
         crate::plan::validate_id("plan", name)
             .map_err(|e| crate::error::refuse(format!("bad plan name `{name}`: {e}")))?;
     }
-    let plan = store::resolve_plan(&repo, named)?;
+    // Inside a task's worktree the branch names the plan.
+    let from_worktree = named.is_none().then(|| plan_of_worktree(&repo)).flatten();
+    let plan = store::resolve_plan(&repo, named.or(from_worktree.as_deref()))?;
     let snap = store::load(&repo, &plan)?;
     for note in reconcile::reconcile(&repo, &snap)? {
         ui::note(&format!("{} {note}", ui::yellow("repair:")));
     }
     Ok((repo, snap))
+}
+
+/// The plan of the task whose worktree the current directory is in: its
+/// HEAD is on `orch/<plan>/tasks/<task>` of a plan that exists.
+fn plan_of_worktree(repo: &Repo) -> Option<String> {
+    let head = repo.git.head().ok()?;
+    let rest = head.name()?.strip_prefix("refs/heads/orch/")?;
+    let (plan, task) = rest.split_once("/tasks/")?;
+    crate::plan::validate_id("plan", plan).ok()?;
+    crate::plan::validate_id("task", task).ok()?;
+    let state = crate::state::names::state(plan);
+    repo.ref_target(&state).ok()?.map(|_| plan.to_string())
 }

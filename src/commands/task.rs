@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::open_plan;
 use crate::cli::{TaskArgs, TaskDoneArgs, TaskFailArgs, TaskResetArgs};
-use crate::engine::tasks::{self, claim_for_this_process, Finish, Landed};
+use crate::engine::tasks::{self, Finish, Landed};
 use crate::engine::{manual, workspace};
 use crate::error::{refuse, refuse_with_hint};
 use crate::state::TaskStatus;
@@ -14,11 +14,11 @@ pub fn start(args: TaskArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     let plan = snap.plan_name.clone();
-    let begun = tasks::begin(&repo, &plan, &args.id, claim_for_this_process(true), false)?;
+    let (begun, again) = tasks::start_by_hand(&repo, &plan, &args.id)?;
     let path = begun.worktree.display().to_string();
     if args.json {
         ui::json(&json!({
-            "plan": plan, "task": args.id, "worktree": path,
+            "plan": plan, "task": args.id, "worktree": path, "again": again,
             "branch": format!("orch/{plan}/tasks/{}", args.id),
             "base": begun.base.to_string(),
             "task_file": workspace::task_file(&repo, &plan, &args.id),
@@ -26,10 +26,17 @@ pub fn start(args: TaskArgs) -> Result<u8> {
         }));
     } else {
         ui::out(&path);
-        ui::note(&format!(
-            "task {} started on orch/{plan}/tasks/{}",
-            args.id, args.id
-        ));
+        if again {
+            ui::note(&format!(
+                "task {} was already started by hand; its worktree is on orch/{plan}/tasks/{}",
+                args.id, args.id
+            ));
+        } else {
+            ui::note(&format!(
+                "task {} started on orch/{plan}/tasks/{}",
+                args.id, args.id
+            ));
+        }
         ui::note(&format!(
             "brief: {}",
             workspace::task_file(&repo, &plan, &args.id).display()
@@ -50,7 +57,11 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     let id = args.id.as_str();
     let (_, task) = tasks::find_task(&snap, id)?;
     let status = snap.task_status(id)?;
-    if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+    // A failed task lands again from its worktree once fixed there.
+    if !matches!(
+        status,
+        TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed
+    ) {
         let hint = if status == TaskStatus::Pending {
             format!("start it first: `git orch task start {id}`")
         } else {
@@ -77,6 +88,20 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
         Some(file) => Some(read_handoff_arg(file)?),
         None => workspace::read_handoff_note(&workspace::handoff_file(&repo, &plan, id)),
     };
+    // `cd "$(git orch task start ID)"`, write notes.md, `--handoff notes.md`:
+    // the note is read as the note, not committed as the task's work.
+    let keep_out: Vec<String> = args
+        .handoff
+        .as_deref()
+        .and_then(|file| inside(&worktree, file))
+        .into_iter()
+        .collect();
+    for rel in &keep_out {
+        ui::note(&format!(
+            "the handoff note {} is in the task's worktree: it is read as the note and left out of the commit (it stays there, uncommitted)",
+            ui::printable(rel)
+        ));
+    }
     let default_message = format!("{}: {}", id, task.title.as_deref().unwrap_or("work"));
     let message = args.message.clone().unwrap_or(default_message);
     let (landed, after) = tasks::complete(
@@ -84,6 +109,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
         &plan,
         id,
         &worktree,
+        &keep_out,
         Finish {
             message: &message,
             handoff,
@@ -94,6 +120,18 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     )?;
     let code = report_landing(&plan, id, &landed, args.json, &after.state.work.to_string());
     Ok(code)
+}
+
+/// `file`'s path relative to `worktree` when it lies inside it (both
+/// resolved, so `./notes.md` from inside the worktree and an absolute path
+/// through a symlink count too).
+fn inside(worktree: &std::path::Path, file: &std::path::Path) -> Option<String> {
+    let file = std::fs::canonicalize(file).ok()?;
+    let worktree = std::fs::canonicalize(worktree).ok()?;
+    let rel = file.strip_prefix(&worktree).ok()?;
+    let rel = rel.to_str()?;
+    // The worktree's own `.git` is never committed anyway.
+    (!rel.is_empty() && rel != ".git" && !rel.starts_with(".git/")).then(|| rel.to_string())
 }
 
 /// The text of `--handoff FILE`: refused if it cannot be read, is not
@@ -163,7 +201,7 @@ pub fn report_landing(plan: &str, id: &str, landed: &Landed, json_out: bool, wor
                 "task {id} changed paths outside its declared files: {}",
                 paths.join(", ")
             ));
-            ui::hint(&format!("its work stays on orch/{plan}/tasks/{id}; widen `files` in a new plan or `git orch task reset {id}`"));
+            ui::hint(&format!("its work stays on orch/{plan}/tasks/{id}: undo those changes in its worktree and `git orch task done {id}` again, widen `files` in a new plan, or `git orch task reset {id}`"));
         }
     }
     code
@@ -181,7 +219,10 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
             args.id,
             ui::red("failed")
         ));
-        ui::hint(&format!("retry with `git orch task reset {}`", args.id));
+        ui::hint(&format!(
+            "fix it in its worktree and land it with `git orch task done {}`, or start over with `git orch task reset {}`",
+            args.id, args.id
+        ));
     }
     Ok(0)
 }
@@ -237,6 +278,11 @@ fn back(
     ui::note(&format!("task {id} is {state}"));
     for r in &kept {
         ui::note(&format!("  its work is kept in {r}"));
+    }
+    if let Some(r) = kept.first() {
+        ui::hint(&format!(
+            "see it with `git log -p {r}`; in the next attempt's worktree, `git checkout {r} -- PATH` brings a file back"
+        ));
     }
     Ok(0)
 }

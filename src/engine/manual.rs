@@ -77,6 +77,24 @@ pub fn reopen(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
     move_back(repo, plan, id, Back::Reopen, false)
 }
 
+/// What a reset task's record keeps of its last attempt, for the next
+/// attempt's brief: why it failed, and where its work is kept.
+fn why_reset(before: &state::TaskState, kept: &[String]) -> Option<String> {
+    let mut why = match before.state() {
+        TaskStatus::Failed | TaskStatus::Conflict => format!(
+            "{} ({})",
+            before.reason().unwrap_or("failed"),
+            before.state().as_str()
+        ),
+        TaskStatus::Running => "reset while it was running".to_string(),
+        _ => return None,
+    };
+    if !kept.is_empty() {
+        why += &format!("; its work is kept in {}", kept.join(", "));
+    }
+    Some(why)
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Back {
     Reset,
@@ -95,11 +113,6 @@ impl Back {
 }
 
 fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Result<Vec<String>> {
-    let to = if back == Back::Skip {
-        TaskStatus::Skipped
-    } else {
-        TaskStatus::Pending
-    };
     let snap = store::load(repo, plan)?;
     let (phase, _) = find_task(&snap, id)?;
     let check = |snap: &Snapshot| -> Result<()> {
@@ -156,11 +169,11 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
     crate::failpoint!("reset-preserved");
     store::transact(repo, plan, |snap, change| {
         check(snap)?;
-        let t = change.task(id)?;
-        let t = if to == TaskStatus::Skipped {
-            transition::skip(&t, "skipped by hand")
-        } else {
-            transition::pending_again(&t)
+        let before = change.task(id)?;
+        let t = match back {
+            Back::Skip => transition::skip(&before, "skipped by hand"),
+            Back::Reset => transition::pending_because(&before, why_reset(&before, &kept)),
+            Back::Reopen => transition::pending_again(&before),
         };
         change.put_task(id, t);
         if let Some(p) = change.state.phases.get_mut(&phase.id) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use git2::Oid;
 
-use super::land::{land, Landing};
+use super::land::{self as landing, Landing};
 use super::workspace;
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{short, RefEdit, Repo};
@@ -70,6 +70,114 @@ pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Result<Option<String
     Ok(None)
 }
 
+/// `task start` of a task already started by hand on this host: not a
+/// refusal, [`start_by_hand`] gives its worktree back.
+#[derive(Debug)]
+struct StartedByHand;
+
+impl std::fmt::Display for StartedByHand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the task was already started by hand")
+    }
+}
+
+impl std::error::Error for StartedByHand {}
+
+/// Whether a running task's claim is a `task start` of this host.
+fn started_by_hand_here(t: &state::TaskState) -> bool {
+    t.claim()
+        .is_some_and(|c| c.manual && c.host == crate::process::hostname())
+}
+
+/// `task start`: claims a pending task by hand and makes its worktree; for
+/// a task already started by hand on this host, gives its worktree back
+/// (made again on its branch if it is gone), so that
+/// `cd "$(git orch task start ID)"` never stays in the main checkout.
+/// The flag says which of the two happened.
+pub fn start_by_hand(repo: &Repo, plan: &str, id: &str) -> Result<(Begun, bool)> {
+    // Another `task start` of it may be making the worktree right now.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match begin(repo, plan, id, claim_for_this_process(true), false) {
+            Err(e) if e.is::<StartedByHand>() => {}
+            other => return other.map(|b| (b, false)),
+        }
+        let snap = store::load(repo, plan)?;
+        let t = snap.task(id)?;
+        let starting = t.claim().is_some_and(|c| {
+            c.pid != std::process::id() && crate::process::is_alive(c.pid, c.proc_start)
+        });
+        if starting && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        if t.state() != TaskStatus::Running || !started_by_hand_here(&t) {
+            continue; // it moved on meanwhile: start it afresh or refuse
+        }
+        return again_by_hand(repo, &snap, id, &t).map(|b| (b, true));
+    }
+}
+
+/// The worktree of a task started by hand, as it is; made again from its
+/// branch (or its base, if the branch was never made) when it is gone.
+/// Changes no state.
+fn again_by_hand(repo: &Repo, snap: &Snapshot, id: &str, t: &state::TaskState) -> Result<Begun> {
+    let plan = snap.plan_name.as_str();
+    let path = t
+        .worktree()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace::task_worktree(repo, plan, id));
+    let base = t.base().unwrap_or(snap.state.work).oid();
+    if !path.join(".git").exists() {
+        let (_, task) = find_task(snap, id)?;
+        let branch = names::task_branch(plan, id);
+        let start = repo.ref_target(&branch)?.unwrap_or(base);
+        // git still holds the branch for the worktree that went.
+        if !path.exists() {
+            repo.git(&["worktree", "prune"])?;
+        }
+        repo.checkout_worktree(
+            &path,
+            &branch,
+            start,
+            sparse_patterns(snap, task).as_deref(),
+        )
+        .or_else(|e| {
+            // A racing `task start` of it made it first.
+            if path.join(".git").exists() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| e.context(format!("cannot make the worktree for task `{id}` again")))?;
+    }
+    if !workspace::task_file(repo, plan, id).exists() {
+        let (_, task) = find_task(snap, id)?;
+        write_brief(repo, snap, task, None)?;
+    }
+    Ok(Begun {
+        worktree: path,
+        base,
+    })
+}
+
+/// `task start` of a task whose files may overlap a running task's.
+fn overlap_refusal(plan: &str, task: &Task, other: &str) -> anyhow::Error {
+    let id = &task.id;
+    let why = if task.files.is_empty() {
+        format!("it declares no `files`, so it runs alone, and task `{other}` is running")
+    } else {
+        format!("its files may overlap those of task `{other}`, which is running")
+    };
+    refuse_with_hint(
+        format!("task `{id}` cannot start now: {why}"),
+        format!(
+            "finish `{other}` first (`git orch task done {other}`), or wait until `git orch status {plan}` shows it settled, then start `{id}` again"
+        ),
+    )
+}
+
 /// A claimed task with its worktree ready.
 pub struct Begun {
     pub worktree: PathBuf,
@@ -93,6 +201,8 @@ pub struct Claimed {
     pub id: String,
     pub worktree: PathBuf,
     pub base: Oid,
+    /// Why the attempt before this one ended, told in the brief.
+    pub last: Option<LastAttempt>,
 }
 
 /// The compare-and-swap half of [`begin`]: marks the task running under
@@ -102,28 +212,29 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
     let manual = claim.manual;
     let path = workspace::task_worktree(repo, plan, id);
     let path_s = path.to_string_lossy().to_string();
+    let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
         if status != TaskStatus::Pending {
             let current = snap.task(id)?;
+            // Started by hand here: this `task start` gives it back.
+            if manual && status == TaskStatus::Running && started_by_hand_here(&current) {
+                return Err(StartedByHand.into());
+            }
             let current = Some(&current);
             let hint = match status {
                 TaskStatus::Failed | TaskStatus::Conflict => format!(
-                    "`git orch task reset {id}` returns it to pending (its work is kept in a ref)"
+                    "fix it in its worktree and land it with `git orch task done {id}`, or `git orch task reset {id}` returns it to pending (its work is kept in a ref)"
                 ),
-                // Whoever started it first owns it: a second `task start`
-                // (another agent, another terminal) must not share it.
+                // A runner's task, or one started by hand on another
+                // machine, is not shared.
                 TaskStatus::Running => match current
-                    .filter(|t| t.claim().is_some_and(|c| c.manual))
-                    .and_then(|t| t.worktree())
+                    .and_then(|t| t.claim().filter(|c| c.manual))
                 {
-                    // A `task start` that died before making the worktree.
-                    Some(path) if !Path::new(path).join(".git").exists() => format!(
-                        "it was started by hand but its worktree {path} was never made: `git orch task reset {id}`, then start it again"
-                    ),
-                    Some(path) => format!(
-                        "it was started by hand; its worktree is {path} (finish it with `git orch task done {id}`)"
+                    Some(c) => format!(
+                        "it was started by hand on {}; finish it there (`git orch task done {id}`), or take it over with `git orch task reset {id}`",
+                        c.host
                     ),
                     None => format!("it is being worked on; `git orch status {plan}` shows by whom"),
                 },
@@ -140,15 +251,18 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
                 format!("see `git orch status {plan}`"),
             ));
         }
-        if !manual {
-            if let Some(other) = overlapping_running(snap, task)? {
-                return Err(Busy {
-                    task: id.to_string(),
-                    other,
-                }
-                .into());
+        // Never two agents on one file, by hand either.
+        if let Some(other) = overlapping_running(snap, task)? {
+            if manual {
+                return Err(overlap_refusal(plan, task, &other));
             }
+            return Err(Busy {
+                task: id.to_string(),
+                other,
+            }
+            .into());
         }
+        last = last_attempt(&snap.task(id)?);
         let t = change.task(id)?;
         let t = transition::claim(
             &t,
@@ -179,6 +293,29 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
         id: id.to_string(),
         worktree: path,
         base,
+        last,
+    })
+}
+
+/// How an earlier attempt of a task ended, for its next brief.
+#[derive(Debug, Clone)]
+pub struct LastAttempt {
+    pub attempt: u32,
+    pub reason: String,
+    /// Its log in the state tree, if it has one.
+    pub log: Option<String>,
+}
+
+/// Why the attempt before a pending task's next one ended, as its record
+/// keeps it (a reset, an interruption or a recovery leaves the reason).
+fn last_attempt(t: &state::TaskState) -> Option<LastAttempt> {
+    if t.state() != TaskStatus::Pending {
+        return None;
+    }
+    Some(LastAttempt {
+        attempt: t.attempts,
+        reason: t.reason()?.to_string(),
+        log: t.log.clone(),
     })
 }
 
@@ -190,19 +327,12 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
         id,
         worktree: path,
         base,
+        last,
     } = claimed;
     let (plan, id, base) = (snap.plan_name.as_str(), id.as_str(), *base);
     let (_, task) = find_task(snap, id)?;
     let branch = names::task_branch(plan, id);
-    let sparse = (snap.plan.defaults.checkout == CheckoutMode::Sparse && !task.files.is_empty())
-        .then(|| {
-            task.files
-                .iter()
-                .chain(task.reads.iter())
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .and_then(|globs| crate::plan::sparse_patterns(&globs));
+    let sparse = sparse_patterns(snap, task);
     // A parked worktree was parked clean: no sweep of untracked files.
     let recycled = reuse_pool && !path.exists() && workspace::unpark(repo, plan, path);
     crate::failpoint!("worktree-unparked");
@@ -211,11 +341,24 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
     crate::failpoint!("worktree-created");
     // A note left by an earlier attempt is not this attempt's.
     let _ = std::fs::remove_file(workspace::handoff_file(repo, plan, id));
-    write_brief(repo, snap, task)?;
+    write_brief(repo, snap, task, last.as_ref())?;
     Ok(Begun {
         worktree: path.clone(),
         base,
     })
+}
+
+/// The sparse-checkout patterns of a task's worktree, `None` for a full one.
+fn sparse_patterns(snap: &Snapshot, task: &Task) -> Option<Vec<String>> {
+    (snap.plan.defaults.checkout == CheckoutMode::Sparse && !task.files.is_empty())
+        .then(|| {
+            task.files
+                .iter()
+                .chain(task.reads.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .and_then(|globs| crate::plan::sparse_patterns(&globs))
 }
 
 /// Returns a running task to pending without touching its worktree (used
@@ -240,7 +383,12 @@ fn release(repo: &Repo, plan: &str, id: &str, reason: &str) -> Result<()> {
 
 /// Writes `ORCH_TASK_FILE`: title, prompt, scope, and the handoff notes of
 /// the tasks it depends on.
-fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
+fn write_brief(
+    repo: &Repo,
+    snap: &Snapshot,
+    task: &Task,
+    last: Option<&LastAttempt>,
+) -> Result<()> {
     let plan = &snap.plan_name;
     let dir = workspace::task_files_dir(repo, plan);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -296,6 +444,9 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
             );
         }
     }
+    if let Some(last) = last {
+        text += &last_attempt_section(repo, snap, last)?;
+    }
     for dep in &task.depends_on {
         if let Some(note) = snap.handoff(repo, dep)? {
             text += &format!(
@@ -311,6 +462,27 @@ fn write_brief(repo: &Repo, snap: &Snapshot, task: &Task) -> Result<()> {
     let file = workspace::task_file(repo, plan, &task.id);
     std::fs::write(&file, text).with_context(|| format!("cannot write `{}`", file.display()))?;
     Ok(())
+}
+
+/// The brief's account of the attempt before: why it ended, and the last
+/// lines of its log.
+fn last_attempt_section(repo: &Repo, snap: &Snapshot, last: &LastAttempt) -> Result<String> {
+    let mut text = format!(
+        "## Why the last attempt failed\n\nAttempt {}: {}\n\n",
+        last.attempt,
+        last.reason.trim_end()
+    );
+    if let Some(log) = &last.log {
+        let bytes = repo.read_path(snap.tree, log)?.unwrap_or_default();
+        let log_text = String::from_utf8_lossy(&bytes);
+        let tail: Vec<&str> = log_text.lines().rev().take(40).collect();
+        text += &format!(
+            "Its log: `git show orch/{}/state:{log}`; the end of it:\n\n```\n{}\n```\n\n",
+            snap.plan_name,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(text)
 }
 
 /// How a landing attempt ended, for the caller to report.
@@ -336,21 +508,24 @@ pub struct Finish<'a> {
     pub outcome: &'a str,
 }
 
-/// Commits what the task left uncommitted and lands it on the work branch
-/// (one state commit: the task's new state, its handoff note and log, and
-/// the work branch's new head).
+/// Commits what the task left uncommitted, except the paths (relative to
+/// the worktree) in `keep_out`, and lands it on the work branch (one state
+/// commit: the task's new state, its handoff note and log, and the work
+/// branch's new head).
 pub fn complete(
     repo: &Repo,
     plan: &str,
     id: &str,
     worktree: &Path,
+    keep_out: &[String],
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
     let started = std::time::Instant::now();
-    let head = repo.commit_all(worktree, finish.message)?;
+    let head = repo.commit_all_except(worktree, finish.message, keep_out)?;
     crate::trace::step("commit", started);
     crate::failpoint!("task-committed");
-    land_committed(repo, plan, id, head, finish)
+    // By hand, a failed task fixed in its worktree lands again too.
+    land(repo, plan, id, head, finish, true)
 }
 
 /// The landing half of [`complete`], for a task whose work is committed at
@@ -363,11 +538,24 @@ pub fn land_committed(
     head: Oid,
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
+    land(repo, plan, id, head, finish, false)
+}
+
+/// [`land_committed`]; `failed_too` also lands a task that failed.
+fn land(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    head: Oid,
+    finish: Finish<'_>,
+    failed_too: bool,
+) -> Result<(Landed, Snapshot)> {
     let landing_started = std::time::Instant::now();
     let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
-        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) {
+        let again = failed_too && status == TaskStatus::Failed;
+        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) && !again {
             return Err(refuse(format!(
                 "task `{id}` is {}, not running",
                 status.as_str()
@@ -376,7 +564,7 @@ pub fn land_committed(
         let t = snap.task(id)?;
         let base = t.base().unwrap_or(snap.state.base).oid();
         let work = snap.state.work.oid();
-        let landing = land(repo, &snap.plan, task, work, base, head)?;
+        let landing = landing::land(repo, &snap.plan, task, work, base, head)?;
         let attempt = t.attempts.max(1);
         let log_path = state::layout::task_log(id, attempt);
         let spent = finish
@@ -395,7 +583,8 @@ pub fn land_committed(
         };
         // A runner parks the worktree of a landed task for the next one;
         // a person's stays where it is until `finish`.
-        let keep_worktree = t.claim().is_some_and(|c| c.manual);
+        // (A failed task landed again by hand counts as a person's.)
+        let keep_worktree = t.claim().is_some_and(|c| c.manual) || again;
         let (nt, result) = match landing {
             Landing::Landed { commit, changed } => {
                 change.state.work = commit.into();
@@ -561,16 +750,22 @@ pub fn preserve_task(
 ) -> Result<Vec<String>> {
     let mut kept = Vec::new();
     let branch = names::task_branch(plan, id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        if let Some(snapshot) =
-            repo.snapshot_worktree(&wt.path, &format!("orch: uncommitted work of task {id}"))?
-        {
-            let name = names::preserved(plan, &format!("{tag}/worktrees/{id}"));
-            reconcile::create_if_absent(repo, &name, snapshot)?;
-            kept.push(name);
+    let branch_head = repo.ref_target(&branch)?;
+    // Whatever its checkout holds, whatever its HEAD (a task may have left
+    // its branch, or deleted its `.git`), unless the branch or the work
+    // branch has it already.
+    if let Some(path) = task_checkout(repo, plan, id)? {
+        let message = format!("orch: uncommitted work of task {id}");
+        let fallback = branch_head.unwrap_or(work);
+        if let Some(content) = repo.worktree_content(&path, &message, fallback)? {
+            if Some(content) != branch_head && !repo.is_ancestor(content, work) {
+                let name = names::preserved(plan, &format!("{tag}/worktrees/{id}"));
+                reconcile::create_if_absent(repo, &name, content)?;
+                kept.push(name);
+            }
         }
     }
-    if let Some(head) = repo.ref_target(&branch)? {
+    if let Some(head) = branch_head {
         if !repo.is_ancestor(head, work) {
             let name = names::preserved(plan, &format!("{tag}/tasks/{id}"));
             reconcile::create_if_absent(repo, &name, head)?;
@@ -595,16 +790,23 @@ pub fn unpreserve(repo: &Repo, plan: &str, read: Oid, names: &[String]) {
     }
 }
 
+/// The checkout of a task: the worktree on its branch, or else whatever
+/// is at its worktree's path (a worktree that left the branch, or lost its
+/// `.git`).
+fn task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
+    let branch = names::task_branch(plan, id);
+    if let Some(wt) = repo.worktree_on_branch(&branch)? {
+        return Ok(Some(wt.path));
+    }
+    let path = workspace::task_worktree(repo, plan, id);
+    Ok(path.is_dir().then_some(path))
+}
+
 /// Removes a task's worktree and branch. Call after preserving them.
 pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
     let branch = names::task_branch(plan, id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        repo.remove_worktree(&wt.path)?;
-    } else {
-        let path = workspace::task_worktree(repo, plan, id);
-        if path.exists() {
-            repo.remove_worktree(&path)?;
-        }
+    if let Some(path) = task_checkout(repo, plan, id)? {
+        repo.remove_worktree(&path)?;
     }
     crate::failpoint!("worktree-removed");
     if let Some(head) = repo.ref_target(&branch)? {

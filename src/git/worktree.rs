@@ -274,15 +274,171 @@ impl Repo {
         Ok(Some(id))
     }
 
+    /// Everything a task's checkout at `path` holds, as one commit: its
+    /// uncommitted work on top of its HEAD, or its HEAD when clean, whatever
+    /// that HEAD is (a detached one, another branch). A checkout whose `.git`
+    /// file the task deleted is read through its admin dir, or, once git
+    /// pruned that, as plain files on `fallback`. `None`: nothing there.
+    pub fn worktree_content(
+        &self,
+        path: &Path,
+        message: &str,
+        fallback: Oid,
+    ) -> Result<Option<Oid>> {
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        if path.join(".git").exists() {
+            if let Some(snapshot) = self.snapshot_worktree(path, message)? {
+                return Ok(Some(snapshot));
+            }
+            let head = self.git_in(path, &["rev-parse", "HEAD"])?;
+            return Ok(Some(Oid::from_str(head.trim())?));
+        }
+        self.snapshot_without_dotgit(path, message, fallback)
+    }
+
+    /// [`Repo::worktree_content`] of a checkout without its `.git` file.
+    fn snapshot_without_dotgit(
+        &self,
+        path: &Path,
+        message: &str,
+        fallback: Oid,
+    ) -> Result<Option<Oid>> {
+        let admin = self.admin_dir_of(path);
+        let git_dir = admin.clone().unwrap_or_else(|| self.common_dir.clone());
+        // In a directory of its own: git refuses an empty file as an index.
+        let tmp = tempfile::Builder::new()
+            .prefix("orch-snapshot-")
+            .tempdir_in(self.orch_dir_created()?)
+            .context("cannot create a temporary index")?;
+        let tmp_index = tmp.path().join("index");
+        if let Some(index) = admin
+            .as_ref()
+            .map(|a| a.join("index"))
+            .filter(|i| i.exists())
+        {
+            std::fs::copy(&index, &tmp_index)
+                .with_context(|| format!("cannot copy `{}`", index.display()))?;
+        }
+        let run = |args: &[&str]| -> Result<String> {
+            let out = self
+                .command_in(path, args)
+                .env("GIT_DIR", &git_dir)
+                .env("GIT_WORK_TREE", path)
+                .env("GIT_INDEX_FILE", &tmp_index)
+                .output()?;
+            if !out.status.success() {
+                return Err(anyhow!(
+                    "`git {}` failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let parent = match admin {
+            Some(_) => run(&["rev-parse", "HEAD"])
+                .ok()
+                .and_then(|h| Oid::from_str(&h).ok())
+                .unwrap_or(fallback),
+            None => fallback,
+        };
+        run(&["add", "-A", "--sparse"])?;
+        let tree = self.git.find_tree(Oid::from_str(&run(&["write-tree"])?)?)?;
+        let parent = self.git.find_commit(parent)?;
+        if parent.tree_id() == tree.id() {
+            return Ok(Some(parent.id()));
+        }
+        // An empty directory (a `worktree add` that died) holds nothing.
+        if tree.is_empty() {
+            return Ok(None);
+        }
+        let sig = self.signature()?;
+        let id = self
+            .git
+            .commit(None, &sig, &sig, message, &tree, &[&parent])?;
+        Ok(Some(id))
+    }
+
+    /// Checks that `path` is a linked worktree of this repository at that
+    /// very path before git-orch commits in it: its `.git` file names an
+    /// admin dir of ours that names it back, and git sees `path` as the top
+    /// of the worktree. A task that deleted its `.git` file would otherwise
+    /// have git commit in whatever repository encloses it (the user's own
+    /// checkout, with `orch.worktreeDir` inside it).
+    pub fn verify_worktree(&self, path: &Path) -> Result<()> {
+        let broken = |why: &str| {
+            anyhow!(
+                "the task's worktree `{}` {why}, so git would not commit in it (and might                  commit in the repository around it): nothing was committed; what it holds                  stays there",
+                path.display()
+            )
+        };
+        let top = std::fs::canonicalize(path).map_err(|_| broken("is gone"))?;
+        let dotgit = path.join(".git");
+        if !dotgit.is_file() {
+            return Err(broken("has lost its `.git` file"));
+        }
+        let admin = worktree_admin_dir(path)
+            .ok_or_else(|| broken("has a `.git` file that names no git directory"))?;
+        let ours = std::fs::canonicalize(self.common_dir.join("worktrees")).ok();
+        let admin = std::fs::canonicalize(&admin)
+            .map_err(|_| broken("has a `.git` file naming a git directory that is gone"))?;
+        if ours.is_none_or(|w| admin.parent() != Some(w.as_path())) {
+            return Err(broken(
+                "has a `.git` file that names another repository's git directory",
+            ));
+        }
+        let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+        if std::fs::canonicalize(back.trim()).ok() != Some(top.join(".git")) {
+            return Err(broken("is not where git keeps that worktree"));
+        }
+        let shown = self.git_in(path, &["rev-parse", "--show-toplevel"])?;
+        if std::fs::canonicalize(shown.trim()).ok() != Some(top) {
+            return Err(broken("is not the top of a git worktree"));
+        }
+        Ok(())
+    }
+
+    /// The admin dir (`.git/worktrees/<name>`) git keeps for a linked
+    /// worktree at `path`, found from its side (its `gitdir` file names
+    /// `<path>/.git`), so it is found when the worktree lost its `.git`.
+    pub fn admin_dir_of(&self, path: &Path) -> Option<PathBuf> {
+        let want = std::fs::canonicalize(path).ok()?.join(".git");
+        let entries = std::fs::read_dir(self.common_dir.join("worktrees")).ok()?;
+        entries.flatten().map(|e| e.path()).find(|admin| {
+            std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|t| Path::new(t.trim()) == want)
+        })
+    }
+
     /// Commits everything uncommitted in a worktree on its branch, running
     /// the user's commit hooks. Returns the new HEAD (unchanged when clean).
     pub fn commit_all(&self, path: &Path, message: &str) -> Result<Oid> {
+        self.commit_all_except(path, message, &[])
+    }
+
+    /// [`Repo::commit_all`], leaving the paths of `keep_out` (relative to
+    /// the worktree, taken literally) out of the commit: they stay in the
+    /// worktree as they are, uncommitted (a handoff note written there).
+    pub fn commit_all_except(
+        &self,
+        path: &Path,
+        message: &str,
+        keep_out: &[String],
+    ) -> Result<Oid> {
+        self.verify_worktree(path)?;
         // `add -A` refreshes the index once; whether anything is staged is
         // then read in-process instead of by a second full `git status`.
         // `--sparse`: in a sparse checkout, what the task wrote outside the
         // sparse patterns is staged too (git would skip a tracked file there
         // silently), so the scope check sees it.
         self.git_in(path, &["add", "-A", "--sparse"])?;
+        if !keep_out.is_empty() {
+            let literal: Vec<String> = keep_out.iter().map(|p| format!(":(literal){p}")).collect();
+            let mut args = vec!["reset", "-q", "--"];
+            args.extend(literal.iter().map(String::as_str));
+            self.git_in(path, &args)?;
+        }
         let staged = self.staged_changes(path)?;
         if let Staged::Changes { nested } = &staged {
             if !nested.is_empty() {

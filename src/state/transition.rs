@@ -115,6 +115,15 @@ pub fn interrupt(t: &TaskState, reason: String, log: Option<String>) -> Result<T
     })
 }
 
+/// Where a landing may start from: a running task, one in conflict, or a
+/// failed one fixed in its worktree (the engine allows that by hand only).
+fn lands_from(t: &TaskState) -> bool {
+    matches!(
+        t.state(),
+        TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed
+    )
+}
+
 /// What one landing attempt brings: the task's head, the time it ran and
 /// its log.
 #[derive(Debug, Clone)]
@@ -125,8 +134,9 @@ pub struct Finished {
     pub log: Option<String>,
 }
 
-/// Running or conflict → done. `landed` is the work-branch commit (`None`:
-/// it changed nothing); a person's worktree is kept, a runner's is parked.
+/// Running, conflict or failed (fixed by hand in its worktree) → done.
+/// `landed` is the work-branch commit (`None`: it changed nothing); a
+/// person's worktree is kept, a runner's is parked.
 pub fn land(
     t: &TaskState,
     f: Finished,
@@ -134,7 +144,7 @@ pub fn land(
     changed: Vec<String>,
     keep_worktree: bool,
 ) -> Result<TaskState, Wrong> {
-    if !matches!(t.state(), TaskStatus::Running | TaskStatus::Conflict) {
+    if !lands_from(t) {
         return Err(wrong(t, "landed"));
     }
     Ok(TaskState {
@@ -152,7 +162,7 @@ pub fn land(
 /// Running or conflict → conflict: the landing conflicts; the worktree and
 /// the claim stay, so the task can be resolved and landed again.
 pub fn conflict(t: &TaskState, f: Finished, reason: String) -> Result<TaskState, Wrong> {
-    if !matches!(t.state(), TaskStatus::Running | TaskStatus::Conflict) {
+    if !lands_from(t) {
         return Err(wrong(t, "in conflict"));
     }
     Ok(TaskState {
@@ -176,7 +186,7 @@ pub fn fail(
     spent: Option<f64>,
     log: Option<String>,
 ) -> Result<TaskState, Wrong> {
-    if !matches!(t.state(), TaskStatus::Running | TaskStatus::Conflict) {
+    if !lands_from(t) {
         return Err(wrong(t, "failed"));
     }
     Ok(TaskState {
@@ -195,6 +205,15 @@ pub fn fail(
 pub fn pending_again(t: &TaskState) -> TaskState {
     TaskState {
         now: Now::Pending { reason: None },
+        ..t.clone()
+    }
+}
+
+/// Back to pending with a note of why (a reset that discarded a failed
+/// attempt says what failed and where its work is kept).
+pub fn pending_because(t: &TaskState, reason: Option<String>) -> TaskState {
+    TaskState {
+        now: Now::Pending { reason },
         ..t.clone()
     }
 }

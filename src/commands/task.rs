@@ -118,6 +118,9 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
             outcome: "Finished by hand (`git orch task done`); no command was run by git-orch.",
         },
     )?;
+    for note in &after.repairs {
+        ui::warn(note);
+    }
     let code = report_landing(&plan, id, &landed, args.json, &after.state.work.to_string());
     Ok(code)
 }

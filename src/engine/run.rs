@@ -38,6 +38,9 @@ pub trait Observer: Sync {
     fn gate_started(&self, gate: &str);
     fn checkpointed(&self, report: &CheckpointReport);
     fn waiting(&self, why: &str);
+    /// A repair made on the way (a ref moved off where the state says it
+    /// must be, kept in a ref first).
+    fn repaired(&self, note: &str);
 }
 
 /// `Interrupted`: stopped by a signal or a closed output, back to pending,
@@ -203,7 +206,7 @@ pub fn run(
                 continue;
             };
             running.remove(&done.id);
-            let outcome = settle(repo, plan, done)?;
+            let outcome = settle(repo, plan, done, observer)?;
             match &outcome.1 {
                 TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
                 TaskOutcome::Failed { reason, log } => {
@@ -470,7 +473,12 @@ fn task_env(
 }
 
 /// Lands a finished task or records its failure (one state commit).
-fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> {
+fn settle(
+    repo: &Repo,
+    plan: &str,
+    done: Done,
+    observer: &dyn Observer,
+) -> Result<(String, TaskOutcome)> {
     let id = done.id;
     let (finished, head) = match done.result {
         Ok(ran) => (ran.finished, ran.head),
@@ -523,6 +531,11 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
         );
         if !matches!(result, Ok((Landed::Done { .. }, _))) {
             let _ = std::fs::remove_file(&marker);
+        }
+        if let Ok((_, after)) = &result {
+            for note in &after.repairs {
+                observer.repaired(note);
+            }
         }
         return match result {
             Ok((Landed::Done { commit, .. }, _)) => {

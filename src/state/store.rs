@@ -39,6 +39,10 @@ pub struct Snapshot {
     pub tasks: Records,
     /// The format it was read in (1 until the first change rewrites it).
     pub format: u32,
+    /// What the change that made this snapshot had to repair on the way
+    /// (a derived ref found somewhere the state does not know, kept in a
+    /// ref first): for the caller to tell the user.
+    pub repairs: Vec<String>,
 }
 
 impl Snapshot {
@@ -66,6 +70,7 @@ impl Snapshot {
             state,
             tasks: Records::new(Source::Memory(Arc::new(tasks))),
             format: STATE_VERSION,
+            repairs: Vec::new(),
         }
     }
 
@@ -238,6 +243,7 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
                 tasks,
             }),
             format: STATE_VERSION,
+            repairs: Vec::new(),
         });
     }
     let v1 = blob(V1_STATE_FILE).ok_or_else(not_state)?;
@@ -254,6 +260,7 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
         state,
         tasks: Records::new(Source::Memory(Arc::new(tasks))),
         format: 1,
+        repairs: Vec::new(),
     })
 }
 
@@ -412,12 +419,13 @@ fn follow_commit(
         }
         crate::failpoint!("state-ref-moved");
     }
-    let after = load_at(repo, plan_name, commit)?;
+    let mut after = load_at(repo, plan_name, commit)?;
     // A racer committed its state before us but moves the refs after us
     // (or the other way round): whoever finds a ref moved brings it to the
-    // newest state, so none is left behind.
+    // newest state, so none is left behind. What that finds (a commit a
+    // person made on the work branch meanwhile, say) is told, not dropped.
     if raced {
-        super::reconcile::reconcile(repo, &after)?;
+        after.repairs = super::reconcile::reconcile(repo, &after)?;
     }
     Ok(after)
 }

@@ -62,3 +62,46 @@ fn a_commit_made_on_the_work_branch_during_a_run_is_kept_and_named() {
     assert!(err.contains("git cherry-pick"), "{err}");
     repo.fsck();
 }
+
+#[test]
+fn files_left_where_a_reset_removed_a_worktree_never_block_the_next_start() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a/**\"]\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "a"]).trim());
+    repo.orch_ok(&["task", "reset", "a"]);
+    assert!(!wt.exists(), "reset removed the worktree");
+    // A process of the task still writing puts files back after the reset.
+    std::fs::create_dir_all(wt.join("a")).expect("mkdir");
+    std::fs::write(wt.join("a/late.txt"), "written after the reset\n").expect("write");
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(wt.join(".git").exists(), "a worktree again");
+    assert!(
+        !wt.join("a/late.txt").exists(),
+        "the new attempt starts clean"
+    );
+    let kept = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    let kept = kept
+        .lines()
+        .find(|r| r.contains("leftover"))
+        .unwrap_or_else(|| panic!("no leftover ref in {kept}"))
+        .to_string();
+    assert_eq!(
+        repo.show(&format!("{kept}:a/late.txt")).as_deref(),
+        Some("written after the reset\n")
+    );
+    assert!(stderr(&out).contains(&kept), "{}", both(&out));
+    // And once more, the same with an empty directory.
+    repo.orch_ok(&["task", "reset", "a"]);
+    std::fs::create_dir_all(&wt).expect("mkdir");
+    repo.orch_ok(&["task", "start", "a"]);
+    repo.fsck();
+}

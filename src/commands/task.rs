@@ -16,6 +16,11 @@ pub fn start(args: TaskArgs) -> Result<u8> {
     let plan = snap.plan_name.clone();
     let (begun, again) = tasks::start_by_hand(&repo, &plan, &args.id)?;
     let path = begun.worktree.display().to_string();
+    if let Some(kept) = &begun.kept {
+        ui::note(&format!(
+            "kept what an earlier attempt left at {path} in {kept} (`git show --stat {kept}`)"
+        ));
+    }
     if args.json {
         ui::json(&json!({
             "plan": plan, "task": args.id, "worktree": path, "again": again,

@@ -103,6 +103,14 @@ fn run_task(
     let plan = claimed.snap.plan_name.as_str();
     let id = claimed.id.as_str();
     let begun = tasks::prepare(&repo, claimed, true).map_err(|e| format!("{e:#}"))?;
+    if let Some(kept) = &begun.kept {
+        observer.line(
+            &claimed.id,
+            &format!(
+                "git-orch: kept what an earlier attempt left in this worktree's place in {kept}"
+            ),
+        );
+    }
     let phase = claimed
         .snap
         .plan

@@ -128,6 +128,7 @@ fn again_by_hand(repo: &Repo, snap: &Snapshot, id: &str, t: &state::TaskState) -
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace::task_worktree(repo, plan, id));
     let base = t.base().unwrap_or(snap.state.work).oid();
+    let kept = clear_leftover(repo, plan, id, &path, base)?;
     if !path.join(".git").exists() {
         let (_, task) = find_task(snap, id)?;
         let branch = names::task_branch(plan, id);
@@ -159,6 +160,7 @@ fn again_by_hand(repo: &Repo, snap: &Snapshot, id: &str, t: &state::TaskState) -
     Ok(Begun {
         worktree: path,
         base,
+        kept,
     })
 }
 
@@ -182,6 +184,46 @@ fn overlap_refusal(plan: &str, task: &Task, other: &str) -> anyhow::Error {
 pub struct Begun {
     pub worktree: PathBuf,
     pub base: Oid,
+    /// A ref that keeps what was left at the worktree's path by an earlier
+    /// attempt (files a reset raced with), moved aside to make room.
+    pub kept: Option<String>,
+}
+
+/// Clears what is left at a task's worktree path that is not a worktree
+/// (a reset that raced a task still writing files, a half-removed
+/// checkout), so that the next start can make one there: its content is
+/// kept in a ref first, which is returned.
+fn clear_leftover(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    path: &Path,
+    base: Oid,
+) -> Result<Option<String>> {
+    if !path.exists() || path.join(".git").exists() {
+        return Ok(None);
+    }
+    let mut kept = None;
+    let holds_something = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+    if holds_something {
+        if let Some(content) = repo.worktree_content(
+            path,
+            &format!("orch: files left at the worktree of task {id}"),
+            base,
+        )? {
+            let name = names::preserved(
+                plan,
+                &format!("{}/worktrees/{id}", preserve_tag("leftover")),
+            );
+            reconcile::create_if_absent(repo, &name, content)?;
+            kept = Some(name);
+        }
+    }
+    std::fs::remove_dir_all(path)
+        .with_context(|| format!("cannot clear `{}` for task `{id}`", path.display()))?;
+    // git may still list a worktree there.
+    let _ = repo.git(&["worktree", "prune"]);
+    Ok(kept)
 }
 
 /// Claims a pending task (compare-and-swap on the state branch, so two
@@ -333,6 +375,7 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
     let (_, task) = find_task(snap, id)?;
     let branch = names::task_branch(plan, id);
     let sparse = sparse_patterns(snap, task);
+    let kept = clear_leftover(repo, plan, id, path, base)?;
     // A parked worktree was parked clean: no sweep of untracked files.
     let recycled = reuse_pool && !path.exists() && workspace::unpark(repo, plan, path);
     crate::failpoint!("worktree-unparked");
@@ -345,6 +388,7 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
     Ok(Begun {
         worktree: path.clone(),
         base,
+        kept,
     })
 }
 

@@ -444,26 +444,20 @@ mod tests {
     /// git translates the messages `git_in` and `cas_delete` decide from.
     #[test]
     fn git_whose_stderr_decides_runs_in_the_c_locale() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let git = Repository::init(dir.path()).expect("init");
-        let repo = Repo {
-            root: dir.path().to_path_buf(),
-            common_dir: git.path().to_path_buf(),
-            git,
-        };
+        let (_dir, repo) = temp_repo();
         // An alias that prints the environment git's children get.
         let env = repo
             .git(&["-c", "alias.showenv=!env", "showenv"])
             .expect("git showenv");
         assert!(env.lines().any(|l| l == "LC_ALL=C"), "{env}");
-        let update_ref = repo.command_c(dir.path(), &["update-ref"]);
+        let update_ref = repo.command_c(&repo.root.clone(), &["update-ref"]);
         assert!(update_ref
             .get_envs()
             .any(|(k, v)| k == "LC_ALL" && v == Some(std::ffi::OsStr::new("C"))));
     }
 
-    #[test]
-    fn changed_paths_matches_libgit2_diff_and_skips_nothing() {
+    /// A fresh repository in a temp dir (kept alive by the returned guard).
+    fn temp_repo() -> (tempfile::TempDir, Repo) {
         let dir = tempfile::tempdir().expect("tempdir");
         let git = Repository::init(dir.path()).expect("init");
         let repo = Repo {
@@ -471,6 +465,12 @@ mod tests {
             common_dir: git.path().to_path_buf(),
             git,
         };
+        (dir, repo)
+    }
+
+    #[test]
+    fn changed_paths_matches_libgit2_diff_and_skips_nothing() {
+        let (_dir, repo) = temp_repo();
         let before = commit(
             &repo.git,
             &[
@@ -523,13 +523,7 @@ mod tests {
 
     #[test]
     fn changed_paths_sees_a_mode_change_and_a_file_turned_into_a_link() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let git = Repository::init(dir.path()).expect("init");
-        let repo = Repo {
-            root: dir.path().to_path_buf(),
-            common_dir: git.path().to_path_buf(),
-            git,
-        };
+        let (_dir, repo) = temp_repo();
         // Same blobs on both sides: only the modes differ.
         let before = commit_modes(
             &repo.git,

@@ -81,6 +81,24 @@ fn pool_dir(repo: &Repo, plan: &str) -> PathBuf {
     worktrees_root(repo).join(plan).join(".pool")
 }
 
+/// Holds the plan's pool for one move in or out of it. Two runners share a
+/// plan's pool: a `git worktree move` renames the directory and then
+/// rewrites git's record of where it is, and another runner's move of the
+/// same worktree in between leaves the record naming the wrong place (the
+/// task's commit then refuses it). An flock, so a runner that dies lets go.
+fn hold_pool(repo: &Repo, plan: &str) -> Option<std::fs::File> {
+    let dir = repo.orch_dir().join("locks");
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{plan}.pool")))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
+}
+
 /// Parks a finished task's clean worktree for reuse, detached so that its
 /// branch is free to be deleted or checked out elsewhere.
 pub fn park(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
@@ -99,6 +117,7 @@ pub fn park_clean(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
     std::fs::create_dir_all(&pool)
         .with_context(|| format!("cannot create `{}`", pool.display()))?;
     let slot = pool.join(format!("{}-{}", std::process::id(), unique()));
+    let _pool = hold_pool(repo, plan);
     repo.git(&[
         "worktree",
         "move",
@@ -168,6 +187,7 @@ pub fn unpark(repo: &Repo, plan: &str, dest: &Path) -> bool {
     if let Some(parent) = dest.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
+    let _pool = hold_pool(repo, plan);
     for entry in entries.flatten() {
         let src = entry.path();
         if repo

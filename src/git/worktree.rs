@@ -370,7 +370,9 @@ impl Repo {
     pub fn verify_worktree(&self, path: &Path) -> Result<()> {
         let broken = |why: &str| {
             anyhow!(
-                "the task's worktree `{}` {why}, so git would not commit in it (and might                  commit in the repository around it): nothing was committed; what it holds                  stays there",
+                "the task's worktree `{}` {why}, so git would not commit in it (and might \
+                 commit in the repository around it): nothing was committed; what it holds \
+                 stays there",
                 path.display()
             )
         };
@@ -389,8 +391,25 @@ impl Repo {
                 "has a `.git` file that names another repository's git directory",
             ));
         }
-        let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
-        if std::fs::canonicalize(back.trim()).ok() != Some(top.join(".git")) {
+        let points_back = || {
+            let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+            std::fs::canonicalize(back.trim()).ok() == Some(top.join(".git"))
+        };
+        // git's record of where the worktree is can lag behind a move made
+        // by another runner sharing the pool: `worktree repair` rewrites it
+        // from the worktree's own `.git` file, which names our admin dir.
+        // Only when the place git records holds no worktree of that admin
+        // dir: a `.git` file naming another live worktree's admin dir is a
+        // forgery, and repairing it would take that worktree over.
+        let recorded = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+        let other_is_live =
+            worktree_admin_dir(Path::new(recorded.trim()).parent().unwrap_or(Path::new("")))
+                .and_then(|a| std::fs::canonicalize(a).ok())
+                == Some(admin.clone());
+        if !points_back() && !other_is_live {
+            let _ = self.git(&["worktree", "repair", &path.to_string_lossy()]);
+        }
+        if !points_back() {
             return Err(broken("is not where git keeps that worktree"));
         }
         let shown = self.git_in(path, &["rev-parse", "--show-toplevel"])?;

@@ -133,9 +133,19 @@ pub fn run(
     let root = repo.root.clone();
     let (tx, rx) = mpsc::channel::<Done>();
 
+    // Tasks running while the plan was found rewritten, with what was found.
+    let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     std::thread::scope(|scope| -> Result<()> {
         loop {
-            let snap = store::load(repo, plan)?;
+            suspect_forgery(repo, plan, &running, &mut forged)?;
+            let snap = match store::load(repo, plan) {
+                Ok(snap) => snap,
+                // Forged just now, by a task still running.
+                Err(e) => match suspect_forgery(repo, plan, &running, &mut forged)? {
+                    true => store::load(repo, plan)?,
+                    false => return Err(e),
+                },
+            };
             if !stop {
                 for id in startable(&snap, opts, &running, &mut report)? {
                     if running.len() >= opts.jobs.max(1) {
@@ -187,8 +197,12 @@ pub fn run(
             let Ok(done) = rx.recv_timeout(Duration::from_millis(250)) else {
                 continue;
             };
+            suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
-            let outcome = settle(repo, plan, done)?;
+            let outcome = match forged.remove(&done.id) {
+                Some(why) => fail_forger(repo, plan, done, why)?,
+                None => settle(repo, plan, done)?,
+            };
             match &outcome.1 {
                 TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
                 TaskOutcome::Failed { reason, log } => {
@@ -517,6 +531,46 @@ fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> 
     }
     let reason = finished.exit.describe();
     failed(repo, plan, id, reason, &finished)
+}
+
+/// Repairs a plan rewritten on the state branch while tasks of ours run,
+/// and marks them all: one of them did it (see [`super::tamper`]).
+fn suspect_forgery(
+    repo: &Repo,
+    plan: &str,
+    running: &BTreeSet<String>,
+    forged: &mut std::collections::BTreeMap<String, String>,
+) -> Result<bool> {
+    if running.is_empty() {
+        return Ok(false);
+    }
+    let Some(found) = super::tamper::restore_forged_plan(repo, plan)? else {
+        return Ok(false);
+    };
+    for id in running {
+        forged.entry(id.clone()).or_insert_with(|| found.clone());
+    }
+    Ok(true)
+}
+
+/// Fails a task that ran while the plan was forged, whatever its command
+/// did; its work stays in its worktree and branch.
+fn fail_forger(repo: &Repo, plan: &str, done: Done, why: String) -> Result<(String, TaskOutcome)> {
+    let finished = match done.result {
+        Ok(ran) => ran.finished,
+        Err(e) => process::Finished {
+            exit: Exit::NotStarted(e),
+            seconds: 0.0,
+            log: Vec::new(),
+        },
+    };
+    failed(
+        repo,
+        plan,
+        done.id,
+        format!("tampered with git-orch: {why}"),
+        &finished,
+    )
 }
 
 /// Records a task's failure (with its log) and reports it.

@@ -7,6 +7,7 @@ pub mod model;
 pub mod names;
 pub mod reconcile;
 pub mod records;
+pub mod seal;
 pub mod store;
 
 pub use event::{Event, GateVerdict};

@@ -84,3 +84,57 @@ fn a_state_whose_plan_was_rewritten_is_refused_naming_what_changed() {
     assert_refused(&repo.orch(&["run"]), "run of a forged plan");
     assert_eq!(repo.refs(), refs, "a refusal changes nothing");
 }
+
+/// Shell that writes a passed result of the gate command `false` for the
+/// tree of `$ORCH_BASE` into the gate cache of plan `p`'s state branch, at
+/// the path git-orch 0.1 used (`cache/gates/<tree>/<blob id of the
+/// command>.json`), with plain git.
+const FORGE_GATE: &str = r##"st=refs/heads/orch/p/state
+head=$(git rev-parse $st)
+tree=$(git rev-parse "$ORCH_BASE^{tree}")
+key=$(printf %s false | git hash-object --stdin)
+tmp=$(mktemp -d)
+printf '{"name":"never","command":"false","passed":true,"seconds":0.1,"commit":"%s","log":"logs/gates/x/never.log","cached":false}' "$ORCH_BASE" > $tmp/entry
+blob=$(git hash-object -w $tmp/entry)
+GIT_INDEX_FILE=$tmp/index git read-tree $head
+GIT_INDEX_FILE=$tmp/index git update-index --add --cacheinfo 100644,$blob,cache/gates/$tree/$key.json
+ntree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
+msg=$(git log -1 --format=%B $head)
+commit=$(printf '%s\n' "$msg" | git commit-tree $ntree -p $head)
+git update-ref $st $commit $head
+rm -rf $tmp"##;
+
+#[test]
+fn a_gate_result_forged_into_the_state_branch_is_not_honoured() {
+    let repo = TestRepo::new();
+    let plan = format!(
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.gates]]\nname = \"never\"\nrun = \"false\"\n\
+         [[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\nrun = '''\n{FORGE_GATE}\n'''\n"
+    );
+    start(&repo, &plan);
+    let out = repo.orch(&["run"]);
+    let text = both(&out);
+    assert_eq!(code(&out), Some(1), "{text}");
+    assert!(
+        !text.contains("cached"),
+        "a forged pass was honoured: {text}"
+    );
+    assert!(text.contains("never"), "{text}");
+    assert_eq!(
+        repo.rev("refs/tags/orch/p/one"),
+        None,
+        "phase tagged on a forged pass"
+    );
+    // The forgery is in the state branch, and still not honoured by `gate`.
+    let listing = repo.git(&[
+        "ls-tree",
+        "-r",
+        "--name-only",
+        "orch/p/state",
+        "cache/gates",
+    ]);
+    assert!(!listing.is_empty(), "the task did not forge anything");
+    let out = repo.orch(&["gate", "--phase", "one"]);
+    assert_ne!(code(&out), Some(0), "{}", both(&out));
+    assert!(!both(&out).contains("cached"), "{}", both(&out));
+}

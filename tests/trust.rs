@@ -138,3 +138,106 @@ fn a_gate_result_forged_into_the_state_branch_is_not_honoured() {
     assert_ne!(code(&out), Some(0), "{}", both(&out));
     assert!(!both(&out).contains("cached"), "{}", both(&out));
 }
+
+// ------------------------------------------------ containment (item 6)
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A task that `setsid`s a daemon appending to `beat` every 0.1 s, then
+/// runs `then`.
+fn daemon_plan(beat: &Path, then: &str) -> String {
+    format!(
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\n\
+         run = '''\nsetsid sh -c 'while true; do echo x >> {beat}; sleep 0.1; done' </dev/null >/dev/null 2>&1 &\n\
+         while [ ! -s {beat} ]; do sleep 0.05; done\n{then}\n'''\n",
+        beat = beat.display()
+    )
+}
+
+/// Whether something still appends to `beat` (it stops growing within 2 s).
+fn still_beating(beat: &Path) -> bool {
+    let size = || std::fs::metadata(beat).map_or(0, |m| m.len());
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        let before = size();
+        std::thread::sleep(Duration::from_millis(400));
+        if size() == before {
+            return false;
+        }
+        if Instant::now() > until {
+            return true;
+        }
+    }
+}
+
+#[test]
+fn a_setsid_daemon_started_by_a_task_does_not_outlive_it() {
+    let repo = TestRepo::new();
+    let beat = repo.scratch().join("beat");
+    start(&repo, &daemon_plan(&beat, "true"));
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(beat.exists(), "the daemon never ran");
+    assert!(!still_beating(&beat), "the task's daemon outlived it");
+}
+
+#[test]
+fn a_setsid_daemon_does_not_outlive_a_killed_runner_and_resume() {
+    let repo = TestRepo::new();
+    let beat = repo.scratch().join("beat");
+    let first = repo.scratch().join("first");
+    let then = format!(
+        "if [ ! -e {0} ]; then touch {0}; sleep 30; fi",
+        first.display()
+    );
+    start(&repo, &daemon_plan(&beat, &then));
+    let mut runner = repo
+        .command(BIN, &repo.path)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn run");
+    let until = Instant::now() + Duration::from_secs(20);
+    while !first.exists() {
+        assert!(Instant::now() < until, "the task never started its daemon");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &runner.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = runner.wait();
+    let out = repo.orch(&["resume"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        !still_beating(&beat),
+        "the task's daemon outlived its runner and resume"
+    );
+}
+
+#[test]
+fn a_task_whose_process_record_cannot_be_written_fails_and_does_not_run() {
+    let repo = TestRepo::new();
+    let ran = repo.scratch().join("ran");
+    let plan = format!(
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\nrun = \"touch {}\"\n",
+        ran.display()
+    );
+    start(&repo, &plan);
+    // Where the record goes is a file, not a directory: it cannot be written.
+    let run_dir = repo.path.join(".git/orch/run");
+    std::fs::create_dir_all(&run_dir).expect("mkdir");
+    std::fs::write(run_dir.join("p"), "in the way").expect("write");
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    assert!(
+        both(&out).contains("cannot record its process group"),
+        "{}",
+        both(&out)
+    );
+    assert!(!ran.exists(), "the command ran without a record");
+    assert_eq!(task_state(&status_json(&repo), "a"), "failed");
+}

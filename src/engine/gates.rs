@@ -120,6 +120,7 @@ fn run_one(
         ],
         timeout,
         pgid_file: None,
+        contain: false,
     };
     let finished = process::run(&job, |line| (opts.on_line)(&gate.name, line));
     let reason = match &finished.exit {

@@ -102,6 +102,7 @@ fn run_task(
         env: task_env(&repo, plan, &phase, id, &begun.worktree, begun.base),
         timeout,
         pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
+        contain: true,
     };
     let finished = process::run(&job, |line| observer.line(id, line));
     let head = finished.exit.success().then(|| {

@@ -10,6 +10,7 @@ mod git;
 mod hooks;
 mod process;
 mod render;
+mod sandbox;
 mod secret;
 mod state;
 mod ui;

@@ -28,6 +28,9 @@ pub struct Job<'a> {
     /// Run the command in a pid namespace of its own (see [`containment`])
     /// so that nothing it starts, a `setsid` daemon included, outlives it.
     pub contain: bool,
+    /// A wrapper of its own instead (the sandbox's `bwrap …`), which must
+    /// contain the command itself.
+    pub wrap: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,10 +74,10 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         seconds: 0.0,
         log: Vec::new(),
     };
-    let wrapper = if job.contain {
-        containment().prefix()
-    } else {
-        &[]
+    let wrapper = match &job.wrap {
+        Some(wrap) => wrap.as_slice(),
+        None if job.contain => containment().prefix(),
+        None => &[],
     };
     let mut cmd = match wrapper.split_first() {
         Some((program, args)) => {

@@ -33,7 +33,10 @@ pub fn load(repo: &Repo) -> Result<Vec<u8>> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut r| r.read_exact(&mut key))
         .context("cannot read /dev/urandom for the repository's secret")?;
-    let aside = dir.join(format!("secret.{}.tmp", std::process::id()));
+    // Unique to this process and call: threads of one runner race here too.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let aside = dir.join(format!("secret.{}.{call}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&aside);
     let mut out = std::fs::OpenOptions::new()
         .write(true)

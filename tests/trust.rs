@@ -241,3 +241,210 @@ fn a_task_whose_process_record_cannot_be_written_fails_and_does_not_run() {
     assert!(!ran.exists(), "the command ran without a record");
     assert_eq!(task_state(&status_json(&repo), "a"), "failed");
 }
+
+// ------------------------------------------------ tamper detection (item 17a)
+
+/// A one-task plan whose task does `evil`, then writes `a/x` in its scope.
+fn tamper_plan(evil: &str) -> String {
+    format!(
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\n\
+         run = '''\n{evil}\nmkdir -p a && echo work > a/x\n'''\n"
+    )
+}
+
+#[test]
+fn a_task_that_touches_the_repository_outside_its_worktree_fails_naming_it() {
+    let cases = [
+        ("git branch evil", "created `refs/heads/evil`"),
+        (
+            "git update-ref refs/heads/main $(echo evil | git commit-tree $ORCH_BASE^{tree} -p $ORCH_BASE)",
+            "moved `refs/heads/main`",
+        ),
+        ("echo evil > $ORCH_REPO/evil.txt", "wrote in the checkout"),
+        ("echo evil >> $ORCH_REPO/README", "README"),
+        ("git config --file $ORCH_REPO/.git/config evil.key 1", "changed `.git/config`"),
+        (
+            "printf '#!/bin/sh\\nexit 0\\n' > $ORCH_REPO/.git/hooks/pre-push",
+            "changed `.git/hooks/pre-push`",
+        ),
+        (
+            "st=refs/heads/orch/p/state; git update-ref $st $(echo done | git commit-tree $(git rev-parse $st^{tree}) -p $(git rev-parse $st)) $(git rev-parse $st)",
+            "that git-orch did not make",
+        ),
+    ];
+    for (evil, expected) in cases {
+        let repo = TestRepo::new();
+        start(&repo, &tamper_plan(evil));
+        let out = repo.orch(&["run"]);
+        let text = both(&out);
+        assert_eq!(code(&out), Some(1), "{evil}: {text}");
+        assert!(
+            text.contains("tampered with the repository"),
+            "{evil}: {text}"
+        );
+        assert!(
+            text.contains(expected),
+            "{evil}: expected {expected}: {text}"
+        );
+        assert_eq!(task_state(&status_json(&repo), "a"), "failed", "{evil}");
+        // Its work is kept on its branch, and nothing landed.
+        assert_eq!(
+            repo.show("orch/p/tasks/a:a/x").as_deref(),
+            Some("work\n"),
+            "{evil}"
+        );
+        assert_eq!(repo.show("orch/p/work:a/x"), None, "{evil}");
+    }
+}
+
+#[test]
+fn tasks_running_side_by_side_are_not_mistaken_for_tamperers() {
+    let repo = TestRepo::new();
+    let mut plan = String::from("name = \"p\"\n[[phases]]\nid = \"one\"\n");
+    for t in ["a", "b", "c", "d"] {
+        plan.push_str(&format!(
+            "[[phases.tasks]]\nid = \"{t}\"\nfiles = [\"{t}/**\"]\nrun = '''\nmkdir -p {t} && echo 1 > {t}/x && git add -A && git commit -qm {t}\nsleep 0.3\necho 2 > {t}/y\n'''\n"
+        ));
+    }
+    start(&repo, &plan);
+    let out = repo.orch(&["run", "-j", "4"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    for t in ["a", "b", "c", "d"] {
+        assert_eq!(
+            repo.show(&format!("orch/p/work:{t}/y")).as_deref(),
+            Some("2\n")
+        );
+    }
+}
+
+// ------------------------------------------------ the sandbox (item 17b)
+
+/// Phase `one`: `other` commits in its worktree and stays a while; `evil`
+/// waits for `other`'s worktree, tries every forbidden write and reports
+/// in `a/report` what happened. Both sandboxed, `evil` without network.
+const SANDBOXED: &str = r#"
+name = "p"
+[defaults]
+isolation = "sandbox"
+[[phases]]
+id = "one"
+[[phases.tasks]]
+id = "other"
+files = ["b/**"]
+run = '''
+mkdir -p b && echo work > b/x && git add b/x && git commit -qm "other: its own commit"
+sleep 1.5
+'''
+[[phases.tasks]]
+id = "evil"
+files = ["a/**"]
+network = false
+run = '''
+mkdir -p a; r=a/report
+try() { if sh -c "$2" >/dev/null 2>&1; then echo "$1: written" >> $r; else echo "$1: refused" >> $r; fi; }
+while [ ! -e "$ORCH_REPO/.git/orch/worktrees/p/other/b/x" ]; do sleep 0.05; done
+try state 'git update-ref refs/heads/orch/p/state $(git rev-parse HEAD)'
+try work 'git update-ref refs/heads/orch/p/work $(git rev-parse HEAD)'
+try checkout 'echo evil > "$ORCH_REPO/evil.txt"'
+try config 'git config --file "$ORCH_REPO/.git/config" evil.key 1'
+try hook 'echo evil > "$ORCH_REPO/.git/hooks/pre-push"'
+try other 'echo evil > "$ORCH_REPO/.git/orch/worktrees/p/other/b/evil"'
+echo "secret: $(cat "$ORCH_REPO/.git/orch/secret" 2>/dev/null | wc -c)" >> $r
+echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')" >> $r
+'''
+"#;
+
+#[test]
+fn a_sandboxed_task_cannot_write_outside_its_worktree_and_legitimate_work_lands() {
+    let repo = TestRepo::new();
+    start(&repo, SANDBOXED);
+    let config = std::fs::read(repo.path.join(".git/config")).expect("config");
+    let out = repo.orch(&["run", "-j", "2"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let report = repo
+        .show("orch/p/work:a/report")
+        .expect("evil's report landed");
+    for what in ["state", "work", "checkout", "config", "hook", "other"] {
+        assert!(
+            report.contains(&format!("{what}: refused")),
+            "{what} was not refused:\n{report}"
+        );
+    }
+    assert!(
+        report.contains("secret: 0"),
+        "the secret was readable:\n{report}"
+    );
+    assert!(
+        report.contains("interfaces: lo \n"),
+        "network = false:\n{report}"
+    );
+    assert!(!repo.path.join("evil.txt").exists());
+    assert!(!repo.path.join(".git/hooks/pre-push").exists());
+    assert_eq!(
+        std::fs::read(repo.path.join(".git/config")).expect("config"),
+        config
+    );
+    // The sandboxed commit landed, with its own message.
+    assert_eq!(repo.show("orch/p/work:b/x").as_deref(), Some("work\n"));
+    let log = repo.git(&["log", "--format=%s", "orch/p/work"]);
+    assert!(log.contains("other: its own commit"), "{log}");
+    repo.fsck();
+}
+
+#[test]
+fn a_sandboxed_plan_is_refused_at_run_when_bubblewrap_is_missing() {
+    let repo = TestRepo::new();
+    start(&repo, SANDBOXED);
+    // A PATH with git and a shell but no bwrap.
+    let bin = repo.scratch().join("nobwrap");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    for tool in ["git", "sh"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .expect("command -v");
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        std::os::unix::fs::symlink(path, bin.join(tool)).expect("symlink");
+    }
+    let refs = repo.refs();
+    let out = repo
+        .command(BIN, &repo.path)
+        .env(
+            "PATH",
+            format!("{}:{}", repo.bin_dir.display(), bin.display()),
+        )
+        .arg("run")
+        .output()
+        .expect("run");
+    assert_refused(&out, "run without bwrap");
+    assert!(
+        stderr(&out).contains("apt-get install bubblewrap"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(repo.refs(), refs);
+}
+
+#[test]
+fn network_off_without_the_sandbox_is_a_plan_error() {
+    let repo = TestRepo::new();
+    let file = repo.plan(
+        "plan.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a\"]\nnetwork = false\n",
+    );
+    let out = repo.orch(&["check", file.to_str().expect("utf-8")]);
+    assert_refused(&out, "network = false alone");
+    assert!(
+        both(&out).contains("`network = false` needs `isolation = \"sandbox\"`"),
+        "{}",
+        both(&out)
+    );
+    let file = repo.plan(
+        "bad.toml",
+        "name = \"p\"\n[defaults]\nisolation = \"jail\"\n[[phases]]\nid = \"one\"\n",
+    );
+    assert_refused(
+        &repo.orch(&["check", file.to_str().expect("utf-8")]),
+        "isolation = jail",
+    );
+}

@@ -121,6 +121,7 @@ fn run_one(
         timeout,
         pgid_file: None,
         contain: false,
+        wrap: None,
     };
     let finished = process::run(&job, |line| (opts.on_line)(&gate.name, line));
     let reason = match &finished.exit {

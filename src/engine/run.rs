@@ -76,6 +76,8 @@ struct Done {
 struct Ran {
     finished: process::Finished,
     head: Option<Result<Oid, String>>,
+    /// What it touched outside its worktree and branch (see [`super::tamper`]).
+    tampered: Vec<String>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -96,15 +98,30 @@ fn run_task(
         .task(id)
         .map(|(p, _)| p.id.clone())
         .unwrap_or_default();
+    let watch = super::tamper::Watch::take(&repo, plan, id).map_err(|e| format!("{e:#}"))?;
+    let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
+    let mut env = task_env(&repo, plan, &phase, id, &begun.worktree, begun.base);
+    if let Some(s) = &sandbox {
+        env.push(("TMPDIR".into(), s.tmp.display().to_string()));
+    }
     let job = Job {
         command,
         dir: &begun.worktree,
-        env: task_env(&repo, plan, &phase, id, &begun.worktree, begun.base),
+        env,
         timeout,
         pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
         contain: true,
+        wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
     let finished = process::run(&job, |line| observer.line(id, line));
+    let mut tampered = watch
+        .check(&repo)
+        .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
+    if let Some(s) = sandbox {
+        if let Err(e) = s.finish(&repo) {
+            tampered.push(format!("its worktree's HEAD cannot be followed: {e:#}"));
+        }
+    }
     let head = finished.exit.success().then(|| {
         let started = std::time::Instant::now();
         let head = repo
@@ -114,7 +131,36 @@ fn run_task(
         head
     });
     crate::failpoint!("task-committed");
-    Ok(Ran { finished, head })
+    Ok(Ran {
+        finished,
+        head,
+        tampered,
+    })
+}
+
+/// The sandbox of a task with `isolation = "sandbox"`.
+fn sandbox_for(
+    repo: &Repo,
+    claimed: &tasks::Claimed,
+    worktree: &std::path::Path,
+) -> Result<Option<crate::sandbox::Sandbox>> {
+    let plan = &claimed.snap.plan;
+    let Some((_, task)) = plan.task(&claimed.id) else {
+        return Ok(None);
+    };
+    if plan.task_isolation(task) != crate::plan::Isolation::Sandbox {
+        return Ok(None);
+    }
+    let name = claimed.snap.plan_name.as_str();
+    crate::sandbox::Sandbox::new(
+        repo,
+        name,
+        &claimed.id,
+        worktree,
+        &workspace::handoff_file(repo, name, &claimed.id),
+        plan.task_network(task),
+    )
+    .map(Some)
 }
 
 pub fn run(
@@ -126,6 +172,13 @@ pub fn run(
     let snap = store::load(repo, plan)?;
     tasks::refuse_if_finished(&snap)?;
     check_selection(&snap, opts)?;
+    if snap
+        .plan
+        .tasks()
+        .any(|(_, t)| snap.plan.task_isolation(t) == crate::plan::Isolation::Sandbox)
+    {
+        crate::sandbox::available()?;
+    }
     recover_abandoned(repo, plan, observer)?;
 
     let mut report = RunReport::default();
@@ -464,6 +517,13 @@ fn task_env(
 fn settle(repo: &Repo, plan: &str, done: Done) -> Result<(String, TaskOutcome)> {
     let id = done.id;
     let (finished, head) = match done.result {
+        Ok(ran) if !ran.tampered.is_empty() => {
+            let why = format!(
+                "tampered with the repository outside its worktree: {}",
+                ran.tampered.join("; ")
+            );
+            return failed(repo, plan, id, why, &ran.finished);
+        }
         Ok(ran) => (ran.finished, ran.head),
         Err(e) => (
             process::Finished {

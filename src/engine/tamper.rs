@@ -156,14 +156,10 @@ impl Watch {
     /// The state commits made while the task ran, if they all look like
     /// git-orch's own (an event git-orch writes, its author), newest first;
     /// `Err` names the first that does not.
-    fn state_chain(
-        &self,
-        repo: &Repo,
-        after: &BTreeMap<String, Oid>,
-    ) -> Chain {
+    fn state_chain(&self, repo: &Repo, after: &BTreeMap<String, Oid>) -> Chain {
         let name = names::state(&self.plan);
         let (Some(old), Some(new)) = (self.refs.get(&name), after.get(&name)) else {
-            return Ok(Vec::new());
+            return Err("the state branch was created or deleted".to_string());
         };
         let sig = repo.signature().map_err(|e| e.to_string())?;
         let mut out = Vec::new();
@@ -185,17 +181,17 @@ impl Watch {
                     short(at)
                 ));
             }
-            let state = commit
-                .tree()
-                .ok()
-                .and_then(|t| t.get_name(layout::META_FILE).map(|e| e.id()))
-                .and_then(|b| repo.git.find_blob(b).ok())
-                .and_then(|b| serde_json::from_slice::<State>(b.content()).ok());
-            out.push((at, event, state));
+            out.push((at, event, meta_of(repo, &commit)));
             at = commit.parent_id(0).map_err(|e| e.to_string())?;
             if out.len() > 100_000 {
                 break;
             }
+        }
+        // The state as the task started: a landing committed just before
+        // may move the work branch and tags after the watch was taken.
+        if let Ok(commit) = repo.git.find_commit(*old) {
+            let event = Event::from_message(commit.message().unwrap_or(""));
+            out.push((*old, event, meta_of(repo, &commit)));
         }
         Ok(out)
     }
@@ -266,6 +262,12 @@ impl Watch {
         }
         Some(what)
     }
+}
+
+/// The plan-level record (`meta.json`) of a state commit.
+fn meta_of(repo: &Repo, commit: &git2::Commit<'_>) -> Option<State> {
+    let id = commit.tree().ok()?.get_name(layout::META_FILE)?.id();
+    serde_json::from_slice::<State>(repo.git.find_blob(id).ok()?.content()).ok()
 }
 
 fn all_refs(repo: &Repo) -> Result<BTreeMap<String, Oid>> {
@@ -347,6 +349,8 @@ fn checkout_files(repo: &Repo, dir: &Path) -> BTreeMap<String, Stamp> {
         return BTreeMap::new();
     };
     let text = String::from_utf8_lossy(&out.stdout);
+    // Task worktrees kept inside the checkout (`orch.worktreeDir`) are theirs.
+    let worktrees = super::workspace::worktrees_root(repo);
     let mut files = BTreeMap::new();
     let mut entries = text.split('\0');
     while let Some(entry) = entries.next() {
@@ -356,6 +360,9 @@ fn checkout_files(repo: &Repo, dir: &Path) -> BTreeMap<String, Stamp> {
         let path = &entry[3..];
         if entry.starts_with('R') || entry.starts_with('C') {
             entries.next();
+        }
+        if dir.join(path).starts_with(&worktrees) {
+            continue;
         }
         let s = stamp(&dir.join(path)).unwrap_or(Stamp(0, 0, 0, 0, None));
         files.insert(path.to_string(), s);

@@ -494,6 +494,20 @@ pub fn kill_recorded_group(record: &str) {
         }
     }
     kill_group(pgid);
+    // SIGKILL is delivered asynchronously: wait a moment for the group to
+    // go, so that what it held (an index lock) is free once this returns
+    // (not long: where nothing reaps orphans, their zombies stay).
+    let until = Instant::now() + Duration::from_millis(300);
+    while group_exists(pgid) && Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn group_exists(pgid: i32) -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(-pgid, 0) };
+    rc == 0
 }
 
 /// Sends SIGKILL to a whole process group; a group already gone is fine.

@@ -720,6 +720,18 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
             process::kill_recorded_group(&record);
             let _ = std::fs::remove_file(&pgid_file);
         }
+        // An attempt killed inside a git command (it dies with its runner)
+        // leaves its index, HEAD or branch locked; none of its processes,
+        // nor the runner that acted for it, is left to hold them.
+        let branch = names::task_branch(plan, id);
+        let _ = std::fs::remove_file(repo.common_dir.join(format!("{branch}.lock")));
+        if let Some(wt) = repo.worktree_on_branch(&branch)? {
+            if let Ok(dir) = repo.git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]) {
+                for lock in ["index.lock", "HEAD.lock"] {
+                    let _ = std::fs::remove_file(std::path::Path::new(dir.trim()).join(lock));
+                }
+            }
+        }
         let _ = std::fs::remove_file(workspace::parking_marker(repo, plan, id));
         let tag = tasks::preserve_tag(&format!("resume-{id}"));
         let kept = tasks::preserve_task(repo, plan, id, &tag, work)?;

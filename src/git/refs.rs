@@ -88,9 +88,34 @@ impl Repo {
     /// Deletes `name` if it is still at `old`. Uses git's own transaction,
     /// since libgit2's delete takes no expected value.
     pub fn cas_delete(&self, name: &str, old: Oid) -> Result<()> {
-        let out = self
-            .command_in(&self.root, &["update-ref", "-d", name, &old.to_string()])
-            .output()?;
+        let started = Instant::now();
+        let out = loop {
+            let out = self
+                .command_in(&self.root, &["update-ref", "-d", name, &old.to_string()])
+                .env("LC_ALL", "C")
+                .output()?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // A lock (the ref's or `packed-refs`) held by a live git goes
+            // away; one a killed git left behind is named, as for a move.
+            let held = stderr
+                .split("Unable to create '")
+                .nth(1)
+                .and_then(|rest| rest.split("': File exists").next())
+                .map(str::to_string);
+            match held {
+                Some(_) if started.elapsed() < LOCK_PATIENCE => {
+                    sleep(Duration::from_millis(50));
+                }
+                Some(lock) => {
+                    return Err(RefLocked(crate::error::Refusal {
+                        message: format!("the ref `{name}` is locked by `{lock}`"),
+                        hint: Some("if no git process is running, a crashed one left it behind: remove that file".to_string()),
+                    })
+                    .into())
+                }
+                None => break out,
+            }
+        };
         if out.status.success() {
             return Ok(());
         }

@@ -88,7 +88,8 @@ fn a_state_whose_plan_was_rewritten_is_refused_naming_what_changed() {
 /// Shell that writes a passed result of the gate command `false` for the
 /// tree of `$ORCH_BASE` into the gate cache of plan `p`'s state branch, at
 /// the path git-orch 0.1 used (`cache/gates/<tree>/<blob id of the
-/// command>.json`), with plain git.
+/// command>.json`), with plain git, in a commit that copies git-orch's
+/// event trailer and author (so only the cache key can give it away).
 const FORGE_GATE: &str = r##"st=refs/heads/orch/p/state
 head=$(git rev-parse $st)
 tree=$(git rev-parse "$ORCH_BASE^{tree}")
@@ -100,7 +101,7 @@ GIT_INDEX_FILE=$tmp/index git read-tree $head
 GIT_INDEX_FILE=$tmp/index git update-index --add --cacheinfo 100644,$blob,cache/gates/$tree/$key.json
 ntree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
 msg=$(git log -1 --format=%B $head)
-commit=$(printf '%s\n' "$msg" | git commit-tree $ntree -p $head)
+commit=$(printf '%s\n' "$msg" | GIT_AUTHOR_NAME='Test Committer' GIT_AUTHOR_EMAIL=committer@example.com git commit-tree $ntree -p $head)
 git update-ref $st $commit $head
 rm -rf $tmp"##;
 

@@ -12,6 +12,8 @@ mod hooks;
 mod platform;
 mod process;
 mod render;
+mod sandbox;
+mod secret;
 mod state;
 mod trace;
 mod ui;

@@ -20,9 +20,17 @@ pub struct Job<'a> {
     pub dir: &'a Path,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
-    /// Written with the process group id once the command has started, so
-    /// a later `resume` can stop a command whose runner died.
+    /// Written with the process group id (and the leader's start time) by
+    /// the child itself before it runs the command, so a later `resume` can
+    /// stop a command whose runner died at any moment; a record that cannot
+    /// be written stops the command from starting.
     pub pgid_file: Option<PathBuf>,
+    /// Run the command in a pid namespace of its own (see [`containment`])
+    /// so that nothing it starts, a `setsid` daemon included, outlives it.
+    pub contain: bool,
+    /// A wrapper of its own instead (the sandbox's `bwrap …`), which must
+    /// contain the command itself.
+    pub wrap: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +137,24 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
             log: Vec::new(),
         };
     }
-    let mut cmd = Command::new("sh");
+    let not_started = |why: String| Finished {
+        exit: Exit::NotStarted(why),
+        seconds: 0.0,
+        log: Vec::new(),
+    };
+    let wrapper = match &job.wrap {
+        Some(wrap) => wrap.as_slice(),
+        None if job.contain => containment().prefix(),
+        None => &[],
+    };
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg("sh");
+            cmd
+        }
+        None => Command::new("sh"),
+    };
     cmd.arg("-c")
         .arg(job.command)
         .current_dir(job.dir)
@@ -141,27 +166,50 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
     for (k, v) in &job.env {
         cmd.env(k, v);
     }
+    let record = match &job.pgid_file {
+        Some(file) => {
+            if let Some(dir) = file.parent() {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    return not_started(format!(
+                        "cannot record its process group in `{}`: {e}",
+                        dir.display()
+                    ));
+                }
+            }
+            match std::ffi::CString::new(file.as_os_str().as_encoded_bytes()) {
+                Ok(path) => Some(path),
+                Err(_) => return not_started(format!("bad pid file `{}`", file.display())),
+            }
+        }
+        None => None,
+    };
+    let runner = std::process::id() as libc::pid_t;
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs between fork and exec and makes only
+    // async-signal-safe system calls on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || child_setup(runner, record.as_deref()));
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
-            return Finished {
-                exit: Exit::NotStarted(e.to_string()),
-                seconds: 0.0,
-                log: Vec::new(),
-            }
+            // The child writes the record first: without it, that failed.
+            let why = match &job.pgid_file {
+                Some(file) if !file.exists() => format!(
+                    "cannot record its process group in `{}`: {e}",
+                    file.display()
+                ),
+                Some(file) => {
+                    let _ = std::fs::remove_file(file);
+                    e.to_string()
+                }
+                None => e.to_string(),
+            };
+            return not_started(why);
         }
     };
     let pgid = child.id() as i32;
     register(pgid);
-    if let Some(file) = &job.pgid_file {
-        if let Some(dir) = file.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        // With the leader's start time, so a successor never kills a
-        // recycled process group.
-        let start = process_start_time(child.id()).map_or(String::new(), |t| t.to_string());
-        let _ = std::fs::write(file, format!("{pgid} {start}"));
-    }
 
     // Bounded: a command that prints faster than the output is shown waits.
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(256);
@@ -275,6 +323,160 @@ pub fn run(job: &Job<'_>, mut on_line: impl FnMut(&str)) -> Finished {
         seconds,
         log: log.finish(),
     }
+}
+
+/// In the child, before it runs the command: die with the runner (and if
+/// the runner is already gone, die now), then write the record of the
+/// process group, `<pgid> <start time>`, failing the start if it cannot be
+/// written. Only async-signal-safe calls, no allocation.
+fn child_setup(runner: libc::pid_t, record: Option<&std::ffi::CStr>) -> std::io::Result<()> {
+    #[allow(unsafe_code)]
+    // SAFETY: plain system calls on stack buffers and a C string that
+    // outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != runner {
+            libc::_exit(137);
+        }
+        let Some(path) = record else {
+            return Ok(());
+        };
+        let mut line = [0u8; 48];
+        let mut len = put_number(&mut line, 0, libc::getpid() as u64);
+        line[len] = b' ';
+        len += 1;
+        let mut stat = [0u8; 1024];
+        let fd = libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            let n = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+            libc::close(fd);
+            if n > 0 {
+                if let Some(start) = start_time_field(&stat[..n as usize]) {
+                    len = put_number(&mut line, len, start);
+                }
+            }
+        }
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let written = libc::write(fd, line.as_ptr().cast(), len);
+        let closed = libc::close(fd);
+        if written != len as isize || closed != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `n` in decimal at `at`; returns the end.
+fn put_number(buf: &mut [u8], at: usize, mut n: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 || count == digits.len() {
+            break;
+        }
+    }
+    let mut end = at;
+    for d in digits[..count].iter().rev() {
+        if end < buf.len() {
+            buf[end] = *d;
+            end += 1;
+        }
+    }
+    end
+}
+
+/// Field 22 (start time) of a `/proc/<pid>/stat` line, without allocating.
+fn start_time_field(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|b| *b == b')')?;
+    let rest = stat.get(close + 2..)?;
+    let field = rest.split(|b| *b == b' ').nth(19)?;
+    let mut n: u64 = 0;
+    for b in field.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// How a command is kept from outliving its run: a pid namespace whose
+/// init is the command's wrapper, so when the command ends (or the runner
+/// dies: the wrapper dies with its parent) the kernel kills everything left
+/// in it, daemons that called `setsid` included.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Containment {
+    /// `bwrap --unshare-pid --die-with-parent` (works without root).
+    Bwrap(Vec<String>),
+    /// `unshare --pid --fork --kill-child` (as root, or with a user namespace).
+    Unshare(Vec<String>),
+    /// Neither works here: only the process group, which a `setsid` escapes.
+    ProcessGroup,
+}
+
+impl Containment {
+    pub fn prefix(&self) -> &[String] {
+        match self {
+            Containment::Bwrap(p) | Containment::Unshare(p) => p,
+            Containment::ProcessGroup => &[],
+        }
+    }
+}
+
+/// The containment this machine allows, found once per process by trying.
+pub fn containment() -> &'static Containment {
+    static FOUND: std::sync::OnceLock<Containment> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let bwrap = owned(&[
+            "bwrap",
+            "--dev-bind",
+            "/",
+            "/",
+            "--proc",
+            "/proc",
+            "--unshare-pid",
+            "--die-with-parent",
+        ]);
+        if works(&bwrap) {
+            return Containment::Bwrap(bwrap);
+        }
+        for user in [false, true] {
+            let mut unshare = owned(&["unshare"]);
+            if user {
+                unshare.extend(owned(&["--user", "--map-current-user"]));
+            }
+            unshare.extend(owned(&["--pid", "--fork", "--kill-child"]));
+            if works(&unshare) {
+                return Containment::Unshare(unshare);
+            }
+        }
+        Containment::ProcessGroup
+    })
+}
+
+fn works(prefix: &[String]) -> bool {
+    let Some((program, args)) = prefix.split_first() else {
+        return false;
+    };
+    Command::new(program)
+        .args(args)
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// How long output is still awaited from processes that left the command's
@@ -475,6 +677,20 @@ pub fn kill_recorded_group(record: &str) {
         }
     }
     kill_group(pgid);
+    // SIGKILL is delivered asynchronously: wait a moment for the group to
+    // go, so that what it held (an index lock) is free once this returns
+    // (not long: where nothing reaps orphans, their zombies stay).
+    let until = Instant::now() + Duration::from_millis(300);
+    while group_exists(pgid) && Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn group_exists(pgid: i32) -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(-pgid, 0) };
+    rc == 0
 }
 
 // What the operating system answers lives in `crate::platform`; these

@@ -487,6 +487,14 @@ fn the_cache_travels_with_the_pushed_state() {
             "refs/heads/orch/*:refs/heads/orch/*",
         ],
     );
+    // The cache is keyed with the repository's secret (so a task cannot
+    // forge an entry): a clone that shares it sees the result.
+    std::fs::create_dir_all(other.join(".git/orch")).expect("mkdir");
+    std::fs::copy(
+        repo.path.join(".git/orch/secret"),
+        other.join(".git/orch/secret"),
+    )
+    .expect("share the secret");
     let out = repo.orch_in(&other, &["gate", "p", "--commit", &head]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(both(&out).contains("cached"), "{}", both(&out));

@@ -237,9 +237,23 @@ fn task() -> impl Strategy<Value = Task> {
         duration(),
         duration(),
         prop::bool::weighted(0.1),
+        prop::option::of(prop::bool::ANY),
+        prop::option::of(prop::bool::ANY),
     )
         .prop_map(
-            |(id, title, run, files, reads, depends_on, estimate, timeout, skip)| Task {
+            |(
+                id,
+                title,
+                run,
+                files,
+                reads,
+                depends_on,
+                estimate,
+                timeout,
+                skip,
+                sandbox,
+                network,
+            )| Task {
                 id,
                 title,
                 prompt: None,
@@ -250,6 +264,14 @@ fn task() -> impl Strategy<Value = Task> {
                 estimate,
                 timeout,
                 skip,
+                isolation: sandbox.map(|s| {
+                    if s {
+                        git_orch::plan::Isolation::Sandbox
+                    } else {
+                        git_orch::plan::Isolation::None
+                    }
+                }),
+                network,
             },
         )
 }
@@ -413,6 +435,8 @@ fn deep_dependency_chains_validate() {
         estimate: None,
         timeout: None,
         skip: false,
+        isolation: None,
+        network: None,
     };
     let mut plan = Plan {
         name: "deep".into(),

@@ -9,7 +9,10 @@ use crate::ui;
 pub fn run(args: CheckArgs) -> Result<u8> {
     let shown = args.file.display().to_string();
     let (ok, diagnostics) = match plan::load_file(&args.file) {
-        Ok((_, warnings)) => (true, warnings),
+        Ok((plan, warnings)) => (
+            true,
+            warnings.into_iter().chain(sandbox_warning(&plan)).collect(),
+        ),
         Err(all) => (false, all),
     };
     if args.json {
@@ -41,6 +44,21 @@ pub fn run(args: CheckArgs) -> Result<u8> {
         ),
         "fix the lines above and run `git orch check` again",
     ))
+}
+
+/// A plan that asks for the sandbox where bubblewrap cannot run: `run`
+/// will refuse it, so `check` says so now.
+fn sandbox_warning(plan: &plan::Plan) -> Option<Diagnostic> {
+    let wants = plan
+        .tasks()
+        .any(|(_, t)| plan.task_isolation(t) == plan::Isolation::Sandbox);
+    if !wants {
+        return None;
+    }
+    let why = crate::sandbox::available().err()?;
+    Some(Diagnostic::warning(format!(
+        "tasks ask for `isolation = \"sandbox\"`, and `run` will refuse them on this machine: {why}"
+    )))
 }
 
 pub fn diagnostic_json(d: &Diagnostic, file: &str) -> serde_json::Value {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use git2::{ObjectType, Oid};
+use git2::Oid;
 
 use crate::git::{short, Repo};
 use crate::plan::{parse_duration, Gate};
@@ -29,12 +29,17 @@ pub struct GateRun {
     pub log: Vec<u8>,
 }
 
-/// Where a gate result is cached in the state tree.
-pub fn cache_path(tree: Oid, command: &str) -> String {
-    let key = Oid::hash_object(ObjectType::Blob, command.as_bytes())
-        .map(|o| o.to_string())
-        .unwrap_or_default();
-    format!("cache/gates/{tree}/{key}.json")
+/// Where a gate result is cached in the state tree: the key is an HMAC of
+/// the tree and the command with the repository's secret, so an entry a
+/// task writes into the state branch by hand is never found (see
+/// [`crate::secret`]).
+pub fn cache_path(repo: &Repo, tree: Oid, command: &str) -> Result<String> {
+    let secret = crate::secret::load(repo)?;
+    let key = crate::secret::mac(
+        &secret,
+        &[b"git-orch gate cache", tree.as_bytes(), command.as_bytes()],
+    );
+    Ok(format!("cache/gates/{tree}/{key}.json"))
 }
 
 /// Runs `gates` against `commit`; cached passes are reported, not re-run.
@@ -52,11 +57,11 @@ pub fn run_gates(
         let cached = if opts.no_cache {
             None
         } else {
-            repo.read_path(snap.tree, &cache_path(tree, &gate.run))?
+            repo.read_path(snap.tree, &cache_path(repo, tree, &gate.run)?)?
         };
         match cached
             .and_then(|bytes| serde_json::from_slice::<GateResult>(&bytes).ok())
-            .filter(|r| r.passed)
+            .filter(|r| r.passed && r.command == gate.run)
         {
             Some(mut result) => {
                 result.cached = true;
@@ -115,6 +120,8 @@ fn run_one(
         ],
         timeout,
         pgid_file: None,
+        contain: false,
+        wrap: None,
     };
     let finished = process::run(&job, |line| (opts.on_line)(&gate.name, line));
     let reason = match &finished.exit {
@@ -146,7 +153,7 @@ pub fn record(repo: &Repo, change: &mut Change, runs: &[GateRun]) -> Result<()> 
         if run.result.passed {
             let tree = repo.tree_of(run.result.commit.oid())?;
             change.file(
-                cache_path(tree, &run.result.command),
+                cache_path(repo, tree, &run.result.command)?,
                 serde_json::to_vec_pretty(&run.result)?,
             );
         }

@@ -13,5 +13,6 @@ pub mod rollback;
 pub mod run;
 pub mod schedule;
 pub mod start;
+pub mod tamper;
 pub mod tasks;
 pub mod workspace;

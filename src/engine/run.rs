@@ -89,6 +89,8 @@ struct Done {
 struct Ran {
     finished: process::Finished,
     head: Option<Result<Oid, String>>,
+    /// What it touched outside its worktree and branch (see [`super::tamper`]).
+    tampered: Vec<String>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -117,14 +119,30 @@ fn run_task(
         .task(id)
         .map(|(p, _)| p.id.clone())
         .unwrap_or_default();
+    let watch = super::tamper::Watch::take(&repo, plan, id).map_err(|e| format!("{e:#}"))?;
+    let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
+    let mut env = task_env(&repo, plan, &phase, id, &begun.worktree, begun.base);
+    if let Some(s) = &sandbox {
+        env.push(("TMPDIR".into(), s.tmp.display().to_string()));
+    }
     let job = Job {
         command,
         dir: &begun.worktree,
-        env: task_env(&repo, plan, &phase, id, &begun.worktree, begun.base),
+        env,
         timeout,
         pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
+        contain: true,
+        wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
     let finished = process::run(&job, |line| observer.line(id, line));
+    let mut tampered = watch
+        .check(&repo)
+        .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
+    if let Some(s) = sandbox {
+        if let Err(e) = s.finish(&repo) {
+            tampered.push(format!("its worktree's HEAD cannot be followed: {e:#}"));
+        }
+    }
     let head = finished.exit.success().then(|| {
         let started = std::time::Instant::now();
         let head = repo
@@ -134,7 +152,36 @@ fn run_task(
         head
     });
     crate::failpoint!("task-committed");
-    Ok(Ran { finished, head })
+    Ok(Ran {
+        finished,
+        head,
+        tampered,
+    })
+}
+
+/// The sandbox of a task with `isolation = "sandbox"`.
+fn sandbox_for(
+    repo: &Repo,
+    claimed: &tasks::Claimed,
+    worktree: &std::path::Path,
+) -> Result<Option<crate::sandbox::Sandbox>> {
+    let plan = &claimed.snap.plan;
+    let Some((_, task)) = plan.task(&claimed.id) else {
+        return Ok(None);
+    };
+    if plan.task_isolation(task) != crate::plan::Isolation::Sandbox {
+        return Ok(None);
+    }
+    let name = claimed.snap.plan_name.as_str();
+    crate::sandbox::Sandbox::new(
+        repo,
+        name,
+        &claimed.id,
+        worktree,
+        &workspace::handoff_file(repo, name, &claimed.id),
+        plan.task_network(task),
+    )
+    .map(Some)
 }
 
 pub fn run(
@@ -146,6 +193,13 @@ pub fn run(
     let snap = store::load(repo, plan)?;
     tasks::refuse_if_finished(&snap)?;
     check_selection(&snap, opts)?;
+    if snap
+        .plan
+        .tasks()
+        .any(|(_, t)| snap.plan.task_isolation(t) == crate::plan::Isolation::Sandbox)
+    {
+        crate::sandbox::available()?;
+    }
     recover_abandoned(repo, plan, observer)?;
 
     let mut report = RunReport::default();
@@ -154,11 +208,21 @@ pub fn run(
     let root = repo.root.clone();
     let (tx, rx) = mpsc::channel::<Done>();
 
+    // Tasks running while the plan was found rewritten, with what was found.
+    let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     std::thread::scope(|scope| -> Result<()> {
         loop {
             // A signal or a closed output: start nothing more, wind down.
             stop |= process::stop_requested().is_some();
-            let snap = store::load(repo, plan)?;
+            suspect_forgery(repo, plan, &running, &mut forged)?;
+            let snap = match store::load(repo, plan) {
+                Ok(snap) => snap,
+                // Forged just now, by a task still running.
+                Err(e) => match suspect_forgery(repo, plan, &running, &mut forged)? {
+                    true => store::load(repo, plan)?,
+                    false => return Err(e),
+                },
+            };
             if !stop {
                 for id in startable(&snap, opts, &running, &mut report)? {
                     if running.len() >= opts.jobs.max(1) {
@@ -213,8 +277,12 @@ pub fn run(
             let Ok(done) = rx.recv_timeout(Duration::from_millis(250)) else {
                 continue;
             };
+            suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
-            let outcome = settle(repo, plan, done, observer)?;
+            let outcome = match forged.remove(&done.id) {
+                Some(why) => fail_forger(repo, plan, done, why)?,
+                None => settle(repo, plan, done, observer)?,
+            };
             match &outcome.1 {
                 TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
                 TaskOutcome::Failed { reason, log } => {
@@ -489,6 +557,13 @@ fn settle(
 ) -> Result<(String, TaskOutcome)> {
     let id = done.id;
     let (finished, head) = match done.result {
+        Ok(ran) if !ran.tampered.is_empty() => {
+            let why = format!(
+                "tampered with the repository outside its worktree: {}",
+                ran.tampered.join("; ")
+            );
+            return failed(repo, plan, id, why, &ran.finished);
+        }
         Ok(ran) => (ran.finished, ran.head),
         Err(e) => (
             process::Finished {
@@ -624,6 +699,46 @@ fn interrupted(
     Ok((id, TaskOutcome::Interrupted { reason, kept }))
 }
 
+/// Repairs a plan rewritten on the state branch while tasks of ours run,
+/// and marks them all: one of them did it (see [`super::tamper`]).
+fn suspect_forgery(
+    repo: &Repo,
+    plan: &str,
+    running: &BTreeSet<String>,
+    forged: &mut std::collections::BTreeMap<String, String>,
+) -> Result<bool> {
+    if running.is_empty() {
+        return Ok(false);
+    }
+    let Some(found) = super::tamper::restore_forged_plan(repo, plan)? else {
+        return Ok(false);
+    };
+    for id in running {
+        forged.entry(id.clone()).or_insert_with(|| found.clone());
+    }
+    Ok(true)
+}
+
+/// Fails a task that ran while the plan was forged, whatever its command
+/// did; its work stays in its worktree and branch.
+fn fail_forger(repo: &Repo, plan: &str, done: Done, why: String) -> Result<(String, TaskOutcome)> {
+    let finished = match done.result {
+        Ok(ran) => ran.finished,
+        Err(e) => process::Finished {
+            exit: Exit::NotStarted(e),
+            seconds: 0.0,
+            log: Vec::new(),
+        },
+    };
+    failed(
+        repo,
+        plan,
+        done.id,
+        format!("tampered with git-orch: {why}"),
+        &finished,
+    )
+}
+
 /// Records a task's failure (with its log) and reports it.
 fn failed(
     repo: &Repo,
@@ -713,6 +828,18 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         if let Ok(record) = std::fs::read_to_string(&pgid_file) {
             process::kill_recorded_group(&record);
             let _ = std::fs::remove_file(&pgid_file);
+        }
+        // An attempt killed inside a git command (it dies with its runner)
+        // leaves its index, HEAD or branch locked; none of its processes,
+        // nor the runner that acted for it, is left to hold them.
+        let branch = names::task_branch(plan, id);
+        let _ = std::fs::remove_file(repo.common_dir.join(format!("{branch}.lock")));
+        if let Some(wt) = repo.worktree_on_branch(&branch)? {
+            if let Ok(dir) = repo.git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]) {
+                for lock in ["index.lock", "HEAD.lock"] {
+                    let _ = std::fs::remove_file(std::path::Path::new(dir.trim()).join(lock));
+                }
+            }
         }
         let _ = std::fs::remove_file(workspace::parking_marker(repo, plan, id));
         let tag = tasks::preserve_tag(&format!("resume-{id}"));

@@ -119,6 +119,8 @@ mod tests {
             estimate: None,
             timeout: None,
             skip: false,
+            isolation: None,
+            network: None,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::error::refuse_with_hint;
 use crate::git::Repo;
 use crate::plan::Plan;
 use crate::state::{
-    self, names, reconcile, store, transition, Event, State, TaskState, STATE_VERSION,
+    self, names, reconcile, seal, store, transition, Event, State, TaskState, STATE_VERSION,
 };
 
 pub struct StartInput<'a> {
@@ -45,7 +45,13 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         None => repo.head_commit()?,
     };
     let tag_name = format!("orch/{name}/start");
-    let message = format!("git-orch plan {name}: start\n\nbase {base}\n");
+    // The plan is sealed before anything is written (see `state::seal`).
+    let plan_blob = seal::plan_blob(repo, &plan)?;
+    let message = format!(
+        "git-orch plan {name}: start\n\nbase {base}\n{}",
+        seal::tag_line(plan_blob)
+    );
+    seal::write(repo, &name, plan_blob)?;
     let start_tag = reconcile::new_tag(repo, &tag_name, base, &message)?;
 
     // Pending tasks have no record: a record is written when a task first moves.

@@ -61,6 +61,29 @@ pub struct Defaults {
     pub merge: MergeStrategy,
     #[serde(default)]
     pub checkout: CheckoutMode,
+    /// How tasks are contained (an extension; default `none`).
+    #[serde(default, skip_serializing_if = "Isolation::is_none")]
+    pub isolation: Isolation,
+    /// `false`: sandboxed tasks get no network (an extension; default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<bool>,
+}
+
+/// What a task may write.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// The user's rights; writes outside the worktree are detected after the fact.
+    #[default]
+    None,
+    /// Under bubblewrap: its worktree, its git admin dir and new objects only.
+    Sandbox,
+}
+
+impl Isolation {
+    pub fn is_none(&self) -> bool {
+        *self == Isolation::None
+    }
 }
 
 /// How a finished task's branch lands on the phase branch.
@@ -150,6 +173,12 @@ pub struct Task {
     /// sets it for work that predates the plan).
     #[serde(default, skip_serializing_if = "is_false")]
     pub skip: bool,
+    /// Overrides `defaults.isolation` (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// Overrides `defaults.network` (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<bool>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -188,6 +217,15 @@ impl Plan {
             .as_deref()
             .or(self.defaults.timeout.as_deref())
             .and_then(|s| parse_duration(s).ok())
+    }
+
+    pub fn task_isolation(&self, task: &Task) -> Isolation {
+        task.isolation.unwrap_or(self.defaults.isolation)
+    }
+
+    /// Whether a sandboxed task keeps the network.
+    pub fn task_network(&self, task: &Task) -> bool {
+        task.network.or(self.defaults.network).unwrap_or(true)
     }
 
     /// The gates a phase's checkpoint must pass: plan-wide ones first.

@@ -3,7 +3,15 @@
 //! where in the tree it was; users fixing a plan want all of them at once.
 
 pub const TOP: &[&str] = &["name", "title", "base", "defaults", "gates", "phases"];
-pub const DEFAULTS: &[&str] = &["run", "timeout", "parallel", "merge", "checkout"];
+pub const DEFAULTS: &[&str] = &[
+    "run",
+    "timeout",
+    "parallel",
+    "merge",
+    "checkout",
+    "isolation",
+    "network",
+];
 pub const GATE: &[&str] = &["name", "run", "timeout"];
 pub const PHASE: &[&str] = &["id", "title", "gates", "tasks"];
 pub const TASK: &[&str] = &[
@@ -17,6 +25,8 @@ pub const TASK: &[&str] = &[
     "estimate",
     "timeout",
     "skip",
+    "isolation",
+    "network",
 ];
 
 /// The shape of a parsed document, independent of TOML or YAML.

@@ -297,6 +297,15 @@ impl Validator<'_> {
                 }
             }
         }
+        if !self.plan.task_network(task)
+            && self.plan.task_isolation(task) != super::Isolation::Sandbox
+        {
+            let at = self.kv("network", "false", pos);
+            self.error(
+                format!("{what}: `network = false` needs `isolation = \"sandbox\"`"),
+                at,
+            );
+        }
         if task.files.is_empty() && !task.skip {
             let msg =
                 format!("{what} declares no `files`: it may write anywhere, so it will run alone");

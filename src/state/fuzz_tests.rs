@@ -30,6 +30,8 @@ fn plan() -> Plan {
         estimate: None,
         timeout: None,
         skip: false,
+        isolation: None,
+        network: None,
     };
     Plan {
         name: "p".into(),

@@ -10,6 +10,7 @@ pub mod model;
 pub mod names;
 pub mod reconcile;
 pub mod records;
+pub mod seal;
 pub mod store;
 pub mod transition;
 

@@ -485,6 +485,8 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
                 estimate: None,
                 timeout: None,
                 skip: raw.skip,
+                isolation: None,
+                network: None,
             });
         }
         imp.plan.phases.push(phase);

@@ -877,6 +877,8 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
                 estimate: None,
                 timeout: None,
                 skip: t.done,
+                isolation: None,
+                network: None,
             });
             prev = Some(id);
         }

@@ -1,0 +1,371 @@
+//! Tamper detection for the runner: what a task may have done behind
+//! git-orch's back with the user's rights, found after the fact.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use git2::Oid;
+
+use crate::git::{short, Repo};
+use crate::state::{layout, names, reconcile, seal, store, Event, State};
+
+/// A state branch whose plan was rewritten (see [`crate::state::seal`]):
+/// keeps the forged head under `refs/orch/<plan>/preserved/`, puts the state
+/// back to its newest commit with the sealed plan (no git-orch commit can
+/// sit on top of a forged plan: every load refuses it), and says what was
+/// found. `None` if the plan is the one started.
+pub fn restore_forged_plan(repo: &Repo, plan: &str) -> Result<Option<String>> {
+    let state_ref = names::state(plan);
+    let Some(head) = repo.ref_target(&state_ref)? else {
+        return Ok(None);
+    };
+    let tree = repo.git.find_commit(head)?.tree()?;
+    let (Some(found), Some(meta)) = (
+        tree.get_name(layout::PLAN_FILE).map(|e| e.id()),
+        tree.get_name(layout::META_FILE).map(|e| e.id()),
+    ) else {
+        return Ok(None);
+    };
+    let Ok(state) = serde_json::from_slice::<State>(repo.git.find_blob(meta)?.content()) else {
+        return Ok(None);
+    };
+    let Ok(forged_plan) = serde_json::from_slice(repo.git.find_blob(found)?.content()) else {
+        return Ok(None);
+    };
+    let Err(forged) = seal::check(repo, plan, head, found, &forged_plan, &state.start_tag) else {
+        return Ok(None);
+    };
+    let Some(good) = seal::last_sealed(repo, plan, head, forged.sealed) else {
+        return Err(forged.refusal(repo));
+    };
+    let kept = names::preserved(plan, &format!("forged-plan-{}", crate::git::short(head)));
+    reconcile::create_if_absent(repo, &kept, head)?;
+    repo.cas_ref(
+        &state_ref,
+        good,
+        Some(head),
+        "orch: restore the plan as started",
+    )?;
+    let snap = store::load(repo, plan)?;
+    reconcile::reconcile(repo, &snap)?;
+    Ok(Some(format!(
+        "{}; the state is restored to {} and the forgery kept as {}",
+        forged.describe(),
+        crate::git::short(good),
+        names::display(&kept)
+    )))
+}
+
+/// What a task must leave alone, as it was when the task started: every
+/// ref, the repository's config, hooks, `info/`, the main checkout's HEAD
+/// and files, and git-orch's seal and secret. [`Watch::check`] lists what
+/// changed that git-orch itself did not change meanwhile.
+pub struct Watch {
+    plan: String,
+    task: String,
+    refs: BTreeMap<String, Oid>,
+    files: BTreeMap<String, Stamp>,
+    checkouts: Vec<(PathBuf, BTreeMap<String, Stamp>)>,
+}
+
+/// The state commits made while a task ran (id, event, plan-level record),
+/// or why they are not all git-orch's.
+type Chain = std::result::Result<Vec<(Oid, Option<Event>, Option<State>)>, String>;
+
+/// Enough of a file to see that it was written: content hash for small
+/// files, else size, mtime and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp(u64, i64, i64, u32, Option<Oid>);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let content = (m.is_file() && m.len() <= 1 << 16)
+        .then(|| std::fs::read(path).ok())
+        .flatten()
+        .and_then(|b| Oid::hash_object(git2::ObjectType::Blob, &b).ok());
+    Some(Stamp(m.len(), m.mtime(), m.mtime_nsec(), m.mode(), content))
+}
+
+impl Watch {
+    pub fn take(repo: &Repo, plan: &str, task: &str) -> Result<Watch> {
+        Ok(Watch {
+            plan: plan.to_string(),
+            task: task.to_string(),
+            refs: all_refs(repo)?,
+            files: {
+                // Made now if it is not there yet, so that its creation is
+                // not mistaken for the task's doing.
+                crate::secret::load(repo)?;
+                guarded_files(repo, plan)
+            },
+            checkouts: checkouts(repo)
+                .into_iter()
+                .map(|dir| {
+                    let files = checkout_files(repo, &dir);
+                    (dir, files)
+                })
+                .collect(),
+        })
+    }
+
+    /// What the task touched that it must not have, each as a short phrase.
+    pub fn check(&self, repo: &Repo) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let after = all_refs(repo)?;
+        let names: BTreeSet<&String> = self.refs.keys().chain(after.keys()).collect();
+        let chain = self.state_chain(repo, &after);
+        for name in names {
+            let (old, new) = (self.refs.get(name), after.get(name));
+            if old == new {
+                continue;
+            }
+            if let Some(why) = self.ref_change_forbidden(repo, name, old, new, &chain) {
+                found.push(why);
+            }
+        }
+        let now = guarded_files(repo, &self.plan);
+        let keys: BTreeSet<&String> = self.files.keys().chain(now.keys()).collect();
+        for key in keys {
+            if self.files.get(key) != now.get(key) {
+                found.push(format!("changed `{key}`"));
+            }
+        }
+        for (dir, before) in &self.checkouts {
+            let now = checkout_files(repo, dir);
+            let touched: Vec<&str> = before
+                .keys()
+                .chain(now.keys())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .filter(|p| before.get(*p) != now.get(*p))
+                .map(String::as_str)
+                .collect();
+            if !touched.is_empty() {
+                found.push(format!(
+                    "wrote in the checkout `{}`: {}",
+                    dir.display(),
+                    touched.join(", ")
+                ));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The state commits made while the task ran, if they all look like
+    /// git-orch's own (an event git-orch writes, its author), newest first;
+    /// `Err` names the first that does not.
+    fn state_chain(&self, repo: &Repo, after: &BTreeMap<String, Oid>) -> Chain {
+        let name = names::state(&self.plan);
+        let (Some(old), Some(new)) = (self.refs.get(&name), after.get(&name)) else {
+            return Err("the state branch was created or deleted".to_string());
+        };
+        let sig = repo.signature().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let mut at = *new;
+        while at != *old {
+            let commit = repo
+                .git
+                .find_commit(at)
+                .map_err(|_| format!("the state branch moved to {}, not a commit", short(at)))?;
+            let event = Event::from_message(commit.message().unwrap_or(""));
+            let author = commit.author();
+            if event.is_none()
+                || author.name() != sig.name()
+                || author.email() != sig.email()
+                || commit.parent_count() != 1
+            {
+                return Err(format!(
+                    "the state branch was moved by commit {} that git-orch did not make",
+                    short(at)
+                ));
+            }
+            out.push((at, event, meta_of(repo, &commit)));
+            at = commit.parent_id(0).map_err(|e| e.to_string())?;
+            if out.len() > 100_000 {
+                break;
+            }
+        }
+        // The state as the task started: a landing committed just before
+        // may move the work branch and tags after the watch was taken.
+        if let Ok(commit) = repo.git.find_commit(*old) {
+            let event = Event::from_message(commit.message().unwrap_or(""));
+            out.push((*old, event, meta_of(repo, &commit)));
+        }
+        Ok(out)
+    }
+
+    fn ref_change_forbidden(
+        &self,
+        repo: &Repo,
+        name: &str,
+        old: Option<&Oid>,
+        new: Option<&Oid>,
+        chain: &Chain,
+    ) -> Option<String> {
+        let plan = &self.plan;
+        let what = match (old, new) {
+            (None, Some(_)) => format!("created `{name}`"),
+            (Some(_), None) => format!("deleted `{name}`"),
+            _ => format!("moved `{name}`"),
+        };
+        if name == names::task_branch(plan, &self.task)
+            || name.starts_with(&names::task_branch_prefix(plan))
+        {
+            // Its own branch, or one git-orch starts another task on.
+            return None;
+        }
+        if name.starts_with(&names::preserved(plan, "")) {
+            return old.is_some().then_some(what);
+        }
+        if name == names::state(plan) {
+            return match chain {
+                Ok(_) => None,
+                Err(why) => Some(why.clone()),
+            };
+        }
+        let chain = chain.as_ref().ok()?;
+        if name == names::work(plan) {
+            let ok = new.is_some_and(|new| {
+                chain
+                    .iter()
+                    .filter_map(|(_, _, s)| s.as_ref())
+                    .any(|s| s.work == *new)
+            });
+            return (!ok).then_some(what);
+        }
+        if name.starts_with(&names::tag_prefix(plan)) {
+            let tags_moved = chain.iter().any(|(_, e, _)| {
+                matches!(
+                    e,
+                    Some(
+                        Event::PhaseCheckpointed { .. }
+                            | Event::RolledBack { .. }
+                            | Event::RollbackUndone { .. }
+                            | Event::PlanFinished { .. }
+                    )
+                )
+            });
+            return (!tags_moved).then_some(what);
+        }
+        // Another plan's refs move with that plan's own runners.
+        for prefix in ["refs/heads/orch/", "refs/tags/orch/", "refs/orch/"] {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                if rest.split('/').next().is_some_and(|p| p != plan.as_str())
+                    && store::plan_names(repo)
+                        .is_ok_and(|all| all.iter().any(|p| rest.starts_with(&format!("{p}/"))))
+                {
+                    return None;
+                }
+            }
+        }
+        Some(what)
+    }
+}
+
+/// The plan-level record (`meta.json`) of a state commit.
+fn meta_of(repo: &Repo, commit: &git2::Commit<'_>) -> Option<State> {
+    let id = commit.tree().ok()?.get_name(layout::META_FILE)?.id();
+    serde_json::from_slice::<State>(repo.git.find_blob(id).ok()?.content()).ok()
+}
+
+fn all_refs(repo: &Repo) -> Result<BTreeMap<String, Oid>> {
+    let mut out = BTreeMap::new();
+    for r in repo.git.references()? {
+        let r = r?;
+        if let (Some(name), Some(target)) = (r.name(), r.target()) {
+            out.insert(name.to_string(), target);
+        }
+    }
+    Ok(out)
+}
+
+/// `config`, `HEAD`, hooks, `info/*`, and git-orch's seal and secret.
+fn guarded_files(repo: &Repo, plan: &str) -> BTreeMap<String, Stamp> {
+    let common = &repo.common_dir;
+    let mut paths: Vec<PathBuf> = vec![common.join("config"), common.join("HEAD")];
+    let hooks = repo
+        .git_in(&repo.root, &["rev-parse", "--git-path", "hooks"])
+        .map(|p| {
+            let p = PathBuf::from(p.trim());
+            if p.is_absolute() {
+                p
+            } else {
+                repo.root.join(p)
+            }
+        })
+        .unwrap_or_else(|_| common.join("hooks"));
+    for dir in [hooks, common.join("info")] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            paths.extend(entries.flatten().map(|e| e.path()));
+        }
+        paths.push(dir);
+    }
+    paths.push(crate::secret::secret_file(repo));
+    paths.push(seal::seal_file(repo, plan));
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let s = stamp(&p)?;
+            let shown = p
+                .strip_prefix(&repo.root)
+                .map_or_else(|_| p.display().to_string(), |r| r.display().to_string());
+            Some((shown, s))
+        })
+        .collect()
+}
+
+/// The main checkout, and the checkout git-orch runs from if another.
+fn checkouts(repo: &Repo) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if repo.common_dir.file_name().is_some_and(|n| n == ".git") {
+        if let Some(main) = repo.common_dir.parent() {
+            out.push(main.to_path_buf());
+        }
+    }
+    if repo.root != repo.common_dir && !out.contains(&repo.root) {
+        out.push(repo.root.clone());
+    }
+    out
+}
+
+/// The files `git status` lists in a checkout (changed or untracked), with
+/// their stamps, so a write to a file already dirty is seen too.
+fn checkout_files(repo: &Repo, dir: &Path) -> BTreeMap<String, Stamp> {
+    let Ok(out) = repo
+        .command_in(
+            dir,
+            &[
+                "--no-optional-locks",
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--untracked-files=all",
+            ],
+        )
+        .output()
+    else {
+        return BTreeMap::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Task worktrees kept inside the checkout (`orch.worktreeDir`) are theirs.
+    let worktrees = super::workspace::worktrees_root(repo);
+    let mut files = BTreeMap::new();
+    let mut entries = text.split('\0');
+    while let Some(entry) = entries.next() {
+        if entry.len() < 4 {
+            continue;
+        }
+        let path = &entry[3..];
+        if entry.starts_with('R') || entry.starts_with('C') {
+            entries.next();
+        }
+        if dir.join(path).starts_with(&worktrees) {
+            continue;
+        }
+        let s = stamp(&dir.join(path)).unwrap_or(Stamp(0, 0, 0, 0, None));
+        files.insert(path.to_string(), s);
+    }
+    files
+}

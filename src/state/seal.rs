@@ -1,0 +1,206 @@
+//! The plan as started is immutable. Its blob id is sealed at `start` in two
+//! places a state commit cannot change: the start tag's message (`plan
+//! <blob>`, an annotated tag object whose id the state records) and the
+//! file `<git-common-dir>/orch/seals/<plan>` (outside every worktree, and
+//! read-only to a sandboxed task). Every load of the state compares
+//! `plan.json` with the seal and refuses a state whose plan differs, naming
+//! what changed: a task that rewrote the plan on the state branch (an
+//! ordinary compare-and-swap) to widen its own `files` is caught.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use git2::Oid;
+
+use super::model::TagRecord;
+use super::names;
+use crate::error::Refusal;
+use crate::git::Repo;
+use crate::plan::Plan;
+
+/// The line of the start tag's message that names the plan's blob.
+const TAG_LINE: &str = "plan ";
+
+pub fn seal_file(repo: &Repo, plan: &str) -> PathBuf {
+    repo.orch_dir().join("seals").join(plan)
+}
+
+/// The blob id `plan.json` gets for `plan` (the store writes it so).
+pub fn plan_blob(repo: &Repo, plan: &Plan) -> Result<Oid> {
+    Ok(repo.git.blob(&serde_json::to_vec_pretty(plan)?)?)
+}
+
+/// The line to put into the start tag's message.
+pub fn tag_line(blob: Oid) -> String {
+    format!("{TAG_LINE}{blob}\n")
+}
+
+/// Writes the seal file at `start`; a plan that cannot be sealed is not started.
+pub fn write(repo: &Repo, plan: &str, blob: Oid) -> Result<()> {
+    let file = seal_file(repo, plan);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&file, format!("{blob}\n"))
+        .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", file.display()))
+}
+
+/// The blob the plan was sealed with: the seal file, else the start tag's
+/// line (a clone has no seal file), else none (a plan started by git-orch
+/// 0.1, which sealed nothing).
+pub fn sealed(repo: &Repo, plan: &str, start_tag: &TagRecord) -> Option<Oid> {
+    if let Ok(text) = std::fs::read_to_string(seal_file(repo, plan)) {
+        if let Ok(id) = Oid::from_str(text.trim()) {
+            return Some(id);
+        }
+    }
+    start_tag
+        .message
+        .lines()
+        .find_map(|l| l.strip_prefix(TAG_LINE))
+        .and_then(|id| Oid::from_str(id.trim()).ok())
+}
+
+/// A state whose `plan.json` is not the plan it started with.
+#[derive(Debug, Clone)]
+pub struct PlanForged {
+    pub plan: String,
+    pub commit: Oid,
+    pub found: Oid,
+    pub sealed: Oid,
+    /// What differs, e.g. "task `a`: files, run".
+    pub changes: Vec<String>,
+}
+
+impl PlanForged {
+    pub fn describe(&self) -> String {
+        format!(
+            "the plan of `{}` was rewritten on its state branch at commit {} (plan.json is {}, the plan started as {}){}",
+            self.plan,
+            crate::git::short(self.commit),
+            crate::git::short(self.found),
+            crate::git::short(self.sealed),
+            if self.changes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", self.changes.join("; "))
+            }
+        )
+    }
+
+    /// As a refusal: what changed, and how to restore the state.
+    pub fn refusal(&self, repo: &Repo) -> anyhow::Error {
+        let hint = match last_sealed(repo, &self.plan, self.commit, self.sealed) {
+            Some(good) => format!(
+                "a plan changes only by a new plan; restore the state from before the rewrite: `git update-ref {} {good} {}`",
+                names::state(&self.plan),
+                self.commit
+            ),
+            None => "restore the state branch from its reflog (`git reflog show orch/<plan>/state`)"
+                .to_string(),
+        };
+        anyhow::Error::new(Refusal {
+            message: self.describe(),
+            hint: Some(hint),
+        })
+    }
+}
+
+/// Checks a loaded state's plan against its seal.
+pub fn check(
+    repo: &Repo,
+    plan_name: &str,
+    commit: Oid,
+    found: Oid,
+    plan: &Plan,
+    start_tag: &TagRecord,
+) -> std::result::Result<(), Box<PlanForged>> {
+    let Some(sealed) = sealed(repo, plan_name, start_tag) else {
+        return Ok(());
+    };
+    if sealed == found {
+        return Ok(());
+    }
+    let changes = repo
+        .git
+        .find_blob(sealed)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Plan>(b.content()).ok())
+        .map(|old| differences(&old, plan))
+        .unwrap_or_default();
+    Err(Box::new(PlanForged {
+        plan: plan_name.to_string(),
+        commit,
+        found,
+        sealed,
+        changes,
+    }))
+}
+
+/// The newest state commit on the first-parent line from `from` whose plan
+/// is the sealed one.
+pub fn last_sealed(repo: &Repo, plan: &str, from: Oid, sealed: Oid) -> Option<Oid> {
+    let _ = plan;
+    let mut commit = repo.git.find_commit(from).ok()?;
+    for _ in 0..100_000 {
+        let blob = commit
+            .tree()
+            .ok()?
+            .get_name(super::layout::PLAN_FILE)
+            .map(|e| e.id());
+        if blob == Some(sealed) {
+            return Some(commit.id());
+        }
+        commit = commit.parent(0).ok()?;
+    }
+    None
+}
+
+/// What differs between two plans, task by task.
+fn differences(old: &Plan, new: &Plan) -> Vec<String> {
+    let value = |p: &Plan| serde_json::to_value(p).unwrap_or_default();
+    let (old_v, new_v) = (value(old), value(new));
+    let mut out = Vec::new();
+    let tasks = |v: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        v.get("phases")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p.get("tasks").and_then(|t| t.as_array()).cloned())
+            .flatten()
+            .filter_map(|t| Some((t.get("id")?.as_str()?.to_string(), t)))
+            .collect()
+    };
+    let old_tasks: std::collections::BTreeMap<_, _> = tasks(&old_v).into_iter().collect();
+    let new_tasks: std::collections::BTreeMap<_, _> = tasks(&new_v).into_iter().collect();
+    for (id, t) in &new_tasks {
+        match old_tasks.get(id) {
+            None => out.push(format!("task `{id}` added")),
+            Some(o) if o != t => {
+                let fields: Vec<String> = t
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, v)| o.get(k.as_str()) != Some(v))
+                    .map(|(k, _)| k.clone())
+                    .chain(
+                        o.as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter(|(k, _)| t.get(k.as_str()).is_none())
+                            .map(|(k, _)| k.clone()),
+                    )
+                    .collect();
+                out.push(format!("task `{id}` changed ({})", fields.join(", ")));
+            }
+            _ => {}
+        }
+    }
+    for id in old_tasks.keys().filter(|id| !new_tasks.contains_key(*id)) {
+        out.push(format!("task `{id}` removed"));
+    }
+    if out.is_empty() {
+        out.push("the plan's phases, gates or settings changed".to_string());
+    }
+    out
+}

@@ -1,15 +1,16 @@
 //! A repair is told, never silent: a commit a person makes on the work
-//! branch while a run lands tasks is kept in a ref, and the run says where
-//! and how to bring it back.
+//! branch before a landing is kept in a ref, and the landing says where;
+//! files left where a worktree was are kept and moved aside.
 
 mod common;
 use common::*;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
+/// A person's commit on the work branch while `run` has a task running: the
+/// runner cannot tell the person from the task, so the task fails naming
+/// the moved ref (its work kept on its branch); the next command keeps the
+/// commit in a ref and says where. Nothing is silent, nothing is lost.
 #[test]
-fn a_commit_made_on_the_work_branch_during_a_run_is_kept_and_named() {
+fn a_commit_made_on_the_work_branch_during_a_run_is_named_and_kept() {
     let repo = TestRepo::new();
     let flag = repo.scratch().join("go");
     let plan = repo.plan(
@@ -20,29 +21,70 @@ fn a_commit_made_on_the_work_branch_during_a_run_is_kept_and_named() {
         ),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    let mut run = repo.command(BIN, &repo.path);
-    let child = run
+    let child = repo
+        .command(BIN, &repo.path)
         .args(["run", "-j", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run");
-    // Once a has landed (b still waits), a person commits on the work branch.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while task_state(&status_json(&repo), "a") != "done" {
-        assert!(Instant::now() < deadline, "a never landed");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(std::time::Instant::now() < deadline, "a never landed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let mine = commit_on_work(&repo);
+    std::fs::write(&flag, "").expect("flag");
+    let out = child.wait_with_output().expect("run ends");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("moved `refs/heads/orch/p/work`"),
+        "the run names the moved ref: {err}"
+    );
+    // The next command keeps the commit and names the ref it is kept in.
+    let status = repo.orch(&["status"]);
+    let told = stderr(&status);
+    let kept = kept_in_repair(&repo, &mine);
+    assert!(told.contains(&kept), "status names {kept}: {told}");
+    assert_eq!(task_state(&status_json(&repo), "b"), "failed");
+    repo.fsck();
+}
+
+/// `task done` by hand after a person moved the work branch: it lands on
+/// the state's work head and says where the person's commit went.
+#[test]
+fn a_commit_made_on_the_work_branch_before_task_done_is_kept_and_named() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a/**\"]\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "a"]).trim());
+    std::fs::create_dir_all(wt.join("a")).expect("mkdir");
+    std::fs::write(wt.join("a/f"), "a\n").expect("write");
+    let mine = commit_on_work(&repo);
+    let out = repo.orch_in(&wt, &["task", "done", "a", "-m", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let kept = kept_in_repair(&repo, &mine);
+    assert!(stderr(&out).contains(&kept), "{}", both(&out));
+    assert_eq!(task_state(&status_json(&repo), "a"), "done");
+    repo.fsck();
+}
+
+/// A person's commit on top of the work branch, moved there with plain git.
+fn commit_on_work(repo: &TestRepo) -> String {
     let work = repo.rev("refs/heads/orch/p/work").expect("work");
     let tree = repo.git(&["rev-parse", &format!("{work}^{{tree}}")]);
     let mine = repo.git(&["commit-tree", tree.trim(), "-p", &work, "-m", "my fix"]);
     let mine = mine.trim().to_string();
     repo.git(&["update-ref", "refs/heads/orch/p/work", &mine, &work]);
-    std::fs::write(&flag, "").expect("flag");
-    let out = child.wait_with_output().expect("run ends");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    // Kept in a ref, and the run said so on a warning line naming it.
+    mine
+}
+
+/// The one `preserved/repair/` ref that keeps `commit`.
+fn kept_in_repair(repo: &TestRepo, commit: &str) -> String {
     let kept: Vec<String> = repo
         .git(&[
             "for-each-ref",
@@ -50,17 +92,11 @@ fn a_commit_made_on_the_work_branch_during_a_run_is_kept_and_named() {
             "refs/orch/p/preserved/repair/",
         ])
         .lines()
-        .filter(|l| l.ends_with(&mine))
+        .filter(|l| l.ends_with(commit))
         .map(|l| l.split(' ').next().unwrap_or("").to_string())
         .collect();
-    assert_eq!(kept.len(), 1, "the commit is kept: {kept:?}\n{err}");
-    let warning = err
-        .lines()
-        .find(|l| l.starts_with("warning:") && l.contains(&kept[0]))
-        .unwrap_or_else(|| panic!("no warning names {}:\n{err}", kept[0]));
-    assert!(warning.contains("orch/p/work"), "{warning}");
-    assert!(err.contains("git cherry-pick"), "{err}");
-    repo.fsck();
+    assert_eq!(kept.len(), 1, "the commit is kept once: {kept:?}");
+    kept[0].clone()
 }
 
 #[test]

@@ -836,7 +836,12 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         let _ = std::fs::remove_file(repo.common_dir.join(format!("{branch}.lock")));
         if let Some(wt) = repo.worktree_on_branch(&branch)? {
             if let Ok(dir) = repo.git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]) {
-                for lock in ["index.lock", "HEAD.lock"] {
+                for lock in [
+                    "index.lock",
+                    "HEAD.lock",
+                    "AUTO_MERGE.lock",
+                    "ORIG_HEAD.lock",
+                ] {
                     let _ = std::fs::remove_file(std::path::Path::new(dir.trim()).join(lock));
                 }
             }

@@ -27,7 +27,7 @@ pub fn seal_file(repo: &Repo, plan: &str) -> PathBuf {
 
 /// The blob id `plan.json` gets for `plan` (the store writes it so).
 pub fn plan_blob(repo: &Repo, plan: &Plan) -> Result<Oid> {
-    Ok(repo.git.blob(&serde_json::to_vec_pretty(plan)?)?)
+    Ok(repo.git.blob(&super::store::plan_bytes(plan)?)?)
 }
 
 /// The line to put into the start tag's message.

@@ -333,3 +333,24 @@ fn a_task_id_that_is_another_tasks_record_file_is_refused() {
     assert_refused(&repo.orch(&["start", plan]), "start");
     assert_eq!(repo.refs(), before);
 }
+
+#[test]
+fn an_undo_writes_no_tree_the_state_does_not_keep() {
+    let repo = started();
+    let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "a"]).trim());
+    std::fs::create_dir_all(wt.join("a")).expect("mkdir");
+    std::fs::write(wt.join("a/f"), "a\n").expect("write");
+    repo.orch_ok(&["task", "done", "a", "-m", "a"]);
+    repo.orch_ok(&["checkpoint", "p"]);
+    repo.orch_ok(&["rollback", "p", "--to", "start"]);
+    repo.orch_ok(&["rollback", "--undo", "p"]);
+    assert_eq!(task_state(&status_json(&repo), "a"), "done");
+    let out = repo
+        .command("git", &repo.path)
+        .args(["fsck", "--no-progress"])
+        .output()
+        .expect("fsck");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains("dangling tree"), "{text}");
+    repo.fsck();
+}

@@ -277,7 +277,8 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     demo.expect(&["log"], &[], 0)?;
     demo.git(&["log", "--oneline", "--graph", "orch/demo/work"], true)?;
     demo.git(&["tag", "-l", "orch/*", "-n1"], true)?;
-    demo.git(&["show", "orch/demo/state:handoff/docs.md"], true)?;
+    let note = format!("orch/demo/state:{}", crate::state::layout::handoff("docs"));
+    demo.git(&["show", &note], true)?;
     demo.expect(&["finish"], &[], 0)?;
     demo.git(&["fsck", "--no-progress"], true)?;
     ui::note(&format!(

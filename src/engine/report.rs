@@ -118,7 +118,7 @@ pub struct TaskReport {
     pub log: Option<String>,
     pub landed: Option<String>,
     pub branch: Option<String>,
-    /// `handoff/<task>.md` from the state tree.
+    /// The task's handoff note from the state tree.
     pub handoff: Option<String>,
 }
 

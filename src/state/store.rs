@@ -481,53 +481,21 @@ fn migrate(repo: &Repo, snap: &Snapshot) -> Result<(Oid, Oid)> {
 /// differ from the snapshot's, the plan-level record and phases if they
 /// changed, and the change's files.
 fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Change) -> Result<Oid> {
-    let mut base = repo.git.find_tree(base_tree)?;
-    let mut restored_tree;
-    if change.restored {
-        // An undo: every task record becomes the earlier snapshot's.
-        let tasks = match &change.base.source {
-            Source::Tree { tasks, .. } => *tasks,
-            Source::Memory(all) => {
-                let files: Vec<(String, Vec<u8>)> = all
-                    .iter()
-                    .filter(|(_, t)| **t != TaskState::pending())
-                    .map(|(id, t)| {
-                        let rel = layout::task_record(id);
-                        let rel = rel.strip_prefix("tasks/").unwrap_or(&rel).to_string();
-                        Ok((rel, serde_json::to_vec(t)?))
-                    })
-                    .collect::<Result<_>>()?;
-                (!files.is_empty())
-                    .then(|| write_fresh_tree(repo, &files))
-                    .transpose()?
-            }
-        };
-        let mut root = repo.git.treebuilder(Some(&base))?;
-        match tasks {
-            Some(id) => {
-                root.insert(TASKS_DIR, id, FileMode::Tree.into())?;
-            }
-            None => {
-                if root.get(TASKS_DIR)?.is_some() {
-                    root.remove(TASKS_DIR)?;
-                }
-            }
-        }
-        restored_tree = repo.git.find_tree(root.write()?)?;
-        std::mem::swap(&mut base, &mut restored_tree);
-    }
-    let mut update = TreeUpdateBuilder::new();
+    let base = repo.git.find_tree(base_tree)?;
+    // Every blob the change writes, by path; then one tree update, so no
+    // tree is written that the new state does not keep.
+    let mut upserts: Vec<(String, Oid)> = Vec::new();
+    let mut removals: Vec<String> = Vec::new();
     let mut state = change.state.clone();
     for (id, t) in &change.tasks {
         let before = change.base.get(id)?;
         if before.as_deref() == Some(t) || (before.is_none() && *t == TaskState::pending()) {
             continue;
         }
-        update.upsert(
-            layout::task_record(id).as_str(),
+        upserts.push((
+            layout::task_record(id),
             repo.git.blob(&serde_json::to_vec(t)?)?,
-            FileMode::Blob,
-        );
+        ));
         if t.state().is_active() {
             state.active.insert(id.clone());
         } else {
@@ -544,25 +512,98 @@ fn write_change(repo: &Repo, snap: &Snapshot, base_tree: Oid, change: &mut Chang
         if old_phases.get(id) != Some(p)
             && (old_phases.contains_key(id) || *p != PhaseState::default())
         {
-            update.upsert(
-                layout::phase_record(id).as_str(),
+            upserts.push((
+                layout::phase_record(id),
                 repo.git.blob(&serde_json::to_vec_pretty(p)?)?,
-                FileMode::Blob,
-            );
+            ));
         }
     }
     for id in old_phases
         .keys()
         .filter(|id| !state.phases.contains_key(*id))
     {
-        update.remove(layout::phase_record(id).as_str());
+        removals.push(layout::phase_record(id));
     }
-    let meta = serde_json::to_vec(&state)?;
-    update.upsert(META_FILE, repo.git.blob(&meta)?, FileMode::Blob);
+    upserts.push((
+        META_FILE.to_string(),
+        repo.git.blob(&serde_json::to_vec(&state)?)?,
+    ));
     for (path, data) in &change.files {
-        update.upsert(path.as_str(), repo.git.blob(data)?, FileMode::Blob);
+        upserts.push((path.clone(), repo.git.blob(data)?));
+    }
+    let mut update = TreeUpdateBuilder::new();
+    if change.restored {
+        // An undo: every task record becomes the earlier snapshot's, then
+        // this change's own task files go on top of that `tasks/` tree.
+        let prefix = format!("{TASKS_DIR}/");
+        let (inside, outside): (Vec<_>, Vec<_>) = upserts
+            .into_iter()
+            .partition(|(p, _)| p.starts_with(&prefix));
+        upserts = outside;
+        let inside: Vec<(String, Oid)> = inside
+            .into_iter()
+            .map(|(p, id)| (p[prefix.len()..].to_string(), id))
+            .collect();
+        let tasks = match &change.base.source {
+            Source::Tree { tasks: Some(t), .. } => {
+                let mut sub = TreeUpdateBuilder::new();
+                for (path, id) in &inside {
+                    sub.upsert(path.as_str(), *id, FileMode::Blob);
+                }
+                Some(sub.create_updated(&repo.git, &repo.git.find_tree(*t)?)?)
+            }
+            Source::Tree { tasks: None, .. } => (!inside.is_empty())
+                .then(|| write_fresh_tree_of(repo, &inside))
+                .transpose()?,
+            Source::Memory(all) => {
+                let mut files: BTreeMap<String, Oid> = BTreeMap::new();
+                for (id, t) in all.iter().filter(|(_, t)| **t != TaskState::pending()) {
+                    let rel = layout::task_record(id)[prefix.len()..].to_string();
+                    files.insert(rel, repo.git.blob(&serde_json::to_vec(t)?)?);
+                }
+                files.extend(inside);
+                let files: Vec<(String, Oid)> = files.into_iter().collect();
+                (!files.is_empty())
+                    .then(|| write_fresh_tree_of(repo, &files))
+                    .transpose()?
+            }
+        };
+        match tasks {
+            Some(t) => {
+                update.upsert(TASKS_DIR, t, FileMode::Tree);
+            }
+            None if base.get_name(TASKS_DIR).is_some() => {
+                update.remove(TASKS_DIR);
+            }
+            None => {}
+        }
+    }
+    for path in &removals {
+        update.remove(path.as_str());
+    }
+    for (path, id) in &upserts {
+        update.upsert(path.as_str(), *id, FileMode::Blob);
     }
     Ok(update.create_updated(&repo.git, &base)?)
+}
+
+/// [`write_fresh_tree`] of blobs already written.
+fn write_fresh_tree_of(repo: &Repo, files: &[(String, Oid)]) -> Result<Oid> {
+    let mut root = repo.git.treebuilder(None)?;
+    let mut dirs: BTreeMap<&str, Vec<(String, Oid)>> = BTreeMap::new();
+    for (path, id) in files {
+        match path.split_once('/') {
+            Some((dir, rest)) => dirs.entry(dir).or_default().push((rest.to_string(), *id)),
+            None => {
+                root.insert(path, *id, FileMode::Blob.into())?;
+            }
+        }
+    }
+    for (dir, entries) in dirs {
+        let sub = write_fresh_tree_of(repo, &entries)?;
+        root.insert(dir, sub, FileMode::Tree.into())?;
+    }
+    Ok(root.write()?)
 }
 
 fn load_phases_of(repo: &Repo, tree: Oid) -> Result<BTreeMap<String, PhaseState>> {
@@ -583,24 +624,11 @@ fn load_phases_of(repo: &Repo, tree: Oid) -> Result<BTreeMap<String, PhaseState>
 /// Builds a tree from nothing (no empty base tree is written, which would
 /// be left dangling).
 fn write_fresh_tree(repo: &Repo, files: &[(String, Vec<u8>)]) -> Result<Oid> {
-    let mut root = repo.git.treebuilder(None)?;
-    let mut dirs: BTreeMap<&str, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-    for (path, data) in files {
-        match path.split_once('/') {
-            Some((dir, rest)) => dirs
-                .entry(dir)
-                .or_default()
-                .push((rest.to_string(), data.clone())),
-            None => {
-                root.insert(path, repo.git.blob(data)?, FileMode::Blob.into())?;
-            }
-        }
-    }
-    for (dir, entries) in dirs {
-        let sub = write_fresh_tree(repo, &entries)?;
-        root.insert(dir, sub, FileMode::Tree.into())?;
-    }
-    Ok(root.write()?)
+    let blobs = files
+        .iter()
+        .map(|(path, data)| Ok((path.clone(), repo.git.blob(data)?)))
+        .collect::<Result<Vec<_>>>()?;
+    write_fresh_tree_of(repo, &blobs)
 }
 
 fn write_commit(repo: &Repo, tree: Oid, parent: Option<Oid>, message: &str) -> Result<Oid> {

@@ -63,3 +63,15 @@ fn unknown_subcommand_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("error:"));
 }
+
+/// The README's first command ends with `git orch demo`: it must run to
+/// the end on a fresh machine, and leave a repository git finds sound.
+#[test]
+fn the_demo_runs_to_the_end() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch().join("demo");
+    let out = repo.orch(&["demo", "--dir", dir.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(both(&out).contains("demo complete"), "{}", both(&out));
+    assert!(!both(&out).contains("dangling"), "{}", both(&out));
+}

@@ -334,6 +334,9 @@ fn child_setup(runner: libc::pid_t, record: Option<&std::ffi::CStr>) -> std::io:
     // SAFETY: plain system calls on stack buffers and a C string that
     // outlives the call.
     unsafe {
+        // Linux only; elsewhere the pid namespace or the runner's own
+        // clean-up stops the command (README, known limits).
+        #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         if libc::getppid() != runner {
             libc::_exit(137);

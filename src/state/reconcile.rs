@@ -19,22 +19,34 @@ use crate::git::{short, RefRace, Repo};
 /// committed a newer state and be about to move the refs itself. Acting on
 /// the stale one would drag refs backwards, so the state head is re-read
 /// before every repair and the pass restarts from the newer state.
+///
+/// A failure after some repairs were made says what they were (exit 1, not
+/// the 2 of "nothing changed").
 pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
     let mut current = snap.clone();
+    let mut notes = Vec::new();
     for _ in 0..8 {
-        match reconcile_once(repo, &current)? {
-            Some(notes) => return Ok(notes),
-            None => current = super::store::load(repo, &snap.plan_name)?,
+        match reconcile_once(repo, &current, &mut notes) {
+            Ok(true) => return Ok(notes),
+            Ok(false) => current = super::store::load(repo, &snap.plan_name)?,
+            Err(e) if notes.is_empty() => return Err(e),
+            Err(e) => {
+                return Err(crate::error::after_commit(
+                    e,
+                    format!("repairs ({})", notes.join("; ")),
+                ))
+            }
         }
     }
-    Ok(Vec::new())
+    Ok(notes)
 }
 
-/// `None` when the state moved underneath; the caller reloads and retries.
-fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
+/// `false` when the state moved underneath; the caller reloads and retries.
+/// Each repair made is added to `notes` as it is made.
+fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Result<bool> {
     let plan = &snap.plan_name;
     let state = &snap.state;
-    let mut notes = Vec::new();
+
     let state_ref = names::state(plan);
     let fresh = || -> Result<bool> { Ok(repo.ref_target(&state_ref)? == Some(snap.commit)) };
 
@@ -43,16 +55,9 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
     let work_now = repo.ref_target(&work_ref)?;
     if work_now != Some(expected_work) {
         if !fresh()? {
-            return Ok(None);
+            return Ok(false);
         }
-        sync_ref(
-            repo,
-            plan,
-            &work_ref,
-            work_now,
-            Some(expected_work),
-            &mut notes,
-        )?;
+        sync_ref(repo, plan, &work_ref, work_now, Some(expected_work), notes)?;
     }
 
     let tags = repo.refs_under(&names::tag_prefix(plan))?;
@@ -62,7 +67,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
     };
     if tag_now("start").is_none() && !state.finished {
         if !fresh()? {
-            return Ok(None);
+            return Ok(false);
         }
         let id = recreate_tag(repo, &state.start_tag)?;
         sync_ref(
@@ -71,7 +76,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             &names::checkpoint_tag(plan, "start"),
             None,
             Some(id),
-            &mut notes,
+            notes,
         )?;
     }
     for phase in &snap.plan.phases {
@@ -90,9 +95,9 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
         };
         if let Some(want) = want {
             if !fresh()? {
-                return Ok(None);
+                return Ok(false);
             }
-            sync_ref(repo, plan, &name, current, want, &mut notes)?;
+            sync_ref(repo, plan, &name, current, want, notes)?;
         }
     }
 
@@ -113,7 +118,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             continue;
         }
         if !fresh()? {
-            return Ok(None);
+            return Ok(false);
         }
         if let Some(wt) = repo.worktree_on_branch(&name)? {
             if let Some(snapshot) =
@@ -130,9 +135,9 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot) -> Result<Option<Vec<String>>> {
             repo.remove_worktree(&wt.path)?;
             crate::failpoint!("repair-worktree-removed");
         }
-        sync_ref(repo, plan, &name, Some(head), None, &mut notes)?;
+        sync_ref(repo, plan, &name, Some(head), None, notes)?;
     }
-    Ok(Some(notes))
+    Ok(true)
 }
 
 /// Moves `name` from `current` to `want` (`None`: deleted). `current` is

@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh            # everything (a few minutes; the 20k repo dominates)
 #   scripts/bench.sh quick      # skip the 20,000-file repository
+#   scripts/bench.sh task       # only the per-task floor cases (issue 14)
 #
 # Uses the release binary (built if missing) and a scratch dir under $TMPDIR.
 set -euo pipefail
@@ -28,12 +29,13 @@ now_ms() { date +%s%N | awk '{printf "%.3f", $1 / 1000000}'; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
-# make_repo DIR FILES: a repository with FILES small files in 100 directories.
+# make_repo DIR FILES [DIRS]: a repository with FILES small files in DIRS
+# directories (100 unless told).
 make_repo() {
-  local dir=$1 n=$2
+  local dir=$1 n=$2 dirs=${3:-100}
   mkdir -p "$dir" && cd "$dir"
   git init -q
-  awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) { d = sprintf("src/d%02d", i % 100); f = sprintf("%s/f%05d.txt", d, i); system("mkdir -p " d); print "line " i > f; close(f) } }'
+  awk -v n="$n" -v dirs="$dirs" 'BEGIN { for (i = 0; i < dirs; i++) system("mkdir -p " sprintf("src/d%04d", i)); for (i = 0; i < n; i++) { f = sprintf("src/d%04d/f%05d.txt", i % dirs, i); print "line " i > f; close(f) } }'
   git add -A && git commit -q -m "generated $n files"
   cd - >/dev/null
 }
@@ -112,8 +114,147 @@ landing_ms() {
   cd - >/dev/null
 }
 
+# task_floor REPO N: per-task floor of a task run in a full checkout (issue
+# 14): recycle a kept worktree to the work head (`checkout -f -B`), the
+# task's one file, `add -A`, `commit`, and the landing (`merge-tree
+# --write-tree`, `commit-tree`, `update-ref`), as separate git processes.
+task_floor() {
+  local repo=$1 n=$2 samples=()
+  cd "$repo"
+  git branch -f floorwork HEAD
+  git worktree add -q --detach "$WORK/floorwt" HEAD
+  for i in $(seq 1 "$n"); do
+    local t0; t0=$(now_ms)
+    local w; w=$(git rev-parse floorwork)
+    git -C "$WORK/floorwt" checkout -q -f -B "floor$i" "$w"
+    mkdir -p "$WORK/floorwt/out" && echo x > "$WORK/floorwt/out/floor$i.txt"
+    git -C "$WORK/floorwt" add -A
+    git -C "$WORK/floorwt" commit -q -m "task $i"
+    local c mt m
+    c=$(git rev-parse "floor$i")
+    mt=$(git merge-tree --write-tree "$w" "$c")
+    m=$(git commit-tree -p "$w" -p "$c" -m "land $i" "$mt")
+    git update-ref refs/heads/floorwork "$m" "$w"
+    local t1; t1=$(now_ms)
+    samples+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
+  done
+  git worktree remove --force "$WORK/floorwt"
+  cd - >/dev/null
+  printf '%s\n' "${samples[@]}" | median
+}
+
+# orch_task_trace REPO N: `run -j 1` of N tasks in full checkouts under
+# ORCH_TRACE; prints the per-task wall time (the run divided by N, start and
+# the first worktree's creation included), then per step the median time,
+# the median number of git processes a task starts, and the steady cost of
+# a task (median time between two landings, the first task left out).
+orch_task_trace() {
+  local repo=$1 n=$2 name="trace$RANDOM"
+  local plan; plan=$(task_plan "$name" "$n" 'mkdir -p out && echo x > out/$ORCH_TASK.txt' full)
+  cd "$repo"
+  git orch start "$plan" >/dev/null 2>&1
+  local t0 t1; t0=$(now_ms)
+  ORCH_TRACE=1 git orch run "$name" -j 1 2>"$WORK/trace.txt" >/dev/null
+  t1=$(now_ms)
+  git orch finish "$name" >/dev/null 2>&1
+  cd - >/dev/null
+  awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN {printf "%.1f\n", (b - a) / n}'
+  # Steps between two `trace: land` lines belong to one task; the first
+  # task (which creates its worktree) is left out.
+  awk '
+    /^trace: / { sub("ms", "", $(NF-2)); step = $2; for (i = 3; i < NF - 2; i++) if ($i !~ /^-/) step = step "_" $i; else break
+                 ms[task, step] += $(NF-2); seen[step] = 1; git = $(NF-1); sub("git#", "", git); t = $NF; sub("t=", "", t) }
+    /^trace: land / { gits[task] = git - lastgit; lastgit = git; wall[task] = t - lastt; lastt = t; task++ }
+    END { for (k = 1; k < task; k++) { for (s in seen) print s, ms[k, s] + 0; print "git_processes_per_task", gits[k]; print "steady_per_task_ms", wall[k] } }
+  ' "$WORK/trace.txt" > "$WORK/steps.raw"
+  local s
+  for s in $(awk '{print $1}' "$WORK/steps.raw" | sort -u); do
+    printf '    %-24s %8.1f\n' "$s" "$(awk -v s="$s" '$1 == s {print $2}' "$WORK/steps.raw" | median)"
+  done
+}
+
+# first_command_ms REPO: from `run` to the first task's command starting,
+# and the `git worktree add` inside that run (a fresh add swings widely).
+first_command_ms() {
+  local repo=$1 name="first$RANDOM"
+  local plan; plan=$(task_plan "$name" 1 "date +%s%N > $WORK/first.ns; mkdir -p out && echo x > out/\$ORCH_TASK.txt" full)
+  cd "$repo"
+  git orch start "$plan" >/dev/null 2>&1
+  local t0; t0=$(now_ms)
+  ORCH_TRACE=1 git orch run "$name" -j 1 2>"$WORK/first.txt" >/dev/null
+  git orch finish "$name" >/dev/null 2>&1
+  cd - >/dev/null
+  local add; add=$(awk '/^trace: git worktree add / {sub("ms", "", $5); print $5}' "$WORK/first.txt")
+  awk -v a="$t0" -v b="$(cat "$WORK/first.ns")" -v add="${add:-0}" 'BEGIN {printf "%.1f %.1f", b / 1000000 - a, add}'
+}
+
+# plain_add_ms REPO: median of three plain `git worktree add`s.
+plain_add_ms() {
+  local repo=$1 samples=()
+  cd "$repo"
+  for i in 1 2 3; do
+    local t0; t0=$(now_ms)
+    git -c checkout.workers=0 worktree add -q --detach "$WORK/add$i" HEAD
+    local t1; t1=$(now_ms)
+    samples+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
+  done
+  for i in 1 2 3; do git worktree remove --force "$WORK/add$i"; done
+  cd - >/dev/null
+  printf '%s\n' "${samples[@]}" | median
+}
+
+# wide_adds REPO: 16 tasks at -j 4 in full checkouts; prints the wall time
+# and how many fresh `git worktree add`s the run made.
+wide_adds() {
+  local repo=$1 name="wide$RANDOM"
+  local plan; plan=$(task_plan "$name" 16 'mkdir -p out && echo x > out/$ORCH_TASK.txt' full)
+  cd "$repo"
+  git orch start "$plan" >/dev/null 2>&1
+  local t0 t1; t0=$(now_ms)
+  ORCH_TRACE=1 git orch run "$name" -j 4 2>"$WORK/wide.txt" >/dev/null
+  t1=$(now_ms)
+  git orch finish "$name" >/dev/null 2>&1
+  cd - >/dev/null
+  printf '%.2f %d\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1000}')" "$(grep -c '^trace: git worktree add' "$WORK/wide.txt" || true)"
+}
+
+# per_task_case REPO TITLE: the floor against `run -j 1`, with the trace.
+per_task_case() {
+  local repo=$1 floor orch steady
+  floor=$(task_floor "$repo" 8)
+  orch_task_trace "$repo" 9 > "$WORK/steps.txt"
+  orch=$(head -1 "$WORK/steps.txt")
+  steady=$(awk '$1 == "steady_per_task_ms" {print $2}' "$WORK/steps.txt")
+  printf '  floor: checkout -f -B, add -A, commit, merge-tree, commit-tree, update-ref, median of 8  %8.1f ms\n' "$floor"
+  printf '  git orch run -j 1, steady per task (between two landings)  %8.1f ms  (%sx)\n' "$steady" "$(ratio "$steady" "$floor")"
+  printf '  git orch run -j 1, run / tasks (start, first worktree add) %8.1f ms  (%sx)\n' "$orch" "$(ratio "$orch" "$floor")"
+  echo "  trace, median per task:"; tail -n +2 "$WORK/steps.txt"
+  echo
+}
+
+task_cases() {
+  make_repo "$WORK/t1k" 1000 1000
+  echo "## Per task in a full checkout, 1,000 files in 1,000 directories, -j 1 (target: ≤ 1.2x the floor)"
+  per_task_case "$WORK/t1k"
+  make_repo "$WORK/t20k" 20000 1000
+  echo "## Per task in a full checkout, 20,000 files in 1,000 directories, -j 1 (target: ≤ 1.5x the floor)"
+  per_task_case "$WORK/t20k"
+  echo "## 20,000 files: 16 tasks at -j 4 (target: ≤ 4 fresh worktree adds), first command (target: ≤ 1.2x one add)"
+  local add wide first
+  add=$(plain_add_ms "$WORK/t20k")
+  wide=$(wide_adds "$WORK/t20k")
+  first=$(first_command_ms "$WORK/t20k")
+  printf '  git worktree add, median of 3      %8.1f ms\n' "$add"
+  printf '  16 tasks at -j 4                   %8.2f s, %s fresh worktree adds (%sx of one add)\n' "${wide% *}" "${wide#* }" "$(ratio "${wide% *}" "$(awk -v a="$add" 'BEGIN {print a / 1000}')")"
+  printf '  run to first command               %8.1f ms  (%sx of one add; the add in that run: %s ms)\n' "${first% *}" "$(ratio "${first% *}" "$add")" "${first#* }"
+}
+
 echo "git-orch benchmark — $(git --version), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
+if [ "$MODE" = task ]; then
+  task_cases
+  exit 0
+fi
 make_repo "$WORK/r1k" 1000
 
 echo "## Per-task overhead, 1,000-file repository (target: ≤ 2x the raw floor)"
@@ -190,3 +331,5 @@ for checkout in full sparse; do
   printf '  git orch run -j 4, checkout = %-6s %6.2f s  (%sx of 6 worktree adds)\n' "$checkout" "$secs" "$(ratio "$secs" "$six")"
 done
 printf '  6 x git worktree add               %6.2f s\n' "$six"
+echo
+task_cases

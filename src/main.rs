@@ -30,6 +30,7 @@ use cli::{Cli, Command, HookCommand, TaskCommand};
 use error::{AfterCommit, Refusal, EXIT_REFUSED};
 
 fn main() -> ExitCode {
+    trace::on(); // starts the trace's clock
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

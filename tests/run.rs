@@ -1558,3 +1558,86 @@ id = "one"
     assert_eq!(task_state(&status_json(&repo), "slow"), "pending");
     repo.fsck();
 }
+
+/// Issue 14: no task starts git's maintenance (a commit does unless told
+/// not to: `git maintenance run --auto` after every one), git-orch's own
+/// `gc --auto` comes only after the last landing, and `ORCH_TRACE=1` shows
+/// every git process git-orch starts, counted, for `scripts/bench.sh task`.
+#[test]
+fn a_run_starts_no_git_maintenance_per_task_and_traces_every_git_process() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a > a.txt"
+  [[phases.tasks]]
+  id = "b"
+  run = "echo b > b.txt"
+  [[phases.tasks]]
+  id = "c"
+  run = "echo c > c.txt"
+"#,
+    );
+    let git_trace = repo.scratch().join("git-trace.txt");
+    let out = repo
+        .command(BIN, &repo.path)
+        .args(["run", "p", "-j", "1"])
+        .env("ORCH_TRACE", "1")
+        .env("GIT_TRACE", &git_trace)
+        .output()
+        .expect("run git-orch");
+    assert!(out.status.success(), "{}", both(&out));
+    let spawned = std::fs::read_to_string(&git_trace).expect("GIT_TRACE file");
+    let started: Vec<&str> = spawned
+        .lines()
+        .filter(|l| l.contains("run_command:"))
+        .filter(|l| l.contains("maintenance") || l.contains(" gc"))
+        .collect();
+    assert!(started.is_empty(), "git started maintenance: {started:?}");
+
+    let trace = stderr(&out);
+    let lines: Vec<&str> = trace.lines().filter(|l| l.starts_with("trace: ")).collect();
+    let last_land = lines
+        .iter()
+        .rposition(|l| l.starts_with("trace: land "))
+        .expect("a `trace: land` line");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("trace: land "))
+            .count(),
+        3
+    );
+    let gcs: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("trace: git gc --auto "))
+        .collect();
+    assert!(!gcs.is_empty(), "git-orch ran no gc --auto: {trace}");
+    assert!(
+        gcs.iter().all(|&i| i > last_land),
+        "gc between tasks: {trace}"
+    );
+    // Every git process is counted: the count never goes down and is at
+    // least the number of processes traced.
+    let counts: Vec<usize> = lines
+        .iter()
+        .filter(|l| l.starts_with("trace: git "))
+        .map(|l| {
+            let n = l.split_whitespace().find_map(|w| w.strip_prefix("git#"));
+            n.and_then(|n| n.parse().ok()).expect("git#N on the line")
+        })
+        .collect();
+    assert!(counts.len() >= 3 * 5, "too few git lines: {trace}");
+    for pair in counts.windows(2) {
+        assert!(pair[1] >= pair[0], "count goes down: {trace}");
+    }
+    assert!(counts[counts.len() - 1] >= counts.len(), "{trace}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("trace: git commit ")),
+        "{trace}"
+    );
+}

@@ -377,10 +377,12 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
     let sparse = sparse_patterns(snap, task);
     let kept = clear_leftover(repo, plan, id, path, base)?;
     // A parked worktree was parked clean: no sweep of untracked files.
+    let started = std::time::Instant::now();
     let recycled = reuse_pool && !path.exists() && workspace::unpark(repo, plan, path);
     crate::failpoint!("worktree-unparked");
     repo.checkout_worktree_from(path, &branch, base, sparse.as_deref(), recycled)
         .map_err(|e| e.context(format!("cannot make the worktree for task `{id}`")))?;
+    crate::trace::step("worktree", started);
     crate::failpoint!("worktree-created");
     // A note left by an earlier attempt is not this attempt's.
     let _ = std::fs::remove_file(workspace::handoff_file(repo, plan, id));

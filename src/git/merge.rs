@@ -25,7 +25,9 @@ impl Repo {
         }
         args.push(&ours_s);
         args.push(&theirs_s);
+        let started = std::time::Instant::now();
         let out = self.command_in(&self.root, &args).output()?;
+        crate::trace::step("git merge-tree", started);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let mut lines = stdout.lines();
         let tree = lines.next().and_then(|l| Oid::from_str(l.trim()).ok());

@@ -277,6 +277,7 @@ impl Repo {
     pub fn git_in(&self, dir: &Path, args: &[&str]) -> Result<String> {
         let mut attempt = 0;
         loop {
+            let started = std::time::Instant::now();
             let out = self
                 .command_c(dir, args)
                 .stdin(Stdio::null())
@@ -284,6 +285,7 @@ impl Repo {
                 .with_context(|| {
                     format!("cannot run `git {}`; is git installed?", args.join(" "))
                 })?;
+            crate::trace::step(&format!("git {}", subcommand(args)), started);
             if out.status.success() {
                 return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
             }
@@ -311,6 +313,8 @@ impl Repo {
     /// admin dirs, which git-orch manages itself and other runners may be
     /// moving. Failures are ignored: housekeeping is never the work.
     pub fn maintain(&self) {
+        let started = std::time::Instant::now();
+        crate::trace::spawned();
         let mut cmd = Command::new("git");
         cmd.arg("-C")
             .arg(&self.root)
@@ -330,6 +334,7 @@ impl Repo {
             cmd.env_remove(var);
         }
         let _ = cmd.status();
+        crate::trace::step("git gc --auto", started);
     }
 
     /// Runs `git` in the main worktree.
@@ -343,6 +348,7 @@ impl Repo {
     /// worktrees (about one 1,000-task run in two failed that way), so
     /// git-orch runs maintenance itself, see [`Repo::maintain`].
     pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
+        crate::trace::spawned();
         let mut cmd = Command::new("git");
         cmd.arg("-C")
             .arg(dir)
@@ -390,6 +396,21 @@ pub fn scrub_git_env(cmd: &mut Command) {
     for var in LEAKY_GIT_ENV {
         cmd.env_remove(var);
     }
+}
+
+/// The git subcommand of `args` (past any `-c key=value`), for the trace.
+fn subcommand(args: &[&str]) -> String {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if *arg == "-c" {
+            rest.next();
+        } else if matches!(*arg, "worktree" | "sparse-checkout") {
+            return format!("{arg} {}", rest.next().unwrap_or(&""));
+        } else {
+            return arg.to_string();
+        }
+    }
+    String::new()
 }
 
 fn absolute(p: &Path) -> PathBuf {

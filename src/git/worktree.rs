@@ -445,7 +445,9 @@ impl Repo {
         message: &str,
         keep_out: &[String],
     ) -> Result<Oid> {
+        let started = std::time::Instant::now();
         self.verify_worktree(path)?;
+        crate::trace::step("verify", started);
         // `add -A` refreshes the index once; whether anything is staged is
         // then read in-process instead of by a second full `git status`.
         // `--sparse`: in a sparse checkout, what the task wrote outside the
@@ -458,7 +460,9 @@ impl Repo {
             args.extend(literal.iter().map(String::as_str));
             self.git_in(path, &args)?;
         }
+        let started = std::time::Instant::now();
         let staged = self.staged_changes(path)?;
+        crate::trace::step("staged", started);
         if let Staged::Changes { nested } = &staged {
             if !nested.is_empty() {
                 // Unstaged again, so that once its `.git` is gone the next
@@ -490,7 +494,9 @@ impl Repo {
                     cmd.env(var, fallback);
                 }
             }
+            let started = std::time::Instant::now();
             let out = cmd.output()?;
+            crate::trace::step("git commit", started);
             if !out.status.success() {
                 let text = String::from_utf8_lossy(&out.stderr).to_string()
                     + &String::from_utf8_lossy(&out.stdout);
@@ -500,24 +506,29 @@ impl Repo {
                 ));
             }
         }
+        let started = std::time::Instant::now();
         let worktree = git2::Repository::open(path)
             .with_context(|| format!("cannot open the worktree `{}`", path.display()))?;
         let head = worktree.head()?.peel_to_commit()?.id();
+        crate::trace::step("head", started);
         Ok(head)
     }
 
     /// Whether the worktree's index differs from its HEAD, and which staged
     /// paths became gitlinks (a repository of its own, that `add -A` records
-    /// without its files). Falls back to git, which tells only the first,
-    /// when libgit2 cannot read the index (e.g. a split index).
+    /// without its files). The index's tree comes from `git write-tree`,
+    /// which rehashes only the directories `add -A` touched (its cache of
+    /// trees) and keeps that cache in the index for the commit: libgit2
+    /// rebuilt every tree, 13 ms on 1,000 directories against 6 ms. Falls
+    /// back to git, which tells only the first, when no tree can be written
+    /// (unmerged entries).
     fn staged_changes(&self, path: &Path) -> Result<Staged> {
-        let in_process = || -> Result<(Oid, Oid), git2::Error> {
-            let worktree = git2::Repository::open(path)?;
-            let tree = worktree.index()?.write_tree()?;
-            let head = worktree.head()?.peel_to_tree()?.id();
+        let in_index = || -> Result<(Oid, Oid)> {
+            let tree = Oid::from_str(self.git_in(path, &["write-tree"])?.trim())?;
+            let head = git2::Repository::open(path)?.head()?.peel_to_tree()?.id();
             Ok((head, tree))
         };
-        match in_process() {
+        match in_index() {
             Ok((head, tree)) if head == tree => Ok(Staged::Nothing),
             Ok((head, tree)) => {
                 let nested = self

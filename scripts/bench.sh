@@ -218,17 +218,25 @@ wide_adds() {
   printf '%.2f %d\n' "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1000}')" "$(grep -c '^trace: git worktree add' "$WORK/wide.txt" || true)"
 }
 
-# per_task_case REPO TITLE: the floor against `run -j 1`, with the trace.
+# per_task_case REPO: the floor against `run -j 1`, with the trace, in
+# three alternating rounds (floor, run, floor, run, …) so that the load of a
+# shared machine falls on both alike; the medians of the rounds.
 per_task_case() {
-  local repo=$1 floor orch steady
-  floor=$(task_floor "$repo" 8)
-  orch_task_trace "$repo" 9 > "$WORK/steps.txt"
-  orch=$(head -1 "$WORK/steps.txt")
-  steady=$(awk '$1 == "steady_per_task_ms" {print $2}' "$WORK/steps.txt")
-  printf '  floor: checkout -f -B, add -A, commit, merge-tree, commit-tree, update-ref, median of 8  %8.1f ms\n' "$floor"
-  printf '  git orch run -j 1, steady per task (between two landings)  %8.1f ms  (%sx)\n' "$steady" "$(ratio "$steady" "$floor")"
+  local repo=$1 floors=() steadies=() orchs=()
+  for round in 1 2 3; do
+    floors+=("$(task_floor "$repo" 4)")
+    orch_task_trace "$repo" 5 > "$WORK/steps$round.txt"
+    orchs+=("$(head -1 "$WORK/steps$round.txt")")
+    steadies+=("$(awk '$1 == "steady_per_task_ms" {print $2}' "$WORK/steps$round.txt")")
+  done
+  local floor orch steady
+  floor=$(printf '%s\n' "${floors[@]}" | median)
+  orch=$(printf '%s\n' "${orchs[@]}" | median)
+  steady=$(printf '%s\n' "${steadies[@]}" | median)
+  printf '  floor: checkout -f -B, add -A, commit, merge-tree, commit-tree, update-ref  %8.1f ms  (rounds: %s)\n' "$floor" "${floors[*]}"
+  printf '  git orch run -j 1, steady per task (between two landings)  %8.1f ms  (%sx; rounds: %s)\n' "$steady" "$(ratio "$steady" "$floor")" "${steadies[*]}"
   printf '  git orch run -j 1, run / tasks (start, first worktree add) %8.1f ms  (%sx)\n' "$orch" "$(ratio "$orch" "$floor")"
-  echo "  trace, median per task:"; tail -n +2 "$WORK/steps.txt"
+  echo "  trace of the last round, median per task:"; tail -n +2 "$WORK/steps3.txt"
   echo
 }
 

@@ -166,11 +166,7 @@ impl Observer for Display {
     fn repaired(&self, note: &str) {
         // A commit moved off the work branch is someone's work: loud.
         ui::warn(note);
-        if let Some(kept) = note.split("kept it in ").nth(1) {
-            ui::hint(&format!(
-                "see it with `git log {kept}`; bring it back with `git cherry-pick {kept}` on top of the finished work"
-            ));
-        }
+        ui::hint("a kept commit is brought back with `git cherry-pick <ref>` on top of the finished work");
     }
 }
 

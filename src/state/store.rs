@@ -60,7 +60,7 @@ impl Snapshot {
     }
 
     /// A snapshot held in memory, of no commit (for simulations and tests).
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn in_memory(plan: Plan, state: State, tasks: BTreeMap<String, TaskState>) -> Snapshot {
         Snapshot {
             plan_name: plan.name.clone(),
@@ -75,7 +75,7 @@ impl Snapshot {
     }
 
     /// Changes a task of an in-memory snapshot (see [`Snapshot::in_memory`]).
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn set_task(&mut self, id: &str, t: TaskState) {
         if t.state().is_active() {
             self.state.active.insert(id.to_string());

@@ -7,6 +7,7 @@
 #   scripts/bench.sh            # everything (a few minutes; the 20k repo dominates)
 #   scripts/bench.sh quick      # skip the 20,000-file repository
 #   scripts/bench.sh task       # only the per-task floor cases (issue 14)
+#   scripts/bench.sh task1k     # only the first of them (1,000 files)
 #
 # Uses the release binary (built if missing) and a scratch dir under $TMPDIR.
 set -euo pipefail
@@ -261,6 +262,12 @@ echo "git-orch benchmark — $(git --version), $(nproc) cores, $(date -u +%Y-%m-
 echo
 if [ "$MODE" = task ]; then
   task_cases
+  exit 0
+fi
+if [ "$MODE" = task1k ]; then
+  make_repo "$WORK/t1k" 1000 1000
+  echo "## Per task in a full checkout, 1,000 files in 1,000 directories, -j 1 (target: ≤ 1.2x the floor)"
+  per_task_case "$WORK/t1k"
   exit 0
 fi
 make_repo "$WORK/r1k" 1000

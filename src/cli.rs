@@ -193,9 +193,16 @@ pub struct RunArgs {
     /// Tasks at once (default: the plan's `parallel`, else orch.parallel, else the CPU count)
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
+    /// Run the current phase's failed tasks again first, each in the
+    /// worktree it failed in, with why it failed in its brief
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Print a JSON summary at the end
     #[arg(long)]
     pub json: bool,
+    /// Failed tasks to run again in place (`task retry`).
+    #[arg(skip)]
+    pub retry: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +219,24 @@ pub enum TaskCommand {
     Skip(TaskResetArgs),
     /// Reopen a landed task of the current phase to fix its work forward
     Reopen(TaskArgs),
+    /// Run a failed task again in the worktree it failed in, its work so far
+    /// kept and why it failed in its brief
+    Retry(TaskRetryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TaskRetryArgs {
+    /// The task id
+    pub id: String,
+    /// Take it again by hand instead of running its `run` command: prints
+    /// its worktree, as `task start` does
+    #[arg(long)]
+    pub by_hand: bool,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

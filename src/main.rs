@@ -67,6 +67,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Task(TaskCommand::Reset(args)) => task::reset(args),
         Command::Task(TaskCommand::Skip(args)) => task::skip(args),
         Command::Task(TaskCommand::Reopen(args)) => task::reopen(args),
+        Command::Task(TaskCommand::Retry(args)) => task::retry(args),
         Command::Checkpoint(args) => checkpoint::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Log(args) => log::run(args),

@@ -135,6 +135,75 @@ fn git_dash_c_orch_parallel_is_honoured() {
     repo.fsck();
 }
 
+/// The task commits take their identity as `git commit` would, also from
+/// `git -c` (which only git reads), and from the repository's `user.*`
+/// when nothing else gives one.
+#[test]
+fn task_commits_are_authored_as_git_commit_would_also_with_git_dash_c() {
+    let task_authors = |repo: &TestRepo| {
+        repo.git(&[
+            "log",
+            "--no-merges",
+            "--format=%an <%ae>|%cn <%ce>",
+            "orch/p/start..orch/p/work",
+        ])
+    };
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n[[phases.tasks]]\nid = \"b\"\nrun = \"echo b > b.txt\"\n";
+    let no_identity_env = |cmd: &mut std::process::Command| {
+        for var in [
+            "GIT_AUTHOR_NAME",
+            "GIT_AUTHOR_EMAIL",
+            "GIT_COMMITTER_NAME",
+            "GIT_COMMITTER_EMAIL",
+        ] {
+            cmd.env_remove(var);
+        }
+    };
+    let repo = TestRepo::new();
+    repo.git(&["config", "user.name", "Repo User"]);
+    repo.git(&["config", "user.email", "repo@example.com"]);
+    start(&repo, plan);
+    let mut cmd = repo.command("git", &repo.path);
+    cmd.args([
+        "-c",
+        "user.name=Carol",
+        "-c",
+        "user.email=carol@example.com",
+        "orch",
+        "run",
+    ]);
+    no_identity_env(&mut cmd);
+    let out = cmd.output().expect("run git orch");
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let authors = task_authors(&repo);
+    assert_eq!(authors.lines().count(), 2, "{authors}");
+    assert!(
+        authors
+            .lines()
+            .all(|l| l == "Carol <carol@example.com>|Carol <carol@example.com>"),
+        "{authors}"
+    );
+
+    let repo = TestRepo::new();
+    repo.git(&["config", "user.name", "Repo User"]);
+    repo.git(&["config", "user.email", "repo@example.com"]);
+    start(&repo, plan);
+    let mut cmd = repo.command(BIN, &repo.path);
+    cmd.args(["run"]);
+    no_identity_env(&mut cmd);
+    let out = cmd.output().expect("run git-orch");
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let authors = task_authors(&repo);
+    assert_eq!(authors.lines().count(), 2, "{authors}");
+    assert!(
+        authors
+            .lines()
+            .all(|l| l == "Repo User <repo@example.com>|Repo User <repo@example.com>"),
+        "{authors}"
+    );
+    repo.fsck();
+}
+
 #[test]
 fn git_config_count_orch_parallel_is_honoured() {
     let repo = TestRepo::new();

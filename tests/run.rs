@@ -1636,8 +1636,113 @@ id = "one"
         assert!(pair[1] >= pair[0], "count goes down: {trace}");
     }
     assert!(counts[counts.len() - 1] >= counts.len(), "{trace}");
-    assert!(
-        lines.iter().any(|l| l.starts_with("trace: git commit ")),
-        "{trace}"
+    for f in ["a", "b", "c"] {
+        assert_eq!(
+            repo.show(&format!("orch/p/work:{f}.txt")),
+            Some(format!("{f}\n"))
+        );
+    }
+}
+
+/// The git processes of one task, counted between two landings of a
+/// `run -j 1` (`git#N` on each trace line): a task that reuses the worktree
+/// of the one before it starts five (its checkout, the watch on the user's
+/// checkout, `add -A`, `write-tree`, `merge-tree`), where 0.1 started 13.
+/// The worktree moves, the detach, the worktree check and the commit are
+/// in-process, and what they did is checked with git itself.
+#[test]
+fn a_task_in_a_recycled_worktree_starts_five_git_processes() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a > a.txt"
+  [[phases.tasks]]
+  id = "b"
+  run = "echo b > b.txt"
+  [[phases.tasks]]
+  id = "c"
+  run = "echo c > c.txt"
+"#,
     );
+    let out = repo
+        .command(BIN, &repo.path)
+        .args(["run", "p", "-j", "1"])
+        .env("ORCH_TRACE", "1")
+        .output()
+        .expect("run git-orch");
+    assert!(out.status.success(), "{}", both(&out));
+    let trace = stderr(&out);
+    let at_landings: Vec<usize> = trace
+        .lines()
+        .filter(|l| l.starts_with("trace: land "))
+        .map(|l| {
+            let n = l.split_whitespace().find_map(|w| w.strip_prefix("git#"));
+            n.and_then(|n| n.parse().ok()).expect("git#N on the line")
+        })
+        .collect();
+    assert_eq!(at_landings.len(), 3, "{trace}");
+    for pair in at_landings.windows(2) {
+        assert!(
+            pair[1] - pair[0] <= 5,
+            "a task started {} git processes: {trace}",
+            pair[1] - pair[0]
+        );
+    }
+    // Committed as `git commit` would: the identities and dates it takes
+    // from the environment, and its message.
+    // (The harness gives both identities and dates in the environment.)
+    let landed = repo.git(&[
+        "log",
+        "--format=%an <%ae> %aI|%cn <%ce> %cI|%B",
+        "--no-merges",
+        "orch/p/start..orch/p/work",
+    ]);
+    let commits: Vec<&str> = landed
+        .split("\n\n")
+        .filter(|c| !c.trim().is_empty())
+        .collect();
+    assert_eq!(commits.len(), 3, "{landed}");
+    for (commit, task) in commits.iter().zip(["c", "b", "a"]) {
+        assert_eq!(
+            commit.trim(),
+            format!(
+                "Test Author <author@example.com> 2026-01-01T00:00:00Z|\
+                 Test Committer <committer@example.com> 2026-01-01T00:00:00Z|\
+                 {task}: work of git-orch task"
+            ),
+            "{landed}"
+        );
+    }
+    // The pooled worktrees are where git records them: nothing to prune,
+    // nothing to repair, and each one's HEAD is detached and clean.
+    assert_eq!(
+        repo.git(&["worktree", "prune", "--dry-run", "-v"]).trim(),
+        ""
+    );
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    let pooled: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .filter(|p| p.contains(".pool"))
+        .collect();
+    assert_eq!(pooled.len(), 1, "{list}");
+    let pool = std::path::Path::new(pooled[0]);
+    assert!(pool.join(".git").is_file(), "{list}");
+    let inside = repo
+        .command("git", pool)
+        .args(["status", "--porcelain", "-b"])
+        .output()
+        .expect("git status");
+    assert!(
+        String::from_utf8_lossy(&inside.stdout).starts_with("## HEAD (no branch)"),
+        "{}",
+        both(&inside)
+    );
+    repo.fsck();
 }

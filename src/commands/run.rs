@@ -207,10 +207,24 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
     if resume {
         display.say(&format!("resuming plan {plan}"));
     }
+    let mut retry = args.retry.clone();
+    if args.retry_failed {
+        if let Some(phase) = snap.current_phase() {
+            for t in &phase.tasks {
+                if snap.task_status(&t.id)? == crate::state::TaskStatus::Failed
+                    && snap.plan.task_run(t).is_some()
+                    && !retry.contains(&t.id)
+                {
+                    retry.push(t.id.clone());
+                }
+            }
+        }
+    }
     let opts = RunOptions {
         jobs,
         phase: args.phase.clone(),
         task: args.task.clone(),
+        retry,
     };
     crate::process::stop_commands_on_interrupt(|_| {
         ui::error("interrupted again: ended at once; the tasks this run had started were stopped");

@@ -2,7 +2,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::open_plan;
-use crate::cli::{TaskArgs, TaskDoneArgs, TaskFailArgs, TaskResetArgs};
+use crate::cli::{RunArgs, TaskArgs, TaskDoneArgs, TaskFailArgs, TaskResetArgs, TaskRetryArgs};
 use crate::engine::tasks::{self, Finish, Landed};
 use crate::engine::{manual, workspace};
 use crate::error::{refuse, refuse_with_hint};
@@ -44,6 +44,54 @@ pub fn start(args: TaskArgs) -> Result<u8> {
         }
         ui::note(&format!(
             "brief: {}",
+            workspace::task_file(&repo, &plan, &args.id).display()
+        ));
+        ui::hint(&format!(
+            "when finished: `git orch task done {} -m \"…\"`",
+            args.id
+        ));
+    }
+    Ok(0)
+}
+
+/// `task retry ID`: a failed task again in the worktree it failed in. With
+/// a `run` command, a run of that one task (its output and exit code are
+/// `run`'s); by hand, its worktree path alone on stdout, as `task start`.
+pub fn retry(args: TaskRetryArgs) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    tasks::refuse_if_finished(&snap)?;
+    let plan = snap.plan_name.clone();
+    let (_, task) = tasks::find_task(&snap, &args.id)?;
+    tasks::refuse_unless_retryable(&snap, &args.id, &snap.task(&args.id)?)?;
+    if !args.by_hand && snap.plan.task_run(task).is_some() {
+        let run = RunArgs {
+            plan: Some(plan),
+            phase: None,
+            task: Some(args.id.clone()),
+            jobs: Some(1),
+            retry_failed: false,
+            json: args.json,
+            retry: vec![args.id],
+        };
+        return super::run::run(run, false);
+    }
+    let claimed = tasks::claim_retry(&repo, &plan, &args.id, tasks::claim_for_this_process(true))?;
+    let begun = tasks::prepare(&repo, &claimed, false)?;
+    let path = begun.worktree.display().to_string();
+    if args.json {
+        ui::json(&json!({
+            "plan": plan, "task": args.id, "worktree": path, "again": true,
+            "attempt": claimed.last.as_ref().map_or(1, |l| l.attempt + 1),
+            "branch": format!("orch/{plan}/tasks/{}", args.id),
+            "base": begun.base.to_string(),
+            "task_file": workspace::task_file(&repo, &plan, &args.id),
+            "handoff_file": workspace::handoff_file(&repo, &plan, &args.id),
+        }));
+    } else {
+        ui::out(&path);
+        ui::note(&format!(
+            "task {} is running again by hand in the worktree it failed in; brief (with why it failed): {}",
+            args.id,
             workspace::task_file(&repo, &plan, &args.id).display()
         ));
         ui::hint(&format!(

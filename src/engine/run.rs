@@ -26,6 +26,9 @@ pub struct RunOptions {
     pub jobs: usize,
     pub phase: Option<String>,
     pub task: Option<String>,
+    /// Failed tasks to run again in the worktrees they failed in, first
+    /// (`task retry`, `run --retry-failed`).
+    pub retry: Vec<String>,
 }
 
 /// What the runner tells its caller as it goes; the caller decides how to show it.
@@ -210,6 +213,7 @@ pub fn run(
 
     // Tasks running while the plan was found rewritten, with what was found.
     let mut forged: std::collections::BTreeMap<String, String> = Default::default();
+    let mut to_retry: Vec<String> = opts.retry.clone();
     std::thread::scope(|scope| -> Result<()> {
         loop {
             // A signal or a closed output: start nothing more, wind down.
@@ -224,9 +228,20 @@ pub fn run(
                 },
             };
             if !stop {
-                for id in startable(&snap, opts, &running, &mut report)? {
+                // Retries first, in plan order with everything else after.
+                let retries: Vec<(String, bool)> = std::mem::take(&mut to_retry)
+                    .into_iter()
+                    .map(|id| (id, true))
+                    .collect();
+                let fresh = startable(&snap, opts, &running, &mut report)?
+                    .into_iter()
+                    .map(|id| (id, false));
+                for (id, retry) in retries.into_iter().chain(fresh) {
                     if running.len() >= opts.jobs.max(1) {
-                        break;
+                        if retry {
+                            to_retry.push(id);
+                        }
+                        continue;
                     }
                     let (_, task) = tasks::find_task(&snap, &id)?;
                     if snap.plan.task_run(task).is_none() {
@@ -236,13 +251,22 @@ pub fn run(
                     // worktree, the command and its commit happen on the
                     // task's own thread, so tasks never wait for each
                     // other's checkouts. Only landing is one at a time.
-                    let claimed =
-                        match tasks::claim_task(repo, plan, &id, claim_for_this_process(false)) {
-                            Ok(c) => c,
-                            Err(e) if e.is::<Busy>() => continue,
-                            Err(e) if e.is::<crate::error::Refusal>() => continue, // another runner took it
-                            Err(e) => return Err(e),
-                        };
+                    let claim = claim_for_this_process(false);
+                    let claimed = match if retry {
+                        tasks::claim_retry(repo, plan, &id, claim)
+                    } else {
+                        tasks::claim_task(repo, plan, &id, claim)
+                    } {
+                        Ok(c) => c,
+                        Err(e) if e.is::<Busy>() && retry => {
+                            to_retry.push(id);
+                            continue;
+                        }
+                        Err(e) if e.is::<Busy>() => continue,
+                        // A retry another runner or person took meanwhile.
+                        Err(e) if e.is::<crate::error::Refusal>() => continue, // another runner took it
+                        Err(e) => return Err(e),
+                    };
                     observer.started(&id, &claimed.worktree);
                     running.insert(id.clone());
                     let tx = tx.clone();
@@ -328,13 +352,17 @@ fn next_step(
         return Ok(Step::Stop);
     }
     if let Some(task) = &opts.task {
-        return Ok(
-            if snap.task_status(task)? == TaskStatus::Pending && report.landed.is_empty() {
-                Step::Wait(format!("task {task} is busy"))
-            } else {
-                Step::Stop
-            },
-        );
+        let waiting = match snap.task_status(task)? {
+            TaskStatus::Pending => report.landed.is_empty(),
+            // A retry that lost a scope race waits its turn.
+            TaskStatus::Failed => opts.retry.contains(task) && report.failed.is_empty(),
+            _ => false,
+        };
+        return Ok(if waiting {
+            Step::Wait(format!("task {task} is busy"))
+        } else {
+            Step::Stop
+        });
     }
     let Some(phase) = snap.current_phase().cloned() else {
         report.finished_plan = true;
@@ -495,7 +523,17 @@ fn check_selection(snap: &Snapshot, opts: &RunOptions) -> Result<()> {
             ));
         }
     }
-    if let Some(id) = &opts.task {
+    for id in &opts.retry {
+        let (_, task) = tasks::find_task(snap, id)?;
+        tasks::refuse_unless_retryable(snap, id, &snap.task(id)?)?;
+        if snap.plan.task_run(task).is_none() {
+            return Err(refuse_with_hint(
+                format!("task `{id}` has no `run` command to run again"),
+                format!("work on it by hand in its worktree: `git orch task retry {id} --by-hand`, then `git orch task done {id}`"),
+            ));
+        }
+    }
+    if let Some(id) = opts.task.as_ref().filter(|id| !opts.retry.contains(id)) {
         let (phase, task) = tasks::find_task(snap, id)?;
         let status = snap.task_status(id)?;
         if status != TaskStatus::Pending {

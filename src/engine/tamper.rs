@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use git2::Oid;
@@ -103,7 +105,8 @@ impl Watch {
             checkouts: checkouts(repo)
                 .into_iter()
                 .map(|dir| {
-                    let files = checkout_files(repo, &dir);
+                    let files =
+                        recent_checkout_files(&dir).unwrap_or_else(|| checkout_files(repo, &dir));
                     (dir, files)
                 })
                 .collect(),
@@ -134,6 +137,7 @@ impl Watch {
         }
         for (dir, before) in &self.checkouts {
             let now = checkout_files(repo, dir);
+            remember_checkout_files(dir, &now);
             let touched: Vec<&str> = before
                 .keys()
                 .chain(now.keys())
@@ -281,21 +285,32 @@ fn all_refs(repo: &Repo) -> Result<BTreeMap<String, Oid>> {
     Ok(out)
 }
 
+/// What the last [`Watch::check`] of this process saw in a checkout, and
+/// when: a `git status` of the user's checkout costs as much as a task's own
+/// `add -A`, and the next task of a run starts a few milliseconds after the
+/// last one was checked, so that view serves as its starting point. Taken
+/// once (a second task starting beside it looks for itself), and only while
+/// fresh: a user's edit during a phase's gates is not a task's doing.
+static LAST_SEEN: Mutex<BTreeMap<PathBuf, (Instant, Files)>> = Mutex::new(BTreeMap::new());
+type Files = BTreeMap<String, Stamp>;
+const STILL_FRESH: Duration = Duration::from_millis(500);
+
+fn remember_checkout_files(dir: &Path, files: &BTreeMap<String, Stamp>) {
+    let mut seen = LAST_SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.insert(dir.to_path_buf(), (Instant::now(), files.clone()));
+}
+
+fn recent_checkout_files(dir: &Path) -> Option<BTreeMap<String, Stamp>> {
+    let mut seen = LAST_SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let (at, files) = seen.remove(dir)?;
+    (at.elapsed() < STILL_FRESH).then_some(files)
+}
+
 /// `config`, `HEAD`, hooks, `info/*`, and git-orch's seal and secret.
 fn guarded_files(repo: &Repo, plan: &str) -> BTreeMap<String, Stamp> {
     let common = &repo.common_dir;
     let mut paths: Vec<PathBuf> = vec![common.join("config"), common.join("HEAD")];
-    let hooks = repo
-        .git_in(&repo.root, &["rev-parse", "--git-path", "hooks"])
-        .map(|p| {
-            let p = PathBuf::from(p.trim());
-            if p.is_absolute() {
-                p
-            } else {
-                repo.root.join(p)
-            }
-        })
-        .unwrap_or_else(|_| common.join("hooks"));
+    let hooks = repo.hooks_dir();
     for dir in [hooks, common.join("info")] {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             paths.extend(entries.flatten().map(|e| e.path()));
@@ -333,7 +348,8 @@ fn checkouts(repo: &Repo) -> Vec<PathBuf> {
 /// The files `git status` lists in a checkout (changed or untracked), with
 /// their stamps, so a write to a file already dirty is seen too.
 fn checkout_files(repo: &Repo, dir: &Path) -> BTreeMap<String, Stamp> {
-    let Ok(out) = repo
+    let started = Instant::now();
+    let out = repo
         .command_in(
             dir,
             &[
@@ -344,8 +360,9 @@ fn checkout_files(repo: &Repo, dir: &Path) -> BTreeMap<String, Stamp> {
                 "--untracked-files=all",
             ],
         )
-        .output()
-    else {
+        .output();
+    crate::trace::step("git status", started);
+    let Ok(out) = out else {
         return BTreeMap::new();
     };
     let text = String::from_utf8_lossy(&out.stdout);

@@ -245,6 +245,8 @@ pub struct Claimed {
     pub base: Oid,
     /// Why the attempt before this one ended, told in the brief.
     pub last: Option<LastAttempt>,
+    /// Retried in the worktree it failed in: use that worktree as it is.
+    pub in_place: bool,
 }
 
 /// The compare-and-swap half of [`begin`]: marks the task running under
@@ -323,6 +325,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             task: id.to_string(),
             attempt,
             manual,
+            retry: false,
             at: state::now(),
         });
         Ok(())
@@ -336,7 +339,87 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
         worktree: path,
         base,
         last,
+        in_place: false,
     })
+}
+
+/// Claims a failed task for another attempt in the worktree it failed in
+/// (`task retry`, `run --retry-failed`): its work so far stays as it is,
+/// and the new brief says why the attempt before failed, with the end of
+/// its log.
+pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
+    let manual = claim.manual;
+    let default_path = workspace::task_worktree(repo, plan, id);
+    let mut last = None;
+    let ((), snap) = store::transact(repo, plan, |snap, change| {
+        let (phase, task) = find_task(snap, id)?;
+        let current = snap.task(id)?;
+        refuse_unless_retryable(snap, id, &current)?;
+        if let Some(other) = overlapping_running(snap, task)? {
+            if manual {
+                return Err(overlap_refusal(plan, task, &other));
+            }
+            return Err(Busy {
+                task: id.to_string(),
+                other,
+            }
+            .into());
+        }
+        last = Some(LastAttempt {
+            attempt: current.attempts,
+            reason: current.reason().unwrap_or("failed").to_string(),
+            log: current.log.clone(),
+        });
+        let t = transition::retry(
+            &current,
+            claim.clone(),
+            snap.state.work,
+            default_path.to_string_lossy().to_string(),
+            state::now(),
+        )
+        .map_err(|w| w.about(id))?;
+        let attempt = t.attempts;
+        change.put_task(id, t);
+        if let Some(p) = change.state.phases.get_mut(&phase.id) {
+            p.gates_failed = false;
+        }
+        change.event = Some(Event::TaskClaimed {
+            task: id.to_string(),
+            attempt,
+            manual,
+            retry: true,
+            at: state::now(),
+        });
+        Ok(())
+    })?;
+    let t = snap.task(id)?;
+    let base = t.base().unwrap_or(snap.state.work).oid();
+    let worktree = t.worktree().map(PathBuf::from).unwrap_or(default_path);
+    Ok(Claimed {
+        snap,
+        id: id.to_string(),
+        worktree,
+        base,
+        last,
+        in_place: true,
+    })
+}
+
+/// A task can be retried when it failed (a conflict is landed again with
+/// `task done` once resolved, not re-run).
+pub fn refuse_unless_retryable(snap: &Snapshot, id: &str, t: &state::TaskState) -> Result<()> {
+    let plan = &snap.plan_name;
+    match t.state() {
+        TaskStatus::Failed => Ok(()),
+        TaskStatus::Conflict => Err(refuse_with_hint(
+            format!("task `{id}` is in conflict, not failed: its work is done but does not merge"),
+            format!("resolve it in its worktree and land it with `git orch task done {id}`, or `git orch task reset {id}`"),
+        )),
+        status => Err(refuse_with_hint(
+            format!("task `{id}` is {}, not failed; only a failed task can be retried", status.as_str()),
+            format!("see `git orch status {plan}`"),
+        )),
+    }
 }
 
 /// How an earlier attempt of a task ended, for its next brief.
@@ -370,11 +453,32 @@ pub fn prepare(repo: &Repo, claimed: &Claimed, reuse_pool: bool) -> Result<Begun
         worktree: path,
         base,
         last,
+        in_place,
     } = claimed;
     let (plan, id, base) = (snap.plan_name.as_str(), id.as_str(), *base);
     let (_, task) = find_task(snap, id)?;
     let branch = names::task_branch(plan, id);
     let sparse = sparse_patterns(snap, task);
+    if *in_place {
+        let kept = clear_leftover(repo, plan, id, path, base)?;
+        if !path.join(".git").exists() {
+            // Gone since it failed (removed by hand): made again from its
+            // branch, where its committed work is.
+            let start = repo.ref_target(&branch)?.unwrap_or(base);
+            let _ = repo.git(&["worktree", "prune"]);
+            repo.checkout_worktree(path, &branch, start, sparse.as_deref())
+                .map_err(|e| {
+                    e.context(format!("cannot make the worktree for task `{id}` again"))
+                })?;
+        }
+        let _ = std::fs::remove_file(workspace::handoff_file(repo, plan, id));
+        write_brief(repo, snap, task, last.as_ref())?;
+        return Ok(Begun {
+            worktree: path.clone(),
+            base,
+            kept,
+        });
+    }
     let kept = clear_leftover(repo, plan, id, path, base)?;
     // A parked worktree was parked clean: no sweep of untracked files.
     let started = std::time::Instant::now();

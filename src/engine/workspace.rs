@@ -118,12 +118,7 @@ pub fn park_clean(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
         .with_context(|| format!("cannot create `{}`", pool.display()))?;
     let slot = pool.join(format!("{}-{}", std::process::id(), unique()));
     let _pool = hold_pool(repo, plan);
-    repo.git(&[
-        "worktree",
-        "move",
-        &worktree.to_string_lossy(),
-        &slot.to_string_lossy(),
-    ])?;
+    repo.move_worktree(worktree, &slot)?;
     crate::failpoint!("worktree-parked");
     Ok(())
 }
@@ -190,15 +185,7 @@ pub fn unpark(repo: &Repo, plan: &str, dest: &Path) -> bool {
     let _pool = hold_pool(repo, plan);
     for entry in entries.flatten() {
         let src = entry.path();
-        if repo
-            .git(&[
-                "worktree",
-                "move",
-                &src.to_string_lossy(),
-                &dest.to_string_lossy(),
-            ])
-            .is_ok()
-        {
+        if repo.move_worktree(&src, dest).is_ok() {
             return true;
         }
     }

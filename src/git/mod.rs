@@ -268,6 +268,29 @@ impl Repo {
         Ok(git2::Signature::now(&name, &email)?)
     }
 
+    /// The hooks directory (`core.hooksPath` or the common dir's `hooks`),
+    /// asked of git once per process, which alone knows every config scope.
+    pub fn hooks_dir(&self) -> PathBuf {
+        static ASKED: std::sync::Mutex<BTreeMap<PathBuf, PathBuf>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
+        asked
+            .entry(self.root.clone())
+            .or_insert_with(|| {
+                self.git_in(&self.root, &["rev-parse", "--git-path", "hooks"])
+                    .map(|p| {
+                        let p = PathBuf::from(p.trim());
+                        if p.is_absolute() {
+                            p
+                        } else {
+                            self.root.join(p)
+                        }
+                    })
+                    .unwrap_or_else(|_| self.common_dir.join("hooks"))
+            })
+            .clone()
+    }
+
     pub fn config_string(&self, key: &str) -> Option<String> {
         self.git.config().ok()?.get_string(key).ok()
     }

@@ -16,9 +16,11 @@ use crate::error::refuse_with_hint;
 #[derive(Debug, PartialEq, Eq)]
 enum Staged {
     Nothing,
-    /// `nested`: new gitlinks among the changes.
+    /// `nested`: new gitlinks among the changes; `tree`: the index's tree,
+    /// when git could write one.
     Changes {
         nested: Vec<String>,
+        tree: Option<Oid>,
     },
 }
 
@@ -412,8 +414,13 @@ impl Repo {
         if !points_back() {
             return Err(broken("is not where git keeps that worktree"));
         }
-        let shown = self.git_in(path, &["rev-parse", "--show-toplevel"])?;
-        if std::fs::canonicalize(shown.trim()).ok() != Some(top) {
+        // In-process, as git would see it (`rev-parse --show-toplevel`, a
+        // process per task saved): the checkout that opens from `path` has
+        // its top there, and shares this repository's objects and refs.
+        let opened = git2::Repository::open(path).map_err(|_| broken("is not a git worktree"))?;
+        let shown = opened.workdir().and_then(|w| std::fs::canonicalize(w).ok());
+        let common = std::fs::canonicalize(opened.commondir()).ok();
+        if shown != Some(top) || common != std::fs::canonicalize(&self.common_dir).ok() {
             return Err(broken("is not the top of a git worktree"));
         }
         Ok(())
@@ -463,7 +470,7 @@ impl Repo {
         let started = std::time::Instant::now();
         let staged = self.staged_changes(path)?;
         crate::trace::step("staged", started);
-        if let Staged::Changes { nested } = &staged {
+        if let Staged::Changes { nested, .. } = &staged {
             if !nested.is_empty() {
                 // Unstaged again, so that once its `.git` is gone the next
                 // `add -A` stages its files instead of the gitlink.
@@ -479,6 +486,14 @@ impl Repo {
                     path.display(),
                     list.join(", ")
                 ));
+            }
+        }
+        if let Staged::Changes {
+            tree: Some(tree), ..
+        } = staged
+        {
+            if let Some(head) = self.commit_in_process(path, tree, message)? {
+                return Ok(head);
             }
         }
         if staged != Staged::Nothing {
@@ -514,6 +529,98 @@ impl Repo {
         Ok(head)
     }
 
+    /// `git commit` of a worktree whose index's tree `git write-tree` just
+    /// wrote, done in-process (a process, and git's refresh of the whole
+    /// index, saved per task) when git would add nothing to it: no commit
+    /// hook to run, no signing, and an identity from the environment or
+    /// `user.*` alone, with no `git -c` (which libgit2 does not read), no
+    /// `author.*`/`committer.*` keys and no dates given. `None`: git's turn.
+    fn commit_in_process(&self, path: &Path, tree: Oid, message: &str) -> Result<Option<Oid>> {
+        let given = |var: &str| std::env::var_os(var).is_some();
+        if given("GIT_CONFIG_PARAMETERS") || given("GIT_CONFIG_COUNT") {
+            return Ok(None);
+        }
+        let (Some(author_time), Some(commit_time)) = (
+            when_given("GIT_AUTHOR_DATE"),
+            when_given("GIT_COMMITTER_DATE"),
+        ) else {
+            return Ok(None);
+        };
+        let hooks = self.hooks_dir();
+        if [
+            "pre-commit",
+            "prepare-commit-msg",
+            "commit-msg",
+            "post-commit",
+        ]
+        .iter()
+        .any(|h| is_executable(&hooks.join(h)))
+        {
+            return Ok(None);
+        }
+        let worktree = git2::Repository::open(path)?;
+        let config = worktree.config()?.snapshot()?;
+        if config.get_bool("commit.gpgsign").unwrap_or(false)
+            || [
+                "author.name",
+                "author.email",
+                "committer.name",
+                "committer.email",
+                "i18n.commitEncoding",
+            ]
+            .iter()
+            .any(|k| config.get_str(k).is_ok())
+        {
+            return Ok(None);
+        }
+        let ident = |var: &str, key: &str| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| config.get_string(key).ok())
+        };
+        let (Some(author_name), Some(author_email), Some(name), Some(email)) = (
+            ident("GIT_AUTHOR_NAME", "user.name"),
+            ident("GIT_AUTHOR_EMAIL", "user.email"),
+            ident("GIT_COMMITTER_NAME", "user.name"),
+            ident("GIT_COMMITTER_EMAIL", "user.email"),
+        ) else {
+            return Ok(None);
+        };
+        let head = worktree.head()?;
+        let Some(branch) = head
+            .name()
+            .filter(|n| n.starts_with("refs/heads/"))
+            .map(str::to_string)
+        else {
+            return Ok(None);
+        };
+        let parent = head.peel_to_commit()?;
+        let signed = |name: &str, email: &str, at: Option<git2::Time>| match at {
+            Some(at) => git2::Signature::new(name, email, &at),
+            None => git2::Signature::now(name, email),
+        };
+        let author = signed(&author_name, &author_email, author_time)?;
+        let committer = signed(&name, &email, commit_time)?;
+        let tree = worktree.find_tree(tree)?;
+        let id = worktree.commit(
+            None,
+            &author,
+            &committer,
+            &format!("{message}\n"),
+            &tree,
+            &[&parent],
+        )?;
+        worktree.reference_matching(
+            &branch,
+            id,
+            true,
+            parent.id(),
+            &format!("commit: {message}"),
+        )?;
+        Ok(Some(id))
+    }
+
     /// Whether the worktree's index differs from its HEAD, and which staged
     /// paths became gitlinks (a repository of its own, that `add -A` records
     /// without its files). The index's tree comes from `git write-tree`,
@@ -540,14 +647,20 @@ impl Repo {
                     })
                     .map(|c| c.path)
                     .collect();
-                Ok(Staged::Changes { nested })
+                Ok(Staged::Changes {
+                    nested,
+                    tree: Some(tree),
+                })
             }
             Err(_) => {
                 let out = self
                     .command_in(path, &["diff", "--cached", "--quiet"])
                     .output()?;
                 Ok(if out.status.code() == Some(1) {
-                    Staged::Changes { nested: Vec::new() }
+                    Staged::Changes {
+                        nested: Vec::new(),
+                        tree: None,
+                    }
                 } else {
                     Staged::Nothing
                 })
@@ -561,12 +674,57 @@ impl Repo {
         let worktree = git2::Repository::open(path)
             .with_context(|| format!("cannot open the worktree `{}`", path.display()))?;
         let head = worktree.head()?.peel_to_commit()?.id();
-        // Written by a git child rather than in-process: a runner killed
-        // mid-write would leave `HEAD.lock` behind, the child finishes.
-        self.git_in(
-            path,
-            &["update-ref", "--no-deref", "HEAD", &head.to_string()],
-        )?;
+        // Replaced whole by a rename rather than through `HEAD.lock`
+        // (libgit2's way, and git's): a runner killed mid-write leaves a
+        // stray temporary file, never a lock that wedges the next checkout.
+        // Nothing else writes the HEAD of a worktree git-orch is parking.
+        let admin = worktree.path().to_path_buf();
+        let tmp = admin.join(format!("HEAD.orch-{}", std::process::id()));
+        std::fs::write(&tmp, format!("{head}\n"))
+            .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, admin.join("HEAD"))
+            .with_context(|| format!("cannot detach the HEAD of `{}`", path.display()))?;
+        Ok(())
+    }
+
+    /// `git worktree move`, in-process where it is two file operations: the
+    /// directory renamed, and git's record of where it is (`gitdir` in its
+    /// admin dir) rewritten, as git does. A worktree with relative links
+    /// (`worktree.useRelativePaths`), a locked one, or a move across file
+    /// systems goes to git itself.
+    pub fn move_worktree(&self, from: &Path, to: &Path) -> Result<()> {
+        let by_git = || {
+            self.git(&[
+                "worktree",
+                "move",
+                &from.to_string_lossy(),
+                &to.to_string_lossy(),
+            ])
+            .map(|_| ())
+        };
+        let link = std::fs::read_to_string(from.join(".git")).unwrap_or_default();
+        let Some(admin) = link
+            .strip_prefix("gitdir:")
+            .map(|d| PathBuf::from(d.trim()))
+            .filter(|d| d.is_absolute())
+        else {
+            return by_git();
+        };
+        let recorded = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+        if !Path::new(recorded.trim()).is_absolute()
+            || admin.join("locked").exists()
+            || to.exists()
+            || !to.is_absolute()
+        {
+            return by_git();
+        }
+        if std::fs::rename(from, to).is_err() {
+            return by_git();
+        }
+        let tmp = admin.join(format!("gitdir.orch-{}", std::process::id()));
+        std::fs::write(&tmp, format!("{}\n", to.join(".git").display()))
+            .and_then(|_| std::fs::rename(&tmp, admin.join("gitdir")))
+            .with_context(|| format!("cannot record the move of `{}`", from.display()))?;
         Ok(())
     }
 
@@ -626,6 +784,86 @@ fn nested_repositories(worktree: &Path, status: &str) -> Vec<String> {
     found
 }
 
+/// A date from `GIT_AUTHOR_DATE`/`GIT_COMMITTER_DATE` in the forms that
+/// need no time zone of the machine's: `@<seconds> [±hhmm]`, and ISO 8601
+/// with `Z` or an offset. `Some(None)`: not set (now); `None`: set in
+/// another form, which only git itself reads right.
+fn when_given(var: &str) -> Option<Option<git2::Time>> {
+    let Ok(text) = std::env::var(var) else {
+        return Some(None);
+    };
+    parse_git_date(text.trim()).map(Some)
+}
+
+fn parse_git_date(text: &str) -> Option<git2::Time> {
+    let offset_minutes = |z: &str| -> Option<i32> {
+        if z == "Z" || z == "z" {
+            return Some(0);
+        }
+        let (sign, rest) = match z.as_bytes().first()? {
+            b'+' => (1, &z[1..]),
+            b'-' => (-1, &z[1..]),
+            _ => return None,
+        };
+        let digits: String = rest.chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let (h, m) = (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        );
+        (h < 24 && m < 60).then_some(sign * (h * 60 + m))
+    };
+    if let Some(rest) = text.strip_prefix('@') {
+        let mut parts = rest.split_whitespace();
+        let seconds = parts.next()?.parse::<i64>().ok()?;
+        let offset = parts.next().map_or(Some(0), offset_minutes)?;
+        return parts
+            .next()
+            .is_none()
+            .then(|| git2::Time::new(seconds, offset));
+    }
+    // YYYY-MM-DD[T ]HH:MM:SS then Z or an offset.
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let offset = offset_minutes(text.get(19..)?.trim())?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let local = days * 86_400 + h * 3600 + mi * 60 + s;
+    Some(git2::Time::new(local - i64::from(offset) * 60, offset))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The admin dir of a linked worktree (`.git/worktrees/<name>`), from the
 /// `gitdir:` line of its `.git` file.
 fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
@@ -637,4 +875,24 @@ fn worktree_admin_dir(path: &Path) -> Option<PathBuf> {
     } else {
         path.join(dir)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_git_date;
+
+    #[test]
+    fn git_dates_in_zone_free_forms_parse_as_git_reads_them() {
+        let at = |t: &str| parse_git_date(t).map(|t| (t.seconds(), t.offset_minutes()));
+        assert_eq!(at("2026-01-01T00:00:00Z"), Some((1_767_225_600, 0)));
+        assert_eq!(at("2026-01-01 02:00:00 +02:00"), Some((1_767_225_600, 120)));
+        assert_eq!(at("2000-02-29T12:30:00-0130"), Some((951_832_800, -90)));
+        assert_eq!(at("@1767225600 +0000"), Some((1_767_225_600, 0)));
+        assert_eq!(at("@1767225600"), Some((1_767_225_600, 0)));
+        // Forms that need the machine's zone, or git's own parser.
+        assert_eq!(at("2026-01-01T00:00:00"), None);
+        assert_eq!(at("yesterday"), None);
+        assert_eq!(at("Thu, 01 Jan 2026 00:00:00 +0000"), None);
+        assert_eq!(at("2026-13-01T00:00:00Z"), None);
+    }
 }

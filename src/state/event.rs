@@ -25,6 +25,9 @@ pub enum Event {
         task: String,
         attempt: u32,
         manual: bool,
+        /// A failed task taken again in the worktree it failed in (`task retry`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retry: bool,
         at: f64,
     },
     TaskLanded {
@@ -243,8 +246,14 @@ impl Event {
                     super::STATE_VERSION
                 )
             }
-            Event::TaskClaimed { task, manual, .. } => format!(
-                "task {task}: running{}",
+            Event::TaskClaimed {
+                task,
+                manual,
+                retry,
+                ..
+            } => format!(
+                "task {task}: running{}{}",
+                if *retry { " again in its worktree" } else { "" },
                 if *manual { " (by hand)" } else { "" }
             ),
             Event::TaskLanded {
@@ -331,7 +340,15 @@ mod tests {
                 task: "a.b-c".into(),
                 attempt: 2,
                 manual: true,
+                retry: false,
                 at: 3.0,
+            },
+            Event::TaskClaimed {
+                task: "r".into(),
+                attempt: 3,
+                manual: false,
+                retry: true,
+                at: 3.5,
             },
             Event::TaskLanded {
                 task: "x".into(),

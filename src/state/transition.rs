@@ -87,6 +87,30 @@ pub fn claim(
     })
 }
 
+/// Failed → running again in the worktree it failed in (`task retry`): a
+/// new attempt from the failed one's base, its work so far kept as it is.
+pub fn retry(
+    t: &TaskState,
+    claim: Claim,
+    base: CommitId,
+    worktree: String,
+    at: f64,
+) -> Result<TaskState, Wrong> {
+    let Now::Failed { attempt, .. } = &t.now else {
+        return Err(wrong(t, "retried"));
+    };
+    Ok(TaskState {
+        now: Now::Running {
+            base: attempt.base.unwrap_or(base),
+            started_at: at,
+            claim,
+            worktree: attempt.worktree.clone().unwrap_or(worktree),
+        },
+        attempts: t.attempts + 1,
+        ..t.clone()
+    })
+}
+
 /// Running → pending, the attempt not counted: nothing ran (its worktree
 /// could not be made).
 pub fn release(t: &TaskState) -> Result<TaskState, Wrong> {

@@ -59,6 +59,8 @@ pub enum Command {
     Report(ReportArgs),
     /// The plan's dependency graph (mermaid or dot)
     Graph(GraphArgs),
+    /// The JSON Schema of a `--json` output; without NAME, the names
+    Schema(SchemaArgs),
     /// Shell completions for bash, zsh or fish
     Completions(CompletionsArgs),
     /// Install or print the man pages (so `git orch --help` works)
@@ -121,6 +123,12 @@ pub struct GraphArgs {
     /// Read the plan from a file instead of a started plan
     #[arg(long, value_name = "PLAN_FILE")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// The schema, as a document's `schema` field names it (`status`, `run`, …)
+    pub name: Option<String>,
 }
 
 #[derive(Args, Debug)]

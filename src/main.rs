@@ -13,6 +13,7 @@ mod platform;
 mod process;
 mod render;
 mod sandbox;
+mod schema;
 mod secret;
 mod state;
 mod trace;
@@ -82,6 +83,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Init(args) => init::run(args),
         Command::Report(args) => report::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::SynthLand(args) => synth::run(args),

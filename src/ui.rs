@@ -121,12 +121,14 @@ pub fn state_word(state: &str) -> String {
     }
 }
 
-/// Prints any serialisable report as pretty JSON on stdout.
-pub fn json_of<T: serde::Serialize>(value: &T) {
-    out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string()));
-}
-
-/// Prints a value as pretty JSON on stdout.
-pub fn json(value: &serde_json::Value) {
-    out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string()));
+/// Prints a `--json` document on stdout: `body` (a struct or a
+/// `json!({…})` object) behind its schema's name and version
+/// ([`crate::schema`]). The only way JSON reaches stdout, so no output can
+/// leave out its schema.
+pub fn json_doc<T: serde::Serialize>(
+    schema: crate::schema::Schema,
+    body: &T,
+) -> anyhow::Result<()> {
+    out(&crate::schema::document(schema, body)?);
+    Ok(())
 }

@@ -220,7 +220,7 @@ fn check_rejects_every_bad_fixture_with_a_location() {
         // --json: same verdict, machine-readable.
         let out = repo.orch(&["check", "--json", arg(&path)]);
         assert_eq!(code(&out), Some(2), "{name} --json");
-        let v: Value = serde_json::from_str(&stdout(&out)).expect("check --json is JSON");
+        let v = json_doc(&out, &format!("{name}: check --json"));
         assert_eq!(v["valid"], false, "{name}");
         let diags = v["diagnostics"].as_array().expect("diagnostics");
         assert!(
@@ -361,9 +361,8 @@ fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
     assert_eq!(empty.refs(), "");
     let out = empty.orch(&["status"]);
     assert_refused(&out, "status without a plan");
-    let out = empty.orch(&["list", "--json"]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), "[]");
+    let list = empty.orch_json(&["list", "--json"]);
+    assert_eq!(list["plans"], serde_json::json!([]), "{list}");
 }
 
 // ---------------------------------------------------------------- status, list, log
@@ -441,7 +440,7 @@ fn status_list_and_log_report_the_plan() {
             .any(|l| l.starts_with("p ") && l.contains("1/4 tasks")),
         "{list}"
     );
-    let rows = repo.orch_json(&["list", "--json"]);
+    let rows = &repo.orch_json(&["list", "--json"])["plans"];
     assert_eq!(rows.as_array().map(Vec::len), Some(2));
     assert_eq!(rows[0]["plan"], "p");
     assert_eq!(rows[0]["done"], 1);
@@ -1063,9 +1062,7 @@ fn checkpoint_runs_gates_apart_and_tags_on_success() {
     // Phase two changes nothing: same tree, the plan-wide gate is cached.
     task_start(&repo, "b");
     repo.orch_ok(&["task", "done", "b"]);
-    let out = repo.orch(&["checkpoint", "--json"]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let v = repo.orch_json(&["checkpoint", "--json"]);
     assert_eq!(v["gates"][0]["cached"], true, "{v}");
     assert_eq!(v["passed"], true);
     assert_eq!(v["next_phase"], Value::Null);
@@ -1355,7 +1352,10 @@ fn finish_cleans_up_a_checkpointed_plan_and_keeps_the_record() {
     assert_eq!(state_summaries(&repo, "p")[0], "plan p: finished");
     let st = status_json(&repo);
     assert_eq!(st["finished"], true);
-    assert_eq!(repo.orch_json(&["list", "--json"])[0]["finished"], true);
+    assert_eq!(
+        repo.orch_json(&["list", "--json"])["plans"][0]["finished"],
+        true
+    );
     let refs = repo.refs();
     assert_refused(&repo.orch(&["finish"]), "finish twice");
     assert_refused(
@@ -1699,8 +1699,7 @@ fn tasks_are_driven_from_inside_their_worktree() {
     // An agent in the worktree uses the handoff file it was given.
     let info = repo.orch_json(&["status", "--json"]);
     assert_eq!(task_state(&info, "a"), "running");
-    let out = repo.orch_in(&wt, &["status", "--json"]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    repo.orch_json_in(&wt, &["status", "--json"]);
     put(&wt, "a/from-inside.txt", "x\n");
     let handoff = repo.path.join(".git/orch/tasks/p/a@handoff.md");
     assert!(
@@ -1748,9 +1747,7 @@ fn rollback_without_checkpoints_returns_to_start() {
     let landed = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "b");
     put(&wt, "b/dirty", "dirty\n");
-    let out = repo.orch(&["rollback", "--json"]);
-    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let v = repo.orch_json(&["rollback", "--json"]);
     assert_eq!(v["to"], "start");
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(base.as_str()));
     let kept: Vec<String> = v["preserved"]

@@ -67,9 +67,18 @@ fn git_out(repo: &TestRepo, args: &[&str]) -> Output {
 fn status(repo: &TestRepo) -> Result<Option<Value>, String> {
     let out = repo.orch(&["status", "--json"]);
     match out.status.code() {
-        Some(0) => serde_json::from_slice(&out.stdout)
-            .map(Some)
-            .map_err(|e| format!("status --json: bad JSON ({e}): {}", both(&out))),
+        Some(0) => {
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| format!("status --json: bad JSON ({e}): {}", both(&out)))?;
+            let errors = schema_errors(&v);
+            if !errors.is_empty() {
+                return Err(format!(
+                    "status --json breaks schemas/status.json: {}",
+                    errors.join("; ")
+                ));
+            }
+            Ok(Some(v))
+        }
         Some(2) if stderr(&out).contains("no plan") => Ok(None),
         _ => Err(format!("status failed: {}", both(&out))),
     }
@@ -1142,8 +1151,7 @@ fn wave(
         if code != Some(0) {
             continue;
         }
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{args:?}: bad JSON ({e}): {}", both(out)));
+        let v = json_doc(out, &format!("{args:?}"));
         match (args[0], args.get(1).copied()) {
             ("task", _) => claim(format!("task {}: done", args[2])),
             ("run", _) => {

@@ -471,7 +471,7 @@ fn a_plan_of_ten_thousand_tasks_checks_starts_and_reports() {
         assert_eq!(code(&out), Some(0), "{args:?}: {}", stderr(&out));
     }
     let out = guard.run(&repo, &["status", "--json"]);
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let st = json_doc(&out, "status --json of 10,000 tasks");
     assert_eq!(st["tasks"].as_array().map(Vec::len), Some(10_000));
     let out = guard.run(&repo, &["task", "start", "t9999"]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -625,6 +625,7 @@ fn binary_files_and_odd_file_names_land() {
     assert_eq!(st["phases"][0]["done"], 2, "{st}");
     let out = guard.run(&repo, &["report", "--format", "json"]);
     assert_eq!(code(&out), Some(0));
+    json_doc(&out, "report --format json");
     repo.fsck();
 }
 

@@ -59,7 +59,7 @@ fn a_plan_name_from_a_ref_is_validated_like_a_plan_file() {
         "{warning}"
     );
     let json = repo.orch_json(&["list", "--json"]);
-    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json["plans"].as_array().map(Vec::len), Some(1), "{json}");
 
     // Named, it is refused; the good plan is not disturbed.
     let refs = repo.refs();

@@ -331,9 +331,7 @@ fn commands_in_a_task_worktree_pick_its_plan_among_several() {
     let wt_q = repo.orch_ok(&["task", "start", "a", "--plan", "q"]);
     let (wt_p, wt_q) = (PathBuf::from(wt_p.trim()), PathBuf::from(wt_q.trim()));
     // No --plan inside a worktree: the branch names the plan.
-    let st = repo.orch_in(&wt_q, &["status", "--json"]);
-    assert_eq!(code(&st), Some(0), "{}", both(&st));
-    let st: serde_json::Value = serde_json::from_slice(&st.stdout).expect("json");
+    let st = repo.orch_json_in(&wt_q, &["status", "--json"]);
     assert_eq!(st["plan"], "q");
     assert_eq!(start_in(&repo, &wt_p, "a"), wt_p);
     put(&wt_p, "a/p.txt", "p\n");

@@ -764,7 +764,7 @@ id = "two"
     );
     let out = repo.orch(&["run", "--json"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
-    let summary: Value = serde_json::from_str(&stdout(&out)).expect("json summary");
+    let summary = json_doc(&out, "run --json");
     assert_eq!(summary["ok"], false);
     assert_eq!(summary["gate_failure"], "one");
     assert!(
@@ -1360,8 +1360,7 @@ id = "one"
     );
     let out = repo.orch(&["run", "-j", "2", "--json"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
-    let v: Value =
-        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", both(&out)));
+    let v = json_doc(&out, "run -j 2 --json");
     assert_eq!(v["plan"], "p");
     assert_eq!(v["ok"], true);
     assert_eq!(v["finished"], true);
@@ -1481,8 +1480,7 @@ id = "one"
     );
     let out = repo.orch(&["run", "--json"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
-    let v: Value =
-        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", both(&out)));
+    let v = json_doc(&out, "run --json");
     assert_eq!(v["ok"], false);
     assert_eq!(v["failed"][0]["task"], "bad");
     assert_eq!(v["failed"][0]["log"], log_path("bad", 1));
@@ -1535,7 +1533,7 @@ id = "one"
 
     let out = repo.orch(&["task", "reset", "--force", "slow", "--json"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
-    let reply: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let reply = json_doc(&out, "task reset --force --json");
     let kept = reply["preserved"][0]
         .as_str()
         .expect("a preserved ref")

@@ -78,8 +78,7 @@ fn carry_plan_through(repo: &TestRepo, dir: &Path) -> Vec<String> {
     ok_in(repo, dir, &["check", path_arg(&plan)]);
     ok_in(repo, dir, &["start", path_arg(&plan)]);
     ok_in(repo, dir, &["run", "-j", "2"]);
-    let st: Value =
-        serde_json::from_str(&ok_in(repo, dir, &["status", "--json"])).expect("status json");
+    let st = repo.orch_json_in(dir, &["status", "--json"]);
     for t in st["tasks"].as_array().expect("tasks") {
         assert_eq!(t["state"], "done", "{st}");
     }
@@ -401,8 +400,7 @@ fn shallow_clone() {
     // Rollback and its undo work without the missing history.
     ok_in(&origin, &clone, &["rollback", "--to", "start"]);
     ok_in(&origin, &clone, &["rollback", "--undo"]);
-    let st: Value =
-        serde_json::from_str(&ok_in(&origin, &clone, &["status", "--json"])).expect("json");
+    let st = origin.orch_json_in(&clone, &["status", "--json"]);
     assert_eq!(st["phases"][0]["state"], "checkpointed", "{st}");
     fsck_in(&origin, &clone);
 }

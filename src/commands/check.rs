@@ -3,6 +3,7 @@ use serde_json::json;
 
 use crate::cli::CheckArgs;
 use crate::plan::{self, Diagnostic};
+use crate::schema::Schema;
 use crate::ui;
 
 /// `git orch check FILE`: every problem, as `file:line:col: error: …`.
@@ -20,7 +21,10 @@ pub fn run(args: CheckArgs) -> Result<u8> {
             .iter()
             .map(|d| diagnostic_json(d, &shown))
             .collect();
-        ui::json(&json!({ "file": shown, "valid": ok, "diagnostics": list }));
+        ui::json_doc(
+            Schema::Check,
+            &json!({ "file": shown, "valid": ok, "diagnostics": list }),
+        )?;
     } else {
         for d in &diagnostics {
             ui::out(&d.render(&shown));

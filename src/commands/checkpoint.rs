@@ -6,6 +6,7 @@ use crate::cli::CheckpointArgs;
 use crate::engine::checkpoint::checkpoint;
 use crate::engine::gates::{GateOptions, GateRun};
 use crate::git::short;
+use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: CheckpointArgs) -> Result<u8> {
@@ -22,12 +23,15 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
     };
     let report = checkpoint(&repo, &plan, args.phase.as_deref(), &opts)?;
     if args.json {
-        ui::json(&json!({
-            "plan": plan, "phase": report.phase, "commit": report.commit.to_string(), "passed": report.passed,
-            "tag": report.passed.then(|| format!("orch/{plan}/{}", report.phase)),
-            "gates": gates_json(&report.runs),
-            "next_phase": report.snap.current_phase().map(|p| p.id.clone()),
-        }));
+        ui::json_doc(
+            Schema::Checkpoint,
+            &json!({
+                "plan": plan, "phase": report.phase, "commit": report.commit.to_string(), "passed": report.passed,
+                "tag": report.passed.then(|| format!("orch/{plan}/{}", report.phase)),
+                "gates": gates_json(&report.runs),
+                "next_phase": report.snap.current_phase().map(|p| p.id.clone()),
+            }),
+        )?;
     } else {
         print_gates(&plan, &report.runs);
         if report.passed {

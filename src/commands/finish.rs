@@ -4,6 +4,7 @@ use serde_json::json;
 use super::open_plan;
 use crate::cli::PlanArg;
 use crate::engine::finish::finish;
+use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: PlanArg) -> Result<u8> {
@@ -11,9 +12,10 @@ pub fn run(args: PlanArg) -> Result<u8> {
     let plan = snap.plan_name.clone();
     let report = finish(&repo, &plan)?;
     if args.json {
-        ui::json(
+        ui::json_doc(
+            Schema::Finish,
             &json!({ "plan": plan, "finished": true, "removed_branches": report.removed_branches, "preserved": report.preserved }),
-        );
+        )?;
         return Ok(0);
     }
     ui::note(&format!(

@@ -10,6 +10,7 @@ use crate::cli::GateArgs;
 use crate::engine::gates::{self, GateOptions, GateRun};
 use crate::error::{refuse, refuse_with_hint};
 use crate::git::{short, Repo};
+use crate::schema::Schema;
 use crate::state::store;
 use crate::ui;
 
@@ -44,9 +45,10 @@ pub fn run(args: GateArgs) -> Result<u8> {
     let runs = run_and_record(&repo, &snap, &list, commit, &args)?;
     let passed = runs.iter().all(|r| r.result.passed);
     if args.json {
-        ui::json(
+        ui::json_doc(
+            Schema::Gate,
             &json!({ "plan": plan, "commit": commit.to_string(), "passed": passed, "gates": gates_json(&runs) }),
-        );
+        )?;
     } else {
         for r in &runs {
             ui::note(&gate_line(&plan, r));
@@ -262,7 +264,10 @@ fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
         }
     }
     if args.json {
-        ui::json(&json!({ "remote": remote, "blocked": blocked, "gates": gates_json(&all_runs) }));
+        ui::json_doc(
+            Schema::PrePush,
+            &json!({ "remote": remote, "blocked": blocked, "gates": gates_json(&all_runs) }),
+        )?;
     }
     if blocked {
         ui::hint("fix the failure and push again; `git push --no-verify` or ORCH_SKIP_GATES=1 skips the gates");

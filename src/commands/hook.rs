@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::open_repo;
 use crate::hooks::{self, HookEnv, InstallOutcome, UninstallOutcome};
+use crate::schema::Schema;
 use crate::ui;
 
 fn hook_env() -> Result<HookEnv> {
@@ -80,10 +81,14 @@ pub fn status(json_out: bool) -> Result<u8> {
     let env = hook_env()?;
     let s = hooks::status(&env)?;
     if json_out {
-        ui::json(&json!({
-            "path": s.path, "installed": s.installed, "chained": s.chained, "executable": s.executable,
-            "would_run": s.would_run, "manager": s.manager.as_ref().map(|m| m.to_string()), "note": s.note,
-        }));
+        ui::json_doc(
+            Schema::HookStatus,
+            &json!({
+                "path": s.path.display().to_string(), "installed": s.installed,
+                "chained": s.chained.as_ref().map(|c| c.display().to_string()), "executable": s.executable,
+                "would_run": s.would_run, "manager": s.manager.as_ref().map(|m| m.to_string()), "note": s.note,
+            }),
+        )?;
         return Ok(0);
     }
     ui::out(&format!("hook:      {}", s.path.display()));

@@ -3,6 +3,7 @@ use serde_json::json;
 
 use super::open_repo;
 use crate::cli::JsonArg;
+use crate::schema::Schema;
 use crate::state::store;
 use crate::ui;
 
@@ -38,7 +39,7 @@ pub fn run(args: JsonArg) -> Result<u8> {
         }));
     }
     if args.json {
-        ui::json(&json!(rows));
+        ui::json_doc(Schema::List, &json!({ "plans": rows }))?;
         return Ok(0);
     }
     if rows.is_empty() {

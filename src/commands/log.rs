@@ -3,6 +3,7 @@ use serde_json::json;
 
 use super::open_plan;
 use crate::cli::LogArgs;
+use crate::schema::Schema;
 use crate::state::{names, Event};
 use crate::ui;
 
@@ -29,9 +30,10 @@ pub fn run(args: LogArgs) -> Result<u8> {
         }
     }
     if args.json {
-        ui::json(
+        ui::json_doc(
+            Schema::Log,
             &json!({ "plan": snap.plan_name, "ref": names::state(&snap.plan_name), "events": events }),
-        );
+        )?;
         return Ok(0);
     }
     for e in &events {

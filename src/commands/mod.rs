@@ -17,6 +17,7 @@ pub mod man;
 pub mod report;
 pub mod rollback;
 pub mod run;
+pub mod schema;
 pub mod start;
 pub mod status;
 pub mod synth;

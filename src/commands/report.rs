@@ -9,6 +9,7 @@ use crate::cli::ReportArgs;
 use crate::engine::report;
 use crate::render::graph::Dag;
 use crate::render::{report_html, report_md};
+use crate::schema::{self, Schema};
 use crate::ui;
 
 pub fn run(args: ReportArgs) -> Result<u8> {
@@ -16,7 +17,7 @@ pub fn run(args: ReportArgs) -> Result<u8> {
     let data = report::build(&repo, &snap)?;
     let dag = Dag::from_snapshot(&snap)?;
     let text = match args.format.as_str() {
-        "json" => serde_json::to_string_pretty(&data)? + "\n",
+        "json" => schema::document(Schema::Report, &data)? + "\n",
         "html" => report_html::render(&data, &dag),
         // Free text from the state (reasons, commit subjects, handoff
         // notes) may hold control characters: escaped, they cannot drive

@@ -5,6 +5,7 @@ use super::open_plan;
 use crate::cli::RollbackArgs;
 use crate::engine::rollback;
 use crate::git::short;
+use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: RollbackArgs) -> Result<u8> {
@@ -13,9 +14,10 @@ pub fn run(args: RollbackArgs) -> Result<u8> {
     if args.undo {
         let report = rollback::undo(&repo, &plan)?;
         if args.json {
-            ui::json(
+            ui::json_doc(
+                Schema::RollbackUndo,
                 &json!({ "plan": plan, "undone": report.to, "work": report.work.to_string(), "restored_tasks": report.restored_tasks }),
-            );
+            )?;
         } else {
             ui::note(&format!(
                 "rollback to {} undone: orch/{plan}/work is back at {}",
@@ -33,10 +35,13 @@ pub fn run(args: RollbackArgs) -> Result<u8> {
     }
     let report = rollback::rollback(&repo, &plan, args.to.as_deref())?;
     if args.json {
-        ui::json(&json!({
-            "plan": plan, "to": report.to, "work": report.commit.to_string(),
-            "reset_tasks": report.reset_tasks, "preserved": report.preserved,
-        }));
+        ui::json_doc(
+            Schema::Rollback,
+            &json!({
+                "plan": plan, "to": report.to, "work": report.commit.to_string(),
+                "reset_tasks": report.reset_tasks, "preserved": report.preserved,
+            }),
+        )?;
         return Ok(0);
     }
     ui::note(&format!(

@@ -12,6 +12,7 @@ use crate::cli::RunArgs;
 use crate::engine::checkpoint::CheckpointReport;
 use crate::engine::run::{self, Observer, RunOptions, TaskOutcome};
 use crate::git::short;
+use crate::schema::Schema;
 use crate::ui;
 
 /// Live display: task output prefixed by task id, and on a terminal a
@@ -256,19 +257,22 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         (Err(e), _) => return Err(e),
     };
     if args.json {
-        ui::json(&json!({
-            "plan": plan,
-            "ok": report.ok(),
-            "landed": report.landed,
-            "failed": report.failed.iter().map(|(id, reason, log)| json!({"task": id, "reason": reason, "log": log})).collect::<Vec<_>>(),
-            "conflicts": report.conflicts.iter().map(|(id, files)| json!({"task": id, "files": files})).collect::<Vec<_>>(),
-            "checkpoints": report.checkpoints,
-            "gate_failure": report.gate_failure,
-            "manual": report.manual,
-            "finished": report.finished_plan,
-            "interrupted": report.interrupted.map(|s| s.describe()),
-            "stopped": report.stopped.iter().map(|(id, kept)| json!({"task": id, "kept": kept})).collect::<Vec<_>>(),
-        }));
+        ui::json_doc(
+            Schema::Run,
+            &json!({
+                "plan": plan,
+                "ok": report.ok(),
+                "landed": report.landed,
+                "failed": report.failed.iter().map(|(id, reason, log)| json!({"task": id, "reason": reason, "log": log})).collect::<Vec<_>>(),
+                "conflicts": report.conflicts.iter().map(|(id, files)| json!({"task": id, "files": files})).collect::<Vec<_>>(),
+                "checkpoints": report.checkpoints,
+                "gate_failure": report.gate_failure,
+                "manual": report.manual,
+                "finished": report.finished_plan,
+                "interrupted": report.interrupted.map(|s| s.describe()),
+                "stopped": report.stopped.iter().map(|(id, kept)| json!({"task": id, "kept": kept})).collect::<Vec<_>>(),
+            }),
+        )?;
     }
     if let Some(stop) = report.interrupted {
         ui::error(&format!(

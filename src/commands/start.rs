@@ -7,6 +7,7 @@ use crate::engine::start::{start, StartInput};
 use crate::error::refuse_with_hint;
 use crate::git::short;
 use crate::plan;
+use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: StartArgs) -> Result<u8> {
@@ -51,9 +52,10 @@ pub fn run(args: StartArgs) -> Result<u8> {
     }
     let name = &snap.plan_name;
     if args.json {
-        ui::json(
+        ui::json_doc(
+            Schema::Start,
             &json!({ "plan": name, "base": snap.state.base, "work": snap.state.work, "state": snap.commit.to_string() }),
-        );
+        )?;
     } else {
         let base = snap.state.base.oid();
         ui::note(&format!(

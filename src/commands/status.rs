@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::open_plan;
 use crate::cli::StatusArgs;
 use crate::plan::parse_duration;
+use crate::schema::Schema;
 use crate::state::{CommitId, Snapshot, TaskState, TaskStatus};
 use crate::ui;
 
@@ -14,7 +15,7 @@ pub fn run(args: StatusArgs) -> Result<u8> {
     let (_, snap) = open_plan(args.plan.as_deref())?;
     let records = snap.all_tasks()?;
     if args.json {
-        ui::json_of(&status_report(&snap, &records));
+        ui::json_doc(Schema::Status, &status_report(&snap, &records))?;
     } else {
         render(&snap, &records);
     }

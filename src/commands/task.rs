@@ -6,6 +6,7 @@ use crate::cli::{RunArgs, TaskArgs, TaskDoneArgs, TaskFailArgs, TaskResetArgs, T
 use crate::engine::tasks::{self, Finish, Landed};
 use crate::engine::{manual, workspace};
 use crate::error::{refuse, refuse_with_hint};
+use crate::schema::Schema;
 use crate::state::TaskStatus;
 use crate::ui;
 
@@ -22,13 +23,16 @@ pub fn start(args: TaskArgs) -> Result<u8> {
         ));
     }
     if args.json {
-        ui::json(&json!({
-            "plan": plan, "task": args.id, "worktree": path, "again": again,
-            "branch": format!("orch/{plan}/tasks/{}", args.id),
-            "base": begun.base.to_string(),
-            "task_file": workspace::task_file(&repo, &plan, &args.id),
-            "handoff_file": workspace::handoff_file(&repo, &plan, &args.id),
-        }));
+        ui::json_doc(
+            Schema::TaskStart,
+            &json!({
+                "plan": plan, "task": args.id, "worktree": path, "again": again,
+                "branch": format!("orch/{plan}/tasks/{}", args.id),
+                "base": begun.base.to_string(),
+                "task_file": workspace::task_file(&repo, &plan, &args.id).display().to_string(),
+                "handoff_file": workspace::handoff_file(&repo, &plan, &args.id).display().to_string(),
+            }),
+        )?;
     } else {
         ui::out(&path);
         if again {
@@ -174,8 +178,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     for note in &after.repairs {
         ui::warn(note);
     }
-    let code = report_landing(&plan, id, &landed, args.json, &after.state.work.to_string());
-    Ok(code)
+    report_landing(&plan, id, &landed, args.json, &after.state.work.to_string())
 }
 
 /// `file`'s path relative to `worktree` when it lies inside it (both
@@ -211,7 +214,13 @@ fn read_handoff_arg(file: &std::path::Path) -> Result<String> {
 }
 
 /// Prints how a landing ended; returns the exit code.
-pub fn report_landing(plan: &str, id: &str, landed: &Landed, json_out: bool, work: &str) -> u8 {
+pub fn report_landing(
+    plan: &str,
+    id: &str,
+    landed: &Landed,
+    json_out: bool,
+    work: &str,
+) -> Result<u8> {
     let (state, code) = match landed {
         Landed::Done { .. } => ("done", 0),
         Landed::Conflict { .. } => ("conflict", 1),
@@ -225,10 +234,11 @@ pub fn report_landing(plan: &str, id: &str, landed: &Landed, json_out: bool, wor
             Landed::Conflict { files } => json!({ "conflicts": files }),
             Landed::OutOfScope { paths } => json!({ "out_of_scope": paths }),
         };
-        ui::json(
+        ui::json_doc(
+            Schema::TaskDone,
             &json!({ "plan": plan, "task": id, "state": state, "work": work, "detail": detail }),
-        );
-        return code;
+        )?;
+        return Ok(code);
     }
     match landed {
         Landed::Done {
@@ -260,7 +270,7 @@ pub fn report_landing(plan: &str, id: &str, landed: &Landed, json_out: bool, wor
             ui::hint(&format!("its work stays on orch/{plan}/tasks/{id}: undo those changes in its worktree and `git orch task done {id}` again, widen `files` in a new plan, or `git orch task reset {id}`"));
         }
     }
-    code
+    Ok(code)
 }
 
 pub fn fail(args: TaskFailArgs) -> Result<u8> {
@@ -268,7 +278,10 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
     tasks::refuse_if_finished(&snap)?;
     let after = manual::fail(&repo, &snap.plan_name, &args.id, args.reason.as_deref())?;
     if args.json {
-        ui::json(&json!({ "plan": after.plan_name, "task": args.id, "state": "failed" }));
+        ui::json_doc(
+            Schema::Task,
+            &json!({ "plan": after.plan_name, "task": args.id, "state": "failed" }),
+        )?;
     } else {
         ui::note(&format!(
             "task {} marked {}; its worktree is kept",
@@ -328,7 +341,10 @@ fn back(
     let kept = transition(&repo, plan, &id)?;
     if json_out {
         let state = state.split(' ').next().unwrap_or(state);
-        ui::json(&json!({ "plan": plan, "task": id, "state": state, "preserved": kept }));
+        ui::json_doc(
+            Schema::Task,
+            &json!({ "plan": plan, "task": id, "state": state, "preserved": kept }),
+        )?;
         return Ok(0);
     }
     ui::note(&format!("task {id} is {state}"));

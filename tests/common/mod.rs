@@ -3,8 +3,10 @@
 //! `git`, with no user or system config leaking in.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
@@ -132,11 +134,21 @@ impl TestRepo {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Parses `--json` output.
+    /// Runs `git-orch`, asserts exit 0, and returns its `--json` document,
+    /// validated against its schema ([`json_doc`]).
     pub fn orch_json(&self, args: &[&str]) -> serde_json::Value {
-        let stdout = self.orch_ok(args);
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("git orch {args:?}: bad JSON ({e}): {stdout}"))
+        self.orch_json_in(&self.path, args)
+    }
+
+    pub fn orch_json_in(&self, dir: &Path, args: &[&str]) -> serde_json::Value {
+        let out = self.orch_in(dir, args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "git orch {args:?} failed\n{}",
+            both(&out)
+        );
+        json_doc(&out, &format!("git orch {args:?}"))
     }
 
     pub fn write(&self, rel: &str, content: &str) -> PathBuf {
@@ -298,4 +310,74 @@ pub fn log_path(id: &str, n: u32) -> String {
 pub fn task_record(repo: &TestRepo, plan: &str, id: &str) -> Option<serde_json::Value> {
     let text = repo.show(&format!("orch/{plan}/state:{}", record_path(id)))?;
     Some(serde_json::from_str(&text).expect("a task record is JSON"))
+}
+
+/// `schemas/`: the JSON Schema of every `--json` output, one file a name.
+pub fn schemas_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+/// Every schema in `schemas/`, compiled once per test binary, by name.
+fn validators() -> &'static BTreeMap<String, jsonschema::Validator> {
+    static ALL: OnceLock<BTreeMap<String, jsonschema::Validator>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all = BTreeMap::new();
+        for entry in std::fs::read_dir(schemas_dir()).expect("schemas/ is readable") {
+            let path = entry.expect("schemas/ entry").path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).expect("a schema file");
+            let schema: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+            let validator = jsonschema::draft202012::new(&schema)
+                .unwrap_or_else(|e| panic!("{}: not a valid schema: {e}", path.display()));
+            all.insert(name.to_string(), validator);
+        }
+        all
+    })
+}
+
+/// Why `doc` is not a valid git-orch document: no `schema` name, a name
+/// with no file in `schemas/`, or each way it breaks that schema. Empty
+/// when it is valid.
+pub fn schema_errors(doc: &serde_json::Value) -> Vec<String> {
+    let Some(name) = doc.get("schema").and_then(serde_json::Value::as_str) else {
+        return vec!["no `schema` field naming its schema".to_string()];
+    };
+    let Some(validator) = validators().get(name) else {
+        return vec![format!("no schemas/{name}.json")];
+    };
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("at `{}`: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Parses a `--json` stdout (whatever the exit code: `check --json` of a
+/// bad plan exits 2, a failed `run --json` 1) and asserts it is one
+/// document that opens with `schema` and `schema_version` and is valid
+/// against its schema. Every test that reads JSON output goes through here.
+pub fn json_doc(out: &Output, context: &str) -> serde_json::Value {
+    let text = stdout(out);
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{context}: bad JSON ({e})\n{}", both(out)));
+    let name = doc["schema"].as_str().unwrap_or("");
+    let head = format!("{{\n  \"schema\": \"{name}\",\n  \"schema_version\": ");
+    assert!(
+        text.starts_with(&head),
+        "{context}: a document opens with `schema` and `schema_version`:\n{text}"
+    );
+    let errors = schema_errors(&doc);
+    assert!(
+        errors.is_empty(),
+        "{context}: the output breaks schemas/{}.json:\n  {}\n{text}",
+        doc["schema"].as_str().unwrap_or("?"),
+        errors.join("\n  ")
+    );
+    doc
 }

@@ -83,14 +83,16 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
     let begun = tasks::prepare(&repo, &claimed, false)?;
     let path = begun.worktree.display().to_string();
     if args.json {
-        ui::json(&json!({
-            "plan": plan, "task": args.id, "worktree": path, "again": true,
-            "attempt": claimed.last.as_ref().map_or(1, |l| l.attempt + 1),
-            "branch": format!("orch/{plan}/tasks/{}", args.id),
-            "base": begun.base.to_string(),
-            "task_file": workspace::task_file(&repo, &plan, &args.id),
-            "handoff_file": workspace::handoff_file(&repo, &plan, &args.id),
-        }));
+        ui::json_doc(
+            Schema::TaskStart,
+            &json!({
+                "plan": plan, "task": args.id, "worktree": path, "again": true,
+                "branch": format!("orch/{plan}/tasks/{}", args.id),
+                "base": begun.base.to_string(),
+                "task_file": workspace::task_file(&repo, &plan, &args.id).display().to_string(),
+                "handoff_file": workspace::handoff_file(&repo, &plan, &args.id).display().to_string(),
+            }),
+        )?;
     } else {
         ui::out(&path);
         ui::note(&format!(

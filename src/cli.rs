@@ -59,6 +59,8 @@ pub enum Command {
     Report(ReportArgs),
     /// The plan's dependency graph (mermaid or dot)
     Graph(GraphArgs),
+    /// Serve the plan's commands as MCP tools over stdio, for agents
+    Mcp(McpArgs),
     /// Shell completions for bash, zsh or fish
     Completions(CompletionsArgs),
     /// Install or print the man pages (so `git orch --help` works)
@@ -121,6 +123,13 @@ pub struct GraphArgs {
     /// Read the plan from a file instead of a started plan
     #[arg(long, value_name = "PLAN_FILE")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// Run the tools in DIR (default: the current directory); a tool's `repo` argument overrides it
+    #[arg(short = 'C', long = "repo", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +221,18 @@ pub enum TaskCommand {
     Skip(TaskResetArgs),
     /// Reopen a landed task of the current phase to fix its work forward
     Reopen(TaskArgs),
+    /// The task to start now (its id alone on stdout), or what the plan waits for
+    Next(TaskNextArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TaskNextArgs {
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// One JSON object: action, task, startable, waiting, running, failed, hint
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -357,7 +357,7 @@ struct LogInput {
 #[tool_router]
 impl Orch {
     #[tool(
-        description = "Validate a plan file (`git orch check FILE --json`): {file, valid, diagnostics[{line, column, message, …}]}; an invalid plan is a tool error whose `result` holds the diagnostics",
+        description = "Validate a plan file (`git orch check FILE --json`): {file, valid, diagnostics[{file, line, col, severity, message}]}; an invalid plan is a tool error whose `result` holds the diagnostics",
         annotations(read_only_hint = true)
     )]
     async fn check(&self, Parameters(p): Parameters<FileInput>) -> CallToolResult {

@@ -61,6 +61,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// The JSON Schema of a `--json` output; without NAME, the names
     Schema(SchemaArgs),
+    /// Serve the plan's commands as MCP tools over stdio, for agents
+    Mcp(McpArgs),
     /// Shell completions for bash, zsh or fish
     Completions(CompletionsArgs),
     /// Install or print the man pages (so `git orch --help` works)
@@ -129,6 +131,13 @@ pub struct GraphArgs {
 pub struct SchemaArgs {
     /// The schema, as a document's `schema` field names it (`status`, `run`, …)
     pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// Run the tools in DIR (default: the current directory); a tool's `repo` argument overrides it
+    #[arg(short = 'C', long = "repo", value_name = "DIR")]
+    pub repo: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -230,6 +239,8 @@ pub enum TaskCommand {
     /// Run a failed task again in the worktree it failed in, its work so far
     /// kept and why it failed in its brief
     Retry(TaskRetryArgs),
+    /// The task to start now (its id alone on stdout), or what the plan waits for
+    Next(TaskNextArgs),
 }
 
 #[derive(Args, Debug)]
@@ -243,6 +254,16 @@ pub struct TaskRetryArgs {
     /// The plan (needed when several plans are active)
     #[arg(long)]
     pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TaskNextArgs {
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// One JSON object: action, task, startable, waiting, running, failed, hint
     #[arg(long)]
     pub json: bool,
 }

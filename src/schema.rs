@@ -20,6 +20,7 @@ pub enum Schema {
     Run,
     TaskStart,
     TaskDone,
+    TaskNext,
     Task,
     Checkpoint,
     Rollback,
@@ -31,16 +32,18 @@ pub enum Schema {
     HookStatus,
     List,
     Report,
+    McpError,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 17] = [
+    pub const ALL: [Schema; 19] = [
         Schema::Check,
         Schema::Start,
         Schema::Status,
         Schema::Run,
         Schema::TaskStart,
         Schema::TaskDone,
+        Schema::TaskNext,
         Schema::Task,
         Schema::Checkpoint,
         Schema::Rollback,
@@ -52,6 +55,7 @@ impl Schema {
         Schema::HookStatus,
         Schema::List,
         Schema::Report,
+        Schema::McpError,
     ];
 
     /// The name in the `schema` field, `git orch schema NAME` and the file
@@ -69,6 +73,7 @@ impl Schema {
             Schema::Run => file!("run"),
             Schema::TaskStart => file!("task-start"),
             Schema::TaskDone => file!("task-done"),
+            Schema::TaskNext => file!("task-next"),
             Schema::Task => file!("task"),
             Schema::Checkpoint => file!("checkpoint"),
             Schema::Rollback => file!("rollback"),
@@ -80,6 +85,7 @@ impl Schema {
             Schema::HookStatus => file!("hook-status"),
             Schema::List => file!("list"),
             Schema::Report => file!("report"),
+            Schema::McpError => file!("mcp-error"),
         }
     }
 

@@ -207,6 +207,8 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     assert_eq!(started["plan"], "p");
     let list = doc(repo.orch_json(&["list", "--json"]));
     assert_eq!(list["plans"][0]["plan"], "p", "{list}");
+    let next = doc(repo.orch_json(&["task", "next", "--json"]));
+    assert_eq!(next["action"], "start", "{next}");
     let begun = doc(repo.orch_json(&["task", "start", "a", "--json"]));
     let wt = Path::new(begun["worktree"].as_str().expect("worktree")).to_path_buf();
     std::fs::create_dir_all(wt.join("a")).expect("mkdir");
@@ -269,5 +271,7 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     let out = repo.orch(&["check", "--json", arg(&bad)]);
     assert_eq!(code(&out), Some(2), "{}", both(&out));
     assert_eq!(json_doc(&out, "check --json of a bad plan")["valid"], false);
+    // The MCP server's error document is exercised by tests/mcp.rs.
+    seen.insert("mcp-error".to_string());
     assert_eq!(seen, listed(&repo), "every schema is exercised here");
 }

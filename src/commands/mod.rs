@@ -14,6 +14,7 @@ pub mod init;
 pub mod list;
 pub mod log;
 pub mod man;
+pub mod mcp;
 pub mod report;
 pub mod rollback;
 pub mod run;

@@ -2,9 +2,11 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::open_plan;
-use crate::cli::{RunArgs, TaskArgs, TaskDoneArgs, TaskFailArgs, TaskResetArgs, TaskRetryArgs};
+use crate::cli::{
+    RunArgs, TaskArgs, TaskDoneArgs, TaskFailArgs, TaskNextArgs, TaskResetArgs, TaskRetryArgs,
+};
 use crate::engine::tasks::{self, Finish, Landed};
-use crate::engine::{manual, workspace};
+use crate::engine::{manual, next as next_task, workspace};
 use crate::error::{refuse, refuse_with_hint};
 use crate::schema::Schema;
 use crate::state::TaskStatus;
@@ -358,5 +360,49 @@ fn back(
             "see it with `git log -p {r}`; in the next attempt's worktree, `git checkout {r} -- PATH` brings a file back"
         ));
     }
+    Ok(0)
+}
+
+/// `task next`: the id of the task to start now alone on stdout (nothing
+/// when there is none), and on stderr what to do; `--json` says it all.
+/// Changes nothing, so it is not refused on a finished plan.
+pub fn next(args: TaskNextArgs) -> Result<u8> {
+    let (_, snap) = open_plan(args.plan.as_deref())?;
+    let next = next_task::next(&snap)?;
+    let hint = next_task::hint(&snap, &next);
+    if args.json {
+        ui::json_doc(
+            Schema::TaskNext,
+            &json!({
+                "plan": snap.plan_name,
+                "phase": next.phase.map(|p| p.id.as_str()),
+                "action": next.action.as_str(),
+                "task": next.task.map(|t| json!({
+                    "id": t.id, "title": t.title, "files": t.files,
+                    "depends_on": t.depends_on, "estimate": t.estimate,
+                })),
+                "startable": next.startable,
+                "waiting": next.waiting.iter()
+                    .map(|(id, behind)| json!({ "task": id, "behind": behind }))
+                    .collect::<Vec<_>>(),
+                "running": next.running,
+                "failed": next.failed.iter()
+                    .map(|(id, s)| json!({ "task": id, "state": s.as_str() }))
+                    .collect::<Vec<_>>(),
+                "hint": hint,
+            }),
+        )?;
+        return Ok(0);
+    }
+    match next.task {
+        Some(t) => ui::out(&t.id),
+        None => ui::note(&format!("no task can start now ({})", next.action.as_str())),
+    }
+    for (id, behind) in &next.waiting {
+        ui::note(&format!(
+            "task {id} waits for task {behind}, whose files may overlap"
+        ));
+    }
+    ui::hint(&hint);
     Ok(0)
 }

@@ -7,6 +7,7 @@ pub mod finish;
 pub mod gates;
 pub mod land;
 pub mod manual;
+pub mod next;
 pub mod progress;
 pub mod report;
 pub mod rollback;

@@ -1,0 +1,522 @@
+//! `git orch mcp` (issue 12) end to end: the official Python MCP SDK
+//! (tests/mcp_client.py) starts `git orch mcp` as an agent host would and
+//! drives a real plan; the results are checked with git itself. Also
+//! `git orch task next`, which the CLI and the `next` tool share.
+mod common;
+use common::*;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Two tasks, `b` after `a`, and a gate that needs both tasks' files.
+const PLAN: &str = r#"
+name = "p"
+
+[[phases]]
+id = "one"
+
+  [[phases.gates]]
+  name = "both-files"
+  run = "test -f a.txt && test -f b.txt"
+
+  [[phases.tasks]]
+  id = "a"
+  title = "Task A"
+  files = ["a.txt"]
+
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  depends_on = ["a"]
+
+[[phases]]
+id = "two"
+
+  [[phases.tasks]]
+  id = "c"
+  files = ["c.txt"]
+"#;
+
+/// The Python interpreter, found with the test's own environment (a pyenv
+/// shim needs the real HOME) and then run in the hermetic one.
+fn python() -> String {
+    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
+        return p;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be installed to test `git orch mcp`");
+    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+fn client_script() -> String {
+    format!("{}/tests/mcp_client.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a scenario of tests/mcp_client.py against `git orch mcp` in the
+/// repository; returns its transcript.
+fn client(repo: &TestRepo, scenario: &str, extra: &[&str]) -> Value {
+    let out = repo
+        .command(&python(), &repo.path)
+        .arg(client_script())
+        .arg(scenario)
+        .arg(&repo.path)
+        .args(extra)
+        .output()
+        .expect("run the MCP client");
+    assert!(
+        out.status.success(),
+        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
+        code(&out),
+        both(&out)
+    );
+    serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)))
+}
+
+fn calls<'a>(t: &'a Value, tool: &str) -> Vec<&'a Value> {
+    t["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter(|c| c["tool"] == tool)
+        .collect()
+}
+
+/// A successful call's result: the CLI's own document, valid against its
+/// schema.
+fn ok(call: &Value) -> &Value {
+    assert_eq!(call["is_error"], false, "{} failed: {call:#}", call["tool"]);
+    let errors = schema_errors(&call["structured"]);
+    assert!(errors.is_empty(), "{}: {errors:?}", call["tool"]);
+    &call["structured"]
+}
+
+/// A failed call's result: an `mcp-error` document.
+fn refused(call: &Value) -> &Value {
+    assert_eq!(call["is_error"], true, "{call:#}");
+    assert_eq!(call["structured"]["schema"], "mcp-error", "{call:#}");
+    let errors = schema_errors(&call["structured"]);
+    assert!(errors.is_empty(), "{}: {errors:?}", call["tool"]);
+    &call["structured"]
+}
+
+fn plan_path(repo: &TestRepo) -> String {
+    let p = repo.plan("plan.toml", PLAN);
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+// ------------------------------------------------------------- end to end
+
+#[test]
+fn mcp_client_drives_a_plan_to_its_checkpoint() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    let t = client(&repo, "drive", &[&plan]);
+
+    assert_eq!(t["server"]["name"], "git-orch");
+    assert_eq!(ok(calls(&t, "check")[0])["valid"], true);
+    assert_eq!(ok(calls(&t, "start")[0])["plan"], "p");
+
+    // `next` named a, then b, then said checkpoint.
+    let nexts: Vec<String> = calls(&t, "next")
+        .iter()
+        .map(|c| {
+            let s = ok(c);
+            format!(
+                "{}:{}",
+                s["action"].as_str().unwrap_or("?"),
+                s["task"]["id"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(nexts, ["start:a", "start:b", "checkpoint:-"]);
+
+    for done in calls(&t, "task_done") {
+        assert_eq!(ok(done)["state"], "done", "{done:#}");
+    }
+    let cp = ok(calls(&t, "checkpoint")[0]);
+    assert_eq!(cp["phase"], "one", "{cp:#}");
+
+    // The final status through MCP: phase one checkpointed, tasks done.
+    let st = ok(calls(&t, "status")[1]);
+    assert_eq!(st["phases"][0]["state"], "checkpointed", "{st:#}");
+    assert_eq!(task_state(st, "a"), "done");
+    assert_eq!(task_state(st, "b"), "done");
+    assert!(ok(calls(&t, "log")[0])["events"].is_array());
+    assert!(ok(calls(&t, "report")[0]).is_object());
+
+    // And with git itself: the tag, the files on the work branch, the notes.
+    let tag = repo
+        .rev("refs/tags/orch/p/one")
+        .expect("checkpoint tag orch/p/one");
+    let work = repo.rev("orch/p/work").expect("work branch");
+    assert_eq!(
+        repo.rev("orch/p/one^{commit}").as_deref(),
+        Some(work.as_str())
+    );
+    assert_ne!(tag, "");
+    assert_eq!(
+        repo.show("orch/p/work:a.txt").as_deref(),
+        Some("made by a over MCP\n")
+    );
+    assert_eq!(
+        repo.show("orch/p/work:b.txt").as_deref(),
+        Some("made by b over MCP\n")
+    );
+    let log = repo.git(&["log", "--format=%s", "orch/p/work"]);
+    assert!(
+        log.contains("a: over MCP") && log.contains("b: over MCP"),
+        "{log}"
+    );
+    let note = repo
+        .show(&format!("orch/p/state:{}", handoff_path("a")))
+        .expect("a's handoff note in the state");
+    assert!(note.contains("handoff of a: wrote a.txt"), "{note}");
+    // The note went through a temporary file, never into the task's commit.
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "orch/p/work"]);
+    assert_eq!(
+        files.lines().collect::<Vec<_>>(),
+        ["README", "a.txt", "b.txt"]
+    );
+    repo.fsck();
+}
+
+#[test]
+fn mcp_refusals_are_tool_errors_that_change_nothing() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    // The client starts the plan first; compare against a twin started here.
+    let t = client(&repo, "refuse", &[&plan]);
+    let starts = calls(&t, "task_start");
+
+    // A bad id: the CLI's own refusal, exit code and hint, as a tool error.
+    let bad = starts[0];
+    refused(bad);
+    let cli = repo.orch(&["task", "start", "nope", "--json"]);
+    assert_refused(&cli, "task start nope");
+    let cli_error = stderr(&cli);
+    let cli_line = cli_error.lines().next().expect("error line");
+    assert_eq!(
+        format!(
+            "error: {}",
+            bad["structured"]["error"].as_str().expect("error")
+        ),
+        cli_line
+    );
+    assert_eq!(bad["structured"]["exit_code"], 2);
+    assert!(
+        bad["text"][0].as_str().expect("text").starts_with(cli_line),
+        "{bad:#}"
+    );
+
+    // An id that looks like an option is an id, not `--help`.
+    let flag = starts[1];
+    assert_eq!(flag["is_error"], true, "{flag:#}");
+    assert_eq!(flag["structured"]["exit_code"], 2, "{flag:#}");
+    assert!(
+        flag["structured"]["error"]
+            .as_str()
+            .expect("error")
+            .contains("--help"),
+        "{flag:#}"
+    );
+
+    // Done before start: refused with the CLI's hint.
+    let done = calls(&t, "task_done")[0];
+    refused(done);
+    assert_eq!(done["structured"]["exit_code"], 2);
+    assert!(
+        done["structured"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("git orch task start a")),
+        "{done:#}"
+    );
+
+    // An argument the tool does not take is refused by its input schema.
+    let bogus = starts[2];
+    assert_eq!(bogus["is_error"], true, "{bogus:#}");
+    assert!(
+        bogus["text"][0]
+            .as_str()
+            .is_some_and(|t| t.contains("unknown field `bogus`")),
+        "{bogus:#}"
+    );
+    let missing = calls(&t, "status")[0];
+    assert_eq!(missing["is_error"], true, "{missing:#}");
+    assert_eq!(missing["structured"]["exit_code"], 2);
+
+    // Nothing changed: no task started, no worktree, no branch.
+    let st = status_json(&repo);
+    for id in ["a", "b", "c"] {
+        assert_eq!(task_state(&st, id), "pending");
+    }
+    let refs = repo.refs();
+    assert!(!refs.contains("/tasks/"), "{refs}");
+    let worktrees = repo.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees.matches("worktree ").count(), 1, "{worktrees}");
+    assert!(task_record(&repo, "p", "a").is_none());
+    repo.fsck();
+}
+
+#[test]
+fn mcp_task_retry_returns_what_the_cli_says() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    let t = client(&repo, "refuse", &[&plan]);
+    let retry = calls(&t, "task_retry")[0];
+    let cli = repo.orch(&["task", "retry", "--json", "--", "a"]);
+    assert_eq!(
+        retry["is_error"],
+        code(&cli) != Some(0),
+        "{retry:#}\n{}",
+        both(&cli)
+    );
+    if code(&cli) != Some(0) {
+        assert_eq!(retry["structured"]["exit_code"], code(&cli).unwrap_or(-1));
+        let line = stderr(&cli);
+        assert_eq!(
+            format!(
+                "error: {}",
+                retry["structured"]["error"].as_str().expect("error")
+            ),
+            line.lines().next().unwrap_or("")
+        );
+    }
+}
+
+#[test]
+fn mcp_results_are_the_cli_json() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let t = client(&repo, "same_json", &[]);
+    assert_eq!(
+        ok(calls(&t, "status")[0]),
+        &repo.orch_json(&["status", "--json"])
+    );
+    assert_eq!(
+        ok(calls(&t, "next")[0]),
+        &repo.orch_json(&["task", "next", "--json"])
+    );
+    assert_eq!(ok(calls(&t, "log")[0]), &repo.orch_json(&["log", "--json"]));
+}
+
+#[test]
+fn mcp_lists_every_tool_with_described_inputs() {
+    let repo = TestRepo::new();
+    let t = client(&repo, "same_json", &[]);
+    let mut names: Vec<&str> = t["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|tool| tool["name"].as_str().expect("name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "check",
+            "checkpoint",
+            "log",
+            "next",
+            "report",
+            "rollback",
+            "start",
+            "status",
+            "task_approve",
+            "task_done",
+            "task_fail",
+            "task_reject",
+            "task_reset",
+            "task_retry",
+            "task_start",
+        ]
+    );
+    for tool in t["tools"].as_array().expect("tools") {
+        let name = &tool["name"];
+        assert!(
+            tool["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("git orch")),
+            "{name}: the description names its command"
+        );
+        let schema = &tool["input_schema"];
+        assert_eq!(schema["type"], "object", "{name}");
+        for (field, prop) in schema["properties"].as_object().expect("properties") {
+            assert!(
+                prop["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{name}.{field} has no description"
+            );
+        }
+    }
+    let mut read_only: Vec<&str> = t["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter(|tool| tool["read_only"] == true)
+        .map(|tool| tool["name"].as_str().expect("name"))
+        .collect();
+    read_only.sort_unstable();
+    assert_eq!(read_only, ["check", "log", "next", "report", "status"]);
+    assert!(t["server"]["instructions"]
+        .as_str()
+        .is_some_and(|i| i.contains("task_start")));
+}
+
+#[test]
+fn mcp_client_says_when_the_python_package_is_missing() {
+    // `python3 -S` does not load site-packages, where `mcp` is installed.
+    let repo = TestRepo::new();
+    let out = repo
+        .command(&python(), &repo.path)
+        .arg("-S")
+        .arg(client_script())
+        .args(["same_json", repo.path.to_str().expect("utf-8")])
+        .output()
+        .expect("run the MCP client");
+    assert_eq!(code(&out), Some(3), "{}", both(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: the Python `mcp` package is missing")
+            && err.contains("pip install mcp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mcp_refuses_a_repo_option_that_is_not_a_directory() {
+    let repo = TestRepo::new();
+    let out = repo.orch(&["mcp", "--repo", "no-such-dir"]);
+    assert_refused(&out, "mcp --repo no-such-dir");
+}
+
+// ------------------------------------------------------------ task next
+
+fn next_json(repo: &TestRepo) -> Value {
+    repo.orch_json(&["task", "next", "--json"])
+}
+
+fn write_in(dir: &Path, rel: &str) {
+    std::fs::write(dir.join(rel), format!("{rel}\n")).expect("write");
+}
+
+#[test]
+fn task_next_names_the_ready_task_then_the_checkpoint() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "start", "{n:#}");
+    assert_eq!(n["task"]["id"], "a");
+    assert_eq!(n["startable"], serde_json::json!(["a"]), "b waits for a");
+    assert_eq!(n["phase"], "one");
+    // Without --json: the id alone on stdout, the hint on stderr.
+    let out = repo.orch(&["task", "next"]);
+    assert_eq!(stdout(&out), "a\n", "{}", both(&out));
+    assert!(
+        stderr(&out).contains("git orch task start a"),
+        "{}",
+        both(&out)
+    );
+
+    let wt = repo.orch_json(&["task", "start", "a", "--json"]);
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "wait", "{n:#}");
+    assert_eq!(n["running"], serde_json::json!(["a"]));
+    assert!(n["task"].is_null());
+    let out = repo.orch(&["task", "next"]);
+    assert_eq!(stdout(&out), "", "nothing to start: {}", both(&out));
+    assert_eq!(code(&out), Some(0));
+
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "a.txt",
+    );
+    repo.orch_ok(&["task", "done", "a"]);
+    assert_eq!(next_json(&repo)["task"]["id"], "b");
+    let wt = repo.orch_json(&["task", "start", "b", "--json"]);
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "b.txt",
+    );
+    repo.orch_ok(&["task", "done", "b"]);
+
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "checkpoint", "{n:#}");
+    assert!(n["hint"]
+        .as_str()
+        .expect("hint")
+        .contains("git orch checkpoint p"));
+    repo.orch_ok(&["checkpoint"]);
+    let n = next_json(&repo);
+    assert_eq!(
+        (&n["action"], &n["phase"], &n["task"]["id"]),
+        (&"start".into(), &"two".into(), &"c".into())
+    );
+}
+
+#[test]
+fn task_next_says_a_failed_task_holds_the_phase() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    repo.orch_ok(&["task", "start", "a"]);
+    repo.orch_ok(&["task", "fail", "a", "--reason", "broken"]);
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "stuck", "{n:#}");
+    assert_eq!(
+        n["failed"],
+        serde_json::json!([{ "task": "a", "state": "failed" }])
+    );
+    assert!(n["hint"]
+        .as_str()
+        .expect("hint")
+        .contains("git orch task reset a"));
+}
+
+#[test]
+fn task_next_waits_behind_a_running_task_whose_files_overlap() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        r#"
+name = "q"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "x"
+  files = ["src/**"]
+  [[phases.tasks]]
+  id = "y"
+  files = ["src/y/**"]
+  [[phases.tasks]]
+  id = "z"
+  files = ["docs/**"]
+"#,
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    repo.orch_ok(&["task", "start", "x"]);
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "start", "{n:#}");
+    assert_eq!(n["task"]["id"], "z", "y overlaps the running x: {n:#}");
+    assert_eq!(
+        n["waiting"],
+        serde_json::json!([{ "task": "y", "behind": "x" }])
+    );
+}
+
+#[test]
+fn task_next_refuses_a_bad_plan_name() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let before = repo.refs();
+    let out = repo.orch(&["task", "next", "--plan", "../x"]);
+    assert_refused(&out, "task next --plan ../x");
+    assert_eq!(repo.refs(), before);
+}

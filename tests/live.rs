@@ -149,3 +149,117 @@ fn a_task_started_by_hand_is_gone_only_once_its_worktree_is() {
     let st = status_json(&repo);
     assert_eq!(task(&st, "hand")["runner"], "alive", "{st}");
 }
+
+// ------------------------------------------------ 3. git orch log TASK|GATE
+
+/// Task `t` fails its first attempt and passes its second; phase `one`'s
+/// gate `check` fails once (printing `gate says no`), then passes; phase
+/// `two` runs the plan-level gate `lint` too.
+fn two_attempts(repo: &TestRepo) -> String {
+    let d = repo.scratch().display().to_string();
+    format!(
+        r#"
+name = "p"
+[[gates]]
+name = "lint"
+run = "echo lint ran"
+[[phases]]
+id = "one"
+  [[phases.gates]]
+  name = "check"
+  run = "if [ -f {d}/pass ]; then echo gate says yes; else echo gate says no; exit 1; fi"
+  [[phases.tasks]]
+  id = "t"
+  run = "if [ -f {d}/second ]; then echo second try > t.txt; echo second try; else touch {d}/second; echo first try; exit 1; fi"
+[[phases]]
+id = "two"
+  [[phases.tasks]]
+  id = "u"
+  run = "echo u > u.txt"
+"#
+    )
+}
+
+#[test]
+fn log_prints_a_tasks_latest_attempt_or_the_one_asked_for() {
+    let repo = TestRepo::new();
+    start(&repo, &two_attempts(&repo));
+    assert_eq!(code(&repo.orch(&["run"])), Some(1));
+    assert_eq!(repo.orch_ok(&["log", "t"]), "first try\n");
+    repo.orch_ok(&["task", "reset", "t"]);
+    assert_eq!(code(&repo.orch(&["run"])), Some(1)); // the gate fails
+    assert_eq!(repo.orch_ok(&["log", "t"]), "second try\n");
+    assert_eq!(repo.orch_ok(&["log", "p", "t"]), "second try\n");
+    assert_eq!(repo.orch_ok(&["log", "t", "--attempt", "1"]), "first try\n");
+    let j = repo.orch_json(&["log", "p", "t", "--attempt", "2", "--json"]);
+    assert_eq!(j["attempt"], 2, "{j}");
+    assert_eq!(j["log"], "second try\n", "{j}");
+    assert_eq!(j["path"], log_path("t", 2), "{j}");
+    let out = repo.orch(&["log", "t", "--attempt", "3"]);
+    assert_refused(&out, "an attempt that did not run");
+    assert!(stderr(&out).contains("attempts 1 to 2"), "{}", stderr(&out));
+}
+
+#[test]
+fn log_prints_a_gate_log_by_phase_and_gate_or_by_gate_alone() {
+    let repo = TestRepo::new();
+    start(&repo, &two_attempts(&repo));
+    std::fs::write(repo.scratch().join("second"), "").expect("marker");
+    assert_eq!(code(&repo.orch(&["run"])), Some(1));
+    assert_eq!(repo.orch_ok(&["log", "one:check"]), "gate says no\n");
+    // Alone, a gate name is the current phase's run of it.
+    assert_eq!(repo.orch_ok(&["log", "check"]), "gate says no\n");
+    assert_eq!(repo.orch_ok(&["log", "p", "lint"]), "lint ran\n");
+    std::fs::write(repo.scratch().join("pass"), "").expect("marker");
+    repo.orch_ok(&["run"]);
+    assert_eq!(repo.orch_ok(&["log", "p", "one:check"]), "gate says yes\n");
+    // `check` ran in one phase only; `lint` in both, and none is current.
+    assert_eq!(repo.orch_ok(&["log", "check"]), "gate says yes\n");
+    let out = repo.orch(&["log", "lint"]);
+    assert_refused(&out, "a gate of several phases");
+    assert!(
+        stderr(&out).contains("`one:lint`") && stderr(&out).contains("`two:lint`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn log_with_a_plan_or_nothing_still_prints_the_history() {
+    let repo = TestRepo::new();
+    start(&repo, &two_attempts(&repo));
+    let history = repo.orch_ok(&["log"]);
+    assert!(!history.is_empty());
+    assert_eq!(repo.orch_ok(&["log", "p"]), history);
+    let j = repo.orch_json(&["log", "p", "--json"]);
+    assert!(j["events"].as_array().is_some_and(|e| !e.is_empty()), "{j}");
+}
+
+#[test]
+fn log_refuses_an_unknown_name_listing_what_can_be_named() {
+    let repo = TestRepo::new();
+    start(&repo, &two_attempts(&repo));
+    assert_eq!(code(&repo.orch(&["run"])), Some(1));
+    let before = repo.refs();
+    for (args, context) in [
+        (vec!["log", "nope"], "an unknown name"),
+        (vec!["log", "p", "one:nope"], "an unknown gate"),
+        (vec!["log", "p", "three:check"], "an unknown phase"),
+        (vec!["log", "u"], "a task that has not run"),
+        (
+            vec!["log", "p", "--attempt", "1"],
+            "--attempt without a task",
+        ),
+    ] {
+        let out = repo.orch(&args);
+        assert_refused(&out, context);
+        assert!(
+            stderr(&out).contains("hint:"),
+            "{context}: {}",
+            stderr(&out)
+        );
+    }
+    let out = repo.orch(&["log", "nope"]);
+    assert!(stderr(&out).contains("`t`"), "{}", stderr(&out));
+    assert_eq!(repo.refs(), before);
+}

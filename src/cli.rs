@@ -196,6 +196,9 @@ pub struct RunArgs {
     /// Print a JSON summary at the end
     #[arg(long)]
     pub json: bool,
+    /// Stream every line gates print (on a terminal a failing gate shows its last lines)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,6 +284,9 @@ pub struct CheckpointArgs {
     pub jobs: usize,
     #[arg(long)]
     pub json: bool,
+    /// Stream every line gates print (on a terminal a failing gate shows its last lines)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug)]

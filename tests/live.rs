@@ -263,3 +263,85 @@ fn log_refuses_an_unknown_name_listing_what_can_be_named() {
     assert!(stderr(&out).contains("`t`"), "{}", stderr(&out));
     assert_eq!(repo.refs(), before);
 }
+
+// ------------------------------------------------ 2. gate output that helps
+
+/// A gate that prints 2,000 numbered lines and fails.
+fn loud_gate(_repo: &TestRepo) -> String {
+    r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.gates]]
+  name = "check"
+  run = "i=1; while [ $i -le 2000 ]; do echo line-$i; i=$((i+1)); done; exit 1"
+  [[phases.tasks]]
+  id = "t"
+  run = "echo t > t.txt"
+"#
+    .to_string()
+}
+
+/// Runs `git-orch ARGS` on a pseudo-terminal (util-linux `script`); all it
+/// printed, both streams.
+fn on_terminal(repo: &TestRepo, args: &str) -> (Option<i32>, String) {
+    let out = repo
+        .command("script", &repo.path)
+        .env("TERM", "xterm")
+        .args(["-qec", &format!("git-orch {args}"), "/dev/null"])
+        .output()
+        .expect("run script");
+    (code(&out), stdout(&out).replace('\r', ""))
+}
+
+fn gate_lines(text: &str) -> usize {
+    text.matches("line-").count()
+}
+
+#[test]
+fn on_a_terminal_a_failing_gate_shows_its_last_lines_and_the_log_command() {
+    let repo = TestRepo::new();
+    start(&repo, &loud_gate(&repo));
+    let (rc, text) = on_terminal(&repo, "run");
+    assert_eq!(rc, Some(1), "{text}");
+    assert_eq!(gate_lines(&text), 20, "{text}");
+    assert!(
+        text.contains("line-1981\n") && text.contains("line-2000\n"),
+        "{text}"
+    );
+    assert!(text.contains("1980 lines before these"), "{text}");
+    assert!(text.contains("`git orch log p one:check`"), "{text}");
+    // `checkpoint` shows the same, and the command it names prints it all.
+    let (rc, text) = on_terminal(&repo, "checkpoint --no-cache");
+    assert_eq!(rc, Some(1), "{text}");
+    assert_eq!(gate_lines(&text), 20, "{text}");
+    assert!(text.contains("`git orch log p one:check`"), "{text}");
+    let full = repo.orch_ok(&["log", "p", "one:check"]);
+    assert_eq!(gate_lines(&full), 2000);
+}
+
+#[test]
+fn with_verbose_a_terminal_gets_every_gate_line_once() {
+    let repo = TestRepo::new();
+    start(&repo, &loud_gate(&repo));
+    let (rc, text) = on_terminal(&repo, "run -v");
+    assert_eq!(rc, Some(1), "{text}");
+    assert_eq!(gate_lines(&text), 2000, "{text}");
+    let (rc, text) = on_terminal(&repo, "checkpoint -v --no-cache");
+    assert_eq!(rc, Some(1), "{text}");
+    assert_eq!(gate_lines(&text), 2000, "{text}");
+}
+
+#[test]
+fn piped_a_failing_gate_streams_every_line_and_repeats_its_last_ones() {
+    let repo = TestRepo::new();
+    start(&repo, &loud_gate(&repo));
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1));
+    let text = both(&out);
+    assert_eq!(gate_lines(&text), 2000 + 20, "{text}");
+    // The end of the log says what failed and where all of it is.
+    let err = stderr(&out);
+    let tail = &err[err.rfind("line-1981").expect("the tail")..];
+    assert!(tail.contains("`git orch log p one:check`"), "{err}");
+}

@@ -6,7 +6,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::checkpoint::print_gates;
+use super::checkpoint::{print_gates, GateOutput};
 use super::open_plan;
 use crate::cli::RunArgs;
 use crate::engine::checkpoint::CheckpointReport;
@@ -24,6 +24,7 @@ struct Display {
     prefix: bool,
     /// `--json`: stdout carries the summary alone, task output goes to stderr.
     json: bool,
+    gates: GateOutput,
 }
 
 impl Display {
@@ -124,6 +125,9 @@ impl Observer for Display {
     }
 
     fn gate_line(&self, gate: &str, line: &str) {
+        if !self.gates.stream {
+            return;
+        }
         self.print(&format!("{} {line}", ui::dim(&format!("[gate {gate}]"))));
     }
 
@@ -133,8 +137,10 @@ impl Observer for Display {
 
     fn checkpointed(&self, report: &CheckpointReport) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| print_gates(&self.plan, &report.runs)),
-            None => print_gates(&self.plan, &report.runs),
+            Some(bar) => {
+                bar.suspend(|| print_gates(&self.plan, &report.phase, &report.runs, self.gates))
+            }
+            None => print_gates(&self.plan, &report.phase, &report.runs, self.gates),
         }
         if report.passed {
             self.say(&format!(
@@ -203,6 +209,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         last_wait: Mutex::new(String::new()),
         prefix: jobs > 1,
         json: args.json,
+        gates: GateOutput::choose(args.verbose),
     };
     if resume {
         display.say(&format!("resuming plan {plan}"));
@@ -302,7 +309,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         }
         if let Some(phase) = &report.gate_failure {
             ui::note(&format!(
-                "  phase {phase} failed its gates (logs in `git orch status {plan}`)"
+                "  phase {phase} failed its gates (see above; a gate's whole log: `git orch log {plan} {phase}:GATE`)"
             ));
         }
         ui::hint(&format!(

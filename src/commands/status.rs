@@ -284,12 +284,12 @@ fn render_failed_gates(snap: &Snapshot, phase: &str) {
     for gate in gates.unwrap_or_default().iter().filter(|g| !g.passed) {
         let why = gate.reason.as_deref().unwrap_or("failed");
         ui::out(&format!(
-            "    gate {:<15} {} ({})  log: git show orch/{}/state:{}",
+            "    gate {:<15} {} ({})  log: git orch log {} {phase}:{}",
             gate.name,
             ui::state_word("failed"),
             ui::printable(why),
             snap.plan_name,
-            gate.log
+            gate.name
         ));
     }
 }

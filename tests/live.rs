@@ -345,3 +345,286 @@ fn piped_a_failing_gate_streams_every_line_and_repeats_its_last_ones() {
     let tail = &err[err.rfind("line-1981").expect("the tail")..];
     assert!(tail.contains("`git orch log p one:check`"), "{err}");
 }
+
+// ------------------------------------------------ 4. event hooks
+
+/// Phase `one` (task `a`, gate `ok`) checkpoints; in phase `two` task `b`
+/// fails. `HOOKS` is put where the plan's `[[notify]]` tables go.
+fn notified(repo: &TestRepo, hooks: &str) -> String {
+    format!(
+        r#"
+name = "p"
+{hooks}
+[[gates]]
+name = "ok"
+run = "true"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a > a.txt"
+[[phases]]
+id = "two"
+  [[phases.tasks]]
+  id = "b"
+  run = "echo about to fail; exit 4"
+"#,
+        hooks = hooks.replace("@D@", &repo.scratch().display().to_string())
+    )
+}
+
+/// The JSON events a hook appended to `name` in the scratch dir.
+fn events(repo: &TestRepo, name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(repo.scratch().join(name)).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn names(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+#[test]
+fn a_notify_hook_gets_the_events_it_chose_as_json_on_stdin() {
+    let repo = TestRepo::new();
+    start(
+        &repo,
+        &notified(
+            &repo,
+            r#"
+[[notify]]
+run = "cat >> @D@/all.jsonl"
+[[notify]]
+run = "cat >> @D@/failures.jsonl; echo \"$ORCH_EVENT $ORCH_PLAN\" >> @D@/env.txt"
+events = ["task-failed"]
+"#,
+        ),
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let all = events(&repo, "all.jsonl");
+    assert_eq!(
+        names(&all),
+        ["phase-checkpointed", "task-failed", "run-finished"],
+        "{all:?}"
+    );
+    for e in &all {
+        assert_eq!(e["schema"], "notify-event", "{e}");
+        assert_eq!(e["schema_version"], 1, "{e}");
+        assert_eq!(e["plan"], "p", "{e}");
+        assert!(e["at"].as_f64().is_some(), "{e}");
+    }
+    assert_eq!(all[0]["phase"], "one");
+    assert_eq!(all[0]["tag"], "orch/p/one");
+    assert_eq!(
+        all[0]["commit"].as_str(),
+        repo.rev("refs/tags/orch/p/one^{commit}").as_deref()
+    );
+    assert_eq!(all[1]["task"], "b");
+    assert_eq!(all[1]["phase"], "two");
+    assert_eq!(all[1]["outcome"], "failed");
+    assert!(
+        all[1]["reason"].as_str().is_some_and(|r| r.contains('4')),
+        "{}",
+        all[1]
+    );
+    assert_eq!(all[1]["log"], "git orch log p b");
+    assert_eq!(all[2]["ok"], false);
+    assert_eq!(all[2]["landed"], serde_json::json!(["a"]));
+    assert_eq!(all[2]["failed"], serde_json::json!(["b"]));
+    let failures = events(&repo, "failures.jsonl");
+    assert_eq!(names(&failures), ["task-failed"]);
+    let env = std::fs::read_to_string(repo.scratch().join("env.txt")).expect("env");
+    assert_eq!(env, "task-failed p\n");
+    // A task failed by hand is a `task-failed` too.
+    repo.orch_ok(&["task", "reset", "b"]);
+    repo.orch_ok(&["task", "start", "b"]);
+    repo.orch_ok(&["task", "fail", "b", "--reason", "no good"]);
+    let failures = events(&repo, "failures.jsonl");
+    assert_eq!(names(&failures), ["task-failed", "task-failed"]);
+    assert_eq!(failures[1]["reason"], "no good");
+}
+
+#[test]
+fn a_notify_hook_hears_of_failed_gates_from_checkpoint() {
+    let repo = TestRepo::new();
+    let d = repo.scratch().display().to_string();
+    start(
+        &repo,
+        &format!(
+            r#"
+name = "p"
+[[notify]]
+run = "cat >> {d}/gates.jsonl"
+events = ["gates-failed", "phase-checkpointed"]
+[[phases]]
+id = "one"
+  [[phases.gates]]
+  name = "unit"
+  run = "test -f {d}/pass"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a > a.txt"
+"#
+        ),
+    );
+    assert_eq!(code(&repo.orch(&["run"])), Some(1));
+    std::fs::write(repo.scratch().join("pass"), "").expect("marker");
+    repo.orch_ok(&["checkpoint"]);
+    let got = events(&repo, "gates.jsonl");
+    assert_eq!(
+        names(&got),
+        ["gates-failed", "phase-checkpointed"],
+        "{got:?}"
+    );
+    assert_eq!(got[0]["phase"], "one");
+    assert_eq!(got[0]["gates"][0]["name"], "unit");
+    assert_eq!(got[0]["gates"][0]["passed"], false);
+    assert_eq!(got[0]["gates"][0]["log"], "git orch log p one:unit");
+}
+
+#[test]
+fn a_failing_or_hanging_hook_is_a_warning_and_never_changes_the_exit_code() {
+    let repo = TestRepo::new();
+    let d = repo.scratch().display().to_string();
+    start(
+        &repo,
+        &format!(
+            r#"
+name = "p"
+[[notify]]
+run = "echo hook is broken >&2; exit 3"
+[[notify]]
+run = "sleep 30"
+timeout = "1s"
+events = ["run-finished"]
+[[notify]]
+run = "cat >> {d}/after.jsonl"
+[[phases]]
+id = "one"
+  [[phases.gates]]
+  name = "ok"
+  run = "true"
+  [[phases.tasks]]
+  id = "a"
+  run = "echo a > a.txt"
+"#
+        ),
+    );
+    let began = Instant::now();
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "the hung hook was not stopped"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: notify hook `echo hook is broken >&2; exit 3` on run-finished: failed (exit code 3): hook is broken"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`sleep 30` on run-finished: took longer than 1"),
+        "{err}"
+    );
+    // The hooks after them still ran.
+    assert_eq!(
+        names(&events(&repo, "after.jsonl")),
+        ["phase-checkpointed", "run-finished"]
+    );
+    assert_eq!(
+        repo.rev("refs/tags/orch/p/one^{commit}"),
+        repo.rev("orch/p/work")
+    );
+}
+
+#[test]
+fn orch_notify_in_git_config_runs_on_every_event_or_those_orch_notify_events_names() {
+    let repo = TestRepo::new();
+    start(&repo, &notified(&repo, ""));
+    let d = repo.scratch().display().to_string();
+    repo.git(&["config", "orch.notify", &format!("cat >> {d}/config.jsonl")]);
+    assert_eq!(code(&repo.orch(&["run"])), Some(1));
+    assert_eq!(
+        names(&events(&repo, "config.jsonl")),
+        ["phase-checkpointed", "task-failed", "run-finished"]
+    );
+    // `git -c` works too, and orch.notifyEvents chooses the events.
+    repo.git(&["config", "--unset", "orch.notify"]);
+    repo.orch_ok(&["task", "reset", "b"]);
+    let out = repo
+        .command("git", &repo.path)
+        .args([
+            "-c",
+            &format!("orch.notify=cat >> {d}/dash-c.jsonl"),
+            "-c",
+            "orch.notifyEvents=run-finished",
+            "orch",
+            "run",
+        ])
+        .output()
+        .expect("git -c orch.notify");
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let got = events(&repo, "dash-c.jsonl");
+    assert_eq!(names(&got), ["run-finished"], "{got:?}");
+    assert_eq!(got[0]["failed"], serde_json::json!(["b"]));
+    assert_eq!(names(&events(&repo, "config.jsonl")).len(), 3);
+}
+
+#[test]
+fn check_locates_bad_notify_tables() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        r#"name = "p"
+[[notify]]
+run = "true"
+events = ["task-failed", "task-exploded"]
+timeout = "soon"
+[[notify]]
+run = ""
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "true"
+"#,
+    );
+    let out = repo.orch(&["check", plan.to_str().expect("utf-8")]);
+    assert_refused(&out, "bad notify tables");
+    let report = both(&out);
+    let line_of = |needle: &str| {
+        report
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{report}"))
+            .to_string()
+    };
+    let exploded = line_of("unknown event `task-exploded`");
+    assert!(exploded.contains("plan.toml:4:"), "{exploded}");
+    assert!(exploded.contains("task-failed, task-parked"), "{exploded}");
+    assert!(
+        line_of("notify[0] timeout").contains("plan.toml:5:"),
+        "{report}"
+    );
+    assert!(
+        line_of("notify[1]: `run` is empty").contains("plan.toml:7:"),
+        "{report}"
+    );
+    // A key of its own, like any table of the plan.
+    let plan = repo.plan(
+        "keys.toml",
+        "name = \"p\"\n[[notify]]\nrun = \"true\"\nwhen = \"always\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n",
+    );
+    let out = repo.orch(&["check", plan.to_str().expect("utf-8")]);
+    assert_refused(&out, "an unknown key in notify");
+    let report = stdout(&out);
+    assert!(
+        report.contains("keys.toml:4:1: error: unknown key `when` in notify[0]"),
+        "{report}"
+    );
+}

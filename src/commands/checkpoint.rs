@@ -24,7 +24,9 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
         on_line: &on_line,
         on_start: &on_start,
     };
+    let notify = crate::notify::Notifier::new(&repo, &plan, &snap.plan);
     let report = checkpoint(&repo, &plan, args.phase.as_deref(), &opts)?;
+    crate::notify::checkpointed(&notify, &report);
     if args.json {
         ui::json(&json!({
             "plan": plan, "phase": report.phase, "commit": report.commit.to_string(), "passed": report.passed,

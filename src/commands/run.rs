@@ -25,6 +25,9 @@ struct Display {
     /// `--json`: stdout carries the summary alone, task output goes to stderr.
     json: bool,
     gates: GateOutput,
+    notify: crate::notify::Notifier,
+    /// Each task's phase, for the events.
+    phases: std::collections::HashMap<String, String>,
 }
 
 impl Display {
@@ -104,13 +107,20 @@ impl Observer for Display {
                 ));
             }
             TaskOutcome::Failed { reason, .. } => {
-                self.say(&format!("{} {task}: {reason}", ui::red("failed")))
+                self.say(&format!("{} {task}: {reason}", ui::red("failed")));
+                let phase = self.phases.get(task).map(String::as_str);
+                crate::notify::task_failed(&self.notify, task, phase, "failed", reason, &[]);
             }
-            TaskOutcome::Conflict { files } => self.say(&format!(
-                "{} {task}: landing conflicts in {}",
-                ui::red("conflict"),
-                files.join(", ")
-            )),
+            TaskOutcome::Conflict { files } => {
+                self.say(&format!(
+                    "{} {task}: landing conflicts in {}",
+                    ui::red("conflict"),
+                    files.join(", ")
+                ));
+                let phase = self.phases.get(task).map(String::as_str);
+                let why = "its work conflicts with the work branch";
+                crate::notify::task_failed(&self.notify, task, phase, "conflict", why, files);
+            }
             TaskOutcome::Interrupted { reason, kept } => {
                 self.say(&format!(
                     "{} {task}: {reason}; it is pending again",
@@ -136,6 +146,7 @@ impl Observer for Display {
     }
 
     fn checkpointed(&self, report: &CheckpointReport) {
+        crate::notify::checkpointed(&self.notify, report);
         match &self.bar {
             Some(bar) => {
                 bar.suspend(|| print_gates(&self.plan, &report.phase, &report.runs, self.gates))
@@ -210,6 +221,12 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         prefix: jobs > 1,
         json: args.json,
         gates: GateOutput::choose(args.verbose),
+        notify: crate::notify::Notifier::new(&repo, &plan, &snap.plan),
+        phases: snap
+            .plan
+            .tasks()
+            .map(|(p, t)| (t.id.clone(), p.id.clone()))
+            .collect(),
     };
     if resume {
         display.say(&format!("resuming plan {plan}"));
@@ -244,10 +261,37 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 ));
             }
             ui::hint("`git orch resume` carries on");
+            display.notify.emit(
+                "run-finished",
+                json!({ "ok": false, "interrupted": stop.describe() }),
+            );
+            display.notify.finish();
             return Ok(stop.exit_code());
         }
-        (Err(e), _) => return Err(e),
+        (Err(e), _) => {
+            display.notify.emit(
+                "run-finished",
+                json!({ "ok": false, "error": format!("{e:#}") }),
+            );
+            display.notify.finish();
+            return Err(e);
+        }
     };
+    display.notify.emit(
+        "run-finished",
+        json!({
+            "ok": report.ok(),
+            "landed": report.landed,
+            "failed": report.failed.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            "conflicts": report.conflicts.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            "checkpoints": report.checkpoints,
+            "gate_failure": report.gate_failure,
+            "manual": report.manual,
+            "finished": report.finished_plan,
+            "interrupted": report.interrupted.map(|s| s.describe()),
+        }),
+    );
+    display.notify.finish();
     if args.json {
         ui::json(&json!({
             "plan": plan,

@@ -219,6 +219,15 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     let after = manual::fail(&repo, &snap.plan_name, &args.id, args.reason.as_deref())?;
+    let notify = crate::notify::Notifier::new(&repo, &snap.plan_name, &snap.plan);
+    let phase = snap.plan.task(&args.id).map(|(p, _)| p.id.as_str());
+    let reason = after
+        .task(&args.id)?
+        .reason()
+        .unwrap_or("failed by hand")
+        .to_string();
+    crate::notify::task_failed(&notify, &args.id, phase, "failed", &reason, &[]);
+    notify.finish();
     if args.json {
         ui::json(&json!({ "plan": after.plan_name, "task": args.id, "state": "failed" }));
     } else {

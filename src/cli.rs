@@ -217,6 +217,9 @@ pub struct RunArgs {
     /// Print a JSON summary at the end
     #[arg(long)]
     pub json: bool,
+    /// Stream every line gates print (on a terminal a failing gate shows its last lines)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Failed tasks to run again in place (`task retry`).
     #[arg(skip)]
     pub retry: Vec<String>,
@@ -335,6 +338,9 @@ pub struct CheckpointArgs {
     pub jobs: usize,
     #[arg(long)]
     pub json: bool,
+    /// Stream every line gates print (on a terminal a failing gate shows its last lines)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -352,7 +358,15 @@ pub struct RollbackArgs {
 
 #[derive(Args, Debug)]
 pub struct LogArgs {
+    /// The plan; a single name that is not a plan is a TASK or GATE of the active plan
     pub plan: Option<String>,
+    /// Print this stored log instead of the history: a TASK's latest attempt,
+    /// PHASE:GATE, or a GATE of the current phase (or of the one phase that ran it)
+    #[arg(value_name = "TASK|PHASE:GATE|GATE")]
+    pub name: Option<String>,
+    /// With a TASK: the log of this attempt (1 is the first)
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
     /// At most this many events, newest first
     #[arg(short = 'n', long = "max-count", value_name = "N")]
     pub max: Option<usize>,

@@ -9,6 +9,7 @@ mod engine;
 mod failpoint;
 mod git;
 mod hooks;
+mod notify;
 mod platform;
 mod process;
 mod render;

@@ -27,16 +27,18 @@ pub enum Schema {
     RollbackUndo,
     Finish,
     Log,
+    LogFile,
     Gate,
     PrePush,
     HookStatus,
     List,
     Report,
     McpError,
+    NotifyEvent,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 19] = [
+    pub const ALL: [Schema; 21] = [
         Schema::Check,
         Schema::Start,
         Schema::Status,
@@ -50,12 +52,14 @@ impl Schema {
         Schema::RollbackUndo,
         Schema::Finish,
         Schema::Log,
+        Schema::LogFile,
         Schema::Gate,
         Schema::PrePush,
         Schema::HookStatus,
         Schema::List,
         Schema::Report,
         Schema::McpError,
+        Schema::NotifyEvent,
     ];
 
     /// The name in the `schema` field, `git orch schema NAME` and the file
@@ -80,12 +84,14 @@ impl Schema {
             Schema::RollbackUndo => file!("rollback-undo"),
             Schema::Finish => file!("finish"),
             Schema::Log => file!("log"),
+            Schema::LogFile => file!("log-file"),
             Schema::Gate => file!("gate"),
             Schema::PrePush => file!("pre-push"),
             Schema::HookStatus => file!("hook-status"),
             Schema::List => file!("list"),
             Schema::Report => file!("report"),
             Schema::McpError => file!("mcp-error"),
+            Schema::NotifyEvent => file!("notify-event"),
         }
     }
 

@@ -33,6 +33,11 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// Whether a person watches both streams (a terminal, not a pipe or a file).
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal() && std::io::stdout().is_terminal()
+}
+
 fn paint(code: &str, text: &str) -> String {
     if colour_on() {
         format!("\x1b[{code}m{text}\x1b[0m")

@@ -37,15 +37,14 @@ fn plain_status_names_the_gate_that_failed() {
         line.contains("failed") && line.contains("exit code 3"),
         "{line}"
     );
-    // The log it points at is really there.
-    let log = line
-        .split("orch/p/state:")
+    // The command it names prints that log.
+    let command = line
+        .split("log: git orch ")
         .nth(1)
-        .unwrap_or_else(|| panic!("no log path in {line}"))
+        .unwrap_or_else(|| panic!("no log command in {line}"))
         .trim();
-    let shown = repo
-        .show(&format!("orch/p/state:{log}"))
-        .unwrap_or_else(|| panic!("no log at {log}"));
+    let args: Vec<&str> = command.split(' ').collect();
+    let shown = repo.orch_ok(&args);
     assert!(shown.contains("lint says no"), "{shown}");
 }
 

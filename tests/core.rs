@@ -982,15 +982,14 @@ fn checkpoint_runs_gates_apart_and_tags_on_success() {
     assert_eq!(phase(&st, "one")["state"], "failed");
     assert_eq!(phase(&st, "one")["checkpoint"], Value::Null);
     assert_eq!(st["phase"], "one");
-    let marker = "orch/g/state:";
-    let at = err.find(marker).expect("the log's location is printed");
-    let path: String = err[at + marker.len()..]
+    let marker = "full log: `git orch ";
+    let at = err.find(marker).expect("the log's command is printed");
+    let command: String = err[at + marker.len()..]
         .chars()
-        .take_while(|c| *c != '`' && !c.is_whitespace())
+        .take_while(|c| *c != '`')
         .collect();
-    let log = repo
-        .show(&format!("orch/g/state:{path}"))
-        .unwrap_or_else(|| panic!("no log at {path}"));
+    let args: Vec<&str> = command.split(' ').collect();
+    let log = repo.orch_ok(&args);
     assert!(log.contains("judging"), "{log}");
     assert!(state_summaries(&repo, "g")[0].contains("checkpoint one: failed"));
 

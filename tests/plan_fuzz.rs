@@ -316,6 +316,7 @@ fn plan() -> impl Strategy<Value = Plan> {
                 },
                 gates,
                 phases,
+                notify: Vec::new(),
             },
         )
 }
@@ -444,6 +445,7 @@ fn deep_dependency_chains_validate() {
         base: None,
         defaults: Defaults::default(),
         gates: vec![],
+        notify: vec![],
         phases: vec![Phase {
             id: "p".into(),
             title: None,

@@ -241,6 +241,8 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     doc(json_doc(&out, "gate --pre-push --json"));
     let cp = doc(repo.orch_json(&["checkpoint", "--json"]));
     assert_eq!(cp["next_phase"], "two", "{cp}");
+    let stored = doc(repo.orch_json(&["log", "one:unit", "--json"]));
+    assert_eq!(stored["gate"], "unit", "{stored}");
     doc(repo.orch_json(&["rollback", "--to", "start", "--json"]));
     doc(repo.orch_json(&["rollback", "--undo", "--json"]));
     let run = doc(repo.orch_json(&["run", "--json"]));
@@ -273,5 +275,7 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     assert_eq!(json_doc(&out, "check --json of a bad plan")["valid"], false);
     // The MCP server's error document is exercised by tests/mcp.rs.
     seen.insert("mcp-error".to_string());
+    // The event hooks' stdin is exercised by tests/live.rs.
+    seen.insert("notify-event".to_string());
     assert_eq!(seen, listed(&repo), "every schema is exercised here");
 }

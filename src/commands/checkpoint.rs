@@ -12,8 +12,12 @@ use crate::ui;
 pub fn run(args: CheckpointArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     let plan = snap.plan_name.clone();
-    let on_line =
-        |gate: &str, line: &str| ui::note(&format!("{} {line}", ui::dim(&format!("[{gate}]"))));
+    let output = GateOutput::choose(args.verbose);
+    let on_line = |gate: &str, line: &str| {
+        if output.stream {
+            ui::note(&format!("{} {line}", ui::dim(&format!("[{gate}]"))))
+        }
+    };
     let on_start = |gate: &str| ui::note(&format!("running gate {gate}…"));
     let opts = GateOptions {
         no_cache: args.no_cache,
@@ -21,7 +25,9 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
         on_line: &on_line,
         on_start: &on_start,
     };
+    let notify = crate::notify::Notifier::new(&repo, &plan, &snap.plan);
     let report = checkpoint(&repo, &plan, args.phase.as_deref(), &opts)?;
+    crate::notify::checkpointed(&notify, &report);
     if args.json {
         ui::json_doc(
             Schema::Checkpoint,
@@ -33,7 +39,7 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
             }),
         )?;
     } else {
-        print_gates(&plan, &report.runs);
+        print_gates(&plan, &report.phase, &report.runs, output);
         if report.passed {
             ui::note(&format!(
                 "phase {} {} at {}: tag orch/{plan}/{}",
@@ -70,8 +76,32 @@ pub fn gates_json(runs: &[GateRun]) -> serde_json::Value {
         .collect::<Vec<_>>())
 }
 
+/// How many of a failing gate's last lines are shown.
+pub const TAIL_LINES: usize = 20;
+
+/// What is shown of a gate's output. On a terminal: nothing while it runs,
+/// a failing gate's last [`TAIL_LINES`] lines and the command that prints
+/// the whole log after it. Piped (a CI log): every line as it comes, since
+/// the log may be all that is kept of the run, and the last lines again
+/// under the verdict, so the end of the log says what failed. `-v`: every
+/// line, as it comes, and nothing again.
+#[derive(Clone, Copy)]
+pub struct GateOutput {
+    pub stream: bool,
+    pub tail: bool,
+}
+
+impl GateOutput {
+    pub fn choose(verbose: bool) -> GateOutput {
+        GateOutput {
+            stream: verbose || !ui::interactive(),
+            tail: !verbose,
+        }
+    }
+}
+
 /// One line per gate; a failure names its commit and where its log is.
-pub fn print_gates(plan: &str, runs: &[GateRun]) {
+pub fn print_gates(plan: &str, phase: &str, runs: &[GateRun], output: GateOutput) {
     for r in runs {
         let res = &r.result;
         let verdict = if res.passed {
@@ -86,12 +116,33 @@ pub fn print_gates(plan: &str, runs: &[GateRun]) {
         };
         ui::note(&format!("gate {}: {verdict}{extra}", res.name));
         if !res.passed {
+            if output.tail {
+                print_tail(&r.log);
+            }
             ui::note(&format!(
-                "  {} on {}; log: `git show orch/{plan}/state:{}`",
+                "  {} on {}; full log: `git orch log {plan} {phase}:{}`",
                 res.reason.as_deref().unwrap_or("failed"),
                 res.commit.short(),
-                res.log
+                res.name
             ));
         }
+    }
+}
+
+/// The last [`TAIL_LINES`] lines of a log, indented, after how many came before.
+fn print_tail(log: &[u8]) {
+    let text = String::from_utf8_lossy(log);
+    let lines: Vec<&str> = text.lines().collect();
+    let skipped = lines.len().saturating_sub(TAIL_LINES);
+    if skipped > 0 {
+        ui::note(&format!(
+            "  {}",
+            ui::dim(&format!(
+                "… {skipped} lines before these; its last {TAIL_LINES}:"
+            ))
+        ));
+    }
+    for line in &lines[skipped..] {
+        ui::note(&format!("  {} {line}", ui::dim("│")));
     }
 }

@@ -3,6 +3,7 @@ use serde_json::json;
 
 use super::open_repo;
 use crate::cli::JsonArg;
+use crate::engine::runner::{self, Runner};
 use crate::schema::Schema;
 use crate::state::store;
 use crate::ui;
@@ -27,6 +28,14 @@ pub fn run(args: JsonArg) -> Result<u8> {
             .iter()
             .filter(|p| snap.is_checkpointed(&p.id))
             .count();
+        // Running tasks whose runner is gone, and what recovers each.
+        let mut stale = Vec::new();
+        for id in &snap.state.active {
+            let t = snap.task(id)?;
+            if let Some((Runner::Gone, recover)) = runner::view(&name, id, &t) {
+                stale.push(json!({ "task": id, "runner": "gone", "recover": recover }));
+            }
+        }
         rows.push(json!({
             "plan": name,
             "title": snap.plan.title,
@@ -36,6 +45,7 @@ pub fn run(args: JsonArg) -> Result<u8> {
             "done": done,
             "phases": snap.plan.phases.len(),
             "checkpointed": checkpoints,
+            "stale": stale,
         }));
     }
     if args.json {
@@ -52,8 +62,23 @@ pub fn run(args: JsonArg) -> Result<u8> {
             "every phase checkpointed (`git orch finish` to clean up)".to_string(),
             |p| format!("phase {p}"),
         );
+        let stale = r["stale"].as_array().map_or(&[][..], |a| a.as_slice());
+        let mut recovers: Vec<&str> = stale.iter().filter_map(|s| s["recover"].as_str()).collect();
+        recovers.dedup();
+        let gone = if stale.is_empty() {
+            String::new()
+        } else {
+            let ids: Vec<&str> = stale.iter().filter_map(|s| s["task"].as_str()).collect();
+            let recovers: Vec<String> = recovers.iter().map(|c| format!("`{c}`")).collect();
+            format!(
+                "; {} for {}: recover with {}",
+                ui::red("runner gone"),
+                ids.join(", "),
+                recovers.join(" / ")
+            )
+        };
         ui::out(&format!(
-            "{:<24} {}/{} tasks, {}/{} phases checkpointed, {}",
+            "{:<24} {}/{} tasks, {}/{} phases checkpointed, {}{gone}",
             r["plan"].as_str().unwrap_or(""),
             r["done"],
             r["tasks"],

@@ -6,7 +6,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::checkpoint::print_gates;
+use super::checkpoint::{print_gates, GateOutput};
 use super::open_plan;
 use crate::cli::RunArgs;
 use crate::engine::checkpoint::CheckpointReport;
@@ -25,6 +25,10 @@ struct Display {
     prefix: bool,
     /// `--json`: stdout carries the summary alone, task output goes to stderr.
     json: bool,
+    gates: GateOutput,
+    notify: crate::notify::Notifier,
+    /// Each task's phase, for the events.
+    phases: std::collections::HashMap<String, String>,
 }
 
 impl Display {
@@ -104,13 +108,20 @@ impl Observer for Display {
                 ));
             }
             TaskOutcome::Failed { reason, .. } => {
-                self.say(&format!("{} {task}: {reason}", ui::red("failed")))
+                self.say(&format!("{} {task}: {reason}", ui::red("failed")));
+                let phase = self.phases.get(task).map(String::as_str);
+                crate::notify::task_failed(&self.notify, task, phase, "failed", reason, &[]);
             }
-            TaskOutcome::Conflict { files } => self.say(&format!(
-                "{} {task}: landing conflicts in {}",
-                ui::red("conflict"),
-                files.join(", ")
-            )),
+            TaskOutcome::Conflict { files } => {
+                self.say(&format!(
+                    "{} {task}: landing conflicts in {}",
+                    ui::red("conflict"),
+                    files.join(", ")
+                ));
+                let phase = self.phases.get(task).map(String::as_str);
+                let why = "its work conflicts with the work branch";
+                crate::notify::task_failed(&self.notify, task, phase, "conflict", why, files);
+            }
             TaskOutcome::Interrupted { reason, kept } => {
                 self.say(&format!(
                     "{} {task}: {reason}; it is pending again",
@@ -125,6 +136,9 @@ impl Observer for Display {
     }
 
     fn gate_line(&self, gate: &str, line: &str) {
+        if !self.gates.stream {
+            return;
+        }
         self.print(&format!("{} {line}", ui::dim(&format!("[gate {gate}]"))));
     }
 
@@ -133,9 +147,12 @@ impl Observer for Display {
     }
 
     fn checkpointed(&self, report: &CheckpointReport) {
+        crate::notify::checkpointed(&self.notify, report);
         match &self.bar {
-            Some(bar) => bar.suspend(|| print_gates(&self.plan, &report.runs)),
-            None => print_gates(&self.plan, &report.runs),
+            Some(bar) => {
+                bar.suspend(|| print_gates(&self.plan, &report.phase, &report.runs, self.gates))
+            }
+            None => print_gates(&self.plan, &report.phase, &report.runs, self.gates),
         }
         if report.passed {
             self.say(&format!(
@@ -204,6 +221,13 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         last_wait: Mutex::new(String::new()),
         prefix: jobs > 1,
         json: args.json,
+        gates: GateOutput::choose(args.verbose),
+        notify: crate::notify::Notifier::new(&repo, &plan, &snap.plan),
+        phases: snap
+            .plan
+            .tasks()
+            .map(|(p, t)| (t.id.clone(), p.id.clone()))
+            .collect(),
     };
     if resume {
         display.say(&format!("resuming plan {plan}"));
@@ -252,10 +276,37 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 ));
             }
             ui::hint("`git orch resume` carries on");
+            display.notify.emit(
+                "run-finished",
+                json!({ "ok": false, "interrupted": stop.describe() }),
+            );
+            display.notify.finish();
             return Ok(stop.exit_code());
         }
-        (Err(e), _) => return Err(e),
+        (Err(e), _) => {
+            display.notify.emit(
+                "run-finished",
+                json!({ "ok": false, "error": format!("{e:#}") }),
+            );
+            display.notify.finish();
+            return Err(e);
+        }
     };
+    display.notify.emit(
+        "run-finished",
+        json!({
+            "ok": report.ok(),
+            "landed": report.landed,
+            "failed": report.failed.iter().map(|(id, _, _)| id).collect::<Vec<_>>(),
+            "conflicts": report.conflicts.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            "checkpoints": report.checkpoints,
+            "gate_failure": report.gate_failure,
+            "manual": report.manual,
+            "finished": report.finished_plan,
+            "interrupted": report.interrupted.map(|s| s.describe()),
+        }),
+    );
+    display.notify.finish();
     if args.json {
         ui::json_doc(
             Schema::Run,
@@ -320,7 +371,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         }
         if let Some(phase) = &report.gate_failure {
             ui::note(&format!(
-                "  phase {phase} failed its gates (logs in `git orch status {plan}`)"
+                "  phase {phase} failed its gates (see above; a gate's whole log: `git orch log {plan} {phase}:GATE`)"
             ));
         }
         ui::hint(&format!(

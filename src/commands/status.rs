@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::open_plan;
 use crate::cli::StatusArgs;
+use crate::engine::runner::{self, Runner};
 use crate::plan::parse_duration;
 use crate::schema::Schema;
 use crate::state::{CommitId, Snapshot, TaskState, TaskStatus};
@@ -74,6 +75,11 @@ struct TaskReport<'a> {
     reason: Option<&'a str>,
     log: Option<&'a str>,
     depends_on: &'a [String],
+    /// A running task's runner: `alive`, `gone` or `other-host`.
+    runner: Option<&'static str>,
+    /// When the runner is gone: the command that recovers the task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recover: Option<String>,
 }
 
 type Records = BTreeMap<String, Arc<TaskState>>;
@@ -125,6 +131,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         .tasks()
         .map(|(phase, task)| {
             let t = records.get(&task.id).map(|t| &**t);
+            let runner = t.and_then(|t| runner::view(&snap.plan_name, &task.id, t));
             TaskReport {
                 id: &task.id,
                 phase: &phase.id,
@@ -145,6 +152,8 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 reason: t.and_then(|t| t.reason()),
                 log: t.and_then(|t| t.log.as_deref()),
                 depends_on: &task.depends_on,
+                runner: runner.as_ref().map(|(r, _)| r.as_str()),
+                recover: runner.and_then(|(_, cmd)| cmd),
             }
         })
         .collect();
@@ -161,9 +170,14 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
     }
 }
 
+/// How long a running task has run so far; nothing for one whose runner is
+/// gone (its clock stopped when the runner died, at a moment nobody recorded).
 fn running_seconds(t: Option<&TaskState>) -> Option<f64> {
     let t = t?;
-    (t.state() == TaskStatus::Running)
+    let gone = t
+        .claim()
+        .is_some_and(|c| !c.manual && runner::of_claim(c) == Runner::Gone);
+    (t.state() == TaskStatus::Running && !gone)
         .then(|| t.started_at().map(|s| crate::state::now() - s))
         .flatten()
 }
@@ -225,14 +239,43 @@ fn render(snap: &Snapshot, records: &Records) {
             let reason = t
                 .and_then(|t| t.reason())
                 .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
+            let runner = t.and_then(|t| runner_note(&snap.plan_name, &task.id, t));
             ui::out(&format!(
-                "    {:<20} {:<10} {}{}",
+                "    {:<20} {:<10} {}{}{}",
                 task.id,
                 ui::state_word(s.as_str()),
                 ui::dim(&time),
-                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(r)))
+                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(r))),
+                runner.unwrap_or_default()
             ));
         }
+    }
+}
+
+/// After a running task whose runner is gone (or cannot be checked): what
+/// is known, and the command that recovers it.
+fn runner_note(plan: &str, id: &str, t: &TaskState) -> Option<String> {
+    let (r, recover) = runner::view(plan, id, t)?;
+    let claim = t.claim()?;
+    match r {
+        Runner::Alive => None,
+        Runner::OtherHost => Some(format!(
+            "  (runner pid {} on host {}: cannot be checked from here)",
+            claim.pid,
+            ui::printable(&claim.host)
+        )),
+        Runner::Gone if claim.manual => Some(format!(
+            "  {}: its worktree is gone; recover: `{}`",
+            ui::red("started by hand"),
+            recover.unwrap_or_default()
+        )),
+        Runner::Gone => Some(format!(
+            "  {} (pid {}, started {}); recover: `{}`",
+            ui::red("runner gone"),
+            claim.pid,
+            crate::render::utc_time(claim.since),
+            recover.unwrap_or_default()
+        )),
     }
 }
 
@@ -242,12 +285,12 @@ fn render_failed_gates(snap: &Snapshot, phase: &str) {
     for gate in gates.unwrap_or_default().iter().filter(|g| !g.passed) {
         let why = gate.reason.as_deref().unwrap_or("failed");
         ui::out(&format!(
-            "    gate {:<15} {} ({})  log: git show orch/{}/state:{}",
+            "    gate {:<15} {} ({})  log: git orch log {} {phase}:{}",
             gate.name,
             ui::state_word("failed"),
             ui::printable(why),
             snap.plan_name,
-            gate.log
+            gate.name
         ));
     }
 }

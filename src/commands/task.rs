@@ -76,6 +76,7 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
             task: Some(args.id.clone()),
             jobs: Some(1),
             retry_failed: false,
+            verbose: false,
             json: args.json,
             retry: vec![args.id],
         };
@@ -281,6 +282,15 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     let after = manual::fail(&repo, &snap.plan_name, &args.id, args.reason.as_deref())?;
+    let notify = crate::notify::Notifier::new(&repo, &snap.plan_name, &snap.plan);
+    let phase = snap.plan.task(&args.id).map(|(p, _)| p.id.as_str());
+    let reason = after
+        .task(&args.id)?
+        .reason()
+        .unwrap_or("failed by hand")
+        .to_string();
+    crate::notify::task_failed(&notify, &args.id, phase, "failed", &reason, &[]);
+    notify.finish();
     if args.json {
         ui::json_doc(
             Schema::Task,

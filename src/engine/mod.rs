@@ -12,6 +12,7 @@ pub mod progress;
 pub mod report;
 pub mod rollback;
 pub mod run;
+pub mod runner;
 pub mod schedule;
 pub mod start;
 pub mod tamper;

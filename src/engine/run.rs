@@ -834,14 +834,10 @@ fn record_failure(
 
 /// Whether `id` is claimed by a runner of this host that is gone.
 fn abandoned(snap: &Snapshot, id: &str) -> Result<bool> {
-    Ok(snap.tasks.get(id)?.is_some_and(|t| {
-        t.state() == TaskStatus::Running
-            && t.claim().is_some_and(|c| {
-                !c.manual
-                    && c.host == process::hostname()
-                    && !process::is_alive(c.pid, c.proc_start)
-            })
-    }))
+    Ok(snap
+        .tasks
+        .get(id)?
+        .is_some_and(|t| super::runner::abandoned(&t)))
 }
 
 /// Finds tasks claimed by runners that are gone (same host, process dead),
@@ -849,17 +845,12 @@ fn abandoned(snap: &Snapshot, id: &str) -> Result<bool> {
 /// pending again so this run picks them up.
 pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Result<Vec<String>> {
     let snap = store::load(repo, plan)?;
-    let host = process::hostname();
     let work = snap.state.work.oid();
     let mut recovered = Vec::new();
     for id in &snap.state.active {
         let t = snap.task(id)?;
         let Some(claim) = t.claim() else { continue };
-        if t.state() != TaskStatus::Running
-            || claim.manual
-            || claim.host != host
-            || process::is_alive(claim.pid, claim.proc_start)
-        {
+        if !super::runner::abandoned(&t) {
             continue;
         }
         let pgid_file = workspace::pgid_file(repo, plan, id);

@@ -131,6 +131,7 @@ mod tests {
             base: None,
             defaults: Defaults::default(),
             gates: Vec::new(),
+            notify: Vec::new(),
             phases: phases
                 .into_iter()
                 .enumerate()

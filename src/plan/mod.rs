@@ -45,6 +45,34 @@ pub struct Plan {
     pub gates: Vec<Gate>,
     #[serde(default)]
     pub phases: Vec<Phase>,
+    /// Commands run on chosen events (see [`crate::notify`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+/// The events a `[[notify]]` hook (or `orch.notify`) may choose. `task-parked`
+/// and `task-review` are named ahead of the states they are about (issue
+/// 11) and are not sent yet.
+pub const NOTIFY_EVENTS: &[&str] = &[
+    "task-failed",
+    "task-parked",
+    "task-review",
+    "gates-failed",
+    "phase-checkpointed",
+    "run-finished",
+];
+
+/// `[[notify]]`: a command run with an event as JSON on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub run: String,
+    /// The events it runs on (names in [`NOTIFY_EVENTS`]); all when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    /// How long it may take (default 10s); a hook that takes longer is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// Values that apply to every task unless the task says otherwise.

@@ -2,7 +2,10 @@
 //! path. serde stops at the first unknown field and (for TOML) does not say
 //! where in the tree it was; users fixing a plan want all of them at once.
 
-pub const TOP: &[&str] = &["name", "title", "base", "defaults", "gates", "phases"];
+pub const TOP: &[&str] = &[
+    "name", "title", "base", "defaults", "gates", "phases", "notify",
+];
+pub const NOTIFY: &[&str] = &["run", "events", "timeout"];
 pub const DEFAULTS: &[&str] = &[
     "run",
     "timeout",
@@ -104,6 +107,11 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
                 entries(v, "defaults", DEFAULTS, &mut out);
             }
             "gates" => gates(v, "gates", &mut out),
+            "notify" => {
+                for (i, n) in items(v).enumerate() {
+                    entries(n, &format!("notify[{i}]"), NOTIFY, &mut out);
+                }
+            }
             "phases" => {
                 for (i, phase) in items(v).enumerate() {
                     let path = format!("phases[{i}]");

@@ -155,6 +155,41 @@ impl Validator<'_> {
         self.run("defaults", d.run.as_ref(), None);
         let anchors = self.anchors.plan_gates.clone();
         self.gates(&plan.gates, "gates", &anchors, &mut HashMap::new());
+        self.notify();
+    }
+
+    /// `[[notify]]`: a command, known event names, a valid timeout.
+    fn notify(&mut self) {
+        for (i, n) in self.plan.notify.iter().enumerate() {
+            let what = format!("notify[{i}]");
+            let pos = self
+                .searchable()
+                .and_then(|s| locate::key_value(s, "run", &n.run, 0));
+            if n.run.trim().is_empty() {
+                self.error(
+                    format!("{what}: `run` is empty; give a command or remove the hook"),
+                    pos,
+                );
+            }
+            for e in n.events.iter().flatten() {
+                if !super::NOTIFY_EVENTS.contains(&e.as_str()) {
+                    let at = self.item(e, pos);
+                    self.error(
+                        format!(
+                            "{what}: unknown event `{e}`; events are {}",
+                            super::NOTIFY_EVENTS.join(", ")
+                        ),
+                        at,
+                    );
+                }
+            }
+            self.duration(
+                &format!("{what} timeout"),
+                "timeout",
+                n.timeout.as_ref(),
+                pos,
+            );
+        }
     }
 
     /// Gate names become file names, so they follow the id rules, and must

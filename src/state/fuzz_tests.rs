@@ -39,6 +39,7 @@ fn plan() -> Plan {
         base: None,
         defaults: Defaults::default(),
         gates: Vec::new(),
+        notify: Vec::new(),
         phases: vec![
             Phase {
                 id: "one".into(),

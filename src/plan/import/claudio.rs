@@ -349,6 +349,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             defaults: Defaults::default(),
             gates: Vec::new(),
             phases: Vec::new(),
+            notify: Vec::new(),
         },
         kind: "Claudio",
         source: shown_root.clone(),

@@ -762,6 +762,7 @@ pub fn import(tasks_path: &Path, name: Option<&str>) -> Result<Imported> {
             defaults: Defaults::default(),
             gates: Vec::new(),
             phases: Vec::new(),
+            notify: Vec::new(),
         },
         kind: "spec-kit",
         source: shown.clone(),

@@ -83,6 +83,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Graph(args) => graph::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::SynthLand(args) => synth::run(args),
     }
 }

@@ -282,6 +282,26 @@ fn q_and_ctrl_c_leave_the_view_and_give_the_shell_prompt_back() {
     tmux.wait_for("the shell running a command", |s| s.contains("cooked-42"));
 }
 
+/// `ORCH_WATCH_PANIC` exists in builds with the `failpoints` feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panic_in_the_view_gives_the_terminal_back() {
+    let repo = TestRepo::new();
+    finished_plan(&repo);
+    let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
+    tmux.type_line("ORCH_WATCH_PANIC=1 git orch watch; echo watch-exited-$?");
+    let s = tmux.wait_for("the exit after the panic", |s| {
+        s.contains("watch-exited-101")
+    });
+    assert!(
+        s.contains("ORCH_WATCH_PANIC is set"),
+        "the message shows:\n{s}"
+    );
+    assert!(!s.contains("phases and tasks"), "the view is gone:\n{s}");
+    tmux.type_line("echo cooked-$((40+2))");
+    tmux.wait_for("the shell running a command", |s| s.contains("cooked-42"));
+}
+
 #[test]
 fn no_color_keeps_colour_escapes_out_of_the_view() {
     let repo = TestRepo::new();

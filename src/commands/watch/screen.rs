@@ -118,6 +118,11 @@ impl App {
             terminal
                 .draw(|f| self.draw(f, follow))
                 .context("cannot draw on the terminal")?;
+            // The tests' way to check that a panic gives the terminal back.
+            #[cfg(feature = "failpoints")]
+            if std::env::var_os("ORCH_WATCH_PANIC").is_some() {
+                panic!("ORCH_WATCH_PANIC is set");
+            }
             if !event::poll(interval.min(Duration::from_millis(100)))? {
                 continue;
             }

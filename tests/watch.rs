@@ -178,6 +178,28 @@ fn run_until_slow_runs(repo: &TestRepo) -> Child {
     child
 }
 
+fn wait_until_done(repo: &TestRepo, id: &str) {
+    let start = Instant::now();
+    while task_state(&status_json(repo), id) != "done" {
+        assert!(start.elapsed() < DEADLINE, "{id} never landed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The seconds a row's time column shows (`12.5s / est …`, `1m05s …`).
+fn seconds_of(row: &str) -> f64 {
+    let Some(word) = row
+        .split_whitespace()
+        .find(|w| w.ends_with('s') && w.starts_with(|c: char| c.is_ascii_digit()))
+    else {
+        return 0.0;
+    };
+    match word.trim_end_matches('s').split_once('m') {
+        Some((m, s)) => m.parse::<f64>().unwrap_or(0.0) * 60.0 + s.parse::<f64>().unwrap_or(0.0),
+        None => word.trim_end_matches('s').parse().unwrap_or(0.0),
+    }
+}
+
 /// A plan carried to its end: task `second` prints 100 numbered lines.
 fn finished_plan(repo: &TestRepo) {
     let plan = repo.plan(
@@ -207,6 +229,7 @@ fn watch_shows_a_running_task_with_its_live_log_and_its_move_to_done_without_a_k
     let repo = TestRepo::new();
     let go = waiting_plan(&repo);
     let mut run = run_until_slow_runs(&repo);
+    wait_until_done(&repo, "quick");
     let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
     tmux.type_line("git orch watch");
     let s = tmux.wait_for("slow running, with its live output", |s| {
@@ -214,6 +237,11 @@ fn watch_shows_a_running_task_with_its_live_log_and_its_move_to_done_without_a_k
     });
     assert!(s.contains("· live"), "the pane says the log is live:\n{s}");
     assert!(row(&s, "slow").contains("est 10m"), "{s}");
+    // Its clock goes on while the state stands still.
+    let t0 = seconds_of(row(&s, "slow"));
+    tmux.wait_for("slow's clock ticking", |s| {
+        seconds_of(row(s, "slow")) >= t0 + 1.5
+    });
     std::fs::write(&go, "").expect("release slow");
     let s = tmux.wait_for("slow done", |s| {
         row(s, "slow").contains("done") && line_of(s, "phase two").contains("checkpointed")
@@ -395,11 +423,7 @@ fn o_reopens_a_done_task_through_the_cli_and_says_what_happened() {
     let repo = TestRepo::new();
     let go = waiting_plan(&repo);
     let mut run = run_until_slow_runs(&repo);
-    let start = Instant::now();
-    while task_state(&status_json(&repo), "quick") != "done" {
-        assert!(start.elapsed() < DEADLINE, "quick never landed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_done(&repo, "quick");
     let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
     tmux.type_line("git orch watch");
     tmux.wait_for("the view on slow", |s| line_of(s, "› ").contains("slow"));

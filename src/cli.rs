@@ -67,6 +67,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Install or print the man pages (so `git orch --help` works)
     Man(ManArgs),
+    /// A live full-screen view of a plan that follows its state branch
+    Watch(WatchArgs),
     /// For benchmarks: land the next N ready tasks with made-up commits
     #[command(hide = true)]
     SynthLand(SynthArgs),
@@ -422,4 +424,24 @@ pub struct DemoArgs {
     /// Keep the repository afterwards and print its path
     #[arg(long)]
     pub keep: bool,
+}
+
+/// Follows the plan's state branch (no daemon: it re-reads the state when
+/// the branch moves). Keys: ↑/↓ or k/j move, Enter or l opens the selected
+/// log, r retries a failed task, o reopens a done one, q or Ctrl-C quits.
+/// Not on a terminal (a pipe, TERM=dumb) or with --plain it prints a plain
+/// listing each time the state changes, until every phase is checkpointed.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The plan (may be left out when exactly one plan is active)
+    pub plan: Option<String>,
+    /// A plain listing instead of the full-screen view
+    #[arg(long)]
+    pub plain: bool,
+    /// Print the plain listing once and exit
+    #[arg(long)]
+    pub once: bool,
+    /// How often to look at the state branch, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub interval: u64,
 }

@@ -89,6 +89,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Mcp(args) => mcp::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::SynthLand(args) => synth::run(args),
     }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// off whatever else says; then git config `orch.color` (`always`, `never`,
 /// `auto`; read by [`crate::config`], `git -c orch.color=…` included); `auto` or unset paints only when
 /// stdout and stderr are both terminals and `TERM` is not `dumb`.
-fn colour_on() -> bool {
+pub(crate) fn colour_on() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
         let terminal = || {

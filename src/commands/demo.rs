@@ -233,6 +233,10 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     let plan_arg = plan_file.display().to_string();
     demo.expect(&["check", &plan_arg], &[], 0)?;
     demo.expect(&["start", &plan_arg], &[], 0)?;
+    demo.say(&format!(
+        "to see it live, run `git orch watch` in a second terminal: cd {} && git orch watch",
+        demo.repo.display()
+    ));
     demo.expect(&["status"], &[], 0)?;
 
     demo.step("Phase 1 by hand: each task in its own worktree");

@@ -23,6 +23,7 @@ pub mod start;
 pub mod status;
 pub mod synth;
 pub mod task;
+pub mod watch;
 
 use anyhow::Result;
 

@@ -182,7 +182,7 @@ fn running_seconds(t: Option<&TaskState>) -> Option<f64> {
         .flatten()
 }
 
-fn render(snap: &Snapshot, records: &Records) {
+pub(crate) fn render(snap: &Snapshot, records: &Records) {
     let title = snap
         .plan
         .title

@@ -137,7 +137,11 @@ fn run_task(
         contain: true,
         wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
-    let finished = process::run(&job, |line| observer.line(id, line));
+    let mut live = workspace::LiveLog::create(&repo, plan, id);
+    let finished = process::run(&job, |line| {
+        live.line(line);
+        observer.line(id, line);
+    });
     let mut tampered = watch
         .check(&repo)
         .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);

@@ -123,6 +123,56 @@ pub fn park_clean(repo: &Repo, plan: &str, worktree: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Where the runner writes a task's output while it runs, line by line,
+/// for `git orch watch` to tail; the log stored in the state branch when
+/// the attempt ends is the one that counts. The next attempt starts it
+/// afresh.
+pub fn live_log(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    repo.orch_dir()
+        .join("run")
+        .join(plan)
+        .join(format!("{task}.log"))
+}
+
+/// A task's live log: [`live_log`], started empty, kept under
+/// [`LIVE_LOG_LIMIT`] bytes by starting over when it would pass it. A
+/// write that fails is dropped: the live log is a convenience, never a
+/// reason for a task to fail.
+pub struct LiveLog {
+    file: Option<std::fs::File>,
+    written: usize,
+}
+
+pub const LIVE_LOG_LIMIT: usize = 4 << 20;
+
+impl LiveLog {
+    pub fn create(repo: &Repo, plan: &str, task: &str) -> LiveLog {
+        let path = live_log(repo, plan, task);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        LiveLog {
+            file: std::fs::File::create(&path).ok(),
+            written: 0,
+        }
+    }
+
+    pub fn line(&mut self, line: &str) {
+        use std::io::{Seek, Write};
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        if self.written + line.len() + 1 > LIVE_LOG_LIMIT {
+            let _ = file.set_len(0).and_then(|_| file.rewind());
+            let note = "[git-orch: earlier output cut from the live log]\n";
+            self.written = file.write_all(note.as_bytes()).map_or(0, |_| note.len());
+        }
+        if file.write_all(format!("{line}\n").as_bytes()).is_ok() {
+            self.written += line.len() + 1;
+        }
+    }
+}
+
 /// Present while the runner lands a task and parks its worktree.
 pub fn parking_marker(repo: &Repo, plan: &str, task: &str) -> PathBuf {
     repo.orch_dir()

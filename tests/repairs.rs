@@ -141,3 +141,48 @@ fn files_left_where_a_reset_removed_a_worktree_never_block_the_next_start() {
     repo.orch_ok(&["task", "start", "a"]);
     repo.fsck();
 }
+
+/// Issue 10 item 8: a repair pass that repaired something and then failed
+/// exits 1 (not the 2 of "nothing changed") and says what it did change:
+/// here the work branch is put back, its stray commit kept in a ref, and
+/// then the `start` tag cannot be made again (a ref below its name blocks
+/// it). The repair that was made stays made.
+#[test]
+fn a_repair_pass_that_fails_half_way_exits_1_and_says_what_it_repaired() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"echo a > a.txt\"\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let work = repo.rev("refs/heads/orch/p/work").expect("work");
+    let mine = commit_on_work(&repo);
+    let start = repo.rev("refs/tags/orch/p/start").expect("start tag");
+    repo.git(&["update-ref", "-d", "refs/tags/orch/p/start"]);
+    repo.git(&["update-ref", "refs/tags/orch/p/start/blocker", &start]);
+
+    let out = repo.orch(&["status"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    assert!(
+        errors[0].contains("was recorded, but then"),
+        "it says a change was made before the failure: {err}"
+    );
+    // What it says it repaired, it did: the work branch is back, the
+    // person's commit is kept in the ref it names.
+    let kept = kept_in_repair(&repo, &mine);
+    assert!(err.contains(&kept), "the error names {kept}: {err}");
+    assert_eq!(
+        repo.rev("refs/heads/orch/p/work").as_deref(),
+        Some(work.as_str())
+    );
+
+    // Once the blocker is gone, the next command finishes the repair.
+    repo.git(&["update-ref", "-d", "refs/tags/orch/p/start/blocker"]);
+    let out = repo.orch(&["status"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(repo.rev("refs/tags/orch/p/start").is_some());
+    repo.fsck();
+}

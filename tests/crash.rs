@@ -668,6 +668,9 @@ id = "two"
         case("task-landed", AUTO, "start", RUN, RESUME, "done"),
         case("worktree-detached", AUTO, "start", RUN, RESUME, "done"),
         case("worktree-parked", AUTO, "start", RUN, RESUME, "done"),
+        // a move to or from the pool cut between the rename and git's record
+        case("worktree-move-renamed", AUTO, "start", RUN, RESUME, "done"),
+        case("worktree-move-renamed@2", AUTO, "start", RUN, RESUME, "done"),
         // the runner's checkpoint
         case("gate-checkout-made", AUTO, "start", RUN, RESUME, "done"),
         case("gates-ran", AUTO, "start", RUN, RESUME, "done"),

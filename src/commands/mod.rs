@@ -51,6 +51,7 @@ pub fn open_plan(named: Option<&str>) -> Result<(Repo, Snapshot)> {
     for note in reconcile::reconcile(&repo, &snap)? {
         ui::note(&format!("{} {note}", ui::yellow("repair:")));
     }
+    crate::engine::workspace::repair_cut_moves(&repo, &plan);
     Ok((repo, snap))
 }
 

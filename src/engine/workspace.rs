@@ -242,6 +242,27 @@ pub fn unpark(repo: &Repo, plan: &str, dest: &Path) -> bool {
     false
 }
 
+/// Puts git's record right for every worktree of the plan whose move was
+/// cut short (see [`Repo::repair_record_if_lagging`]): idle ones in the
+/// pool and those at a task's place. A few file reads each; a git process
+/// only for one that lags.
+pub fn repair_cut_moves(repo: &Repo, plan: &str) {
+    let places = worktrees_root(repo).join(plan);
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for dir in entries(&places)
+        .into_iter()
+        .chain(entries(&pool_dir(repo, plan)))
+    {
+        if dir.join(".git").is_file() {
+            repo.repair_record_if_lagging(&dir);
+        }
+    }
+}
+
 /// Removes every idle worktree of a plan.
 pub fn drain_pool(repo: &Repo, plan: &str) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(pool_dir(repo, plan)) else {

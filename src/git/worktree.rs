@@ -397,20 +397,7 @@ impl Repo {
             let back = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
             std::fs::canonicalize(back.trim()).ok() == Some(top.join(".git"))
         };
-        // git's record of where the worktree is can lag behind a move made
-        // by another runner sharing the pool: `worktree repair` rewrites it
-        // from the worktree's own `.git` file, which names our admin dir.
-        // Only when the place git records holds no worktree of that admin
-        // dir: a `.git` file naming another live worktree's admin dir is a
-        // forgery, and repairing it would take that worktree over.
-        let recorded = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
-        let other_is_live =
-            worktree_admin_dir(Path::new(recorded.trim()).parent().unwrap_or(Path::new("")))
-                .and_then(|a| std::fs::canonicalize(a).ok())
-                == Some(admin.clone());
-        if !points_back() && !other_is_live {
-            let _ = self.git(&["worktree", "repair", &path.to_string_lossy()]);
-        }
+        self.repair_record_if_lagging(path);
         if !points_back() {
             return Err(broken("is not where git keeps that worktree"));
         }
@@ -424,6 +411,41 @@ impl Repo {
             return Err(broken("is not the top of a git worktree"));
         }
         Ok(())
+    }
+
+    /// Rewrites git's record of where the worktree at `path` is when it lags
+    /// behind the directory: a move cut short (git-orch moves worktrees
+    /// in-process, the directory renamed and then the record rewritten, and
+    /// a kill may fall in between), or one made by another runner sharing
+    /// the pool. `git worktree repair` rewrites it from the worktree's own
+    /// `.git` file, which names our admin dir; only when the place git
+    /// records holds no worktree of that admin dir: a `.git` file naming
+    /// another live worktree's admin dir is a forgery, and repairing it would
+    /// take that worktree over. `true` if it repaired.
+    pub fn repair_record_if_lagging(&self, path: &Path) -> bool {
+        let Some(admin) = worktree_admin_dir(path).and_then(|a| std::fs::canonicalize(a).ok())
+        else {
+            return false;
+        };
+        let ours = std::fs::canonicalize(self.common_dir.join("worktrees")).ok();
+        if ours.is_none_or(|w| admin.parent() != Some(w.as_path())) {
+            return false;
+        }
+        let Ok(top) = std::fs::canonicalize(path) else {
+            return false;
+        };
+        let recorded = std::fs::read_to_string(admin.join("gitdir")).unwrap_or_default();
+        let recorded = Path::new(recorded.trim());
+        if std::fs::canonicalize(recorded).ok() == Some(top.join(".git")) {
+            return false;
+        }
+        let other_is_live = worktree_admin_dir(recorded.parent().unwrap_or(Path::new("")))
+            .and_then(|a| std::fs::canonicalize(a).ok())
+            == Some(admin);
+        !other_is_live
+            && self
+                .git(&["worktree", "repair", &path.to_string_lossy()])
+                .is_ok()
     }
 
     /// The admin dir (`.git/worktrees/<name>`) git keeps for a linked
@@ -721,6 +743,7 @@ impl Repo {
         if std::fs::rename(from, to).is_err() {
             return by_git();
         }
+        crate::failpoint!("worktree-move-renamed");
         let tmp = admin.join(format!("gitdir.orch-{}", std::process::id()));
         std::fs::write(&tmp, format!("{}\n", to.join(".git").display()))
             .and_then(|_| std::fs::rename(&tmp, admin.join("gitdir")))

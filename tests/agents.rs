@@ -171,6 +171,24 @@ fn a_fallback_agent_takes_a_task_when_the_first_is_at_its_cap() {
     let at = |l: &str| lines.iter().position(|x| *x == l).unwrap_or(usize::MAX);
     assert!(at("start backup b") < at("end primary a"), "{text}");
     assert!(at("end primary a") < at("start primary c"), "{text}");
+    // status, report (JSON and markdown) show who ran each task.
+    let plain = repo.orch_ok(&["status"]);
+    let line = plain
+        .lines()
+        .find(|l| l.trim_start().starts_with("b "))
+        .unwrap_or("");
+    assert!(line.contains("agent backup"), "{plain}");
+    let r = repo.orch_json(&["report", "--format", "json"]);
+    let b = r["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == "b"));
+    assert_eq!(
+        b.map(|t| t["agent"].clone()),
+        Some(serde_json::json!("backup")),
+        "{r}"
+    );
+    let md = repo.orch_ok(&["report"]);
+    assert!(md.contains("| done (backup) |"), "{md}");
     repo.fsck();
 }
 

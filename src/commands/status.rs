@@ -243,8 +243,11 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
                 .and_then(|t| t.reason())
                 .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
             let runner = t.and_then(|t| runner_note(&snap.plan_name, &task.id, t));
+            let agent = t
+                .and_then(|t| t.agent.as_deref())
+                .map_or(String::new(), |a| format!("  agent {}", ui::printable(a)));
             ui::out(&format!(
-                "    {:<20} {:<10} {}{}{}",
+                "    {:<20} {:<10} {}{agent}{}{}",
                 task.id,
                 ui::state_word(s.as_str()),
                 ui::dim(&time),

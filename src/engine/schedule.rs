@@ -199,6 +199,41 @@ mod tests {
     }
 
     #[test]
+    fn agents_at_their_caps_hand_tasks_to_fallbacks_or_make_them_wait() {
+        let mut p = plan(vec![vec![
+            task("a", &["a"], &[]),
+            task("b", &["b"], &[]),
+            task("c", &["c"], &[]),
+            task("d", &["d"], &[]),
+        ]]);
+        for (name, cap) in [("first", 1), ("second", 1)] {
+            p.agents.insert(
+                name.into(),
+                crate::plan::Agent {
+                    run: "true".into(),
+                    role: None,
+                    description: None,
+                    parallel: Some(cap),
+                    env: Default::default(),
+                    timeout: None,
+                    retries: None,
+                    retry_backoff: None,
+                    retry_on: None,
+                },
+            );
+        }
+        let both = crate::plan::AgentChoice::Many(vec!["first".into(), "second".into()]);
+        for t in &mut p.phases[0].tasks {
+            t.run = None;
+            t.agent = Some(both.clone());
+        }
+        // d has its own command: no agent, no cap.
+        p.phases[0].tasks[3].run = Some("true".into());
+        let snap = snapshot(p);
+        assert_eq!(all(&snap, 8), ["a", "b", "d"], "one each, then c waits");
+    }
+
+    #[test]
     fn a_task_without_files_runs_alone() {
         let snap = snapshot(plan(vec![vec![
             task("a", &[], &[]),

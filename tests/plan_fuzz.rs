@@ -272,6 +272,10 @@ fn task() -> impl Strategy<Value = Task> {
                     }
                 }),
                 network,
+                agent: None,
+                retries: None,
+                retry_backoff: None,
+                retry_on: None,
             },
         )
 }
@@ -317,6 +321,7 @@ fn plan() -> impl Strategy<Value = Plan> {
                 gates,
                 phases,
                 notify: Vec::new(),
+                agents: Default::default(),
             },
         )
 }
@@ -438,6 +443,10 @@ fn deep_dependency_chains_validate() {
         skip: false,
         isolation: None,
         network: None,
+        agent: None,
+        retries: None,
+        retry_backoff: None,
+        retry_on: None,
     };
     let mut plan = Plan {
         name: "deep".into(),
@@ -446,6 +455,7 @@ fn deep_dependency_chains_validate() {
         defaults: Defaults::default(),
         gates: vec![],
         notify: vec![],
+        agents: Default::default(),
         phases: vec![Phase {
             id: "p".into(),
             title: None,

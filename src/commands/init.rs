@@ -120,9 +120,22 @@ fn detect_gate(root: &Path) -> StarterGate {
     }
 }
 
+// The agents' non-interactive command lines, as their documentation gives them:
+// - Claude Code: `-p`/`--print` runs one prompt without the interactive UI and
+//   exits; `--permission-mode acceptEdits` edits files without asking;
+//   `--allowedTools` lists the commands it may run
+//   (https://code.claude.com/docs/en/headless, https://code.claude.com/docs/en/cli-reference).
+// - Codex: `codex exec` is its non-interactive mode; `--sandbox workspace-write`
+//   lets it edit the working directory (`--full-auto` is now a deprecated alias)
+//   (https://developers.openai.com/codex/noninteractive).
+// - aider: `--message-file` sends one message, applies the edits and exits;
+//   `--yes-always` answers yes to every confirmation; `--no-auto-commits`
+//   leaves committing to git-orch (https://aider.chat/docs/scripting.html,
+//   https://aider.chat/docs/config/options.html).
 const CLAUDE: &str = r#"claude -p "$(cat "$ORCH_TASK_FILE")" --permission-mode acceptEdits --allowedTools "Bash(git diff:*)""#;
 const CODEX: &str = r#"codex exec --sandbox workspace-write "$(cat "$ORCH_TASK_FILE")""#;
-const AIDER: &str = r#"aider --yes --no-gitignore --no-auto-commits --message-file "$ORCH_TASK_FILE" src/ui/app.js"#;
+const AIDER: &str =
+    r#"aider --yes-always --no-gitignore --no-auto-commits --message-file "$ORCH_TASK_FILE""#;
 const SCRIPT: &str = r##"mkdir -p docs && echo "# Notes for $ORCH_PLAN" > docs/NOTES.md"##;
 
 fn yaml_str(s: &str) -> String {
@@ -207,6 +220,33 @@ name    = {gate_name}
 run     = {gate_run}
 timeout = "15m"
 
+# Agents: named commands that run tasks. A task names one (`agent = "claude"`)
+# or a list (`agent = ["claude", "codex"]`: the first one with room under its
+# `parallel` cap, else the next). Each runs with the task's environment, plus
+# its `env` and ORCH_AGENT (its name). `retries` (here, on a task or in
+# [defaults]) runs a failed attempt again in the same worktree after
+# `retry_backoff`, doubled each time; `retry_on` says which failures count.
+[agents.claude]            # Claude Code, headless (`-p`); acceptEdits edits without asking
+role     = "code writer"
+run      = {claude}
+parallel = 2               # at most 2 Claude tasks at once (API quota)
+timeout  = "30m"
+retries  = 2
+retry_backoff = "30s"
+retry_on = { exit_codes = [75], output = "(?i)rate limit|overloaded", timeout = true }
+
+[agents.codex]             # Codex, non-interactive; workspace-write edits the worktree
+role     = "code writer"
+run      = {codex}
+parallel = 2
+
+[agents.aider]             # aider: one request from the task file, then exits
+role        = "test writer"
+description = "writes and fixes tests"
+run         = {aider}
+parallel    = 1
+env         = { AIDER_DARK_MODE = "false" }   # extra environment for its tasks
+
 [[phases]]
 id    = "setup"
 title = "Set the project up"
@@ -230,8 +270,7 @@ title = "Build it with coding agents"
   # files and the handoff notes of the tasks it depends on: hand it to an agent.
   # A task may leave a note for the tasks after it in ORCH_HANDOFF_FILE.
 
-  # Claude Code, headless (`-p`). acceptEdits lets it edit files without asking;
-  # list the commands it may run with --allowedTools.
+  # Run by Claude Code, or by Codex when 2 Claude tasks already run.
   [[phases.tasks]]
   id       = "api"
   title    = "Add the API endpoint"
@@ -240,11 +279,10 @@ Add a GET /health endpoint to the HTTP server in src/api/ that returns
 {"status":"ok"} with status 200, and a unit test for it next to the handler.
 Keep the change inside src/api/.
 """
-  run      = {claude}
+  agent    = ["claude", "codex"]
   files    = ["src/api/**"]
   estimate = "20m"
 
-  # Codex, non-interactive. workspace-write lets it edit the worktree.
   [[phases.tasks]]
   id       = "ui"
   title    = "Show the health status in the UI"
@@ -252,19 +290,20 @@ Keep the change inside src/api/.
 Show the server's health in the footer of the web UI in src/ui/: call
 GET /health once a minute and show a green or red dot.
 """
-  run      = {codex}
+  agent    = "codex"
   files    = ["src/ui/**"]
   estimate = "20m"
   timeout  = "45m"               # this task may take longer than defaults.timeout
 
-  # aider: --message-file makes one request and exits; name the files it edits.
-  # --no-gitignore keeps it from editing .gitignore (outside the task's files);
-  # add `.aider*` to .git/info/exclude so its history files are never committed.
+  # aider: --no-gitignore keeps it from editing .gitignore (outside the task's
+  # files); add `.aider*` to .git/info/exclude so its history files are never
+  # committed. A task's own `run` (aider naming the files it edits) would win
+  # over its agent.
   [[phases.tasks]]
   id         = "ui-tests"
   title      = "Test the footer"
   prompt     = "Add tests for the health dot in the footer, for both states."
-  run        = {aider}
+  agent      = "aider"
   files      = ["src/ui/**", "tests/ui/**"]
   depends_on = ["ui"]            # ready once `ui` is done (same phase or earlier)
 
@@ -303,6 +342,32 @@ gates:
     run: {gate_run}
     timeout: 15m
 
+# Agents: named commands that run tasks. A task names one (`agent: claude`)
+# or a list (`agent: [claude, codex]`: the first one with room under its
+# `parallel` cap, else the next). Each runs with the task's environment, plus
+# its `env` and ORCH_AGENT (its name). `retries` (here, on a task or in
+# defaults) runs a failed attempt again in the same worktree after
+# `retry_backoff`, doubled each time; `retry_on` says which failures count.
+agents:
+  claude:                  # Claude Code, headless (`-p`); acceptEdits edits without asking
+    role: code writer
+    run: {claude}
+    parallel: 2            # at most 2 Claude tasks at once (API quota)
+    timeout: 30m
+    retries: 2
+    retry_backoff: 30s
+    retry_on: { exit_codes: [75], output: "(?i)rate limit|overloaded", timeout: true }
+  codex:                   # Codex, non-interactive; workspace-write edits the worktree
+    role: code writer
+    run: {codex}
+    parallel: 2
+  aider:                   # aider: one request from the task file, then exits
+    role: test writer
+    description: writes and fixes tests
+    run: {aider}
+    parallel: 1
+    env: { AIDER_DARK_MODE: "false" }   # extra environment for its tasks
+
 phases:
   - id: setup
     title: Set the project up
@@ -323,37 +388,34 @@ phases:
     # files and the handoff notes of the tasks it depends on: hand it to an
     # agent. A task may leave a note for later tasks in ORCH_HANDOFF_FILE.
     tasks:
-      # Claude Code, headless (`-p`). acceptEdits lets it edit files without
-      # asking; list the commands it may run with --allowedTools.
+      # Run by Claude Code, or by Codex when 2 Claude tasks already run.
       - id: api
         title: Add the API endpoint
         prompt: |
           Add a GET /health endpoint to the HTTP server in src/api/ that returns
           {"status":"ok"} with status 200, and a unit test for it next to the handler.
           Keep the change inside src/api/.
-        run: {claude}
+        agent: [claude, codex]
         files: ["src/api/**"]
         estimate: 20m
 
-      # Codex, non-interactive. workspace-write lets it edit the worktree.
       - id: ui
         title: Show the health status in the UI
         prompt: |
           Show the server's health in the footer of the web UI in src/ui/: call
           GET /health once a minute and show a green or red dot.
-        run: {codex}
+        agent: codex
         files: ["src/ui/**"]
         estimate: 20m
         timeout: 45m             # this task may take longer than defaults.timeout
 
-      # aider: --message-file makes one request and exits; name the files it
-      # edits. --no-gitignore keeps it from editing .gitignore (outside the
+      # aider: --no-gitignore keeps it from editing .gitignore (outside the
       # task's files); add `.aider*` to .git/info/exclude so its history files
       # are never committed.
       - id: ui-tests
         title: Test the footer
         prompt: Add tests for the health dot in the footer, for both states.
-        run: {aider}
+        agent: aider
         files: ["src/ui/**", "tests/ui/**"]
         depends_on: [ui]         # ready once `ui` is done (same phase or earlier)
 

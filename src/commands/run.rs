@@ -186,6 +186,17 @@ impl Observer for Display {
         ui::warn(note);
         ui::hint("a kept commit is brought back with `git cherry-pick <ref>` on top of the finished work");
     }
+
+    fn retrying(&self, task: &str, attempt: u32, why: &str, delay: std::time::Duration) {
+        if let Ok(mut r) = self.running.lock() {
+            r.retain(|t| t != task);
+        }
+        self.say(&format!(
+            "{} {task}: attempt {attempt} failed ({why}); again in its worktree in {}",
+            ui::yellow("retry"),
+            ui::duration(delay.as_secs_f64())
+        ));
+    }
 }
 
 pub fn run(args: RunArgs, resume: bool) -> Result<u8> {

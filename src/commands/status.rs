@@ -80,6 +80,8 @@ struct TaskReport<'a> {
     /// When the runner is gone: the command that recovers the task.
     #[serde(skip_serializing_if = "Option::is_none")]
     recover: Option<String>,
+    /// The agent its latest attempt ran with (`[agents]` of the plan).
+    agent: Option<&'a str>,
 }
 
 type Records = BTreeMap<String, Arc<TaskState>>;
@@ -154,6 +156,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 depends_on: &task.depends_on,
                 runner: runner.as_ref().map(|(r, _)| r.as_str()),
                 recover: runner.and_then(|(_, cmd)| cmd),
+                agent: t.and_then(|t| t.agent.as_deref()),
             }
         })
         .collect();
@@ -240,8 +243,11 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
                 .and_then(|t| t.reason())
                 .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
             let runner = t.and_then(|t| runner_note(&snap.plan_name, &task.id, t));
+            let agent = t
+                .and_then(|t| t.agent.as_deref())
+                .map_or(String::new(), |a| format!("  agent {}", ui::printable(a)));
             ui::out(&format!(
-                "    {:<20} {:<10} {}{}{}",
+                "    {:<20} {:<10} {}{agent}{}{}",
                 task.id,
                 ui::state_word(s.as_str()),
                 ui::dim(&time),

@@ -120,6 +120,8 @@ pub struct TaskReport {
     pub branch: Option<String>,
     /// The task's handoff note from the state tree.
     pub handoff: Option<String>,
+    /// The agent its latest attempt ran with.
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -861,6 +863,7 @@ fn task_reports(
                 .filter(|t| t.attempts > 0)
                 .map(|_| format!("orch/{}/tasks/{}", snap.plan_name, task.id)),
             handoff,
+            agent: t.and_then(|t| t.agent.clone()),
         });
     }
     Ok(out)

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use git2::Oid;
 
+use super::agents::{self, AttemptEnd};
 use super::checkpoint::{self, CheckpointReport};
 use super::gates::GateOptions;
 use super::tasks::{self, claim_for_this_process, Busy, Finish, Landed};
@@ -44,6 +45,17 @@ pub trait Observer: Sync {
     /// A repair made on the way (a ref moved off where the state says it
     /// must be, kept in a ref first).
     fn repaired(&self, note: &str);
+    /// Attempt `attempt` of a task failed transiently (`why`); it runs again
+    /// in its worktree after `delay` (instead of [`Observer::finished`]).
+    fn retrying(&self, task: &str, attempt: u32, why: &str, delay: Duration) {
+        self.line(
+            task,
+            &format!(
+                "git-orch: attempt {attempt} failed ({why}); retrying in {}",
+                crate::render::duration(delay.as_secs_f64())
+            ),
+        );
+    }
 }
 
 /// `Interrupted`: stopped by a signal or a closed output, back to pending,
@@ -85,6 +97,8 @@ struct Done {
     id: String,
     worktree: Option<PathBuf>,
     result: Result<Ran, String>,
+    /// The agent the attempt ran with.
+    agent: Option<String>,
 }
 
 /// A task's command has ended; on success its work is committed at `head`
@@ -100,8 +114,7 @@ struct Ran {
 fn run_task(
     root: &std::path::Path,
     claimed: &tasks::Claimed,
-    command: &str,
-    timeout: Option<Duration>,
+    command: &agents::Command,
     observer: &dyn Observer,
 ) -> Result<Ran, String> {
     let repo = Repo::discover(root).map_err(|e| format!("{e:#}"))?;
@@ -124,15 +137,24 @@ fn run_task(
         .unwrap_or_default();
     let watch = super::tamper::Watch::take(&repo, plan, id).map_err(|e| format!("{e:#}"))?;
     let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
-    let mut env = task_env(&repo, plan, &phase, id, &begun.worktree, begun.base);
+    // The agent's own variables first: the task's (ORCH_*) win.
+    let mut env = command.env.clone();
+    env.extend(task_env(
+        &repo,
+        plan,
+        &phase,
+        id,
+        &begun.worktree,
+        begun.base,
+    ));
     if let Some(s) = &sandbox {
         env.push(("TMPDIR".into(), s.tmp.display().to_string()));
     }
     let job = Job {
-        command,
+        command: &command.run,
         dir: &begun.worktree,
         env,
-        timeout,
+        timeout: command.timeout,
         pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
         contain: true,
         wrap: sandbox.as_ref().map(|s| s.args.clone()),
@@ -218,10 +240,23 @@ pub fn run(
     // Tasks running while the plan was found rewritten, with what was found.
     let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     let mut to_retry: Vec<String> = opts.retry.clone();
+    // Automatic retries (`retries`) waiting for their backoff, with when
+    // they are due and the failure each one follows.
+    let mut delayed: Vec<(std::time::Instant, String)> = Vec::new();
+    let mut pending_retry: std::collections::BTreeMap<String, (String, Option<String>)> =
+        Default::default();
     std::thread::scope(|scope| -> Result<()> {
         loop {
             // A signal or a closed output: start nothing more, wind down.
             stop |= process::stop_requested().is_some();
+            let now = std::time::Instant::now();
+            delayed.retain(|(due, id)| {
+                let waiting = *due > now && !stop;
+                if !waiting && !stop {
+                    to_retry.push(id.clone());
+                }
+                waiting
+            });
             suspect_forgery(repo, plan, &running, &mut forged)?;
             let snap = match store::load(repo, plan) {
                 Ok(snap) => snap,
@@ -262,27 +297,40 @@ pub fn run(
                         tasks::claim_task(repo, plan, &id, claim)
                     } {
                         Ok(c) => c,
-                        Err(e) if e.is::<Busy>() && retry => {
+                        Err(e) if (e.is::<Busy>() || e.is::<tasks::AgentsBusy>()) && retry => {
                             to_retry.push(id);
                             continue;
                         }
-                        Err(e) if e.is::<Busy>() => continue,
+                        Err(e) if e.is::<Busy>() || e.is::<tasks::AgentsBusy>() => continue,
                         // A retry another runner or person took meanwhile.
-                        Err(e) if e.is::<crate::error::Refusal>() => continue, // another runner took it
+                        Err(e) if e.is::<crate::error::Refusal>() => {
+                            pending_retry.remove(&id);
+                            continue;
+                        }
                         Err(e) => return Err(e),
                     };
                     observer.started(&id, &claimed.worktree);
                     running.insert(id.clone());
                     let tx = tx.clone();
                     let root = root.clone();
-                    let command = snap.plan.task_run(task).unwrap_or_default().to_string();
-                    let timeout = snap.plan.task_timeout(task);
+                    // The agent the claim chose (the first of the task's
+                    // with room), and what it runs.
+                    let agent = claimed.snap.task(&id).ok().and_then(|t| t.agent.clone());
+                    let command = agents::command(&snap.plan, task, agent.as_deref()).unwrap_or(
+                        agents::Command {
+                            run: String::new(),
+                            env: Vec::new(),
+                            timeout: None,
+                        },
+                    );
+                    pending_retry.remove(&id);
                     scope.spawn(move || {
-                        let result = run_task(&root, &claimed, &command, timeout, observer);
+                        let result = run_task(&root, &claimed, &command, observer);
                         let _ = tx.send(Done {
                             id,
                             worktree: Some(claimed.worktree.clone()),
                             result,
+                            agent,
                         });
                     });
                 }
@@ -290,6 +338,15 @@ pub fn run(
             if running.is_empty() {
                 if process::stop_requested().is_some() {
                     break;
+                }
+                if !stop && (!delayed.is_empty() || !pending_retry.is_empty()) {
+                    // A retry waits for its backoff (or for room to start).
+                    let next = delayed.iter().map(|(due, _)| *due).min();
+                    let wait = next.map_or(Duration::from_millis(100), |d| {
+                        d.saturating_duration_since(std::time::Instant::now())
+                    });
+                    std::thread::sleep(wait.min(Duration::from_millis(250)));
+                    continue;
                 }
                 let snap = store::load(repo, plan)?;
                 match next_step(repo, plan, &snap, opts, &mut report, observer)? {
@@ -307,10 +364,26 @@ pub fn run(
             };
             suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
-            let outcome = match forged.remove(&done.id) {
+            let forger = forged.remove(&done.id);
+            let end = attempt_end(&snap, &done, forger.is_some());
+            let outcome = match forger {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,
             };
+            if let (TaskOutcome::Failed { reason, log }, Some((end, agent))) = (&outcome.1, &end) {
+                let id = &outcome.0;
+                let attempt = store::load(repo, plan)?.task(id)?.attempts;
+                let policy = tasks::find_task(&snap, id)
+                    .map(|(_, t)| snap.plan.retry_policy(t, agent.as_deref()))
+                    .ok();
+                let delay = policy.and_then(|p| agents::retry_after(end, attempt, &p));
+                if let (Some(delay), false) = (delay, stop) {
+                    observer.retrying(id, attempt, reason, delay);
+                    delayed.push((std::time::Instant::now() + delay, id.clone()));
+                    pending_retry.insert(id.clone(), (reason.clone(), log.clone()));
+                    continue;
+                }
+            }
             match &outcome.1 {
                 TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
                 TaskOutcome::Failed { reason, log } => {
@@ -330,11 +403,29 @@ pub fn run(
             }
             observer.finished(&outcome.0, &outcome.1);
         }
+        // Retries that never ran (the run stopped first) stay failed.
+        for (id, (reason, log)) in std::mem::take(&mut pending_retry) {
+            report.failed.push((id, reason, log));
+        }
         Ok(())
     })?;
     repo.maintain();
     report.interrupted = process::stop_requested();
     Ok(report)
+}
+
+/// How an attempt's command ended, with the agent it ran with, when its
+/// failure may be retried: the command itself failed (not its commit, a
+/// tampering check or a forged plan).
+fn attempt_end(snap: &Snapshot, done: &Done, forged: bool) -> Option<(AttemptEnd, Option<String>)> {
+    let ran = done.result.as_ref().ok()?;
+    if forged || !ran.tampered.is_empty() || ran.finished.exit.success() {
+        return None;
+    }
+    let (_, task) = snap.plan.task(&done.id)?;
+    let policy = snap.plan.retry_policy(task, done.agent.as_deref());
+    let end = agents::classify(&ran.finished.exit, &ran.finished.log, policy.on.as_ref());
+    Some((end, done.agent.clone()))
 }
 
 enum Step {

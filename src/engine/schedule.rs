@@ -21,7 +21,8 @@ pub struct Selection<'a> {
 /// command, whose dependencies are settled, whose write scope cannot
 /// overlap the scope of any task running (here, in `running`, or elsewhere,
 /// per the state) nor of one picked before them. A task without `files`
-/// overlaps everything, so it runs alone.
+/// overlaps everything, so it runs alone. A task run by agents waits while
+/// every one of them is at its `parallel` cap.
 pub fn schedule(
     snap: &Snapshot,
     running: &BTreeSet<String>,
@@ -38,6 +39,9 @@ pub fn schedule(
         }
     }
     let mut picked: Vec<&Task> = Vec::new();
+    // Tasks per agent, running and picked: a task whose agents are all at
+    // their caps waits (its claim chooses the agent again, atomically).
+    let mut in_use = super::agents::in_use(snap)?;
     for (phase, task) in snap.ready_tasks()? {
         if picked.len() >= room {
             break;
@@ -52,9 +56,15 @@ pub fn schedule(
             .iter()
             .chain(picked.iter())
             .any(|other| scopes_may_overlap(&other.files, &task.files));
-        if !clashes {
-            picked.push(task);
+        if clashes {
+            continue;
         }
+        match super::agents::route(&snap.plan, task, &in_use) {
+            super::agents::Route::Busy => continue,
+            super::agents::Route::Agent(a) => *in_use.entry(a).or_insert(0) += 1,
+            super::agents::Route::Command => {}
+        }
+        picked.push(task);
     }
     Ok(picked.into_iter().map(|t| t.id.clone()).collect())
 }
@@ -121,6 +131,10 @@ mod tests {
             skip: false,
             isolation: None,
             network: None,
+            agent: None,
+            retries: None,
+            retry_backoff: None,
+            retry_on: None,
         }
     }
 
@@ -132,6 +146,7 @@ mod tests {
             defaults: Defaults::default(),
             gates: Vec::new(),
             notify: Vec::new(),
+            agents: Default::default(),
             phases: phases
                 .into_iter()
                 .enumerate()
@@ -181,6 +196,41 @@ mod tests {
         assert!(schedule(&snap, &BTreeSet::new(), other_phase, 4)
             .expect("schedule")
             .is_empty());
+    }
+
+    #[test]
+    fn agents_at_their_caps_hand_tasks_to_fallbacks_or_make_them_wait() {
+        let mut p = plan(vec![vec![
+            task("a", &["a"], &[]),
+            task("b", &["b"], &[]),
+            task("c", &["c"], &[]),
+            task("d", &["d"], &[]),
+        ]]);
+        for (name, cap) in [("first", 1), ("second", 1)] {
+            p.agents.insert(
+                name.into(),
+                crate::plan::Agent {
+                    run: "true".into(),
+                    role: None,
+                    description: None,
+                    parallel: Some(cap),
+                    env: Default::default(),
+                    timeout: None,
+                    retries: None,
+                    retry_backoff: None,
+                    retry_on: None,
+                },
+            );
+        }
+        let both = crate::plan::AgentChoice::Many(vec!["first".into(), "second".into()]);
+        for t in &mut p.phases[0].tasks {
+            t.run = None;
+            t.agent = Some(both.clone());
+        }
+        // d has its own command: no agent, no cap.
+        p.phases[0].tasks[3].run = Some("true".into());
+        let snap = snapshot(p);
+        assert_eq!(all(&snap, 8), ["a", "b", "d"], "one each, then c waits");
     }
 
     #[test]

@@ -54,6 +54,43 @@ impl std::fmt::Display for Busy {
 
 impl std::error::Error for Busy {}
 
+/// A runner may not start a task now because every agent it may run with
+/// is at its `parallel` cap.
+#[derive(Debug)]
+pub struct AgentsBusy {
+    pub task: String,
+}
+
+impl std::fmt::Display for AgentsBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task `{}` waits for one of its agents to have room",
+            self.task
+        )
+    }
+}
+
+impl std::error::Error for AgentsBusy {}
+
+/// The agent a runner's attempt of `task` runs with, chosen in the claim's
+/// transaction so that caps hold across runners; `None` for a person's
+/// claim or a task with its own command.
+fn route_claim(snap: &Snapshot, task: &Task, manual: bool) -> Result<Option<String>> {
+    if manual {
+        return Ok(None);
+    }
+    let in_use = super::agents::in_use(snap)?;
+    match super::agents::route(&snap.plan, task, &in_use) {
+        super::agents::Route::Command => Ok(None),
+        super::agents::Route::Agent(a) => Ok(Some(a)),
+        super::agents::Route::Busy => Err(AgentsBusy {
+            task: task.id.clone(),
+        }
+        .into()),
+    }
+}
+
 /// A running task whose write scope may overlap `task`'s.
 /// Reads only the tasks the state indexes as active.
 pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Result<Option<String>> {
@@ -306,9 +343,10 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             }
             .into());
         }
+        let agent = route_claim(snap, task, manual)?;
         last = last_attempt(&snap.task(id)?);
         let t = change.task(id)?;
-        let t = transition::claim(
+        let mut t = transition::claim(
             &t,
             snap.state.work,
             claim.clone(),
@@ -316,6 +354,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             state::now(),
         )
         .map_err(|w| w.about(id))?;
+        t.agent = agent.clone();
         let attempt = t.attempts;
         change.put_task(id, t);
         if let Some(p) = change.state.phases.get_mut(&phase.id) {
@@ -326,6 +365,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             attempt,
             manual,
             retry: false,
+            agent,
             at: state::now(),
         });
         Ok(())
@@ -365,12 +405,13 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
             }
             .into());
         }
+        let agent = route_claim(snap, task, manual)?;
         last = Some(LastAttempt {
             attempt: current.attempts,
             reason: current.reason().unwrap_or("failed").to_string(),
             log: current.log.clone(),
         });
-        let t = transition::retry(
+        let mut t = transition::retry(
             &current,
             claim.clone(),
             snap.state.work,
@@ -378,6 +419,7 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
             state::now(),
         )
         .map_err(|w| w.about(id))?;
+        t.agent = agent.clone();
         let attempt = t.attempts;
         change.put_task(id, t);
         if let Some(p) = change.state.phases.get_mut(&phase.id) {
@@ -388,6 +430,7 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
             attempt,
             manual,
             retry: true,
+            agent,
             at: state::now(),
         });
         Ok(())

@@ -167,6 +167,21 @@ pub fn key(source: &str, key: &str) -> Option<(usize, usize)> {
     })
 }
 
+/// The first place at or after `from_line` where `key` is set, else the first.
+pub fn key_near(source: &str, key: &str, from_line: usize) -> Option<(usize, usize)> {
+    let found = lines(source).filter_map(|(n, line)| {
+        assignments(line, key)
+            .next()
+            .map(|(b, _)| (n, col(line, b)))
+    });
+    near(found, from_line)
+}
+
+/// The first place where `needle` appears (a table header's name, `agents.x`).
+pub fn text(source: &str, needle: &str) -> Option<(usize, usize)> {
+    lines(source).find_map(|(n, line)| line.find(needle).map(|b| (n, col(line, b))))
+}
+
 /// The first place where each of `keys` is set, found in one pass: [`key`]
 /// for each of 100,000 unknown keys would read the file 100,000 times.
 /// Finds what [`key`] finds for keys written at the start of a line (or of

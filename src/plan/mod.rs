@@ -19,6 +19,7 @@ mod validate;
 mod tests;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -48,6 +49,87 @@ pub struct Plan {
     /// Commands run on chosen events (see [`crate::notify`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<Notify>,
+    /// `[agents.<name>]`: the commands that run tasks, by name (issue 11).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, Agent>,
+}
+
+/// `[agents.<name>]`: a named way to run tasks (a coding agent's command
+/// line), with a cap on how many of its tasks run at once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// The command, run like a task's `run` (same environment), plus `env`.
+    pub run: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// At most this many of its tasks at once (an API quota); no cap when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<usize>,
+    /// Environment variables added to its tasks' environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Its tasks' time limit, unless the task gives its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Attempts after the first, for failures that count as transient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The wait before the first retry, doubled before each next one (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<String>,
+    /// What counts as transient; every failure of the command when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<RetryOn>,
+}
+
+/// `agent = "name"` or `agent = ["first", "fallback", …]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AgentChoice {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AgentChoice {
+    pub fn names(&self) -> &[String] {
+        match self {
+            AgentChoice::One(n) => std::slice::from_ref(n),
+            AgentChoice::Many(v) => v,
+        }
+    }
+}
+
+/// A `retry_backoff`: a duration, or `0s` to retry at once.
+pub fn parse_backoff(s: &str) -> Result<Duration, String> {
+    if matches!(s.trim(), "0" | "0s") {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
+/// A task's retry keys, resolved (see [`Plan::retry_policy`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub backoff: Duration,
+    pub on: Option<RetryOn>,
+}
+
+/// `retry_on = { exit_codes = [75], output = "rate.?limit", timeout = true }`:
+/// a failed attempt is transient when its exit code is listed, or its log
+/// matches the regular expression, or (with `timeout = true`) it timed out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOn {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_codes: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub timeout: bool,
 }
 
 /// The events a `[[notify]]` hook (or `orch.notify`) may choose. `task-parked`
@@ -95,6 +177,18 @@ pub struct Defaults {
     /// `false`: sandboxed tasks get no network (an extension; default `true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<bool>,
+    /// The agent (or agents, first available first) of tasks that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentChoice>,
+    /// Attempts after the first, for failures that count as transient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The wait before the first retry, doubled before each next one (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<String>,
+    /// What counts as transient; every failure of the command when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<RetryOn>,
 }
 
 /// What a task may write.
@@ -207,6 +301,19 @@ pub struct Task {
     /// Overrides `defaults.network` (an extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<bool>,
+    /// Who runs it: an agent of `[agents]`, or a list (the first under its
+    /// cap, then the next). A task's own `run` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentChoice>,
+    /// Attempts after the first, for failures that count as transient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// The wait before the first retry, doubled before each next one (default 5s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<String>,
+    /// What counts as transient; every failure of the command when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<RetryOn>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -234,17 +341,76 @@ impl Plan {
     }
 
     /// The command that runs `task`; `None` means the task is manual-only.
+    /// Its own `run` first, then its agents' (the first one's, as shown;
+    /// the runner picks the first under its cap), then `defaults.run`.
     pub fn task_run<'a>(&'a self, task: &'a Task) -> Option<&'a str> {
-        task.run.as_deref().or(self.defaults.run.as_deref())
+        if let Some(run) = task.run.as_deref() {
+            return Some(run);
+        }
+        let first = self.task_agents(task).first();
+        if let Some(agent) = first.and_then(|n| self.agents.get(n)) {
+            return Some(&agent.run);
+        }
+        self.defaults.run.as_deref()
     }
 
-    /// The task's time limit. An unparsable value yields `None` because
-    /// validation has already rejected it for any plan that got this far.
+    /// The agents that may run `task`, in order of preference: its own
+    /// `agent`, else `defaults.agent`; none when the task has its own `run`.
+    pub fn task_agents<'a>(&'a self, task: &'a Task) -> &'a [String] {
+        if task.run.is_some() {
+            return &[];
+        }
+        task.agent
+            .as_ref()
+            .or(self.defaults.agent.as_ref())
+            .map_or(&[], AgentChoice::names)
+    }
+
+    /// The task's time limit: its own, its agent's, the default. An
+    /// unparsable value yields `None` because validation has already
+    /// rejected it for any plan that got this far.
     pub fn task_timeout(&self, task: &Task) -> Option<Duration> {
+        self.attempt_timeout(task, None)
+    }
+
+    /// [`Plan::task_timeout`] for an attempt run by `agent`.
+    pub fn attempt_timeout(&self, task: &Task, agent: Option<&str>) -> Option<Duration> {
+        let agent = agent.and_then(|a| self.agents.get(a));
         task.timeout
             .as_deref()
+            .or(agent.and_then(|a| a.timeout.as_deref()))
             .or(self.defaults.timeout.as_deref())
             .and_then(|s| parse_duration(s).ok())
+    }
+
+    /// How an attempt of `task` run by `agent` is retried: each key from
+    /// the task, else the agent, else `defaults`.
+    pub fn retry_policy(&self, task: &Task, agent: Option<&str>) -> RetryPolicy {
+        let agent = agent.and_then(|a| self.agents.get(a));
+        let d = &self.defaults;
+        let retries = task
+            .retries
+            .or(agent.and_then(|a| a.retries))
+            .or(d.retries)
+            .unwrap_or(0);
+        let backoff = task
+            .retry_backoff
+            .as_deref()
+            .or(agent.and_then(|a| a.retry_backoff.as_deref()))
+            .or(d.retry_backoff.as_deref())
+            .and_then(|s| parse_backoff(s).ok())
+            .unwrap_or(Duration::from_secs(5));
+        let on = task
+            .retry_on
+            .as_ref()
+            .or(agent.and_then(|a| a.retry_on.as_ref()))
+            .or(d.retry_on.as_ref())
+            .cloned();
+        RetryPolicy {
+            retries,
+            backoff,
+            on,
+        }
     }
 
     pub fn task_isolation(&self, task: &Task) -> Isolation {

@@ -3,8 +3,20 @@
 //! where in the tree it was; users fixing a plan want all of them at once.
 
 pub const TOP: &[&str] = &[
-    "name", "title", "base", "defaults", "gates", "phases", "notify",
+    "name", "title", "base", "defaults", "gates", "phases", "notify", "agents",
 ];
+pub const AGENT: &[&str] = &[
+    "run",
+    "role",
+    "description",
+    "parallel",
+    "env",
+    "timeout",
+    "retries",
+    "retry_backoff",
+    "retry_on",
+];
+pub const RETRY_ON: &[&str] = &["exit_codes", "output", "timeout"];
 pub const NOTIFY: &[&str] = &["run", "events", "timeout"];
 pub const DEFAULTS: &[&str] = &[
     "run",
@@ -14,6 +26,10 @@ pub const DEFAULTS: &[&str] = &[
     "checkout",
     "isolation",
     "network",
+    "agent",
+    "retries",
+    "retry_backoff",
+    "retry_on",
 ];
 pub const GATE: &[&str] = &["name", "run", "timeout"];
 pub const PHASE: &[&str] = &["id", "title", "gates", "tasks"];
@@ -30,6 +46,10 @@ pub const TASK: &[&str] = &[
     "skip",
     "isolation",
     "network",
+    "agent",
+    "retries",
+    "retry_backoff",
+    "retry_on",
 ];
 
 /// The shape of a parsed document, independent of TOML or YAML.
@@ -104,7 +124,17 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
     for (k, v) in entries(root, "", TOP, &mut out) {
         match k.as_str() {
             "defaults" => {
-                entries(v, "defaults", DEFAULTS, &mut out);
+                let known = entries(v, "defaults", DEFAULTS, &mut out);
+                retry_on(&known, "defaults", &mut out);
+            }
+            "agents" => {
+                if let Node::Map(m) = v {
+                    for (name, agent) in m {
+                        let path = format!("agents.{name}");
+                        let known = entries(agent, &path, AGENT, &mut out);
+                        retry_on(&known, &path, &mut out);
+                    }
+                }
             }
             "gates" => gates(v, "gates", &mut out),
             "notify" => {
@@ -120,7 +150,9 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
                             "gates" => gates(v, &format!("{path}.gates"), &mut out),
                             "tasks" => {
                                 for (j, task) in items(v).enumerate() {
-                                    entries(task, &format!("{path}.tasks[{j}]"), TASK, &mut out);
+                                    let path = format!("{path}.tasks[{j}]");
+                                    let known = entries(task, &path, TASK, &mut out);
+                                    retry_on(&known, &path, &mut out);
                                 }
                             }
                             _ => {}
@@ -132,6 +164,15 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
         }
     }
     out
+}
+
+/// The keys of a `retry_on` table among the known entries of `path`.
+fn retry_on(known: &[&(String, Node)], path: &str, out: &mut Vec<UnknownKey>) {
+    for (k, v) in known {
+        if k == "retry_on" {
+            entries(v, &format!("{path}.retry_on"), RETRY_ON, out);
+        }
+    }
 }
 
 fn gates(node: &Node, path: &str, out: &mut Vec<UnknownKey>) {

@@ -338,3 +338,83 @@ fn deep_nesting_and_huge_plans_are_refused_before_parsing() {
     let diags = load_str(&big, Format::Toml).expect_err("too big");
     assert!(diags[0].message.contains("too big"), "{diags:?}");
 }
+
+#[test]
+fn agents_load_the_same_from_toml_and_yaml_and_resolve_per_task() {
+    let toml = r#"
+name = "a"
+[defaults]
+agent = "writer"
+retries = 1
+[agents.writer]
+run = "w"
+parallel = 2
+timeout = "10m"
+env = { K = "v" }
+retry_backoff = "2s"
+retry_on = { exit_codes = [75], output = "limit", timeout = true }
+[agents.tester]
+run = "t"
+retries = 3
+[[phases]]
+id = "p"
+  [[phases.tasks]]
+  id = "x"
+  files = ["x"]
+  [[phases.tasks]]
+  id = "y"
+  files = ["y"]
+  agent = ["tester", "writer"]
+  [[phases.tasks]]
+  id = "z"
+  files = ["z"]
+  run = "own"
+"#;
+    let yaml = r#"
+name: a
+defaults: { agent: writer, retries: 1 }
+agents:
+  writer:
+    run: w
+    parallel: 2
+    timeout: 10m
+    env: { K: v }
+    retry_backoff: 2s
+    retry_on: { exit_codes: [75], output: limit, timeout: true }
+  tester: { run: t, retries: 3 }
+phases:
+  - id: p
+    tasks:
+      - { id: x, files: [x] }
+      - { id: y, files: [y], agent: [tester, writer] }
+      - { id: z, files: [z], run: own }
+"#;
+    let (t, _) = load_str(toml, Format::Toml).expect("toml loads");
+    let (y, _) = load_str(yaml, Format::Yaml).expect("yaml loads");
+    assert_eq!(t, y);
+    let json = serde_json::to_string(&t).expect("json");
+    assert_eq!(serde_json::from_str::<Plan>(&json).expect("back"), t);
+    let task = |id: &str| t.task(id).expect("task").1;
+    assert_eq!(t.task_agents(task("x")), ["writer"]);
+    assert_eq!(t.task_agents(task("y")), ["tester", "writer"]);
+    assert!(t.task_agents(task("z")).is_empty(), "its own run wins");
+    assert_eq!(t.task_run(task("x")), Some("w"));
+    assert_eq!(t.task_run(task("z")), Some("own"));
+    assert_eq!(
+        t.attempt_timeout(task("x"), Some("writer")),
+        Some(Duration::from_secs(600))
+    );
+    let p = t.retry_policy(task("x"), Some("writer"));
+    assert_eq!(
+        (p.retries, p.backoff),
+        (1, Duration::from_secs(2)),
+        "defaults.retries"
+    );
+    assert!(p.on.is_some_and(|o| o.timeout && o.exit_codes == [75]));
+    let p = t.retry_policy(task("y"), Some("tester"));
+    assert_eq!(
+        (p.retries, p.backoff),
+        (3, Duration::from_secs(5)),
+        "the agent's"
+    );
+}

@@ -153,9 +153,123 @@ impl Validator<'_> {
             self.error("defaults.parallel must be at least 1".into(), pos);
         }
         self.run("defaults", d.run.as_ref(), None);
+        self.agents();
+        if let Some(choice) = &d.agent {
+            let pos = self.src.and_then(|s| locate::key(s, "agent"));
+            self.agent_refs("defaults", choice, pos);
+            if d.run.is_some() {
+                self.warning(
+                    "defaults: both `run` and `agent` are given; tasks without their own `run` use the agent".into(),
+                    pos,
+                );
+            }
+        }
+        self.retry_keys(
+            "defaults",
+            d.retry_backoff.as_ref(),
+            d.retry_on.as_ref(),
+            None,
+        );
         let anchors = self.anchors.plan_gates.clone();
         self.gates(&plan.gates, "gates", &anchors, &mut HashMap::new());
         self.notify();
+    }
+
+    /// `[agents.<name>]`: an id for a name, a command, a cap of at least 1,
+    /// valid durations and pattern.
+    fn agents(&mut self) {
+        for (name, agent) in &self.plan.agents {
+            let what = format!("agent `{name}`");
+            let pos = self.searchable().and_then(|s| {
+                locate::text(s, &format!("agents.{name}")).or_else(|| locate::key(s, name))
+            });
+            if let Err(e) = validate_id("agent", name) {
+                self.error(e, pos);
+            }
+            self.run(&what, Some(&agent.run), pos);
+            if agent.parallel == Some(0) {
+                let at = self.kv("parallel", "0", pos);
+                self.error(
+                    format!("{what}: `parallel` must be at least 1 (leave it out for no cap)"),
+                    at,
+                );
+            }
+            self.duration(
+                &format!("{what} timeout"),
+                "timeout",
+                agent.timeout.as_ref(),
+                pos,
+            );
+            self.retry_keys(
+                &what,
+                agent.retry_backoff.as_ref(),
+                agent.retry_on.as_ref(),
+                pos,
+            );
+        }
+    }
+
+    /// A task's or the defaults' `agent`: names of `[agents]`, at least one.
+    fn agent_refs(&mut self, what: &str, choice: &super::AgentChoice, pos: Pos) {
+        let names = choice.names();
+        if names.is_empty() {
+            let at = self
+                .src
+                .and_then(|s| locate::key_near(s, "agent", line_of(pos)));
+            self.error(
+                format!("{what}: `agent` is an empty list; name at least one agent"),
+                at.or(pos),
+            );
+        }
+        for name in names {
+            if self.plan.agents.contains_key(name) {
+                continue;
+            }
+            let at = match self.searchable() {
+                Some(src) => locate::key_value_near(src, "agent", name, line_of(pos))
+                    .or_else(|| locate::item_near(src, name, line_of(pos)))
+                    .or(pos),
+                None => pos,
+            };
+            let known: Vec<String> = self.plan.agents.keys().map(|k| format!("`{k}`")).collect();
+            let msg = if known.is_empty() {
+                format!("{what}: unknown agent `{name}`; the plan has no `[agents]`: add `[agents.{name}]` with its `run`")
+            } else {
+                format!(
+                    "{what}: unknown agent `{name}`; the plan's agents are {}",
+                    known.join(", ")
+                )
+            };
+            self.error(msg, at);
+        }
+    }
+
+    /// `retry_backoff` is a duration, `retry_on.output` a regular expression.
+    fn retry_keys(
+        &mut self,
+        what: &str,
+        backoff: Option<&String>,
+        on: Option<&super::RetryOn>,
+        pos: Pos,
+    ) {
+        if let Some(b) = backoff {
+            if let Err(e) = super::parse_backoff(b) {
+                let at = self.kv("retry_backoff", b, pos);
+                self.error(format!("{what} retry_backoff: {e}"), at);
+            }
+        }
+        if let Some(pattern) = on.and_then(|o| o.output.as_ref()) {
+            if let Err(e) = regex::Regex::new(pattern) {
+                let at = self.kv("output", pattern, pos);
+                let e = e.to_string();
+                let last = e.lines().last().unwrap_or("").trim();
+                let last = last.trim_start_matches("error: ").to_string();
+                self.error(
+                    format!("{what}: `retry_on.output` is not a regular expression: {last}"),
+                    at,
+                );
+            }
+        }
     }
 
     /// `[[notify]]`: a command, known event names, a valid timeout.
@@ -312,6 +426,24 @@ impl Validator<'_> {
     fn task(&mut self, task: &Task, pos: Pos) {
         let what = format!("task `{}`", task.id);
         self.run(&what, task.run.as_ref(), pos);
+        if let Some(choice) = &task.agent {
+            self.agent_refs(&what, choice, pos);
+            if task.run.is_some() {
+                let at = self
+                    .src
+                    .and_then(|s| locate::key_near(s, "agent", line_of(pos)));
+                self.warning(
+                    format!("{what}: both `run` and `agent` are given; its own `run` is used and the agent is not"),
+                    at.or(pos),
+                );
+            }
+        }
+        self.retry_keys(
+            &what,
+            task.retry_backoff.as_ref(),
+            task.retry_on.as_ref(),
+            pos,
+        );
         self.duration(
             &format!("{what} estimate"),
             "estimate",

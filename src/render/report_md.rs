@@ -147,7 +147,10 @@ pub fn render(r: &Report, dag: &Dag) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {changed} |\n",
             code(&task.id),
             code(&task.phase),
-            task.state,
+            match &task.agent {
+                Some(a) => format!("{} ({})", task.state, cell(a)),
+                None => task.state.clone(),
+            },
             task.attempts,
             secs(task.seconds),
             task.estimate.as_deref().map_or("—".to_string(), cell),

@@ -28,6 +28,9 @@ pub enum Event {
         /// A failed task taken again in the worktree it failed in (`task retry`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         retry: bool,
+        /// The agent of `[agents]` the attempt runs with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
         at: f64,
     },
     TaskLanded {
@@ -250,11 +253,15 @@ impl Event {
                 task,
                 manual,
                 retry,
+                agent,
                 ..
             } => format!(
-                "task {task}: running{}{}",
+                "task {task}: running{}{}{}",
                 if *retry { " again in its worktree" } else { "" },
-                if *manual { " (by hand)" } else { "" }
+                if *manual { " (by hand)" } else { "" },
+                agent
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(" with agent {}", one_line(a)))
             ),
             Event::TaskLanded {
                 task, commit: None, ..
@@ -341,6 +348,7 @@ mod tests {
                 attempt: 2,
                 manual: true,
                 retry: false,
+                agent: None,
                 at: 3.0,
             },
             Event::TaskClaimed {
@@ -348,6 +356,7 @@ mod tests {
                 attempt: 3,
                 manual: false,
                 retry: true,
+                agent: Some("claude".into()),
                 at: 3.5,
             },
             Event::TaskLanded {

@@ -32,6 +32,10 @@ fn plan() -> Plan {
         skip: false,
         isolation: None,
         network: None,
+        agent: None,
+        retries: None,
+        retry_backoff: None,
+        retry_on: None,
     };
     Plan {
         name: "p".into(),
@@ -40,6 +44,7 @@ fn plan() -> Plan {
         defaults: Defaults::default(),
         gates: Vec::new(),
         notify: Vec::new(),
+        agents: Default::default(),
         phases: vec![
             Phase {
                 id: "one".into(),

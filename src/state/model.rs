@@ -135,6 +135,9 @@ pub struct TaskState {
     /// Path of the latest log in the state tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// The agent (of the plan's `[agents]`) the latest attempt ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// Where a task is, with what only that place has. Stored flat in the
@@ -207,6 +210,7 @@ impl TaskState {
             attempts: 0,
             seconds: None,
             log: None,
+            agent: None,
         }
     }
 

@@ -179,7 +179,7 @@ pub fn land(
         },
         seconds: add_time(t, f.spent),
         log: f.log.or_else(|| t.log.clone()),
-        attempts: t.attempts,
+        ..t.clone()
     })
 }
 
@@ -197,7 +197,7 @@ pub fn conflict(t: &TaskState, f: Finished, reason: String) -> Result<TaskState,
         },
         seconds: add_time(t, f.spent),
         log: f.log.or_else(|| t.log.clone()),
-        attempts: t.attempts,
+        ..t.clone()
     })
 }
 
@@ -220,7 +220,7 @@ pub fn fail(
         },
         seconds: add_time(t, spent),
         log: log.or_else(|| t.log.clone()),
-        attempts: t.attempts,
+        ..t.clone()
     })
 }
 

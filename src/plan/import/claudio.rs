@@ -350,6 +350,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             gates: Vec::new(),
             phases: Vec::new(),
             notify: Vec::new(),
+            agents: Default::default(),
         },
         kind: "Claudio",
         source: shown_root.clone(),
@@ -488,6 +489,10 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
                 skip: raw.skip,
                 isolation: None,
                 network: None,
+                agent: None,
+                retries: None,
+                retry_backoff: None,
+                retry_on: None,
             });
         }
         imp.plan.phases.push(phase);

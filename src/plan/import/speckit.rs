@@ -763,6 +763,7 @@ pub fn import(tasks_path: &Path, name: Option<&str>) -> Result<Imported> {
             gates: Vec::new(),
             phases: Vec::new(),
             notify: Vec::new(),
+            agents: Default::default(),
         },
         kind: "spec-kit",
         source: shown.clone(),
@@ -880,6 +881,10 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
                 skip: t.done,
                 isolation: None,
                 network: None,
+                agent: None,
+                retries: None,
+                retry_backoff: None,
+                retry_on: None,
             });
             prev = Some(id);
         }

@@ -46,13 +46,6 @@ pub fn run(args: StartArgs) -> Result<u8> {
             base: args.base.as_deref(),
         },
     )?;
-    // Starting a plan from a file approves its commands (see `crate::trust`).
-    if let Err(e) = crate::trust::record(&repo, &snap.plan_name, &snap.plan, "start") {
-        ui::warn(&format!(
-            "plan {} started, but its approval could not be recorded ({e:#}); `git orch trust {}` before running it",
-            snap.plan_name, snap.plan_name
-        ));
-    }
     // Warnings only once it started: a refusal's stderr starts with `error:`.
     for w in &warnings {
         ui::note(&w.render(&shown));

@@ -467,4 +467,7 @@ pub struct TrustArgs {
     /// This repository's approvals, one plan a line
     #[arg(long, conflicts_with = "plan")]
     pub list: bool,
+    /// Print machine-readable JSON on stdout (the commands, the hash, whether trusted)
+    #[arg(long)]
+    pub json: bool,
 }

@@ -58,7 +58,6 @@ pub enum Verdict {
     /// No approval for these commands; `last` is the plan's last approval
     /// here, if it had one (its commands changed since).
     Untrusted {
-        hash: String,
         last: Option<Approval>,
     },
 }
@@ -147,7 +146,7 @@ pub fn verdict(repo: &Repo, plan_name: &str, plan: &Plan) -> Result<Verdict> {
         .map(|(_, a)| a)
         .filter(|a| a.repo == key && a.plan == plan_name)
         .max_by(|a, b| a.at.total_cmp(&b.at));
-    Ok(Verdict::Untrusted { hash, last })
+    Ok(Verdict::Untrusted { last })
 }
 
 /// Records the approval of `plan`'s commands; the plan's older approvals
@@ -259,7 +258,7 @@ fn untrusted(plan_name: &str, plan: &Plan, last: Option<&Approval>) -> anyhow::E
 pub fn require(repo: &Repo, snap: &Snapshot) -> Result<()> {
     match verdict(repo, &snap.plan_name, &snap.plan)? {
         Verdict::Trusted(_) | Verdict::NoCommands => {}
-        Verdict::Untrusted { last, .. } => {
+        Verdict::Untrusted { last } => {
             return Err(untrusted(&snap.plan_name, &snap.plan, last.as_ref()))
         }
     }

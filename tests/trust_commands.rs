@@ -139,7 +139,23 @@ fn a_plan_fetched_from_another_clone_runs_nothing_until_trusted() {
     assert!(stderr(&out).contains("--yes"), "{}", both(&out));
     assert_untrusted(&b.orch(&["run"]), "run after an unanswered trust");
 
-    b.orch_ok(&["trust", "p", "--yes"]);
+    // As JSON: the document, then the same refusal.
+    let out = b.orch(&["trust", "p", "--json"]);
+    assert_refused(&out, "trust --json without --yes");
+    let doc = json_doc(&out, "trust --json");
+    assert_eq!(
+        (doc["trusted"].clone(), doc["approved"].clone()),
+        (false.into(), false.into())
+    );
+    assert_eq!(doc["commands"].as_array().map(Vec::len), Some(2), "{doc}");
+    assert_eq!(doc["commands"][1]["kind"], "gate", "{doc}");
+
+    let doc = b.orch_json(&["trust", "p", "--yes", "--json"]);
+    assert_eq!(
+        (doc["trusted"].clone(), doc["approved"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(doc["by"], "trust");
     let out = b.orch(&["run"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert_eq!(runs(&task), 1, "the task ran once trusted");
@@ -216,7 +232,11 @@ fn a_plan_started_here_runs_without_asking_and_its_approval_lives_outside_the_re
     assert_untrusted(&a.orch_in(&clone, &["gate", "p"]), "gate in a clone");
 
     // Revoked, the plan that started here runs nothing either.
-    a.orch_ok(&["trust", "--revoke", "p"]);
+    let doc = a.orch_json(&["trust", "--revoke", "p", "--json"]);
+    assert_eq!(
+        (doc["revoked"].clone(), doc["trusted"].clone()),
+        (1.into(), false.into())
+    );
     assert!(approvals(&trust_dir(&a)).is_empty());
     assert_untrusted(&a.orch(&["gate", "p"]), "gate after --revoke");
     assert!(a.orch_ok(&["trust", "--list"]).is_empty());

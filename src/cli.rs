@@ -69,6 +69,8 @@ pub enum Command {
     Man(ManArgs),
     /// A live full-screen view of a plan that follows its state branch
     Watch(WatchArgs),
+    /// Show every command a plan can run and approve them on this machine
+    Trust(TrustArgs),
     /// For benchmarks: land the next N ready tasks with made-up commits
     #[command(hide = true)]
     SynthLand(SynthArgs),
@@ -444,4 +446,28 @@ pub struct WatchArgs {
     /// How often to look at the state branch, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub interval: u64,
+}
+
+/// A plan whose state came from elsewhere (fetched, another clone), or whose
+/// commands changed since they were approved here, runs none of them until
+/// approved: this shows every command it can run (task `run`s, gates,
+/// notify hooks) and where each comes from, then asks. `git orch start FILE`
+/// approves what it starts. Approvals live outside the repository, in
+/// $XDG_DATA_HOME/git-orch/trust (default ~/.local/share/git-orch/trust).
+#[derive(Args, Debug)]
+pub struct TrustArgs {
+    /// The plan (may be left out when exactly one plan is active)
+    pub plan: Option<String>,
+    /// Approve without asking (for scripts; without a terminal to ask on, it is required)
+    #[arg(long, conflicts_with_all = ["revoke", "list"])]
+    pub yes: bool,
+    /// Remove the plan's approval here: it runs nothing until trusted again
+    #[arg(long, conflicts_with = "list")]
+    pub revoke: bool,
+    /// This repository's approvals, one plan a line
+    #[arg(long, conflicts_with = "plan")]
+    pub list: bool,
+    /// Print machine-readable JSON on stdout (the commands, the hash, whether trusted)
+    #[arg(long)]
+    pub json: bool,
 }

@@ -18,6 +18,7 @@ mod schema;
 mod secret;
 mod state;
 mod trace;
+mod trust;
 mod ui;
 
 // The plan model and the error type live in the library (src/lib.rs) so the
@@ -90,6 +91,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Trust(args) => trust::run(args),
         Command::SynthLand(args) => synth::run(args),
     }
 }

@@ -495,6 +495,9 @@ fn the_cache_travels_with_the_pushed_state() {
         other.join(".git/orch/secret"),
     )
     .expect("share the secret");
+    // A fetched plan runs nothing until trusted in that clone (issue 13).
+    let out = repo.orch_in(&other, &["trust", "p", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let out = repo.orch_in(&other, &["gate", "p", "--commit", &head]);
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(both(&out).contains("cached"), "{}", both(&out));

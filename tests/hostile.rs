@@ -75,7 +75,12 @@ fn hostile_names() -> Vec<String> {
 fn listing(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, u64> {
     let mut out = BTreeMap::new();
     for entry in walk(dir) {
-        if entry.starts_with(skip) {
+        // The trust store (issue 13) lives outside every repository by design.
+        let store = Path::new("home/.local/share/git-orch/trust");
+        let trust_store = entry
+            .strip_prefix(dir)
+            .is_ok_and(|rel| rel.starts_with(store) || store.starts_with(rel));
+        if entry.starts_with(skip) || trust_store {
             continue;
         }
         let len = std::fs::symlink_metadata(&entry).map_or(0, |m| m.len());

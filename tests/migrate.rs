@@ -125,6 +125,13 @@ fn the_first_change_to_a_v1_state_rewrites_it_as_v2_and_the_plan_goes_on() {
     std::fs::create_dir_all(wt.join("d")).expect("mkdir");
     std::fs::write(wt.join("d/file"), "d\n").expect("write");
     repo.orch_ok(&["task", "done", "d", "--plan", "legacy", "-m", "d"]);
+    // Restored from a bundle, the plan's commands were never approved on
+    // this machine: its gates run once it is trusted (issue 13).
+    assert_refused(
+        &repo.orch(&["checkpoint", "legacy"]),
+        "an untrusted checkpoint",
+    );
+    repo.orch_ok(&["trust", "legacy", "--yes"]);
     repo.orch_ok(&["checkpoint", "legacy"]);
     let st = status_json(&repo);
     assert_eq!(st["phase"], Value::Null, "{st}");

@@ -226,6 +226,10 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     doc(repo.orch_json(&["task", "reset", "b", "--json"]));
     doc(repo.orch_json(&["task", "skip", "b", "--json"]));
     doc(repo.orch_json(&["status", "--json"]));
+    let trusted = doc(repo.orch_json(&["trust", "p", "--json"]));
+    assert_eq!(trusted["trusted"], true, "{trusted}");
+    let approvals = doc(repo.orch_json(&["trust", "--list", "--json"]));
+    assert_eq!(approvals["approvals"][0]["by"], "start", "{approvals}");
     doc(repo.orch_json(&["hook", "status", "--json"]));
     let gate = doc(repo.orch_json(&["gate", "--json"]));
     assert_eq!(gate["passed"], true, "{gate}");

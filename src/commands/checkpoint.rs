@@ -1,7 +1,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::open_plan;
+use super::open_plan_to_run;
 use crate::cli::CheckpointArgs;
 use crate::engine::checkpoint::checkpoint;
 use crate::engine::gates::{GateOptions, GateRun};
@@ -10,7 +10,7 @@ use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: CheckpointArgs) -> Result<u8> {
-    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let (repo, snap) = open_plan_to_run(args.plan.as_deref())?;
     let plan = snap.plan_name.clone();
     let output = GateOutput::choose(args.verbose);
     let on_line = |gate: &str, line: &str| {

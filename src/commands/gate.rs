@@ -5,7 +5,7 @@ use git2::Oid;
 use serde_json::json;
 
 use super::checkpoint::gates_json;
-use super::{open_plan, open_repo};
+use super::{open_plan_to_run, open_repo};
 use crate::cli::GateArgs;
 use crate::engine::gates::{self, GateOptions, GateRun};
 use crate::error::{refuse, refuse_with_hint};
@@ -18,7 +18,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
     if let Some(pre_push) = &args.pre_push {
         return pre_push_gate(&args, &pre_push[0]);
     }
-    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let (repo, snap) = open_plan_to_run(args.plan.as_deref())?;
     let plan = snap.plan_name.clone();
     let commit = match &args.commit {
         Some(rev) => repo.resolve_commit(rev)?,
@@ -243,7 +243,18 @@ fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
                 continue;
             }
             checked.push((plan.clone(), commit));
+            // The gates are the sealed plan's on the state branch, never a
+            // file of the commit being pushed, and only once trusted here.
             let list: Vec<&crate::plan::Gate> = snap.plan.gates.iter().collect();
+            if !list.is_empty() && crate::trust::require(&repo, &snap).is_err() {
+                return Err(refuse_with_hint(
+                    format!(
+                        "pushing {} needs the gates of plan `{plan}`, which is not trusted here, so none was run",
+                        ui::printable(&p.remote_ref)
+                    ),
+                    format!("see them and approve them with `git orch trust {plan}`, or push with --no-verify"),
+                ));
+            }
             let runs = run_and_record(&repo, &snap, &list, commit, args)?;
             for r in &runs {
                 if r.result.passed {

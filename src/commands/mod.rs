@@ -23,6 +23,7 @@ pub mod start;
 pub mod status;
 pub mod synth;
 pub mod task;
+pub mod trust;
 pub mod watch;
 
 use anyhow::Result;
@@ -39,6 +40,16 @@ pub fn open_repo() -> Result<Repo> {
 /// Opens the repository, picks the plan, repairs derived refs from the
 /// state branch if an interruption left them behind, and loads it.
 pub fn open_plan(named: Option<&str>) -> Result<(Repo, Snapshot)> {
+    open(named, false)
+}
+
+/// [`open_plan`] for a command that runs the plan's commands: refused,
+/// before any repair, unless they are trusted here (see `crate::trust`).
+pub fn open_plan_to_run(named: Option<&str>) -> Result<(Repo, Snapshot)> {
+    open(named, true)
+}
+
+fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
     let repo = open_repo()?;
     if let Some(name) = named {
         crate::plan::validate_id("plan", name)
@@ -48,6 +59,9 @@ pub fn open_plan(named: Option<&str>) -> Result<(Repo, Snapshot)> {
     let from_worktree = named.is_none().then(|| plan_of_worktree(&repo)).flatten();
     let plan = store::resolve_plan(&repo, named.or(from_worktree.as_deref()))?;
     let snap = store::load(&repo, &plan)?;
+    if to_run {
+        crate::trust::require(&repo, &snap)?;
+    }
     for note in reconcile::reconcile(&repo, &snap)? {
         ui::note(&format!("{} {note}", ui::yellow("repair:")));
     }

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::checkpoint::{print_gates, GateOutput};
-use super::open_plan;
+use super::open_plan_to_run;
 use crate::cli::RunArgs;
 use crate::engine::checkpoint::CheckpointReport;
 use crate::engine::run::{self, Observer, RunOptions, TaskOutcome};
@@ -200,7 +200,7 @@ impl Observer for Display {
 }
 
 pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
-    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let (repo, snap) = open_plan_to_run(args.plan.as_deref())?;
     let plan = snap.plan_name.clone();
     if args.jobs == Some(0) {
         return Err(crate::error::refuse("-j must be at least 1"));

@@ -68,6 +68,9 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
     tasks::refuse_if_finished(&snap)?;
     let plan = snap.plan_name.clone();
     let (_, task) = tasks::find_task(&snap, &args.id)?;
+    if !args.by_hand && snap.plan.task_run(task).is_some() {
+        crate::trust::require(&repo, &snap)?;
+    }
     tasks::refuse_unless_retryable(&snap, &args.id, &snap.task(&args.id)?)?;
     if !args.by_hand && snap.plan.task_run(task).is_some() {
         let run = RunArgs {
@@ -282,7 +285,20 @@ pub fn fail(args: TaskFailArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     let after = manual::fail(&repo, &snap.plan_name, &args.id, args.reason.as_deref())?;
-    let notify = crate::notify::Notifier::new(&repo, &snap.plan_name, &snap.plan);
+    // An untrusted plan's own hooks do not run; git config's are the user's.
+    let hooks_plan = if snap.plan.notify.is_empty() || crate::trust::is_trusted(&repo, &snap) {
+        snap.plan.clone()
+    } else {
+        ui::warn(&format!(
+            "plan `{}` is not trusted here: its [[notify]] hooks were not run (`git orch trust {}`)",
+            snap.plan_name, snap.plan_name
+        ));
+        std::sync::Arc::new(crate::plan::Plan {
+            notify: Vec::new(),
+            ..(*snap.plan).clone()
+        })
+    };
+    let notify = crate::notify::Notifier::new(&repo, &snap.plan_name, &hooks_plan);
     let phase = snap.plan.task(&args.id).map(|(p, _)| p.id.as_str());
     let reason = after
         .task(&args.id)?

@@ -51,6 +51,15 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         "git-orch plan {name}: start\n\nbase {base}\n{}",
         seal::tag_line(plan_blob)
     );
+    // Starting a plan from a file approves its commands (`crate::trust`):
+    // recorded before the state exists, so a crash after it leaves no
+    // plan of ours untrusted.
+    crate::trust::record(repo, &name, &plan, "start").map_err(|e| {
+        refuse_with_hint(
+            format!("nothing was started: cannot record the approval of plan `{name}`'s commands: {e:#}"),
+            "approvals go to $XDG_DATA_HOME/git-orch/trust (default ~/.local/share/git-orch/trust): make it writable",
+        )
+    })?;
     seal::write(repo, &name, plan_blob)?;
     let start_tag = reconcile::new_tag(repo, &tag_name, base, &message)?;
 

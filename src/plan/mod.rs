@@ -5,6 +5,7 @@
 //! every struct round-trips losslessly through serde and rejects unknown
 //! keys: a typo in a plan must never be silently ignored.
 
+mod commands;
 mod diag;
 mod duration;
 mod ids;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub use commands::{commands_hash, PlanCommand};
 pub use diag::Diagnostic;
 pub use duration::parse_duration;
 pub use ids::{state_ref_plan, validate_id, RESERVED_PHASE_IDS};

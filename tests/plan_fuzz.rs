@@ -317,6 +317,7 @@ fn plan() -> impl Strategy<Value = Plan> {
                 gates,
                 phases,
                 notify: Vec::new(),
+                worktrees: Default::default(),
             },
         )
 }
@@ -446,6 +447,7 @@ fn deep_dependency_chains_validate() {
         defaults: Defaults::default(),
         gates: vec![],
         notify: vec![],
+        worktrees: Default::default(),
         phases: vec![Phase {
             id: "p".into(),
             title: None,

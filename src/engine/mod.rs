@@ -14,6 +14,7 @@ pub mod rollback;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod setup;
 pub mod start;
 pub mod tamper;
 pub mod tasks;

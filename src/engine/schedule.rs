@@ -132,6 +132,7 @@ mod tests {
             defaults: Defaults::default(),
             gates: Vec::new(),
             notify: Vec::new(),
+            worktrees: Default::default(),
             phases: phases
                 .into_iter()
                 .enumerate()

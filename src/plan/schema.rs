@@ -3,8 +3,16 @@
 //! where in the tree it was; users fixing a plan want all of them at once.
 
 pub const TOP: &[&str] = &[
-    "name", "title", "base", "defaults", "gates", "phases", "notify",
+    "name",
+    "title",
+    "base",
+    "defaults",
+    "gates",
+    "phases",
+    "notify",
+    "worktrees",
 ];
+pub const WORKTREES: &[&str] = &["include", "setup", "setup_timeout"];
 pub const NOTIFY: &[&str] = &["run", "events", "timeout"];
 pub const DEFAULTS: &[&str] = &[
     "run",
@@ -107,6 +115,9 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
                 entries(v, "defaults", DEFAULTS, &mut out);
             }
             "gates" => gates(v, "gates", &mut out),
+            "worktrees" => {
+                entries(v, "worktrees", WORKTREES, &mut out);
+            }
             "notify" => {
                 for (i, n) in items(v).enumerate() {
                     entries(n, &format!("notify[{i}]"), NOTIFY, &mut out);

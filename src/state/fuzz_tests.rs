@@ -40,6 +40,7 @@ fn plan() -> Plan {
         defaults: Defaults::default(),
         gates: Vec::new(),
         notify: Vec::new(),
+        worktrees: Default::default(),
         phases: vec![
             Phase {
                 id: "one".into(),

@@ -350,6 +350,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             gates: Vec::new(),
             phases: Vec::new(),
             notify: Vec::new(),
+            worktrees: Default::default(),
         },
         kind: "Claudio",
         source: shown_root.clone(),

@@ -763,6 +763,7 @@ pub fn import(tasks_path: &Path, name: Option<&str>) -> Result<Imported> {
             gates: Vec::new(),
             phases: Vec::new(),
             notify: Vec::new(),
+            worktrees: Default::default(),
         },
         kind: "spec-kit",
         source: shown.clone(),

@@ -35,10 +35,12 @@ pub enum Schema {
     Report,
     McpError,
     NotifyEvent,
+    PlanAmend,
+    Abandon,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 21] = [
+    pub const ALL: [Schema; 23] = [
         Schema::Check,
         Schema::Start,
         Schema::Status,
@@ -60,6 +62,8 @@ impl Schema {
         Schema::Report,
         Schema::McpError,
         Schema::NotifyEvent,
+        Schema::PlanAmend,
+        Schema::Abandon,
     ];
 
     /// The name in the `schema` field, `git orch schema NAME` and the file
@@ -92,6 +96,8 @@ impl Schema {
             Schema::Report => file!("report"),
             Schema::McpError => file!("mcp-error"),
             Schema::NotifyEvent => file!("notify-event"),
+            Schema::PlanAmend => file!("plan-amend"),
+            Schema::Abandon => file!("abandon"),
         }
     }
 

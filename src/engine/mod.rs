@@ -2,6 +2,8 @@
 //! takes the repository and a plan name, changes state through the state
 //! branch, and returns data for the command layer to render.
 
+pub mod abandon;
+pub mod amend;
 pub mod checkpoint;
 pub mod finish;
 pub mod gates;

@@ -266,6 +266,11 @@ pub fn run(
                     false => return Err(e),
                 },
             };
+            // `git orch abandon`: stop the tasks (their work is kept) and end.
+            if snap.state.abandoned && !stop {
+                stop = true;
+                process::request_stop(process::Stop::Abandoned);
+            }
             if !stop {
                 // Retries first, in plan order with everything else after.
                 let retries: Vec<(String, bool)> = std::mem::take(&mut to_retry)

@@ -103,6 +103,8 @@ mod tests {
             rollbacks: Vec::new(),
             seq: 0,
             active: Default::default(),
+            plan_seal: None,
+            abandoned: false,
         };
         Snapshot::in_memory(plan, state, tasks)
     }

@@ -108,6 +108,8 @@ fn repository(dir: &Path) -> Repo {
         rollbacks: Vec::new(),
         seq: 0,
         active: ["a".to_string(), "b".to_string()].into(),
+        plan_seal: None,
+        abandoned: false,
         phases,
     };
     let event = Event::PlanStarted {

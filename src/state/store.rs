@@ -232,7 +232,7 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
             Some((id, true)) => Some(*id),
             _ => None,
         };
-        super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state.start_tag)
+        super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state)
             .map_err(|forged| forged.refusal(repo))?;
         return Ok(Snapshot {
             plan_name: plan_name.to_string(),
@@ -254,7 +254,7 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
     let old: StateV1 = serde_json::from_slice(&bytes)
         .with_context(|| format!("state commit {commit}: {V1_STATE_FILE} is corrupt"))?;
     let (state, tasks) = old.upgrade();
-    super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state.start_tag)
+    super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state)
         .map_err(|forged| forged.refusal(repo))?;
     Ok(Snapshot {
         plan_name: plan_name.to_string(),

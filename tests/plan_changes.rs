@@ -349,6 +349,9 @@ sleep 60
     assert!(repo.rev("refs/tags/orch/p/start").is_some());
     let st = status_json(&repo);
     assert_eq!(st["abandoned"], true, "{st}");
+    let list = repo.orch_json(&["list", "--json"]);
+    assert_eq!(list["plans"][0]["abandoned"], true, "{list}");
+    assert!(repo.orch_ok(&["list"]).contains("abandoned"));
     let log = repo.git(&["log", "--format=%s", "orch/p/state"]);
     assert!(log.contains("plan p: abandoned"), "{log}");
     // Nothing runs on it any more, and it is not abandoned twice.

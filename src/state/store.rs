@@ -667,7 +667,8 @@ pub fn resolve_plan(repo: &Repo, named: Option<&str>) -> Result<String> {
     let all = plan_names(repo)?;
     let mut active = Vec::new();
     for name in &all {
-        if !load(repo, name)?.state.finished {
+        let state = load(repo, name)?.state;
+        if !state.finished && !state.abandoned {
             active.push(name.clone());
         }
     }

@@ -49,6 +49,11 @@ pub enum Command {
     List(JsonArg),
     /// Remove the worktrees and task branches of a finished plan
     Finish(PlanArg),
+    /// Change a started plan: `plan amend FILE` applies a new version of it
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Stop an unfinished plan for good, keeping every task's work in refs
+    Abandon(PlanArg),
     /// Make a throwaway repository and carry a built-in plan through it
     Demo(DemoArgs),
     /// Turn a spec-kit tasks.md or a Claudio .claudio/ plan into a git-orch plan
@@ -170,6 +175,27 @@ pub struct PlanArg {
     /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// Print machine-readable JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlanCommand {
+    /// Validate a new version of a started plan and apply it: new tasks and
+    /// phases, changed pending tasks, timeouts, scopes, gates. Changes to
+    /// what has started or landed are refused, each named, and nothing changes
+    Amend(PlanAmendArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PlanAmendArgs {
+    /// The new version of the plan file (.toml, .yaml or .yml)
+    pub file: PathBuf,
+    /// The plan (default: the plan the file names)
+    pub plan: Option<String>,
+    /// Show what would change, and what would be refused; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, HookCommand, TaskCommand};
+use cli::{Cli, Command, HookCommand, PlanCommand, TaskCommand};
 use error::{AfterCommit, Refusal, EXIT_REFUSED};
 
 fn main() -> ExitCode {
@@ -81,6 +81,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Hook(HookCommand::Status { json }) => hook::status(json),
         Command::List(args) => list::run(args),
         Command::Finish(args) => finish::run(args),
+        Command::Plan(PlanCommand::Amend(args)) => amend::run(args),
+        Command::Abandon(args) => abandon::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Import(args) => import::run(args),
         Command::Init(args) => init::run(args),

@@ -500,6 +500,7 @@ static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// it got to `git-orch` too.
 const SAME_INTERRUPT: Duration = Duration::from_millis(500);
 const OUTPUT_CLOSED: i32 = -1;
+const ABANDONED: i32 = -2;
 
 /// Why a run stops before its work is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -507,6 +508,8 @@ pub enum Stop {
     Signal(i32),
     /// Standard output was closed (`git orch run | head -1`).
     OutputClosed,
+    /// The plan was abandoned (`git orch abandon`) while it ran.
+    Abandoned,
 }
 
 impl Stop {
@@ -516,6 +519,7 @@ impl Stop {
         match self {
             Stop::Signal(sig) => format!("interrupted ({})", signal_name(*sig)),
             Stop::OutputClosed => "output closed".to_string(),
+            Stop::Abandoned => "the plan was abandoned".to_string(),
         }
     }
 
@@ -524,7 +528,7 @@ impl Stop {
     pub fn exit_code(&self) -> u8 {
         match self {
             Stop::Signal(sig) => u8::try_from(128 + sig).unwrap_or(1),
-            Stop::OutputClosed => 1,
+            Stop::OutputClosed | Stop::Abandoned => 1,
         }
     }
 }
@@ -569,6 +573,7 @@ pub fn stop_requested() -> Option<Stop> {
     match STOP.load(Ordering::SeqCst) {
         0 => None,
         OUTPUT_CLOSED => Some(Stop::OutputClosed),
+        ABANDONED => Some(Stop::Abandoned),
         sig => Some(Stop::Signal(sig)),
     }
 }
@@ -578,6 +583,7 @@ pub fn request_stop(stop: Stop) {
     let code = match stop {
         Stop::Signal(sig) => sig,
         Stop::OutputClosed => OUTPUT_CLOSED,
+        Stop::Abandoned => ABANDONED,
     };
     let _ = STOP.compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
 }

@@ -37,10 +37,12 @@ pub enum Schema {
     NotifyEvent,
     Trust,
     TrustList,
+    PlanAmend,
+    Abandon,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 23] = [
+    pub const ALL: [Schema; 25] = [
         Schema::Check,
         Schema::Start,
         Schema::Status,
@@ -64,6 +66,8 @@ impl Schema {
         Schema::NotifyEvent,
         Schema::Trust,
         Schema::TrustList,
+        Schema::PlanAmend,
+        Schema::Abandon,
     ];
 
     /// The name in the `schema` field, `git orch schema NAME` and the file
@@ -98,6 +102,8 @@ impl Schema {
             Schema::NotifyEvent => file!("notify-event"),
             Schema::Trust => file!("trust"),
             Schema::TrustList => file!("trust-list"),
+            Schema::PlanAmend => file!("plan-amend"),
+            Schema::Abandon => file!("abandon"),
         }
     }
 

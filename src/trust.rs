@@ -149,6 +149,14 @@ pub fn verdict(repo: &Repo, plan_name: &str, plan: &Plan) -> Result<Verdict> {
     Ok(Verdict::Untrusted { last })
 }
 
+/// Whether this user approved `plan`'s very commands here (or it has none).
+pub fn is_approved(repo: &Repo, plan_name: &str, plan: &Plan) -> bool {
+    matches!(
+        verdict(repo, plan_name, plan),
+        Ok(Verdict::Trusted(_) | Verdict::NoCommands)
+    )
+}
+
 /// Records the approval of `plan`'s commands; the plan's older approvals
 /// here are removed (only the latest counts), and so are approvals of
 /// repositories that no longer exist.

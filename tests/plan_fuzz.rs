@@ -322,6 +322,7 @@ fn plan() -> impl Strategy<Value = Plan> {
                 phases,
                 notify: Vec::new(),
                 agents: Default::default(),
+                worktrees: Default::default(),
             },
         )
 }
@@ -456,6 +457,7 @@ fn deep_dependency_chains_validate() {
         gates: vec![],
         notify: vec![],
         agents: Default::default(),
+        worktrees: Default::default(),
         phases: vec![Phase {
             id: "p".into(),
             title: None,

@@ -281,5 +281,8 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     seen.insert("mcp-error".to_string());
     // The event hooks' stdin is exercised by tests/live.rs.
     seen.insert("notify-event".to_string());
+    // `plan amend --json` and `abandon --json`: by tests/plan_changes.rs.
+    seen.insert("plan-amend".to_string());
+    seen.insert("abandon".to_string());
     assert_eq!(seen, listed(&repo), "every schema is exercised here");
 }

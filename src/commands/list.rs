@@ -40,6 +40,7 @@ pub fn run(args: JsonArg) -> Result<u8> {
             "plan": name,
             "title": snap.plan.title,
             "finished": snap.state.finished,
+            "abandoned": snap.state.abandoned,
             "phase": snap.current_phase().map(|p| p.id.clone()),
             "tasks": total,
             "done": done,
@@ -86,6 +87,8 @@ pub fn run(args: JsonArg) -> Result<u8> {
             r["phases"],
             if r["finished"].as_bool() == Some(true) {
                 "finished".to_string()
+            } else if r["abandoned"].as_bool() == Some(true) {
+                "abandoned".to_string()
             } else {
                 phase
             }

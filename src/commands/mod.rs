@@ -1,6 +1,8 @@
 //! One module per subcommand: open the repository, call the engine, render
 //! the result for a person or, with `--json`, for a script.
 
+pub mod abandon;
+pub mod amend;
 pub mod check;
 pub mod checkpoint;
 pub mod completions;

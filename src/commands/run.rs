@@ -354,7 +354,13 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 report.landed.join(", ")
             ));
         }
-        ui::hint("`git orch resume` carries on");
+        if stop == crate::process::Stop::Abandoned {
+            ui::hint(&format!(
+                "what its tasks held is kept under refs/orch/{plan}/preserved/ (`git for-each-ref refs/orch/{plan}/preserved/`)"
+            ));
+        } else {
+            ui::hint("`git orch resume` carries on");
+        }
         return Ok(stop.exit_code());
     }
     if !report.ok() {

@@ -34,6 +34,9 @@ pub struct StatusReport<'a> {
     base: CommitId,
     state_commit: String,
     finished: bool,
+    /// `abandon` stopped it unfinished.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    abandoned: bool,
     phase: Option<&'a str>,
     phases: Vec<PhaseReport<'a>>,
     tasks: Vec<TaskReport<'a>>,
@@ -167,6 +170,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         base: snap.state.base,
         state_commit: snap.commit.to_string(),
         finished: snap.state.finished,
+        abandoned: snap.state.abandoned,
         phase: current,
         phases,
         tasks,
@@ -197,6 +201,8 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
         snap.state.work.short(),
         if snap.state.finished {
             "finished"
+        } else if snap.state.abandoned {
+            "abandoned"
         } else {
             "active"
         }

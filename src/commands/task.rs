@@ -18,6 +18,9 @@ pub fn start(args: TaskArgs) -> Result<u8> {
     tasks::refuse_if_finished(&snap)?;
     let plan = snap.plan_name.clone();
     let (begun, again) = tasks::start_by_hand(&repo, &plan, &args.id)?;
+    crate::engine::setup::ensure_by_hand(&repo, &plan, &args.id, &begun, &mut |line| {
+        ui::note(line)
+    })?;
     let path = begun.worktree.display().to_string();
     if let Some(kept) = &begun.kept {
         ui::note(&format!(
@@ -87,6 +90,9 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
     }
     let claimed = tasks::claim_retry(&repo, &plan, &args.id, tasks::claim_for_this_process(true))?;
     let begun = tasks::prepare(&repo, &claimed, false)?;
+    crate::engine::setup::ensure_by_hand(&repo, &plan, &args.id, &begun, &mut |line| {
+        ui::note(line)
+    })?;
     let path = begun.worktree.display().to_string();
     if args.json {
         ui::json_doc(

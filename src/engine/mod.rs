@@ -2,7 +2,9 @@
 //! takes the repository and a plan name, changes state through the state
 //! branch, and returns data for the command layer to render.
 
+pub mod abandon;
 pub mod agents;
+pub mod amend;
 pub mod checkpoint;
 pub mod finish;
 pub mod gates;
@@ -15,6 +17,7 @@ pub mod rollback;
 pub mod run;
 pub mod runner;
 pub mod schedule;
+pub mod setup;
 pub mod start;
 pub mod tamper;
 pub mod tasks;

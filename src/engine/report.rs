@@ -465,6 +465,8 @@ fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
         E::RolledBack { to, .. } => ("rollback", Some(to), None),
         E::RollbackUndone { to, .. } => ("undo", Some(to), None),
         E::PlanFinished { .. } => ("finish", None, None),
+        E::PlanAmended { .. } => ("amend", None, None),
+        E::PlanAbandoned { .. } => ("abandon", None, None),
         E::StateMigrated { .. } => ("other", None, None),
     };
     Event {

@@ -136,7 +136,6 @@ fn run_task(
         .map(|(p, _)| p.id.clone())
         .unwrap_or_default();
     let watch = super::tamper::Watch::take(&repo, plan, id).map_err(|e| format!("{e:#}"))?;
-    let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
     // The agent's own variables first: the task's (ORCH_*) win.
     let mut env = command.env.clone();
     env.extend(task_env(
@@ -147,6 +146,38 @@ fn run_task(
         &begun.worktree,
         begun.base,
     ));
+    let mut live = workspace::LiveLog::create(&repo, plan, id);
+    // A new worktree's included files and setup (a recycled one has them).
+    let setup_log = match super::setup::ensure(
+        &repo,
+        &claimed.snap.plan,
+        &begun.worktree,
+        env.clone(),
+        Some(workspace::pgid_file(&repo, plan, id)),
+        &mut |line| {
+            live.line(line);
+            observer.line(id, line);
+        },
+    )
+    .map_err(|e| format!("{e:#}"))?
+    {
+        super::setup::Setup::Ready => Vec::new(),
+        super::setup::Setup::MadeReady { log } => log,
+        super::setup::Setup::Failed {
+            reason,
+            mut finished,
+        } => {
+            if !matches!(finished.exit, Exit::Stopped(_)) {
+                finished.exit = Exit::NotStarted(reason);
+            }
+            return Ok(Ran {
+                finished,
+                head: None,
+                tampered: Vec::new(),
+            });
+        }
+    };
+    let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
     if let Some(s) = &sandbox {
         env.push(("TMPDIR".into(), s.tmp.display().to_string()));
     }
@@ -159,11 +190,13 @@ fn run_task(
         contain: true,
         wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
-    let mut live = workspace::LiveLog::create(&repo, plan, id);
-    let finished = process::run(&job, |line| {
+    let mut finished = process::run(&job, |line| {
         live.line(line);
         observer.line(id, line);
     });
+    if !setup_log.is_empty() {
+        finished.log.splice(0..0, setup_log);
+    }
     let mut tampered = watch
         .check(&repo)
         .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
@@ -229,6 +262,8 @@ pub fn run(
     {
         crate::sandbox::available()?;
     }
+    // A plan's `[worktrees] include` that git does not ignore: refused now.
+    super::setup::included_files(repo, &snap.plan)?;
     recover_abandoned(repo, plan, observer)?;
 
     let mut report = RunReport::default();
@@ -266,6 +301,11 @@ pub fn run(
                     false => return Err(e),
                 },
             };
+            // `git orch abandon`: stop the tasks (their work is kept) and end.
+            if snap.state.abandoned && !stop {
+                stop = true;
+                process::request_stop(process::Stop::Abandoned);
+            }
             if !stop {
                 // Retries first, in plan order with everything else after.
                 let retries: Vec<(String, bool)> = std::mem::take(&mut to_retry)
@@ -651,7 +691,7 @@ fn check_selection(snap: &Snapshot, opts: &RunOptions) -> Result<()> {
 }
 
 /// The SPEC §4 environment.
-fn task_env(
+pub(crate) fn task_env(
     repo: &Repo,
     plan: &str,
     phase: &str,

@@ -113,6 +113,8 @@ mod tests {
             rollbacks: Vec::new(),
             seq: 0,
             active: Default::default(),
+            plan_seal: None,
+            abandoned: false,
         };
         Snapshot::in_memory(plan, state, tasks)
     }
@@ -147,6 +149,7 @@ mod tests {
             gates: Vec::new(),
             notify: Vec::new(),
             agents: Default::default(),
+            worktrees: Default::default(),
             phases: phases
                 .into_iter()
                 .enumerate()

@@ -80,6 +80,8 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         rollbacks: Vec::new(),
         seq: 0,
         active: Default::default(),
+        plan_seal: None,
+        abandoned: false,
     };
     let files = vec![(
         format!("source/{}", input.source_name),

@@ -36,10 +36,10 @@ pub fn restore_forged_plan(repo: &Repo, plan: &str) -> Result<Option<String>> {
     let Ok(forged_plan) = serde_json::from_slice(repo.git.find_blob(found)?.content()) else {
         return Ok(None);
     };
-    let Err(forged) = seal::check(repo, plan, head, found, &forged_plan, &state.start_tag) else {
+    let Err(forged) = seal::check(repo, plan, head, found, &forged_plan, &state) else {
         return Ok(None);
     };
-    let Some(good) = seal::last_sealed(repo, plan, head, forged.sealed) else {
+    let Some(good) = seal::last_sealed(repo, plan, head, &forged.accepted) else {
         return Err(forged.refusal(repo));
     };
     let kept = names::preserved(plan, &format!("forged-plan-{}", crate::git::short(head)));
@@ -130,7 +130,17 @@ impl Watch {
         }
         let now = guarded_files(repo, &self.plan);
         let keys: BTreeSet<&String> = self.files.keys().chain(now.keys()).collect();
+        // `plan amend` rewrites the seal, with its event on the state branch.
+        let amended = chain.as_ref().is_ok_and(|c| {
+            c.iter()
+                .take(c.len().saturating_sub(1))
+                .any(|(_, e, _)| matches!(e, Some(Event::PlanAmended { .. })))
+        });
+        let seal = shown_path(repo, &seal::seal_file(repo, &self.plan));
         for key in keys {
+            if amended && *key == seal {
+                continue;
+            }
             if self.files.get(key) != now.get(key) {
                 found.push(format!("changed `{key}`"));
             }
@@ -321,14 +331,14 @@ fn guarded_files(repo: &Repo, plan: &str) -> BTreeMap<String, Stamp> {
     paths.push(seal::seal_file(repo, plan));
     paths
         .into_iter()
-        .filter_map(|p| {
-            let s = stamp(&p)?;
-            let shown = p
-                .strip_prefix(&repo.root)
-                .map_or_else(|_| p.display().to_string(), |r| r.display().to_string());
-            Some((shown, s))
-        })
+        .filter_map(|p| Some((shown_path(repo, &p), stamp(&p)?)))
         .collect()
+}
+
+/// A guarded file's name as the findings show it.
+fn shown_path(repo: &Repo, p: &Path) -> String {
+    p.strip_prefix(&repo.root)
+        .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
 }
 
 /// The main checkout, and the checkout git-orch runs from if another.

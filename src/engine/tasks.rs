@@ -295,6 +295,7 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
     let path_s = path.to_string_lossy().to_string();
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
+        refuse_if_finished(snap)?;
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
         if status != TaskStatus::Pending {
@@ -392,6 +393,7 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
     let default_path = workspace::task_worktree(repo, plan, id);
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
+        refuse_if_finished(snap)?;
         let (phase, task) = find_task(snap, id)?;
         let current = snap.task(id)?;
         refuse_unless_retryable(snap, id, &current)?;
@@ -1026,6 +1028,15 @@ pub fn preserve_tag(kind: &str) -> String {
 pub fn refuse_if_finished(snap: &Snapshot) -> Result<()> {
     if snap.state.finished {
         return Err(refuse(format!("plan `{}` is finished", snap.plan_name)));
+    }
+    if snap.state.abandoned {
+        return Err(refuse_with_hint(
+            format!("plan `{}` was abandoned", snap.plan_name),
+            format!(
+                "its work is kept under refs/orch/{}/preserved/ (`git for-each-ref refs/orch/{}/preserved/`); start a new plan to go on",
+                snap.plan_name, snap.plan_name
+            ),
+        ));
     }
     Ok(())
 }

@@ -54,6 +54,9 @@ pub struct Plan {
     /// `[agents.<name>]`: the commands that run tasks, by name (issue 11).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub agents: BTreeMap<String, Agent>,
+    /// What a new worktree gets besides its checkout (see [`Worktrees`]).
+    #[serde(default, skip_serializing_if = "Worktrees::is_empty")]
+    pub worktrees: Worktrees,
 }
 
 /// `[agents.<name>]`: a named way to run tasks (a coding agent's command
@@ -132,6 +135,31 @@ pub struct RetryOn {
     pub output: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub timeout: bool,
+}
+
+/// `[worktrees]`: files git does not track, copied into every new task
+/// worktree from the main checkout, and a command run once in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Worktrees {
+    /// gitignore-style patterns of ignored files of the main checkout to
+    /// copy (`.env`, `config/local.toml`); a match git does not ignore is
+    /// refused, as its copy would be committed with the task's work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Run once in each new worktree, with the task's environment, before
+    /// its first task (`npm ci`); a recycled worktree already has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
+    /// How long `setup` may take (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_timeout: Option<String>,
+}
+
+impl Worktrees {
+    pub fn is_empty(&self) -> bool {
+        *self == Worktrees::default()
+    }
 }
 
 /// The events a `[[notify]]` hook (or `orch.notify`) may choose. `task-parked`

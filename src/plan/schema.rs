@@ -3,7 +3,15 @@
 //! where in the tree it was; users fixing a plan want all of them at once.
 
 pub const TOP: &[&str] = &[
-    "name", "title", "base", "defaults", "gates", "phases", "notify", "agents",
+    "name",
+    "title",
+    "base",
+    "defaults",
+    "gates",
+    "phases",
+    "notify",
+    "agents",
+    "worktrees",
 ];
 pub const AGENT: &[&str] = &[
     "run",
@@ -17,6 +25,7 @@ pub const AGENT: &[&str] = &[
     "retry_on",
 ];
 pub const RETRY_ON: &[&str] = &["exit_codes", "output", "timeout"];
+pub const WORKTREES: &[&str] = &["include", "setup", "setup_timeout"];
 pub const NOTIFY: &[&str] = &["run", "events", "timeout"];
 pub const DEFAULTS: &[&str] = &[
     "run",
@@ -137,6 +146,9 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
                 }
             }
             "gates" => gates(v, "gates", &mut out),
+            "worktrees" => {
+                entries(v, "worktrees", WORKTREES, &mut out);
+            }
             "notify" => {
                 for (i, n) in items(v).enumerate() {
                     entries(n, &format!("notify[{i}]"), NOTIFY, &mut out);

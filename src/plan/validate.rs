@@ -173,6 +173,37 @@ impl Validator<'_> {
         let anchors = self.anchors.plan_gates.clone();
         self.gates(&plan.gates, "gates", &anchors, &mut HashMap::new());
         self.notify();
+        self.worktrees();
+    }
+
+    /// `[worktrees]`: a setup command that is not empty, patterns that are
+    /// not empty, a valid timeout.
+    fn worktrees(&mut self) {
+        let w = &self.plan.worktrees;
+        if let Some(setup) = &w.setup {
+            if setup.trim().is_empty() {
+                let pos = self.kv("setup", setup, None);
+                self.error(
+                    "worktrees.setup is empty; give a command or remove the key".into(),
+                    pos,
+                );
+            }
+        }
+        for p in &w.include {
+            if p.trim().is_empty() || p.trim_start().starts_with('#') || p.starts_with('!') {
+                let pos = self.item(p, None);
+                self.error(
+                    format!("worktrees.include: `{p}` is not a pattern of files to copy (empty, a comment or a negation)"),
+                    pos,
+                );
+            }
+        }
+        self.duration(
+            "worktrees.setup_timeout",
+            "setup_timeout",
+            w.setup_timeout.as_ref(),
+            None,
+        );
     }
 
     /// `[agents.<name>]`: an id for a name, a command, a cap of at least 1,

@@ -128,6 +128,20 @@ pub enum Event {
     PlanFinished {
         at: f64,
     },
+    /// `plan amend`: the plan became a new version (`from`, `to`: the
+    /// blob ids of `plan.json`), with what changed.
+    PlanAmended {
+        from: String,
+        to: String,
+        changes: Vec<String>,
+        at: f64,
+    },
+    /// `abandon`: the plan stopped unfinished; every task's work is kept
+    /// in the `preserved` refs.
+    PlanAbandoned {
+        preserved: Vec<String>,
+        at: f64,
+    },
 }
 
 /// Free text (a reason a person or a task gave) made fit for a subject
@@ -174,7 +188,9 @@ impl Event {
             | Event::PhaseGatesFailed { at, .. }
             | Event::RolledBack { at, .. }
             | Event::RollbackUndone { at, .. }
-            | Event::PlanFinished { at } => *at,
+            | Event::PlanFinished { at }
+            | Event::PlanAmended { at, .. }
+            | Event::PlanAbandoned { at, .. } => *at,
         }
     }
 
@@ -216,6 +232,8 @@ impl Event {
             Event::RolledBack { .. } => "rolled-back",
             Event::RollbackUndone { .. } => "rollback-undone",
             Event::PlanFinished { .. } => "plan-finished",
+            Event::PlanAmended { .. } => "plan-amended",
+            Event::PlanAbandoned { .. } => "plan-abandoned",
         }
     }
 
@@ -310,6 +328,13 @@ impl Event {
                 format!("rollback to {to} undone: work at {}", short(work))
             }
             Event::PlanFinished { .. } => format!("plan {plan}: finished"),
+            Event::PlanAmended { changes, .. } => {
+                format!("plan {plan}: amended ({} change(s))", changes.len())
+            }
+            Event::PlanAbandoned { preserved, .. } => format!(
+                "plan {plan}: abandoned ({} ref(s) preserved)",
+                preserved.len()
+            ),
         }
     }
 

@@ -45,6 +45,7 @@ fn plan() -> Plan {
         gates: Vec::new(),
         notify: Vec::new(),
         agents: Default::default(),
+        worktrees: Default::default(),
         phases: vec![
             Phase {
                 id: "one".into(),
@@ -112,6 +113,8 @@ fn repository(dir: &Path) -> Repo {
         rollbacks: Vec::new(),
         seq: 0,
         active: ["a".to_string(), "b".to_string()].into(),
+        plan_seal: None,
+        abandoned: false,
         phases,
     };
     let event = Event::PlanStarted {

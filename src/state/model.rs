@@ -35,6 +35,13 @@ pub struct State {
     /// the task records it writes, so finding them reads no other record.
     #[serde(default)]
     pub active: BTreeSet<String>,
+    /// The blob of `plan.json` the latest `plan amend` sealed (for a clone,
+    /// which has no seal file; see [`super::seal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_seal: Option<String>,
+    /// `abandon` stopped the plan unfinished: nothing runs on it any more.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abandoned: bool,
     /// The phase records (`phases/<id>.json`), read whole: phases are few.
     #[serde(skip)]
     pub phases: BTreeMap<String, PhaseState>,
@@ -76,6 +83,8 @@ impl StateV1 {
             rollbacks: self.rollbacks,
             seq: self.seq,
             active,
+            plan_seal: None,
+            abandoned: false,
             phases: self.phases,
         };
         (state, self.tasks)

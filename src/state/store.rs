@@ -232,9 +232,11 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
             Some((id, true)) => Some(*id),
             _ => None,
         };
-        super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state.start_tag)
+        super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state)
             .map_err(|forged| forged.refusal(repo))?;
-        super::seal::check_pinned(plan_name, plan_blob, &plan)?;
+        super::seal::check_pinned(plan_name, plan_blob, &plan, || {
+            crate::trust::is_approved(repo, plan_name, &plan)
+        })?;
         return Ok(Snapshot {
             plan_name: plan_name.to_string(),
             commit,
@@ -255,9 +257,11 @@ pub fn load_at(repo: &Repo, plan_name: &str, commit: Oid) -> Result<Snapshot> {
     let old: StateV1 = serde_json::from_slice(&bytes)
         .with_context(|| format!("state commit {commit}: {V1_STATE_FILE} is corrupt"))?;
     let (state, tasks) = old.upgrade();
-    super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state.start_tag)
+    super::seal::check(repo, plan_name, commit, plan_blob, &plan, &state)
         .map_err(|forged| forged.refusal(repo))?;
-    super::seal::check_pinned(plan_name, plan_blob, &plan)?;
+    super::seal::check_pinned(plan_name, plan_blob, &plan, || {
+        crate::trust::is_approved(repo, plan_name, &plan)
+    })?;
     Ok(Snapshot {
         plan_name: plan_name.to_string(),
         commit,
@@ -669,7 +673,8 @@ pub fn resolve_plan(repo: &Repo, named: Option<&str>) -> Result<String> {
     let all = plan_names(repo)?;
     let mut active = Vec::new();
     for name in &all {
-        if !load(repo, name)?.state.finished {
+        let state = load(repo, name)?.state;
+        if !state.finished && !state.abandoned {
             active.push(name.clone());
         }
     }

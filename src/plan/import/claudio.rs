@@ -351,6 +351,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             phases: Vec::new(),
             notify: Vec::new(),
             agents: Default::default(),
+            worktrees: Default::default(),
         },
         kind: "Claudio",
         source: shown_root.clone(),

@@ -764,6 +764,7 @@ pub fn import(tasks_path: &Path, name: Option<&str>) -> Result<Imported> {
             phases: Vec::new(),
             notify: Vec::new(),
             agents: Default::default(),
+            worktrees: Default::default(),
         },
         kind: "spec-kit",
         source: shown.clone(),

@@ -218,10 +218,20 @@ pub fn run(
     // Tasks running while the plan was found rewritten, with what was found.
     let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     let mut to_retry: Vec<String> = opts.retry.clone();
+    // Shared through a remote (`--remote`): when this runner last fetched;
+    // its leases are renewed on a thread of their own (see [`super::remote`]).
+    let mut pulled = std::time::Instant::now();
+    let renewing = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
+        super::remote::spawn_renewer(scope, &root, plan, &renewing);
+        let _renewing = super::remote::Done(&renewing);
         loop {
             // A signal or a closed output: start nothing more, wind down.
             stop |= process::stop_requested().is_some();
+            super::remote::pull_if_due(repo, plan, &mut pulled, Duration::from_millis(300))?;
+            for (id, kept) in super::remote::take_over_expired(repo, plan)? {
+                observer.recovered(&id, &kept);
+            }
             suspect_forgery(repo, plan, &running, &mut forged)?;
             let snap = match store::load(repo, plan) {
                 Ok(snap) => snap,
@@ -307,6 +317,11 @@ pub fn run(
             };
             suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
+            // Its lease expired and another runner took it over meanwhile.
+            if let Some(kept) = super::remote::lost(repo, plan, &done.id)? {
+                observer.recovered(&done.id, &kept);
+                continue;
+            }
             let outcome = match forged.remove(&done.id) {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,

@@ -167,9 +167,24 @@ fn start_shared(cluster: &Cluster, plan: &str) {
     first.orch_ok(&["sync", "p", "--remote", "origin"]);
 }
 
+/// Waits for a runner, killing it (and failing) if it runs past `secs`: a
+/// runner that waits forever is a failure, not a hung test.
+fn finish(mut child: Child, secs: u64) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("poll a runner").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait for a runner");
+            panic!("a runner ran past {secs}s\n{}", both(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait for a runner")
+}
+
 fn wait_ok(children: Vec<Child>) {
     for child in children {
-        let out = child.wait_with_output().expect("wait for a runner");
+        let out = finish(child, 240);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -329,7 +344,16 @@ echo done > slow.txt
         .as_secs_f64();
 
     let second = &cluster.clones[1];
-    let out = second.orch(&["run", "p", "--remote", "origin", "--lease", "3"]);
+    let out = finish(
+        second
+            .command(BIN, &second.path)
+            .args(["run", "p", "--remote", "origin", "--lease", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the second runner"),
+        60,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     assert!(
         stderr(&out).contains("recovered task slow"),

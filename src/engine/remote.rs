@@ -271,6 +271,14 @@ pub fn lost(repo: &Repo, plan: &str, id: &str) -> Result<Option<Vec<String>>> {
     let Some(r) = sync::active() else {
         return Ok(None);
     };
+    // Its lease as last renewed still runs: nobody can have taken it over.
+    let snap = store::load(repo, plan)?;
+    if let Some(claim) = snap.task(id)?.claim() {
+        let held = current_lease(repo, &r.name, plan, id, claim)?;
+        if held.is_some_and(|l| l.runner == r.runner && l.expires > state::now() + 0.5) {
+            return Ok(None);
+        }
+    }
     sync::pull(repo, &r.name, plan)?;
     let snap = store::load(repo, plan)?;
     let t = snap.task(id)?;

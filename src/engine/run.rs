@@ -228,7 +228,9 @@ pub fn run(
         loop {
             // A signal or a closed output: start nothing more, wind down.
             stop |= process::stop_requested().is_some();
-            super::remote::pull_if_due(repo, plan, &mut pulled, Duration::from_millis(300))?;
+            if running.len() < opts.jobs.max(1) {
+                super::remote::pull_if_due(repo, plan, &mut pulled, Duration::from_millis(300))?;
+            }
             for (id, kept) in super::remote::take_over_expired(repo, plan)? {
                 observer.recovered(&id, &kept);
             }

@@ -364,8 +364,10 @@ pub fn transact<T>(
     let name = names::state(plan_name);
     let remote = super::sync::active();
     for attempt in 0..MAX_ATTEMPTS {
+        let started = std::time::Instant::now();
         // Shared through a remote: the remote's state is the one changed.
         let lease = match &remote {
+            Some(r) if attempt == 0 => super::sync::pull_unless_fresh(repo, &r.name, plan_name)?,
             Some(r) => super::sync::pull(repo, &r.name, plan_name)?,
             None => None,
         };
@@ -409,6 +411,10 @@ pub fn transact<T>(
         };
         match won {
             Ok(()) => {
+                if remote.is_some() {
+                    // The whole round trip, fetch to push (bench-remote.sh).
+                    crate::trace::step(&format!("remote {}", event.kind()), started);
+                }
                 crate::failpoint!("state-committed");
                 // From here on the change has happened: a failure says so.
                 return follow_commit(repo, plan_name, commit, &change.refs, &subject)

@@ -198,7 +198,31 @@ pub fn remote_state(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>
 /// Refuses a local state that went another way than the remote's.
 pub fn pull(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
     fetch(repo, remote, plan, false)?;
+    mark_fresh();
     adopt(repo, remote, plan)
+}
+
+/// [`pull`], but without the fetch when this process fetched or pushed
+/// the state a moment ago: a view that went stale meanwhile only costs a
+/// lost lease, and the retry fetches.
+pub fn pull_unless_fresh(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
+    let fresh = FRESH
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .is_some_and(|at| at.elapsed() < Duration::from_millis(150));
+    if fresh {
+        return adopt(repo, remote, plan);
+    }
+    pull(repo, remote, plan)
+}
+
+static FRESH: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+fn mark_fresh() {
+    if let Ok(mut f) = FRESH.lock() {
+        *f = Some(std::time::Instant::now());
+    }
 }
 
 /// [`pull`] without the fetch.
@@ -309,6 +333,7 @@ pub fn publish(
         }
     }
     push(repo, remote, &pushes)?;
+    mark_fresh();
     for (name, new, _) in &pushes {
         if let Some(t) = tracking(remote, name) {
             let _ = match new {

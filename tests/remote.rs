@@ -152,7 +152,7 @@ s=$(date +%s%N); sleep 0.{pause}; mkdir -p d{g} && echo t{i} > d{g}/t{i}.txt
 echo "t{i} {g} $s $(date +%s%N) $(git config orch.machine)" >> {log}
 '''
 "#,
-            pause = 1 + i % 3,
+            pause = 3 + i % 3,
             log = log.display()
         );
     }
@@ -262,9 +262,13 @@ fn three_machines_over_git_daemon_land_thirty_tasks_once_without_overlap() {
     let cluster = Cluster::new(3, true);
     let log = cluster.clones[0].scratch().join("ran.log");
     start_shared(&cluster, &grouped_plan(30, &log));
-    let runners = (0..3)
-        .map(|i| cluster.spawn_run(i, &["--lease", "3", "-j", "3"]))
+    // The clone that started the plan starts last, so that the others
+    // are at work before it could take everything.
+    let mut runners: Vec<Child> = (1..3)
+        .map(|i| cluster.spawn_run(i, &["--lease", "3", "-j", "1"]))
         .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    runners.push(cluster.spawn_run(0, &["--lease", "3", "-j", "1"]));
     wait_ok(runners);
     assert_landed_once(&cluster, 30);
     let machines = assert_no_overlap(&log, 30);

@@ -416,6 +416,9 @@ pub fn push(
                 "failed to update ref",
                 "incorrect old value",
                 "atomic transaction failed",
+                // The server's unpacking lost to a racing push's (seen with
+                // three runners pushing at once); nothing was updated.
+                "unpacker error",
             ]
             .iter()
             .any(|w| l.contains(w))
@@ -429,10 +432,10 @@ pub fn push(
     let why = stdout
         .lines()
         .chain(stderr.lines())
-        .find(|l| l.starts_with('!') || l.starts_with("error:") || l.starts_with("fatal:"))
-        .unwrap_or("")
-        .trim()
-        .to_string();
+        .filter(|l| l.starts_with('!') || l.starts_with("error:") || l.starts_with("fatal:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     Err(anyhow!("cannot push the plan's refs to `{remote}`: {why}"))
 }
 

@@ -40,6 +40,8 @@ pub enum Command {
     Resume(RunArgs),
     /// The event history of a plan, from its state branch
     Log(LogArgs),
+    /// Fetch and push a plan's refs through a git remote, under leases
+    Sync(SyncArgs),
     /// Run the plan's gates on a commit (also the pre-push hook's entry point)
     Gate(GateArgs),
     /// Install, remove or inspect the pre-push gate hook
@@ -250,9 +252,24 @@ pub struct RunArgs {
     /// Stream every line gates print (on a terminal a failing gate shows its last lines)
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Share the plan with runners on other machines through this git
+    /// remote (default: orch.remote): claims and landings are pushed under leases
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// How long a remote claim holds unless renewed, e.g. 60 or 2m (default: orch.lease, else 60 s)
+    #[arg(long, value_name = "SECONDS")]
+    pub lease: Option<String>,
     /// Failed tasks to run again in place (`task retry`).
     #[arg(skip)]
     pub retry: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    pub plan: Option<String>,
+    /// The git remote (default: orch.remote, else origin)
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,6 +16,12 @@ pub const PARALLEL: &str = "orch.parallel";
 pub const WORKTREE_DIR: &str = "orch.worktreeDir";
 pub const COLOR: &str = "orch.color";
 pub const PRE_PUSH: &str = "orch.prePush";
+/// The remote `run` and `sync` share plans through (`--remote`).
+pub const REMOTE: &str = "orch.remote";
+/// How long a remote claim holds without renewal (`--lease`).
+pub const LEASE: &str = "orch.lease";
+/// This machine's name in remote claims (default: the host name).
+pub const MACHINE: &str = "orch.machine";
 
 /// Every `orch.*` entry, lowest precedence first. Keys are lowercased
 /// (section and key names are case-insensitive in git).

@@ -75,6 +75,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Checkpoint(args) => checkpoint::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Log(args) => log::run(args),
+        Command::Sync(args) => sync::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Hook(HookCommand::Install { force }) => hook::install(force),
         Command::Hook(HookCommand::Uninstall) => hook::uninstall(),

@@ -23,6 +23,7 @@ pub mod run;
 pub mod schema;
 pub mod start;
 pub mod status;
+pub mod sync;
 pub mod synth;
 pub mod task;
 pub mod trust;

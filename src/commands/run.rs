@@ -200,6 +200,11 @@ impl Observer for Display {
 }
 
 pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
+    super::sync::before_run(
+        args.plan.as_deref(),
+        args.remote.as_deref(),
+        args.lease.as_deref(),
+    )?;
     let (repo, snap) = open_plan_to_run(args.plan.as_deref())?;
     let plan = snap.plan_name.clone();
     if args.jobs == Some(0) {

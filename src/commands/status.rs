@@ -13,14 +13,64 @@ use crate::state::{CommitId, Snapshot, TaskState, TaskStatus};
 use crate::ui;
 
 pub fn run(args: StatusArgs) -> Result<u8> {
-    let (_, snap) = open_plan(args.plan.as_deref())?;
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
     let records = snap.all_tasks()?;
+    let remote = remote_view(&repo, &snap.plan_name)?;
     if args.json {
-        ui::json_doc(Schema::Status, &status_report(&snap, &records))?;
+        let mut report = status_report(&snap, &records);
+        report.remote = remote;
+        ui::json_doc(Schema::Status, &report)?;
     } else {
         render(&snap, &records);
+        if let Some(r) = remote {
+            let how = match (r.absent, r.behind, r.ahead) {
+                (true, _, _) => "not there yet; `git orch sync` publishes it".to_string(),
+                (_, 0, 0) => "in step".to_string(),
+                (_, b, 0) => format!("{b} state commits behind; `git orch sync` brings them"),
+                (_, 0, a) => format!("{a} state commits ahead; `git orch sync` pushes them"),
+                (_, b, a) => format!("{a} ahead and {b} behind: the two went different ways"),
+            };
+            ui::out(&format!("remote {}: {how} (as of the last fetch)", r.name));
+        }
     }
     Ok(0)
+}
+
+/// How this clone's view of the plan stands to the remote it is shared
+/// through (`orch.remote`, else the first remote it was fetched from), as
+/// of the last fetch: `status` never goes to the network.
+#[derive(Serialize)]
+pub struct RemoteReport {
+    name: String,
+    behind: usize,
+    ahead: usize,
+    absent: bool,
+}
+
+fn remote_view(repo: &crate::git::Repo, plan: &str) -> Result<Option<RemoteReport>> {
+    use crate::state::sync;
+    let mut candidates: Vec<String> = crate::engine::remote::chosen(repo, None)
+        .into_iter()
+        .collect();
+    if candidates.is_empty() {
+        candidates = repo
+            .git
+            .remotes()?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .filter(|r| sync::remote_state(repo, r, plan).ok().flatten().is_some())
+            .collect();
+    }
+    let Some(name) = candidates.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(sync::standing(repo, &name, plan)?.map(|s| RemoteReport {
+        name,
+        behind: s.behind,
+        ahead: s.ahead,
+        absent: s.absent,
+    }))
 }
 
 /// The `status --json` object (documented field by field in the README),
@@ -40,6 +90,9 @@ pub struct StatusReport<'a> {
     phase: Option<&'a str>,
     phases: Vec<PhaseReport<'a>>,
     tasks: Vec<TaskReport<'a>>,
+    /// Shared through a remote: how this clone stands to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteReport>,
 }
 
 #[derive(Serialize)]
@@ -174,6 +227,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         phase: current,
         phases,
         tasks,
+        remote: None,
     }
 }
 

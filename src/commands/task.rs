@@ -84,6 +84,8 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
             retry_failed: false,
             verbose: false,
             json: args.json,
+            remote: None,
+            lease: None,
             retry: vec![args.id],
         };
         return super::run::run(run, false);

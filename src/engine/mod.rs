@@ -12,6 +12,7 @@ pub mod land;
 pub mod manual;
 pub mod next;
 pub mod progress;
+pub mod remote;
 pub mod report;
 pub mod rollback;
 pub mod run;

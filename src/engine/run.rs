@@ -280,7 +280,13 @@ pub fn run(
     let mut delayed: Vec<(std::time::Instant, String)> = Vec::new();
     let mut pending_retry: std::collections::BTreeMap<String, (String, Option<String>)> =
         Default::default();
+    // Shared through a remote (`--remote`): when this runner last fetched;
+    // its leases are renewed on a thread of their own (see [`super::remote`]).
+    let mut pulled = std::time::Instant::now();
+    let renewing = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
+        super::remote::spawn_renewer(scope, &root, plan, &renewing);
+        let _renewing = super::remote::Done(&renewing);
         loop {
             // A signal or a closed output: start nothing more, wind down.
             stop |= process::stop_requested().is_some();
@@ -292,6 +298,12 @@ pub fn run(
                 }
                 waiting
             });
+            if running.len() < opts.jobs.max(1) {
+                super::remote::pull_if_due(repo, plan, &mut pulled, Duration::from_millis(300))?;
+            }
+            for (id, kept) in super::remote::take_over_expired(repo, plan)? {
+                observer.recovered(&id, &kept);
+            }
             suspect_forgery(repo, plan, &running, &mut forged)?;
             let snap = match store::load(repo, plan) {
                 Ok(snap) => snap,
@@ -404,6 +416,11 @@ pub fn run(
             };
             suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
+            // Its lease expired and another runner took it over meanwhile.
+            if let Some(kept) = super::remote::lost(repo, plan, &done.id)? {
+                observer.recovered(&done.id, &kept);
+                continue;
+            }
             let forger = forged.remove(&done.id);
             let end = attempt_end(&snap, &done, forger.is_some());
             let outcome = match forger {

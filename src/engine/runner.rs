@@ -27,6 +27,14 @@ impl Runner {
 
 /// The judgement on a claim's process: other host, alive, or gone.
 pub fn of_claim(claim: &Claim) -> Runner {
+    // A remote claim is judged by its lease (see `engine::remote`): its pid
+    // may be another machine's, whatever the host is called.
+    let this_machine = |l: &crate::state::Lease| {
+        crate::state::sync::active().is_some_and(|r| r.machine == l.machine)
+    };
+    if claim.lease.as_ref().is_some_and(|l| !this_machine(l)) {
+        return Runner::OtherHost;
+    }
     if claim.host != crate::process::hostname() {
         Runner::OtherHost
     } else if crate::process::is_alive(claim.pid, claim.proc_start) {
@@ -41,7 +49,7 @@ pub fn of_claim(claim: &Claim) -> Runner {
 pub fn abandoned(t: &TaskState) -> bool {
     t.state() == TaskStatus::Running
         && t.claim()
-            .is_some_and(|c| !c.manual && of_claim(c) == Runner::Gone)
+            .is_some_and(|c| !c.manual && c.lease.is_none() && of_claim(c) == Runner::Gone)
 }
 
 /// A running task's runner as `status` shows it, and the command that

@@ -368,6 +368,7 @@ mod tests {
             proc_start: None,
             since: 0.0,
             manual: false,
+            lease: None,
         }
     }
 

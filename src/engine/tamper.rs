@@ -185,9 +185,11 @@ impl Watch {
                 .map_err(|_| format!("the state branch moved to {}, not a commit", short(at)))?;
             let event = Event::from_message(commit.message().unwrap_or(""));
             let author = commit.author();
+            // Shared through a remote, other machines' commits are
+            // authored by their users.
+            let stranger = author.name() != sig.name() || author.email() != sig.email();
             if event.is_none()
-                || author.name() != sig.name()
-                || author.email() != sig.email()
+                || (stranger && crate::state::sync::active().is_none())
                 || commit.parent_count() != 1
             {
                 return Err(format!(
@@ -228,6 +230,10 @@ impl Watch {
             || name.starts_with(&names::task_branch_prefix(plan))
         {
             // Its own branch, or one git-orch starts another task on.
+            return None;
+        }
+        // Fetched from the remote the plan is shared through.
+        if crate::state::sync::is_tracking_of(name, plan) {
             return None;
         }
         if name.starts_with(&names::preserved(plan, "")) {

@@ -31,6 +31,8 @@ pub fn claim_for_this_process(manual: bool) -> Claim {
         proc_start: crate::process::process_start_time(std::process::id()),
         since: state::now(),
         manual,
+        // A runner sharing a remote holds its claims by lease.
+        lease: (!manual).then(super::remote::new_lease).flatten(),
     }
 }
 
@@ -347,14 +349,12 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
         let agent = route_claim(snap, task, manual)?;
         last = last_attempt(&snap.task(id)?);
         let t = change.task(id)?;
-        let mut t = transition::claim(
-            &t,
-            snap.state.work,
-            claim.clone(),
-            path_s.clone(),
-            state::now(),
-        )
-        .map_err(|w| w.about(id))?;
+        // Shared through a remote: the lease counts from this attempt, and
+        // the task's branch and lease are pushed with the claim.
+        let claim = super::remote::fresh(claim.clone());
+        change.push = super::remote::claim_pushes(repo, plan, id, snap.state.work.oid(), &claim)?;
+        let mut t = transition::claim(&t, snap.state.work, claim, path_s.clone(), state::now())
+            .map_err(|w| w.about(id))?;
         t.agent = agent.clone();
         let attempt = t.attempts;
         change.put_task(id, t);
@@ -757,6 +757,7 @@ fn land(
             )));
         }
         let t = snap.task(id)?;
+        super::remote::refuse_unless_ours(&t, id)?;
         let base = t.base().unwrap_or(snap.state.base).oid();
         let work = snap.state.work.oid();
         let landing = landing::land(repo, &snap.plan, task, work, base, head)?;

@@ -89,6 +89,7 @@ fn repository(dir: &Path) -> Repo {
         proc_start: None,
         since: 0.0,
         manual: false,
+        lease: None,
     };
     let running = transition::claim(
         &TaskState::pending(),

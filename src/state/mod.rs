@@ -12,6 +12,7 @@ pub mod reconcile;
 pub mod records;
 pub mod seal;
 pub mod store;
+pub mod sync;
 pub mod transition;
 
 pub use event::{Event, GateVerdict};

@@ -317,6 +317,22 @@ pub struct Claim {
     pub since: f64,
     #[serde(default)]
     pub manual: bool,
+    /// A claim taken through a remote (`run --remote`): judged by its
+    /// lease, never by the pid, which is another machine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// Who holds a remote claim, and until when: renewed while the task runs;
+/// once expired any runner may take the task over.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lease {
+    /// The runner, unique across machines (`machine:pid:start`).
+    pub runner: String,
+    /// `orch.machine`, else the host name.
+    pub machine: String,
+    /// Seconds since the epoch.
+    pub expires: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -107,6 +107,9 @@ pub struct Change {
     pub event: Option<Event>,
     pub files: Vec<(String, Vec<u8>)>,
     pub refs: Vec<RefEdit>,
+    /// Refs published beside the state commit when the plan is shared
+    /// through a remote (see [`super::sync`]); nothing locally.
+    pub push: Vec<(String, Oid)>,
     /// Task records written by this change.
     tasks: BTreeMap<String, TaskState>,
     /// The records the change starts from: the snapshot's, or another
@@ -365,13 +368,22 @@ pub fn transact<T>(
     mut change_fn: impl FnMut(&Snapshot, &mut Change) -> Result<T>,
 ) -> Result<(T, Snapshot)> {
     let name = names::state(plan_name);
+    let remote = super::sync::active();
     for attempt in 0..MAX_ATTEMPTS {
+        let started = std::time::Instant::now();
+        // Shared through a remote: the remote's state is the one changed.
+        let lease = match &remote {
+            Some(r) if attempt == 0 => super::sync::pull_unless_fresh(repo, &r.name, plan_name)?,
+            Some(r) => super::sync::pull(repo, &r.name, plan_name)?,
+            None => None,
+        };
         let snap = load(repo, plan_name)?;
         let mut change = Change {
             state: snap.state.clone(),
             event: None,
             files: Vec::new(),
             refs: Vec::new(),
+            push: Vec::new(),
             tasks: BTreeMap::new(),
             base: snap.tasks.clone(),
             restored: false,
@@ -390,14 +402,32 @@ pub fn transact<T>(
         let commit = write_commit(repo, tree, Some(parent), &message)?;
         crate::failpoint!("state-written");
         let subject = event.subject(plan_name);
-        match repo.cas_ref(&name, commit, Some(snap.commit), &subject) {
+        let won = match &remote {
+            Some(r) => super::sync::publish(
+                repo,
+                &r.name,
+                plan_name,
+                commit,
+                lease,
+                &change.refs,
+                &change.push,
+            )
+            .map(|()| follow_remote(repo, &name, commit, &subject)),
+            None => repo.cas_ref(&name, commit, Some(snap.commit), &subject),
+        };
+        match won {
             Ok(()) => {
+                if remote.is_some() {
+                    // The whole round trip, fetch to push (bench-remote.sh).
+                    crate::trace::step(&format!("remote {}", event.kind()), started);
+                }
                 crate::failpoint!("state-committed");
                 // From here on the change has happened: a failure says so.
                 return follow_commit(repo, plan_name, commit, &change.refs, &subject)
                     .map(|after| (value, after))
                     .map_err(|e| crate::error::after_commit(e, subject));
             }
+            Err(e) if e.is::<RefRace>() && remote.is_some() => super::sync::back_off(attempt),
             Err(e) if e.is::<RefRace>() => {
                 // Back off a little, more each time, with jitter from the
                 // attempt and pid so racers spread out.
@@ -412,6 +442,20 @@ pub fn transact<T>(
     Err(refuse(format!(
         "plan `{plan_name}` is being changed by other processes too fast to keep up; try again"
     )))
+}
+
+/// After a push won: the local state ref moves to the pushed commit unless
+/// a newer one (of another process of this clone) is there already.
+fn follow_remote(repo: &Repo, name: &str, commit: Oid, subject: &str) {
+    for _ in 0..20 {
+        let current = repo.ref_target(name).ok().flatten();
+        if current == Some(commit) || current.is_some_and(|c| repo.is_ancestor(commit, c)) {
+            return;
+        }
+        if repo.cas_ref(name, commit, current, subject).is_ok() {
+            return;
+        }
+    }
 }
 
 /// Moves the derived refs of a state commit that has just won, and reads

@@ -280,6 +280,7 @@ mod tests {
             proc_start: Some(1),
             since: 0.0,
             manual,
+            lease: None,
         }
     }
 

@@ -1,0 +1,63 @@
+//! `git orch sync`: fetch and push a plan's refs through a git remote.
+
+use anyhow::Result;
+
+use super::open_repo;
+use crate::cli::SyncArgs;
+use crate::engine::remote;
+use crate::state::store;
+use crate::ui;
+
+pub fn run(args: SyncArgs) -> Result<u8> {
+    let repo = open_repo()?;
+    let name = remote::chosen(&repo, args.remote.as_deref()).unwrap_or_else(|| "origin".into());
+    crate::state::sync::check_remote(&repo, &name)?;
+    let plan = match args.plan {
+        Some(p) => {
+            crate::plan::validate_id("plan", &p)
+                .map_err(|e| crate::error::refuse(format!("bad plan name `{p}`: {e}")))?;
+            p
+        }
+        None => store::resolve_plan(&repo, None)?,
+    };
+    let report = remote::sync_plan(&repo, &plan, &name)?;
+    ui::out(&format!(
+        "plan {plan}: in step with {name} at {} ({} state commits fetched, {} pushed)",
+        &report.state[..report.state.len().min(12)],
+        report.fetched,
+        report.pushed
+    ));
+    for r in &report.refs {
+        ui::note(&format!("  pushed {r}"));
+    }
+    Ok(0)
+}
+
+/// Before `run --remote`: the plan's refs brought in step with the remote,
+/// then every state change of this process shared through it.
+pub fn before_run(plan: Option<&str>, flag: Option<&str>, lease: Option<&str>) -> Result<()> {
+    let repo = open_repo()?;
+    let Some(name) = remote::chosen(&repo, flag) else {
+        if lease.is_some() {
+            return Err(crate::error::refuse_with_hint(
+                "`--lease` is for runs shared through a remote",
+                "add `--remote NAME` (or set orch.remote)",
+            ));
+        }
+        return Ok(());
+    };
+    let length = remote::lease_length(&repo, lease)?;
+    crate::state::sync::check_remote(&repo, &name)?;
+    let plans = match plan {
+        Some(p) => {
+            crate::plan::validate_id("plan", p)
+                .map_err(|e| crate::error::refuse(format!("bad plan name `{p}`: {e}")))?;
+            vec![p.to_string()]
+        }
+        None => store::plan_names(&repo)?,
+    };
+    for p in &plans {
+        remote::sync_plan(&repo, p, &name)?;
+    }
+    remote::activate(&repo, &name, length)
+}

@@ -1,0 +1,448 @@
+//! Sharing a plan through a git remote (`run --remote`, `git orch sync`).
+//! The remote's state ref is the one that counts: around each transaction
+//! [`super::store::transact`] fetches it ([`pull`]: the local state
+//! fast-forwards to it), computes the change on it, and publishes the new
+//! state commit with the derived refs it moves in one `git push --atomic`
+//! with a `--force-with-lease` on every ref ([`publish`]); a lost lease is a
+//! lost race, and the whole transaction runs again on a fresh fetch.
+//! Nothing is ever pushed without a lease.
+//!
+//! Remote-tracking refs live where `git fetch` puts them,
+//! `refs/remotes/<remote>/orch/<plan>/…`; tags and preserved refs are
+//! fetched under their own names.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use git2::Oid;
+
+use super::names;
+use crate::error::refuse_with_hint;
+use crate::git::{RefEdit, RefRace, Repo};
+
+/// The remote a process shares its plans through.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub name: String,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// This machine's name in leases (`orch.machine`, else the host name).
+    pub machine: String,
+    /// This runner's name in leases, unique across machines.
+    pub runner: String,
+}
+
+static ACTIVE: RwLock<Option<Arc<Remote>>> = RwLock::new(None);
+
+/// Shares every transaction of this process through `remote` from now on.
+pub fn activate(remote: Remote) {
+    if let Ok(mut a) = ACTIVE.write() {
+        *a = Some(Arc::new(remote));
+    }
+}
+
+/// The remote this process shares through, if any.
+pub fn active() -> Option<Arc<Remote>> {
+    ACTIVE.read().ok().and_then(|a| a.clone())
+}
+
+/// The default lease length.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// Parses a lease length: seconds (`3`, `2.5`) or with a unit (`90s`, `2m`).
+pub fn parse_lease(text: &str) -> Result<Duration> {
+    let t = text.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v * mult >= 1.0 && (v * mult).is_finite() => Ok(Duration::from_secs_f64(v * mult)),
+        _ => Err(refuse_with_hint(
+            format!("bad lease length `{text}`"),
+            "give seconds of at least 1, e.g. `--lease 60` or `--lease 2m`",
+        )),
+    }
+}
+
+/// Where `git fetch` keeps the remote's value of a branch of the plan.
+pub fn tracking(remote: &str, name: &str) -> Option<String> {
+    name.strip_prefix("refs/heads/")
+        .map(|rest| format!("refs/remotes/{remote}/{rest}"))
+}
+
+/// Whether a ref is a remote-tracking ref of `plan` (of any remote).
+pub fn is_tracking_of(name: &str, plan: &str) -> bool {
+    name.strip_prefix("refs/remotes/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, rest)| rest.starts_with(&format!("orch/{plan}/")))
+}
+
+/// Refuses a remote git does not know, before anything moves.
+pub fn check_remote(repo: &Repo, remote: &str) -> Result<()> {
+    let known = repo.git.remotes()?;
+    if known.iter().flatten().any(|r| r == remote) {
+        return Ok(());
+    }
+    Err(refuse_with_hint(
+        format!("no git remote named `{remote}`"),
+        format!("add it with `git remote add {remote} URL`, or name another (`git remote -v` lists them)"),
+    ))
+}
+
+fn run_git(repo: &Repo, args: &[&str]) -> Result<std::process::Output> {
+    let started = std::time::Instant::now();
+    let out = repo
+        .command_c(&repo.root, args)
+        .stdin(std::process::Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| anyhow!("cannot run `git {}`: {e}", args.join(" ")))?;
+    crate::trace::step(&format!("git {}", args.first().unwrap_or(&"")), started);
+    Ok(out)
+}
+
+/// Fetches the plan's branches into the remote-tracking refs and its
+/// checkpoint tags under their own names; `preserved` also brings the
+/// refs other machines preserved.
+pub fn fetch(repo: &Repo, remote: &str, plan: &str, preserved: bool) -> Result<()> {
+    let heads = format!("+refs/heads/orch/{plan}/*:refs/remotes/{remote}/orch/{plan}/*");
+    let tags = format!("+refs/tags/orch/{plan}/*:refs/tags/orch/{plan}/*");
+    let kept = format!("refs/orch/{plan}/preserved/*:refs/orch/{plan}/preserved/*");
+    let mut args = vec![
+        "fetch",
+        "-q",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-auto-gc",
+        remote,
+        &heads,
+        &tags,
+    ];
+    if preserved {
+        args.push(&kept);
+    }
+    // One fetch at a time in this process (a runner's renewals run on a
+    // thread of their own); another process's fetch holding a ref lock is
+    // waited out.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+    for attempt in 0.. {
+        let out = run_git(repo, &args)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if attempt < 20 && stderr.contains("cannot lock ref") {
+            std::thread::sleep(Duration::from_millis(10 + attempt * 5));
+            continue;
+        }
+        return Err(anyhow!(
+            "cannot fetch plan `{plan}` from `{remote}`: {}",
+            stderr
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+        ));
+    }
+    Ok(())
+}
+
+/// How the local state stands to the remote's, as of the last fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// State commits the remote has and this clone does not.
+    pub behind: usize,
+    /// State commits this clone has and the remote does not.
+    pub ahead: usize,
+    /// The remote has no such plan (yet).
+    pub absent: bool,
+}
+
+pub fn standing(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Standing>> {
+    let name = names::state(plan);
+    let Some(local) = repo.ref_target(&name)? else {
+        return Ok(None);
+    };
+    let tracking = tracking(remote, &name).unwrap_or_default();
+    let Some(theirs) = repo.ref_target(&tracking)? else {
+        return Ok(Some(Standing {
+            behind: 0,
+            ahead: 0,
+            absent: true,
+        }));
+    };
+    let (ahead, behind) = repo.git.graph_ahead_behind(local, theirs)?;
+    Ok(Some(Standing {
+        behind,
+        ahead,
+        absent: false,
+    }))
+}
+
+/// The remote's state commit as of the last fetch.
+pub fn remote_state(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
+    repo.ref_target(&tracking(remote, &names::state(plan)).unwrap_or_default())
+}
+
+/// Fetches and brings the local state to the remote's: fast-forward, or
+/// nothing if the local one is ahead (its commits go with the next push).
+/// Returns the remote's state commit, the lease of the next push.
+/// Refuses a local state that went another way than the remote's.
+pub fn pull(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
+    fetch(repo, remote, plan, false)?;
+    mark_fresh();
+    adopt(repo, remote, plan)
+}
+
+/// [`pull`], but without the fetch when this process fetched or pushed
+/// the state a moment ago: a view that went stale meanwhile only costs a
+/// lost lease, and the retry fetches.
+pub fn pull_unless_fresh(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
+    let fresh = FRESH
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .is_some_and(|at| at.elapsed() < Duration::from_millis(150));
+    if fresh {
+        return adopt(repo, remote, plan);
+    }
+    pull(repo, remote, plan)
+}
+
+static FRESH: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+fn mark_fresh() {
+    if let Ok(mut f) = FRESH.lock() {
+        *f = Some(std::time::Instant::now());
+    }
+}
+
+/// [`pull`] without the fetch.
+pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
+    let name = names::state(plan);
+    let Some(theirs) = remote_state(repo, remote, plan)? else {
+        return Ok(None);
+    };
+    let local = repo.ref_target(&name)?;
+    match local {
+        Some(l) if l == theirs => {}
+        Some(l) if repo.is_ancestor(theirs, l) => return Ok(Some(theirs)),
+        Some(l) if repo.is_ancestor(l, theirs) => {
+            match repo.cas_ref(&name, theirs, Some(l), "orch: fast-forward to the remote") {
+                Err(e) if e.is::<RefRace>() => return adopt(repo, remote, plan),
+                other => other?,
+            }
+        }
+        Some(l) => {
+            return Err(refuse_with_hint(
+                format!(
+                    "the state of plan `{plan}` here ({}) and on `{remote}` ({}) went different ways",
+                    crate::git::short(l),
+                    crate::git::short(theirs)
+                ),
+                format!(
+                    "keep one: `git update-ref {name} {theirs}` takes the remote's (this clone's is kept in its reflog), or push this one over it by hand"
+                ),
+            ))
+        }
+        None => repo.cas_ref(&name, theirs, None, "orch: state from the remote")?,
+    }
+    // The work branch follows the state it was fetched with.
+    let snap = super::store::load_at(repo, plan, theirs)?;
+    let work = snap.state.work.oid();
+    let work_ref = names::work(plan);
+    let current = repo.ref_target(&work_ref)?;
+    if current != Some(work) && repo.git.find_commit(work).is_ok() {
+        let _ = repo.cas_ref(
+            &work_ref,
+            work,
+            current,
+            "orch: work branch from the remote",
+        );
+    }
+    Ok(Some(theirs))
+}
+
+/// What the remote holds at `name`, for the lease of a push: the
+/// remote-tracking value of a branch; a tag or preserved ref was fetched
+/// under its own name, so the local value before the change.
+fn expected(repo: &Repo, remote: &str, name: &str, before: Option<Oid>) -> Result<Option<Oid>> {
+    match tracking(remote, name) {
+        Some(t) => repo.ref_target(&t),
+        None => Ok(before),
+    }
+}
+
+/// Publishes a state commit: `commit` on the remote's state ref under a
+/// lease on `lease` (its value at the fetch), with the work branch at the
+/// state's work, the derived refs the change moves (`edits`) and `extra`
+/// refs, all in one atomic push with a lease on each. A lost lease is a
+/// [`RefRace`]. On success the remote-tracking refs are moved to match.
+pub fn publish(
+    repo: &Repo,
+    remote: &str,
+    plan: &str,
+    commit: Oid,
+    lease: Option<Oid>,
+    edits: &[RefEdit],
+    extra: &[(String, Oid)],
+) -> Result<()> {
+    let mut pushes: Vec<(String, Option<Oid>, Option<Oid>)> = Vec::new();
+    pushes.push((names::state(plan), Some(commit), lease));
+    let work = super::store::load_at(repo, plan, commit)?.state.work.oid();
+    let work_ref = names::work(plan);
+    let edit_names: Vec<&str> = edits
+        .iter()
+        .map(|e| match e {
+            RefEdit::Set { name, .. } | RefEdit::Delete { name, .. } => name.as_str(),
+        })
+        .collect();
+    if !edit_names.contains(&work_ref.as_str()) {
+        let theirs = expected(repo, remote, &work_ref, None)?;
+        if theirs != Some(work) {
+            pushes.push((work_ref.clone(), Some(work), theirs));
+        }
+    }
+    for edit in edits {
+        let (name, new, old) = match edit {
+            RefEdit::Set { name, new, old } => (name, Some(*new), *old),
+            RefEdit::Delete { name, old } => (name, None, Some(*old)),
+        };
+        if !shared(plan, name) {
+            continue;
+        }
+        pushes.push((name.clone(), new, expected(repo, remote, name, old)?));
+    }
+    for (name, new) in extra {
+        // A branch has a remote-tracking value; a preserved ref is new, and
+        // the remote must not have it.
+        let theirs = match tracking(remote, name) {
+            Some(_) => expected(repo, remote, name, None)?,
+            None => None,
+        };
+        if theirs != Some(*new) {
+            pushes.push((name.clone(), Some(*new), theirs));
+        }
+    }
+    push(repo, remote, &pushes)?;
+    mark_fresh();
+    for (name, new, _) in &pushes {
+        if let Some(t) = tracking(remote, name) {
+            let _ = match new {
+                Some(new) => repo
+                    .git
+                    .reference(&t, *new, true, "orch: pushed")
+                    .map(|_| ()),
+                None => repo.git.find_reference(&t).and_then(|mut r| r.delete()),
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Whether a ref travels with the plan.
+pub fn shared(plan: &str, name: &str) -> bool {
+    name.starts_with(&format!("refs/heads/orch/{plan}/"))
+        || name.starts_with(&names::tag_prefix(plan))
+        || name.starts_with(&names::preserved(plan, ""))
+}
+
+/// Whether the server refused `--atomic` before (then pushes go without).
+static NO_ATOMIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `git push --atomic --force-with-lease=…` of `(name, new, expected)`:
+/// `new` `None` deletes, `expected` `None` means the remote must not have it.
+pub fn push(
+    repo: &Repo,
+    remote: &str,
+    pushes: &[(String, Option<Oid>, Option<Oid>)],
+) -> Result<()> {
+    if pushes.is_empty() {
+        return Ok(());
+    }
+    let mut args: Vec<String> = vec![
+        "push".into(),
+        "--porcelain".into(),
+        "--no-verify".into(),
+        "-q".into(),
+    ];
+    let atomic = !NO_ATOMIC.load(std::sync::atomic::Ordering::Relaxed);
+    if atomic {
+        args.push("--atomic".into());
+    }
+    for (name, _, expected) in pushes {
+        args.push(format!(
+            "--force-with-lease={name}:{}",
+            expected.map(|e| e.to_string()).unwrap_or_default()
+        ));
+    }
+    args.push(remote.to_string());
+    for (name, new, _) in pushes {
+        match new {
+            Some(new) => args.push(format!("{new}:{name}")),
+            None => args.push(format!(":{name}")),
+        }
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_git(repo, &argv)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if atomic && stderr.contains("does not support --atomic") {
+        NO_ATOMIC.store(true, std::sync::atomic::Ordering::Relaxed);
+        return push(repo, remote, pushes);
+    }
+    // Porcelain: `!<TAB>from:to<TAB>[rejected] (stale info)` and the like.
+    let rejected = stdout.lines().any(|l| {
+        l.starts_with('!')
+            && [
+                "stale info",
+                "fetch first",
+                "non-fast-forward",
+                "atomic push failed",
+                "already exists",
+                // Two pushes at once: the server's own compare-and-swap.
+                "cannot lock ref",
+                "failed to update ref",
+                "incorrect old value",
+                "atomic transaction failed",
+                // The server's unpacking lost to a racing push's (seen with
+                // three runners pushing at once); nothing was updated.
+                "unpacker error",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+    });
+    if rejected {
+        return Err(RefRace {
+            name: format!("{remote}: {}", pushes[0].0),
+        }
+        .into());
+    }
+    let why = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.starts_with('!') || l.starts_with("error:") || l.starts_with("fatal:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(anyhow!("cannot push the plan's refs to `{remote}`: {why}"))
+}
+
+/// Waits a little after a lost lease, more each time.
+pub fn back_off(attempt: usize) {
+    let jitter = (std::process::id() as u64 * 7 + attempt as u64 * 13) % 29;
+    std::thread::sleep(Duration::from_millis(
+        5 + jitter + attempt.min(20) as u64 * 10,
+    ));
+}

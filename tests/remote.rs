@@ -1,0 +1,525 @@
+//! One plan, many machines (issue 13): clones sharing a plan through a real
+//! git server on loopback (`git daemon` with receive-pack, and `file://`),
+//! each clone a "machine" of its own (`orch.machine`), runners claiming by
+//! leased pushes.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A `git daemon` serving a directory on 127.0.0.1, killed when dropped
+/// (also when a test panics).
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
+    for _ in 0..5 {
+        let port = free_port();
+        let child = repo
+            .command("git", base)
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                "--export-all",
+                "--enable=receive-pack",
+                &format!("--base-path={}", base.display()),
+                &base.display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start git daemon");
+        let mut daemon = Daemon { child, port };
+        let url = format!("git://127.0.0.1:{port}/server.git");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = daemon.child.try_wait() {
+                break; // the port was taken meanwhile: another one
+            }
+            let ok = repo
+                .command("git", base)
+                .args(["ls-remote", &url])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return daemon;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = daemon.child.kill();
+    }
+    panic!("git daemon did not start");
+}
+
+/// The server (a bare repository), the clone that starts the plan, and more
+/// clones, each a machine of its own.
+struct Cluster {
+    clones: Vec<TestRepo>,
+    url: String,
+    bare: PathBuf,
+    _daemon: Option<Daemon>,
+}
+
+impl Cluster {
+    fn new(n: usize, daemon: bool) -> Cluster {
+        let first = TestRepo::new();
+        let base = first.scratch().join("srv");
+        std::fs::create_dir_all(&base).expect("mkdir srv");
+        let bare = base.join("server.git");
+        first.git_in(&base, &["init", "-q", "--bare", "-b", "main", "server.git"]);
+        let daemon = daemon.then(|| start_daemon(&first, &base));
+        let url = match &daemon {
+            Some(d) => format!("git://127.0.0.1:{}/server.git", d.port),
+            None => format!("file://{}", bare.display()),
+        };
+        first.git(&["remote", "add", "origin", &url]);
+        first.git(&["push", "-q", "origin", "main"]);
+        first.git(&["config", "orch.machine", "m0"]);
+        let mut clones = vec![first];
+        for i in 1..n {
+            let c = TestRepo::empty();
+            c.git(&["remote", "add", "origin", &url]);
+            c.git(&["pull", "-q", "origin", "main"]);
+            c.git(&["config", "orch.machine", &format!("m{i}")]);
+            clones.push(c);
+        }
+        Cluster {
+            clones,
+            url,
+            bare,
+            _daemon: daemon,
+        }
+    }
+
+    /// git in the server's bare repository.
+    fn server(&self, args: &[&str]) -> String {
+        let out = self.clones[0]
+            .command("git", &self.bare)
+            .args(args)
+            .output()
+            .expect("git on the server");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Spawns `git orch run --remote origin` in clone `i`.
+    fn spawn_run(&self, i: usize, extra: &[&str]) -> Child {
+        let c = &self.clones[i];
+        c.command(BIN, &c.path)
+            .args(["run", "p", "--remote", "origin"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a runner")
+    }
+}
+
+/// A plan of `n` tasks in six groups: the tasks of a group write their
+/// own file in one directory they all declare, so their scopes overlap
+/// (they must never run at once, on any machine) but never conflict.
+/// Each records when its command ran in `log` (outside every repository).
+fn grouped_plan(n: usize, log: &Path) -> String {
+    let mut text = String::from("name = \"p\"\n[[phases]]\nid = \"one\"\n");
+    for i in 0..n {
+        let g = i % 6;
+        text += &format!(
+            r#"  [[phases.tasks]]
+  id = "t{i}"
+  files = ["d{g}/**"]
+  run = '''
+s=$(date +%s%N); sleep 0.{pause}; mkdir -p d{g} && echo t{i} > d{g}/t{i}.txt
+echo "t{i} {g} $s $(date +%s%N) $(git config orch.machine)" >> {log}
+'''
+"#,
+            pause = 3 + i % 3,
+            log = log.display()
+        );
+    }
+    text
+}
+
+/// Starts the plan in the first clone and publishes it.
+fn start_shared(cluster: &Cluster, plan: &str) {
+    let first = &cluster.clones[0];
+    let file = first.plan("plan.toml", plan);
+    first.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    first.orch_ok(&["sync", "p", "--remote", "origin"]);
+}
+
+/// A plan that came from another machine runs nothing until its user
+/// approves its commands (issue 13, "Trust"): each other machine fetches
+/// it, is refused, and approves it, as its user would.
+fn trust_on_the_others(cluster: &Cluster) {
+    for other in &cluster.clones[1..] {
+        other.orch_ok(&["sync", "p", "--remote", "origin"]);
+        let out = other.orch(&["run", "p", "--remote", "origin"]);
+        assert_eq!(code(&out), Some(2), "untrusted: {}", both(&out));
+        other.orch_ok(&["trust", "p", "--yes"]);
+    }
+}
+
+/// Waits for a runner, killing it (and failing) if it runs past `secs`: a
+/// runner that waits forever is a failure, not a hung test.
+fn finish(mut child: Child, secs: u64) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("poll a runner").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait for a runner");
+            panic!("a runner ran past {secs}s\n{}", both(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait for a runner")
+}
+
+fn wait_ok(children: Vec<Child>) {
+    for child in children {
+        let out = finish(child, 240);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "a runner failed\n{}",
+            both(&out)
+        );
+    }
+}
+
+/// Every task landed exactly once on the server's work branch, and its file
+/// is there; the plan is finished in every clone's view after a sync.
+fn assert_landed_once(cluster: &Cluster, n: usize) {
+    let subjects = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    let mut landed: BTreeMap<String, usize> = BTreeMap::new();
+    for s in subjects.lines() {
+        if let Some(rest) = s.strip_prefix("orch: land task ") {
+            let id = rest.split(':').next().unwrap_or("").to_string();
+            *landed.entry(id).or_default() += 1;
+        }
+    }
+    for i in 0..n {
+        assert_eq!(
+            landed.get(&format!("t{i}")),
+            Some(&1),
+            "task t{i} must land exactly once: {landed:?}"
+        );
+        let file = cluster.server(&["show", &format!("orch/p/work:d{}/t{i}.txt", i % 6)]);
+        assert_eq!(file.trim(), format!("t{i}"));
+    }
+    assert_eq!(landed.len(), n, "{landed:?}");
+    for c in &cluster.clones {
+        c.orch_ok(&["sync", "p", "--remote", "origin"]);
+        let st = status_json(c);
+        for i in 0..n {
+            assert_eq!(task_state(&st, &format!("t{i}")), "done");
+        }
+        assert_eq!(st["remote"]["behind"], 0, "{}", st["remote"]);
+        assert_eq!(st["remote"]["ahead"], 0, "{}", st["remote"]);
+        c.fsck();
+    }
+}
+
+/// No two tasks of one group (overlapping scopes) ran at the same time,
+/// on whatever machines; returns the machines that ran something.
+fn assert_no_overlap(log: &Path, n: usize) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(log).expect("task log");
+    let mut runs: BTreeMap<String, Vec<(u128, u128, String)>> = BTreeMap::new();
+    let mut machines = BTreeSet::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 5, "bad log line {line:?}");
+        let (s, e) = (f[2].parse().expect("start"), f[3].parse().expect("end"));
+        runs.entry(f[1].to_string())
+            .or_default()
+            .push((s, e, f[0].to_string()));
+        machines.insert(f[4].to_string());
+    }
+    assert_eq!(text.lines().count(), n, "each task ran once:\n{text}");
+    for (group, mut spans) in runs {
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(
+                w[0].1 <= w[1].0,
+                "group {group}: {} and {} ran at once:\n{text}",
+                w[0].2,
+                w[1].2
+            );
+        }
+    }
+    machines
+}
+
+#[test]
+fn three_machines_over_git_daemon_land_thirty_tasks_once_without_overlap() {
+    let cluster = Cluster::new(3, true);
+    let log = cluster.clones[0].scratch().join("ran.log");
+    start_shared(&cluster, &grouped_plan(30, &log));
+    trust_on_the_others(&cluster);
+    // The clone that started the plan starts last, so that the others
+    // are at work before it could take everything.
+    let mut runners: Vec<Child> = (1..3)
+        .map(|i| cluster.spawn_run(i, &["--lease", "3", "-j", "1"]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    runners.push(cluster.spawn_run(0, &["--lease", "3", "-j", "1"]));
+    wait_ok(runners);
+    assert_landed_once(&cluster, 30);
+    let machines = assert_no_overlap(&log, 30);
+    assert!(machines.len() >= 2, "the work was shared: {machines:?}");
+}
+
+#[test]
+fn three_machines_over_file_url_land_every_task_once_without_overlap() {
+    let cluster = Cluster::new(3, false);
+    assert!(cluster.url.starts_with("file://"));
+    let log = cluster.clones[0].scratch().join("ran.log");
+    start_shared(&cluster, &grouped_plan(12, &log));
+    trust_on_the_others(&cluster);
+    // orch.remote and orch.lease from `git -c` work as the flags do.
+    let runners = (0..3)
+        .map(|i| {
+            let c = &cluster.clones[i];
+            c.command(BIN, &c.path)
+                .env(
+                    "GIT_CONFIG_PARAMETERS",
+                    "'orch.remote=origin' 'orch.lease=3'",
+                )
+                .args(["run", "p", "-j", "2"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a runner")
+        })
+        .collect();
+    wait_ok(runners);
+    assert_landed_once(&cluster, 12);
+    assert_no_overlap(&log, 12);
+}
+
+#[test]
+fn a_runner_killed_mid_task_has_its_task_taken_over_after_its_lease_with_its_pushed_work_kept() {
+    let cluster = Cluster::new(2, true);
+    // On m0 the task commits some work, then hangs; anywhere else it finishes.
+    let plan = r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "slow"
+  files = ["slow.txt"]
+  run = '''
+if [ "$(git config orch.machine)" = m0 ]; then
+  echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done on m0"
+  sleep 60
+fi
+echo done > slow.txt
+'''
+"#;
+    start_shared(&cluster, plan);
+    trust_on_the_others(&cluster);
+    let mut dying = cluster.spawn_run(0, &["--lease", "3"]);
+    // Its renewal pushes the task's branch with the half-done commit.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let half = loop {
+        let head = cluster.server(&["log", "-1", "--format=%H %s", "orch/p/tasks/slow"]);
+        if head.contains("half done on m0") {
+            break head.split(' ').next().unwrap_or("").to_string();
+        }
+        assert!(Instant::now() < deadline, "m0 never pushed its work");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The machine dies: the runner with -9, and what it ran with it.
+    let first = &cluster.clones[0];
+    let pgid = std::fs::read_to_string(first.path.join(".git/orch/run/p/slow.pgid"))
+        .expect("the task's process group is recorded");
+    let pgid = pgid.split_whitespace().next().expect("pgid").to_string();
+    dying.kill().expect("kill -9 the runner");
+    let _ = dying.wait();
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pgid}")])
+        .status();
+    let killed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+
+    let second = &cluster.clones[1];
+    let out = finish(
+        second
+            .command(BIN, &second.path)
+            .args(["run", "p", "--remote", "origin", "--lease", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the second runner"),
+        60,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("recovered task slow"),
+        "{}",
+        both(&out)
+    );
+
+    // What m0 had pushed is kept, on the server too.
+    let kept = cluster.server(&[
+        "for-each-ref",
+        "--format=%(objectname) %(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    assert!(
+        kept.lines()
+            .any(|l| l.starts_with(&half) && l.ends_with("/tasks/slow")),
+        "the half-done work is preserved: {kept}"
+    );
+    // The task ran again on m1 and landed once.
+    let work = cluster.server(&["show", "orch/p/work:slow.txt"]);
+    assert_eq!(work.trim(), "done");
+    let lands = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    assert_eq!(lands.matches("orch: land task slow").count(), 1, "{lands}");
+    // Taken over only once the lease had run out (renewed at most 1 s
+    // before the kill, for 3 s).
+    let events = cluster.server(&["log", "--format=%B", "orch/p/state"]);
+    let recovered = events
+        .lines()
+        .find(|l| l.contains("\"task-recovered\""))
+        .unwrap_or_else(|| panic!("no recovery in the state log: {events}"));
+    assert!(recovered.contains("lease of runner m0:"), "{recovered}");
+    let at: f64 = recovered
+        .split("\"at\":")
+        .nth(1)
+        .and_then(|r| r.trim_end_matches(['}', ' ']).parse().ok())
+        .expect("the recovery's time");
+    assert!(
+        at >= killed + 1.5,
+        "taken over {:.2}s after the kill",
+        at - killed
+    );
+}
+
+#[test]
+fn sync_brings_a_plan_to_another_clone_and_status_says_behind_or_ahead() {
+    let cluster = Cluster::new(2, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n";
+    start_shared(&cluster, plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    let st = status_json(one);
+    assert_eq!(st["remote"]["ahead"], 0, "{}", st["remote"]);
+    // Not here yet: sync fetches it.
+    assert_refused(&two.orch(&["status", "p"]), "no plan before the sync");
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(
+        two.rev("orch/p/state"),
+        one.rev("orch/p/state"),
+        "the same state"
+    );
+    assert_eq!(two.rev("orch/p/work"), one.rev("orch/p/work"));
+    assert!(two.rev("refs/tags/orch/p/start").is_some());
+    // A change made here without the remote: ahead by one.
+    one.orch_ok(&["task", "skip", "a"]);
+    let st = status_json(one);
+    assert_eq!(st["remote"]["ahead"], 1, "{}", st["remote"]);
+    assert_eq!(st["remote"]["behind"], 0);
+    assert!(one.orch_ok(&["status"]).contains("ahead"));
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(status_json(one)["remote"]["ahead"], 0);
+    // The other clone learns of it from a plain fetch: behind by one.
+    two.git(&["fetch", "-q", "origin"]);
+    let st = status_json(two);
+    assert_eq!(st["remote"]["behind"], 1, "{}", st["remote"]);
+    two.orch_ok(&["sync", "p"]);
+    let st = status_json(two);
+    assert_eq!(st["remote"]["behind"], 0);
+    assert_eq!(task_state(&st, "a"), "skipped");
+}
+
+#[test]
+fn sync_refuses_a_state_that_went_another_way_and_pushes_nothing() {
+    let cluster = Cluster::new(2, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n";
+    start_shared(&cluster, plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    one.orch_ok(&["task", "skip", "a"]);
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    // Meanwhile, the other clone changed its own copy.
+    two.orch_ok(&["task", "skip", "b"]);
+    let server_before = cluster.server(&["for-each-ref"]);
+    let refs_before = two.refs();
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert_refused(&out, "sync of a diverged state");
+    assert!(
+        stderr(&out).contains("went different ways"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(
+        cluster.server(&["for-each-ref"]),
+        server_before,
+        "nothing pushed"
+    );
+    // Its own state is untouched (only the fetched view moved).
+    let mine = |refs: &str| {
+        refs.lines()
+            .filter(|l| !l.contains("refs/remotes/"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(mine(&two.refs()), mine(&refs_before));
+}
+
+#[test]
+fn bad_remote_and_lease_are_refused_before_anything_moves() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    let before = one.refs();
+    for (args, what) in [
+        (
+            vec!["run", "p", "--remote", "nosuch"],
+            "no git remote named `nosuch`",
+        ),
+        (
+            vec!["run", "p", "--remote", "origin", "--lease", "0"],
+            "bad lease length",
+        ),
+        (
+            vec!["run", "p", "--remote", "origin", "--lease", "soon"],
+            "bad lease length",
+        ),
+        (
+            vec!["run", "p", "--lease", "5"],
+            "`--lease` is for runs shared",
+        ),
+        (
+            vec!["sync", "p", "--remote", "nosuch"],
+            "no git remote named `nosuch`",
+        ),
+        (vec!["sync", "q", "--remote", "origin"], "no plan named `q`"),
+    ] {
+        let out = one.orch(&args);
+        assert_refused(&out, &format!("{args:?}"));
+        assert!(stderr(&out).contains(what), "{args:?}: {}", stderr(&out));
+        assert_eq!(one.refs(), before, "{args:?} changed refs");
+    }
+}

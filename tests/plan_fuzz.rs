@@ -276,6 +276,7 @@ fn task() -> impl Strategy<Value = Task> {
                 retries: None,
                 retry_backoff: None,
                 retry_on: None,
+                review: None,
             },
         )
 }
@@ -296,6 +297,8 @@ fn plan() -> impl Strategy<Value = Plan> {
             title,
             gates,
             tasks,
+            review: None,
+            on_gate_failure: None,
         });
     (
         id(),
@@ -447,6 +450,7 @@ fn deep_dependency_chains_validate() {
         retries: None,
         retry_backoff: None,
         retry_on: None,
+        review: None,
     };
     let mut plan = Plan {
         name: "deep".into(),
@@ -461,6 +465,8 @@ fn deep_dependency_chains_validate() {
             title: None,
             gates: vec![],
             tasks: (0..n).map(|i| task(i, i.checked_sub(1))).collect(),
+            review: None,
+            on_gate_failure: None,
         }],
     };
     let diags = validate(&plan, None);

@@ -11,6 +11,7 @@ pub mod manual;
 pub mod next;
 pub mod progress;
 pub mod report;
+pub mod review;
 pub mod rollback;
 pub mod run;
 pub mod runner;

@@ -62,10 +62,25 @@ pub trait Observer: Sync {
 /// its work kept in `kept`.
 #[derive(Debug, Clone)]
 pub enum TaskOutcome {
-    Landed { commit: Option<Oid>, seconds: f64 },
-    Failed { reason: String, log: Option<String> },
-    Conflict { files: Vec<String> },
-    Interrupted { reason: String, kept: Vec<String> },
+    Landed {
+        commit: Option<Oid>,
+        seconds: f64,
+    },
+    Failed {
+        reason: String,
+        log: Option<String>,
+    },
+    Conflict {
+        files: Vec<String>,
+    },
+    Interrupted {
+        reason: String,
+        kept: Vec<String>,
+    },
+    /// Committed, waiting for a person's review (`task approve` / `task reject`).
+    Review {
+        head: Oid,
+    },
 }
 
 #[derive(Default)]
@@ -77,6 +92,8 @@ pub struct RunReport {
     pub gate_failure: Option<String>,
     /// Tasks that have no command: they wait for a person.
     pub manual: Vec<String>,
+    /// Tasks waiting in review for a person.
+    pub review: Vec<String>,
     pub finished_plan: bool,
     /// Why the run stopped before its work was done, and the tasks it
     /// stopped (now pending again).
@@ -108,6 +125,8 @@ struct Ran {
     head: Option<Result<Oid, String>>,
     /// What it touched outside its worktree and branch (see [`super::tamper`]).
     tampered: Vec<String>,
+    /// What its command or agent reviewer said of the committed head.
+    verdict: Option<super::review::Verdict>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -181,10 +200,27 @@ fn run_task(
         head
     });
     crate::failpoint!("task-committed");
+    // Reviewed before it lands: an automatic reviewer runs here, on the
+    // committed head, in the task's own thread.
+    let verdict = match (&head, claimed.snap.plan.task(id)) {
+        (Some(Ok(h)), Some((_, task))) if tampered.is_empty() => super::review::run_reviewer(
+            &repo,
+            &claimed.snap.plan,
+            plan,
+            task,
+            &begun.worktree,
+            task_env(&repo, plan, &phase, id, &begun.worktree, begun.base),
+            begun.base,
+            *h,
+            &mut |line| observer.line(id, line),
+        ),
+        _ => None,
+    };
     Ok(Ran {
         finished,
         head,
         tampered,
+        verdict,
     })
 }
 
@@ -240,6 +276,12 @@ pub fn run(
     // Tasks running while the plan was found rewritten, with what was found.
     let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     let mut to_retry: Vec<String> = opts.retry.clone();
+    // Rejected in review by a person since the last run: back to their agent.
+    for id in super::review::rejected_to_retry(&store::load(repo, plan)?)? {
+        if !to_retry.contains(&id) && opts.task.as_ref().is_none_or(|t| *t == id) {
+            to_retry.push(id);
+        }
+    }
     // Automatic retries (`retries`) waiting for their backoff, with when
     // they are due and the failure each one follows.
     let mut delayed: Vec<(std::time::Instant, String)> = Vec::new();
@@ -365,11 +407,18 @@ pub fn run(
             suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
             let forger = forged.remove(&done.id);
-            let end = attempt_end(&snap, &done, forger.is_some());
+            let agent_of = done.agent.clone();
+            let mut end = attempt_end(&snap, &done, forger.is_some());
             let outcome = match forger {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,
             };
+            if let TaskOutcome::Failed { reason, .. } = &outcome.1 {
+                // A rejection in review goes back to the task's agent.
+                if super::review::is_rejection(reason) {
+                    end = Some((AttemptEnd::Transient(reason.clone()), agent_of));
+                }
+            }
             if let (TaskOutcome::Failed { reason, log }, Some((end, agent))) = (&outcome.1, &end) {
                 let id = &outcome.0;
                 let attempt = store::load(repo, plan)?.task(id)?.attempts;
@@ -400,6 +449,7 @@ pub fn run(
                     stop = true;
                     report.stopped.push((outcome.0.clone(), kept.clone()));
                 }
+                TaskOutcome::Review { .. } => {}
             }
             observer.finished(&outcome.0, &outcome.1);
         }
@@ -568,6 +618,27 @@ fn next_step(
             others.join(", ")
         )));
     }
+    let in_review: Vec<String> = records
+        .iter()
+        .filter(|(_, r)| r.state() == TaskStatus::Review)
+        .map(|(t, _)| t.id.clone())
+        .collect();
+    let ready_others = snap
+        .plan
+        .phase(&phase.id)
+        .map(|p| {
+            p.tasks.iter().any(|t| {
+                snap.task_status(&t.id).ok() == Some(TaskStatus::Pending)
+                    && snap.plan.task_run(t).is_some()
+                    && snap.blocked_reason(t, &phase).ok().flatten().is_none()
+            })
+        })
+        .unwrap_or(false);
+    if !in_review.is_empty() && others.is_empty() && !ready_others {
+        report.review = in_review;
+        report.manual = manual;
+        return Ok(Step::Stop);
+    }
     let waiting_on_people: Vec<String> = manual
         .into_iter()
         .chain(others.iter().map(|s| s.to_string()))
@@ -689,6 +760,7 @@ fn settle(
     observer: &dyn Observer,
 ) -> Result<(String, TaskOutcome)> {
     let id = done.id;
+    let mut verdict = None;
     let (finished, head) = match done.result {
         Ok(ran) if !ran.tampered.is_empty() => {
             let why = format!(
@@ -697,7 +769,10 @@ fn settle(
             );
             return failed(repo, plan, id, why, &ran.finished);
         }
-        Ok(ran) => (ran.finished, ran.head),
+        Ok(ran) => {
+            verdict = ran.verdict;
+            (ran.finished, ran.head)
+        }
         Err(e) => (
             process::Finished {
                 exit: Exit::NotStarted(e),
@@ -723,6 +798,37 @@ fn settle(
         return failed(repo, plan, id, reason.clone(), &finished);
     }
     if let Some(Ok(head)) = head {
+        let now = store::load(repo, plan)?;
+        let review = now
+            .plan
+            .task(&id)
+            .and_then(|(_, t)| now.plan.task_review(t))
+            .cloned();
+        match (&review, verdict) {
+            (Some(r), _) if r.is_manual() => {
+                super::review::to_review(repo, plan, &id, head, &finished, "manual")?;
+                return Ok((id, TaskOutcome::Review { head }));
+            }
+            (_, Some(v)) if !v.approve => {
+                let mut log = finished.log.clone();
+                log.extend_from_slice(b"\n--- review ---\n");
+                log.extend_from_slice(&v.log);
+                let (reason, log) = super::review::record_rejection(
+                    repo,
+                    plan,
+                    &id,
+                    Some(head),
+                    &v.reviewer,
+                    &v.comments,
+                    Some((log, finished.seconds)),
+                )?;
+                return Ok((id, TaskOutcome::Failed { reason, log }));
+            }
+            (_, Some(v)) => {
+                super::review::record_approval(repo, plan, &id, &v.reviewer, &v.comments)?;
+            }
+            _ => {}
+        }
         let handoff = workspace::read_handoff_note(&workspace::handoff_file(repo, plan, &id));
         let outcome = format!(
             "The task's command exited 0 after {}.",

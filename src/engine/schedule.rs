@@ -135,6 +135,7 @@ mod tests {
             retries: None,
             retry_backoff: None,
             retry_on: None,
+            review: None,
         }
     }
 
@@ -155,6 +156,8 @@ mod tests {
                     title: None,
                     gates: Vec::new(),
                     tasks,
+                    review: None,
+                    on_gate_failure: None,
                 })
                 .collect(),
         }

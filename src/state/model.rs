@@ -91,6 +91,8 @@ pub enum TaskStatus {
     Failed,
     Conflict,
     Skipped,
+    /// Its work is committed and waits for its reviewer (issue 11).
+    Review,
 }
 
 impl TaskStatus {
@@ -102,6 +104,7 @@ impl TaskStatus {
             TaskStatus::Failed => "failed",
             TaskStatus::Conflict => "conflict",
             TaskStatus::Skipped => "skipped",
+            TaskStatus::Review => "review",
         }
     }
 
@@ -110,11 +113,12 @@ impl TaskStatus {
         matches!(self, TaskStatus::Done | TaskStatus::Skipped)
     }
 
-    /// Running, failed or in conflict: the tasks the state indexes in `active`.
+    /// Running, failed, in conflict or in review: the tasks the state
+    /// indexes in `active`.
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
+            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Review
         )
     }
 }
@@ -183,6 +187,13 @@ pub enum Now {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Committed at `head`, waiting for `reviewer` (`manual`: a person's
+    /// `task approve` / `task reject`); its worktree is kept.
+    Review {
+        #[serde(flatten)]
+        attempt: Ended,
+        reviewer: String,
+    },
 }
 
 /// An attempt that ran and ended.
@@ -222,6 +233,7 @@ impl TaskState {
             Now::Failed { .. } => TaskStatus::Failed,
             Now::Conflict { .. } => TaskStatus::Conflict,
             Now::Skipped { .. } => TaskStatus::Skipped,
+            Now::Review { .. } => TaskStatus::Review,
         }
     }
 
@@ -229,7 +241,8 @@ impl TaskState {
         match &self.now {
             Now::Done { attempt, .. }
             | Now::Failed { attempt, .. }
-            | Now::Conflict { attempt, .. } => Some(attempt),
+            | Now::Conflict { attempt, .. }
+            | Now::Review { attempt, .. } => Some(attempt),
             _ => None,
         }
     }

@@ -836,6 +836,8 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
             title,
             gates: Vec::new(),
             tasks: Vec::new(),
+            review: None,
+            on_gate_failure: None,
         };
         let mut prev: Option<String> = None;
         for t in &raw.tasks {
@@ -885,6 +887,7 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
                 retries: None,
                 retry_backoff: None,
                 retry_on: None,
+                review: None,
             });
             prev = Some(id);
         }

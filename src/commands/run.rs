@@ -340,6 +340,7 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 "gate_failure": report.gate_failure,
                 "manual": report.manual,
                 "review": report.review,
+                "fixes": report.fixes,
                 "finished": report.finished_plan,
                 "interrupted": report.interrupted.map(|s| s.describe()),
                 "stopped": report.stopped.iter().map(|(id, kept)| json!({"task": id, "kept": kept})).collect::<Vec<_>>(),

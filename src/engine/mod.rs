@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod checkpoint;
 pub mod finish;
+pub mod fix;
 pub mod gates;
 pub mod land;
 pub mod manual;

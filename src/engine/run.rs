@@ -45,6 +45,18 @@ pub trait Observer: Sync {
     /// A repair made on the way (a ref moved off where the state says it
     /// must be, kept in a ref first).
     fn repaired(&self, note: &str);
+    /// A fix-forward attempt of `phase` ended (landed, or why not).
+    fn fixed(&self, phase: &str, fix: &super::fix::FixOutcome) {
+        let what = match (&fix.landed, &fix.reason) {
+            (Some(c), _) => format!(
+                "landed at {}; the gates of {phase} run again",
+                crate::git::short(*c)
+            ),
+            (None, Some(r)) => format!("did not land: {r}"),
+            (None, None) => "did not land".to_string(),
+        };
+        self.line(&fix.id, &format!("git-orch: fix {} {what}", fix.id));
+    }
     /// Attempt `attempt` of a task failed transiently (`why`); it runs again
     /// in its worktree after `delay` (instead of [`Observer::finished`]).
     fn retrying(&self, task: &str, attempt: u32, why: &str, delay: Duration) {
@@ -94,6 +106,8 @@ pub struct RunReport {
     pub manual: Vec<String>,
     /// Tasks waiting in review for a person.
     pub review: Vec<String>,
+    /// Fix-forward tasks this run made (`<phase>.fix-<n>`).
+    pub fixes: Vec<String>,
     pub finished_plan: bool,
     /// Why the run stopped before its work was done, and the tasks it
     /// stopped (now pending again).
@@ -542,6 +556,14 @@ fn next_step(
         };
         observer.checkpointed(&cp);
         if !cp.passed {
+            // Fix-forward (`on_gate_failure`): a fix task lands on the work
+            // head and the gates run again, up to its attempts.
+            let on_line = |t: &str, l: &str| observer.line(t, l);
+            if let Some(fix) = super::fix::fix_forward(repo, plan, &phase.id, &on_line)? {
+                observer.fixed(&phase.id, &fix);
+                report.fixes.push(fix.id.clone());
+                return Ok(Step::Continue);
+            }
             report.gate_failure = Some(phase.id.clone());
             return Ok(Step::Stop);
         }
@@ -722,7 +744,7 @@ fn check_selection(snap: &Snapshot, opts: &RunOptions) -> Result<()> {
 }
 
 /// The SPEC §4 environment.
-fn task_env(
+pub(super) fn task_env(
     repo: &Repo,
     plan: &str,
     phase: &str,

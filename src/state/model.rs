@@ -353,6 +353,30 @@ pub struct PhaseState {
     /// Results of the latest gate run on this phase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateResult>,
+    /// Fix-forward attempts after its gates failed (`on_gate_failure`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<FixRecord>,
+}
+
+/// One fix-forward attempt: fix task `id` (`<phase>.fix-<n>`), made by
+/// git-orch in the state rather than the plan, run by `agent` on the work
+/// head `base`; `landed` is the work commit it made, `reason` why not.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FixRecord {
+    pub id: String,
+    pub attempt: u32,
+    pub agent: String,
+    pub base: CommitId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landed: Option<CommitId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+    /// Its log in the state tree.
+    pub log: String,
+    pub seconds: f64,
+    pub at: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -188,3 +188,69 @@ fn check_refuses_a_fixer_that_is_not_an_agent_and_zero_attempts() {
         assert!(both(&out).contains("on_gate_failure"), "{}", both(&out));
     }
 }
+
+/// `on_conflict`: a task whose landing conflicts goes to the resolver agent
+/// in its worktree (the work head merged in, with conflict markers); the
+/// brief has both sides' intents, the paths and the hunks; the resolved
+/// merge lands.
+#[test]
+fn a_landing_conflict_is_resolved_by_the_resolver_agent() {
+    let repo = TestRepo::new();
+    repo.write("shared.txt", "base\n");
+    repo.commit_all("shared");
+    let state = repo.scratch().join("fake");
+    std::fs::create_dir_all(&state).expect("dir");
+    // As in tests/run.rs: `auto` builds on the work branch from before the
+    // manual task's landing and changes the same line.
+    let text = format!(
+        r#"name = "p"
+[defaults.on_conflict]
+agent = "resolver"
+[agents.resolver]
+run = '''cp "$ORCH_TASK_FILE" "{state}/resolve-brief.md"; printf 'by-hand and by-task\n' > shared.txt'''
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "manual"
+  title = "Say it by hand"
+  files = ["shared.txt"]
+  [[phases.tasks]]
+  id = "auto"
+  title = "Say it by task"
+  files = ["shared.txt"]
+  run = '''
+set -e
+git reset -q --hard orch/p/work^1
+echo by-task > shared.txt
+'''
+"#,
+        state = state.display()
+    );
+    started(&repo, &text);
+    let wt = repo.orch_ok(&["task", "start", "manual"]);
+    std::fs::write(Path::new(wt.trim()).join("shared.txt"), "by-hand\n").expect("write");
+    repo.orch_ok(&["task", "done", "manual", "-m", "by hand"]);
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "auto"), "done", "{st}");
+    assert_eq!(
+        repo.show("orch/p/work:shared.txt").as_deref(),
+        Some("by-hand and by-task\n")
+    );
+    let brief = std::fs::read_to_string(state.join("resolve-brief.md")).expect("brief");
+    for want in [
+        "`shared.txt`",
+        "<<<<<<<",
+        "Say it by task",
+        "The other side's intent (manual)",
+        "Say it by hand",
+    ] {
+        assert!(brief.contains(want), "{want} in\n{brief}");
+    }
+    assert!(
+        st["phase"].is_null(),
+        "the run went on to the checkpoint: {st}"
+    );
+    repo.fsck();
+}

@@ -299,6 +299,7 @@ fn plan() -> impl Strategy<Value = Plan> {
             tasks,
             review: None,
             on_gate_failure: None,
+            on_conflict: None,
         });
     (
         id(),
@@ -467,6 +468,7 @@ fn deep_dependency_chains_validate() {
             tasks: (0..n).map(|i| task(i, i.checked_sub(1))).collect(),
             review: None,
             on_gate_failure: None,
+            on_conflict: None,
         }],
     };
     let diags = validate(&plan, None);

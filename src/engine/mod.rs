@@ -12,6 +12,7 @@ pub mod manual;
 pub mod next;
 pub mod progress;
 pub mod report;
+pub mod resolve;
 pub mod review;
 pub mod rollback;
 pub mod run;

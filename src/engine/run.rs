@@ -290,6 +290,8 @@ pub fn run(
     // Tasks running while the plan was found rewritten, with what was found.
     let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     let mut to_retry: Vec<String> = opts.retry.clone();
+    // Conflict resolutions (`on_conflict`) tried per task in this run.
+    let mut resolutions: std::collections::BTreeMap<String, u32> = Default::default();
     // Rejected in review by a person since the last run: back to their agent.
     for id in super::review::rejected_to_retry(&store::load(repo, plan)?)? {
         if !to_retry.contains(&id) && opts.task.as_ref().is_none_or(|t| *t == id) {
@@ -423,10 +425,27 @@ pub fn run(
             let forger = forged.remove(&done.id);
             let agent_of = done.agent.clone();
             let mut end = attempt_end(&snap, &done, forger.is_some());
-            let outcome = match forger {
+            let mut outcome = match forger {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,
             };
+            // A landing conflict goes to the `on_conflict` agent first.
+            if let TaskOutcome::Conflict { files } = outcome.1.clone() {
+                let tried = resolutions.entry(outcome.0.clone()).or_insert(0);
+                if !stop && super::resolve::may_resolve(repo, plan, &outcome.0, *tried) {
+                    *tried += 1;
+                    let on_line = |t: &str, l: &str| observer.line(t, l);
+                    match super::resolve::resolve(repo, plan, &outcome.0, &files, &on_line)? {
+                        super::resolve::Resolved::Landed { commit, seconds } => {
+                            outcome.1 = TaskOutcome::Landed { commit, seconds }
+                        }
+                        super::resolve::Resolved::Not(why) => observer.line(
+                            &outcome.0,
+                            &format!("git-orch: the resolution did not land: {why}"),
+                        ),
+                    }
+                }
+            }
             if let TaskOutcome::Failed { reason, .. } = &outcome.1 {
                 // A rejection in review goes back to the task's agent.
                 if super::review::is_rejection(reason) {

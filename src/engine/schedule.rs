@@ -158,6 +158,7 @@ mod tests {
                     tasks,
                     review: None,
                     on_gate_failure: None,
+                    on_conflict: None,
                 })
                 .collect(),
         }

@@ -194,6 +194,9 @@ pub struct Defaults {
     /// Fix-forward for phases that say nothing of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_gate_failure: Option<OnGateFailure>,
+    /// The conflict resolver of phases that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnGateFailure>,
 }
 
 /// What a task may write.
@@ -278,6 +281,10 @@ pub struct Phase {
     /// Fix-forward when its gates fail (issue 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_gate_failure: Option<OnGateFailure>,
+    /// The agent that resolves its tasks' landing conflicts (issue 11;
+    /// `files` does not apply: the task's own scope does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnGateFailure>,
 }
 
 /// One unit of work, done in its own worktree.

@@ -32,9 +32,18 @@ pub const DEFAULTS: &[&str] = &[
     "retry_on",
     "review",
     "on_gate_failure",
+    "on_conflict",
 ];
 pub const GATE: &[&str] = &["name", "run", "timeout"];
-pub const PHASE: &[&str] = &["id", "title", "gates", "tasks", "review", "on_gate_failure"];
+pub const PHASE: &[&str] = &[
+    "id",
+    "title",
+    "gates",
+    "tasks",
+    "review",
+    "on_gate_failure",
+    "on_conflict",
+];
 pub const TASK: &[&str] = &[
     "id",
     "title",

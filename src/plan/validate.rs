@@ -175,6 +175,7 @@ impl Validator<'_> {
         self.notify();
         self.review_key("defaults", d.review.as_ref(), None);
         self.fix_key("defaults", d.on_gate_failure.as_ref(), None);
+        self.fix_key("defaults", d.on_conflict.as_ref(), None);
     }
 
     /// `review`: `"manual"`, `{ run = "…" }` or `{ agent = "<an agent>" }`.
@@ -402,6 +403,7 @@ impl Validator<'_> {
             let what = format!("phase `{}`", phase.id);
             self.review_key(&what, phase.review.as_ref(), pos);
             self.fix_key(&what, phase.on_gate_failure.as_ref(), pos);
+            self.fix_key(&what, phase.on_conflict.as_ref(), pos);
             if let Err(e) = validate_id("phase", &phase.id) {
                 self.error(e, pos);
             } else if let Some(first) = phase_ids.get(phase.id.as_str()) {

@@ -54,6 +54,7 @@ fn plan() -> Plan {
                 tasks: vec![task("a", &[]), task("b", &["a"])],
                 review: None,
                 on_gate_failure: None,
+                on_conflict: None,
             },
             Phase {
                 id: "two".into(),
@@ -62,6 +63,7 @@ fn plan() -> Plan {
                 tasks: vec![task("c", &[])],
                 review: None,
                 on_gate_failure: None,
+                on_conflict: None,
             },
         ],
     }

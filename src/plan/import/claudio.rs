@@ -467,6 +467,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             tasks: Vec::new(),
             review: None,
             on_gate_failure: None,
+            on_conflict: None,
         };
         for raw in raws {
             let id = unique(raw.id, &mut task_ids);

@@ -838,6 +838,7 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
             tasks: Vec::new(),
             review: None,
             on_gate_failure: None,
+            on_conflict: None,
         };
         let mut prev: Option<String> = None;
         for t in &raw.tasks {

@@ -254,3 +254,18 @@ echo by-task > shared.txt
     );
     repo.fsck();
 }
+
+#[test]
+fn the_demo_shows_a_fix_forward() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch().join("demo");
+    let out = repo.orch(&["demo", "--dir", dir.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let text = both(&out);
+    assert!(
+        text.contains("fixer: gave lib/div.sh a header comment"),
+        "{text}"
+    );
+    assert!(text.contains("fix more.fix-1 landed at"), "{text}");
+    assert!(text.contains("and a fix-forward"), "{text}");
+}

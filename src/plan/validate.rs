@@ -180,7 +180,10 @@ impl Validator<'_> {
 
     /// `review`: `"manual"`, `{ run = "…" }` or `{ agent = "<an agent>" }`.
     fn review_key(&mut self, what: &str, review: Option<&super::Review>, pos: Pos) {
-        let at = self.src.and_then(|s| locate::key(s, "review")).or(pos);
+        let at = self
+            .src
+            .and_then(|s| locate::key_near(s, "review", line_of(pos)))
+            .or(pos);
         match review {
             Some(super::Review::Word(w)) if w != "manual" => self.error(
                 format!("{what}: `review = \"{w}\"` is not a reviewer; write `review = \"manual\"`, `review = {{ run = \"…\" }}` or `review = {{ agent = \"…\" }}`"),

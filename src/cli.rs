@@ -291,6 +291,25 @@ pub enum TaskCommand {
     Retry(TaskRetryArgs),
     /// The task to start now (its id alone on stdout), or what the plan waits for
     Next(TaskNextArgs),
+    /// Approve a task waiting in review: lands exactly the reviewed commit
+    Approve(TaskArgs),
+    /// Reject a task waiting in review: the next `run` gives it back to its
+    /// agent with the comments in its brief, while it has attempts left
+    Reject(TaskRejectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TaskRejectArgs {
+    /// The task id
+    pub id: String,
+    /// The reviewer's comments, for the task's agent
+    #[arg(long, short = 'm')]
+    pub message: String,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -72,6 +72,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Task(TaskCommand::Reopen(args)) => task::reopen(args),
         Command::Task(TaskCommand::Retry(args)) => task::retry(args),
         Command::Task(TaskCommand::Next(args)) => task::next(args),
+        Command::Task(TaskCommand::Approve(args)) => task::approve(args),
+        Command::Task(TaskCommand::Reject(args)) => task::reject(args),
         Command::Checkpoint(args) => checkpoint::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Log(args) => log::run(args),

@@ -307,3 +307,17 @@ pub fn task_failed(
         }),
     );
 }
+
+/// `task-review`: a task's work is committed and waits for a person's
+/// review (`git orch task approve` / `task reject`).
+pub fn task_review(n: &Notifier, task: &str, phase: Option<&str>, head: &str) {
+    n.emit(
+        "task-review",
+        json!({
+            "task": task,
+            "phase": phase,
+            "commit": head,
+            "log": format!("git orch log {} {task}", n.plan),
+        }),
+    );
+}

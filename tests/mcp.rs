@@ -289,6 +289,48 @@ fn mcp_task_retry_returns_what_the_cli_says() {
 }
 
 #[test]
+fn mcp_task_reject_and_task_approve_drive_a_manual_review() {
+    let repo = TestRepo::new();
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent");
+    let state = repo.scratch().join("fake");
+    let text = format!(
+        r#"name = "p"
+[agents.writer]
+run = '''sh "{}" flaky 0 a.txt && cp "$FAKE_STATE/$ORCH_TASK.count" attempt.txt'''
+env = {{ FAKE_STATE = '{}' }}
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt", "attempt.txt"]
+  agent = "writer"
+  retries = 1
+  retry_backoff = "0s"
+  review = "manual"
+"#,
+        fake.display(),
+        state.display()
+    );
+    let plan = repo.plan("review.toml", &text);
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    repo.orch_ok(&["run"]);
+    assert_eq!(task_state(&status_json(&repo), "a"), "review");
+    let t = client(&repo, "reject", &["a", "call it b"]);
+    let doc = ok(calls(&t, "task_reject")[0]);
+    assert_eq!(doc["schema"], "task");
+    assert_eq!(doc["state"], "failed");
+    repo.orch_ok(&["run"]);
+    let brief = std::fs::read_to_string(state.join("a.brief.2")).expect("brief 2");
+    assert!(brief.contains("call it b"), "{brief}");
+    let t = client(&repo, "approve", &["a"]);
+    let doc = ok(calls(&t, "task_approve")[0]);
+    assert_eq!(doc["schema"], "task-done");
+    assert_eq!(doc["state"], "done");
+    refused(calls(&t, "task_approve")[1]);
+    assert_eq!(repo.show("orch/p/work:attempt.txt").as_deref(), Some("2\n"));
+}
+
+#[test]
 fn mcp_results_are_the_cli_json() {
     let repo = TestRepo::new();
     let plan = plan_path(&repo);

@@ -105,7 +105,24 @@ async def same_json(d, repo, plan_file=None):
     await d.call("log")
 
 
-SCENARIOS = {"drive": drive, "refuse": refuse, "same_json": same_json}
+async def reject(d, repo, task, comments):
+    """`task_reject` of a task waiting in review."""
+    await d.call("task_reject", id=task, comments=comments)
+
+
+async def approve(d, repo, task):
+    """`task_approve` of a task waiting in review, then one of no task."""
+    await d.call("task_approve", id=task)
+    await d.call("task_approve", id="nope")
+
+
+SCENARIOS = {
+    "drive": drive,
+    "refuse": refuse,
+    "same_json": same_json,
+    "reject": reject,
+    "approve": approve,
+}
 
 
 async def main():

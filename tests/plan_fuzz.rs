@@ -276,6 +276,7 @@ fn task() -> impl Strategy<Value = Task> {
                 retries: None,
                 retry_backoff: None,
                 retry_on: None,
+                review: None,
             },
         )
 }
@@ -296,6 +297,9 @@ fn plan() -> impl Strategy<Value = Plan> {
             title,
             gates,
             tasks,
+            review: None,
+            on_gate_failure: None,
+            on_conflict: None,
         });
     (
         id(),
@@ -448,6 +452,7 @@ fn deep_dependency_chains_validate() {
         retries: None,
         retry_backoff: None,
         retry_on: None,
+        review: None,
     };
     let mut plan = Plan {
         name: "deep".into(),
@@ -463,6 +468,9 @@ fn deep_dependency_chains_validate() {
             title: None,
             gates: vec![],
             tasks: (0..n).map(|i| task(i, i.checked_sub(1))).collect(),
+            review: None,
+            on_gate_failure: None,
+            on_conflict: None,
         }],
     };
     let diags = validate(&plan, None);

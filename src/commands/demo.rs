@@ -11,11 +11,22 @@ use anyhow::{anyhow, Context, Result};
 use crate::cli::DemoArgs;
 use crate::ui;
 
-const PLAN: &str = r#"name  = "demo"
+const PLAN: &str = r##"name  = "demo"
 title = "A tiny shell calculator, built in two phases"
 
 [defaults]
 parallel = 3
+
+[agents.fixer]            # fixes forward when phase 2's gates fail (on_gate_failure)
+role = "bug fixer"
+run  = '''
+[ -n "$DEMO_FIXER" ] || { echo "fixer: off in this run (DEMO_FIXER is not set)"; exit 1; }
+for f in lib/*.sh; do
+  head -1 "$f" | grep -q '^# ' && continue
+  { echo "# $(basename "$f" .sh)"; cat "$f"; } > "$f.new" && mv "$f.new" "$f"
+  echo "fixer: gave $f a header comment"
+done
+'''
 
 [[gates]]                 # every checkpoint and every push of orch/demo/work
 name = "tests"
@@ -47,6 +58,10 @@ title = "More operations, run by agents in parallel"
   name = "headers"
   run  = "for f in lib/*.sh; do head -1 $f | grep -q '^# ' || { echo \"$f has no header comment\"; exit 1; }; done"
 
+  [phases.on_gate_failure] # a failing gate: a fix task by the fixer, then the gates again
+  agent    = "fixer"
+  attempts = 1
+
   [[phases.tasks]]
   id     = "sub"
   title  = "sub()"
@@ -65,7 +80,7 @@ title = "More operations, run by agents in parallel"
   files      = ["docs/**"]
   depends_on = ["sub", "div"]
   run        = "mkdir -p docs && ls lib > docs/OPERATIONS && echo 'sub and div are documented' > \"$ORCH_HANDOFF_FILE\""
-"#;
+"##;
 
 const TEST_SH: &str = r#"# The project's tests: every operation in lib/ must compute right.
 set -e
@@ -256,7 +271,7 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     demo.expect(&["checkpoint"], &[], 0)?;
 
     demo.step("Phase 2 automatically: three tasks, two at once, one with a bug");
-    demo.say("DEMO_BUG makes the div task forget its header comment: the phase gate will catch it");
+    demo.say("DEMO_BUG makes the div task forget its header comment: the phase gate will catch it; the fixer agent is off in this run, so its fix-forward attempt fails and the run stops");
     demo.expect(&["run", "-j", "3"], &[("DEMO_BUG", "1")], 1)?;
     demo.expect(&["status"], &[], 0)?;
 
@@ -274,8 +289,14 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     demo.expect(&["rollback", "--undo"], &[], 0)?;
     demo.expect(&["rollback"], &[], 0)?;
 
-    demo.step("Run phase 2 again, without the bug");
-    demo.expect(&["run", "-j", "3"], &[], 0)?;
+    demo.step("Run phase 2 again, the bug still in, the fixer on: it fixes forward");
+    demo.say("the gate fails; git-orch makes the fix task more.fix-1 on the work head, with the gate's output in its brief; the fixer agent fixes lib/div.sh, the fix lands, the gates pass, the phase checkpoints");
+    demo.expect(
+        &["run", "-j", "3"],
+        &[("DEMO_BUG", "1"), ("DEMO_FIXER", "1")],
+        0,
+    )?;
+    demo.expect(&["status"], &[], 0)?;
 
     demo.step("Everything is in git");
     demo.expect(&["log"], &[], 0)?;
@@ -286,7 +307,7 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     demo.expect(&["finish"], &[], 0)?;
     demo.git(&["fsck", "--no-progress"], true)?;
     ui::note(&format!(
-        "\n{} the plan went through 2 phases, 5 tasks, a failing gate, a rollback and its undo",
+        "\n{} the plan went through 2 phases, 5 tasks, a failing gate, a rollback and its undo, and a fix-forward",
         ui::green("demo complete:")
     ));
     Ok(())

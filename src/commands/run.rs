@@ -131,6 +131,15 @@ impl Observer for Display {
                     self.say(&format!("  what it left is kept in {r}"));
                 }
             }
+            TaskOutcome::Review { head } => {
+                self.say(&format!(
+                    "{} {task}: committed at {}; waiting for review",
+                    ui::yellow("review"),
+                    short(*head)
+                ));
+                let phase = self.phases.get(task).map(String::as_str);
+                crate::notify::task_review(&self.notify, task, phase, &head.to_string());
+            }
         }
         self.refresh();
     }
@@ -335,6 +344,8 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 "checkpoints": report.checkpoints,
                 "gate_failure": report.gate_failure,
                 "manual": report.manual,
+                "review": report.review,
+                "fixes": report.fixes,
                 "finished": report.finished_plan,
                 "interrupted": report.interrupted.map(|s| s.describe()),
                 "stopped": report.stopped.iter().map(|(id, kept)| json!({"task": id, "kept": kept})).collect::<Vec<_>>(),
@@ -400,6 +411,10 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
             "or go back to the last checkpoint: `git orch rollback {plan}`"
         ));
         return Ok(1);
+    }
+    if !report.review.is_empty() {
+        ui::note(&format!("waiting for review: {}", report.review.join(", ")));
+        ui::hint("`git orch task approve ID` lands it; `git orch task reject ID -m \"…\"` sends it back to its agent");
     }
     if !report.manual.is_empty() {
         ui::note(&format!(

@@ -105,6 +105,9 @@ struct PhaseReport<'a> {
     tasks: usize,
     done: usize,
     gates: Vec<GateReport<'a>>,
+    /// Fix-forward attempts after its gates failed.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    fixes: &'a [crate::state::FixRecord],
 }
 
 #[derive(Serialize)]
@@ -181,6 +184,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                             .collect()
                     })
                     .unwrap_or_default(),
+                fixes: ps.map_or(&[][..], |s| s.fixes.as_slice()),
             }
         })
         .collect();
@@ -288,6 +292,22 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
         ));
         if status == crate::state::PhaseStatus::Failed {
             render_failed_gates(snap, &phase.id);
+        }
+        for fix in snap
+            .state
+            .phases
+            .get(&phase.id)
+            .map_or(&[][..], |p| p.fixes.as_slice())
+        {
+            let what = match (&fix.landed, &fix.reason) {
+                (Some(c), _) => format!("landed at {}", c.short()),
+                (None, Some(r)) => format!("failed: {r}"),
+                (None, None) => "failed".to_string(),
+            };
+            ui::out(&format!(
+                "    fix {} (agent {}) {what}  log: git show orch/{}/state:{}",
+                fix.id, fix.agent, snap.plan_name, fix.log
+            ));
         }
         for task in &phase.tasks {
             let s = status_of(records, &task.id);

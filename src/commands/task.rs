@@ -197,6 +197,57 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     report_landing(&plan, id, &landed, args.json, &after.state.work.to_string())
 }
 
+/// `git orch task approve ID`: lands the reviewed commit of a task in review.
+pub fn approve(args: TaskArgs) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    crate::git::version::require_for_plan(&snap.plan)?;
+    let plan = snap.plan_name.clone();
+    let (landed, after) = crate::engine::review::approve(&repo, &plan, &args.id)?;
+    for note in &after.repairs {
+        ui::warn(note);
+    }
+    report_landing(
+        &plan,
+        &args.id,
+        &landed,
+        args.json,
+        &after.state.work.to_string(),
+    )
+}
+
+/// `git orch task reject ID -m COMMENTS`.
+pub fn reject(args: crate::cli::TaskRejectArgs) -> Result<u8> {
+    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let plan = snap.plan_name.clone();
+    let r = crate::engine::review::reject(&repo, &plan, &args.id, &args.message)?;
+    if args.json {
+        ui::json_doc(
+            Schema::Task,
+            &json!({
+                "plan": plan, "task": args.id, "state": "failed",
+                "reason": r.reason, "attempts": r.attempts, "attempts_allowed": r.allowed,
+            }),
+        )?;
+        return Ok(0);
+    }
+    if r.attempts < r.allowed {
+        ui::note(&format!(
+            "task {} rejected (attempt {} of {}); `git orch run` gives it back to its agent with the comments in its brief",
+            args.id, r.attempts, r.allowed
+        ));
+    } else {
+        ui::note(&format!(
+            "task {} rejected; it has had all its {} attempt(s) and stays failed",
+            args.id, r.allowed
+        ));
+        ui::hint(&format!(
+            "`git orch task retry {}` runs it once more; `git orch task reset {}` starts it over",
+            args.id, args.id
+        ));
+    }
+    Ok(0)
+}
+
 /// `file`'s path relative to `worktree` when it lies inside it (both
 /// resolved, so `./notes.md` from inside the worktree and an absolute path
 /// through a symlink count too).

@@ -468,6 +468,14 @@ fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
         E::PlanAmended { .. } => ("amend", None, None),
         E::PlanAbandoned { .. } => ("abandon", None, None),
         E::StateMigrated { .. } => ("other", None, None),
+        E::TaskReview { task, .. } => ("task", Some(task), Some("review")),
+        E::TaskApproved { task, .. } => ("task", Some(task), Some("approved")),
+        E::TaskRejected { task, .. } => ("task", Some(task), Some("rejected")),
+        E::PhaseFix { phase, landed, .. } => (
+            "fix",
+            Some(phase),
+            Some(if landed.is_some() { "landed" } else { "failed" }),
+        ),
     };
     Event {
         commit: commit.to_string(),
@@ -675,7 +683,7 @@ fn task_transition(
             latest.insert(task.to_string(), i);
             start
         }
-        TaskStatus::Done | TaskStatus::Failed | TaskStatus::Conflict => {
+        TaskStatus::Done | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Review => {
             let end = t.ended_at().unwrap_or(commit_time);
             let i = match open.remove(task) {
                 Some(i) => i,

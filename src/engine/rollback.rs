@@ -151,6 +151,9 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
                 }
                 ps.gates_failed = false;
                 ps.gates.clear();
+                // Their work is what the rollback discards: a new run of
+                // the phase has all its fix-forward attempts again.
+                ps.fixes.clear();
             }
         }
         for id in &affected {

@@ -45,6 +45,18 @@ pub trait Observer: Sync {
     /// A repair made on the way (a ref moved off where the state says it
     /// must be, kept in a ref first).
     fn repaired(&self, note: &str);
+    /// A fix-forward attempt of `phase` ended (landed, or why not).
+    fn fixed(&self, phase: &str, fix: &super::fix::FixOutcome) {
+        let what = match (&fix.landed, &fix.reason) {
+            (Some(c), _) => format!(
+                "landed at {}; the gates of {phase} run again",
+                crate::git::short(*c)
+            ),
+            (None, Some(r)) => format!("did not land: {r}"),
+            (None, None) => "did not land".to_string(),
+        };
+        self.line(&fix.id, &format!("git-orch: fix {} {what}", fix.id));
+    }
     /// Attempt `attempt` of a task failed transiently (`why`); it runs again
     /// in its worktree after `delay` (instead of [`Observer::finished`]).
     fn retrying(&self, task: &str, attempt: u32, why: &str, delay: Duration) {
@@ -62,10 +74,25 @@ pub trait Observer: Sync {
 /// its work kept in `kept`.
 #[derive(Debug, Clone)]
 pub enum TaskOutcome {
-    Landed { commit: Option<Oid>, seconds: f64 },
-    Failed { reason: String, log: Option<String> },
-    Conflict { files: Vec<String> },
-    Interrupted { reason: String, kept: Vec<String> },
+    Landed {
+        commit: Option<Oid>,
+        seconds: f64,
+    },
+    Failed {
+        reason: String,
+        log: Option<String>,
+    },
+    Conflict {
+        files: Vec<String>,
+    },
+    Interrupted {
+        reason: String,
+        kept: Vec<String>,
+    },
+    /// Committed, waiting for a person's review (`task approve` / `task reject`).
+    Review {
+        head: Oid,
+    },
 }
 
 #[derive(Default)]
@@ -77,6 +104,10 @@ pub struct RunReport {
     pub gate_failure: Option<String>,
     /// Tasks that have no command: they wait for a person.
     pub manual: Vec<String>,
+    /// Tasks waiting in review for a person.
+    pub review: Vec<String>,
+    /// Fix-forward tasks this run made (`<phase>.fix-<n>`).
+    pub fixes: Vec<String>,
     pub finished_plan: bool,
     /// Why the run stopped before its work was done, and the tasks it
     /// stopped (now pending again).
@@ -108,6 +139,8 @@ struct Ran {
     head: Option<Result<Oid, String>>,
     /// What it touched outside its worktree and branch (see [`super::tamper`]).
     tampered: Vec<String>,
+    /// What its command or agent reviewer said of the committed head.
+    verdict: Option<super::review::Verdict>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -174,6 +207,7 @@ fn run_task(
                 finished,
                 head: None,
                 tampered: Vec::new(),
+                verdict: None,
             });
         }
     };
@@ -214,10 +248,27 @@ fn run_task(
         head
     });
     crate::failpoint!("task-committed");
+    // Reviewed before it lands: an automatic reviewer runs here, on the
+    // committed head, in the task's own thread.
+    let verdict = match (&head, claimed.snap.plan.task(id)) {
+        (Some(Ok(h)), Some((_, task))) if tampered.is_empty() => super::review::run_reviewer(
+            &repo,
+            &claimed.snap.plan,
+            plan,
+            task,
+            &begun.worktree,
+            task_env(&repo, plan, &phase, id, &begun.worktree, begun.base),
+            begun.base,
+            *h,
+            &mut |line| observer.line(id, line),
+        ),
+        _ => None,
+    };
     Ok(Ran {
         finished,
         head,
         tampered,
+        verdict,
     })
 }
 
@@ -275,6 +326,14 @@ pub fn run(
     // Tasks running while the plan was found rewritten, with what was found.
     let mut forged: std::collections::BTreeMap<String, String> = Default::default();
     let mut to_retry: Vec<String> = opts.retry.clone();
+    // Conflict resolutions (`on_conflict`) tried per task in this run.
+    let mut resolutions: std::collections::BTreeMap<String, u32> = Default::default();
+    // Rejected in review by a person since the last run: back to their agent.
+    for id in super::review::rejected_to_retry(&store::load(repo, plan)?)? {
+        if !to_retry.contains(&id) && opts.task.as_ref().is_none_or(|t| *t == id) {
+            to_retry.push(id);
+        }
+    }
     // Automatic retries (`retries`) waiting for their backoff, with when
     // they are due and the failure each one follows.
     let mut delayed: Vec<(std::time::Instant, String)> = Vec::new();
@@ -422,11 +481,35 @@ pub fn run(
                 continue;
             }
             let forger = forged.remove(&done.id);
-            let end = attempt_end(&snap, &done, forger.is_some());
-            let outcome = match forger {
+            let agent_of = done.agent.clone();
+            let mut end = attempt_end(&snap, &done, forger.is_some());
+            let mut outcome = match forger {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,
             };
+            // A landing conflict goes to the `on_conflict` agent first.
+            if let TaskOutcome::Conflict { files } = outcome.1.clone() {
+                let tried = resolutions.entry(outcome.0.clone()).or_insert(0);
+                if !stop && super::resolve::may_resolve(repo, plan, &outcome.0, *tried) {
+                    *tried += 1;
+                    let on_line = |t: &str, l: &str| observer.line(t, l);
+                    match super::resolve::resolve(repo, plan, &outcome.0, &files, &on_line)? {
+                        super::resolve::Resolved::Landed { commit, seconds } => {
+                            outcome.1 = TaskOutcome::Landed { commit, seconds }
+                        }
+                        super::resolve::Resolved::Not(why) => observer.line(
+                            &outcome.0,
+                            &format!("git-orch: the resolution did not land: {why}"),
+                        ),
+                    }
+                }
+            }
+            if let TaskOutcome::Failed { reason, .. } = &outcome.1 {
+                // A rejection in review goes back to the task's agent.
+                if super::review::is_rejection(reason) {
+                    end = Some((AttemptEnd::Transient(reason.clone()), agent_of));
+                }
+            }
             if let (TaskOutcome::Failed { reason, log }, Some((end, agent))) = (&outcome.1, &end) {
                 let id = &outcome.0;
                 let attempt = store::load(repo, plan)?.task(id)?.attempts;
@@ -457,6 +540,7 @@ pub fn run(
                     stop = true;
                     report.stopped.push((outcome.0.clone(), kept.clone()));
                 }
+                TaskOutcome::Review { .. } => {}
             }
             observer.finished(&outcome.0, &outcome.1);
         }
@@ -549,6 +633,14 @@ fn next_step(
         };
         observer.checkpointed(&cp);
         if !cp.passed {
+            // Fix-forward (`on_gate_failure`): a fix task lands on the work
+            // head and the gates run again, up to its attempts.
+            let on_line = |t: &str, l: &str| observer.line(t, l);
+            if let Some(fix) = super::fix::fix_forward(repo, plan, &phase.id, &on_line)? {
+                observer.fixed(&phase.id, &fix);
+                report.fixes.push(fix.id.clone());
+                return Ok(Step::Continue);
+            }
             report.gate_failure = Some(phase.id.clone());
             return Ok(Step::Stop);
         }
@@ -624,6 +716,27 @@ fn next_step(
             "waiting for tasks run elsewhere: {}{hint}",
             others.join(", ")
         )));
+    }
+    let in_review: Vec<String> = records
+        .iter()
+        .filter(|(_, r)| r.state() == TaskStatus::Review)
+        .map(|(t, _)| t.id.clone())
+        .collect();
+    let ready_others = snap
+        .plan
+        .phase(&phase.id)
+        .map(|p| {
+            p.tasks.iter().any(|t| {
+                snap.task_status(&t.id).ok() == Some(TaskStatus::Pending)
+                    && snap.plan.task_run(t).is_some()
+                    && snap.blocked_reason(t, &phase).ok().flatten().is_none()
+            })
+        })
+        .unwrap_or(false);
+    if !in_review.is_empty() && others.is_empty() && !ready_others {
+        report.review = in_review;
+        report.manual = manual;
+        return Ok(Step::Stop);
     }
     let waiting_on_people: Vec<String> = manual
         .into_iter()
@@ -746,6 +859,7 @@ fn settle(
     observer: &dyn Observer,
 ) -> Result<(String, TaskOutcome)> {
     let id = done.id;
+    let mut verdict = None;
     let (finished, head) = match done.result {
         Ok(ran) if !ran.tampered.is_empty() => {
             let why = format!(
@@ -754,7 +868,10 @@ fn settle(
             );
             return failed(repo, plan, id, why, &ran.finished);
         }
-        Ok(ran) => (ran.finished, ran.head),
+        Ok(ran) => {
+            verdict = ran.verdict;
+            (ran.finished, ran.head)
+        }
         Err(e) => (
             process::Finished {
                 exit: Exit::NotStarted(e),
@@ -780,6 +897,37 @@ fn settle(
         return failed(repo, plan, id, reason.clone(), &finished);
     }
     if let Some(Ok(head)) = head {
+        let now = store::load(repo, plan)?;
+        let review = now
+            .plan
+            .task(&id)
+            .and_then(|(_, t)| now.plan.task_review(t))
+            .cloned();
+        match (&review, verdict) {
+            (Some(r), _) if r.is_manual() => {
+                super::review::to_review(repo, plan, &id, head, &finished, "manual")?;
+                return Ok((id, TaskOutcome::Review { head }));
+            }
+            (_, Some(v)) if !v.approve => {
+                let mut log = finished.log.clone();
+                log.extend_from_slice(b"\n--- review ---\n");
+                log.extend_from_slice(&v.log);
+                let (reason, log) = super::review::record_rejection(
+                    repo,
+                    plan,
+                    &id,
+                    Some(head),
+                    &v.reviewer,
+                    &v.comments,
+                    Some((log, finished.seconds)),
+                )?;
+                return Ok((id, TaskOutcome::Failed { reason, log }));
+            }
+            (_, Some(v)) => {
+                super::review::record_approval(repo, plan, &id, &v.reviewer, &v.comments)?;
+            }
+            _ => {}
+        }
         let handoff = workspace::read_handoff_note(&workspace::handoff_file(repo, plan, &id));
         let outcome = format!(
             "The task's command exited 0 after {}.",

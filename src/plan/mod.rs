@@ -163,8 +163,7 @@ impl Worktrees {
 }
 
 /// The events a `[[notify]]` hook (or `orch.notify`) may choose. `task-parked`
-/// and `task-review` are named ahead of the states they are about (issue
-/// 11) and are not sent yet.
+/// is named ahead of the state it is about (issue 11) and is not sent yet.
 pub const NOTIFY_EVENTS: &[&str] = &[
     "task-failed",
     "task-parked",
@@ -219,6 +218,15 @@ pub struct Defaults {
     /// What counts as transient; every failure of the command when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<RetryOn>,
+    /// The review of tasks whose task and phase name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    /// Fix-forward for phases that say nothing of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_gate_failure: Option<OnGateFailure>,
+    /// The conflict resolver of phases that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnGateFailure>,
 }
 
 /// What a task may write.
@@ -297,6 +305,16 @@ pub struct Phase {
     pub gates: Vec<Gate>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Task>,
+    /// The review of its tasks that name none (issue 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    /// Fix-forward when its gates fail (issue 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_gate_failure: Option<OnGateFailure>,
+    /// The agent that resolves its tasks' landing conflicts (issue 11;
+    /// `files` does not apply: the task's own scope does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnGateFailure>,
 }
 
 /// One unit of work, done in its own worktree.
@@ -344,6 +362,51 @@ pub struct Task {
     /// What counts as transient; every failure of the command when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<RetryOn>,
+    /// Who approves its work before it lands (issue 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// `review`: who approves a task's committed work before it lands.
+/// `"manual"` (a person: `task approve` / `task reject`), `{ run = "…" }`
+/// (a command: exit 0 approves) or `{ agent = "…" }` (an agent of
+/// `[agents]`: its verdict file approves or rejects with comments).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Review {
+    Word(String),
+    Run { run: String },
+    Agent { agent: String },
+}
+
+impl Review {
+    pub fn is_manual(&self) -> bool {
+        matches!(self, Review::Word(w) if w == "manual")
+    }
+
+    /// How the state and the log name the reviewer: `manual`, `command`,
+    /// `agent <name>`.
+    pub fn describe(&self) -> String {
+        match self {
+            Review::Word(w) => w.clone(),
+            Review::Run { .. } => "command".to_string(),
+            Review::Agent { agent } => format!("agent {agent}"),
+        }
+    }
+}
+
+/// `on_gate_failure = { agent = "fixer", attempts = 2, files = ["src/**"] }`:
+/// when a checkpoint's gates fail, a fix task run by `agent` on the work
+/// head, landed, and the gates run again, up to `attempts` times.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OnGateFailure {
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The fix's scope; the union of the phase's task scopes when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -450,6 +513,22 @@ impl Plan {
     /// Whether a sandboxed task keeps the network.
     pub fn task_network(&self, task: &Task) -> bool {
         task.network.or(self.defaults.network).unwrap_or(true)
+    }
+
+    /// The review of `task`: its own, its phase's, the default.
+    pub fn task_review<'a>(&'a self, task: &'a Task) -> Option<&'a Review> {
+        let phase = self.task(&task.id).map(|(p, _)| p);
+        task.review
+            .as_ref()
+            .or(phase.and_then(|p| p.review.as_ref()))
+            .or(self.defaults.review.as_ref())
+    }
+
+    /// What a phase does when its gates fail: its own, else the default.
+    pub fn on_gate_failure(&self, phase_id: &str) -> Option<&OnGateFailure> {
+        self.phase(phase_id)
+            .and_then(|p| p.on_gate_failure.as_ref())
+            .or(self.defaults.on_gate_failure.as_ref())
     }
 
     /// The gates a phase's checkpoint must pass: plan-wide ones first.

@@ -39,9 +39,20 @@ pub const DEFAULTS: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_on",
+    "review",
+    "on_gate_failure",
+    "on_conflict",
 ];
 pub const GATE: &[&str] = &["name", "run", "timeout"];
-pub const PHASE: &[&str] = &["id", "title", "gates", "tasks"];
+pub const PHASE: &[&str] = &[
+    "id",
+    "title",
+    "gates",
+    "tasks",
+    "review",
+    "on_gate_failure",
+    "on_conflict",
+];
 pub const TASK: &[&str] = &[
     "id",
     "title",
@@ -59,6 +70,7 @@ pub const TASK: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_on",
+    "review",
 ];
 
 /// The shape of a parsed document, independent of TOML or YAML.

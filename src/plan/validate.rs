@@ -173,6 +173,9 @@ impl Validator<'_> {
         let anchors = self.anchors.plan_gates.clone();
         self.gates(&plan.gates, "gates", &anchors, &mut HashMap::new());
         self.notify();
+        self.review_key("defaults", d.review.as_ref(), None);
+        self.fix_key("defaults", d.on_gate_failure.as_ref(), None);
+        self.fix_key("defaults", d.on_conflict.as_ref(), None);
         self.worktrees();
     }
 
@@ -204,6 +207,50 @@ impl Validator<'_> {
             w.setup_timeout.as_ref(),
             None,
         );
+    }
+
+    /// `review`: `"manual"`, `{ run = "…" }` or `{ agent = "<an agent>" }`.
+    fn review_key(&mut self, what: &str, review: Option<&super::Review>, pos: Pos) {
+        let at = self
+            .src
+            .and_then(|s| locate::key_near(s, "review", line_of(pos)))
+            .or(pos);
+        match review {
+            Some(super::Review::Word(w)) if w != "manual" => self.error(
+                format!("{what}: `review = \"{w}\"` is not a reviewer; write `review = \"manual\"`, `review = {{ run = \"…\" }}` or `review = {{ agent = \"…\" }}`"),
+                at,
+            ),
+            Some(super::Review::Run { run }) if run.trim().is_empty() => {
+                self.error(format!("{what}: the review command is empty"), at)
+            }
+            Some(super::Review::Agent { agent }) if !self.plan.agents.contains_key(agent) => self
+                .error(
+                    format!("{what}: review by unknown agent `{agent}`; add `[agents.{agent}]` with its `run`"),
+                    at,
+                ),
+            _ => {}
+        }
+    }
+
+    /// `on_gate_failure`: a known agent, at least one attempt.
+    fn fix_key(&mut self, what: &str, fix: Option<&super::OnGateFailure>, pos: Pos) {
+        let Some(fix) = fix else { return };
+        let at = self
+            .src
+            .and_then(|s| locate::key(s, "on_gate_failure"))
+            .or(pos);
+        if !self.plan.agents.contains_key(&fix.agent) {
+            self.error(
+                format!("{what}: on_gate_failure names unknown agent `{}`; add `[agents.{}]` with its `run`", fix.agent, fix.agent),
+                at,
+            );
+        }
+        if fix.attempts == Some(0) {
+            self.error(
+                format!("{what}: on_gate_failure.attempts must be at least 1"),
+                at,
+            );
+        }
     }
 
     /// `[agents.<name>]`: an id for a name, a command, a cap of at least 1,
@@ -387,6 +434,10 @@ impl Validator<'_> {
             .collect();
         for (i, phase) in plan.phases.iter().enumerate() {
             let pos = self.anchors.phases[i];
+            let what = format!("phase `{}`", phase.id);
+            self.review_key(&what, phase.review.as_ref(), pos);
+            self.fix_key(&what, phase.on_gate_failure.as_ref(), pos);
+            self.fix_key(&what, phase.on_conflict.as_ref(), pos);
             if let Err(e) = validate_id("phase", &phase.id) {
                 self.error(e, pos);
             } else if let Some(first) = phase_ids.get(phase.id.as_str()) {
@@ -456,6 +507,7 @@ impl Validator<'_> {
 
     fn task(&mut self, task: &Task, pos: Pos) {
         let what = format!("task `{}`", task.id);
+        self.review_key(&what, task.review.as_ref(), pos);
         self.run(&what, task.run.as_ref(), pos);
         if let Some(choice) = &task.agent {
             self.agent_refs(&what, choice, pos);

@@ -142,6 +142,45 @@ pub enum Event {
         preserved: Vec<String>,
         at: f64,
     },
+    /// Its work is committed at `head` and waits for `reviewer` (issue 11).
+    TaskReview {
+        task: String,
+        attempt: u32,
+        head: String,
+        reviewer: String,
+        at: f64,
+    },
+    /// Its reviewer approved `head`; its landing follows.
+    TaskApproved {
+        task: String,
+        attempt: u32,
+        reviewer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comments: Option<String>,
+        at: f64,
+    },
+    /// Its reviewer rejected it: failed, retried in its worktree with the
+    /// comments in its brief while it has attempts left.
+    TaskRejected {
+        task: String,
+        attempt: u32,
+        reviewer: String,
+        comments: String,
+        at: f64,
+    },
+    /// Fix-forward: fix task `fix` (attempt `attempt`) ran by `agent` after
+    /// the phase's gates failed; `landed` is the work commit it made.
+    PhaseFix {
+        phase: String,
+        fix: String,
+        attempt: u32,
+        agent: String,
+        landed: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        log: Option<String>,
+        at: f64,
+    },
 }
 
 /// Free text (a reason a person or a task gave) made fit for a subject
@@ -188,6 +227,10 @@ impl Event {
             | Event::PhaseGatesFailed { at, .. }
             | Event::RolledBack { at, .. }
             | Event::RollbackUndone { at, .. }
+            | Event::TaskReview { at, .. }
+            | Event::TaskApproved { at, .. }
+            | Event::TaskRejected { at, .. }
+            | Event::PhaseFix { at, .. }
             | Event::PlanFinished { at }
             | Event::PlanAmended { at, .. }
             | Event::PlanAbandoned { at, .. } => *at,
@@ -206,7 +249,10 @@ impl Event {
             | Event::TaskRecovered { task, .. }
             | Event::TaskReset { task, .. }
             | Event::TaskSkipped { task, .. }
-            | Event::TaskReopened { task, .. } => Some(task),
+            | Event::TaskReopened { task, .. }
+            | Event::TaskReview { task, .. }
+            | Event::TaskApproved { task, .. }
+            | Event::TaskRejected { task, .. } => Some(task),
             _ => None,
         }
     }
@@ -234,6 +280,10 @@ impl Event {
             Event::PlanFinished { .. } => "plan-finished",
             Event::PlanAmended { .. } => "plan-amended",
             Event::PlanAbandoned { .. } => "plan-abandoned",
+            Event::TaskReview { .. } => "task-review",
+            Event::TaskApproved { .. } => "task-approved",
+            Event::TaskRejected { .. } => "task-rejected",
+            Event::PhaseFix { .. } => "phase-fix",
         }
     }
 
@@ -334,6 +384,27 @@ impl Event {
             Event::PlanAbandoned { preserved, .. } => format!(
                 "plan {plan}: abandoned ({} ref(s) preserved)",
                 preserved.len()
+            ),
+            Event::TaskReview { task, reviewer, .. } => {
+                format!("task {task}: in review ({})", one_line(reviewer))
+            }
+            Event::TaskApproved { task, reviewer, .. } => {
+                format!("task {task}: approved ({})", one_line(reviewer))
+            }
+            Event::TaskRejected { task, comments, .. } => {
+                format!("task {task}: rejected in review ({})", one_line(comments))
+            }
+            Event::PhaseFix {
+                phase,
+                fix,
+                landed: Some(c),
+                ..
+            } => format!("fix {phase}: {fix} landed at {}", short(c)),
+            Event::PhaseFix {
+                phase, fix, reason, ..
+            } => format!(
+                "fix {phase}: {fix} failed ({})",
+                one_line(reason.as_deref().unwrap_or("no change"))
             ),
         }
     }

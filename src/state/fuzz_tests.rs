@@ -36,6 +36,7 @@ fn plan() -> Plan {
         retries: None,
         retry_backoff: None,
         retry_on: None,
+        review: None,
     };
     Plan {
         name: "p".into(),
@@ -52,12 +53,18 @@ fn plan() -> Plan {
                 title: None,
                 gates: Vec::new(),
                 tasks: vec![task("a", &[]), task("b", &["a"])],
+                review: None,
+                on_gate_failure: None,
+                on_conflict: None,
             },
             Phase {
                 id: "two".into(),
                 title: None,
                 gates: Vec::new(),
                 tasks: vec![task("c", &[])],
+                review: None,
+                on_gate_failure: None,
+                on_conflict: None,
             },
         ],
     }

@@ -12,6 +12,7 @@
 //! tasks/<h>/<h>/<task>/<n>.log   the log of attempt n
 //! tasks/<h>/<h>/<task>/handoff.md
 //! logs/gates/<commit>/<gate>.log gate logs
+//! logs/fixes/<phase>/<n>.log     fix-forward attempt n's log
 //! cache/gates/<tree>/<key>.json  the gate cache
 //! ```
 
@@ -56,6 +57,11 @@ pub fn handoff(id: &str) -> String {
 /// Where format 1 kept a task's handoff note.
 pub fn v1_handoff(id: &str) -> String {
     format!("handoff/{id}.md")
+}
+
+/// `logs/fixes/<phase>/<n>.log`: the log of fix-forward attempt n.
+pub fn fix_log(phase: &str, n: u32) -> String {
+    format!("logs/fixes/{phase}/{n}.log")
 }
 
 pub fn phase_record(id: &str) -> String {

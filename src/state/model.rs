@@ -100,6 +100,8 @@ pub enum TaskStatus {
     Failed,
     Conflict,
     Skipped,
+    /// Its work is committed and waits for its reviewer (issue 11).
+    Review,
 }
 
 impl TaskStatus {
@@ -111,6 +113,7 @@ impl TaskStatus {
             TaskStatus::Failed => "failed",
             TaskStatus::Conflict => "conflict",
             TaskStatus::Skipped => "skipped",
+            TaskStatus::Review => "review",
         }
     }
 
@@ -119,11 +122,12 @@ impl TaskStatus {
         matches!(self, TaskStatus::Done | TaskStatus::Skipped)
     }
 
-    /// Running, failed or in conflict: the tasks the state indexes in `active`.
+    /// Running, failed, in conflict or in review: the tasks the state
+    /// indexes in `active`.
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
+            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Review
         )
     }
 }
@@ -192,6 +196,13 @@ pub enum Now {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Committed at `head`, waiting for `reviewer` (`manual`: a person's
+    /// `task approve` / `task reject`); its worktree is kept.
+    Review {
+        #[serde(flatten)]
+        attempt: Ended,
+        reviewer: String,
+    },
 }
 
 /// An attempt that ran and ended.
@@ -231,6 +242,7 @@ impl TaskState {
             Now::Failed { .. } => TaskStatus::Failed,
             Now::Conflict { .. } => TaskStatus::Conflict,
             Now::Skipped { .. } => TaskStatus::Skipped,
+            Now::Review { .. } => TaskStatus::Review,
         }
     }
 
@@ -238,7 +250,8 @@ impl TaskState {
         match &self.now {
             Now::Done { attempt, .. }
             | Now::Failed { attempt, .. }
-            | Now::Conflict { attempt, .. } => Some(attempt),
+            | Now::Conflict { attempt, .. }
+            | Now::Review { attempt, .. } => Some(attempt),
             _ => None,
         }
     }
@@ -365,6 +378,30 @@ pub struct PhaseState {
     /// Results of the latest gate run on this phase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateResult>,
+    /// Fix-forward attempts after its gates failed (`on_gate_failure`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<FixRecord>,
+}
+
+/// One fix-forward attempt: fix task `id` (`<phase>.fix-<n>`), made by
+/// git-orch in the state rather than the plan, run by `agent` on the work
+/// head `base`; `landed` is the work commit it made, `reason` why not.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FixRecord {
+    pub id: String,
+    pub attempt: u32,
+    pub agent: String,
+    pub base: CommitId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landed: Option<CommitId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+    /// Its log in the state tree.
+    pub log: String,
+    pub seconds: f64,
+    pub at: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -144,8 +144,43 @@ pub fn interrupt(t: &TaskState, reason: String, log: Option<String>) -> Result<T
 fn lands_from(t: &TaskState) -> bool {
     matches!(
         t.state(),
-        TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed
+        TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed | TaskStatus::Review
     )
+}
+
+/// Running → review: its work is committed at `f.head` and waits for
+/// `reviewer`; the worktree is kept, the claim goes (nobody runs it now).
+pub fn review(t: &TaskState, f: Finished, reviewer: String) -> Result<TaskState, Wrong> {
+    if t.state() != TaskStatus::Running {
+        return Err(wrong(t, "put in review"));
+    }
+    Ok(TaskState {
+        now: Now::Review {
+            attempt: ending(t, Some(f.head), f.at, true),
+            reviewer,
+        },
+        seconds: add_time(t, f.spent),
+        log: f.log.or_else(|| t.log.clone()),
+        ..t.clone()
+    })
+}
+
+/// Review → failed: its reviewer rejected it, with `reason` (the comments);
+/// its worktree and head stay for the next attempt (`claim_retry`).
+pub fn reject(t: &TaskState, reason: String, at: f64) -> Result<TaskState, Wrong> {
+    let Now::Review { attempt, .. } = &t.now else {
+        return Err(wrong(t, "rejected"));
+    };
+    Ok(TaskState {
+        now: Now::Failed {
+            attempt: Ended {
+                ended_at: Some(at),
+                ..attempt.clone()
+            },
+            reason,
+        },
+        ..t.clone()
+    })
 }
 
 /// What one landing attempt brings: the task's head, the time it ran and
@@ -256,9 +291,10 @@ pub fn skip(t: &TaskState, reason: &str) -> TaskState {
 pub fn forget_worktree(t: &TaskState) -> TaskState {
     let mut t = t.clone();
     match &mut t.now {
-        Now::Done { attempt, .. } | Now::Failed { attempt, .. } | Now::Conflict { attempt, .. } => {
-            attempt.worktree = None
-        }
+        Now::Done { attempt, .. }
+        | Now::Failed { attempt, .. }
+        | Now::Conflict { attempt, .. }
+        | Now::Review { attempt, .. } => attempt.worktree = None,
         Now::Pending { .. } | Now::Running { .. } | Now::Skipped { .. } => {}
     }
     t
@@ -295,6 +331,8 @@ mod tests {
         PendingAgain,
         Skip,
         Forget,
+        Review(u8),
+        Reject,
     }
 
     fn a_move() -> impl Strategy<Value = Move> {
@@ -308,6 +346,8 @@ mod tests {
             Just(Move::PendingAgain),
             Just(Move::Skip),
             Just(Move::Forget),
+            any::<u8>().prop_map(Move::Review),
+            Just(Move::Reject),
         ]
     }
 
@@ -341,6 +381,8 @@ mod tests {
             Move::PendingAgain => Ok(pending_again(t)),
             Move::Skip => Ok(skip(t, "by hand")),
             Move::Forget => Ok(forget_worktree(t)),
+            Move::Review(n) => review(t, done(*n), "manual".into()),
+            Move::Reject => reject(t, "rejected in review: no".into(), at),
         }
     }
 
@@ -382,6 +424,12 @@ mod tests {
                             TaskStatus::Done => {
                                 prop_assert!(next.head().is_some());
                                 prop_assert!(next.claim().is_none());
+                            }
+                            TaskStatus::Review => {
+                                // What is reviewed is a committed head, in a kept worktree.
+                                prop_assert!(next.head().is_some());
+                                prop_assert!(next.claim().is_none());
+                                prop_assert!(t.state() == TaskStatus::Running || t.state() == TaskStatus::Review);
                             }
                             TaskStatus::Pending | TaskStatus::Skipped => {
                                 prop_assert!(next.claim().is_none());

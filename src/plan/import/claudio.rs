@@ -466,6 +466,9 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             title,
             gates: Vec::new(),
             tasks: Vec::new(),
+            review: None,
+            on_gate_failure: None,
+            on_conflict: None,
         };
         for raw in raws {
             let id = unique(raw.id, &mut task_ids);
@@ -494,6 +497,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
                 retries: None,
                 retry_backoff: None,
                 retry_on: None,
+                review: None,
             });
         }
         imp.plan.phases.push(phase);

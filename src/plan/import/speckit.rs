@@ -837,6 +837,9 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
             title,
             gates: Vec::new(),
             tasks: Vec::new(),
+            review: None,
+            on_gate_failure: None,
+            on_conflict: None,
         };
         let mut prev: Option<String> = None;
         for t in &raw.tasks {
@@ -886,6 +889,7 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
                 retries: None,
                 retry_backoff: None,
                 retry_on: None,
+                review: None,
             });
             prev = Some(id);
         }

@@ -1,0 +1,371 @@
+//! Review before landing (issue 11). A task whose plan names a `review`
+//! is not landed when its command succeeds: its committed head is shown
+//! to its reviewer first. A command reviewer approves by exiting 0; an
+//! agent reviewer writes a verdict file (`ORCH_VERDICT_FILE`, one JSON
+//! object `{"verdict": "approve"|"reject", "comments": "…"}`); a `"manual"`
+//! review puts the task in the `review` state until `git orch task approve`
+//! or `task reject`. The landing after an approval lands exactly the
+//! reviewed head; a rejection fails the attempt with the comments as its
+//! reason, so the next attempt (in the same worktree, while the task has
+//! attempts left) reads them in its brief.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use git2::Oid;
+use serde::Deserialize;
+
+use super::tasks::{self, Finish, Landed};
+use super::workspace;
+use crate::error::{refuse, refuse_with_hint};
+use crate::git::Repo;
+use crate::plan::{Plan, Review, Task};
+use crate::process::{self, Job};
+use crate::state::{self, store, transition, Event, Snapshot, TaskStatus};
+
+/// How the reason of a rejected attempt begins; the runner retries such a
+/// failure like a transient one.
+pub const REJECTED: &str = "rejected in review";
+
+/// Whether a failed task's reason is a rejection.
+pub fn is_rejection(reason: &str) -> bool {
+    reason.starts_with(REJECTED)
+}
+
+/// What an automatic reviewer said.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub approve: bool,
+    /// `command`, `agent NAME`.
+    pub reviewer: String,
+    pub comments: String,
+    pub log: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct VerdictFile {
+    verdict: String,
+    #[serde(default)]
+    comments: Option<String>,
+}
+
+/// Where an agent reviewer of `task` writes its verdict.
+pub fn verdict_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    workspace::task_files_dir(repo, plan).join(format!("{task}@verdict.json"))
+}
+
+/// Runs the command or agent reviewer of `task` in its worktree on the
+/// committed `head`; `None` for a manual review (a person decides).
+/// `env` is the task's environment; the reviewer also gets
+/// `ORCH_REVIEW_BASE`, `ORCH_REVIEW_HEAD` and `ORCH_VERDICT_FILE`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_reviewer(
+    repo: &Repo,
+    plan: &Plan,
+    plan_name: &str,
+    task: &Task,
+    worktree: &Path,
+    mut env: Vec<(String, String)>,
+    base: Oid,
+    head: Oid,
+    on_line: &mut dyn FnMut(&str),
+) -> Option<Verdict> {
+    let review = plan.task_review(task)?;
+    let (command, reviewer, extra, timeout) = match review {
+        Review::Word(_) => return None,
+        Review::Run { run } => (
+            run.clone(),
+            review.describe(),
+            Vec::new(),
+            plan.task_timeout(task),
+        ),
+        Review::Agent { agent } => {
+            let profile = plan.agents.get(agent)?;
+            let mut extra: Vec<(String, String)> = profile
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            extra.push(("ORCH_AGENT".into(), agent.clone()));
+            (
+                profile.run.clone(),
+                review.describe(),
+                extra,
+                plan.attempt_timeout(task, Some(agent)),
+            )
+        }
+    };
+    let file = verdict_file(repo, plan_name, &task.id);
+    let _ = std::fs::remove_file(&file);
+    let mut all = extra;
+    all.append(&mut env);
+    all.push(("ORCH_REVIEW_BASE".into(), base.to_string()));
+    all.push(("ORCH_REVIEW_HEAD".into(), head.to_string()));
+    all.push(("ORCH_VERDICT_FILE".into(), file.display().to_string()));
+    let job = Job {
+        command: &command,
+        dir: worktree,
+        env: all,
+        timeout,
+        pgid_file: Some(workspace::pgid_file(repo, plan_name, &task.id)),
+        contain: true,
+        wrap: None,
+    };
+    let finished = process::run(&job, |line| on_line(&format!("review: {line}")));
+    let tail = |log: &[u8]| {
+        let text = String::from_utf8_lossy(log);
+        let lines: Vec<&str> = text.lines().rev().take(20).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    };
+    let (approve, comments) = match review {
+        Review::Run { .. } if finished.exit.success() => (true, String::new()),
+        Review::Run { .. } => (
+            false,
+            format!(
+                "the review command {}:\n{}",
+                finished.exit.describe(),
+                tail(&finished.log)
+            ),
+        ),
+        _ => match std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<VerdictFile>(&b).ok())
+        {
+            Some(v) if v.verdict == "approve" && finished.exit.success() => {
+                (true, v.comments.unwrap_or_default())
+            }
+            Some(v) if v.verdict == "reject" => (false, v.comments.unwrap_or_default()),
+            _ => (
+                false,
+                format!(
+                    "the reviewer {} and wrote no verdict of `approve` or `reject` to ORCH_VERDICT_FILE",
+                    finished.exit.describe()
+                ),
+            ),
+        },
+    };
+    let _ = std::fs::remove_file(&file);
+    Some(Verdict {
+        approve,
+        reviewer,
+        comments,
+        log: finished.log,
+    })
+}
+
+/// The reason a rejected attempt fails with.
+fn rejection_reason(reviewer: &str, comments: &str) -> String {
+    let comments = comments.trim();
+    if comments.is_empty() {
+        format!("{REJECTED} ({reviewer}), no comments")
+    } else {
+        format!("{REJECTED} ({reviewer}): {comments}")
+    }
+}
+
+/// Running → review: the task's committed `head` waits for a person.
+pub fn to_review(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    head: Oid,
+    finished: &process::Finished,
+    reviewer: &str,
+) -> Result<()> {
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let path = state::layout::task_log(id, attempt);
+        let f = transition::Finished {
+            head: head.into(),
+            at: state::now(),
+            spent: Some(finished.seconds),
+            log: Some(path.clone()),
+        };
+        let t = transition::review(&t, f, reviewer.to_string()).map_err(|w| w.about(id))?;
+        change.put_task(id, t);
+        change.file(path, finished.log.clone());
+        change.event = Some(Event::TaskReview {
+            task: id.to_string(),
+            attempt,
+            head: head.to_string(),
+            reviewer: reviewer.to_string(),
+            at: state::now(),
+        });
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Records an approval (one state commit; the landing is the next one).
+pub fn record_approval(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    reviewer: &str,
+    comments: &str,
+) -> Result<()> {
+    store::transact(repo, plan, |snap, change| {
+        let t = snap.task(id)?;
+        change.event = Some(Event::TaskApproved {
+            task: id.to_string(),
+            attempt: t.attempts,
+            reviewer: reviewer.to_string(),
+            comments: (!comments.trim().is_empty()).then(|| comments.to_string()),
+            at: state::now(),
+        });
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Records a rejection of a running task (an automatic reviewer's) or of
+/// one in review (a person's): failed, its head and worktree kept, the
+/// comments its reason. `log` is the attempt's log with the review's.
+/// Returns the reason and the log's path.
+pub fn record_rejection(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    head: Option<Oid>,
+    reviewer: &str,
+    comments: &str,
+    log: Option<(Vec<u8>, f64)>,
+) -> Result<(String, Option<String>)> {
+    let reason = rejection_reason(reviewer, comments);
+    let ((), snap) = store::transact(repo, plan, |snap, change| {
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let at = state::now();
+        let next = match snap.task_status(id)? {
+            TaskStatus::Running => {
+                let path = state::layout::task_log(id, attempt);
+                let (bytes, seconds) = log.clone().unwrap_or_default();
+                change.file(path.clone(), bytes);
+                transition::fail(
+                    &t,
+                    reason.clone(),
+                    head.map(Into::into),
+                    at,
+                    Some(seconds),
+                    Some(path),
+                )
+            }
+            _ => transition::reject(&t, reason.clone(), at),
+        }
+        .map_err(|w| w.about(id))?;
+        change.put_task(id, next);
+        change.event = Some(Event::TaskRejected {
+            task: id.to_string(),
+            attempt,
+            reviewer: reviewer.to_string(),
+            comments: comments.to_string(),
+            at,
+        });
+        Ok(())
+    })?;
+    Ok((reason, snap.task(id)?.log))
+}
+
+/// A task that must be in review for `task approve` / `task reject`.
+fn in_review(snap: &Snapshot, id: &str, verb: &str) -> Result<(String, Oid)> {
+    tasks::find_task(snap, id)?;
+    let t = snap.task(id)?;
+    let state::Now::Review { attempt, reviewer } = &t.now else {
+        return Err(refuse_with_hint(
+            format!(
+                "task `{id}` is {}, not in review: only a task waiting in review can be {verb}",
+                t.state().as_str()
+            ),
+            format!("see `git orch status {}`", snap.plan_name),
+        ));
+    };
+    let head = attempt
+        .head
+        .ok_or_else(|| refuse(format!("task `{id}` is in review without a head")))?;
+    Ok((reviewer.clone(), head.oid()))
+}
+
+/// `git orch task approve ID`: lands exactly the reviewed head.
+pub fn approve(repo: &Repo, plan: &str, id: &str) -> Result<(Landed, Snapshot)> {
+    let snap = store::load(repo, plan)?;
+    tasks::refuse_if_finished(&snap)?;
+    let (_, head) = in_review(&snap, id, "approved")?;
+    let worktree = snap.task(id)?.worktree().map(PathBuf::from);
+    record_approval(repo, plan, id, "manual", "")?;
+    let handoff = workspace::read_handoff_note(&workspace::handoff_file(repo, plan, id));
+    let result = tasks::land_committed(
+        repo,
+        plan,
+        id,
+        head,
+        Finish {
+            message: &format!("{id}: work of git-orch task"),
+            handoff,
+            log: None,
+            seconds: None,
+            outcome: "The task's command exited 0; its work was approved in review.",
+        },
+    )?;
+    if let (Landed::Done { .. }, Some(wt)) = (&result.0, worktree) {
+        let _ = workspace::park_clean(repo, plan, &wt);
+    }
+    Ok(result)
+}
+
+/// What `task reject` did.
+pub struct Rejected {
+    pub reason: String,
+    /// Attempts it has had, and may have in all.
+    pub attempts: u32,
+    pub allowed: u32,
+}
+
+/// `git orch task reject ID -m COMMENTS`: the attempt fails with the
+/// comments; the next `git orch run` retries it in its worktree while it
+/// has attempts left (`retries` + 1).
+pub fn reject(repo: &Repo, plan: &str, id: &str, comments: &str) -> Result<Rejected> {
+    let snap = store::load(repo, plan)?;
+    tasks::refuse_if_finished(&snap)?;
+    if comments.trim().is_empty() {
+        return Err(refuse_with_hint(
+            "a rejection needs comments for the task's agent",
+            format!("`git orch task reject {id} -m \"what to change\"`"),
+        ));
+    }
+    in_review(&snap, id, "rejected")?;
+    let (reason, _) = record_rejection(repo, plan, id, None, "manual", comments, None)?;
+    let snap = store::load(repo, plan)?;
+    let t = snap.task(id)?;
+    Ok(Rejected {
+        reason,
+        attempts: t.attempts,
+        allowed: attempts_allowed(&snap, id, t.agent.as_deref()),
+    })
+}
+
+/// How many attempts a task may have in all: `retries` + 1.
+pub fn attempts_allowed(snap: &Snapshot, id: &str, agent: Option<&str>) -> u32 {
+    snap.plan
+        .task(id)
+        .map_or(1, |(_, t)| snap.plan.retry_policy(t, agent).retries + 1)
+}
+
+/// Failed tasks whose last attempt was rejected and that have attempts
+/// left: the runner retries them in their worktrees.
+pub fn rejected_to_retry(snap: &Snapshot) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in &snap.state.active {
+        let t = snap.task(id)?;
+        if t.state() != TaskStatus::Failed || !t.reason().is_some_and(is_rejection) {
+            continue;
+        }
+        if t.attempts < attempts_allowed(snap, id, t.agent.as_deref()) {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}

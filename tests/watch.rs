@@ -477,3 +477,61 @@ fn the_demo_suggests_watch_in_a_second_terminal() {
         "{err}"
     );
 }
+
+/// Issue 12's "approve/reject a review" in the view: two tasks wait for a
+/// person's review; `a` on one approves it (it lands), `x` on the other
+/// asks for the comments, typed in the view, and rejects it with them.
+/// Both through the CLI (`task approve`, `task reject -m`).
+#[test]
+fn a_approves_and_x_rejects_a_review_with_comments_typed_in_the_view() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        "name = \"rv\"\n[defaults]\nreview = \"manual\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"good\"\n  files = [\"good.txt\"]\n  run = \"echo good > good.txt\"\n  [[phases.tasks]]\n  id = \"meh\"\n  files = [\"meh.txt\"]\n  run = \"echo meh > meh.txt\"\n",
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let out = repo.orch(&["run", "-j", "1"]);
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "good"), "review", "{}\n{st}", both(&out));
+    assert_eq!(task_state(&st, "meh"), "review", "{st}");
+
+    let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
+    tmux.type_line("git orch watch");
+    tmux.wait_for("the view on good", |s| line_of(s, "› ").contains("good"));
+    tmux.keys(&["a"]);
+    tmux.wait_for("the CLI's answer to approve", |s| {
+        s.contains("git orch task approve good --plan rv")
+    });
+    tmux.wait_for("good done", |s| row(s, "good").contains("done"));
+    assert_eq!(
+        repo.show("orch/rv/work:good.txt").as_deref(),
+        Some("good\n")
+    );
+
+    tmux.keys(&["j"]);
+    tmux.wait_for("meh selected", |s| line_of(s, "› ").contains("meh"));
+    tmux.keys(&["x"]);
+    tmux.wait_for("the prompt", |s| s.contains("reject meh, comments:"));
+    // Enter with nothing typed sends nothing.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("comments asked for", |s| {
+        s.contains("a rejection needs comments")
+    });
+    tmux.keys(&["-l", "say why it is meh"]);
+    tmux.wait_for("the comments echoed", |s| s.contains("say why it is meh"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the CLI's answer to reject", |s| {
+        s.contains("git orch task reject meh -m say why it is meh --plan rv")
+    });
+    let history = repo.git(&["log", "--format=%s", "refs/heads/orch/rv/state"]);
+    assert!(
+        history.contains("task meh: rejected in review (say why it is meh)"),
+        "{history}"
+    );
+    assert_ne!(task_state(&status_json(&repo), "meh"), "done");
+    assert!(
+        repo.show("orch/rv/work:meh.txt").is_none(),
+        "a rejected task does not land"
+    );
+    tmux.keys(&["q"]);
+}

@@ -57,6 +57,8 @@ struct App {
     /// The selected row's log: title and lines (sanitised).
     log_title: String,
     log_lines: Vec<String>,
+    /// `x` on a task in review: its id and the comments typed so far.
+    rejecting: Option<(String, String)>,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             action: None,
             log_title: String::new(),
             log_lines: Vec::new(),
+            rejecting: None,
         }
     }
 
@@ -167,6 +170,34 @@ impl App {
         if ctrl_c {
             return false;
         }
+        if let Some((id, text)) = self.rejecting.as_mut() {
+            match key.code {
+                KeyCode::Esc => {
+                    self.rejecting = None;
+                    self.message = "reject cancelled".to_string();
+                }
+                KeyCode::Enter if text.trim().is_empty() => {
+                    self.message = format!(
+                        "reject {id}: a rejection needs comments (what to change), Esc cancels"
+                    );
+                    return true;
+                }
+                KeyCode::Enter => {
+                    let (id, text) = (id.clone(), text.trim().to_string());
+                    self.rejecting = None;
+                    self.act(follow, &["task", "reject", &id, "-m", &text]);
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            }
+            if let Some((id, text)) = &self.rejecting {
+                self.message = format!("reject {id}, comments: {text}▏ (Enter sends, Esc cancels)");
+            }
+            return true;
+        }
         match self.mode {
             Mode::Log { top } => {
                 let last = self.log_lines.len().saturating_sub(1);
@@ -207,6 +238,8 @@ impl App {
                     }
                     KeyCode::Char('r') => self.retry(follow),
                     KeyCode::Char('o') => self.reopen(follow),
+                    KeyCode::Char('a') => self.review(follow, true),
+                    KeyCode::Char('x') => self.review(follow, false),
                     _ => {}
                 }
                 if self.selected != before {
@@ -246,6 +279,32 @@ impl App {
         }
         let id = task.id.clone();
         self.act(follow, &["task", "retry", &id]);
+    }
+
+    /// `a` approves a task in review (`git orch task approve ID`); `x` asks
+    /// for the comments, then rejects it (`task reject ID -m …`).
+    fn review(&mut self, follow: &Follow, approve: bool) {
+        let key = if approve { 'a' } else { 'x' };
+        let Some(task) = self.selected_task(&follow.model) else {
+            self.message = format!("{key} acts on a task in review: select one");
+            return;
+        };
+        if Word::of(task) != Word::Review {
+            self.message = format!(
+                "{key} {} a task in review; {} is {}",
+                if approve { "approves" } else { "rejects" },
+                task.id,
+                Word::of(task).label()
+            );
+            return;
+        }
+        let id = task.id.clone();
+        if approve {
+            self.act(follow, &["task", "approve", &id]);
+        } else {
+            self.message = format!("reject {id}, comments: ▏ (Enter sends, Esc cancels)");
+            self.rejecting = Some((id, String::new()));
+        }
     }
 
     fn reopen(&mut self, follow: &Follow) {
@@ -322,7 +381,9 @@ impl App {
             Mode::Log { top } => self.draw_log(f, body, top),
         }
         let keys = match self.mode {
-            Mode::List => "↑↓/jk move · Enter/l log · r retry · o reopen · q quit",
+            Mode::List => {
+                "↑↓/jk move · Enter/l log · r retry · o reopen · a approve · x reject · q quit"
+            }
             Mode::Log { .. } => "↑↓/jk PgUp/PgDn g/G scroll · Esc/h back · Ctrl-C quit",
         };
         let message = if self.message.is_empty() {

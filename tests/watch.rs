@@ -535,3 +535,33 @@ fn a_approves_and_x_rejects_a_review_with_comments_typed_in_the_view() {
     );
     tmux.keys(&["q"]);
 }
+
+/// A running task whose runner was killed with -9 reads `stale` in the
+/// view, with the command that recovers it (the status's `runner` and
+/// `recover`, not a judgement of the view's own).
+#[test]
+fn a_task_whose_runner_was_killed_reads_stale_with_its_recover_command() {
+    let repo = TestRepo::new();
+    let go = waiting_plan(&repo);
+    let mut run = run_until_slow_runs(&repo);
+    run.kill().expect("kill -9 the runner");
+    let _ = run.wait();
+    let start = Instant::now();
+    while task_of(&status_json(&repo), "slow")["runner"] != "gone" {
+        assert!(start.elapsed() < DEADLINE, "the runner never looked gone");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
+    tmux.type_line("git orch watch");
+    let s = tmux.wait_for("slow stale", |s| row(s, "slow").contains("stale"));
+    assert!(s.contains("git orch resume w"), "the recover command: {s}");
+    tmux.keys(&["q"]);
+    std::fs::write(&go, "").expect("release slow");
+}
+
+fn task_of<'a>(st: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    st["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == id))
+        .expect("the task in status")
+}

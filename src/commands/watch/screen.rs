@@ -161,6 +161,16 @@ impl App {
         let (title, text) = follow.log(row, limit);
         self.log_title = title;
         self.log_lines = text.lines().map(printable).collect();
+        // A stale task's row is too narrow for what recovers it: the pane
+        // says it first.
+        if let Some(task) = self.selected_task(&follow.model) {
+            if Word::of(task) == Word::Stale {
+                if let Some(note) = model::note(task) {
+                    self.log_lines.insert(0, String::new());
+                    self.log_lines.insert(0, printable(&note));
+                }
+            }
+        }
     }
 
     /// Handles a key; false when it is time to quit.

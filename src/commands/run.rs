@@ -172,6 +172,20 @@ impl Observer for Display {
         }
     }
 
+    fn parked(&self, task: &str, until: f64, why: &str) {
+        if let Ok(mut r) = self.running.lock() {
+            r.retain(|t| t != task);
+        }
+        self.say(&format!(
+            "{} {task} until {}: {why}",
+            ui::yellow("parked"),
+            crate::render::utc_time(until)
+        ));
+        let phase = self.phases.get(task).map(String::as_str);
+        crate::notify::task_parked(&self.notify, task, phase, until, why);
+        self.refresh();
+    }
+
     fn waiting(&self, why: &str) {
         if let Ok(mut last) = self.last_wait.lock() {
             if *last != why {

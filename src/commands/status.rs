@@ -82,6 +82,9 @@ struct TaskReport<'a> {
     recover: Option<String>,
     /// The agent its latest attempt ran with (`[agents]` of the plan).
     agent: Option<&'a str>,
+    /// A parked task: when it may run again (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wakes_at: Option<f64>,
 }
 
 type Records = BTreeMap<String, Arc<TaskState>>;
@@ -157,6 +160,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 runner: runner.as_ref().map(|(r, _)| r.as_str()),
                 recover: runner.and_then(|(_, cmd)| cmd),
                 agent: t.and_then(|t| t.agent.as_deref()),
+                wakes_at: t.and_then(|t| t.parked_until()),
             }
         })
         .collect();
@@ -242,6 +246,14 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
             let reason = t
                 .and_then(|t| t.reason())
                 .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
+            let parked = t.and_then(|t| Some((t.parked_until()?, t.reason()?)));
+            let reason = match parked {
+                Some((until, why)) => Some(format!(
+                    "wakes at {}: {why}",
+                    crate::render::utc_time(until)
+                )),
+                None => reason.map(str::to_string),
+            };
             let runner = t.and_then(|t| runner_note(&snap.plan_name, &task.id, t));
             let agent = t
                 .and_then(|t| t.agent.as_deref())
@@ -251,7 +263,7 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
                 task.id,
                 ui::state_word(s.as_str()),
                 ui::dim(&time),
-                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(r))),
+                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(&r))),
                 runner.unwrap_or_default()
             ));
         }

@@ -453,6 +453,7 @@ fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
         E::TaskLanded { task, .. } => ("task", Some(task), Some("done")),
         E::TaskConflict { task, .. } => ("task", Some(task), Some("conflict")),
         E::TaskFailed { task, .. } => ("task", Some(task), Some("failed")),
+        E::TaskParked { task, .. } => ("task", Some(task), Some("parked")),
         E::TaskReleased { task, .. }
         | E::TaskInterrupted { task, .. }
         | E::TaskRecovered { task, .. }
@@ -539,6 +540,17 @@ fn lite_of(e: &state::Event) -> Option<LiteTask> {
         } => LiteTask {
             reason: Some(reason.clone()),
             ..lite(TaskStatus::Pending, *attempt, *at, true)
+        },
+        E::TaskParked {
+            attempt,
+            at,
+            reason,
+            log,
+            ..
+        } => LiteTask {
+            reason: Some(reason.clone()),
+            log: log.clone(),
+            ..lite(TaskStatus::Parked, *attempt, *at, true)
         },
         E::TaskInterrupted {
             attempt,
@@ -673,7 +685,7 @@ fn task_transition(
             latest.insert(task.to_string(), i);
             start
         }
-        TaskStatus::Done | TaskStatus::Failed | TaskStatus::Conflict => {
+        TaskStatus::Done | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Parked => {
             let end = t.ended_at().unwrap_or(commit_time);
             let i = match open.remove(task) {
                 Some(i) => i,

@@ -47,6 +47,18 @@ pub trait Observer: Sync {
     fn repaired(&self, note: &str);
     /// Attempt `attempt` of a task failed transiently (`why`); it runs again
     /// in its worktree after `delay` (instead of [`Observer::finished`]).
+    /// A task's agent hit a usage limit (`why`): the task is parked, its
+    /// worktree kept, until `until` (seconds since the epoch; now when a
+    /// fallback agent is free), instead of [`Observer::finished`].
+    fn parked(&self, task: &str, until: f64, why: &str) {
+        self.line(
+            task,
+            &format!(
+                "git-orch: parked until {} ({why})",
+                crate::render::utc_time(until)
+            ),
+        );
+    }
     fn retrying(&self, task: &str, attempt: u32, why: &str, delay: Duration) {
         self.line(
             task,
@@ -108,6 +120,8 @@ struct Ran {
     head: Option<Result<Oid, String>>,
     /// What it touched outside its worktree and branch (see [`super::tamper`]).
     tampered: Vec<String>,
+    /// What it wrote to `$ORCH_USAGE_RESET_FILE`, if anything.
+    reset: Option<String>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -150,6 +164,8 @@ fn run_task(
     if let Some(s) = &sandbox {
         env.push(("TMPDIR".into(), s.tmp.display().to_string()));
     }
+    let reset_file = workspace::reset_file(&repo, plan, id);
+    let _ = std::fs::remove_file(&reset_file);
     let job = Job {
         command: &command.run,
         dir: &begun.worktree,
@@ -164,6 +180,8 @@ fn run_task(
         live.line(line);
         observer.line(id, line);
     });
+    let reset = read_capped(&reset_file, agents::RESET_FILE_LIMIT);
+    let _ = std::fs::remove_file(&reset_file);
     let mut tampered = watch
         .check(&repo)
         .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
@@ -185,7 +203,25 @@ fn run_task(
         finished,
         head,
         tampered,
+        reset,
     })
+}
+
+/// At most `limit` bytes of a file a task wrote, as text; `None` when it
+/// is not there (or is not a regular file).
+fn read_capped(path: &std::path::Path, limit: u64) -> Option<String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(limit)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// The sandbox of a task with `isolation = "sandbox"`.
@@ -268,14 +304,21 @@ pub fn run(
             };
             if !stop {
                 // Retries first, in plan order with everything else after.
-                let retries: Vec<(String, bool)> = std::mem::take(&mut to_retry)
+                let mut retries: Vec<(String, Kind)> = std::mem::take(&mut to_retry)
                     .into_iter()
-                    .map(|id| (id, true))
+                    .map(|id| (id, Kind::Retry))
                     .collect();
+                // Parked tasks whose time has come, before fresh work.
+                retries.extend(
+                    due_parked(&snap, opts, &running)?
+                        .into_iter()
+                        .map(|id| (id, Kind::Wake)),
+                );
                 let fresh = startable(&snap, opts, &running, &mut report)?
                     .into_iter()
-                    .map(|id| (id, false));
-                for (id, retry) in retries.into_iter().chain(fresh) {
+                    .map(|id| (id, Kind::Fresh));
+                for (id, kind) in retries.into_iter().chain(fresh) {
+                    let retry = kind == Kind::Retry;
                     if running.len() >= opts.jobs.max(1) {
                         if retry {
                             to_retry.push(id);
@@ -291,10 +334,10 @@ pub fn run(
                     // task's own thread, so tasks never wait for each
                     // other's checkouts. Only landing is one at a time.
                     let claim = claim_for_this_process(false);
-                    let claimed = match if retry {
-                        tasks::claim_retry(repo, plan, &id, claim)
-                    } else {
-                        tasks::claim_task(repo, plan, &id, claim)
+                    let claimed = match match kind {
+                        Kind::Retry => tasks::claim_retry(repo, plan, &id, claim),
+                        Kind::Wake => tasks::claim_parked(repo, plan, &id, claim),
+                        Kind::Fresh => tasks::claim_task(repo, plan, &id, claim),
                     } {
                         Ok(c) => c,
                         Err(e) if (e.is::<Busy>() || e.is::<tasks::AgentsBusy>()) && retry => {
@@ -366,6 +409,12 @@ pub fn run(
             running.remove(&done.id);
             let forger = forged.remove(&done.id);
             let end = attempt_end(&snap, &done, forger.is_some());
+            if let Some((AttemptEnd::UsageLimit(why), agent)) = &end {
+                if let Some((until, why)) = park(repo, plan, &done, why, agent.as_deref())? {
+                    observer.parked(&done.id, until, &why);
+                    continue;
+                }
+            }
             let outcome = match forger {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,
@@ -424,8 +473,120 @@ fn attempt_end(snap: &Snapshot, done: &Done, forged: bool) -> Option<(AttemptEnd
     }
     let (_, task) = snap.plan.task(&done.id)?;
     let policy = snap.plan.retry_policy(task, done.agent.as_deref());
-    let end = agents::classify(&ran.finished.exit, &ran.finished.log, policy.on.as_ref());
+    let (exit, log) = (&ran.finished.exit, &ran.finished.log);
+    if agents::usage_limited(&snap.plan, done.agent.as_deref(), exit, log) {
+        let why = format!("{} (usage limit)", exit.describe());
+        return Some((AttemptEnd::UsageLimit(why), done.agent.clone()));
+    }
+    let end = agents::classify(exit, log, policy.on.as_ref());
     Some((end, done.agent.clone()))
+}
+
+/// What a claim in the runner's loop takes: a fresh pending task, a failed
+/// one again in its worktree, or a parked one whose time has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fresh,
+    Retry,
+    Wake,
+}
+
+/// Parked tasks (of the selection) whose wake time has passed, in plan order.
+fn due_parked(
+    snap: &Snapshot,
+    opts: &RunOptions,
+    running: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let now = state::now();
+    let mut due = Vec::new();
+    for (phase, task) in snap.plan.tasks() {
+        if !snap.state.active.contains(&task.id)
+            || running.contains(&task.id)
+            || opts.task.as_ref().is_some_and(|t| *t != task.id)
+            || opts.phase.as_ref().is_some_and(|p| *p != phase.id)
+        {
+            continue;
+        }
+        let t = snap.task(&task.id)?;
+        if t.parked_until().is_some_and(|u| u <= now) {
+            due.push(task.id.clone());
+        }
+    }
+    Ok(due)
+}
+
+/// Parks a task whose agent hit a usage limit (one state commit): the
+/// agent is marked limited until its reset time, and the task waits,
+/// worktree kept, until the first of its agents is free again (now, when a
+/// fallback is). `None` when the task is no longer running here.
+fn park(
+    repo: &Repo,
+    plan: &str,
+    done: &Done,
+    why: &str,
+    agent: Option<&str>,
+) -> Result<Option<(f64, String)>> {
+    let Ok(ran) = &done.result else {
+        return Ok(None);
+    };
+    let id = done.id.as_str();
+    let mut parked = None;
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let at = state::now();
+        let reset = agents::reset_time(&snap.plan, agent, ran.reset.as_deref(), at);
+        if let Some(a) = agent {
+            let e = change.state.limited.entry(a.to_string()).or_insert(reset);
+            *e = e.max(reset);
+        }
+        // Limits that have passed are forgotten.
+        change.state.limited.retain(|_, u| *u > at);
+        let names = snap
+            .plan
+            .task(id)
+            .map(|(_, t)| snap.plan.task_agents(t).to_vec())
+            .unwrap_or_default();
+        let until = if names.is_empty() {
+            reset
+        } else {
+            names
+                .iter()
+                .map(|n| change.state.limited.get(n).copied().unwrap_or(at))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let reason = match agent {
+            Some(a) => format!("agent {a} hit its usage limit: {why}"),
+            None => format!("usage limit: {why}"),
+        };
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let path = state::layout::task_log(id, attempt);
+        let t = transition::park(
+            &t,
+            until,
+            reason.clone(),
+            at,
+            Some(ran.finished.seconds),
+            Some(path.clone()),
+        )
+        .map_err(|w| w.about(id))?;
+        change.put_task(id, t);
+        change.file(path.clone(), ran.finished.log.clone());
+        change.event = Some(state::Event::TaskParked {
+            task: id.to_string(),
+            attempt,
+            agent: agent.map(str::to_string),
+            until,
+            reason: reason.clone(),
+            log: Some(path),
+            at,
+        });
+        parked = Some((until, reason));
+        Ok(())
+    })?;
+    Ok(parked)
 }
 
 enum Step {
@@ -451,6 +612,7 @@ fn next_step(
             TaskStatus::Pending => report.landed.is_empty(),
             // A retry that lost a scope race waits its turn.
             TaskStatus::Failed => opts.retry.contains(task) && report.failed.is_empty(),
+            TaskStatus::Parked => true,
             _ => false,
         };
         return Ok(if waiting {
@@ -568,6 +730,18 @@ fn next_step(
             others.join(", ")
         )));
     }
+    let parked: Vec<(String, f64)> = records
+        .iter()
+        .filter_map(|(t, r)| r.parked_until().map(|u| (t.id.clone(), u)))
+        .collect();
+    if let Some(first) = parked.iter().map(|(_, u)| *u).min_by(f64::total_cmp) {
+        let ids: Vec<&str> = parked.iter().map(|(id, _)| id.as_str()).collect();
+        return Ok(Step::Wait(format!(
+            "waiting until {} for parked task(s) {} (a usage limit); Ctrl-C stops, and a later `git orch run {plan}` resumes them",
+            crate::render::utc_time(first),
+            ids.join(", ")
+        )));
+    }
     let waiting_on_people: Vec<String> = manual
         .into_iter()
         .chain(others.iter().map(|s| s.to_string()))
@@ -675,6 +849,10 @@ fn task_env(
             workspace::handoff_file(repo, plan, id)
                 .display()
                 .to_string(),
+        ),
+        (
+            "ORCH_USAGE_RESET_FILE".into(),
+            workspace::reset_file(repo, plan, id).display().to_string(),
         ),
     ];
     env.extend(crate::git::no_auto_maintenance_env());

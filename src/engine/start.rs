@@ -71,6 +71,7 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         rollbacks: Vec::new(),
         seq: 0,
         active: Default::default(),
+        limited: Default::default(),
     };
     let files = vec![(
         format!("source/{}", input.source_name),

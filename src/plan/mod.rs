@@ -83,7 +83,30 @@ pub struct Agent {
     /// What counts as transient; every failure of the command when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<RetryOn>,
+    /// How it says it hit a usage limit, and how long to wait when it does
+    /// not say (a task it runs is parked, not failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit: Option<UsageLimit>,
 }
+
+/// `usage_limit = { exit_codes = [2], output = "rate limit", wait = "15m" }`:
+/// besides exit code 75 (always a usage limit), an attempt that exits with
+/// one of `exit_codes` or whose log matches `output` hit a usage limit; it
+/// resets at the time the agent wrote to `$ORCH_USAGE_RESET_FILE`, else
+/// `wait` (default 15m) after the attempt ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UsageLimit {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_codes: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+}
+
+/// The wait after a usage limit when neither the agent nor its profile says.
+pub const USAGE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// `agent = "name"` or `agent = ["first", "fallback", …]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -132,9 +155,9 @@ pub struct RetryOn {
     pub timeout: bool,
 }
 
-/// The events a `[[notify]]` hook (or `orch.notify`) may choose. `task-parked`
-/// and `task-review` are named ahead of the states they are about (issue
-/// 11) and are not sent yet.
+/// The events a `[[notify]]` hook (or `orch.notify`) may choose.
+/// `task-review` is named ahead of the state it is about (issue 11) and is
+/// not sent yet.
 pub const NOTIFY_EVENTS: &[&str] = &[
     "task-failed",
     "task-parked",

@@ -15,7 +15,9 @@ pub const AGENT: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_on",
+    "usage_limit",
 ];
+pub const USAGE_LIMIT: &[&str] = &["exit_codes", "output", "wait"];
 pub const RETRY_ON: &[&str] = &["exit_codes", "output", "timeout"];
 pub const NOTIFY: &[&str] = &["run", "events", "timeout"];
 pub const DEFAULTS: &[&str] = &[
@@ -133,6 +135,11 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
                         let path = format!("agents.{name}");
                         let known = entries(agent, &path, AGENT, &mut out);
                         retry_on(&known, &path, &mut out);
+                        for (k, v) in &known {
+                            if k == "usage_limit" {
+                                entries(v, &format!("{path}.usage_limit"), USAGE_LIMIT, &mut out);
+                            }
+                        }
                     }
                 }
             }

@@ -75,6 +75,19 @@ pub enum Event {
         log: Option<String>,
         at: f64,
     },
+    /// Its agent hit a usage limit: it waits, worktree kept, until `until`.
+    TaskParked {
+        task: String,
+        attempt: u32,
+        /// The agent that hit its limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        /// When it may run again (seconds since the epoch).
+        until: f64,
+        reason: String,
+        log: Option<String>,
+        at: f64,
+    },
     /// Back to pending because the runner that claimed it is gone.
     TaskRecovered {
         task: String,
@@ -165,6 +178,7 @@ impl Event {
             | Event::TaskFailed { at, .. }
             | Event::TaskReleased { at, .. }
             | Event::TaskInterrupted { at, .. }
+            | Event::TaskParked { at, .. }
             | Event::TaskRecovered { at, .. }
             | Event::TaskReset { at, .. }
             | Event::TaskSkipped { at, .. }
@@ -187,6 +201,7 @@ impl Event {
             | Event::TaskFailed { task, .. }
             | Event::TaskReleased { task, .. }
             | Event::TaskInterrupted { task, .. }
+            | Event::TaskParked { task, .. }
             | Event::TaskRecovered { task, .. }
             | Event::TaskReset { task, .. }
             | Event::TaskSkipped { task, .. }
@@ -206,6 +221,7 @@ impl Event {
             Event::TaskFailed { .. } => "task-failed",
             Event::TaskReleased { .. } => "task-released",
             Event::TaskInterrupted { .. } => "task-interrupted",
+            Event::TaskParked { .. } => "task-parked",
             Event::TaskRecovered { .. } => "task-recovered",
             Event::TaskReset { .. } => "task-reset",
             Event::TaskSkipped { .. } => "task-skipped",
@@ -280,6 +296,10 @@ impl Event {
             Event::TaskInterrupted { task, reason, .. } => {
                 format!("task {task}: {}, pending again", one_line(reason))
             }
+            Event::TaskParked { task, until, .. } => format!(
+                "task {task}: parked until {} (usage limit)",
+                crate::render::utc_time(*until)
+            ),
             Event::TaskRecovered { task, reason, .. } => {
                 format!("task {task}: recovered ({})", one_line(reason))
             }

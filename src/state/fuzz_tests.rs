@@ -112,6 +112,7 @@ fn repository(dir: &Path) -> Repo {
         rollbacks: Vec::new(),
         seq: 0,
         active: ["a".to_string(), "b".to_string()].into(),
+        limited: Default::default(),
         phases,
     };
     let event = Event::PlanStarted {

@@ -35,6 +35,10 @@ pub struct State {
     /// the task records it writes, so finding them reads no other record.
     #[serde(default)]
     pub active: BTreeSet<String>,
+    /// Agents that reported a usage limit, with when it resets (seconds
+    /// since the epoch): no task is routed to one before then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limited: BTreeMap<String, f64>,
     /// The phase records (`phases/<id>.json`), read whole: phases are few.
     #[serde(skip)]
     pub phases: BTreeMap<String, PhaseState>,
@@ -76,6 +80,7 @@ impl StateV1 {
             rollbacks: self.rollbacks,
             seq: self.seq,
             active,
+            limited: BTreeMap::new(),
             phases: self.phases,
         };
         (state, self.tasks)
@@ -91,6 +96,8 @@ pub enum TaskStatus {
     Failed,
     Conflict,
     Skipped,
+    /// Its agent hit a usage limit: it waits, worktree kept, until a time.
+    Parked,
 }
 
 impl TaskStatus {
@@ -102,6 +109,7 @@ impl TaskStatus {
             TaskStatus::Failed => "failed",
             TaskStatus::Conflict => "conflict",
             TaskStatus::Skipped => "skipped",
+            TaskStatus::Parked => "parked",
         }
     }
 
@@ -110,11 +118,12 @@ impl TaskStatus {
         matches!(self, TaskStatus::Done | TaskStatus::Skipped)
     }
 
-    /// Running, failed or in conflict: the tasks the state indexes in `active`.
+    /// Running, failed, in conflict or parked: the tasks the state indexes
+    /// in `active`.
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
+            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Parked
         )
     }
 }
@@ -183,6 +192,15 @@ pub enum Now {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Stopped by a usage limit of its agent: it runs again, in the same
+    /// worktree, once `until` (seconds since the epoch) has passed, with
+    /// the first of its agents that is not limited then.
+    Parked {
+        #[serde(flatten)]
+        attempt: Ended,
+        until: f64,
+        reason: String,
+    },
 }
 
 /// An attempt that ran and ended.
@@ -222,6 +240,7 @@ impl TaskState {
             Now::Failed { .. } => TaskStatus::Failed,
             Now::Conflict { .. } => TaskStatus::Conflict,
             Now::Skipped { .. } => TaskStatus::Skipped,
+            Now::Parked { .. } => TaskStatus::Parked,
         }
     }
 
@@ -229,7 +248,16 @@ impl TaskState {
         match &self.now {
             Now::Done { attempt, .. }
             | Now::Failed { attempt, .. }
-            | Now::Conflict { attempt, .. } => Some(attempt),
+            | Now::Conflict { attempt, .. }
+            | Now::Parked { attempt, .. } => Some(attempt),
+            _ => None,
+        }
+    }
+
+    /// When a parked task wakes (seconds since the epoch).
+    pub fn parked_until(&self) -> Option<f64> {
+        match &self.now {
+            Now::Parked { until, .. } => Some(*until),
             _ => None,
         }
     }
@@ -281,7 +309,9 @@ impl TaskState {
 
     pub fn reason(&self) -> Option<&str> {
         match &self.now {
-            Now::Failed { reason, .. } | Now::Conflict { reason, .. } => Some(reason),
+            Now::Failed { reason, .. }
+            | Now::Conflict { reason, .. }
+            | Now::Parked { reason, .. } => Some(reason),
             Now::Pending { reason } | Now::Skipped { reason } => reason.as_deref(),
             _ => None,
         }

@@ -37,6 +37,7 @@ pub struct StatusReport<'a> {
     phase: Option<&'a str>,
     phases: Vec<PhaseReport<'a>>,
     tasks: Vec<TaskReport<'a>>,
+    ledger: crate::engine::ledger::Ledger,
 }
 
 #[derive(Serialize)]
@@ -85,6 +86,13 @@ struct TaskReport<'a> {
     /// A parked task: when it may run again (seconds since the epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
     wakes_at: Option<f64>,
+    /// Summed over its attempts' usage files, once one was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
 }
 
 type Records = BTreeMap<String, Arc<TaskState>>;
@@ -137,6 +145,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         .map(|(phase, task)| {
             let t = records.get(&task.id).map(|t| &**t);
             let runner = t.and_then(|t| runner::view(&snap.plan_name, &task.id, t));
+            let usage = crate::engine::ledger::task_usage(t);
             TaskReport {
                 id: &task.id,
                 phase: &phase.id,
@@ -161,6 +170,9 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 recover: runner.and_then(|(_, cmd)| cmd),
                 agent: t.and_then(|t| t.agent.as_deref()),
                 wakes_at: t.and_then(|t| t.parked_until()),
+                tokens_in: usage.map(|u| u.0),
+                tokens_out: usage.map(|u| u.1),
+                cost_usd: usage.map(|u| u.2),
             }
         })
         .collect();
@@ -174,6 +186,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         phase: current,
         phases,
         tasks,
+        ledger: crate::engine::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t)),
     }
 }
 
@@ -258,6 +271,10 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
             let agent = t
                 .and_then(|t| t.agent.as_deref())
                 .map_or(String::new(), |a| format!("  agent {}", ui::printable(a)));
+            let agent = match crate::engine::ledger::task_usage(t) {
+                Some((i, o, c)) => format!("{agent}  {i}/{o} tokens ${c:.2}"),
+                None => agent,
+            };
             ui::out(&format!(
                 "    {:<20} {:<10} {}{agent}{}{}",
                 task.id,
@@ -268,6 +285,45 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
             ));
         }
     }
+    let ledger = crate::engine::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t));
+    for line in ledger_lines(&ledger) {
+        ui::out(&line);
+    }
+}
+
+/// The ledger in words: the plan, then each agent and phase that ran.
+fn ledger_lines(l: &crate::engine::ledger::Ledger) -> Vec<String> {
+    use crate::engine::ledger::Spent;
+    if l.plan.attempts == 0 {
+        return Vec::new();
+    }
+    let spent = |s: &Spent| {
+        let est = if s.estimated_seconds > 0.0 {
+            format!(" / est {}", ui::duration(s.estimated_seconds))
+        } else {
+            String::new()
+        };
+        let mut out = format!("{}{est}", ui::duration(s.seconds));
+        if s.tokens_in + s.tokens_out > 0 || s.cost_usd > 0.0 {
+            out += &format!(
+                ", {}/{} tokens, ${:.2}",
+                s.tokens_in, s.tokens_out, s.cost_usd
+            );
+        }
+        out
+    };
+    let mut out = vec![format!(
+        "ledger: {}; about {} of task time left",
+        spent(&l.plan),
+        ui::duration(l.remaining_seconds)
+    )];
+    for (name, s) in l.agents.iter().filter(|(_, s)| s.attempts > 0) {
+        out.push(format!("  agent {}: {}", ui::printable(name), spent(s)));
+    }
+    for (name, s) in l.phases.iter().filter(|(_, s)| s.attempts > 0) {
+        out.push(format!("  phase {name}: {}", spent(s)));
+    }
+    out
 }
 
 /// After a running task whose runner is gone (or cannot be checked): what

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod finish;
 pub mod gates;
 pub mod land;
+pub mod ledger;
 pub mod manual;
 pub mod next;
 pub mod progress;

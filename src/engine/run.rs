@@ -122,6 +122,9 @@ struct Ran {
     tampered: Vec<String>,
     /// What it wrote to `$ORCH_USAGE_RESET_FILE`, if anything.
     reset: Option<String>,
+    /// What it wrote to `$ORCH_USAGE_FILE` (at most the ledger's limit, and
+    /// whether that was all), if anything.
+    usage: Option<(Vec<u8>, bool)>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -166,6 +169,8 @@ fn run_task(
     }
     let reset_file = workspace::reset_file(&repo, plan, id);
     let _ = std::fs::remove_file(&reset_file);
+    let usage_file = workspace::usage_file(&repo, plan, id);
+    let _ = std::fs::remove_file(&usage_file);
     let job = Job {
         command: &command.run,
         dir: &begun.worktree,
@@ -182,6 +187,13 @@ fn run_task(
     });
     let reset = read_capped(&reset_file, agents::RESET_FILE_LIMIT);
     let _ = std::fs::remove_file(&reset_file);
+    let usage =
+        read_capped_bytes(&usage_file, super::ledger::USAGE_LIMIT as u64 + 1).map(|mut b| {
+            let whole = b.len() <= super::ledger::USAGE_LIMIT;
+            b.truncate(super::ledger::USAGE_LIMIT);
+            (b, whole)
+        });
+    let _ = std::fs::remove_file(&usage_file);
     let mut tampered = watch
         .check(&repo)
         .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
@@ -204,12 +216,17 @@ fn run_task(
         head,
         tampered,
         reset,
+        usage,
     })
 }
 
 /// At most `limit` bytes of a file a task wrote, as text; `None` when it
 /// is not there (or is not a regular file).
 fn read_capped(path: &std::path::Path, limit: u64) -> Option<String> {
+    read_capped_bytes(path, limit).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn read_capped_bytes(path: &std::path::Path, limit: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     let meta = std::fs::symlink_metadata(path).ok()?;
     if !meta.is_file() {
@@ -221,7 +238,7 @@ fn read_capped(path: &std::path::Path, limit: u64) -> Option<String> {
         .take(limit)
         .read_to_end(&mut buf)
         .ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    Some(buf)
 }
 
 /// The sandbox of a task with `isolation = "sandbox"`.
@@ -408,6 +425,9 @@ pub fn run(
             suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
             let forger = forged.remove(&done.id);
+            if let Some(note) = record_usage(repo, plan, &done)? {
+                observer.line(&done.id, &note);
+            }
             let end = attempt_end(&snap, &done, forger.is_some());
             if let Some((AttemptEnd::UsageLimit(why), agent)) = &end {
                 if let Some((until, why)) = park(repo, plan, &done, why, agent.as_deref())? {
@@ -513,6 +533,47 @@ fn due_parked(
         }
     }
     Ok(due)
+}
+
+/// Records what an attempt's usage file said on its task (one state
+/// commit, only when it wrote one); a file that could not be read is
+/// noted, and the note returned for the task's output.
+fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Option<String>> {
+    let Ok(Ran {
+        usage: Some((bytes, whole)),
+        ..
+    }) = &done.result
+    else {
+        return Ok(None);
+    };
+    let id = done.id.as_str();
+    let mut note = None;
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let u = super::ledger::parse(bytes, *whole, attempt, done.agent.as_deref());
+        note = u
+            .error
+            .as_ref()
+            .map(|e| format!("git-orch: {e} (see ORCH_USAGE_FILE in the README)"));
+        change.event = Some(state::Event::TaskUsage {
+            task: id.to_string(),
+            attempt,
+            agent: u.agent.clone(),
+            tokens_in: u.tokens_in,
+            tokens_out: u.tokens_out,
+            cost_usd: u.cost_usd,
+            model: u.model.clone(),
+            error: u.error.clone(),
+            at: state::now(),
+        });
+        change.put_task(id, transition::note_usage(&t, u));
+        Ok(())
+    })?;
+    Ok(note)
 }
 
 /// Parks a task whose agent hit a usage limit (one state commit): the
@@ -849,6 +910,10 @@ fn task_env(
             workspace::handoff_file(repo, plan, id)
                 .display()
                 .to_string(),
+        ),
+        (
+            "ORCH_USAGE_FILE".into(),
+            workspace::usage_file(repo, plan, id).display().to_string(),
         ),
         (
             "ORCH_USAGE_RESET_FILE".into(),

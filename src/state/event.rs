@@ -88,6 +88,25 @@ pub enum Event {
         log: Option<String>,
         at: f64,
     },
+    /// An attempt's usage file, as recorded on the task (the ledger).
+    TaskUsage {
+        task: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_in: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_out: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// Why the file was not read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        at: f64,
+    },
     /// Back to pending because the runner that claimed it is gone.
     TaskRecovered {
         task: String,
@@ -179,6 +198,7 @@ impl Event {
             | Event::TaskReleased { at, .. }
             | Event::TaskInterrupted { at, .. }
             | Event::TaskParked { at, .. }
+            | Event::TaskUsage { at, .. }
             | Event::TaskRecovered { at, .. }
             | Event::TaskReset { at, .. }
             | Event::TaskSkipped { at, .. }
@@ -202,6 +222,7 @@ impl Event {
             | Event::TaskReleased { task, .. }
             | Event::TaskInterrupted { task, .. }
             | Event::TaskParked { task, .. }
+            | Event::TaskUsage { task, .. }
             | Event::TaskRecovered { task, .. }
             | Event::TaskReset { task, .. }
             | Event::TaskSkipped { task, .. }
@@ -222,6 +243,7 @@ impl Event {
             Event::TaskReleased { .. } => "task-released",
             Event::TaskInterrupted { .. } => "task-interrupted",
             Event::TaskParked { .. } => "task-parked",
+            Event::TaskUsage { .. } => "task-usage",
             Event::TaskRecovered { .. } => "task-recovered",
             Event::TaskReset { .. } => "task-reset",
             Event::TaskSkipped { .. } => "task-skipped",
@@ -299,6 +321,25 @@ impl Event {
             Event::TaskParked { task, until, .. } => format!(
                 "task {task}: parked until {} (usage limit)",
                 crate::render::utc_time(*until)
+            ),
+            Event::TaskUsage {
+                task,
+                attempt,
+                error: Some(_),
+                ..
+            } => format!("task {task}: usage file of attempt {attempt} not read"),
+            Event::TaskUsage {
+                task,
+                attempt,
+                tokens_in,
+                tokens_out,
+                cost_usd,
+                ..
+            } => format!(
+                "task {task}: attempt {attempt} used {} tokens in, {} out, ${:.4}",
+                tokens_in.unwrap_or(0),
+                tokens_out.unwrap_or(0),
+                cost_usd.unwrap_or(0.0)
             ),
             Event::TaskRecovered { task, reason, .. } => {
                 format!("task {task}: recovered ({})", one_line(reason))

@@ -147,6 +147,29 @@ pub struct TaskState {
     /// The agent (of the plan's `[agents]`) the latest attempt ran with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// What the attempts' usage files said, one entry per attempt that
+    /// wrote one (see [`crate::engine::ledger`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<Usage>,
+}
+
+/// One attempt's usage file, as read (the cost and time ledger).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Usage {
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why the file was not read (too big, not the JSON it must be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Where a task is, with what only that place has. Stored flat in the
@@ -229,6 +252,7 @@ impl TaskState {
             seconds: None,
             log: None,
             agent: None,
+            usage: Vec::new(),
         }
     }
 

@@ -274,6 +274,15 @@ pub fn fail(
     })
 }
 
+/// The same record with one attempt's usage file noted (any place: the
+/// ledger is history). A second note of the same attempt replaces the first.
+pub fn note_usage(t: &TaskState, usage: super::model::Usage) -> TaskState {
+    let mut t = t.clone();
+    t.usage.retain(|u| u.attempt != usage.attempt);
+    t.usage.push(usage);
+    t
+}
+
 /// Back to pending for another attempt (reset, reopen, rollback): its
 /// history stays, everything about the last attempt goes.
 pub fn pending_again(t: &TaskState) -> TaskState {

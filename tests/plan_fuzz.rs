@@ -296,6 +296,7 @@ fn plan() -> impl Strategy<Value = Plan> {
             title,
             gates,
             tasks,
+            on_failure: None,
         });
     (
         id(),
@@ -461,6 +462,7 @@ fn deep_dependency_chains_validate() {
             title: None,
             gates: vec![],
             tasks: (0..n).map(|i| task(i, i.checked_sub(1))).collect(),
+            on_failure: None,
         }],
     };
     let diags = validate(&plan, None);

@@ -394,6 +394,13 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
             ));
             ui::note(&format!("    resolve: there, `git merge orch/{plan}/work`, fix and commit, then `git orch task done {id}` and `git orch run`"));
         }
+        if !report.stopped.is_empty() {
+            let ids: Vec<&str> = report.stopped.iter().map(|(id, _)| id.as_str()).collect();
+            ui::note(&format!(
+                "  stopped and pending again: {} (what they left is kept, see above)",
+                ids.join(", ")
+            ));
+        }
         if let Some(phase) = &report.gate_failure {
             ui::note(&format!(
                 "  phase {phase} failed its gates (see above; a gate's whole log: `git orch log {plan} {phase}:GATE`)"

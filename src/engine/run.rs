@@ -298,6 +298,9 @@ pub fn run(
     let mut delayed: Vec<(std::time::Instant, String)> = Vec::new();
     let mut pending_retry: std::collections::BTreeMap<String, (String, Option<String>)> =
         Default::default();
+    // `on_failure = "stop"`: tasks of ours being stopped after a failure,
+    // with why.
+    let mut halting: std::collections::BTreeMap<String, String> = Default::default();
     std::thread::scope(|scope| -> Result<()> {
         loop {
             // A signal or a closed output: start nothing more, wind down.
@@ -311,6 +314,10 @@ pub fn run(
                 waiting
             });
             suspect_forgery(repo, plan, &running, &mut forged)?;
+            // A task being stopped may have started its command since.
+            for id in halting.keys().filter(|id| running.contains(*id)) {
+                halt(repo, plan, id);
+            }
             let snap = match store::load(repo, plan) {
                 Ok(snap) => snap,
                 // Forged just now, by a task still running.
@@ -424,6 +431,22 @@ pub fn run(
             };
             suspect_forgery(repo, plan, &running, &mut forged)?;
             running.remove(&done.id);
+            if let Some(why) = halting.remove(&done.id).filter(|_| !committed(&done)) {
+                let finished = match done.result {
+                    Ok(ran) => ran.finished,
+                    Err(e) => process::Finished {
+                        exit: Exit::NotStarted(e),
+                        seconds: 0.0,
+                        log: Vec::new(),
+                    },
+                };
+                let outcome = interrupted(repo, plan, done.id, why, &finished)?;
+                if let TaskOutcome::Interrupted { kept, .. } = &outcome.1 {
+                    report.stopped.push((outcome.0.clone(), kept.clone()));
+                }
+                observer.finished(&outcome.0, &outcome.1);
+                continue;
+            }
             let forger = forged.remove(&done.id);
             if let Some(note) = record_usage(repo, plan, &done)? {
                 observer.line(&done.id, &note);
@@ -453,16 +476,34 @@ pub fn run(
                     continue;
                 }
             }
+            // What a failure does to the rest of the run (`on_failure`).
+            let on_failure = snap
+                .plan
+                .task(&outcome.0)
+                .map(|(p, _)| snap.plan.on_failure(&p.id))
+                .unwrap_or_default();
+            if matches!(
+                outcome.1,
+                TaskOutcome::Failed { .. } | TaskOutcome::Conflict { .. }
+            ) && on_failure == crate::plan::OnFailure::Stop
+            {
+                let why = format!("stopped: task {} failed (on_failure = \"stop\")", outcome.0);
+                for id in &running {
+                    halting.insert(id.clone(), why.clone());
+                    halt(repo, plan, id);
+                }
+            }
+            let drain = on_failure != crate::plan::OnFailure::Continue;
             match &outcome.1 {
                 TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
                 TaskOutcome::Failed { reason, log } => {
-                    stop = true;
+                    stop |= drain;
                     report
                         .failed
                         .push((outcome.0.clone(), reason.clone(), log.clone()));
                 }
                 TaskOutcome::Conflict { files } => {
-                    stop = true;
+                    stop |= drain;
                     report.conflicts.push((outcome.0.clone(), files.clone()));
                 }
                 TaskOutcome::Interrupted { kept, .. } => {
@@ -500,6 +541,22 @@ fn attempt_end(snap: &Snapshot, done: &Done, forged: bool) -> Option<(AttemptEnd
     }
     let end = agents::classify(exit, log, policy.on.as_ref());
     Some((end, done.agent.clone()))
+}
+
+/// Stops a task's command now (`on_failure = "stop"`), by the process
+/// group it recorded; one not started yet is stopped on a later call.
+fn halt(repo: &Repo, plan: &str, id: &str) {
+    if let Ok(record) = std::fs::read_to_string(workspace::pgid_file(repo, plan, id)) {
+        process::kill_recorded_group(&record);
+    }
+}
+
+/// Whether an attempt's command succeeded and its work was committed: it
+/// lands even when the run is stopping.
+fn committed(done: &Done) -> bool {
+    done.result
+        .as_ref()
+        .is_ok_and(|r| r.finished.exit.success() && matches!(r.head, Some(Ok(_))))
 }
 
 /// What a claim in the runner's loop takes: a fresh pending task, a failed
@@ -960,7 +1017,7 @@ fn settle(
         _ => process::stop_requested().filter(|_| !matches!(head, Some(Ok(_)))),
     };
     if let Some(stop) = stop {
-        return interrupted(repo, plan, id, stop, &finished);
+        return interrupted(repo, plan, id, stop.describe(), &finished);
     }
     if let Some(Err(reason)) = &head {
         return failed(repo, plan, id, reason.clone(), &finished);
@@ -1031,13 +1088,12 @@ fn interrupted(
     repo: &Repo,
     plan: &str,
     id: String,
-    stop: process::Stop,
+    reason: String,
     finished: &process::Finished,
 ) -> Result<(String, TaskOutcome)> {
     let work = store::load(repo, plan)?.state.work.oid();
     let tag = tasks::preserve_tag(&format!("interrupted-{id}"));
     let kept = tasks::preserve_task(repo, plan, &id, &tag, work)?;
-    let reason = stop.describe();
     store::transact(repo, plan, |snap, change| {
         if snap.task_status(&id)? != TaskStatus::Running {
             return Ok(());

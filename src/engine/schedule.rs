@@ -163,6 +163,7 @@ mod tests {
                     title: None,
                     gates: Vec::new(),
                     tasks,
+                    on_failure: None,
                 })
                 .collect(),
         }

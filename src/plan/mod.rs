@@ -212,6 +212,9 @@ pub struct Defaults {
     /// What counts as transient; every failure of the command when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<RetryOn>,
+    /// What a task's failure does to the run, unless its phase says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
 }
 
 /// What a task may write.
@@ -290,6 +293,22 @@ pub struct Phase {
     pub gates: Vec<Gate>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<Task>,
+    /// What a failure of one of its tasks does to the run (else the default's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// `on_failure`: what the run does when a task fails or conflicts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Start nothing new, let running tasks finish, stop (the default).
+    #[default]
+    Drain,
+    /// Stop running tasks at once (their work kept, as Ctrl-C does) and stop.
+    Stop,
+    /// Keep running every task that does not depend on a failed one.
+    Continue,
 }
 
 /// One unit of work, done in its own worktree.
@@ -404,6 +423,17 @@ impl Plan {
             .or(agent.and_then(|a| a.timeout.as_deref()))
             .or(self.defaults.timeout.as_deref())
             .and_then(|s| parse_duration(s).ok())
+    }
+
+    /// What a failure in phase `phase` does to the run: the phase's
+    /// `on_failure`, else `defaults.on_failure`, else drain.
+    pub fn on_failure(&self, phase: &str) -> OnFailure {
+        self.phases
+            .iter()
+            .find(|p| p.id == phase)
+            .and_then(|p| p.on_failure)
+            .or(self.defaults.on_failure)
+            .unwrap_or_default()
     }
 
     /// How an attempt of `task` run by `agent` is retried: each key from

@@ -32,9 +32,10 @@ pub const DEFAULTS: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_on",
+    "on_failure",
 ];
 pub const GATE: &[&str] = &["name", "run", "timeout"];
-pub const PHASE: &[&str] = &["id", "title", "gates", "tasks"];
+pub const PHASE: &[&str] = &["id", "title", "gates", "tasks", "on_failure"];
 pub const TASK: &[&str] = &[
     "id",
     "title",

@@ -51,12 +51,14 @@ fn plan() -> Plan {
                 title: None,
                 gates: Vec::new(),
                 tasks: vec![task("a", &[]), task("b", &["a"])],
+                on_failure: None,
             },
             Phase {
                 id: "two".into(),
                 title: None,
                 gates: Vec::new(),
                 tasks: vec![task("c", &[])],
+                on_failure: None,
             },
         ],
     }

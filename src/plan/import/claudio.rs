@@ -465,6 +465,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             title,
             gates: Vec::new(),
             tasks: Vec::new(),
+            on_failure: None,
         };
         for raw in raws {
             let id = unique(raw.id, &mut task_ids);

@@ -836,6 +836,7 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
             title,
             gates: Vec::new(),
             tasks: Vec::new(),
+            on_failure: None,
         };
         let mut prev: Option<String> = None;
         for t in &raw.tasks {

@@ -220,6 +220,13 @@ fn a_limited_first_agent_moves_the_task_to_its_fallback() {
     let heard = std::fs::read_to_string(&hook).unwrap_or_default();
     assert!(heard.contains("task-parked"), "{heard}");
     assert!(heard.contains("\"task\":\"a\""), "{heard}");
+    for line in heard.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).expect("one JSON event a line");
+        assert_eq!(e["event"], "task-parked", "{e}");
+        assert!(e["until"].is_number(), "{e}");
+        let errors = schema_errors(&e);
+        assert!(errors.is_empty(), "{errors:?}: {e}");
+    }
     repo.fsck();
 }
 

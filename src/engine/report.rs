@@ -935,7 +935,8 @@ fn totals(tasks: &[TaskReport], attempts: usize, started: f64, ended: f64) -> To
     };
     for task in tasks {
         match task.state.as_str() {
-            "pending" => t.pending += 1,
+            // A parked task waits to run again: pending, as far as totals go.
+            "pending" | "parked" => t.pending += 1,
             "running" => t.running += 1,
             "done" => t.done += 1,
             "failed" => t.failed += 1,

@@ -319,3 +319,43 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
     assert!(r.to_string().contains("\"parked\""), "{r}");
     repo.fsck();
 }
+
+#[test]
+fn a_task_routed_to_a_limited_agent_waits_for_its_reset_instead_of_hitting_it() {
+    let repo = TestRepo::new();
+    let state = repo.scratch().join("fake");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let (s, fa) = (state.display(), fake_agent());
+    // The agent's first call (whichever task) hits the limit, resetting in
+    // 2 s; every later call succeeds.
+    let plan = format!(
+        "name = \"p\"\n[agents.only]\nrun = \"date +%s.%N >> '{s}/'$ORCH_TASK.times; if mkdir '{s}/once' 2>/dev/null; then sh '{fa}' usage-limit; else sh '{fa}' succeed $ORCH_TASK/out.txt; fi\"\nenv = {{ FAKE_RESET_IN = \"2\" }}\n[[phases]]\nid = \"one\"\n{}{}",
+        task("a", "\"only\""),
+        task("b", "\"only\""),
+        fa = fa.display()
+    );
+    started(&repo, &plan);
+    let out = repo.orch(&["run", "-j", "1"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let parked = events(&repo, "task-parked");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0]["task"], "a");
+    let until = parked[0]["until"].as_f64().expect("until");
+    let b = times(&state, "b");
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(
+        b[0] >= until - 0.05,
+        "b was not sent to the limited agent: it started at {} before {until}",
+        b[0]
+    );
+    assert!(
+        stderr(&out).contains("for agent only (at its usage limit) to run b")
+            || stderr(&out).contains("parked task(s) a"),
+        "{}",
+        both(&out)
+    );
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "done", "{st}");
+    assert_eq!(task_state(&st, "b"), "done", "{st}");
+    repo.fsck();
+}

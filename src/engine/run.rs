@@ -860,6 +860,29 @@ fn next_step(
             ids.join(", ")
         )));
     }
+    let limited = agents::limited_now(snap);
+    if let Some((agent, until)) = limited.iter().min_by(|a, b| a.1.total_cmp(b.1)) {
+        let pending: Vec<&str> = records
+            .iter()
+            .filter(|(t, r)| {
+                r.state() == TaskStatus::Pending
+                    && !snap.plan.task_agents(t).is_empty()
+                    && snap
+                        .plan
+                        .task_agents(t)
+                        .iter()
+                        .all(|a| limited.contains_key(a))
+            })
+            .map(|(t, _)| t.id.as_str())
+            .collect();
+        if !pending.is_empty() {
+            return Ok(Step::Wait(format!(
+                "waiting until {} for agent {agent} (at its usage limit) to run {}; Ctrl-C stops, and a later `git orch run {plan}` goes on",
+                crate::render::utc_time(*until),
+                pending.join(", ")
+            )));
+        }
+    }
     let waiting_on_people: Vec<String> = manual
         .into_iter()
         .chain(others.iter().map(|s| s.to_string()))

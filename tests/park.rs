@@ -302,6 +302,10 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
     assert!(line.contains("wakes at 20"), "{text}");
     assert!(line.contains("usage limit"), "{text}");
     assert!(field(&st, "a", "worktree").is_string(), "kept: {st}");
+    // `task next` waits for it rather than calling the phase stuck.
+    let next = repo.orch_json(&["task", "next", "--json"]);
+    assert_eq!(next["action"], "wait", "{next}");
+    assert_eq!(next["running"], serde_json::json!(["a"]), "{next}");
     // The run waits for it; Ctrl-C stops the wait and leaves it parked.
     std::thread::sleep(Duration::from_millis(500));
     let sent = std::process::Command::new("kill")

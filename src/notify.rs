@@ -285,6 +285,21 @@ pub fn checkpointed(n: &Notifier, report: &crate::engine::checkpoint::Checkpoint
     );
 }
 
+/// `task-parked`: a task's agent hit a usage limit; the task waits until
+/// `until` (seconds since the epoch), its worktree kept.
+pub fn task_parked(n: &Notifier, task: &str, phase: Option<&str>, until: f64, reason: &str) {
+    n.emit(
+        "task-parked",
+        json!({
+            "task": task,
+            "phase": phase,
+            "until": until,
+            "until_utc": crate::render::utc_time(until),
+            "reason": reason,
+        }),
+    );
+}
+
 /// `task-failed`: a task's attempt failed, or it conflicts on landing
 /// (`"outcome": "conflict"`, with the files).
 pub fn task_failed(

@@ -121,7 +121,7 @@ pub fn state_word(state: &str) -> String {
     match state {
         "done" | "checkpointed" => green(state),
         "failed" | "conflict" => red(state),
-        "running" | "active" => yellow(state),
+        "running" | "active" | "parked" => yellow(state),
         _ => state.to_string(),
     }
 }

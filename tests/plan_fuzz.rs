@@ -300,6 +300,7 @@ fn plan() -> impl Strategy<Value = Plan> {
             review: None,
             on_gate_failure: None,
             on_conflict: None,
+            on_failure: None,
         });
     (
         id(),
@@ -471,6 +472,7 @@ fn deep_dependency_chains_validate() {
             review: None,
             on_gate_failure: None,
             on_conflict: None,
+            on_failure: None,
         }],
     };
     let diags = validate(&plan, None);

@@ -181,6 +181,20 @@ impl Observer for Display {
         }
     }
 
+    fn parked(&self, task: &str, until: f64, why: &str) {
+        if let Ok(mut r) = self.running.lock() {
+            r.retain(|t| t != task);
+        }
+        self.say(&format!(
+            "{} {task} until {}: {why}",
+            ui::yellow("parked"),
+            crate::render::utc_time(until)
+        ));
+        let phase = self.phases.get(task).map(String::as_str);
+        crate::notify::task_parked(&self.notify, task, phase, until, why);
+        self.refresh();
+    }
+
     fn waiting(&self, why: &str) {
         if let Ok(mut last) = self.last_wait.lock() {
             if *last != why {
@@ -401,6 +415,13 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 crate::engine::workspace::task_worktree(&repo, &plan, id).display()
             ));
             ui::note(&format!("    resolve: there, `git merge orch/{plan}/work`, fix and commit, then `git orch task done {id}` and `git orch run`"));
+        }
+        if !report.stopped.is_empty() {
+            let ids: Vec<&str> = report.stopped.iter().map(|(id, _)| id.as_str()).collect();
+            ui::note(&format!(
+                "  stopped and pending again: {} (what they left is kept, see above)",
+                ids.join(", ")
+            ));
         }
         if let Some(phase) = &report.gate_failure {
             ui::note(&format!(

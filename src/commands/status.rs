@@ -93,6 +93,7 @@ pub struct StatusReport<'a> {
     /// Shared through a remote: how this clone stands to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteReport>,
+    ledger: crate::engine::ledger::Ledger,
 }
 
 #[derive(Serialize)]
@@ -141,6 +142,16 @@ struct TaskReport<'a> {
     recover: Option<String>,
     /// The agent its latest attempt ran with (`[agents]` of the plan).
     agent: Option<&'a str>,
+    /// A parked task: when it may run again (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wakes_at: Option<f64>,
+    /// Summed over its attempts' usage files, once one was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
 }
 
 type Records = BTreeMap<String, Arc<TaskState>>;
@@ -194,6 +205,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         .map(|(phase, task)| {
             let t = records.get(&task.id).map(|t| &**t);
             let runner = t.and_then(|t| runner::view(&snap.plan_name, &task.id, t));
+            let usage = crate::engine::ledger::task_usage(t);
             TaskReport {
                 id: &task.id,
                 phase: &phase.id,
@@ -217,6 +229,10 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 runner: runner.as_ref().map(|(r, _)| r.as_str()),
                 recover: runner.and_then(|(_, cmd)| cmd),
                 agent: t.and_then(|t| t.agent.as_deref()),
+                wakes_at: t.and_then(|t| t.parked_until()),
+                tokens_in: usage.map(|u| u.0),
+                tokens_out: usage.map(|u| u.1),
+                cost_usd: usage.map(|u| u.2),
             }
         })
         .collect();
@@ -232,6 +248,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         phases,
         tasks,
         remote: None,
+        ledger: crate::engine::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t)),
     }
 }
 
@@ -322,20 +339,71 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
             let reason = t
                 .and_then(|t| t.reason())
                 .filter(|_| matches!(s, TaskStatus::Failed | TaskStatus::Conflict));
+            let parked = t.and_then(|t| Some((t.parked_until()?, t.reason()?)));
+            let reason = match parked {
+                Some((until, why)) => Some(format!(
+                    "wakes at {}: {why}",
+                    crate::render::utc_time(until)
+                )),
+                None => reason.map(str::to_string),
+            };
             let runner = t.and_then(|t| runner_note(&snap.plan_name, &task.id, t));
             let agent = t
                 .and_then(|t| t.agent.as_deref())
                 .map_or(String::new(), |a| format!("  agent {}", ui::printable(a)));
+            let agent = match crate::engine::ledger::task_usage(t) {
+                Some((i, o, c)) => format!("{agent}  {i}/{o} tokens ${c:.2}"),
+                None => agent,
+            };
             ui::out(&format!(
                 "    {:<20} {:<10} {}{agent}{}{}",
                 task.id,
                 ui::state_word(s.as_str()),
                 ui::dim(&time),
-                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(r))),
+                reason.map_or(String::new(), |r| format!("  ({})", ui::printable(&r))),
                 runner.unwrap_or_default()
             ));
         }
     }
+    let ledger = crate::engine::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t));
+    for line in ledger_lines(&ledger) {
+        ui::out(&line);
+    }
+}
+
+/// The ledger in words: the plan, then each agent and phase that ran.
+fn ledger_lines(l: &crate::engine::ledger::Ledger) -> Vec<String> {
+    use crate::engine::ledger::Spent;
+    if l.plan.attempts == 0 {
+        return Vec::new();
+    }
+    let spent = |s: &Spent| {
+        let est = if s.estimated_seconds > 0.0 {
+            format!(" / est {}", ui::duration(s.estimated_seconds))
+        } else {
+            String::new()
+        };
+        let mut out = format!("{}{est}", ui::duration(s.seconds));
+        if s.tokens_in + s.tokens_out > 0 || s.cost_usd > 0.0 {
+            out += &format!(
+                ", {}/{} tokens, ${:.2}",
+                s.tokens_in, s.tokens_out, s.cost_usd
+            );
+        }
+        out
+    };
+    let mut out = vec![format!(
+        "ledger: {}; about {} of task time left",
+        spent(&l.plan),
+        ui::duration(l.remaining_seconds)
+    )];
+    for (name, s) in l.agents.iter().filter(|(_, s)| s.attempts > 0) {
+        out.push(format!("  agent {}: {}", ui::printable(name), spent(s)));
+    }
+    for (name, s) in l.phases.iter().filter(|(_, s)| s.attempts > 0) {
+        out.push(format!("  phase {name}: {}", spent(s)));
+    }
+    out
 }
 
 /// After a running task whose runner is gone (or cannot be checked): what

@@ -39,13 +39,33 @@ pub enum Route {
     Busy,
 }
 
-/// The first of `task`'s agents with room under its cap, counting `in_use`.
-pub fn route(plan: &Plan, task: &Task, in_use: &BTreeMap<String, usize>) -> Route {
+/// The agents at a usage limit now (per the state), with when each resets.
+pub fn limited_now(snap: &Snapshot) -> BTreeMap<String, f64> {
+    let now = crate::state::now();
+    snap.state
+        .limited
+        .iter()
+        .filter(|(_, until)| **until > now)
+        .map(|(a, u)| (a.clone(), *u))
+        .collect()
+}
+
+/// The first of `task`'s agents with room under its cap, counting `in_use`,
+/// and not at a usage limit (`limited`: see [`limited_now`]).
+pub fn route(
+    plan: &Plan,
+    task: &Task,
+    in_use: &BTreeMap<String, usize>,
+    limited: &BTreeMap<String, f64>,
+) -> Route {
     let names = plan.task_agents(task);
     if names.is_empty() {
         return Route::Command;
     }
     for name in names {
+        if limited.contains_key(name) {
+            continue;
+        }
         let cap = plan.agents.get(name).and_then(|a| a.parallel);
         let used = in_use.get(name).copied().unwrap_or(0);
         if cap.is_none_or(|c| used < c) {
@@ -97,6 +117,114 @@ pub enum AttemptEnd {
 /// The exit code with which an agent (or its wrapper) says it hit a usage
 /// limit: `EX_TEMPFAIL` of sysexits.h, "try again later".
 pub const USAGE_LIMIT_EXIT: i32 = 75;
+
+/// Whether an attempt of `agent` that ended with `exit` and `log` hit a
+/// usage limit: exit code 75, or its profile's `usage_limit` says so.
+pub fn usage_limited(plan: &Plan, agent: Option<&str>, exit: &Exit, log: &[u8]) -> bool {
+    if *exit == Exit::Code(USAGE_LIMIT_EXIT) {
+        return true;
+    }
+    let Some(limit) = agent
+        .and_then(|a| plan.agents.get(a))
+        .and_then(|a| a.usage_limit.as_ref())
+    else {
+        return false;
+    };
+    if exit.success() || matches!(exit, Exit::NotStarted(_) | Exit::Stopped(_)) {
+        return false;
+    }
+    matches!(exit, Exit::Code(c) if limit.exit_codes.contains(c))
+        || limit
+            .output
+            .as_deref()
+            .is_some_and(|p| regex::bytes::Regex::new(p).is_ok_and(|re| re.is_match(log)))
+}
+
+/// A reset file may say when a usage limit resets: at most this many bytes
+/// of it are read.
+pub const RESET_FILE_LIMIT: u64 = 256;
+
+/// When a usage limit that an attempt hit at `at` resets: the time the
+/// agent wrote to its reset file (`text`: seconds since the epoch, or an
+/// RFC 3339 time such as `2026-12-01T13:05:00Z`), else its profile's
+/// `usage_limit.wait` after `at`, else 15 minutes after. A time in the past
+/// means now; the reset file is trusted for at most a week ahead.
+pub fn reset_time(plan: &Plan, agent: Option<&str>, text: Option<&str>, at: f64) -> f64 {
+    const WEEK: f64 = 7.0 * 24.0 * 3600.0;
+    if let Some(t) = text.and_then(parse_reset) {
+        return t.clamp(at, at + WEEK);
+    }
+    let wait = agent
+        .and_then(|a| plan.agents.get(a))
+        .and_then(|a| a.usage_limit.as_ref())
+        .and_then(|l| l.wait.as_deref())
+        .and_then(|w| crate::plan::parse_duration(w).ok())
+        .unwrap_or(crate::plan::USAGE_LIMIT_WAIT);
+    at + wait.as_secs_f64()
+}
+
+/// Seconds since the epoch, or an RFC 3339 date-time (`Z` or `±hh:mm`).
+pub fn parse_reset(text: &str) -> Option<f64> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<f64>() {
+        return n.is_finite().then_some(n);
+    }
+    rfc3339(text)
+}
+
+fn rfc3339(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac = 0.0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        frac = format!("0.{}", &r[..digits]).parse().ok()?;
+        rest = &r[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let oh: i64 = rest[1..3].parse().ok()?;
+            let om: i64 = rest[4..6].parse().ok()?;
+            let o = oh * 3600 + om * 60;
+            if rest.starts_with('-') {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset) as f64 + frac)
+}
 
 /// Classifies an attempt's end from its exit and its log, by `on` (a
 /// task's `retry_on`; `None`: every failure of the command is transient).
@@ -177,6 +305,28 @@ mod tests {
             classify(&Exit::Code(USAGE_LIMIT_EXIT), b"", Some(&r)),
             AttemptEnd::UsageLimit(_)
         ));
+    }
+
+    #[test]
+    fn reset_times_read_as_epoch_or_rfc_3339() {
+        assert_eq!(parse_reset("1700000000\n"), Some(1_700_000_000.0));
+        assert_eq!(parse_reset("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_reset("2026-12-01T13:05:00Z"), Some(1_796_130_300.0));
+        assert_eq!(
+            parse_reset("2026-12-01T14:05:00+01:00"),
+            parse_reset("2026-12-01T13:05:00Z")
+        );
+        assert_eq!(parse_reset("2026-12-01T13:05:00.5Z"), Some(1_796_130_300.5));
+        for bad in [
+            "",
+            "soon",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T13:05:00",
+            "NaN",
+            "inf",
+        ] {
+            assert_eq!(parse_reset(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn reopen(repo: &Repo, plan: &str, id: &str) -> Result<Vec<String>> {
 /// attempt's brief: why it failed, and where its work is kept.
 fn why_reset(before: &state::TaskState, kept: &[String]) -> Option<String> {
     let mut why = match before.state() {
-        TaskStatus::Failed | TaskStatus::Conflict => format!(
+        TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Parked => format!(
             "{} ({})",
             before.reason().unwrap_or("failed"),
             before.state().as_str()

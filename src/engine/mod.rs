@@ -10,6 +10,7 @@ pub mod finish;
 pub mod fix;
 pub mod gates;
 pub mod land;
+pub mod ledger;
 pub mod manual;
 pub mod next;
 pub mod progress;

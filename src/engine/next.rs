@@ -70,7 +70,8 @@ pub fn next(snap: &Snapshot) -> Result<Next<'_>> {
     out.phase = Some(phase);
     for t in &phase.tasks {
         match snap.task_status(&t.id)? {
-            TaskStatus::Running => out.running.push(&t.id),
+            // A parked task runs again by itself once its agent's limit resets.
+            TaskStatus::Running | TaskStatus::Parked => out.running.push(&t.id),
             s @ (TaskStatus::Failed | TaskStatus::Conflict) => out.failed.push((&t.id, s)),
             _ => {}
         }

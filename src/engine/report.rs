@@ -52,6 +52,8 @@ pub struct Report {
     pub rollbacks: Vec<Rollback>,
     /// The state branch's history, oldest first.
     pub events: Vec<Event>,
+    /// Time and cost per plan, phase and agent (see [`super::ledger`]).
+    pub ledger: super::ledger::Ledger,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -122,6 +124,13 @@ pub struct TaskReport {
     pub handoff: Option<String>,
     /// The agent its latest attempt ran with.
     pub agent: Option<String>,
+    /// Summed over its attempts' usage files, once one was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -333,6 +342,7 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
     };
 
     let tasks = task_reports(repo, snap, &records)?;
+    let ledger = super::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t));
     let phases = phase_reports(snap, &attempts);
     let totals = totals(&tasks, attempts.len(), snap.state.started_at, ended_at);
     let failures = failures(&attempts, &phases);
@@ -368,6 +378,7 @@ pub fn build(repo: &Repo, snap: &Snapshot) -> Result<Report> {
         failures,
         rollbacks,
         events,
+        ledger,
     })
 }
 
@@ -453,6 +464,8 @@ fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
         E::TaskLanded { task, .. } => ("task", Some(task), Some("done")),
         E::TaskConflict { task, .. } => ("task", Some(task), Some("conflict")),
         E::TaskFailed { task, .. } => ("task", Some(task), Some("failed")),
+        E::TaskParked { task, .. } => ("task", Some(task), Some("parked")),
+        E::TaskUsage { task, .. } => ("task", Some(task), None),
         E::TaskReleased { task, .. }
         | E::TaskInterrupted { task, .. }
         | E::TaskRecovered { task, .. }
@@ -549,6 +562,17 @@ fn lite_of(e: &state::Event) -> Option<LiteTask> {
         } => LiteTask {
             reason: Some(reason.clone()),
             ..lite(TaskStatus::Pending, *attempt, *at, true)
+        },
+        E::TaskParked {
+            attempt,
+            at,
+            reason,
+            log,
+            ..
+        } => LiteTask {
+            reason: Some(reason.clone()),
+            log: log.clone(),
+            ..lite(TaskStatus::Parked, *attempt, *at, true)
         },
         E::TaskInterrupted {
             attempt,
@@ -683,7 +707,11 @@ fn task_transition(
             latest.insert(task.to_string(), i);
             start
         }
-        TaskStatus::Done | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Review => {
+        TaskStatus::Done
+        | TaskStatus::Failed
+        | TaskStatus::Conflict
+        | TaskStatus::Review
+        | TaskStatus::Parked => {
             let end = t.ended_at().unwrap_or(commit_time);
             let i = match open.remove(task) {
                 Some(i) => i,
@@ -845,6 +873,7 @@ fn task_reports(
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
             _ => None,
         };
+        let usage = super::ledger::task_usage(t);
         out.push(TaskReport {
             id: task.id.clone(),
             phase: phase.id.clone(),
@@ -874,6 +903,9 @@ fn task_reports(
                 .map(|_| format!("orch/{}/tasks/{}", snap.plan_name, task.id)),
             handoff,
             agent: t.and_then(|t| t.agent.clone()),
+            tokens_in: usage.map(|u| u.0),
+            tokens_out: usage.map(|u| u.1),
+            cost_usd: usage.map(|u| u.2),
         });
     }
     Ok(out)
@@ -917,7 +949,8 @@ fn totals(tasks: &[TaskReport], attempts: usize, started: f64, ended: f64) -> To
     };
     for task in tasks {
         match task.state.as_str() {
-            "pending" => t.pending += 1,
+            // A parked task waits to run again: pending, as far as totals go.
+            "pending" | "parked" => t.pending += 1,
             "running" => t.running += 1,
             "done" => t.done += 1,
             "failed" => t.failed += 1,

@@ -338,7 +338,7 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
         };
         if !matches!(
             t.state(),
-            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict
+            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Parked
         ) {
             continue;
         }

@@ -59,6 +59,18 @@ pub trait Observer: Sync {
     }
     /// Attempt `attempt` of a task failed transiently (`why`); it runs again
     /// in its worktree after `delay` (instead of [`Observer::finished`]).
+    /// A task's agent hit a usage limit (`why`): the task is parked, its
+    /// worktree kept, until `until` (seconds since the epoch; now when a
+    /// fallback agent is free), instead of [`Observer::finished`].
+    fn parked(&self, task: &str, until: f64, why: &str) {
+        self.line(
+            task,
+            &format!(
+                "git-orch: parked until {} ({why})",
+                crate::render::utc_time(until)
+            ),
+        );
+    }
     fn retrying(&self, task: &str, attempt: u32, why: &str, delay: Duration) {
         self.line(
             task,
@@ -141,6 +153,11 @@ struct Ran {
     tampered: Vec<String>,
     /// What its command or agent reviewer said of the committed head.
     verdict: Option<super::review::Verdict>,
+    /// What it wrote to `$ORCH_USAGE_RESET_FILE`, if anything.
+    reset: Option<String>,
+    /// What it wrote to `$ORCH_USAGE_FILE` (at most the ledger's limit, and
+    /// whether that was all), if anything.
+    usage: Option<(Vec<u8>, bool)>,
 }
 
 /// The task's own thread: worktree, command, commit.
@@ -208,6 +225,8 @@ fn run_task(
                 head: None,
                 tampered: Vec::new(),
                 verdict: None,
+                reset: None,
+                usage: None,
             });
         }
     };
@@ -215,6 +234,10 @@ fn run_task(
     if let Some(s) = &sandbox {
         env.push(("TMPDIR".into(), s.tmp.display().to_string()));
     }
+    let reset_file = workspace::reset_file(&repo, plan, id);
+    let _ = std::fs::remove_file(&reset_file);
+    let usage_file = workspace::usage_file(&repo, plan, id);
+    let _ = std::fs::remove_file(&usage_file);
     let job = Job {
         command: &command.run,
         dir: &begun.worktree,
@@ -231,6 +254,15 @@ fn run_task(
     if !setup_log.is_empty() {
         finished.log.splice(0..0, setup_log);
     }
+    let reset = read_capped(&reset_file, agents::RESET_FILE_LIMIT);
+    let _ = std::fs::remove_file(&reset_file);
+    let usage =
+        read_capped_bytes(&usage_file, super::ledger::USAGE_LIMIT as u64 + 1).map(|mut b| {
+            let whole = b.len() <= super::ledger::USAGE_LIMIT;
+            b.truncate(super::ledger::USAGE_LIMIT);
+            (b, whole)
+        });
+    let _ = std::fs::remove_file(&usage_file);
     let mut tampered = watch
         .check(&repo)
         .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
@@ -269,7 +301,30 @@ fn run_task(
         head,
         tampered,
         verdict,
+        reset,
+        usage,
     })
+}
+
+/// At most `limit` bytes of a file a task wrote, as text; `None` when it
+/// is not there (or is not a regular file).
+fn read_capped(path: &std::path::Path, limit: u64) -> Option<String> {
+    read_capped_bytes(path, limit).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn read_capped_bytes(path: &std::path::Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(limit)
+        .read_to_end(&mut buf)
+        .ok()?;
+    Some(buf)
 }
 
 /// The sandbox of a task with `isolation = "sandbox"`.
@@ -343,6 +398,9 @@ pub fn run(
     // its leases are renewed on a thread of their own (see [`super::remote`]).
     let mut pulled = std::time::Instant::now();
     let renewing = std::sync::atomic::AtomicBool::new(false);
+    // `on_failure = "stop"`: tasks of ours being stopped after a failure,
+    // with why.
+    let mut halting: std::collections::BTreeMap<String, String> = Default::default();
     std::thread::scope(|scope| -> Result<()> {
         super::remote::spawn_renewer(scope, &root, plan, &renewing);
         let _renewing = super::remote::Done(&renewing);
@@ -364,6 +422,10 @@ pub fn run(
                 observer.recovered(&id, &kept);
             }
             suspect_forgery(repo, plan, &running, &mut forged)?;
+            // A task being stopped may have started its command since.
+            for id in halting.keys().filter(|id| running.contains(*id)) {
+                halt(repo, plan, id);
+            }
             let snap = match store::load(repo, plan) {
                 Ok(snap) => snap,
                 // Forged just now, by a task still running.
@@ -379,14 +441,21 @@ pub fn run(
             }
             if !stop {
                 // Retries first, in plan order with everything else after.
-                let retries: Vec<(String, bool)> = std::mem::take(&mut to_retry)
+                let mut retries: Vec<(String, Kind)> = std::mem::take(&mut to_retry)
                     .into_iter()
-                    .map(|id| (id, true))
+                    .map(|id| (id, Kind::Retry))
                     .collect();
+                // Parked tasks whose time has come, before fresh work.
+                retries.extend(
+                    due_parked(&snap, opts, &running)?
+                        .into_iter()
+                        .map(|id| (id, Kind::Wake)),
+                );
                 let fresh = startable(&snap, opts, &running, &mut report)?
                     .into_iter()
-                    .map(|id| (id, false));
-                for (id, retry) in retries.into_iter().chain(fresh) {
+                    .map(|id| (id, Kind::Fresh));
+                for (id, kind) in retries.into_iter().chain(fresh) {
+                    let retry = kind == Kind::Retry;
                     if running.len() >= opts.jobs.max(1) {
                         if retry {
                             to_retry.push(id);
@@ -402,10 +471,10 @@ pub fn run(
                     // task's own thread, so tasks never wait for each
                     // other's checkouts. Only landing is one at a time.
                     let claim = claim_for_this_process(false);
-                    let claimed = match if retry {
-                        tasks::claim_retry(repo, plan, &id, claim)
-                    } else {
-                        tasks::claim_task(repo, plan, &id, claim)
+                    let claimed = match match kind {
+                        Kind::Retry => tasks::claim_retry(repo, plan, &id, claim),
+                        Kind::Wake => tasks::claim_parked(repo, plan, &id, claim),
+                        Kind::Fresh => tasks::claim_task(repo, plan, &id, claim),
                     } {
                         Ok(c) => c,
                         Err(e) if (e.is::<Busy>() || e.is::<tasks::AgentsBusy>()) && retry => {
@@ -480,9 +549,34 @@ pub fn run(
                 observer.recovered(&done.id, &kept);
                 continue;
             }
+            if let Some(why) = halting.remove(&done.id).filter(|_| !committed(&done)) {
+                let finished = match done.result {
+                    Ok(ran) => ran.finished,
+                    Err(e) => process::Finished {
+                        exit: Exit::NotStarted(e),
+                        seconds: 0.0,
+                        log: Vec::new(),
+                    },
+                };
+                let outcome = interrupted(repo, plan, done.id, why, &finished)?;
+                if let TaskOutcome::Interrupted { kept, .. } = &outcome.1 {
+                    report.stopped.push((outcome.0.clone(), kept.clone()));
+                }
+                observer.finished(&outcome.0, &outcome.1);
+                continue;
+            }
             let forger = forged.remove(&done.id);
+            if let Some(note) = record_usage(repo, plan, &done)? {
+                observer.line(&done.id, &note);
+            }
             let agent_of = done.agent.clone();
             let mut end = attempt_end(&snap, &done, forger.is_some());
+            if let Some((AttemptEnd::UsageLimit(why), agent)) = &end {
+                if let Some((until, why)) = park(repo, plan, &done, why, agent.as_deref())? {
+                    observer.parked(&done.id, until, &why);
+                    continue;
+                }
+            }
             let mut outcome = match forger {
                 Some(why) => fail_forger(repo, plan, done, why)?,
                 None => settle(repo, plan, done, observer)?,
@@ -524,16 +618,34 @@ pub fn run(
                     continue;
                 }
             }
+            // What a failure does to the rest of the run (`on_failure`).
+            let on_failure = snap
+                .plan
+                .task(&outcome.0)
+                .map(|(p, _)| snap.plan.on_failure(&p.id))
+                .unwrap_or_default();
+            if matches!(
+                outcome.1,
+                TaskOutcome::Failed { .. } | TaskOutcome::Conflict { .. }
+            ) && on_failure == crate::plan::OnFailure::Stop
+            {
+                let why = format!("stopped: task {} failed (on_failure = \"stop\")", outcome.0);
+                for id in &running {
+                    halting.insert(id.clone(), why.clone());
+                    halt(repo, plan, id);
+                }
+            }
+            let drain = on_failure != crate::plan::OnFailure::Continue;
             match &outcome.1 {
                 TaskOutcome::Landed { .. } => report.landed.push(outcome.0.clone()),
                 TaskOutcome::Failed { reason, log } => {
-                    stop = true;
+                    stop |= drain;
                     report
                         .failed
                         .push((outcome.0.clone(), reason.clone(), log.clone()));
                 }
                 TaskOutcome::Conflict { files } => {
-                    stop = true;
+                    stop |= drain;
                     report.conflicts.push((outcome.0.clone(), files.clone()));
                 }
                 TaskOutcome::Interrupted { kept, .. } => {
@@ -565,8 +677,177 @@ fn attempt_end(snap: &Snapshot, done: &Done, forged: bool) -> Option<(AttemptEnd
     }
     let (_, task) = snap.plan.task(&done.id)?;
     let policy = snap.plan.retry_policy(task, done.agent.as_deref());
-    let end = agents::classify(&ran.finished.exit, &ran.finished.log, policy.on.as_ref());
+    let (exit, log) = (&ran.finished.exit, &ran.finished.log);
+    if agents::usage_limited(&snap.plan, done.agent.as_deref(), exit, log) {
+        let why = format!("{} (usage limit)", exit.describe());
+        return Some((AttemptEnd::UsageLimit(why), done.agent.clone()));
+    }
+    let end = agents::classify(exit, log, policy.on.as_ref());
     Some((end, done.agent.clone()))
+}
+
+/// Stops a task's command now (`on_failure = "stop"`), by the process
+/// group it recorded; one not started yet is stopped on a later call.
+fn halt(repo: &Repo, plan: &str, id: &str) {
+    if let Ok(record) = std::fs::read_to_string(workspace::pgid_file(repo, plan, id)) {
+        process::kill_recorded_group(&record);
+    }
+}
+
+/// Whether an attempt's command succeeded and its work was committed: it
+/// lands even when the run is stopping.
+fn committed(done: &Done) -> bool {
+    done.result
+        .as_ref()
+        .is_ok_and(|r| r.finished.exit.success() && matches!(r.head, Some(Ok(_))))
+}
+
+/// What a claim in the runner's loop takes: a fresh pending task, a failed
+/// one again in its worktree, or a parked one whose time has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fresh,
+    Retry,
+    Wake,
+}
+
+/// Parked tasks (of the selection) whose wake time has passed, in plan order.
+fn due_parked(
+    snap: &Snapshot,
+    opts: &RunOptions,
+    running: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let now = state::now();
+    let mut due = Vec::new();
+    for (phase, task) in snap.plan.tasks() {
+        if !snap.state.active.contains(&task.id)
+            || running.contains(&task.id)
+            || opts.task.as_ref().is_some_and(|t| *t != task.id)
+            || opts.phase.as_ref().is_some_and(|p| *p != phase.id)
+        {
+            continue;
+        }
+        let t = snap.task(&task.id)?;
+        if t.parked_until().is_some_and(|u| u <= now) {
+            due.push(task.id.clone());
+        }
+    }
+    Ok(due)
+}
+
+/// Records what an attempt's usage file said on its task (one state
+/// commit, only when it wrote one); a file that could not be read is
+/// noted, and the note returned for the task's output.
+fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Option<String>> {
+    let Ok(Ran {
+        usage: Some((bytes, whole)),
+        ..
+    }) = &done.result
+    else {
+        return Ok(None);
+    };
+    let id = done.id.as_str();
+    let mut note = None;
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let u = super::ledger::parse(bytes, *whole, attempt, done.agent.as_deref());
+        note = u
+            .error
+            .as_ref()
+            .map(|e| format!("git-orch: {e} (see ORCH_USAGE_FILE in the README)"));
+        change.event = Some(state::Event::TaskUsage {
+            task: id.to_string(),
+            attempt,
+            agent: u.agent.clone(),
+            tokens_in: u.tokens_in,
+            tokens_out: u.tokens_out,
+            cost_usd: u.cost_usd,
+            model: u.model.clone(),
+            error: u.error.clone(),
+            at: state::now(),
+        });
+        change.put_task(id, transition::note_usage(&t, u));
+        Ok(())
+    })?;
+    Ok(note)
+}
+
+/// Parks a task whose agent hit a usage limit (one state commit): the
+/// agent is marked limited until its reset time, and the task waits,
+/// worktree kept, until the first of its agents is free again (now, when a
+/// fallback is). `None` when the task is no longer running here.
+fn park(
+    repo: &Repo,
+    plan: &str,
+    done: &Done,
+    why: &str,
+    agent: Option<&str>,
+) -> Result<Option<(f64, String)>> {
+    let Ok(ran) = &done.result else {
+        return Ok(None);
+    };
+    let id = done.id.as_str();
+    let mut parked = None;
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let at = state::now();
+        let reset = agents::reset_time(&snap.plan, agent, ran.reset.as_deref(), at);
+        if let Some(a) = agent {
+            let e = change.state.limited.entry(a.to_string()).or_insert(reset);
+            *e = e.max(reset);
+        }
+        // Limits that have passed are forgotten.
+        change.state.limited.retain(|_, u| *u > at);
+        let names = snap
+            .plan
+            .task(id)
+            .map(|(_, t)| snap.plan.task_agents(t).to_vec())
+            .unwrap_or_default();
+        let until = if names.is_empty() {
+            reset
+        } else {
+            names
+                .iter()
+                .map(|n| change.state.limited.get(n).copied().unwrap_or(at))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let reason = match agent {
+            Some(a) => format!("agent {a} hit its usage limit: {why}"),
+            None => format!("usage limit: {why}"),
+        };
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let path = state::layout::task_log(id, attempt);
+        let t = transition::park(
+            &t,
+            until,
+            reason.clone(),
+            at,
+            Some(ran.finished.seconds),
+            Some(path.clone()),
+        )
+        .map_err(|w| w.about(id))?;
+        change.put_task(id, t);
+        change.file(path.clone(), ran.finished.log.clone());
+        change.event = Some(state::Event::TaskParked {
+            task: id.to_string(),
+            attempt,
+            agent: agent.map(str::to_string),
+            until,
+            reason: reason.clone(),
+            log: Some(path),
+            at,
+        });
+        parked = Some((until, reason));
+        Ok(())
+    })?;
+    Ok(parked)
 }
 
 enum Step {
@@ -592,6 +873,7 @@ fn next_step(
             TaskStatus::Pending => report.landed.is_empty(),
             // A retry that lost a scope race waits its turn.
             TaskStatus::Failed => opts.retry.contains(task) && report.failed.is_empty(),
+            TaskStatus::Parked => true,
             _ => false,
         };
         return Ok(if waiting {
@@ -716,6 +998,41 @@ fn next_step(
             "waiting for tasks run elsewhere: {}{hint}",
             others.join(", ")
         )));
+    }
+    let parked: Vec<(String, f64)> = records
+        .iter()
+        .filter_map(|(t, r)| r.parked_until().map(|u| (t.id.clone(), u)))
+        .collect();
+    if let Some(first) = parked.iter().map(|(_, u)| *u).min_by(f64::total_cmp) {
+        let ids: Vec<&str> = parked.iter().map(|(id, _)| id.as_str()).collect();
+        return Ok(Step::Wait(format!(
+            "waiting until {} for parked task(s) {} (a usage limit); Ctrl-C stops, and a later `git orch run {plan}` resumes them",
+            crate::render::utc_time(first),
+            ids.join(", ")
+        )));
+    }
+    let limited = agents::limited_now(snap);
+    if let Some((agent, until)) = limited.iter().min_by(|a, b| a.1.total_cmp(b.1)) {
+        let pending: Vec<&str> = records
+            .iter()
+            .filter(|(t, r)| {
+                r.state() == TaskStatus::Pending
+                    && !snap.plan.task_agents(t).is_empty()
+                    && snap
+                        .plan
+                        .task_agents(t)
+                        .iter()
+                        .all(|a| limited.contains_key(a))
+            })
+            .map(|(t, _)| t.id.as_str())
+            .collect();
+        if !pending.is_empty() {
+            return Ok(Step::Wait(format!(
+                "waiting until {} for agent {agent} (at its usage limit) to run {}; Ctrl-C stops, and a later `git orch run {plan}` goes on",
+                crate::render::utc_time(*until),
+                pending.join(", ")
+            )));
+        }
     }
     let in_review: Vec<String> = records
         .iter()
@@ -846,6 +1163,14 @@ pub(crate) fn task_env(
                 .display()
                 .to_string(),
         ),
+        (
+            "ORCH_USAGE_FILE".into(),
+            workspace::usage_file(repo, plan, id).display().to_string(),
+        ),
+        (
+            "ORCH_USAGE_RESET_FILE".into(),
+            workspace::reset_file(repo, plan, id).display().to_string(),
+        ),
     ];
     env.extend(crate::git::no_auto_maintenance_env());
     env
@@ -891,7 +1216,7 @@ fn settle(
         _ => process::stop_requested().filter(|_| !matches!(head, Some(Ok(_)))),
     };
     if let Some(stop) = stop {
-        return interrupted(repo, plan, id, stop, &finished);
+        return interrupted(repo, plan, id, stop.describe(), &finished);
     }
     if let Some(Err(reason)) = &head {
         return failed(repo, plan, id, reason.clone(), &finished);
@@ -993,13 +1318,12 @@ fn interrupted(
     repo: &Repo,
     plan: &str,
     id: String,
-    stop: process::Stop,
+    reason: String,
     finished: &process::Finished,
 ) -> Result<(String, TaskOutcome)> {
     let work = store::load(repo, plan)?.state.work.oid();
     let tag = tasks::preserve_tag(&format!("interrupted-{id}"));
     let kept = tasks::preserve_task(repo, plan, &id, &tag, work)?;
-    let reason = stop.describe();
     store::transact(repo, plan, |snap, change| {
         if snap.task_status(&id)? != TaskStatus::Running {
             return Ok(());

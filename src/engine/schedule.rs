@@ -32,7 +32,13 @@ pub fn schedule(
     let room = jobs.max(1).saturating_sub(running.len());
     let mut busy: Vec<&Task> = Vec::new();
     for id in snap.state.active.iter().chain(running.iter()) {
-        if running.contains(id) || snap.task_status(id)? == TaskStatus::Running {
+        // A parked task keeps its worktree and its files until it wakes.
+        if running.contains(id)
+            || matches!(
+                snap.task_status(id)?,
+                TaskStatus::Running | TaskStatus::Parked
+            )
+        {
             if let Some((_, t)) = snap.plan.task(id) {
                 busy.push(t);
             }
@@ -42,6 +48,7 @@ pub fn schedule(
     // Tasks per agent, running and picked: a task whose agents are all at
     // their caps waits (its claim chooses the agent again, atomically).
     let mut in_use = super::agents::in_use(snap)?;
+    let limited = super::agents::limited_now(snap);
     for (phase, task) in snap.ready_tasks()? {
         if picked.len() >= room {
             break;
@@ -59,7 +66,7 @@ pub fn schedule(
         if clashes {
             continue;
         }
-        match super::agents::route(&snap.plan, task, &in_use) {
+        match super::agents::route(&snap.plan, task, &in_use, &limited) {
             super::agents::Route::Busy => continue,
             super::agents::Route::Agent(a) => *in_use.entry(a).or_insert(0) += 1,
             super::agents::Route::Command => {}
@@ -115,6 +122,7 @@ mod tests {
             active: Default::default(),
             plan_seal: None,
             abandoned: false,
+            limited: Default::default(),
         };
         Snapshot::in_memory(plan, state, tasks)
     }
@@ -162,6 +170,7 @@ mod tests {
                     review: None,
                     on_gate_failure: None,
                     on_conflict: None,
+                    on_failure: None,
                 })
                 .collect(),
         }
@@ -226,6 +235,7 @@ mod tests {
                     retries: None,
                     retry_backoff: None,
                     retry_on: None,
+                    usage_limit: None,
                 },
             );
         }
@@ -236,8 +246,20 @@ mod tests {
         }
         // d has its own command: no agent, no cap.
         p.phases[0].tasks[3].run = Some("true".into());
-        let snap = snapshot(p);
+        let snap = snapshot(p.clone());
         assert_eq!(all(&snap, 8), ["a", "b", "d"], "one each, then c waits");
+        // An agent at its usage limit takes nothing until it resets; one
+        // whose limit has passed is free again.
+        let mut snap = snapshot(p.clone());
+        snap.state
+            .limited
+            .insert("first".into(), crate::state::now() + 600.0);
+        assert_eq!(all(&snap, 8), ["a", "d"], "second only, then all wait");
+        let mut snap = snapshot(p);
+        snap.state
+            .limited
+            .insert("first".into(), crate::state::now() - 1.0);
+        assert_eq!(all(&snap, 8), ["a", "b", "d"], "first's limit has passed");
     }
 
     #[test]

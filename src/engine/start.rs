@@ -82,6 +82,7 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         active: Default::default(),
         plan_seal: None,
         abandoned: false,
+        limited: Default::default(),
     };
     let files = vec![(
         format!("source/{}", input.source_name),

@@ -83,7 +83,7 @@ fn route_claim(snap: &Snapshot, task: &Task, manual: bool) -> Result<Option<Stri
         return Ok(None);
     }
     let in_use = super::agents::in_use(snap)?;
-    match super::agents::route(&snap.plan, task, &in_use) {
+    match super::agents::route(&snap.plan, task, &in_use, &super::agents::limited_now(snap)) {
         super::agents::Route::Command => Ok(None),
         super::agents::Route::Agent(a) => Ok(Some(a)),
         super::agents::Route::Busy => Err(AgentsBusy {
@@ -97,7 +97,13 @@ fn route_claim(snap: &Snapshot, task: &Task, manual: bool) -> Result<Option<Stri
 /// Reads only the tasks the state indexes as active.
 pub fn overlapping_running(snap: &Snapshot, task: &Task) -> Result<Option<String>> {
     for id in &snap.state.active {
-        if *id == task.id || snap.task_status(id)? != TaskStatus::Running {
+        // A parked task keeps its worktree and its files until it wakes.
+        if *id == task.id
+            || !matches!(
+                snap.task_status(id)?,
+                TaskStatus::Running | TaskStatus::Parked
+            )
+        {
             continue;
         }
         if let Some((_, other)) = snap.plan.task(id) {
@@ -431,6 +437,75 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
             task: id.to_string(),
             attempt,
             manual,
+            retry: true,
+            agent,
+            at: state::now(),
+        });
+        Ok(())
+    })?;
+    let t = snap.task(id)?;
+    let base = t.base().unwrap_or(snap.state.work).oid();
+    let worktree = t.worktree().map(PathBuf::from).unwrap_or(default_path);
+    Ok(Claimed {
+        snap,
+        id: id.to_string(),
+        worktree,
+        base,
+        last,
+        in_place: true,
+    })
+}
+
+/// Claims a parked task whose wake time has come for its next attempt, in
+/// the worktree it parked in (its work so far kept), with the first of its
+/// agents that is free and not at a usage limit; the brief says why it
+/// was parked.
+pub fn claim_parked(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
+    let default_path = workspace::task_worktree(repo, plan, id);
+    let mut last = None;
+    let ((), snap) = store::transact(repo, plan, |snap, change| {
+        let (phase, task) = find_task(snap, id)?;
+        let current = snap.task(id)?;
+        match current.parked_until() {
+            Some(until) if until <= state::now() => {}
+            _ => {
+                return Err(refuse(format!(
+                    "task `{id}` is {}, not parked until now",
+                    current.state().as_str()
+                )))
+            }
+        }
+        if let Some(other) = overlapping_running(snap, task)? {
+            return Err(Busy {
+                task: id.to_string(),
+                other,
+            }
+            .into());
+        }
+        let agent = route_claim(snap, task, claim.manual)?;
+        last = Some(LastAttempt {
+            attempt: current.attempts,
+            reason: current.reason().unwrap_or("parked").to_string(),
+            log: current.log.clone(),
+        });
+        let mut t = transition::wake(
+            &current,
+            claim.clone(),
+            snap.state.work,
+            default_path.to_string_lossy().to_string(),
+            state::now(),
+        )
+        .map_err(|w| w.about(id))?;
+        t.agent = agent.clone();
+        let attempt = t.attempts;
+        change.put_task(id, t);
+        if let Some(p) = change.state.phases.get_mut(&phase.id) {
+            p.gates_failed = false;
+        }
+        change.event = Some(Event::TaskClaimed {
+            task: id.to_string(),
+            attempt,
+            manual: claim.manual,
             retry: true,
             agent,
             at: state::now(),

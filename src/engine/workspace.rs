@@ -39,6 +39,19 @@ pub fn handoff_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
     task_files_dir(repo, plan).join(format!("{task}@handoff.md"))
 }
 
+/// `$ORCH_USAGE_RESET_FILE`: where an agent that hit a usage limit may
+/// write when it resets (removed before and after each attempt).
+pub fn reset_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    task_files_dir(repo, plan).join(format!("{task}@reset"))
+}
+
+/// `$ORCH_USAGE_FILE`: where a task (or its agent's wrapper) may write
+/// what an attempt used (removed before each attempt; see
+/// [`super::ledger`]).
+pub fn usage_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    task_files_dir(repo, plan).join(format!("{task}@usage.json"))
+}
+
 /// A handoff note is a summary for the tasks after: at most 1 MiB of it is
 /// read (`task done --handoff /dev/zero` must not exhaust memory).
 pub const HANDOFF_LIMIT: usize = 1 << 20;

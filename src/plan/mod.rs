@@ -88,7 +88,30 @@ pub struct Agent {
     /// What counts as transient; every failure of the command when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<RetryOn>,
+    /// How it says it hit a usage limit, and how long to wait when it does
+    /// not say (a task it runs is parked, not failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit: Option<UsageLimit>,
 }
+
+/// `usage_limit = { exit_codes = [2], output = "rate limit", wait = "15m" }`:
+/// besides exit code 75 (always a usage limit), an attempt that exits with
+/// one of `exit_codes` or whose log matches `output` hit a usage limit; it
+/// resets at the time the agent wrote to `$ORCH_USAGE_RESET_FILE`, else
+/// `wait` (default 15m) after the attempt ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UsageLimit {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_codes: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
+}
+
+/// The wait after a usage limit when neither the agent nor its profile says.
+pub const USAGE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// `agent = "name"` or `agent = ["first", "fallback", …]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -162,8 +185,7 @@ impl Worktrees {
     }
 }
 
-/// The events a `[[notify]]` hook (or `orch.notify`) may choose. `task-parked`
-/// is named ahead of the state it is about (issue 11) and is not sent yet.
+/// The events a `[[notify]]` hook (or `orch.notify`) may choose.
 pub const NOTIFY_EVENTS: &[&str] = &[
     "task-failed",
     "task-parked",
@@ -227,6 +249,9 @@ pub struct Defaults {
     /// The conflict resolver of phases that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_conflict: Option<OnGateFailure>,
+    /// What a task's failure does to the run, unless its phase says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
 }
 
 /// What a task may write.
@@ -315,6 +340,22 @@ pub struct Phase {
     /// `files` does not apply: the task's own scope does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_conflict: Option<OnGateFailure>,
+    /// What a failure of one of its tasks does to the run (else the default's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// `on_failure`: what the run does when a task fails or conflicts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Start nothing new, let running tasks finish, stop (the default).
+    #[default]
+    Drain,
+    /// Stop running tasks at once (their work kept, as Ctrl-C does) and stop.
+    Stop,
+    /// Keep running every task that does not depend on a failed one.
+    Continue,
 }
 
 /// One unit of work, done in its own worktree.
@@ -474,6 +515,17 @@ impl Plan {
             .or(agent.and_then(|a| a.timeout.as_deref()))
             .or(self.defaults.timeout.as_deref())
             .and_then(|s| parse_duration(s).ok())
+    }
+
+    /// What a failure in phase `phase` does to the run: the phase's
+    /// `on_failure`, else `defaults.on_failure`, else drain.
+    pub fn on_failure(&self, phase: &str) -> OnFailure {
+        self.phases
+            .iter()
+            .find(|p| p.id == phase)
+            .and_then(|p| p.on_failure)
+            .or(self.defaults.on_failure)
+            .unwrap_or_default()
     }
 
     /// How an attempt of `task` run by `agent` is retried: each key from

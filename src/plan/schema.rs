@@ -23,7 +23,9 @@ pub const AGENT: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_on",
+    "usage_limit",
 ];
+pub const USAGE_LIMIT: &[&str] = &["exit_codes", "output", "wait"];
 pub const RETRY_ON: &[&str] = &["exit_codes", "output", "timeout"];
 pub const WORKTREES: &[&str] = &["include", "setup", "setup_timeout"];
 pub const NOTIFY: &[&str] = &["run", "events", "timeout"];
@@ -42,6 +44,7 @@ pub const DEFAULTS: &[&str] = &[
     "review",
     "on_gate_failure",
     "on_conflict",
+    "on_failure",
 ];
 pub const GATE: &[&str] = &["name", "run", "timeout"];
 pub const PHASE: &[&str] = &[
@@ -52,6 +55,7 @@ pub const PHASE: &[&str] = &[
     "review",
     "on_gate_failure",
     "on_conflict",
+    "on_failure",
 ];
 pub const TASK: &[&str] = &[
     "id",
@@ -154,6 +158,11 @@ pub fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
                         let path = format!("agents.{name}");
                         let known = entries(agent, &path, AGENT, &mut out);
                         retry_on(&known, &path, &mut out);
+                        for (k, v) in &known {
+                            if k == "usage_limit" {
+                                entries(v, &format!("{path}.usage_limit"), USAGE_LIMIT, &mut out);
+                            }
+                        }
                     }
                 }
             }

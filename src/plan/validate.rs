@@ -284,6 +284,28 @@ impl Validator<'_> {
                 agent.retry_on.as_ref(),
                 pos,
             );
+            if let Some(limit) = &agent.usage_limit {
+                self.duration(
+                    &format!("{what} usage_limit.wait"),
+                    "wait",
+                    limit.wait.as_ref(),
+                    pos,
+                );
+                if let Some(pattern) = &limit.output {
+                    if let Err(e) = regex::Regex::new(pattern) {
+                        let at = self.kv("output", pattern, pos);
+                        let e = e.to_string();
+                        let last = e.lines().last().unwrap_or("").trim();
+                        let last = last.trim_start_matches("error: ").to_string();
+                        self.error(
+                            format!(
+                                "{what}: `usage_limit.output` is not a regular expression: {last}"
+                            ),
+                            at,
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -288,6 +288,18 @@ pub fn render(r: &Report, dag: &Dag) -> String {
     }
     o += "</table></section>\n";
 
+    o += "<section><h2>Cost and time</h2>\n<table><tr><th>what</th><th>time</th><th>estimate</th><th>tokens in</th><th>tokens out</th><th>cost</th></tr>\n";
+    for row in crate::engine::ledger::table(r) {
+        o += "<tr>";
+        for c in &row {
+            o += &format!("<td>{}</td>", esc(c));
+        }
+        o += "</tr>\n";
+    }
+    o += &format!(
+        "</table>\n<p>{}</p></section>\n",
+        esc(&crate::engine::ledger::remaining_words(&r.ledger))
+    );
     o += "<section><h2>Tasks</h2>\n<table><tr><th>task</th><th>phase</th><th>state</th><th>attempts</th><th>time</th><th>estimate</th><th>vs estimate</th><th>changed files</th></tr>\n";
     for task in &r.tasks {
         let ratio = vs_estimate(task.vs_estimate);

@@ -132,6 +132,13 @@ pub fn render(r: &Report, dag: &Dag) -> String {
         );
     }
 
+    o += "\n## Cost and time\n\n| what | time | estimate | tokens in | tokens out | cost |\n| --- | --- | --- | --- | --- | --- |\n";
+    for row in crate::engine::ledger::table(r) {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        o += &format!("| {} |\n", cells.join(" | "));
+    }
+    o += &format!("\n{}\n", crate::engine::ledger::remaining_words(&r.ledger));
+
     o += "\n## Tasks\n\n| task | phase | state | attempts | time | estimate | vs estimate | changed files |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for task in &r.tasks {
         let changed = if task.changed.is_empty() {

@@ -75,6 +75,38 @@ pub enum Event {
         log: Option<String>,
         at: f64,
     },
+    /// Its agent hit a usage limit: it waits, worktree kept, until `until`.
+    TaskParked {
+        task: String,
+        attempt: u32,
+        /// The agent that hit its limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        /// When it may run again (seconds since the epoch).
+        until: f64,
+        reason: String,
+        log: Option<String>,
+        at: f64,
+    },
+    /// An attempt's usage file, as recorded on the task (the ledger).
+    TaskUsage {
+        task: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_in: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_out: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// Why the file was not read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        at: f64,
+    },
     /// Back to pending because the runner that claimed it is gone.
     TaskRecovered {
         task: String,
@@ -218,6 +250,8 @@ impl Event {
             | Event::TaskFailed { at, .. }
             | Event::TaskReleased { at, .. }
             | Event::TaskInterrupted { at, .. }
+            | Event::TaskParked { at, .. }
+            | Event::TaskUsage { at, .. }
             | Event::TaskRecovered { at, .. }
             | Event::TaskReset { at, .. }
             | Event::TaskSkipped { at, .. }
@@ -246,6 +280,8 @@ impl Event {
             | Event::TaskFailed { task, .. }
             | Event::TaskReleased { task, .. }
             | Event::TaskInterrupted { task, .. }
+            | Event::TaskParked { task, .. }
+            | Event::TaskUsage { task, .. }
             | Event::TaskRecovered { task, .. }
             | Event::TaskReset { task, .. }
             | Event::TaskSkipped { task, .. }
@@ -268,6 +304,8 @@ impl Event {
             Event::TaskFailed { .. } => "task-failed",
             Event::TaskReleased { .. } => "task-released",
             Event::TaskInterrupted { .. } => "task-interrupted",
+            Event::TaskParked { .. } => "task-parked",
+            Event::TaskUsage { .. } => "task-usage",
             Event::TaskRecovered { .. } => "task-recovered",
             Event::TaskReset { .. } => "task-reset",
             Event::TaskSkipped { .. } => "task-skipped",
@@ -348,6 +386,29 @@ impl Event {
             Event::TaskInterrupted { task, reason, .. } => {
                 format!("task {task}: {}, pending again", one_line(reason))
             }
+            Event::TaskParked { task, until, .. } => format!(
+                "task {task}: parked until {} (usage limit)",
+                crate::render::utc_time(*until)
+            ),
+            Event::TaskUsage {
+                task,
+                attempt,
+                error: Some(_),
+                ..
+            } => format!("task {task}: usage file of attempt {attempt} not read"),
+            Event::TaskUsage {
+                task,
+                attempt,
+                tokens_in,
+                tokens_out,
+                cost_usd,
+                ..
+            } => format!(
+                "task {task}: attempt {attempt} used {} tokens in, {} out, ${:.4}",
+                tokens_in.unwrap_or(0),
+                tokens_out.unwrap_or(0),
+                cost_usd.unwrap_or(0.0)
+            ),
             Event::TaskRecovered { task, reason, .. } => {
                 format!("task {task}: recovered ({})", one_line(reason))
             }

@@ -56,6 +56,7 @@ fn plan() -> Plan {
                 review: None,
                 on_gate_failure: None,
                 on_conflict: None,
+                on_failure: None,
             },
             Phase {
                 id: "two".into(),
@@ -65,6 +66,7 @@ fn plan() -> Plan {
                 review: None,
                 on_gate_failure: None,
                 on_conflict: None,
+                on_failure: None,
             },
         ],
     }
@@ -123,6 +125,7 @@ fn repository(dir: &Path) -> Repo {
         active: ["a".to_string(), "b".to_string()].into(),
         plan_seal: None,
         abandoned: false,
+        limited: Default::default(),
         phases,
     };
     let event = Event::PlanStarted {

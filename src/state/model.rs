@@ -42,6 +42,10 @@ pub struct State {
     /// `abandon` stopped the plan unfinished: nothing runs on it any more.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abandoned: bool,
+    /// Agents that reported a usage limit, with when it resets (seconds
+    /// since the epoch): no task is routed to one before then.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limited: BTreeMap<String, f64>,
     /// The phase records (`phases/<id>.json`), read whole: phases are few.
     #[serde(skip)]
     pub phases: BTreeMap<String, PhaseState>,
@@ -85,6 +89,7 @@ impl StateV1 {
             active,
             plan_seal: None,
             abandoned: false,
+            limited: BTreeMap::new(),
             phases: self.phases,
         };
         (state, self.tasks)
@@ -102,6 +107,8 @@ pub enum TaskStatus {
     Skipped,
     /// Its work is committed and waits for its reviewer (issue 11).
     Review,
+    /// Its agent hit a usage limit: it waits, worktree kept, until a time.
+    Parked,
 }
 
 impl TaskStatus {
@@ -114,6 +121,7 @@ impl TaskStatus {
             TaskStatus::Conflict => "conflict",
             TaskStatus::Skipped => "skipped",
             TaskStatus::Review => "review",
+            TaskStatus::Parked => "parked",
         }
     }
 
@@ -122,12 +130,16 @@ impl TaskStatus {
         matches!(self, TaskStatus::Done | TaskStatus::Skipped)
     }
 
-    /// Running, failed, in conflict or in review: the tasks the state
+    /// Running, failed, in conflict, in review or parked: the tasks the state
     /// indexes in `active`.
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            TaskStatus::Running | TaskStatus::Failed | TaskStatus::Conflict | TaskStatus::Review
+            TaskStatus::Running
+                | TaskStatus::Failed
+                | TaskStatus::Conflict
+                | TaskStatus::Review
+                | TaskStatus::Parked
         )
     }
 }
@@ -151,6 +163,29 @@ pub struct TaskState {
     /// The agent (of the plan's `[agents]`) the latest attempt ran with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// What the attempts' usage files said, one entry per attempt that
+    /// wrote one (see [`crate::engine::ledger`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<Usage>,
+}
+
+/// One attempt's usage file, as read (the cost and time ledger).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Usage {
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_out: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Why the file was not read (too big, not the JSON it must be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Where a task is, with what only that place has. Stored flat in the
@@ -203,6 +238,15 @@ pub enum Now {
         attempt: Ended,
         reviewer: String,
     },
+    /// Stopped by a usage limit of its agent: it runs again, in the same
+    /// worktree, once `until` (seconds since the epoch) has passed, with
+    /// the first of its agents that is not limited then.
+    Parked {
+        #[serde(flatten)]
+        attempt: Ended,
+        until: f64,
+        reason: String,
+    },
 }
 
 /// An attempt that ran and ended.
@@ -231,6 +275,7 @@ impl TaskState {
             seconds: None,
             log: None,
             agent: None,
+            usage: Vec::new(),
         }
     }
 
@@ -243,6 +288,7 @@ impl TaskState {
             Now::Conflict { .. } => TaskStatus::Conflict,
             Now::Skipped { .. } => TaskStatus::Skipped,
             Now::Review { .. } => TaskStatus::Review,
+            Now::Parked { .. } => TaskStatus::Parked,
         }
     }
 
@@ -252,6 +298,15 @@ impl TaskState {
             | Now::Failed { attempt, .. }
             | Now::Conflict { attempt, .. }
             | Now::Review { attempt, .. } => Some(attempt),
+            Now::Parked { attempt, .. } => Some(attempt),
+            _ => None,
+        }
+    }
+
+    /// When a parked task wakes (seconds since the epoch).
+    pub fn parked_until(&self) -> Option<f64> {
+        match &self.now {
+            Now::Parked { until, .. } => Some(*until),
             _ => None,
         }
     }
@@ -303,7 +358,9 @@ impl TaskState {
 
     pub fn reason(&self) -> Option<&str> {
         match &self.now {
-            Now::Failed { reason, .. } | Now::Conflict { reason, .. } => Some(reason),
+            Now::Failed { reason, .. }
+            | Now::Conflict { reason, .. }
+            | Now::Parked { reason, .. } => Some(reason),
             Now::Pending { reason } | Now::Skipped { reason } => reason.as_deref(),
             _ => None,
         }

@@ -111,6 +111,56 @@ pub fn retry(
     })
 }
 
+/// Running → parked: its agent hit a usage limit; the attempt ends, its
+/// worktree (and what the agent left in it) stays for the next one, which
+/// starts no earlier than `until`.
+pub fn park(
+    t: &TaskState,
+    until: f64,
+    reason: String,
+    at: f64,
+    spent: Option<f64>,
+    log: Option<String>,
+) -> Result<TaskState, Wrong> {
+    if t.state() != TaskStatus::Running {
+        return Err(wrong(t, "parked"));
+    }
+    Ok(TaskState {
+        now: Now::Parked {
+            attempt: ending(t, None, at, true),
+            until,
+            reason,
+        },
+        seconds: add_time(t, spent),
+        log: log.or_else(|| t.log.clone()),
+        ..t.clone()
+    })
+}
+
+/// Parked → running again in the worktree it parked in: a new attempt
+/// from the parked one's base, its work so far kept as it is.
+pub fn wake(
+    t: &TaskState,
+    claim: Claim,
+    base: CommitId,
+    worktree: String,
+    at: f64,
+) -> Result<TaskState, Wrong> {
+    let Now::Parked { attempt, .. } = &t.now else {
+        return Err(wrong(t, "woken"));
+    };
+    Ok(TaskState {
+        now: Now::Running {
+            base: attempt.base.unwrap_or(base),
+            started_at: at,
+            claim,
+            worktree: attempt.worktree.clone().unwrap_or(worktree),
+        },
+        attempts: t.attempts + 1,
+        ..t.clone()
+    })
+}
+
 /// Running → pending, the attempt not counted: nothing ran (its worktree
 /// could not be made).
 pub fn release(t: &TaskState) -> Result<TaskState, Wrong> {
@@ -259,6 +309,15 @@ pub fn fail(
     })
 }
 
+/// The same record with one attempt's usage file noted (any place: the
+/// ledger is history). A second note of the same attempt replaces the first.
+pub fn note_usage(t: &TaskState, usage: super::model::Usage) -> TaskState {
+    let mut t = t.clone();
+    t.usage.retain(|u| u.attempt != usage.attempt);
+    t.usage.push(usage);
+    t
+}
+
 /// Back to pending for another attempt (reset, reopen, rollback): its
 /// history stays, everything about the last attempt goes.
 pub fn pending_again(t: &TaskState) -> TaskState {
@@ -295,6 +354,7 @@ pub fn forget_worktree(t: &TaskState) -> TaskState {
         | Now::Failed { attempt, .. }
         | Now::Conflict { attempt, .. }
         | Now::Review { attempt, .. } => attempt.worktree = None,
+        Now::Parked { attempt, .. } => attempt.worktree = None,
         Now::Pending { .. } | Now::Running { .. } | Now::Skipped { .. } => {}
     }
     t
@@ -328,6 +388,8 @@ mod tests {
         Land(u8, bool, bool),
         Conflict(u8),
         Fail(bool),
+        Park(u8),
+        Wake(bool),
         PendingAgain,
         Skip,
         Forget,
@@ -343,6 +405,8 @@ mod tests {
             (any::<u8>(), any::<bool>(), any::<bool>()).prop_map(|(n, l, k)| Move::Land(n, l, k)),
             any::<u8>().prop_map(Move::Conflict),
             any::<bool>().prop_map(Move::Fail),
+            any::<u8>().prop_map(Move::Park),
+            any::<bool>().prop_map(Move::Wake),
             Just(Move::PendingAgain),
             Just(Move::Skip),
             Just(Move::Forget),
@@ -378,6 +442,15 @@ mod tests {
                 Some(0.5),
                 None,
             ),
+            Move::Park(secs) => park(
+                t,
+                at + f64::from(*secs),
+                "usage limit".into(),
+                at,
+                Some(0.25),
+                Some(format!("log-{at}")),
+            ),
+            Move::Wake(manual) => wake(t, who(*manual), id(3), "/other".into(), at),
             Move::PendingAgain => Ok(pending_again(t)),
             Move::Skip => Ok(skip(t, "by hand")),
             Move::Forget => Ok(forget_worktree(t)),
@@ -400,7 +473,7 @@ mod tests {
                 match apply(&t, m, at) {
                     Err(w) => prop_assert_eq!(w.is, t.state()),
                     Ok(next) => {
-                        let claimed = matches!(m, Move::Claim(..));
+                        let claimed = matches!(m, Move::Claim(..) | Move::Wake(..));
                         let released = matches!(m, Move::Release);
                         let expected_attempts = if claimed {
                             t.attempts + 1
@@ -420,6 +493,16 @@ mod tests {
                             TaskStatus::Failed | TaskStatus::Conflict => {
                                 prop_assert!(next.reason().is_some());
                                 prop_assert!(next.ended_at().is_some());
+                            }
+                            TaskStatus::Parked => {
+                                // Parked keeps its worktree and says until when.
+                                prop_assert!(next.reason().is_some());
+                                prop_assert!(next.claim().is_none());
+                                if matches!(m, Move::Park(_)) {
+                                    prop_assert!(next.worktree().is_some());
+                                    prop_assert_eq!(next.worktree(), t.worktree());
+                                }
+                                prop_assert!(next.parked_until().is_some_and(|u| u >= at));
                             }
                             TaskStatus::Done => {
                                 prop_assert!(next.head().is_some());

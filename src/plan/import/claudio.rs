@@ -469,6 +469,7 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
             review: None,
             on_gate_failure: None,
             on_conflict: None,
+            on_failure: None,
         };
         for raw in raws {
             let id = unique(raw.id, &mut task_ids);

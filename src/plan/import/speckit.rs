@@ -840,6 +840,7 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
             review: None,
             on_gate_failure: None,
             on_conflict: None,
+            on_failure: None,
         };
         let mut prev: Option<String> = None;
         for t in &raw.tasks {

@@ -523,11 +523,16 @@ fn a_approves_and_x_rejects_a_review_with_comments_typed_in_the_view() {
     tmux.wait_for("the CLI's answer to reject", |s| {
         s.contains("git orch task reject meh -m say why it is meh --plan rv")
     });
-    let history = repo.git(&["log", "--format=%s", "refs/heads/orch/rv/state"]);
-    assert!(
-        history.contains("task meh: rejected in review (say why it is meh)"),
-        "{history}"
-    );
+    // The line shows as the action starts; its state commit follows.
+    let start = Instant::now();
+    loop {
+        let history = repo.git(&["log", "--format=%s", "refs/heads/orch/rv/state"]);
+        if history.contains("task meh: rejected in review (say why it is meh)") {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "never rejected: {history}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_ne!(task_state(&status_json(&repo), "meh"), "done");
     assert!(
         repo.show("orch/rv/work:meh.txt").is_none(),

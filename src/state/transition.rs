@@ -498,11 +498,12 @@ mod tests {
                                 // Parked keeps its worktree and says until when.
                                 prop_assert!(next.reason().is_some());
                                 prop_assert!(next.claim().is_none());
+                                prop_assert!(next.parked_until().is_some());
                                 if matches!(m, Move::Park(_)) {
                                     prop_assert!(next.worktree().is_some());
                                     prop_assert_eq!(next.worktree(), t.worktree());
+                                    prop_assert!(next.parked_until().is_some_and(|u| u >= at));
                                 }
-                                prop_assert!(next.parked_until().is_some_and(|u| u >= at));
                             }
                             TaskStatus::Done => {
                                 prop_assert!(next.head().is_some());

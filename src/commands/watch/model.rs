@@ -78,8 +78,12 @@ pub struct TaskRow {
     /// Who runs it (issue 11's agents), and what it cost so far.
     #[serde(default)]
     pub agent: Option<String>,
-    #[serde(default)]
+    /// `status --json`'s `cost_usd`: summed over its attempts' usage files.
+    #[serde(default, alias = "cost_usd")]
     pub cost: Option<f64>,
+    /// A parked task's wake time (seconds since the epoch).
+    #[serde(default)]
+    pub wakes_at: Option<f64>,
 }
 
 impl Model {
@@ -222,6 +226,9 @@ pub fn note(task: &TaskRow) -> Option<String> {
             Some(cmd) => format!("runner gone; recover: {cmd}"),
             None => "runner gone".to_string(),
         }),
+        Word::Parked => task
+            .wakes_at
+            .map(|t| format!("wakes at {}", crate::render::utc_time(t))),
         Word::Failed | Word::Conflict | Word::Pending | Word::Skipped => task.reason.clone(),
         _ => None,
     }

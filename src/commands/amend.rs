@@ -6,30 +6,12 @@ use serde_json::json;
 use super::open_plan;
 use crate::cli::PlanAmendArgs;
 use crate::engine::amend::{amend, Source};
-use crate::error::{refuse_with_hint, EXIT_REFUSED};
-use crate::plan;
+use crate::error::EXIT_REFUSED;
 use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: PlanAmendArgs) -> Result<u8> {
-    let shown = args.file.display().to_string();
-    let (new, _warnings) = match plan::load_file(&args.file) {
-        Ok(ok) => ok,
-        Err(diagnostics) => {
-            let first =
-                diagnostics
-                    .iter()
-                    .find(|d| d.is_error())
-                    .map_or(String::new(), |d| match d.line {
-                        Some(_) => d.render(&shown),
-                        None => d.message.clone(),
-                    });
-            return Err(refuse_with_hint(
-                format!("nothing was amended: {first}"),
-                format!("see every problem with `git orch check {shown}`"),
-            ));
-        }
-    };
+    let (new, _warnings) = super::load_plan_file(&args.file, "amended")?;
     let named = args.plan.as_deref().unwrap_or(&new.name);
     let (repo, snap) = open_plan(Some(named))?;
     let name = snap.plan_name.clone();

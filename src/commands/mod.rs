@@ -83,3 +83,26 @@ fn plan_of_worktree(repo: &Repo) -> Option<String> {
     let state = crate::state::names::state(plan);
     repo.ref_target(&state).ok()?.map(|_| plan.to_string())
 }
+
+/// A plan file for a command that acts on it (`start`, `plan amend`): the
+/// plan and its warnings, or its first error as the refusal ("nothing was
+/// `done`: file:line:col: …"), with the hint that lists them all.
+pub fn load_plan_file(
+    file: &std::path::Path,
+    done: &str,
+) -> Result<(crate::plan::Plan, Vec<crate::plan::Diagnostic>)> {
+    let shown = file.display().to_string();
+    crate::plan::load_file(file).map_err(|diagnostics| {
+        let first = diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map_or(String::new(), |d| match d.line {
+                Some(_) => d.render(&shown),
+                None => d.message.clone(),
+            });
+        crate::error::refuse_with_hint(
+            format!("nothing was {done}: {first}"),
+            format!("see every problem with `git orch check {shown}`"),
+        )
+    })
+}

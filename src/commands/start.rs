@@ -4,31 +4,13 @@ use serde_json::json;
 use super::open_repo;
 use crate::cli::StartArgs;
 use crate::engine::start::{start, StartInput};
-use crate::error::refuse_with_hint;
 use crate::git::short;
-use crate::plan;
 use crate::schema::Schema;
 use crate::ui;
 
 pub fn run(args: StartArgs) -> Result<u8> {
     let shown = args.file.display().to_string();
-    let (plan, warnings) = match plan::load_file(&args.file) {
-        Ok(ok) => ok,
-        Err(diagnostics) => {
-            let first =
-                diagnostics
-                    .iter()
-                    .find(|d| d.is_error())
-                    .map_or(String::new(), |d| match d.line {
-                        Some(_) => d.render(&shown),
-                        None => d.message.clone(),
-                    });
-            return Err(refuse_with_hint(
-                format!("nothing was started: {first}"),
-                format!("see every problem with `git orch check {shown}`"),
-            ));
-        }
-    };
+    let (plan, warnings) = super::load_plan_file(&args.file, "started")?;
     let repo = open_repo()?;
     // Refused now rather than at the first landing.
     crate::git::version::require_for_plan(&plan)?;

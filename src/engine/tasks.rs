@@ -395,14 +395,71 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
 /// and the new brief says why the attempt before failed, with the end of
 /// its log.
 pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
+    claim_in_place(repo, plan, id, claim, &InPlace::RETRY)
+}
+
+/// Claims a parked task whose wake time has come for its next attempt, in
+/// the worktree it parked in (its work so far kept), with the first of its
+/// agents that is free and not at a usage limit; the brief says why it
+/// was parked.
+pub fn claim_parked(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
+    claim_in_place(repo, plan, id, claim, &InPlace::WAKE)
+}
+
+/// What differs between taking a failed task again and waking a parked
+/// one: which tasks may be taken, the move of the record, and what the
+/// brief calls the attempt before when it gave no reason.
+struct InPlace {
+    may_take: fn(&Snapshot, &str, &state::TaskState) -> Result<()>,
+    take: fn(
+        &state::TaskState,
+        Claim,
+        state::CommitId,
+        String,
+        f64,
+    ) -> std::result::Result<state::TaskState, transition::Wrong>,
+    earlier: &'static str,
+}
+
+impl InPlace {
+    const RETRY: InPlace = InPlace {
+        may_take: refuse_unless_retryable,
+        take: transition::retry,
+        earlier: "failed",
+    };
+    const WAKE: InPlace = InPlace {
+        may_take: refuse_unless_awake,
+        take: transition::wake,
+        earlier: "parked",
+    };
+}
+
+fn refuse_unless_awake(_: &Snapshot, id: &str, t: &state::TaskState) -> Result<()> {
+    match t.parked_until() {
+        Some(until) if until <= state::now() => Ok(()),
+        _ => Err(refuse(format!(
+            "task `{id}` is {}, not parked until now",
+            t.state().as_str()
+        ))),
+    }
+}
+
+/// The one claim of a task in the worktree its last attempt left (see
+/// [`claim_retry`], [`claim_parked`]).
+fn claim_in_place(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    claim: Claim,
+    how: &InPlace,
+) -> Result<Claimed> {
     let manual = claim.manual;
     let default_path = workspace::task_worktree(repo, plan, id);
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
-        refuse_if_finished(snap)?;
         let (phase, task) = find_task(snap, id)?;
         let current = snap.task(id)?;
-        refuse_unless_retryable(snap, id, &current)?;
+        (how.may_take)(snap, id, &current)?;
         if let Some(other) = overlapping_running(snap, task)? {
             if manual {
                 return Err(overlap_refusal(plan, task, &other));
@@ -416,10 +473,10 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
         let agent = route_claim(snap, task, manual)?;
         last = Some(LastAttempt {
             attempt: current.attempts,
-            reason: current.reason().unwrap_or("failed").to_string(),
+            reason: current.reason().unwrap_or(how.earlier).to_string(),
             log: current.log.clone(),
         });
-        let mut t = transition::retry(
+        let mut t = (how.take)(
             &current,
             claim.clone(),
             snap.state.work,
@@ -437,75 +494,6 @@ pub fn claim_retry(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cl
             task: id.to_string(),
             attempt,
             manual,
-            retry: true,
-            agent,
-            at: state::now(),
-        });
-        Ok(())
-    })?;
-    let t = snap.task(id)?;
-    let base = t.base().unwrap_or(snap.state.work).oid();
-    let worktree = t.worktree().map(PathBuf::from).unwrap_or(default_path);
-    Ok(Claimed {
-        snap,
-        id: id.to_string(),
-        worktree,
-        base,
-        last,
-        in_place: true,
-    })
-}
-
-/// Claims a parked task whose wake time has come for its next attempt, in
-/// the worktree it parked in (its work so far kept), with the first of its
-/// agents that is free and not at a usage limit; the brief says why it
-/// was parked.
-pub fn claim_parked(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
-    let default_path = workspace::task_worktree(repo, plan, id);
-    let mut last = None;
-    let ((), snap) = store::transact(repo, plan, |snap, change| {
-        let (phase, task) = find_task(snap, id)?;
-        let current = snap.task(id)?;
-        match current.parked_until() {
-            Some(until) if until <= state::now() => {}
-            _ => {
-                return Err(refuse(format!(
-                    "task `{id}` is {}, not parked until now",
-                    current.state().as_str()
-                )))
-            }
-        }
-        if let Some(other) = overlapping_running(snap, task)? {
-            return Err(Busy {
-                task: id.to_string(),
-                other,
-            }
-            .into());
-        }
-        let agent = route_claim(snap, task, claim.manual)?;
-        last = Some(LastAttempt {
-            attempt: current.attempts,
-            reason: current.reason().unwrap_or("parked").to_string(),
-            log: current.log.clone(),
-        });
-        let mut t = transition::wake(
-            &current,
-            claim.clone(),
-            snap.state.work,
-            default_path.to_string_lossy().to_string(),
-            state::now(),
-        )
-        .map_err(|w| w.about(id))?;
-        t.agent = agent.clone();
-        let attempt = t.attempts;
-        change.put_task(id, t);
-        if let Some(p) = change.state.phases.get_mut(&phase.id) {
-            p.gates_failed = false;
-        }
-        change.event = Some(Event::TaskClaimed {
-            task: id.to_string(),
-            attempt,
-            manual: claim.manual,
             retry: true,
             agent,
             at: state::now(),

@@ -48,7 +48,8 @@ export LC_ALL=C
 unset ORCH_SKIP_GATES GIT_DIR GIT_WORK_TREE
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-git daemon --reuseaddr --listen=127.0.0.1 --port="$port" --export-all \
+# git-daemon itself: killing the `git daemon` wrapper would leave it running.
+"$(git --exec-path)/git-daemon" --reuseaddr --listen=127.0.0.1 --port="$port" --export-all \
 	--enable=receive-pack --base-path="$tmp/srv" "$tmp/srv" 2>/dev/null &
 daemon=$!
 
@@ -86,6 +87,8 @@ setup() {
 			(cd "$c" && git orch start "$tmp/p.toml" >/dev/null 2>&1 && git orch sync p --remote origin >/dev/null 2>&1)
 		else
 			git -C "$c" pull -q origin main
+			# A plan from another machine runs only once its user approves it.
+			(cd "$c" && git orch sync p --remote origin >/dev/null 2>&1 && git orch trust p --yes >/dev/null 2>&1)
 		fi
 	done
 }
@@ -100,16 +103,24 @@ done
 plan p "$pause"
 setup one 1
 t0=$(now)
-(cd "$tmp/one-c0" && git orch run p --remote origin -j 1 >/dev/null 2>&1)
+(cd "$tmp/one-c0" && ORCH_TRACE=1 git orch run p --remote origin -j 1 >"$tmp/one.log" 2>&1)
 t1=$(now)
 setup three 3
 t2=$(now)
 pids=()
 for i in 0 1 2; do
-	(cd "$tmp/three-c$i" && git orch run p --remote origin -j 1 >/dev/null 2>&1) &
+	(cd "$tmp/three-c$i" && ORCH_TRACE=1 git orch run p --remote origin -j 1 >"$tmp/runner$i.log" 2>&1) &
 	pids+=($!)
 done
-wait "${pids[@]}" || echo "warning: a runner failed" >&2
+for i in 0 1 2; do
+	if ! wait "${pids[$i]}"; then
+		echo "warning: runner $i failed; the end of its output:" >&2
+		grep -v '^trace: ' "$tmp/runner$i.log" | tail -5 >&2
+	fi
+done
+if [ -n "${BENCH_KEEP:-}" ]; then
+	mkdir -p "$BENCH_KEEP" && cp "$tmp"/runner*.log "$tmp/one.log" "$BENCH_KEEP"/
+fi
 t3=$(now)
 landed=$(git -C "$tmp/srv/three.git" log --format=%s orch/p/work | grep -c '^orch: land task' || true)
 

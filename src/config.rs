@@ -22,6 +22,9 @@ pub const REMOTE: &str = "orch.remote";
 pub const LEASE: &str = "orch.lease";
 /// This machine's name in remote claims (default: the host name).
 pub const MACHINE: &str = "orch.machine";
+/// Whether `git://` fetches and pushes go through git-orch's relay
+/// (see `crate::git::relay`); on unless set false.
+pub const RELAY: &str = "orch.relay";
 
 /// Every `orch.*` entry, lowest precedence first. Keys are lowercased
 /// (section and key names are case-insensitive in git).
@@ -49,6 +52,16 @@ impl Config {
             .filter(|(k, _)| *k == key)
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+
+    /// `orch.relay`: off only for a value git reads as false.
+    pub fn relay(&self) -> bool {
+        !self.get(RELAY).is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "false" | "no" | "off" | "0" | ""
+            )
+        })
     }
 
     /// `orch.parallel`, when it is a whole number of at least 1.

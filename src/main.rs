@@ -33,6 +33,10 @@ use cli::{Cli, Command, HookCommand, PlanCommand, TaskCommand};
 use error::{AfterCommit, Refusal, EXIT_REFUSED};
 
 fn main() -> ExitCode {
+    // git started this binary as the relay of a `git://` connection.
+    if let Some((host, port)) = git::relay::invoked() {
+        return ExitCode::from(git::relay::run(&host, port));
+    }
     trace::on(); // starts the trace's clock
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -32,12 +32,15 @@ fn free_port() -> u16 {
 }
 
 fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
+    // `git-daemon` itself, not the `git daemon` wrapper: killing the
+    // wrapper would leave the server running.
+    let exec_path = repo.git(&["--exec-path"]);
+    let program = Path::new(exec_path.trim()).join("git-daemon");
     for _ in 0..5 {
         let port = free_port();
         let child = repo
-            .command("git", base)
+            .command(&program.display().to_string(), base)
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--listen=127.0.0.1",
                 &format!("--port={port}"),
@@ -522,4 +525,120 @@ fn bad_remote_and_lease_are_refused_before_anything_moves() {
         assert!(stderr(&out).contains(what), "{args:?}: {}", stderr(&out));
         assert_eq!(one.refs(), before, "{args:?} changed refs");
     }
+}
+
+/// `git orch sync` in `clone` with git's trace in `trace`: every `git`
+/// process git-orch starts writes there what it runs, the proxy too.
+fn sync_traced(clone: &TestRepo, trace: &Path) -> std::process::Output {
+    clone
+        .command(BIN, &clone.path)
+        .args(["sync", "p", "--remote", "origin"])
+        .env("GIT_TRACE", trace)
+        .output()
+        .expect("run git orch sync")
+}
+
+/// Whether git started `program` as the proxy of a `git://` connection.
+fn proxied_by(trace: &Path, program: &str, port: u16) -> bool {
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    text.lines().any(|l| {
+        l.contains("run_command:")
+            && l.contains(program)
+            && l.ends_with(&format!(" 127.0.0.1 {port}"))
+    })
+}
+
+/// git's own `git://` connections stall on delayed ACKs (40 ms a turn), so
+/// git-orch's fetches and pushes of a shared plan go through its relay
+/// (`core.gitProxy` set to itself) — unless the user has a proxy of their
+/// own, which wins, or turned it off with `orch.relay = false`. Each way the
+/// plan arrives whole.
+#[test]
+fn a_git_daemon_remote_is_reached_through_the_relay_unless_the_user_says_otherwise() {
+    let cluster = Cluster::new(2, true);
+    let port = cluster._daemon.as_ref().expect("a daemon").port;
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n  [[phases.tasks]]\n  id = \"c\"\n  files = [\"c.txt\"]\n";
+    start_shared(&cluster, plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    let scratch = two.scratch();
+    let in_step = |what: &str| {
+        assert_eq!(
+            two.rev("orch/p/state"),
+            Some(
+                cluster
+                    .server(&["rev-parse", "orch/p/state"])
+                    .trim()
+                    .to_string()
+            ),
+            "{what}: the state fetched"
+        );
+        assert_eq!(two.rev("orch/p/work"), one.rev("orch/p/work"), "{what}");
+    };
+
+    let trace = scratch.join("trace-relay");
+    let out = sync_traced(two, &trace);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(proxied_by(&trace, BIN, port), "through the relay");
+    in_step("relayed");
+
+    // Off: git connects by itself.
+    one.orch_ok(&["task", "skip", "a"]);
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    two.git(&["config", "orch.relay", "false"]);
+    let trace = scratch.join("trace-off");
+    let out = sync_traced(two, &trace);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(!proxied_by(&trace, BIN, port), "no relay when turned off");
+    assert!(
+        std::fs::read_to_string(&trace).is_ok_and(|t| t.contains("git fetch")),
+        "the trace is written at all"
+    );
+    in_step("direct");
+
+    // The user's own proxy (here one that logs, then relays) wins.
+    two.git(&["config", "--unset", "orch.relay"]);
+    let log = scratch.join("proxy.log");
+    let proxy = scratch.join("my-proxy");
+    std::fs::write(
+        &proxy,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nGIT_ORCH_RELAY=1 exec '{BIN}' \"$@\"\n",
+            log.display()
+        ),
+    )
+    .expect("write the proxy");
+    std::fs::set_permissions(&proxy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the proxy");
+    two.git(&["config", "core.gitProxy", &proxy.display().to_string()]);
+    one.orch_ok(&["task", "skip", "b"]);
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let trace = scratch.join("trace-own");
+    let out = sync_traced(two, &trace);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(proxied_by(&trace, "my-proxy", port), "the user's proxy");
+    assert!(!proxied_by(&trace, BIN, port), "not ours beside it");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains(&format!("127.0.0.1 {port}")), "{logged}");
+    in_step("own proxy");
+}
+
+/// A server that is gone: the relay says so in git's words, the command
+/// fails with one `error:` line, and nothing here changes.
+#[test]
+fn an_unreachable_git_daemon_fails_the_sync_in_one_line_and_changes_nothing() {
+    let mut cluster = Cluster::new(2, true);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    let two = &cluster.clones[1];
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    drop(cluster._daemon.take());
+    let two = &cluster.clones[1];
+    let before = two.refs();
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert_ne!(code(&out), Some(0), "{}", both(&out));
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("unable to connect"), "{err}");
+    assert_eq!(two.refs(), before, "nothing changed");
 }

@@ -255,7 +255,7 @@ fn renew(repo: &Repo, plan: &str, r: &Remote) -> Result<()> {
 
 /// What the remote holds at `name` now (`git ls-remote`).
 fn remote_value(repo: &Repo, remote: &str, name: &str) -> Result<Option<Oid>> {
-    let out = repo.git(&["ls-remote", remote, name])?;
+    let out = sync::ls_remote(repo, remote, &[name])?;
     Ok(out
         .lines()
         .find(|l| l.split('\t').nth(1) == Some(name))
@@ -404,7 +404,8 @@ pub fn pull_if_due(repo: &Repo, plan: &str, last: &mut Instant, every: Duration)
     let Some(r) = sync::active() else {
         return Ok(());
     };
-    if last.elapsed() < every {
+    // This process's own fetch or push a moment ago says as much.
+    if last.elapsed() < every || sync::fresh_within(every) {
         return Ok(());
     }
     sync::pull(repo, &r.name, plan)?;
@@ -528,7 +529,7 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
 fn remote_refs(repo: &Repo, remote: &str, plan: &str) -> Result<BTreeSet<String>> {
     let tags = format!("{}*", names::tag_prefix(plan));
     let kept = format!("{}*", names::preserved(plan, ""));
-    let out = repo.git(&["ls-remote", remote, &tags, &kept])?;
+    let out = sync::ls_remote(repo, remote, &[&tags, &kept])?;
     Ok(out
         .lines()
         .filter_map(|l| l.split('\t').nth(1))

@@ -397,6 +397,8 @@ pub fn run(
     // Shared through a remote (`--remote`): when this runner last fetched;
     // its leases are renewed on a thread of their own (see [`super::remote`]).
     let mut pulled = std::time::Instant::now();
+    // A claim lost to another runner's change: pick again at once.
+    let mut raced = false;
     let renewing = std::sync::atomic::AtomicBool::new(false);
     // `on_failure = "stop"`: tasks of ours being stopped after a failure,
     // with why.
@@ -454,6 +456,7 @@ pub fn run(
                 let fresh = startable(&snap, opts, &running, &mut report)?
                     .into_iter()
                     .map(|id| (id, Kind::Fresh));
+                raced = false;
                 for (id, kind) in retries.into_iter().chain(fresh) {
                     let retry = kind == Kind::Retry;
                     if running.len() >= opts.jobs.max(1) {
@@ -481,10 +484,16 @@ pub fn run(
                             to_retry.push(id);
                             continue;
                         }
-                        Err(e) if e.is::<Busy>() || e.is::<tasks::AgentsBusy>() => continue,
-                        // A retry another runner or person took meanwhile.
+                        Err(e) if e.is::<Busy>() || e.is::<tasks::AgentsBusy>() => {
+                            // Another runner changed the state since the
+                            // pick: pick again from what it is now.
+                            raced |= store::load(repo, plan)?.commit != snap.commit;
+                            continue;
+                        }
+                        // A task another runner or person took meanwhile.
                         Err(e) if e.is::<crate::error::Refusal>() => {
                             pending_retry.remove(&id);
+                            raced |= store::load(repo, plan)?.commit != snap.commit;
                             continue;
                         }
                         Err(e) => return Err(e),
@@ -514,6 +523,9 @@ pub fn run(
                         });
                     });
                 }
+            }
+            if raced && running.len() < opts.jobs.max(1) {
+                continue;
             }
             if running.is_empty() {
                 if process::stop_requested().is_some() {

@@ -6,6 +6,7 @@
 
 mod merge;
 mod refs;
+pub mod relay;
 pub mod version;
 mod worktree;
 

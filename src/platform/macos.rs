@@ -47,3 +47,7 @@ pub fn hostname() -> Option<String> {
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     Some(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
+
+/// macOS has no per-socket quick-ACK switch; the relay's `TCP_NODELAY`
+/// alone removes the client side's share of the stalls there.
+pub fn quick_ack(_fd: std::os::fd::RawFd) {}

@@ -75,3 +75,9 @@ pub fn kill_group(pgid: i32) {
         }
     }
 }
+
+/// Acknowledges a TCP socket's received data right away (see
+/// `crate::git::relay`); nothing where the system has no such switch.
+pub fn quick_ack(fd: std::os::fd::RawFd) {
+    os::quick_ack(fd)
+}

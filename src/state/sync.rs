@@ -19,7 +19,7 @@ use git2::Oid;
 
 use super::names;
 use crate::error::refuse_with_hint;
-use crate::git::{RefEdit, RefRace, Repo};
+use crate::git::{relay, RefEdit, RefRace, Repo};
 
 /// The remote a process shares its plans through.
 #[derive(Debug, Clone)]
@@ -96,16 +96,43 @@ pub fn check_remote(repo: &Repo, remote: &str) -> Result<()> {
     ))
 }
 
+/// A git command that talks to the remote, through the relay for a
+/// `git://` remote (see [`crate::git::relay`]).
 fn run_git(repo: &Repo, args: &[&str]) -> Result<std::process::Output> {
     let started = std::time::Instant::now();
-    let out = repo
-        .command_c(&repo.root, args)
+    let relay = relay::args(crate::config::of(repo).relay());
+    let all: Vec<&str> = relay
+        .iter()
+        .map(String::as_str)
+        .chain(args.iter().copied())
+        .collect();
+    let mut cmd = repo.command_c(&repo.root, &all);
+    relay::mark(&mut cmd);
+    let out = cmd
         .stdin(std::process::Stdio::null())
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .map_err(|e| anyhow!("cannot run `git {}`: {e}", args.join(" ")))?;
     crate::trace::step(&format!("git {}", args.first().unwrap_or(&"")), started);
     Ok(out)
+}
+
+/// `git ls-remote REMOTE PATTERNS…`: what the remote holds now.
+pub fn ls_remote(repo: &Repo, remote: &str, patterns: &[&str]) -> Result<String> {
+    let mut args = vec!["ls-remote", remote];
+    args.extend(patterns);
+    let out = run_git(repo, &args)?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "cannot list the refs of `{remote}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Fetches the plan's branches into the remote-tracking refs and its
@@ -206,18 +233,22 @@ pub fn pull(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
 /// the state a moment ago: a view that went stale meanwhile only costs a
 /// lost lease, and the retry fetches.
 pub fn pull_unless_fresh(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
-    let fresh = FRESH
-        .lock()
-        .ok()
-        .and_then(|f| *f)
-        .is_some_and(|at| at.elapsed() < Duration::from_millis(150));
-    if fresh {
+    if fresh_within(Duration::from_millis(150)) {
         return adopt(repo, remote, plan);
     }
     pull(repo, remote, plan)
 }
 
 static FRESH: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// Whether this process fetched or pushed the state within `age`.
+pub fn fresh_within(age: Duration) -> bool {
+    FRESH
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .is_some_and(|at| at.elapsed() < age)
+}
 
 fn mark_fresh() {
     if let Ok(mut f) = FRESH.lock() {

@@ -1,0 +1,151 @@
+//! Usage limits: an attempt whose agent hit one parks its task (its
+//! worktree kept) until the limit resets, and what each attempt cost goes
+//! to the ledger.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+
+use super::{Done, Ran, RunOptions};
+use crate::engine::agents;
+use crate::git::Repo;
+use crate::state::{self, store, transition, Snapshot, TaskStatus};
+
+/// Parked tasks (of the selection) whose wake time has passed, in plan order.
+pub(super) fn due_parked(
+    snap: &Snapshot,
+    opts: &RunOptions,
+    running: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let now = state::now();
+    let mut due = Vec::new();
+    for (phase, task) in snap.plan.tasks() {
+        if !snap.state.active.contains(&task.id)
+            || running.contains(&task.id)
+            || opts.task.as_ref().is_some_and(|t| *t != task.id)
+            || opts.phase.as_ref().is_some_and(|p| *p != phase.id)
+        {
+            continue;
+        }
+        let t = snap.task(&task.id)?;
+        if t.parked_until().is_some_and(|u| u <= now) {
+            due.push(task.id.clone());
+        }
+    }
+    Ok(due)
+}
+
+/// Records what an attempt's usage file said on its task (one state
+/// commit, only when it wrote one); a file that could not be read is
+/// noted, and the note returned for the task's output.
+pub(super) fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Option<String>> {
+    let Ok(Ran {
+        usage: Some((bytes, whole)),
+        ..
+    }) = &done.result
+    else {
+        return Ok(None);
+    };
+    let id = done.id.as_str();
+    let mut note = None;
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let u = crate::engine::ledger::parse(bytes, *whole, attempt, done.agent.as_deref());
+        note = u
+            .error
+            .as_ref()
+            .map(|e| format!("git-orch: {e} (see ORCH_USAGE_FILE in the README)"));
+        change.event = Some(state::Event::TaskUsage {
+            task: id.to_string(),
+            attempt,
+            agent: u.agent.clone(),
+            tokens_in: u.tokens_in,
+            tokens_out: u.tokens_out,
+            cost_usd: u.cost_usd,
+            model: u.model.clone(),
+            error: u.error.clone(),
+            at: state::now(),
+        });
+        change.put_task(id, transition::note_usage(&t, u));
+        Ok(())
+    })?;
+    Ok(note)
+}
+
+/// Parks a task whose agent hit a usage limit (one state commit): the
+/// agent is marked limited until its reset time, and the task waits,
+/// worktree kept, until the first of its agents is free again (now, when a
+/// fallback is). `None` when the task is no longer running here.
+pub(super) fn park(
+    repo: &Repo,
+    plan: &str,
+    done: &Done,
+    why: &str,
+    agent: Option<&str>,
+) -> Result<Option<(f64, String)>> {
+    let Ok(ran) = &done.result else {
+        return Ok(None);
+    };
+    let id = done.id.as_str();
+    let mut parked = None;
+    store::transact(repo, plan, |snap, change| {
+        if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let at = state::now();
+        let reset = agents::reset_time(&snap.plan, agent, ran.reset.as_deref(), at);
+        if let Some(a) = agent {
+            let e = change.state.limited.entry(a.to_string()).or_insert(reset);
+            *e = e.max(reset);
+        }
+        // Limits that have passed are forgotten.
+        change.state.limited.retain(|_, u| *u > at);
+        let names = snap
+            .plan
+            .task(id)
+            .map(|(_, t)| snap.plan.task_agents(t).to_vec())
+            .unwrap_or_default();
+        let until = if names.is_empty() {
+            reset
+        } else {
+            names
+                .iter()
+                .map(|n| change.state.limited.get(n).copied().unwrap_or(at))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let reason = match agent {
+            Some(a) => format!("agent {a} hit its usage limit: {why}"),
+            None => format!("usage limit: {why}"),
+        };
+        let t = change.task(id)?;
+        let attempt = t.attempts.max(1);
+        let path = state::layout::task_log(id, attempt);
+        let t = transition::park(
+            &t,
+            until,
+            reason.clone(),
+            at,
+            Some(ran.finished.seconds),
+            Some(path.clone()),
+        )
+        .map_err(|w| w.about(id))?;
+        change.put_task(id, t);
+        change.file(path.clone(), ran.finished.log.clone());
+        change.event = Some(state::Event::TaskParked {
+            task: id.to_string(),
+            attempt,
+            agent: agent.map(str::to_string),
+            until,
+            reason: reason.clone(),
+            log: Some(path),
+            at,
+        });
+        parked = Some((until, reason));
+        Ok(())
+    })?;
+    Ok(parked)
+}

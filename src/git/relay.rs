@@ -83,36 +83,33 @@ pub fn run(host: &str, port: u16) -> u8 {
     };
     // git's requests: sent as they come; the end of them ends our half.
     std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match stdin.read(&mut buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if upstream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        pump(&mut std::io::stdin().lock(), &mut upstream, || {});
         let _ = upstream.shutdown(Shutdown::Write);
     });
     // The server's answers, acknowledged at once, until it closes.
     let mut downstream = socket;
-    let mut stdout = std::io::stdout().lock();
+    let fd = downstream.as_raw_fd();
+    pump(&mut downstream, &mut std::io::stdout().lock(), || {
+        crate::platform::quick_ack(fd)
+    });
+    0
+}
+
+/// Copies `from` to `to` as the bytes come (each read written and flushed
+/// at once), calling `after_read` after every read, until either end is
+/// done.
+fn pump(from: &mut impl Read, to: &mut impl Write, after_read: impl Fn()) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match downstream.read(&mut buf) {
+        match from.read(&mut buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => return,
             Ok(n) => {
-                crate::platform::quick_ack(downstream.as_raw_fd());
-                if stdout.write_all(&buf[..n]).is_err() || stdout.flush().is_err() {
-                    break;
+                after_read();
+                if to.write_all(&buf[..n]).is_err() || to.flush().is_err() {
+                    return;
                 }
             }
         }
     }
-    0
 }

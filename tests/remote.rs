@@ -523,3 +523,83 @@ fn bad_remote_and_lease_are_refused_before_anything_moves() {
         assert_eq!(one.refs(), before, "{args:?} changed refs");
     }
 }
+
+#[test]
+fn sync_json_says_what_was_fetched_and_pushed_and_bad_input_is_one_error_line() {
+    let cluster = Cluster::new(2, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n";
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    let file = one.plan("plan.toml", plan);
+    one.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    // The first sync publishes the plan: its state, work branch and tag.
+    let first = one.orch_json(&["sync", "p", "--remote", "origin", "--json"]);
+    assert_eq!(first["schema"], "sync", "{first}");
+    assert_eq!(first["plan"], "p");
+    assert_eq!(first["remote"], "origin");
+    assert_eq!(first["fetched"], 0, "{first}");
+    assert_eq!(first["pushed"], 1, "{first}");
+    let state = one.rev("orch/p/state").expect("state");
+    assert_eq!(first["state"], state.as_str());
+    let refs: Vec<&str> = first["refs"]
+        .as_array()
+        .expect("refs")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for r in [
+        "refs/heads/orch/p/state",
+        "refs/heads/orch/p/work",
+        "refs/tags/orch/p/start",
+    ] {
+        assert!(refs.contains(&r), "{r} pushed: {first}");
+    }
+    assert_eq!(
+        (first["behind"].clone(), first["ahead"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(first["trusted"], true, "started here is approved here");
+    assert_eq!(cluster.server(&["rev-parse", "orch/p/state"]).trim(), state);
+    // Nothing new: nothing moves.
+    let again = one.orch_json(&["sync", "p", "--json"]);
+    assert_eq!(
+        (again["fetched"].clone(), again["pushed"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(again["refs"], serde_json::json!([]), "{again}");
+    // The other clone fetches it, and learns it must trust it first.
+    let fetched = two.orch_json(&["sync", "p", "--remote", "origin", "--json"]);
+    assert_eq!(fetched["state"], state.as_str(), "{fetched}");
+    assert!(
+        fetched["fetched"].as_u64().is_some_and(|n| n >= 1),
+        "{fetched}"
+    );
+    assert_eq!(fetched["pushed"], 0, "{fetched}");
+    assert_eq!(fetched["refs"], serde_json::json!([]), "{fetched}");
+    assert_eq!(fetched["trusted"], false, "{fetched}");
+    // Bad input under --json: one error line, nothing on stdout, nothing moved.
+    let before = two.refs();
+    for (args, what) in [
+        (
+            vec!["sync", "p", "--remote", "nosuch", "--json"],
+            "no git remote named `nosuch`",
+        ),
+        (
+            vec!["sync", "q", "--remote", "origin", "--json"],
+            "no plan named `q`",
+        ),
+        (vec!["sync", "../p", "--json"], "bad plan name"),
+    ] {
+        let out = two.orch(&args);
+        assert_refused(&out, &format!("{args:?}"));
+        assert!(stderr(&out).contains(what), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out)
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1
+        );
+        assert!(stdout(&out).trim().is_empty(), "{args:?}: {}", stdout(&out));
+        assert_eq!(two.refs(), before, "{args:?} changed refs");
+    }
+}

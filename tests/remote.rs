@@ -603,3 +603,110 @@ fn sync_json_says_what_was_fetched_and_pushed_and_bad_input_is_one_error_line() 
         assert_eq!(two.refs(), before, "{args:?} changed refs");
     }
 }
+
+/// The lease a lease commit on the server records: (runner, expiry).
+fn server_lease(cluster: &Cluster, task: &str) -> (String, f64) {
+    let msg = cluster.server(&[
+        "log",
+        "-1",
+        "--format=%B",
+        &format!("refs/heads/orch/p/leases/{task}"),
+    ]);
+    let field = |key: &str| {
+        msg.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in the lease commit: {msg}"))
+            .trim()
+            .to_string()
+    };
+    let expires = field("expires ").parse().expect("the lease's expiry");
+    (field("runner "), expires)
+}
+
+#[test]
+fn a_retry_under_remote_takes_a_lease_and_pushes_it_as_a_first_claim_does() {
+    let cluster = Cluster::new(2, false);
+    let one = &cluster.clones[0];
+    // Fails the first time (it leaves a marker outside the repository),
+    // succeeds the next.
+    let marker = one.scratch().join("tried");
+    let plan = format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = '''
+if [ -f {m} ]; then echo ok > a.txt; else touch {m}; exit 1; fi
+'''
+"#,
+        m = marker.display()
+    );
+    start_shared(&cluster, &plan);
+    let first = cluster.spawn_run(0, &["--lease", "30"]);
+    let first_pid = first.id();
+    let out = finish(first, 60);
+    assert_eq!(out.status.code(), Some(1), "it fails: {}", both(&out));
+    let (runner, expires) = server_lease(&cluster, "a");
+    assert!(runner.starts_with(&format!("m0:{first_pid}:")), "{runner}");
+
+    let retry = cluster.spawn_run(0, &["--lease", "30", "--retry-failed"]);
+    let retry_pid = retry.id();
+    let out = finish(retry, 60);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the retry lands: {}",
+        both(&out)
+    );
+    // The retry's claim pushed a lease of its own runner, running later.
+    let (again, later) = server_lease(&cluster, "a");
+    assert!(
+        again.starts_with(&format!("m0:{retry_pid}:")),
+        "the retrying runner holds the lease on the remote: {again} (first {runner})"
+    );
+    assert!(later > expires, "a later expiry: {later} after {expires}");
+    // One retry claim, and the task's record of it holds that same lease.
+    let claims: Vec<String> = cluster
+        .server(&["log", "--format=%H %s%n%b", "orch/p/state"])
+        .split('\n')
+        .filter(|l| l.contains("\"retry\":true"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(claims.len(), 1, "one retry claim: {claims:?}");
+    let commit = cluster
+        .server(&[
+            "log",
+            "--format=%H",
+            "--grep=\"retry\":true",
+            "orch/p/state",
+        ])
+        .trim()
+        .to_string();
+    let record = cluster
+        .server(&["ls-tree", "-r", "--name-only", &commit])
+        .lines()
+        .find(|p| p.starts_with("tasks/") && p.ends_with("/a.json"))
+        .map(|p| cluster.server(&["show", &format!("{commit}:{p}")]))
+        .unwrap_or_else(|| panic!("no record of task a at {commit}"));
+    let record: serde_json::Value = serde_json::from_str(&record).expect("a task record");
+    let lease = &record["claim"]["lease"];
+    assert_eq!(lease["runner"], again.as_str(), "{record}");
+    // (or renewed since, never earlier)
+    assert!(
+        lease["expires"]
+            .as_f64()
+            .is_some_and(|e| e <= later && e > expires),
+        "{record}"
+    );
+    // Landed once, from the second attempt.
+    let lands = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    assert_eq!(lands.matches("orch: land task a").count(), 1, "{lands}");
+    assert_eq!(cluster.server(&["show", "orch/p/work:a.txt"]).trim(), "ok");
+    // Another machine sees it done.
+    let two = &cluster.clones[1];
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(task_state(&status_json(two), "a"), "done");
+    one.fsck();
+}

@@ -710,3 +710,103 @@ if [ -f {m} ]; then echo ok > a.txt; else touch {m}; exit 1; fi
     assert_eq!(task_state(&status_json(two), "a"), "done");
     one.fsck();
 }
+
+/// Clone B drops its own plan `p` (abandoned and its refs deleted, as
+/// `start` says to reuse a name; or only its state ref deleted by hand),
+/// then fetches another machine's plan `p`: the seal B kept of its own
+/// plan must not make that one look forged. It is asked to be trusted,
+/// like any fetched plan, and runs once trusted.
+#[test]
+fn a_fetched_plan_is_not_judged_by_the_stale_seal_of_an_earlier_plan_of_its_name() {
+    for drop_all in [true, false] {
+        let cluster = Cluster::new(2, false);
+        let theirs = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  run = \"echo A > a.txt\"\n";
+        start_shared(&cluster, theirs);
+        let b = &cluster.clones[1];
+        let mine = b.plan(
+            "mine.toml",
+            "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n  run = \"echo B > b.txt\"\n",
+        );
+        b.orch_ok(&["start", mine.to_str().expect("utf-8 path")]);
+        assert!(b.path.join(".git/orch/seals/p").exists());
+        if drop_all {
+            b.orch_ok(&["abandon", "p"]);
+            let refs = b.git(&[
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/heads/orch/p/",
+                "refs/tags/orch/p/",
+            ]);
+            for r in refs.lines() {
+                b.git(&["update-ref", "-d", r]);
+            }
+        } else {
+            b.git(&["update-ref", "-d", "refs/heads/orch/p/state"]);
+        }
+        assert!(b.rev("refs/heads/orch/p/state").is_none());
+        let out = b.orch(&["sync", "p", "--remote", "origin"]);
+        assert_eq!(code(&out), Some(0), "drop_all {drop_all}: {}", both(&out));
+        assert_eq!(
+            b.rev("orch/p/state"),
+            cluster.clones[0].rev("orch/p/state"),
+            "drop_all {drop_all}: the fetched state"
+        );
+        let st = status_json(b);
+        assert_eq!(task_state(&st, "a"), "pending", "{st}");
+        // Refused as untrusted, not as forged.
+        let out = b.orch(&["run", "p", "--remote", "origin"]);
+        assert_refused(&out, "an untrusted fetched plan");
+        let err = stderr(&out);
+        assert!(
+            err.contains("is not trusted here"),
+            "drop_all {drop_all}: {err}"
+        );
+        assert!(err.contains("git orch trust p"), "{err}");
+        assert!(!err.contains("rewritten"), "drop_all {drop_all}: {err}");
+        b.orch_ok(&["trust", "p", "--yes"]);
+        b.orch_ok(&["run", "p", "--remote", "origin"]);
+        assert_eq!(cluster.server(&["show", "orch/p/work:a.txt"]).trim(), "A");
+        let st = status_json(b);
+        assert_eq!(task_state(&st, "a"), "done", "{st}");
+        b.fsck();
+    }
+}
+
+/// The other side of dropping a stale seal: the plan that arrives in its
+/// place is never trusted on the strength of the gone plan's approval,
+/// even with the very same commands (a plan with other `files`, which the
+/// seal would have caught, runs nothing until its user approves it).
+#[test]
+fn a_plan_that_replaces_a_gone_one_of_its_name_is_not_trusted_by_the_gone_ones_approval() {
+    let cluster = Cluster::new(2, false);
+    let task = |files: &str| {
+        format!("name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"b\"\n  files = [{files}]\n  run = \"echo B > b.txt\"\n")
+    };
+    start_shared(&cluster, &task("\"**\""));
+    let b = &cluster.clones[1];
+    let mine = b.plan("mine.toml", &task("\"b.txt\""));
+    b.orch_ok(&["start", mine.to_str().expect("utf-8 path")]);
+    b.git(&["update-ref", "-d", "refs/heads/orch/p/state"]);
+    let out = b.orch(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("git orch trust p"),
+        "it says so: {}",
+        both(&out)
+    );
+    let out = b.orch(&["trust", "p", "--json"]);
+    assert_eq!(code(&out), Some(2), "{}", both(&out));
+    assert_eq!(json_doc(&out, "trust p --json")["trusted"], false);
+    let out = b.orch(&["run", "p", "--remote", "origin"]);
+    assert_refused(&out, "the same commands, approved only for the gone plan");
+    assert!(
+        stderr(&out).contains("is not trusted here"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(task_state(&status_json(b), "b"), "pending");
+    assert!(
+        !b.path.join(".git/orch/worktrees/p/b/b.txt").exists(),
+        "nothing ran"
+    );
+}

@@ -270,6 +270,9 @@ pub struct SyncArgs {
     /// The git remote (default: orch.remote, else origin)
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
+    /// Print machine-readable JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

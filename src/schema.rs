@@ -39,10 +39,11 @@ pub enum Schema {
     TrustList,
     PlanAmend,
     Abandon,
+    Sync,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 25] = [
+    pub const ALL: [Schema; 26] = [
         Schema::Check,
         Schema::Start,
         Schema::Status,
@@ -68,6 +69,7 @@ impl Schema {
         Schema::TrustList,
         Schema::PlanAmend,
         Schema::Abandon,
+        Schema::Sync,
     ];
 
     /// The name in the `schema` field, `git orch schema NAME` and the file
@@ -104,6 +106,7 @@ impl Schema {
             Schema::TrustList => file!("trust-list"),
             Schema::PlanAmend => file!("plan-amend"),
             Schema::Abandon => file!("abandon"),
+            Schema::Sync => file!("sync"),
         }
     }
 

@@ -642,3 +642,290 @@ fn an_unreachable_git_daemon_fails_the_sync_in_one_line_and_changes_nothing() {
     assert!(errors[0].contains("unable to connect"), "{err}");
     assert_eq!(two.refs(), before, "nothing changed");
 }
+
+#[test]
+fn sync_json_says_what_was_fetched_and_pushed_and_bad_input_is_one_error_line() {
+    let cluster = Cluster::new(2, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n";
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    let file = one.plan("plan.toml", plan);
+    one.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    // The first sync publishes the plan: its state, work branch and tag.
+    let first = one.orch_json(&["sync", "p", "--remote", "origin", "--json"]);
+    assert_eq!(first["schema"], "sync", "{first}");
+    assert_eq!(first["plan"], "p");
+    assert_eq!(first["remote"], "origin");
+    assert_eq!(first["fetched"], 0, "{first}");
+    assert_eq!(first["pushed"], 1, "{first}");
+    let state = one.rev("orch/p/state").expect("state");
+    assert_eq!(first["state"], state.as_str());
+    let refs: Vec<&str> = first["refs"]
+        .as_array()
+        .expect("refs")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for r in [
+        "refs/heads/orch/p/state",
+        "refs/heads/orch/p/work",
+        "refs/tags/orch/p/start",
+    ] {
+        assert!(refs.contains(&r), "{r} pushed: {first}");
+    }
+    assert_eq!(
+        (first["behind"].clone(), first["ahead"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(first["trusted"], true, "started here is approved here");
+    assert_eq!(cluster.server(&["rev-parse", "orch/p/state"]).trim(), state);
+    // Nothing new: nothing moves.
+    let again = one.orch_json(&["sync", "p", "--json"]);
+    assert_eq!(
+        (again["fetched"].clone(), again["pushed"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(again["refs"], serde_json::json!([]), "{again}");
+    // The other clone fetches it, and learns it must trust it first.
+    let fetched = two.orch_json(&["sync", "p", "--remote", "origin", "--json"]);
+    assert_eq!(fetched["state"], state.as_str(), "{fetched}");
+    assert!(
+        fetched["fetched"].as_u64().is_some_and(|n| n >= 1),
+        "{fetched}"
+    );
+    assert_eq!(fetched["pushed"], 0, "{fetched}");
+    assert_eq!(fetched["refs"], serde_json::json!([]), "{fetched}");
+    assert_eq!(fetched["trusted"], false, "{fetched}");
+    // Bad input under --json: one error line, nothing on stdout, nothing moved.
+    let before = two.refs();
+    for (args, what) in [
+        (
+            vec!["sync", "p", "--remote", "nosuch", "--json"],
+            "no git remote named `nosuch`",
+        ),
+        (
+            vec!["sync", "q", "--remote", "origin", "--json"],
+            "no plan named `q`",
+        ),
+        (vec!["sync", "../p", "--json"], "bad plan name"),
+    ] {
+        let out = two.orch(&args);
+        assert_refused(&out, &format!("{args:?}"));
+        assert!(stderr(&out).contains(what), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out)
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1
+        );
+        assert!(stdout(&out).trim().is_empty(), "{args:?}: {}", stdout(&out));
+        assert_eq!(two.refs(), before, "{args:?} changed refs");
+    }
+}
+
+/// The lease a lease commit on the server records: (runner, expiry).
+fn server_lease(cluster: &Cluster, task: &str) -> (String, f64) {
+    let msg = cluster.server(&[
+        "log",
+        "-1",
+        "--format=%B",
+        &format!("refs/heads/orch/p/leases/{task}"),
+    ]);
+    let field = |key: &str| {
+        msg.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in the lease commit: {msg}"))
+            .trim()
+            .to_string()
+    };
+    let expires = field("expires ").parse().expect("the lease's expiry");
+    (field("runner "), expires)
+}
+
+#[test]
+fn a_retry_under_remote_takes_a_lease_and_pushes_it_as_a_first_claim_does() {
+    let cluster = Cluster::new(2, false);
+    let one = &cluster.clones[0];
+    // Fails the first time (it leaves a marker outside the repository),
+    // succeeds the next.
+    let marker = one.scratch().join("tried");
+    let plan = format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = '''
+if [ -f {m} ]; then echo ok > a.txt; else touch {m}; exit 1; fi
+'''
+"#,
+        m = marker.display()
+    );
+    start_shared(&cluster, &plan);
+    let first = cluster.spawn_run(0, &["--lease", "30"]);
+    let first_pid = first.id();
+    let out = finish(first, 60);
+    assert_eq!(out.status.code(), Some(1), "it fails: {}", both(&out));
+    let (runner, expires) = server_lease(&cluster, "a");
+    assert!(runner.starts_with(&format!("m0:{first_pid}:")), "{runner}");
+
+    let retry = cluster.spawn_run(0, &["--lease", "30", "--retry-failed"]);
+    let retry_pid = retry.id();
+    let out = finish(retry, 60);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the retry lands: {}",
+        both(&out)
+    );
+    // The retry's claim pushed a lease of its own runner, running later.
+    let (again, later) = server_lease(&cluster, "a");
+    assert!(
+        again.starts_with(&format!("m0:{retry_pid}:")),
+        "the retrying runner holds the lease on the remote: {again} (first {runner})"
+    );
+    assert!(later > expires, "a later expiry: {later} after {expires}");
+    // One retry claim, and the task's record of it holds that same lease.
+    let claims: Vec<String> = cluster
+        .server(&["log", "--format=%H %s%n%b", "orch/p/state"])
+        .split('\n')
+        .filter(|l| l.contains("\"retry\":true"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(claims.len(), 1, "one retry claim: {claims:?}");
+    let commit = cluster
+        .server(&[
+            "log",
+            "--format=%H",
+            "--grep=\"retry\":true",
+            "orch/p/state",
+        ])
+        .trim()
+        .to_string();
+    let record = cluster
+        .server(&["ls-tree", "-r", "--name-only", &commit])
+        .lines()
+        .find(|p| p.starts_with("tasks/") && p.ends_with("/a.json"))
+        .map(|p| cluster.server(&["show", &format!("{commit}:{p}")]))
+        .unwrap_or_else(|| panic!("no record of task a at {commit}"));
+    let record: serde_json::Value = serde_json::from_str(&record).expect("a task record");
+    let lease = &record["claim"]["lease"];
+    assert_eq!(lease["runner"], again.as_str(), "{record}");
+    // (or renewed since, never earlier)
+    assert!(
+        lease["expires"]
+            .as_f64()
+            .is_some_and(|e| e <= later && e > expires),
+        "{record}"
+    );
+    // Landed once, from the second attempt.
+    let lands = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    assert_eq!(lands.matches("orch: land task a").count(), 1, "{lands}");
+    assert_eq!(cluster.server(&["show", "orch/p/work:a.txt"]).trim(), "ok");
+    // Another machine sees it done.
+    let two = &cluster.clones[1];
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(task_state(&status_json(two), "a"), "done");
+    one.fsck();
+}
+
+/// Clone B drops its own plan `p` (abandoned and its refs deleted, as
+/// `start` says to reuse a name; or only its state ref deleted by hand),
+/// then fetches another machine's plan `p`: the seal B kept of its own
+/// plan must not make that one look forged. It is asked to be trusted,
+/// like any fetched plan, and runs once trusted.
+#[test]
+fn a_fetched_plan_is_not_judged_by_the_stale_seal_of_an_earlier_plan_of_its_name() {
+    for drop_all in [true, false] {
+        let cluster = Cluster::new(2, false);
+        let theirs = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  run = \"echo A > a.txt\"\n";
+        start_shared(&cluster, theirs);
+        let b = &cluster.clones[1];
+        let mine = b.plan(
+            "mine.toml",
+            "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n  run = \"echo B > b.txt\"\n",
+        );
+        b.orch_ok(&["start", mine.to_str().expect("utf-8 path")]);
+        assert!(b.path.join(".git/orch/seals/p").exists());
+        if drop_all {
+            b.orch_ok(&["abandon", "p"]);
+            let refs = b.git(&[
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/heads/orch/p/",
+                "refs/tags/orch/p/",
+            ]);
+            for r in refs.lines() {
+                b.git(&["update-ref", "-d", r]);
+            }
+        } else {
+            b.git(&["update-ref", "-d", "refs/heads/orch/p/state"]);
+        }
+        assert!(b.rev("refs/heads/orch/p/state").is_none());
+        let out = b.orch(&["sync", "p", "--remote", "origin"]);
+        assert_eq!(code(&out), Some(0), "drop_all {drop_all}: {}", both(&out));
+        assert_eq!(
+            b.rev("orch/p/state"),
+            cluster.clones[0].rev("orch/p/state"),
+            "drop_all {drop_all}: the fetched state"
+        );
+        let st = status_json(b);
+        assert_eq!(task_state(&st, "a"), "pending", "{st}");
+        // Refused as untrusted, not as forged.
+        let out = b.orch(&["run", "p", "--remote", "origin"]);
+        assert_refused(&out, "an untrusted fetched plan");
+        let err = stderr(&out);
+        assert!(
+            err.contains("is not trusted here"),
+            "drop_all {drop_all}: {err}"
+        );
+        assert!(err.contains("git orch trust p"), "{err}");
+        assert!(!err.contains("rewritten"), "drop_all {drop_all}: {err}");
+        b.orch_ok(&["trust", "p", "--yes"]);
+        b.orch_ok(&["run", "p", "--remote", "origin"]);
+        assert_eq!(cluster.server(&["show", "orch/p/work:a.txt"]).trim(), "A");
+        let st = status_json(b);
+        assert_eq!(task_state(&st, "a"), "done", "{st}");
+        b.fsck();
+    }
+}
+
+/// The other side of dropping a stale seal: the plan that arrives in its
+/// place is never trusted on the strength of the gone plan's approval,
+/// even with the very same commands (a plan with other `files`, which the
+/// seal would have caught, runs nothing until its user approves it).
+#[test]
+fn a_plan_that_replaces_a_gone_one_of_its_name_is_not_trusted_by_the_gone_ones_approval() {
+    let cluster = Cluster::new(2, false);
+    let task = |files: &str| {
+        format!("name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"b\"\n  files = [{files}]\n  run = \"echo B > b.txt\"\n")
+    };
+    start_shared(&cluster, &task("\"**\""));
+    let b = &cluster.clones[1];
+    let mine = b.plan("mine.toml", &task("\"b.txt\""));
+    b.orch_ok(&["start", mine.to_str().expect("utf-8 path")]);
+    b.git(&["update-ref", "-d", "refs/heads/orch/p/state"]);
+    let out = b.orch(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("git orch trust p"),
+        "it says so: {}",
+        both(&out)
+    );
+    let out = b.orch(&["trust", "p", "--json"]);
+    assert_eq!(code(&out), Some(2), "{}", both(&out));
+    assert_eq!(json_doc(&out, "trust p --json")["trusted"], false);
+    let out = b.orch(&["run", "p", "--remote", "origin"]);
+    assert_refused(&out, "the same commands, approved only for the gone plan");
+    assert!(
+        stderr(&out).contains("is not trusted here"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(task_state(&status_json(b), "b"), "pending");
+    assert!(
+        !b.path.join(".git/orch/worktrees/p/b/b.txt").exists(),
+        "nothing ran"
+    );
+}

@@ -284,5 +284,7 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     // `plan amend --json` and `abandon --json`: by tests/plan_changes.rs.
     seen.insert("plan-amend".to_string());
     seen.insert("abandon".to_string());
+    // `sync --json` needs a remote: by tests/remote.rs.
+    seen.insert("sync".to_string());
     assert_eq!(seen, listed(&repo), "every schema is exercised here");
 }

@@ -1,10 +1,12 @@
 //! `git orch sync`: fetch and push a plan's refs through a git remote.
 
 use anyhow::Result;
+use serde::Serialize;
 
 use super::open_repo;
 use crate::cli::SyncArgs;
 use crate::engine::remote;
+use crate::schema::Schema;
 use crate::state::store;
 use crate::ui;
 
@@ -21,6 +23,20 @@ pub fn run(args: SyncArgs) -> Result<u8> {
         None => store::resolve_plan(&repo, None)?,
     };
     let report = remote::sync_plan(&repo, &plan, &name)?;
+    if args.json {
+        let standing = crate::state::sync::standing(&repo, &name, &plan)?;
+        let snap = store::load(&repo, &plan)?;
+        ui::json_doc(
+            Schema::Sync,
+            &SyncDoc {
+                behind: standing.map_or(0, |s| s.behind),
+                ahead: standing.map_or(0, |s| s.ahead),
+                trusted: crate::trust::is_trusted(&repo, &snap),
+                report: &report,
+            },
+        )?;
+        return Ok(0);
+    }
     ui::out(&format!(
         "plan {plan}: in step with {name} at {} ({} state commits fetched, {} pushed)",
         &report.state[..report.state.len().min(12)],
@@ -31,6 +47,20 @@ pub fn run(args: SyncArgs) -> Result<u8> {
         ui::note(&format!("  pushed {r}"));
     }
     Ok(0)
+}
+
+/// The `sync --json` document: what was fetched and pushed, and how the
+/// two sides stand after it (as of the fetch it made).
+#[derive(Serialize)]
+struct SyncDoc<'a> {
+    #[serde(flatten)]
+    report: &'a remote::SyncReport,
+    /// State commits the remote has and this clone does not, and back.
+    behind: usize,
+    ahead: usize,
+    /// Whether this user approved the plan's commands here (a plan
+    /// fetched from another machine needs `git orch trust` to run).
+    trusted: bool,
 }
 
 /// Before `run --remote`: the plan's refs brought in step with the remote,

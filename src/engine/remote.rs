@@ -123,6 +123,34 @@ pub fn claim_pushes(
     ])
 }
 
+/// [`claim_pushes`] for a task claimed again in place (a retry, a wake):
+/// its branch where its last attempt left it (here, else as the remote
+/// has it), at `base` only when neither has it.
+pub fn claim_pushes_in_place(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    base: Oid,
+    claim: &state::Claim,
+) -> Result<Vec<(String, Oid)>> {
+    let Some(r) = sync::active() else {
+        return Ok(Vec::new());
+    };
+    let branch = names::task_branch(plan, id);
+    let theirs = sync::tracking(&r.name, &branch)
+        .map(|t| repo.ref_target(&t))
+        .transpose()?
+        .flatten();
+    // Only forward: what another machine pushed there is never undone.
+    let head = match (repo.ref_target(&branch)?, theirs) {
+        (Some(mine), Some(t)) if mine != t && !repo.is_ancestor(t, mine) => t,
+        (Some(mine), _) => mine,
+        (None, Some(t)) => t,
+        (None, None) => base,
+    };
+    claim_pushes(repo, plan, id, head, claim)
+}
+
 /// The lease of a running task as the remote last told: its lease ref if
 /// that is the claim's runner's, else the claim's own.
 fn current_lease(

@@ -476,6 +476,10 @@ fn claim_in_place(
             reason: current.reason().unwrap_or(how.earlier).to_string(),
             log: current.log.clone(),
         });
+        // Shared through a remote: held by a fresh lease, pushed with the
+        // claim as a first claim's is (the task's branch as its last
+        // attempt left it, so nothing it pushed goes back).
+        let claim = super::remote::fresh(claim.clone());
         let mut t = (how.take)(
             &current,
             claim.clone(),
@@ -484,6 +488,8 @@ fn claim_in_place(
             state::now(),
         )
         .map_err(|w| w.about(id))?;
+        let base = t.base().unwrap_or(snap.state.work).oid();
+        change.push = super::remote::claim_pushes_in_place(repo, plan, id, base, &claim)?;
         t.agent = agent.clone();
         let attempt = t.attempts;
         change.put_task(id, t);

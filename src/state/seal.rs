@@ -91,6 +91,35 @@ pub fn sealed(repo: &Repo, plan: &str, state: &State) -> Vec<Oid> {
         .collect()
 }
 
+/// The seal file's blobs, when they seal an earlier plan of this name
+/// whose state is gone: none of them is the plan of any commit on the
+/// first-parent line of `state` (a state that arrived from a remote while
+/// this clone had no state of the plan). `None` when there is no seal
+/// file, or it seals a plan that `state`'s history holds: then it counts.
+pub fn stale(repo: &Repo, plan: &str, state: Oid) -> Option<Vec<Oid>> {
+    let text = std::fs::read_to_string(seal_file(repo, plan)).ok()?;
+    let ids: Vec<Oid> = text
+        .lines()
+        .filter_map(|l| Oid::from_str(l.trim()).ok())
+        .collect();
+    if ids.is_empty() || last_sealed(repo, plan, state, &ids).is_some() {
+        return None;
+    }
+    Some(ids)
+}
+
+/// Removes the seal file (see [`stale`]); then the plan's own record of
+/// its seal decides, as in a clone that never had one.
+pub fn remove(repo: &Repo, plan: &str) -> Result<()> {
+    let file = seal_file(repo, plan);
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::anyhow!("cannot remove `{}`: {e}", file.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A state whose `plan.json` is not the plan it started with.
 #[derive(Debug, Clone)]
 pub struct PlanForged {
@@ -128,8 +157,14 @@ impl PlanForged {
                 names::state(&self.plan),
                 self.commit
             ),
-            None => "restore the state branch from its reflog (`git reflog show orch/<plan>/state`)"
-                .to_string(),
+            // No commit of this state ever had the sealed plan: a
+            // rewrite from scratch, or another plan of this name brought
+            // in by hand over one that was started here.
+            None => format!(
+                "restore the state branch from its reflog (`git reflog show orch/{p}/state`); if it is another machine's plan `{p}`, delete it (`git update-ref -d {r}`) and fetch it with `git orch sync {p}`, which asks for trust",
+                p = self.plan,
+                r = names::state(&self.plan)
+            ),
         };
         anyhow::Error::new(Refusal {
             message: self.describe(),
@@ -254,6 +289,14 @@ pub fn pin(plan: &str, blob: Oid, commands_hash: String) {
     if let Ok(mut p) = pins.lock() {
         p.insert(plan.to_string(), (blob, commands_hash));
     }
+}
+
+/// Whether a command of this process checked trust for `plan` (see [`pin`]).
+pub fn is_pinned(plan: &str) -> bool {
+    PINNED
+        .get()
+        .and_then(|p| p.lock().ok().map(|p| p.contains_key(plan)))
+        .unwrap_or(false)
 }
 
 /// Checks a loaded plan against the pin, if any. The blob decides at no

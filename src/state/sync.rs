@@ -284,7 +284,10 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
                 ),
             ))
         }
-        None => repo.cas_ref(&name, theirs, None, "orch: state from the remote")?,
+        None => {
+            drop_stale_seal(repo, remote, plan, theirs)?;
+            repo.cas_ref(&name, theirs, None, "orch: state from the remote")?
+        }
     }
     // The work branch follows the state it was fetched with.
     let snap = super::store::load_at(repo, plan, theirs)?;
@@ -300,6 +303,35 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         );
     }
     Ok(Some(theirs))
+}
+
+/// A plan of this name started here earlier and gone since (its state
+/// ref deleted) left its seal file, which would make the plan that arrives
+/// now look forged. That seal does not count: it is removed (the arriving
+/// plan is then judged by its own seal, as in a clone that never had the
+/// plan), and so are this repository's approvals of the plan's name, so
+/// that the arriving plan runs nothing until `git orch trust` approves it
+/// even if its commands are the ones approved before. Refused inside a
+/// command that checked the plan's trust already: a state branch deleted
+/// under a run is not a new plan.
+fn drop_stale_seal(repo: &Repo, remote: &str, plan: &str, theirs: Oid) -> Result<()> {
+    if super::seal::stale(repo, plan, theirs).is_none() {
+        return Ok(());
+    }
+    if super::seal::is_pinned(plan) {
+        return Err(refuse_with_hint(
+            format!(
+                "the state branch of plan `{plan}` went away while this command ran, and `{remote}` holds another plan of that name"
+            ),
+            format!("see what it is with `git orch sync {plan} --remote {remote}` and `git orch trust {plan}`"),
+        ));
+    }
+    crate::trust::revoke(repo, plan)?;
+    super::seal::remove(repo, plan)?;
+    crate::ui::warn(&format!(
+        "plan `{plan}` from `{remote}` is not the plan `{plan}` started here before (its state is gone): that plan's seal and approval here are dropped, and this one runs nothing until `git orch trust {plan}` approves it"
+    ));
+    Ok(())
 }
 
 /// What the remote holds at `name`, for the lease of a push: the

@@ -929,3 +929,54 @@ fn a_plan_that_replaces_a_gone_one_of_its_name_is_not_trusted_by_the_gone_ones_a
         "nothing ran"
     );
 }
+
+/// A state on the remote whose plan was rewritten (by anyone who can push
+/// there): `sync` refuses it as forged, and this clone's state, work branch
+/// and approvals stay as they were.
+#[test]
+fn a_forged_plan_on_the_remote_is_refused_before_it_moves_anything_here() {
+    let cluster = Cluster::new(2, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a/**\"]\n  run = \"true\"\n";
+    start_shared(&cluster, plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    two.orch_ok(&["trust", "p", "--yes"]);
+    // Another clone widens task a's files to everything and pushes it.
+    let forge = r##"st=refs/heads/orch/p/state
+head=$(git rev-parse $st)
+tmp=$(mktemp -d)
+git show $st:plan.json | sed 's#"a/\*\*"#"**"#' > $tmp/plan.json
+blob=$(git hash-object -w $tmp/plan.json)
+GIT_INDEX_FILE=$tmp/index git read-tree $head
+GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,plan.json
+tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
+commit=$(echo forged | git commit-tree $tree -p $head)
+git push -q origin $commit:$st
+rm -rf $tmp"##;
+    let out = one
+        .command("sh", &one.path)
+        .args(["-c", forge])
+        .output()
+        .expect("forge");
+    assert!(out.status.success(), "{}", both(&out));
+    let mine = |refs: String| {
+        refs.lines()
+            .filter(|l| !l.contains("refs/remotes/"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = mine(two.refs());
+    let trusted = two.orch_ok(&["trust", "--list"]);
+    for args in [
+        vec!["sync", "p", "--remote", "origin"],
+        vec!["run", "p", "--remote", "origin"],
+    ] {
+        let out = two.orch(&args);
+        assert_refused(&out, &format!("{args:?} of a forged plan"));
+        assert!(stderr(&out).contains("rewritten"), "{}", both(&out));
+        assert_eq!(mine(two.refs()), before, "{args:?} moved refs here");
+    }
+    assert_eq!(two.orch_ok(&["trust", "--list"]), trusted);
+    // The clone still works on the plan it had.
+    two.orch_ok(&["status", "p"]);
+}

@@ -263,14 +263,19 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         return Ok(None);
     };
     let local = repo.ref_target(&name)?;
-    match local {
-        Some(l) if l == theirs => {}
+    // The remote's state must load (its plan the sealed one, its records
+    // whole) before it moves anything here: a forged or broken state is
+    // refused with this clone as it was.
+    let snap = match local {
+        Some(l) if l == theirs => super::store::load_at(repo, plan, theirs)?,
         Some(l) if repo.is_ancestor(theirs, l) => return Ok(Some(theirs)),
         Some(l) if repo.is_ancestor(l, theirs) => {
+            let snap = super::store::load_at(repo, plan, theirs)?;
             match repo.cas_ref(&name, theirs, Some(l), "orch: fast-forward to the remote") {
                 Err(e) if e.is::<RefRace>() => return adopt(repo, remote, plan),
                 other => other?,
             }
+            snap
         }
         Some(l) => {
             return Err(refuse_with_hint(
@@ -286,11 +291,12 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         }
         None => {
             drop_stale_seal(repo, remote, plan, theirs)?;
-            repo.cas_ref(&name, theirs, None, "orch: state from the remote")?
+            let snap = super::store::load_at(repo, plan, theirs)?;
+            repo.cas_ref(&name, theirs, None, "orch: state from the remote")?;
+            snap
         }
-    }
+    };
     // The work branch follows the state it was fetched with.
-    let snap = super::store::load_at(repo, plan, theirs)?;
     let work = snap.state.work.oid();
     let work_ref = names::work(plan);
     let current = repo.ref_target(&work_ref)?;

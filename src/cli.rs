@@ -118,6 +118,7 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// md, json or html
     #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
@@ -129,6 +130,7 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct GraphArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// mermaid or dot
     #[arg(long, default_value = "mermaid", value_parser = ["mermaid", "dot"])]
@@ -224,6 +226,7 @@ pub struct StartArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// One JSON object: plan, work, phase, phases, tasks (see the README)
     #[arg(long)]
@@ -232,6 +235,7 @@ pub struct StatusArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// Run only this phase (every earlier phase must be checkpointed)
     #[arg(long, value_name = "ID")]
@@ -266,6 +270,7 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct SyncArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// The git remote (default: orch.remote, else origin)
     #[arg(long, value_name = "NAME")]
@@ -395,6 +400,7 @@ pub struct TaskFailArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckpointArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// The phase (default: the current one)
     #[arg(long, value_name = "ID")]
@@ -414,6 +420,7 @@ pub struct CheckpointArgs {
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// The plan (may be left out when exactly one plan is active)
     pub plan: Option<String>,
     /// A checkpointed phase, or `start` (default: the latest checkpoint)
     #[arg(long, value_name = "PHASE|start", conflicts_with = "undo")]

@@ -980,3 +980,24 @@ rm -rf $tmp"##;
     // The clone still works on the plan it had.
     two.orch_ok(&["status", "p"]);
 }
+
+// ---- Found by a review with the real binary (issue 13) ----
+
+#[test]
+fn a_lease_too_long_for_a_duration_is_refused_not_a_panic() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    let (before, server) = (one.refs(), cluster.server(&["for-each-ref"]));
+    for lease in ["1e30", "1e12", "2000000m", "86401"] {
+        let out = one.orch(&["run", "p", "--remote", "origin", "--lease", lease]);
+        assert_refused(&out, lease);
+        assert!(stderr(&out).contains("bad lease length"), "{}", both(&out));
+        assert_eq!(one.refs(), before, "{lease} changed refs");
+    }
+    assert_eq!(cluster.server(&["for-each-ref"]), server);
+    // A day is the longest.
+    one.orch_ok(&["run", "p", "--remote", "origin", "--lease", "86400"]);
+}
+

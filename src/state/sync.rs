@@ -62,11 +62,15 @@ pub fn parse_lease(text: &str) -> Result<Duration> {
     } else {
         (t, 1.0)
     };
+    // At most a day: a longer lease would make a dead machine's task wait
+    // that long (and one past what a `Duration` holds would panic).
     match num.trim().parse::<f64>() {
-        Ok(v) if v * mult >= 1.0 && (v * mult).is_finite() => Ok(Duration::from_secs_f64(v * mult)),
+        Ok(v) if (1.0..=MAX_LEASE_SECS).contains(&(v * mult)) => {
+            Ok(Duration::from_secs_f64(v * mult))
+        }
         _ => Err(refuse_with_hint(
             format!("bad lease length `{text}`"),
-            "give seconds of at least 1, e.g. `--lease 60` or `--lease 2m`",
+            "give seconds from 1 to a day (86400), e.g. `--lease 60` or `--lease 2m`",
         )),
     }
 }

@@ -1001,3 +1001,18 @@ fn a_lease_too_long_for_a_duration_is_refused_not_a_panic() {
     one.orch_ok(&["run", "p", "--remote", "origin", "--lease", "86400"]);
 }
 
+#[test]
+fn bad_jobs_under_remote_pushes_nothing_before_it_is_refused() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  run = \"true\"\n  files = [\"b.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    // This clone is ahead of the remote: a run would push that first.
+    one.orch_ok(&["task", "skip", "a"]);
+    let (before, server) = (one.refs(), cluster.server(&["for-each-ref"]));
+    let out = one.orch(&["run", "p", "--remote", "origin", "-j", "0"]);
+    assert_refused(&out, "-j 0");
+    assert_eq!(cluster.server(&["for-each-ref"]), server, "nothing pushed");
+    assert_eq!(one.refs(), before, "nothing changed here");
+}
+

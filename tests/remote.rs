@@ -1016,3 +1016,25 @@ fn bad_jobs_under_remote_pushes_nothing_before_it_is_refused() {
     assert_eq!(one.refs(), before, "nothing changed here");
 }
 
+#[test]
+fn status_says_when_orch_remote_names_no_git_remote() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    one.git(&["config", "orch.remote", "garbage"]);
+    let out = one.orch(&["status"]);
+    assert_eq!(code(&out), Some(0), "status still works: {}", both(&out));
+    assert!(
+        !stdout(&out).contains("not there yet"),
+        "`garbage` is no remote that lacks the plan: {}",
+        both(&out)
+    );
+    assert!(
+        stderr(&out).contains("`garbage`, which is not a git remote"),
+        "{}",
+        both(&out)
+    );
+    assert!(status_json(one).get("remote").is_none());
+}
+

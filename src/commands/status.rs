@@ -65,6 +65,15 @@ fn remote_view(repo: &crate::git::Repo, plan: &str) -> Result<Option<RemoteRepor
     let Some(name) = candidates.into_iter().next() else {
         return Ok(None);
     };
+    // `orch.remote` naming no remote: no standing to tell, and the next
+    // `run` or `sync` will refuse it.
+    if !repo.git.remotes()?.iter().flatten().any(|r| r == name) {
+        crate::ui::warn(&format!(
+            "orch.remote names `{}`, which is not a git remote here: `git remote -v` lists them",
+            ui::printable(&name)
+        ));
+        return Ok(None);
+    }
     Ok(sync::standing(repo, &name, plan)?.map(|s| RemoteReport {
         name,
         behind: s.behind,

@@ -983,6 +983,38 @@ rm -rf $tmp"##;
 
 // ---- Found by a review with the real binary (issue 13) ----
 
+/// A task that waits for `flag` (outside every repository) before it
+/// writes its file: the test decides when it finishes.
+fn waiting_plan(flag: &Path) -> String {
+    format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "while [ ! -f {flag} ]; do sleep 0.05; done; echo a > a.txt"
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  run = "echo b > b.txt"
+"#,
+        flag = flag.display()
+    )
+}
+
+/// Waits until the server's state says task `id` is running.
+fn wait_running_on_server(cluster: &Cluster, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster
+        .server(&["log", "-1", "--format=%s", "orch/p/state"])
+        .contains(&format!("task {id}: running"))
+    {
+        assert!(Instant::now() < deadline, "task {id} was never claimed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_lease_too_long_for_a_duration_is_refused_not_a_panic() {
     let cluster = Cluster::new(1, false);
@@ -1036,5 +1068,27 @@ fn status_says_when_orch_remote_names_no_git_remote() {
         both(&out)
     );
     assert!(status_json(one).get("remote").is_none());
+}
+
+#[test]
+fn status_of_a_task_claimed_through_a_remote_names_its_lease_not_a_pid() {
+    let cluster = Cluster::new(2, false);
+    let flag = cluster.clones[0].scratch().join("go");
+    start_shared(&cluster, &waiting_plan(&flag));
+    trust_on_the_others(&cluster);
+    let runner = cluster.spawn_run(1, &["--lease", "30", "-j", "1"]);
+    wait_running_on_server(&cluster, "a");
+    let one = &cluster.clones[0];
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let text = one.orch_ok(&["status"]);
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        text.contains("claimed through a remote by runner m1:")
+            && text.contains("git orch run p --remote"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot be checked from here"), "{text}");
 }
 

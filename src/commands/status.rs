@@ -422,6 +422,16 @@ fn runner_note(plan: &str, id: &str, t: &TaskState) -> Option<String> {
     let claim = t.claim()?;
     match r {
         Runner::Alive => None,
+        // A claim made through a remote is judged by its lease, never by
+        // its pid or host (see `engine::remote`).
+        Runner::OtherHost if claim.lease.is_some() => {
+            let lease = claim.lease.as_ref()?;
+            Some(format!(
+                "  (claimed through a remote by runner {} on {}: once its lease runs out, `git orch run {plan} --remote NAME` takes it over)",
+                ui::printable(&lease.runner),
+                ui::printable(&lease.machine)
+            ))
+        }
         Runner::OtherHost => Some(format!(
             "  (runner pid {} on host {}: cannot be checked from here)",
             claim.pid,

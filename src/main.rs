@@ -119,8 +119,11 @@ fn report(err: &anyhow::Error) {
     ui::error(line.lines().next().unwrap_or(""));
     if let Some(hint) = err
         .chain()
-        .find_map(|c| c.downcast_ref::<Refusal>())
-        .and_then(|r| r.hint.as_deref())
+        .find_map(|c| {
+            c.downcast_ref::<Refusal>()
+                .and_then(|r| r.hint.as_deref())
+                .or_else(|| c.downcast_ref::<error::Failure>()?.hint.as_deref())
+        })
     {
         ui::hint(hint);
     } else if err.chain().any(|c| c.is::<AfterCommit>()) {

@@ -1092,3 +1092,77 @@ fn status_of_a_task_claimed_through_a_remote_names_its_lease_not_a_pid() {
     assert!(!text.contains("cannot be checked from here"), "{text}");
 }
 
+/// A `git daemon` on `port` again (after the first one was stopped).
+fn restart_daemon(repo: &TestRepo, base: &Path, port: u16) -> Daemon {
+    let exec_path = repo.git(&["--exec-path"]);
+    let program = Path::new(exec_path.trim()).join("git-daemon");
+    let child = repo
+        .command(&program.display().to_string(), base)
+        .args([
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            "--export-all",
+            "--enable=receive-pack",
+            &format!("--base-path={}", base.display()),
+            &base.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start git daemon");
+    let daemon = Daemon { child, port };
+    let url = format!("git://127.0.0.1:{port}/server.git");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !repo
+        .command("git", base)
+        .args(["ls-remote", &url])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(Instant::now() < deadline, "git daemon did not start again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+#[test]
+fn a_remote_gone_mid_run_fails_the_run_with_exit_1_and_run_again_carries_on() {
+    let mut cluster = Cluster::new(1, true);
+    let flag = cluster.clones[0].scratch().join("go");
+    start_shared(&cluster, &waiting_plan(&flag));
+    let runner = cluster.spawn_run(0, &["--lease", "2", "-j", "1"]);
+    wait_running_on_server(&cluster, "a");
+    let port = cluster._daemon.as_ref().map(|d| d.port).expect("a daemon");
+    drop(cluster._daemon.take());
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    // The run had claimed a task (changed things): the work failed.
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: once `origin` answers again, `git orch run --remote origin` carries on"),
+        "{err}"
+    );
+    // The server comes back: the same command carries on, and every task
+    // lands once.
+    let base = cluster.bare.parent().expect("srv").to_path_buf();
+    cluster._daemon = Some(restart_daemon(&cluster.clones[0], &base, port));
+    let out = finish(cluster.spawn_run(0, &["--lease", "2", "-j", "1"]), 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let lands = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    for id in ["a", "b"] {
+        assert_eq!(
+            lands.matches(&format!("orch: land task {id}:")).count(),
+            1,
+            "{lands}"
+        );
+    }
+    cluster.clones[0].fsck();
+}
+

@@ -50,6 +50,9 @@ pub fn active() -> Option<Arc<Remote>> {
 /// The default lease length.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
+/// The longest lease `--lease` and `orch.lease` take: a day.
+const MAX_LEASE_SECS: f64 = 86_400.0;
+
 /// Parses a lease length: seconds (`3`, `2.5`) or with a unit (`90s`, `2m`).
 pub fn parse_lease(text: &str) -> Result<Duration> {
     let t = text.trim();
@@ -174,16 +177,35 @@ pub fn fetch(repo: &Repo, remote: &str, plan: &str, preserved: bool) -> Result<(
             std::thread::sleep(Duration::from_millis(10 + attempt * 5));
             continue;
         }
-        return Err(anyhow!(
-            "cannot fetch plan `{plan}` from `{remote}`: {}",
-            stderr
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
+        return Err(unreachable(
+            remote,
+            format!(
+                "cannot fetch plan `{plan}` from `{remote}`: {}",
+                stderr
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            ),
         ));
     }
     Ok(())
+}
+
+/// A fetch or push that failed (not a lost race): before a shared run
+/// starts, nothing moved (a refusal, exit 2); in the middle of one, the run
+/// had changed things, so the work failed (exit 1), and the hint says how
+/// it carries on.
+fn unreachable(remote: &str, message: String) -> anyhow::Error {
+    if active().is_none() {
+        return anyhow!(message);
+    }
+    crate::error::fail_with_hint(
+        message,
+        format!(
+            "once `{remote}` answers again, `git orch run --remote {remote}` carries on (a task this run held is taken over when its lease runs out)"
+        ),
+    )
 }
 
 /// How the local state stands to the remote's, as of the last fetch.
@@ -509,7 +531,10 @@ pub fn push(
         .map(str::trim)
         .collect::<Vec<_>>()
         .join("; ");
-    Err(anyhow!("cannot push the plan's refs to `{remote}`: {why}"))
+    Err(unreachable(
+        remote,
+        format!("cannot push the plan's refs to `{remote}`: {why}"),
+    ))
 }
 
 /// Waits a little after a lost lease, more each time.

@@ -1166,3 +1166,55 @@ fn a_remote_gone_mid_run_fails_the_run_with_exit_1_and_run_again_carries_on() {
     cluster.clones[0].fsck();
 }
 
+#[test]
+fn a_runner_refusing_a_plan_changed_on_the_remote_says_to_sync_before_trusting() {
+    let cluster = Cluster::new(2, false);
+    let flag = cluster.clones[0].scratch().join("go");
+    let plan = waiting_plan(&flag);
+    start_shared(&cluster, &plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    // A fetched plan: sync says what comes next.
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("hint: plan p runs none of its commands here until you approve them: `git orch trust p`"),
+        "{}",
+        both(&out)
+    );
+    two.orch_ok(&["trust", "p", "--yes"]);
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert!(!stderr(&out).contains("hint:"), "trusted: {}", both(&out));
+    let runner = cluster.spawn_run(1, &["--lease", "30", "-j", "1"]);
+    wait_running_on_server(&cluster, "a");
+    // The first machine changes what task b runs, and publishes it.
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let changed = plan.replace("echo b > b.txt", "echo changed > b.txt");
+    let file = one.plan("plan2.toml", &changed);
+    one.orch_ok(&["plan", "amend", file.to_str().expect("utf-8 path")]);
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    // It ran nothing of the new plan, and stopped.
+    assert_eq!(code(&out), Some(2), "{}", both(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("`origin` now holds a plan with other commands"), "{err}");
+    assert!(
+        err.contains("git orch sync p --remote origin`, then"),
+        "{err}"
+    );
+    // Following the hint is the whole way out.
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let shown = two.orch_ok(&["trust", "p", "--yes"]);
+    assert!(shown.contains("echo changed > b.txt"), "{shown}");
+    let out = finish(cluster.spawn_run(1, &["--lease", "2"]), 120);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(
+        cluster.server(&["show", "orch/p/work:b.txt"]).trim(),
+        "changed"
+    );
+}

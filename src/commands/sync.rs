@@ -46,6 +46,13 @@ pub fn run(args: SyncArgs) -> Result<u8> {
     for r in &report.refs {
         ui::note(&format!("  pushed {r}"));
     }
+    // A plan fetched from another machine (or changed there) runs nothing
+    // here yet: say what comes next.
+    if !crate::trust::is_trusted(&repo, &store::load(&repo, &plan)?) {
+        ui::hint(&format!(
+            "plan {plan} runs none of its commands here until you approve them: `git orch trust {plan}` shows them"
+        ));
+    }
     Ok(0)
 }
 

@@ -105,7 +105,10 @@ pub const EXIT_FAILED: u8 = 1;
 
 /// The exit code an error ends the command with.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|c| c.is::<AfterCommit>() || c.is::<Failure>()) {
+    if err
+        .chain()
+        .any(|c| c.is::<AfterCommit>() || c.is::<Failure>())
+    {
         EXIT_FAILED
     } else {
         EXIT_REFUSED

@@ -1146,7 +1146,9 @@ fn a_remote_gone_mid_run_fails_the_run_with_exit_1_and_run_again_carries_on() {
         "{err}"
     );
     assert!(
-        err.contains("hint: once `origin` answers again, `git orch run --remote origin` carries on"),
+        err.contains(
+            "hint: once `origin` answers again, `git orch run --remote origin` carries on"
+        ),
         "{err}"
     );
     // The server comes back: the same command carries on, and every task
@@ -1202,7 +1204,10 @@ fn a_runner_refusing_a_plan_changed_on_the_remote_says_to_sync_before_trusting()
         1,
         "{err}"
     );
-    assert!(err.contains("`origin` now holds a plan with other commands"), "{err}");
+    assert!(
+        err.contains("`origin` now holds a plan with other commands"),
+        "{err}"
+    );
     assert!(
         err.contains("git orch sync p --remote origin`, then"),
         "{err}"

@@ -1223,3 +1223,30 @@ fn a_runner_refusing_a_plan_changed_on_the_remote_says_to_sync_before_trusting()
         "changed"
     );
 }
+
+#[test]
+fn sync_counts_every_state_commit_of_a_plan_it_publishes_first() {
+    let cluster = Cluster::new(2, false);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n";
+    let file = one.plan("plan.toml", plan);
+    one.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    one.orch_ok(&["task", "skip", "a"]);
+    one.orch_ok(&["task", "skip", "b"]);
+    let commits: u64 = one
+        .git(&["rev-list", "--count", "orch/p/state"])
+        .trim()
+        .parse()
+        .expect("a count");
+    assert!(commits >= 3, "{commits}");
+    let pushed = json_doc(
+        &one.orch(&["sync", "p", "--remote", "origin", "--json"]),
+        "publish",
+    );
+    assert_eq!(pushed["pushed"], commits, "{pushed}");
+    let fetched = json_doc(
+        &two.orch(&["sync", "p", "--remote", "origin", "--json"]),
+        "fetch",
+    );
+    assert_eq!(fetched["fetched"], commits, "{fetched}");
+}

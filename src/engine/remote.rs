@@ -541,7 +541,12 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
             .graph_ahead_behind(snap.commit, l)
             .map_or(0, |(a, _)| a),
         Some(_) => 0,
-        None => 1,
+        // New there: all of this clone's history.
+        None => {
+            let mut walk = repo.git.revwalk()?;
+            walk.push(snap.commit)?;
+            walk.count()
+        }
     };
     Ok(SyncReport {
         plan: plan.to_string(),

@@ -1250,3 +1250,80 @@ fn sync_counts_every_state_commit_of_a_plan_it_publishes_first() {
     );
     assert_eq!(fetched["fetched"], commits, "{fetched}");
 }
+
+#[test]
+fn a_machine_taking_over_its_own_dead_runners_task_keeps_its_uncommitted_files() {
+    let cluster = Cluster::new(1, false);
+    let once = cluster.clones[0].scratch().join("once");
+    // The first attempt commits half, leaves a file uncommitted and hangs;
+    // the next one finishes.
+    let plan = format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "slow"
+  files = ["slow.txt", "notes.txt"]
+  run = '''
+if [ ! -f {once} ]; then
+  touch {once}
+  echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done"
+  echo "not committed yet" > notes.txt
+  sleep 60
+fi
+echo done > slow.txt
+'''
+"#,
+        once = once.display()
+    );
+    start_shared(&cluster, &plan);
+    let mut dying = cluster.spawn_run(0, &["--lease", "2"]);
+    let one = &cluster.clones[0];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !one
+        .path
+        .join(".git/orch/worktrees/p/slow/notes.txt")
+        .exists()
+    {
+        assert!(Instant::now() < deadline, "the task never wrote its notes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pgid = std::fs::read_to_string(one.path.join(".git/orch/run/p/slow.pgid"))
+        .expect("the task's process group is recorded");
+    let pgid = pgid.split_whitespace().next().expect("pgid").to_string();
+    dying.kill().expect("kill -9 the runner");
+    let _ = dying.wait();
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pgid}")])
+        .status();
+    // The same machine runs again: it waits out the lease, takes the task
+    // over and runs it in the same checkout.
+    let out = finish(cluster.spawn_run(0, &["--lease", "2"]), 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("recovered task slow"),
+        "{}",
+        both(&out)
+    );
+    let kept = one.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    let worktree = kept
+        .lines()
+        .find(|l| l.ends_with("/worktrees/slow"))
+        .unwrap_or_else(|| panic!("the uncommitted files are kept: {kept}"));
+    assert_eq!(
+        one.git(&["show", &format!("{worktree}:notes.txt")]).trim(),
+        "not committed yet"
+    );
+    // On the server too.
+    assert!(
+        cluster
+            .server(&["for-each-ref", "--format=%(refname)"])
+            .contains(worktree),
+        "pushed"
+    );
+    one.fsck();
+}

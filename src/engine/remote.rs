@@ -370,13 +370,31 @@ pub fn take_over_expired(repo: &Repo, plan: &str) -> Result<Vec<(String, Vec<Str
             .map(|t| repo.ref_target(&t))
             .transpose()?
             .flatten();
-        let kept = pushed
+        let tag = super::tasks::preserve_tag(&format!("lease-{id}"));
+        let mut kept: Vec<(String, Oid)> = pushed
             .filter(|head| !repo.is_ancestor(*head, work))
-            .map(|head| {
-                let tag = super::tasks::preserve_tag(&format!("lease-{id}"));
-                (names::preserved(plan, &format!("{tag}/tasks/{id}")), head)
-            });
-        if let Some((name, head)) = &kept {
+            .map(|head| (names::preserved(plan, &format!("{tag}/tasks/{id}")), head))
+            .into_iter()
+            .collect();
+        // This machine's own dead runner left the task's checkout here, and
+        // the claim that follows reuses it: its uncommitted files are kept
+        // too (another machine's stay on that machine's disk).
+        if let Some(path) = super::tasks::task_checkout(repo, plan, id)? {
+            let head = repo.ref_target(&branch)?;
+            let message = format!("orch: uncommitted work of task {id}");
+            if let Some(content) = repo.worktree_content(&path, &message, head.unwrap_or(work))? {
+                if Some(content) != head
+                    && Some(content) != pushed
+                    && !repo.is_ancestor(content, work)
+                {
+                    kept.push((
+                        names::preserved(plan, &format!("{tag}/worktrees/{id}")),
+                        content,
+                    ));
+                }
+            }
+        }
+        for (name, head) in &kept {
             state::reconcile::create_if_absent(repo, name, *head)?;
         }
         let reason = format!(
@@ -418,9 +436,11 @@ pub fn take_over_expired(repo: &Repo, plan: &str) -> Result<Vec<(String, Vec<Str
         })?;
         if won {
             taken.push((id.clone(), kept.into_iter().map(|(n, _)| n).collect()));
-        } else if let Some((name, head)) = kept {
+        } else {
             // Renewed after all, or someone else took it over first.
-            let _ = repo.cas_delete(&name, head);
+            for (name, head) in kept {
+                let _ = repo.cas_delete(&name, head);
+            }
         }
     }
     Ok(taken)

@@ -1327,3 +1327,55 @@ echo done > slow.txt
     );
     one.fsck();
 }
+
+#[test]
+fn sync_never_pushes_a_stale_branch_over_a_task_another_runner_holds() {
+    let cluster = Cluster::new(2, false);
+    let flag = cluster.clones[0].scratch().join("go");
+    let plan = format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = '''
+while [ ! -f {flag} ]; do sleep 0.05; done
+echo m1 > a.txt && git add a.txt && git commit -q -m "a: m1 at work"
+sleep 2
+'''
+"#,
+        flag = flag.display()
+    );
+    start_shared(&cluster, &plan);
+    trust_on_the_others(&cluster);
+    let one = &cluster.clones[0];
+    // This clone has a branch of its own for the task (an old attempt).
+    let base = one.rev("orch/p/work").expect("work");
+    one.git(&["checkout", "-q", "-b", "old", &base]);
+    std::fs::write(one.path.join("a.txt"), "old attempt\n").expect("write");
+    one.git(&["add", "a.txt"]);
+    one.git(&["commit", "-q", "-m", "a: an old attempt here"]);
+    let old = one.rev("HEAD").expect("old");
+    one.git(&["checkout", "-q", "main"]);
+    one.git(&["branch", "-q", "-D", "old"]);
+    one.git(&["update-ref", "refs/heads/orch/p/tasks/a", &old]);
+
+    let runner = cluster.spawn_run(1, &["--lease", "3", "-j", "1"]);
+    // Claimed: the task's branch is at its base on the server, and m1's
+    // agent is at work on it.
+    wait_running_on_server(&cluster, "a");
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let after = cluster.server(&["rev-parse", "orch/p/tasks/a"]);
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_ne!(
+        after.trim(),
+        old,
+        "the branch of a task m1 holds is m1's to push"
+    );
+    // What m1 committed reached the server (its renewals kept pushing).
+    let log = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    assert!(log.contains("orch: land task a"), "{log}");
+}

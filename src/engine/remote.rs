@@ -534,7 +534,20 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
     if theirs != Some(work) && lease != Some(snap.commit) {
         pushes.push((work_ref, Some(work), theirs));
     }
-    for (name, head) in repo.refs_under(&names::task_branch_prefix(plan))? {
+    let prefix = names::task_branch_prefix(plan);
+    for (name, head) in repo.refs_under(&prefix)? {
+        // A task a runner holds through the remote: its branch is that
+        // runner's to push (its renewals do); a branch left here by an old
+        // attempt would take the place of its work on the remote.
+        let held = name
+            .strip_prefix(&prefix)
+            .and_then(|id| snap.task(id).ok())
+            .is_some_and(|t| {
+                t.state() == TaskStatus::Running && t.claim().is_some_and(|c| c.lease.is_some())
+            });
+        if held {
+            continue;
+        }
         let theirs = remote_of(&name)?;
         let forward = theirs.is_none_or(|t| t != head && repo.is_ancestor(t, head));
         if forward {

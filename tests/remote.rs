@@ -1379,3 +1379,41 @@ sleep 2
     let log = cluster.server(&["log", "--format=%s", "orch/p/work"]);
     assert!(log.contains("orch: land task a"), "{log}");
 }
+
+#[test]
+fn a_remote_state_branch_that_is_no_state_is_refused_as_the_remotes_with_nothing_changed() {
+    let cluster = Cluster::new(2, false);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    // Somebody pushed an ordinary branch where a plan's state goes.
+    one.git(&["push", "-q", "origin", "main:refs/heads/orch/q/state"]);
+    let mine = |c: &TestRepo| {
+        c.refs()
+            .lines()
+            .filter(|l| !l.contains("refs/remotes/"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = mine(two);
+    for args in [
+        vec!["sync", "q", "--remote", "origin"],
+        vec!["run", "q", "--remote", "origin"],
+    ] {
+        let out = two.orch(&args);
+        assert_refused(&out, &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(
+                "error: on `origin`: refs/heads/orch/q/state is not a git-orch state branch"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "hint: nothing changed here; `origin` must have refs/heads/orch/q/state put back"
+            ) && !err.contains("reflog"),
+            "{err}"
+        );
+        assert_eq!(mine(two), before, "{args:?} changed refs");
+    }
+    two.fsck();
+}

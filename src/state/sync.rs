@@ -296,7 +296,7 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         Some(l) if l == theirs => super::store::load_at(repo, plan, theirs)?,
         Some(l) if repo.is_ancestor(theirs, l) => return Ok(Some(theirs)),
         Some(l) if repo.is_ancestor(l, theirs) => {
-            let snap = super::store::load_at(repo, plan, theirs)?;
+            let snap = load_theirs(repo, remote, plan, theirs)?;
             match repo.cas_ref(&name, theirs, Some(l), "orch: fast-forward to the remote") {
                 Err(e) if e.is::<RefRace>() => return adopt(repo, remote, plan),
                 other => other?,
@@ -317,7 +317,7 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         }
         None => {
             drop_stale_seal(repo, remote, plan, theirs)?;
-            let snap = super::store::load_at(repo, plan, theirs)?;
+            let snap = load_theirs(repo, remote, plan, theirs)?;
             repo.cas_ref(&name, theirs, None, "orch: state from the remote")?;
             snap
         }
@@ -335,6 +335,30 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         );
     }
     Ok(Some(theirs))
+}
+
+/// The remote's state, which must load before anything here moves; a
+/// refusal says it is the remote's (this clone's state is as it was).
+fn load_theirs(repo: &Repo, remote: &str, plan: &str, theirs: Oid) -> Result<super::Snapshot> {
+    super::store::load_at(repo, plan, theirs).map_err(|e| {
+        let Some(r) = e.downcast_ref::<crate::error::Refusal>() else {
+            return e;
+        };
+        let state = names::state(plan);
+        // Not a state at all: the hint about this clone's reflog is no help.
+        let hint = if r.message.starts_with(&format!("{state} is not a git-orch state branch")) {
+            Some(format!(
+                "nothing changed here; `{remote}` must have {state} put back by whoever pushed it there (`git log {}` shows what it holds)",
+                tracking(remote, &state).unwrap_or_default()
+            ))
+        } else {
+            r.hint.clone()
+        };
+        anyhow::Error::new(crate::error::Refusal {
+            message: format!("on `{remote}`: {}", r.message),
+            hint,
+        })
+    })
 }
 
 /// A plan of this name started here earlier and gone since (its state

@@ -1417,3 +1417,49 @@ fn a_remote_state_branch_that_is_no_state_is_refused_as_the_remotes_with_nothing
     }
     two.fsck();
 }
+
+#[test]
+fn sync_and_run_without_a_plan_in_a_fresh_clone_take_the_remotes_one_plan() {
+    let cluster = Cluster::new(3, false);
+    let (two, three) = (&cluster.clones[1], &cluster.clones[2]);
+    // Nothing anywhere yet: said so, with what to do.
+    let out = two.orch(&["sync"]);
+    assert_refused(&out, "no plan anywhere");
+    assert!(stderr(&out).contains("`origin` has none"), "{}", both(&out));
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"echo a > a.txt\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    // A fresh clone: `git orch sync` alone brings the plan it shares.
+    let out = two.orch(&["sync"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("plan p: in step with origin"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(
+        two.rev("orch/p/state"),
+        cluster.clones[0].rev("orch/p/state")
+    );
+    // And `run --remote` alone runs it (once trusted).
+    let out = three.orch(&["run", "--remote", "origin"]);
+    assert_refused(&out, "untrusted");
+    assert!(stderr(&out).contains("git orch trust p"), "{}", both(&out));
+    three.orch_ok(&["trust", "p", "--yes"]);
+    three.orch_ok(&["run", "--remote", "origin"]);
+    assert_eq!(cluster.server(&["show", "orch/p/work:a.txt"]).trim(), "a");
+    // Two plans there: name one.
+    let other = "name = \"r\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n";
+    let first = &cluster.clones[0];
+    let file = first.plan("r.toml", other);
+    first.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    first.orch_ok(&["sync", "r", "--remote", "origin"]);
+    let fresh = TestRepo::empty();
+    fresh.git(&["remote", "add", "origin", &cluster.url]);
+    let out = fresh.orch(&["sync"]);
+    assert_refused(&out, "two plans");
+    assert!(
+        stderr(&out).contains("`origin` has 2: name one"),
+        "{}",
+        both(&out)
+    );
+}

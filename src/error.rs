@@ -71,6 +71,31 @@ pub fn after_commit(err: anyhow::Error, done: impl Into<String>) -> anyhow::Erro
     })
 }
 
+/// The work failed for a cause outside the plan (a remote that stopped
+/// answering in the middle of a shared run): exit 1, as a failed task is,
+/// since the run had changed things before it; with a hint.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A [`Failure`] with a `hint:` line.
+pub fn fail_with_hint(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        message: message.into(),
+        hint: Some(hint.into()),
+    })
+}
+
 /// Exit code of SPEC §7 for bad input or a refused operation (0 is done, 1
 /// the work failed: commands return those themselves).
 pub const EXIT_REFUSED: u8 = 2;
@@ -80,7 +105,10 @@ pub const EXIT_FAILED: u8 = 1;
 
 /// The exit code an error ends the command with.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|c| c.is::<AfterCommit>()) {
+    if err
+        .chain()
+        .any(|c| c.is::<AfterCommit>() || c.is::<Failure>())
+    {
         EXIT_FAILED
     } else {
         EXIT_REFUSED

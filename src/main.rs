@@ -117,11 +117,11 @@ fn report(err: &anyhow::Error) {
         }
     }
     ui::error(line.lines().next().unwrap_or(""));
-    if let Some(hint) = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<Refusal>())
-        .and_then(|r| r.hint.as_deref())
-    {
+    if let Some(hint) = err.chain().find_map(|c| {
+        c.downcast_ref::<Refusal>()
+            .and_then(|r| r.hint.as_deref())
+            .or_else(|| c.downcast_ref::<error::Failure>()?.hint.as_deref())
+    }) {
         ui::hint(hint);
     } else if err.chain().any(|c| c.is::<AfterCommit>()) {
         ui::hint("`git orch status` repairs what is left behind once the cause is fixed");

@@ -980,3 +980,486 @@ rm -rf $tmp"##;
     // The clone still works on the plan it had.
     two.orch_ok(&["status", "p"]);
 }
+
+// ---- Found by a review with the real binary (issue 13) ----
+
+/// A task that waits for `flag` (outside every repository) before it
+/// writes its file: the test decides when it finishes.
+fn waiting_plan(flag: &Path) -> String {
+    format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "while [ ! -f {flag} ]; do sleep 0.05; done; echo a > a.txt"
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  run = "echo b > b.txt"
+"#,
+        flag = flag.display()
+    )
+}
+
+/// Waits until the server's state says task `id` is running.
+fn wait_running_on_server(cluster: &Cluster, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster
+        .server(&["log", "-1", "--format=%s", "orch/p/state"])
+        .contains(&format!("task {id}: running"))
+    {
+        assert!(Instant::now() < deadline, "task {id} was never claimed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lease_too_long_for_a_duration_is_refused_not_a_panic() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    let (before, server) = (one.refs(), cluster.server(&["for-each-ref"]));
+    for lease in ["1e30", "1e12", "2000000m", "86401"] {
+        let out = one.orch(&["run", "p", "--remote", "origin", "--lease", lease]);
+        assert_refused(&out, lease);
+        assert!(stderr(&out).contains("bad lease length"), "{}", both(&out));
+        assert_eq!(one.refs(), before, "{lease} changed refs");
+    }
+    assert_eq!(cluster.server(&["for-each-ref"]), server);
+    // A day is the longest.
+    one.orch_ok(&["run", "p", "--remote", "origin", "--lease", "86400"]);
+}
+
+#[test]
+fn bad_jobs_under_remote_pushes_nothing_before_it_is_refused() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  run = \"true\"\n  files = [\"b.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    // This clone is ahead of the remote: a run would push that first.
+    one.orch_ok(&["task", "skip", "a"]);
+    let (before, server) = (one.refs(), cluster.server(&["for-each-ref"]));
+    let out = one.orch(&["run", "p", "--remote", "origin", "-j", "0"]);
+    assert_refused(&out, "-j 0");
+    assert_eq!(cluster.server(&["for-each-ref"]), server, "nothing pushed");
+    assert_eq!(one.refs(), before, "nothing changed here");
+}
+
+#[test]
+fn status_says_when_orch_remote_names_no_git_remote() {
+    let cluster = Cluster::new(1, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    let one = &cluster.clones[0];
+    one.git(&["config", "orch.remote", "garbage"]);
+    let out = one.orch(&["status"]);
+    assert_eq!(code(&out), Some(0), "status still works: {}", both(&out));
+    assert!(
+        !stdout(&out).contains("not there yet"),
+        "`garbage` is no remote that lacks the plan: {}",
+        both(&out)
+    );
+    assert!(
+        stderr(&out).contains("`garbage`, which is not a git remote"),
+        "{}",
+        both(&out)
+    );
+    assert!(status_json(one).get("remote").is_none());
+}
+
+#[test]
+fn status_of_a_task_claimed_through_a_remote_names_its_lease_not_a_pid() {
+    let cluster = Cluster::new(2, false);
+    let flag = cluster.clones[0].scratch().join("go");
+    start_shared(&cluster, &waiting_plan(&flag));
+    trust_on_the_others(&cluster);
+    let runner = cluster.spawn_run(1, &["--lease", "30", "-j", "1"]);
+    wait_running_on_server(&cluster, "a");
+    let one = &cluster.clones[0];
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let text = one.orch_ok(&["status"]);
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        text.contains("claimed through a remote by runner m1:")
+            && text.contains("git orch run p --remote"),
+        "{text}"
+    );
+    assert!(!text.contains("cannot be checked from here"), "{text}");
+}
+
+/// A `git daemon` on `port` again (after the first one was stopped).
+fn restart_daemon(repo: &TestRepo, base: &Path, port: u16) -> Daemon {
+    let exec_path = repo.git(&["--exec-path"]);
+    let program = Path::new(exec_path.trim()).join("git-daemon");
+    let child = repo
+        .command(&program.display().to_string(), base)
+        .args([
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            "--export-all",
+            "--enable=receive-pack",
+            &format!("--base-path={}", base.display()),
+            &base.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start git daemon");
+    let daemon = Daemon { child, port };
+    let url = format!("git://127.0.0.1:{port}/server.git");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !repo
+        .command("git", base)
+        .args(["ls-remote", &url])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(Instant::now() < deadline, "git daemon did not start again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+#[test]
+fn a_remote_gone_mid_run_fails_the_run_with_exit_1_and_run_again_carries_on() {
+    let mut cluster = Cluster::new(1, true);
+    let flag = cluster.clones[0].scratch().join("go");
+    start_shared(&cluster, &waiting_plan(&flag));
+    let runner = cluster.spawn_run(0, &["--lease", "2", "-j", "1"]);
+    wait_running_on_server(&cluster, "a");
+    let port = cluster._daemon.as_ref().map(|d| d.port).expect("a daemon");
+    drop(cluster._daemon.take());
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    // The run had claimed a task (changed things): the work failed.
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "hint: once `origin` answers again, `git orch run --remote origin` carries on"
+        ),
+        "{err}"
+    );
+    // The server comes back: the same command carries on, and every task
+    // lands once.
+    let base = cluster.bare.parent().expect("srv").to_path_buf();
+    cluster._daemon = Some(restart_daemon(&cluster.clones[0], &base, port));
+    let out = finish(cluster.spawn_run(0, &["--lease", "2", "-j", "1"]), 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let lands = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    for id in ["a", "b"] {
+        assert_eq!(
+            lands.matches(&format!("orch: land task {id}:")).count(),
+            1,
+            "{lands}"
+        );
+    }
+    cluster.clones[0].fsck();
+}
+
+#[test]
+fn a_runner_refusing_a_plan_changed_on_the_remote_says_to_sync_before_trusting() {
+    let cluster = Cluster::new(2, false);
+    let flag = cluster.clones[0].scratch().join("go");
+    let plan = waiting_plan(&flag);
+    start_shared(&cluster, &plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    // A fetched plan: sync says what comes next.
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("hint: plan p runs none of its commands here until you approve them: `git orch trust p`"),
+        "{}",
+        both(&out)
+    );
+    two.orch_ok(&["trust", "p", "--yes"]);
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert!(!stderr(&out).contains("hint:"), "trusted: {}", both(&out));
+    let runner = cluster.spawn_run(1, &["--lease", "30", "-j", "1"]);
+    wait_running_on_server(&cluster, "a");
+    // The first machine changes what task b runs, and publishes it.
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let changed = plan.replace("echo b > b.txt", "echo changed > b.txt");
+    let file = one.plan("plan2.toml", &changed);
+    one.orch_ok(&["plan", "amend", file.to_str().expect("utf-8 path")]);
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    // It ran nothing of the new plan, and stopped.
+    assert_eq!(code(&out), Some(2), "{}", both(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("`origin` now holds a plan with other commands"),
+        "{err}"
+    );
+    assert!(
+        err.contains("git orch sync p --remote origin`, then"),
+        "{err}"
+    );
+    // Following the hint is the whole way out.
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let shown = two.orch_ok(&["trust", "p", "--yes"]);
+    assert!(shown.contains("echo changed > b.txt"), "{shown}");
+    let out = finish(cluster.spawn_run(1, &["--lease", "2"]), 120);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(
+        cluster.server(&["show", "orch/p/work:b.txt"]).trim(),
+        "changed"
+    );
+}
+
+#[test]
+fn sync_counts_every_state_commit_of_a_plan_it_publishes_first() {
+    let cluster = Cluster::new(2, false);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n";
+    let file = one.plan("plan.toml", plan);
+    one.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    one.orch_ok(&["task", "skip", "a"]);
+    one.orch_ok(&["task", "skip", "b"]);
+    let commits: u64 = one
+        .git(&["rev-list", "--count", "orch/p/state"])
+        .trim()
+        .parse()
+        .expect("a count");
+    assert!(commits >= 3, "{commits}");
+    let pushed = json_doc(
+        &one.orch(&["sync", "p", "--remote", "origin", "--json"]),
+        "publish",
+    );
+    assert_eq!(pushed["pushed"], commits, "{pushed}");
+    let fetched = json_doc(
+        &two.orch(&["sync", "p", "--remote", "origin", "--json"]),
+        "fetch",
+    );
+    assert_eq!(fetched["fetched"], commits, "{fetched}");
+}
+
+#[test]
+fn a_machine_taking_over_its_own_dead_runners_task_keeps_its_uncommitted_files() {
+    let cluster = Cluster::new(1, false);
+    let once = cluster.clones[0].scratch().join("once");
+    // The first attempt commits half, leaves a file uncommitted and hangs;
+    // the next one finishes.
+    let plan = format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "slow"
+  files = ["slow.txt", "notes.txt"]
+  run = '''
+if [ ! -f {once} ]; then
+  touch {once}
+  echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done"
+  echo "not committed yet" > notes.txt
+  sleep 60
+fi
+echo done > slow.txt
+'''
+"#,
+        once = once.display()
+    );
+    start_shared(&cluster, &plan);
+    let mut dying = cluster.spawn_run(0, &["--lease", "2"]);
+    let one = &cluster.clones[0];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !one
+        .path
+        .join(".git/orch/worktrees/p/slow/notes.txt")
+        .exists()
+    {
+        assert!(Instant::now() < deadline, "the task never wrote its notes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pgid = std::fs::read_to_string(one.path.join(".git/orch/run/p/slow.pgid"))
+        .expect("the task's process group is recorded");
+    let pgid = pgid.split_whitespace().next().expect("pgid").to_string();
+    dying.kill().expect("kill -9 the runner");
+    let _ = dying.wait();
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pgid}")])
+        .status();
+    // The same machine runs again: it waits out the lease, takes the task
+    // over and runs it in the same checkout.
+    let out = finish(cluster.spawn_run(0, &["--lease", "2"]), 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("recovered task slow"),
+        "{}",
+        both(&out)
+    );
+    let kept = one.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    let worktree = kept
+        .lines()
+        .find(|l| l.ends_with("/worktrees/slow"))
+        .unwrap_or_else(|| panic!("the uncommitted files are kept: {kept}"));
+    assert_eq!(
+        one.git(&["show", &format!("{worktree}:notes.txt")]).trim(),
+        "not committed yet"
+    );
+    // On the server too.
+    assert!(
+        cluster
+            .server(&["for-each-ref", "--format=%(refname)"])
+            .contains(worktree),
+        "pushed"
+    );
+    one.fsck();
+}
+
+#[test]
+fn sync_never_pushes_a_stale_branch_over_a_task_another_runner_holds() {
+    let cluster = Cluster::new(2, false);
+    let flag = cluster.clones[0].scratch().join("go");
+    let plan = format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = '''
+while [ ! -f {flag} ]; do sleep 0.05; done
+echo m1 > a.txt && git add a.txt && git commit -q -m "a: m1 at work"
+sleep 2
+'''
+"#,
+        flag = flag.display()
+    );
+    start_shared(&cluster, &plan);
+    trust_on_the_others(&cluster);
+    let one = &cluster.clones[0];
+    // This clone has a branch of its own for the task (an old attempt).
+    let base = one.rev("orch/p/work").expect("work");
+    one.git(&["checkout", "-q", "-b", "old", &base]);
+    std::fs::write(one.path.join("a.txt"), "old attempt\n").expect("write");
+    one.git(&["add", "a.txt"]);
+    one.git(&["commit", "-q", "-m", "a: an old attempt here"]);
+    let old = one.rev("HEAD").expect("old");
+    one.git(&["checkout", "-q", "main"]);
+    one.git(&["branch", "-q", "-D", "old"]);
+    one.git(&["update-ref", "refs/heads/orch/p/tasks/a", &old]);
+
+    let runner = cluster.spawn_run(1, &["--lease", "3", "-j", "1"]);
+    // Claimed: the task's branch is at its base on the server, and m1's
+    // agent is at work on it.
+    wait_running_on_server(&cluster, "a");
+    one.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let after = cluster.server(&["rev-parse", "orch/p/tasks/a"]);
+    std::fs::write(&flag, "").expect("flag");
+    let out = finish(runner, 60);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_ne!(
+        after.trim(),
+        old,
+        "the branch of a task m1 holds is m1's to push"
+    );
+    // What m1 committed reached the server (its renewals kept pushing).
+    let log = cluster.server(&["log", "--format=%s", "orch/p/work"]);
+    assert!(log.contains("orch: land task a"), "{log}");
+}
+
+#[test]
+fn a_remote_state_branch_that_is_no_state_is_refused_as_the_remotes_with_nothing_changed() {
+    let cluster = Cluster::new(2, false);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    // Somebody pushed an ordinary branch where a plan's state goes.
+    one.git(&["push", "-q", "origin", "main:refs/heads/orch/q/state"]);
+    let mine = |c: &TestRepo| {
+        c.refs()
+            .lines()
+            .filter(|l| !l.contains("refs/remotes/"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = mine(two);
+    for args in [
+        vec!["sync", "q", "--remote", "origin"],
+        vec!["run", "q", "--remote", "origin"],
+    ] {
+        let out = two.orch(&args);
+        assert_refused(&out, &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(
+                "error: on `origin`: refs/heads/orch/q/state is not a git-orch state branch"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "hint: nothing changed here; `origin` must have refs/heads/orch/q/state put back"
+            ) && !err.contains("reflog"),
+            "{err}"
+        );
+        assert_eq!(mine(two), before, "{args:?} changed refs");
+    }
+    two.fsck();
+}
+
+#[test]
+fn sync_and_run_without_a_plan_in_a_fresh_clone_take_the_remotes_one_plan() {
+    let cluster = Cluster::new(3, false);
+    let (two, three) = (&cluster.clones[1], &cluster.clones[2]);
+    // Nothing anywhere yet: said so, with what to do.
+    let out = two.orch(&["sync"]);
+    assert_refused(&out, "no plan anywhere");
+    assert!(stderr(&out).contains("`origin` has none"), "{}", both(&out));
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"echo a > a.txt\"\n  files = [\"a.txt\"]\n";
+    start_shared(&cluster, plan);
+    // A fresh clone: `git orch sync` alone brings the plan it shares.
+    let out = two.orch(&["sync"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stdout(&out).contains("plan p: in step with origin"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(
+        two.rev("orch/p/state"),
+        cluster.clones[0].rev("orch/p/state")
+    );
+    // And `run --remote` alone runs it (once trusted).
+    let out = three.orch(&["run", "--remote", "origin"]);
+    assert_refused(&out, "untrusted");
+    assert!(stderr(&out).contains("git orch trust p"), "{}", both(&out));
+    three.orch_ok(&["trust", "p", "--yes"]);
+    three.orch_ok(&["run", "--remote", "origin"]);
+    assert_eq!(cluster.server(&["show", "orch/p/work:a.txt"]).trim(), "a");
+    // Two plans there: name one.
+    let other = "name = \"r\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n";
+    let first = &cluster.clones[0];
+    let file = first.plan("r.toml", other);
+    first.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    first.orch_ok(&["sync", "r", "--remote", "origin"]);
+    let fresh = TestRepo::empty();
+    fresh.git(&["remote", "add", "origin", &cluster.url]);
+    let out = fresh.orch(&["sync"]);
+    assert_refused(&out, "two plans");
+    assert!(
+        stderr(&out).contains("`origin` has 2: name one"),
+        "{}",
+        both(&out)
+    );
+}

@@ -223,6 +223,10 @@ impl Observer for Display {
 }
 
 pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
+    // Before the remote is fetched or pushed to: bad input changes nothing.
+    if args.jobs == Some(0) {
+        return Err(crate::error::refuse("-j must be at least 1"));
+    }
     super::sync::before_run(
         args.plan.as_deref(),
         args.remote.as_deref(),
@@ -230,9 +234,6 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
     )?;
     let (repo, snap) = open_plan_to_run(args.plan.as_deref())?;
     let plan = snap.plan_name.clone();
-    if args.jobs == Some(0) {
-        return Err(crate::error::refuse("-j must be at least 1"));
-    }
     crate::git::version::require_for_plan(&snap.plan)?;
     let jobs = args
         .jobs

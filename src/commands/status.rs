@@ -65,6 +65,15 @@ fn remote_view(repo: &crate::git::Repo, plan: &str) -> Result<Option<RemoteRepor
     let Some(name) = candidates.into_iter().next() else {
         return Ok(None);
     };
+    // `orch.remote` naming no remote: no standing to tell, and the next
+    // `run` or `sync` will refuse it.
+    if !repo.git.remotes()?.iter().flatten().any(|r| r == name) {
+        crate::ui::warn(&format!(
+            "orch.remote names `{}`, which is not a git remote here: `git remote -v` lists them",
+            ui::printable(&name)
+        ));
+        return Ok(None);
+    }
     Ok(sync::standing(repo, &name, plan)?.map(|s| RemoteReport {
         name,
         behind: s.behind,
@@ -413,6 +422,16 @@ fn runner_note(plan: &str, id: &str, t: &TaskState) -> Option<String> {
     let claim = t.claim()?;
     match r {
         Runner::Alive => None,
+        // A claim made through a remote is judged by its lease, never by
+        // its pid or host (see `engine::remote`).
+        Runner::OtherHost if claim.lease.is_some() => {
+            let lease = claim.lease.as_ref()?;
+            Some(format!(
+                "  (claimed through a remote by runner {} on {}: once its lease runs out, `git orch run {plan} --remote NAME` takes it over)",
+                ui::printable(&lease.runner),
+                ui::printable(&lease.machine)
+            ))
+        }
         Runner::OtherHost => Some(format!(
             "  (runner pid {} on host {}: cannot be checked from here)",
             claim.pid,

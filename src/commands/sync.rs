@@ -20,6 +20,7 @@ pub fn run(args: SyncArgs) -> Result<u8> {
                 .map_err(|e| crate::error::refuse(format!("bad plan name `{p}`: {e}")))?;
             p
         }
+        None if store::plan_names(&repo)?.is_empty() => only_remote_plan(&repo, &name)?,
         None => store::resolve_plan(&repo, None)?,
     };
     let report = remote::sync_plan(&repo, &plan, &name)?;
@@ -46,7 +47,47 @@ pub fn run(args: SyncArgs) -> Result<u8> {
     for r in &report.refs {
         ui::note(&format!("  pushed {r}"));
     }
+    // A plan fetched from another machine (or changed there) runs nothing
+    // here yet: say what comes next.
+    if !crate::trust::is_trusted(&repo, &store::load(&repo, &plan)?) {
+        ui::hint(&format!(
+            "plan {plan} runs none of its commands here until you approve them: `git orch trust {plan}` shows them"
+        ));
+    }
     Ok(0)
+}
+
+/// The plans `remote` has (their state branches).
+fn remote_plans(repo: &crate::git::Repo, remote: &str) -> Result<Vec<String>> {
+    let listed = crate::state::sync::ls_remote(repo, remote, &["refs/heads/orch/*/state"])?;
+    Ok(listed
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1))
+        .filter_map(|r| r.strip_prefix("refs/heads/orch/")?.strip_suffix("/state"))
+        .filter(|p| crate::plan::validate_id("plan", p).is_ok())
+        .map(str::to_string)
+        .collect())
+}
+
+/// No plan here and none named: the remote's plan, when it has one; a
+/// fresh clone's `git orch sync` brings what it shares.
+fn only_remote_plan(repo: &crate::git::Repo, remote: &str) -> Result<String> {
+    let plans = remote_plans(repo, remote)?;
+    match plans.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(crate::error::refuse_with_hint(
+            format!("no plan here, and `{remote}` has none"),
+            "start one with `git orch start FILE`, then `git orch sync` publishes it",
+        )),
+        many => Err(crate::error::refuse_with_hint(
+            format!("no plan here, and `{remote}` has {}: name one", many.len()),
+            format!(
+                "e.g. `git orch sync {} --remote {remote}` ({})",
+                many[0],
+                many.join(", ")
+            ),
+        )),
+    }
 }
 
 /// The `sync --json` document: what was fetched and pushed, and how the
@@ -84,7 +125,11 @@ pub fn before_run(plan: Option<&str>, flag: Option<&str>, lease: Option<&str>) -
                 .map_err(|e| crate::error::refuse(format!("bad plan name `{p}`: {e}")))?;
             vec![p.to_string()]
         }
-        None => store::plan_names(&repo)?,
+        None => match store::plan_names(&repo)? {
+            // A fresh clone: the plan the remote shares.
+            local if local.is_empty() => vec![only_remote_plan(&repo, &name)?],
+            local => local,
+        },
     };
     for p in &plans {
         remote::sync_plan(&repo, p, &name)?;

@@ -370,13 +370,31 @@ pub fn take_over_expired(repo: &Repo, plan: &str) -> Result<Vec<(String, Vec<Str
             .map(|t| repo.ref_target(&t))
             .transpose()?
             .flatten();
-        let kept = pushed
+        let tag = super::tasks::preserve_tag(&format!("lease-{id}"));
+        let mut kept: Vec<(String, Oid)> = pushed
             .filter(|head| !repo.is_ancestor(*head, work))
-            .map(|head| {
-                let tag = super::tasks::preserve_tag(&format!("lease-{id}"));
-                (names::preserved(plan, &format!("{tag}/tasks/{id}")), head)
-            });
-        if let Some((name, head)) = &kept {
+            .map(|head| (names::preserved(plan, &format!("{tag}/tasks/{id}")), head))
+            .into_iter()
+            .collect();
+        // This machine's own dead runner left the task's checkout here, and
+        // the claim that follows reuses it: its uncommitted files are kept
+        // too (another machine's stay on that machine's disk).
+        if let Some(path) = super::tasks::task_checkout(repo, plan, id)? {
+            let head = repo.ref_target(&branch)?;
+            let message = format!("orch: uncommitted work of task {id}");
+            if let Some(content) = repo.worktree_content(&path, &message, head.unwrap_or(work))? {
+                if Some(content) != head
+                    && Some(content) != pushed
+                    && !repo.is_ancestor(content, work)
+                {
+                    kept.push((
+                        names::preserved(plan, &format!("{tag}/worktrees/{id}")),
+                        content,
+                    ));
+                }
+            }
+        }
+        for (name, head) in &kept {
             state::reconcile::create_if_absent(repo, name, *head)?;
         }
         let reason = format!(
@@ -418,9 +436,11 @@ pub fn take_over_expired(repo: &Repo, plan: &str) -> Result<Vec<(String, Vec<Str
         })?;
         if won {
             taken.push((id.clone(), kept.into_iter().map(|(n, _)| n).collect()));
-        } else if let Some((name, head)) = kept {
+        } else {
             // Renewed after all, or someone else took it over first.
-            let _ = repo.cas_delete(&name, head);
+            for (name, head) in kept {
+                let _ = repo.cas_delete(&name, head);
+            }
         }
     }
     Ok(taken)
@@ -514,7 +534,20 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
     if theirs != Some(work) && lease != Some(snap.commit) {
         pushes.push((work_ref, Some(work), theirs));
     }
-    for (name, head) in repo.refs_under(&names::task_branch_prefix(plan))? {
+    let prefix = names::task_branch_prefix(plan);
+    for (name, head) in repo.refs_under(&prefix)? {
+        // A task a runner holds through the remote: its branch is that
+        // runner's to push (its renewals do); a branch left here by an old
+        // attempt would take the place of its work on the remote.
+        let held = name
+            .strip_prefix(&prefix)
+            .and_then(|id| snap.task(id).ok())
+            .is_some_and(|t| {
+                t.state() == TaskStatus::Running && t.claim().is_some_and(|c| c.lease.is_some())
+            });
+        if held {
+            continue;
+        }
         let theirs = remote_of(&name)?;
         let forward = theirs.is_none_or(|t| t != head && repo.is_ancestor(t, head));
         if forward {
@@ -541,7 +574,12 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
             .graph_ahead_behind(snap.commit, l)
             .map_or(0, |(a, _)| a),
         Some(_) => 0,
-        None => 1,
+        // New there: all of this clone's history.
+        None => {
+            let mut walk = repo.git.revwalk()?;
+            walk.push(snap.commit)?;
+            walk.count()
+        }
     };
     Ok(SyncReport {
         plan: plan.to_string(),

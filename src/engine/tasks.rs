@@ -1062,7 +1062,7 @@ pub fn unpreserve(repo: &Repo, plan: &str, read: Oid, names: &[String]) {
 /// The checkout of a task: the worktree on its branch, or else whatever
 /// is at its worktree's path (a worktree that left the branch, or lost its
 /// `.git`).
-fn task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
     let branch = names::task_branch(plan, id);
     if let Some(wt) = repo.worktree_on_branch(&branch)? {
         return Ok(Some(wt.path));

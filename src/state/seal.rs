@@ -323,6 +323,18 @@ pub fn check_pinned(
         pin(plan_name, blob, plan.commands_hash());
         return Ok(());
     }
+    // Shared through a remote, the new plan is the remote's: the local
+    // state stayed where it was, and `trust` would see the old plan.
+    if let Some(r) = super::sync::active() {
+        let remote = &r.name;
+        return Err(crate::error::refuse_with_hint(
+            format!(
+                "plan `{plan_name}` changed while this command ran: `{remote}` now holds a plan with other commands (plan.json {}), which were not approved",
+                crate::git::short(blob)
+            ),
+            format!("bring it here with `git orch sync {plan_name} --remote {remote}`, then see what it would run and approve it: `git orch trust {plan_name}`"),
+        ));
+    }
     Err(crate::error::refuse_with_hint(
         format!(
             "plan `{plan_name}` changed while this command ran: its state branch now holds a plan with other commands (plan.json {}), which were not approved",

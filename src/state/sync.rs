@@ -50,6 +50,9 @@ pub fn active() -> Option<Arc<Remote>> {
 /// The default lease length.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
+/// The longest lease `--lease` and `orch.lease` take: a day.
+const MAX_LEASE_SECS: f64 = 86_400.0;
+
 /// Parses a lease length: seconds (`3`, `2.5`) or with a unit (`90s`, `2m`).
 pub fn parse_lease(text: &str) -> Result<Duration> {
     let t = text.trim();
@@ -62,11 +65,15 @@ pub fn parse_lease(text: &str) -> Result<Duration> {
     } else {
         (t, 1.0)
     };
+    // At most a day: a longer lease would make a dead machine's task wait
+    // that long (and one past what a `Duration` holds would panic).
     match num.trim().parse::<f64>() {
-        Ok(v) if v * mult >= 1.0 && (v * mult).is_finite() => Ok(Duration::from_secs_f64(v * mult)),
+        Ok(v) if (1.0..=MAX_LEASE_SECS).contains(&(v * mult)) => {
+            Ok(Duration::from_secs_f64(v * mult))
+        }
         _ => Err(refuse_with_hint(
             format!("bad lease length `{text}`"),
-            "give seconds of at least 1, e.g. `--lease 60` or `--lease 2m`",
+            "give seconds from 1 to a day (86400), e.g. `--lease 60` or `--lease 2m`",
         )),
     }
 }
@@ -170,16 +177,35 @@ pub fn fetch(repo: &Repo, remote: &str, plan: &str, preserved: bool) -> Result<(
             std::thread::sleep(Duration::from_millis(10 + attempt * 5));
             continue;
         }
-        return Err(anyhow!(
-            "cannot fetch plan `{plan}` from `{remote}`: {}",
-            stderr
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
+        return Err(unreachable(
+            remote,
+            format!(
+                "cannot fetch plan `{plan}` from `{remote}`: {}",
+                stderr
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            ),
         ));
     }
     Ok(())
+}
+
+/// A fetch or push that failed (not a lost race): before a shared run
+/// starts, nothing moved (a refusal, exit 2); in the middle of one, the run
+/// had changed things, so the work failed (exit 1), and the hint says how
+/// it carries on.
+fn unreachable(remote: &str, message: String) -> anyhow::Error {
+    if active().is_none() {
+        return anyhow!(message);
+    }
+    crate::error::fail_with_hint(
+        message,
+        format!(
+            "once `{remote}` answers again, `git orch run --remote {remote}` carries on (a task this run held is taken over when its lease runs out)"
+        ),
+    )
 }
 
 /// How the local state stands to the remote's, as of the last fetch.
@@ -270,7 +296,7 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         Some(l) if l == theirs => super::store::load_at(repo, plan, theirs)?,
         Some(l) if repo.is_ancestor(theirs, l) => return Ok(Some(theirs)),
         Some(l) if repo.is_ancestor(l, theirs) => {
-            let snap = super::store::load_at(repo, plan, theirs)?;
+            let snap = load_theirs(repo, remote, plan, theirs)?;
             match repo.cas_ref(&name, theirs, Some(l), "orch: fast-forward to the remote") {
                 Err(e) if e.is::<RefRace>() => return adopt(repo, remote, plan),
                 other => other?,
@@ -291,7 +317,7 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         }
         None => {
             drop_stale_seal(repo, remote, plan, theirs)?;
-            let snap = super::store::load_at(repo, plan, theirs)?;
+            let snap = load_theirs(repo, remote, plan, theirs)?;
             repo.cas_ref(&name, theirs, None, "orch: state from the remote")?;
             snap
         }
@@ -309,6 +335,30 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         );
     }
     Ok(Some(theirs))
+}
+
+/// The remote's state, which must load before anything here moves; a
+/// refusal says it is the remote's (this clone's state is as it was).
+fn load_theirs(repo: &Repo, remote: &str, plan: &str, theirs: Oid) -> Result<super::Snapshot> {
+    super::store::load_at(repo, plan, theirs).map_err(|e| {
+        let Some(r) = e.downcast_ref::<crate::error::Refusal>() else {
+            return e;
+        };
+        let state = names::state(plan);
+        // Not a state at all: the hint about this clone's reflog is no help.
+        let hint = if r.message.starts_with(&format!("{state} is not a git-orch state branch")) {
+            Some(format!(
+                "nothing changed here; `{remote}` must have {state} put back by whoever pushed it there (`git log {}` shows what it holds)",
+                tracking(remote, &state).unwrap_or_default()
+            ))
+        } else {
+            r.hint.clone()
+        };
+        anyhow::Error::new(crate::error::Refusal {
+            message: format!("on `{remote}`: {}", r.message),
+            hint,
+        })
+    })
 }
 
 /// A plan of this name started here earlier and gone since (its state
@@ -505,7 +555,10 @@ pub fn push(
         .map(str::trim)
         .collect::<Vec<_>>()
         .join("; ");
-    Err(anyhow!("cannot push the plan's refs to `{remote}`: {why}"))
+    Err(unreachable(
+        remote,
+        format!("cannot push the plan's refs to `{remote}`: {why}"),
+    ))
 }
 
 /// Waits a little after a lost lease, more each time.

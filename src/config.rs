@@ -59,7 +59,7 @@ impl Config {
         !self.get(RELAY).is_some_and(|v| {
             matches!(
                 v.trim().to_ascii_lowercase().as_str(),
-                "false" | "no" | "off" | "0" | ""
+                "false" | "no" | "off" | "0"
             )
         })
     }
@@ -273,6 +273,21 @@ mod tests {
     fn from_params(params: &str) -> Config {
         Config {
             entries: command_line(|_| None, Some(params)),
+        }
+    }
+
+    #[test]
+    fn the_relay_is_off_only_for_a_false_value() {
+        let with = |v: &str| Config {
+            entries: vec![(RELAY.to_ascii_lowercase(), v.to_string())],
+        };
+        assert!(Config::default().relay());
+        // A bare `relay` key is true to git; libgit2 reads it as "".
+        for on in ["", "true", "yes", "on", "1"] {
+            assert!(with(on).relay(), "{on:?}");
+        }
+        for off in ["false", "No", "off", "0", " false "] {
+            assert!(!with(off).relay(), "{off:?}");
         }
     }
 

@@ -6,9 +6,10 @@ pub mod graph;
 pub mod report_html;
 pub mod report_md;
 
-/// Escapes text for HTML element content and attribute values.
 /// `1m05s`, `12.3s`, `2h03m`.
 pub fn duration(seconds: f64) -> String {
+    // An empty sum of f64 is -0.0, which would print as "-0.0s".
+    let seconds = if seconds > 0.0 { seconds } else { 0.0 };
     if seconds < 60.0 {
         format!("{seconds:.1}s")
     } else if seconds < 3600.0 {
@@ -26,6 +27,7 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
+/// Escapes text for HTML element content and attribute values.
 pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -84,6 +86,15 @@ mod tests {
             html_escape(r#"<a href="x">&'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn durations_never_print_a_minus_zero() {
+        let nothing: f64 = std::iter::empty::<f64>().sum();
+        assert_eq!(duration(nothing), "0.0s");
+        assert_eq!(duration(f64::NAN), "0.0s");
+        assert_eq!(duration(65.0), "1m05s");
+        assert_eq!(duration(7380.0), "2h03m");
     }
 
     #[test]

@@ -31,48 +31,52 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
+/// `git-daemon` serving `base` on `port`, once it answers; `None` if it
+/// exited first (the port was taken meanwhile) or never answered.
+fn serve_on(repo: &TestRepo, base: &Path, port: u16) -> Option<Daemon> {
     // `git-daemon` itself, not the `git daemon` wrapper: killing the
     // wrapper would leave the server running.
     let exec_path = repo.git(&["--exec-path"]);
     let program = Path::new(exec_path.trim()).join("git-daemon");
-    for _ in 0..5 {
-        let port = free_port();
-        let child = repo
-            .command(&program.display().to_string(), base)
-            .args([
-                "--reuseaddr",
-                "--listen=127.0.0.1",
-                &format!("--port={port}"),
-                "--export-all",
-                "--enable=receive-pack",
-                &format!("--base-path={}", base.display()),
-                &base.display().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start git daemon");
-        let mut daemon = Daemon { child, port };
-        let url = format!("git://127.0.0.1:{port}/server.git");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = daemon.child.try_wait() {
-                break; // the port was taken meanwhile: another one
-            }
-            let ok = repo
-                .command("git", base)
-                .args(["ls-remote", &url])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ok {
-                return daemon;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+    let child = repo
+        .command(&program.display().to_string(), base)
+        .args([
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            "--export-all",
+            "--enable=receive-pack",
+            &format!("--base-path={}", base.display()),
+            &base.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start git daemon");
+    let mut daemon = Daemon { child, port };
+    let url = format!("git://127.0.0.1:{port}/server.git");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = daemon.child.try_wait() {
+            return None;
         }
-        let _ = daemon.child.kill();
+        let ok = repo
+            .command("git", base)
+            .args(["ls-remote", &url])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(daemon);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("git daemon did not start");
+    None // dropping it kills it
+}
+
+fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
+    (0..5)
+        .find_map(|_| serve_on(repo, base, free_port()))
+        .expect("git daemon did not start")
 }
 
 /// The server (a bare repository), the clone that starts the plan, and more
@@ -942,20 +946,10 @@ fn a_forged_plan_on_the_remote_is_refused_before_it_moves_anything_here() {
     two.orch_ok(&["sync", "p", "--remote", "origin"]);
     two.orch_ok(&["trust", "p", "--yes"]);
     // Another clone widens task a's files to everything and pushes it.
-    let forge = r##"st=refs/heads/orch/p/state
-head=$(git rev-parse $st)
-tmp=$(mktemp -d)
-git show $st:plan.json | sed 's#"a/\*\*"#"**"#' > $tmp/plan.json
-blob=$(git hash-object -w $tmp/plan.json)
-GIT_INDEX_FILE=$tmp/index git read-tree $head
-GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,plan.json
-tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
-commit=$(echo forged | git commit-tree $tree -p $head)
-git push -q origin $commit:$st
-rm -rf $tmp"##;
+    let forge = forge_plan_script("git push -q origin $commit:$st");
     let out = one
         .command("sh", &one.path)
-        .args(["-c", forge])
+        .args(["-c", &forge])
         .output()
         .expect("forge");
     assert!(out.status.success(), "{}", both(&out));
@@ -1094,36 +1088,7 @@ fn status_of_a_task_claimed_through_a_remote_names_its_lease_not_a_pid() {
 
 /// A `git daemon` on `port` again (after the first one was stopped).
 fn restart_daemon(repo: &TestRepo, base: &Path, port: u16) -> Daemon {
-    let exec_path = repo.git(&["--exec-path"]);
-    let program = Path::new(exec_path.trim()).join("git-daemon");
-    let child = repo
-        .command(&program.display().to_string(), base)
-        .args([
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            "--export-all",
-            "--enable=receive-pack",
-            &format!("--base-path={}", base.display()),
-            &base.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start git daemon");
-    let daemon = Daemon { child, port };
-    let url = format!("git://127.0.0.1:{port}/server.git");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !repo
-        .command("git", base)
-        .args(["ls-remote", &url])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(Instant::now() < deadline, "git daemon did not start again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    daemon
+    serve_on(repo, base, port).expect("git daemon did not start again")
 }
 
 #[test]

@@ -10,23 +10,12 @@ fn start(repo: &TestRepo, text: &str) {
     repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
 }
 
-/// Shell that rewrites `plan.json` on the state branch of plan `p` with
-/// plain git (hash-object, a temporary index, commit-tree, update-ref),
-/// widening task `a`'s files to everything.
-const FORGE_PLAN: &str = r##"st=refs/heads/orch/p/state
-head=$(git rev-parse $st)
-tmp=$(mktemp -d)
-git show $st:plan.json | sed 's#"a/\*\*"#"**"#' > $tmp/plan.json
-blob=$(git hash-object -w $tmp/plan.json)
-GIT_INDEX_FILE=$tmp/index git read-tree $head
-GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,plan.json
-tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
-commit=$(echo forged | git commit-tree $tree -p $head)
-git update-ref $st $commit $head
-rm -rf $tmp"##;
+/// Rewrites plan `p`'s plan on its state branch in place (see
+/// [`forge_plan_script`]).
+const FORGE_PLAN_HERE: &str = "git update-ref $st $commit $head";
 
 fn forging_plan(then: &str) -> String {
-    let script = format!("{FORGE_PLAN}\n{then}");
+    let script = format!("{}\n{then}", forge_plan_script(FORGE_PLAN_HERE));
     format!(
         "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\nrun = '''\n{script}\n'''\n"
     )
@@ -67,7 +56,7 @@ fn a_state_whose_plan_was_rewritten_is_refused_naming_what_changed() {
     start(&repo, &forging_plan("true"));
     let forge = repo
         .command("sh", &repo.path)
-        .args(["-c", FORGE_PLAN])
+        .args(["-c", &forge_plan_script(FORGE_PLAN_HERE)])
         .output()
         .expect("sh");
     assert!(forge.status.success(), "{}", both(&forge));

@@ -137,10 +137,7 @@ pub fn claim_pushes_in_place(
         return Ok(Vec::new());
     };
     let branch = names::task_branch(plan, id);
-    let theirs = sync::tracking(&r.name, &branch)
-        .map(|t| repo.ref_target(&t))
-        .transpose()?
-        .flatten();
+    let theirs = sync::tracked(repo, &r.name, &branch)?;
     // Only forward: what another machine pushed there is never undone.
     let head = match (repo.ref_target(&branch)?, theirs) {
         (Some(mine), Some(t)) if mine != t && !repo.is_ancestor(t, mine) => t,
@@ -163,10 +160,7 @@ fn current_lease(
     let Some(mine) = claim.lease.clone() else {
         return Ok(None);
     };
-    let tracked = sync::tracking(remote, &lease_ref(plan, id))
-        .map(|t| repo.ref_target(&t))
-        .transpose()?
-        .flatten()
+    let tracked = sync::tracked(repo, remote, &lease_ref(plan, id))?
         .and_then(|oid| read_lease(repo, oid))
         .filter(|l| l.runner == mine.runner && l.expires >= mine.expires);
     Ok(Some(tracked.unwrap_or(mine)))
@@ -366,10 +360,7 @@ pub fn take_over_expired(repo: &Repo, plan: &str) -> Result<Vec<(String, Vec<Str
         };
         let work = snap.state.work.oid();
         let branch = names::task_branch(plan, id);
-        let pushed = sync::tracking(&r.name, &branch)
-            .map(|t| repo.ref_target(&t))
-            .transpose()?
-            .flatten();
+        let pushed = sync::tracked(repo, &r.name, &branch)?;
         let tag = super::tasks::preserve_tag(&format!("lease-{id}"));
         let mut kept: Vec<(String, Oid)> = pushed
             .filter(|head| !repo.is_ancestor(*head, work))
@@ -522,12 +513,7 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
     if lease != Some(snap.commit) {
         pushes.push((names::state(plan), Some(snap.commit), lease));
     }
-    let remote_of = |name: &str| -> Result<Option<Oid>> {
-        match sync::tracking(remote, name) {
-            Some(t) => repo.ref_target(&t),
-            None => Ok(None),
-        }
-    };
+    let remote_of = |name: &str| sync::tracked(repo, remote, name);
     let work = snap.state.work.oid();
     let work_ref = names::work(plan);
     let theirs = remote_of(&work_ref)?;

@@ -37,16 +37,20 @@ pub fn args(enabled: bool) -> Vec<String> {
     if !enabled || std::env::var_os("GIT_PROXY_COMMAND").is_some() {
         return Vec::new();
     }
-    let Some(exe) = std::env::current_exe()
-        .ok()
-        .filter(|p| p.is_file())
-        .and_then(|p| p.to_str().map(str::to_string))
-        // git reads `<command> for <domain>` in this key.
-        .filter(|p| !p.contains(" for "))
-    else {
-        return Vec::new();
-    };
-    vec!["-c".into(), format!("core.gitProxy={exe}")]
+    // This binary, looked up once per process.
+    static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let exe = EXE.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .filter(|p| p.is_file())
+            .and_then(|p| p.to_str().map(str::to_string))
+            // git reads `<command> for <domain>` in this key.
+            .filter(|p| !p.contains(" for "))
+    });
+    match exe {
+        Some(exe) => vec!["-c".into(), format!("core.gitProxy={exe}")],
+        None => Vec::new(),
+    }
 }
 
 /// Marks a command that [`args`] set up.

@@ -84,6 +84,15 @@ pub fn tracking(remote: &str, name: &str) -> Option<String> {
         .map(|rest| format!("refs/remotes/{remote}/{rest}"))
 }
 
+/// The remote's value of branch `name` as of the last fetch (its
+/// remote-tracking ref); `None` for a ref that is no branch.
+pub fn tracked(repo: &Repo, remote: &str, name: &str) -> Result<Option<Oid>> {
+    match tracking(remote, name) {
+        Some(t) => repo.ref_target(&t),
+        None => Ok(None),
+    }
+}
+
 /// Whether a ref is a remote-tracking ref of `plan` (of any remote).
 pub fn is_tracking_of(name: &str, plan: &str) -> bool {
     name.strip_prefix("refs/remotes/")
@@ -242,7 +251,7 @@ pub fn standing(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Standing
 
 /// The remote's state commit as of the last fetch.
 pub fn remote_state(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
-    repo.ref_target(&tracking(remote, &names::state(plan)).unwrap_or_default())
+    tracked(repo, remote, &names::state(plan))
 }
 
 /// Fetches and brings the local state to the remote's: fast-forward, or

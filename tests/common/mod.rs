@@ -381,3 +381,23 @@ pub fn json_doc(out: &Output, context: &str) -> serde_json::Value {
     );
     doc
 }
+
+/// Shell that rewrites `plan.json` on the state branch of plan `p` with
+/// plain git (hash-object, a temporary index, commit-tree), widening task
+/// `a`'s files (`a/**`) to everything; `publish` then puts the forged
+/// commit `$commit` (on `$head`, for ref `$st`) where it goes.
+pub fn forge_plan_script(publish: &str) -> String {
+    format!(
+        r##"st=refs/heads/orch/p/state
+head=$(git rev-parse $st)
+tmp=$(mktemp -d)
+git show $st:plan.json | sed 's#"a/\*\*"#"**"#' > $tmp/plan.json
+blob=$(git hash-object -w $tmp/plan.json)
+GIT_INDEX_FILE=$tmp/index git read-tree $head
+GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,plan.json
+tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
+commit=$(echo forged | git commit-tree $tree -p $head)
+{publish}
+rm -rf $tmp"##
+    )
+}

@@ -310,13 +310,13 @@ pub fn run(
                         Err(e) if e.is::<Busy>() || e.is::<tasks::AgentsBusy>() => {
                             // Another runner changed the state since the
                             // pick: pick again from what it is now.
-                            raced |= store::load(repo, plan)?.commit != snap.commit;
+                            raced |= repo.ref_target(&names::state(plan))? != Some(snap.commit);
                             continue;
                         }
                         // A task another runner or person took meanwhile.
                         Err(e) if e.is::<crate::error::Refusal>() => {
                             pending_retry.remove(&id);
-                            raced |= store::load(repo, plan)?.commit != snap.commit;
+                            raced |= repo.ref_target(&names::state(plan))? != Some(snap.commit);
                             continue;
                         }
                         Err(e) => return Err(e),

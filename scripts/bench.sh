@@ -8,11 +8,18 @@
 #   scripts/bench.sh quick      # skip the 20,000-file repository
 #   scripts/bench.sh task       # only the per-task floor cases (issue 14)
 #   scripts/bench.sh task1k     # only the first of them (1,000 files)
+#   scripts/bench.sh remote [TASKS] [SECONDS]
+#                               # sharing a plan over git daemon (issue 13):
+#                               # scripts/bench-remote.sh
 #
 # Uses the release binary (built if missing) and a scratch dir under $TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-full}
+if [ "$MODE" = remote ]; then
+  shift
+  exec scripts/bench-remote.sh "$@"
+fi
 cargo build --release -q
 ORCH="$PWD/target/release/git-orch"
 BIN=$(mktemp -d "${TMPDIR:-/tmp}/orch-bench-bin.XXXXXX")

@@ -1428,3 +1428,51 @@ fn sync_and_run_without_a_plan_in_a_fresh_clone_take_the_remotes_one_plan() {
         both(&out)
     );
 }
+
+/// A remote state that names a work commit the remote does not hold (what
+/// a fetch sees while another machine's atomic push is half visible, or a
+/// broken push for good): fetches are tried again, and in the end the
+/// command fails with one `error:` line and moves nothing here.
+#[test]
+fn a_remote_state_whose_work_commit_never_arrives_is_fetched_again_then_refused_moving_nothing() {
+    let cluster = Cluster::new(2, false);
+    let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  run = \"true\"\n";
+    start_shared(&cluster, plan);
+    let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
+    two.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let missing = "ab".repeat(20);
+    let torn = format!(
+        r##"st=refs/heads/orch/p/state
+head=$(git rev-parse $st)
+tmp=$(mktemp -d)
+git show $st:meta.json | sed 's#"work":"[0-9a-f]*"#"work":"{missing}"#' > $tmp/meta.json
+blob=$(git hash-object -w $tmp/meta.json)
+GIT_INDEX_FILE=$tmp/index git read-tree $head
+GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,meta.json
+tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
+commit=$(echo torn | git commit-tree $tree -p $head)
+git push -q origin $commit:$st
+rm -rf $tmp"##
+    );
+    let out = one
+        .command("sh", &one.path)
+        .args(["-c", &torn])
+        .output()
+        .expect("push a torn state");
+    assert!(out.status.success(), "{}", both(&out));
+    let mine = |refs: String| {
+        refs.lines()
+            .filter(|l| !l.contains("refs/remotes/"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = mine(two.refs());
+    let out = two.orch(&["sync", "p", "--remote", "origin"]);
+    assert_ne!(code(&out), Some(0), "{}", both(&out));
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains(&missing[..10]), "{err}");
+    assert_eq!(mine(two.refs()), before, "nothing moved here");
+    two.orch_ok(&["status", "p"]);
+}

@@ -259,9 +259,51 @@ pub fn remote_state(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>
 /// Returns the remote's state commit, the lease of the next push.
 /// Refuses a local state that went another way than the remote's.
 pub fn pull(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
-    fetch(repo, remote, plan, false)?;
-    mark_fresh();
-    adopt(repo, remote, plan)
+    for attempt in 0.. {
+        fetch(repo, remote, plan, false)?;
+        mark_fresh();
+        match adopt(repo, remote, plan) {
+            Err(e) if attempt < 20 && e.is::<TornFetch>() => back_off(attempt),
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// A fetch that saw the remote's new state but not the work commit it
+/// names: an atomic push to a files-backed server moves its refs one at
+/// a time, so a fetch in between reads half of it. Fetching again sees
+/// the rest ([`pull`] does).
+#[derive(Debug)]
+pub struct TornFetch {
+    plan: String,
+    work: Oid,
+}
+
+impl std::fmt::Display for TornFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the remote's state of plan `{}` names work commit {}, which its fetches did not bring; run the command again",
+            self.plan,
+            crate::git::short(self.work)
+        )
+    }
+}
+
+impl std::error::Error for TornFetch {}
+
+/// Refuses a state whose work commit is not here (see [`TornFetch`]).
+fn with_work(repo: &Repo, plan: &str, snap: super::Snapshot) -> Result<super::Snapshot> {
+    let work = snap.state.work.oid();
+    if repo.git.find_commit(work).is_err() {
+        return Err(TornFetch {
+            plan: plan.to_string(),
+            work,
+        }
+        .into());
+    }
+    Ok(snap)
 }
 
 /// [`pull`], but without the fetch when this process fetched or pushed
@@ -269,7 +311,10 @@ pub fn pull(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
 /// lost lease, and the retry fetches.
 pub fn pull_unless_fresh(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
     if fresh_within(Duration::from_millis(150)) {
-        return adopt(repo, remote, plan);
+        match adopt(repo, remote, plan) {
+            Err(e) if e.is::<TornFetch>() => {}
+            other => return other,
+        }
     }
     pull(repo, remote, plan)
 }
@@ -299,13 +344,14 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
     };
     let local = repo.ref_target(&name)?;
     // The remote's state must load (its plan the sealed one, its records
-    // whole) before it moves anything here: a forged or broken state is
-    // refused with this clone as it was.
+    // whole) and its work commit be here before it moves anything here: a
+    // forged, broken or half-fetched state is refused with this clone as
+    // it was.
     let snap = match local {
-        Some(l) if l == theirs => super::store::load_at(repo, plan, theirs)?,
+        Some(l) if l == theirs => with_work(repo, plan, super::store::load_at(repo, plan, theirs)?)?,
         Some(l) if repo.is_ancestor(theirs, l) => return Ok(Some(theirs)),
         Some(l) if repo.is_ancestor(l, theirs) => {
-            let snap = load_theirs(repo, remote, plan, theirs)?;
+            let snap = with_work(repo, plan, load_theirs(repo, remote, plan, theirs)?)?;
             match repo.cas_ref(&name, theirs, Some(l), "orch: fast-forward to the remote") {
                 Err(e) if e.is::<RefRace>() => return adopt(repo, remote, plan),
                 other => other?,
@@ -326,7 +372,7 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
         }
         None => {
             drop_stale_seal(repo, remote, plan, theirs)?;
-            let snap = load_theirs(repo, remote, plan, theirs)?;
+            let snap = with_work(repo, plan, load_theirs(repo, remote, plan, theirs)?)?;
             repo.cas_ref(&name, theirs, None, "orch: state from the remote")?;
             snap
         }
@@ -335,7 +381,7 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
     let work = snap.state.work.oid();
     let work_ref = names::work(plan);
     let current = repo.ref_target(&work_ref)?;
-    if current != Some(work) && repo.git.find_commit(work).is_ok() {
+    if current != Some(work) {
         let _ = repo.cas_ref(
             &work_ref,
             work,

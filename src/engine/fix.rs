@@ -149,14 +149,11 @@ pub fn fix_forward(
         let _ = std::fs::remove_dir_all(&path);
     }
     let _ = repo.git(&["worktree", "prune"]);
-    repo.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "--detach",
-        &path.to_string_lossy(),
-        &work.to_string(),
-    ])?;
+    let mut add: Vec<&str> = crate::git::TASK_SAFE.to_vec();
+    let at = path.to_string_lossy();
+    let start = work.to_string();
+    add.extend(["worktree", "add", "-q", "--detach", &at, &start]);
+    repo.git(&add)?;
     let task_file = workspace::task_file(repo, plan, &id);
     if let Some(dir) = task_file.parent() {
         std::fs::create_dir_all(dir)?;
@@ -174,6 +171,19 @@ pub fn fix_forward(
         .timeout
         .as_deref()
         .and_then(|t| crate::plan::parse_duration(t).ok());
+    // Under `isolation = "sandbox"` the fixer is contained as a task is.
+    let sandbox = crate::sandbox::for_task(
+        repo,
+        &snap.plan,
+        plan,
+        &task,
+        &path,
+        Vec::new(),
+        crate::sandbox::Access::Work,
+    )?;
+    if let Some(s) = &sandbox {
+        env.extend(s.env.iter().cloned());
+    }
     let job = Job {
         command: &agent.run,
         dir: &path,
@@ -181,7 +191,7 @@ pub fn fix_forward(
         timeout,
         pgid_file: Some(workspace::pgid_file(repo, plan, &id)),
         contain: true,
-        wrap: None,
+        wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
     on_line(
         &id,
@@ -191,11 +201,14 @@ pub fn fix_forward(
         ),
     );
     let finished = process::run(&job, |line| on_line(&id, line));
+    let contained = sandbox.map_or(Ok(()), |s| s.finish(repo));
 
     let mut reason = None;
     let mut landed = None;
     let mut changed = Vec::new();
-    if finished.exit.success() {
+    if let Err(e) = contained {
+        reason = Some(format!("the fixer's sandbox: {e:#}"));
+    } else if finished.exit.success() {
         let head = repo.commit_all(&path, &format!("{id}: fix-forward of phase {phase}"))?;
         match land::land(repo, &snap.plan, &task, work, work, head)? {
             Landing::Landed { commit, changed: c } => {

@@ -44,7 +44,7 @@ pub fn may_resolve(repo: &Repo, plan: &str, id: &str, tried: u32) -> bool {
 }
 
 fn git_out(repo: &Repo, dir: &Path, args: &[&str]) -> String {
-    repo.git_in(dir, args).unwrap_or_default()
+    repo.task_git(dir, args).unwrap_or_default()
 }
 
 /// One resolution attempt of task `id`, in conflict with `files`.
@@ -71,7 +71,7 @@ pub fn resolve(
     };
     let work = snap.state.work.oid();
     let ours = git_out(repo, &worktree, &["rev-parse", "HEAD"]);
-    let _ = repo.git_in(
+    let _ = repo.task_git(
         &worktree,
         &["merge", "--no-commit", "--no-ff", "-q", &work.to_string()],
     );
@@ -133,6 +133,25 @@ pub fn resolve(
         repo, plan, &phase.id, id, &worktree, work,
     ));
     env.push(("ORCH_CONFLICT_FILES".into(), files.join("\n")));
+    // Under `isolation = "sandbox"` the resolver is contained as its task is.
+    let sandbox = match crate::sandbox::for_task(
+        repo,
+        &snap.plan,
+        plan,
+        task,
+        &worktree,
+        Vec::new(),
+        crate::sandbox::Access::Work,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = repo.task_git(&worktree, &["merge", "--abort"]);
+            return Ok(Resolved::Not(format!("the resolver's sandbox: {e:#}")));
+        }
+    };
+    if let Some(s) = &sandbox {
+        env.extend(s.env.iter().cloned());
+    }
     let job = Job {
         command: &agent.run,
         dir: &worktree,
@@ -143,7 +162,7 @@ pub fn resolve(
             .and_then(|t| crate::plan::parse_duration(t).ok()),
         pgid_file: Some(workspace::pgid_file(repo, plan, id)),
         contain: true,
-        wrap: None,
+        wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
     on_line(
         id,
@@ -154,15 +173,19 @@ pub fn resolve(
         ),
     );
     let finished = process::run(&job, |line| on_line(id, line));
+    let contained = sandbox.map_or(Ok(()), |s| s.finish(repo));
     let undo = |why: String| -> Result<Resolved> {
-        let _ = repo.git_in(&worktree, &["merge", "--abort"]);
-        let _ = repo.git_in(&worktree, &["reset", "-q", "--hard", ours.trim()]);
+        let _ = repo.task_git(&worktree, &["merge", "--abort"]);
+        let _ = repo.task_git(&worktree, &["reset", "-q", "--hard", ours.trim()]);
         Ok(Resolved::Not(why))
     };
+    if let Err(e) = contained {
+        return undo(format!("the resolver's sandbox: {e:#}"));
+    }
     if !finished.exit.success() {
         return undo(format!("the resolver {}", finished.exit.describe()));
     }
-    let _ = repo.git_in(&worktree, &["add", "-A"]);
+    let _ = repo.task_git(&worktree, &["add", "-A"]);
     let left = git_out(
         repo,
         &worktree,
@@ -187,7 +210,7 @@ pub fn resolve(
         cfg.agent
     );
     args.extend(["commit", "-q", "--no-verify", "-m", &message]);
-    if let Err(e) = repo.git_in(&worktree, &args) {
+    if let Err(e) = repo.task_git(&worktree, &args) {
         return undo(format!("the resolution cannot be committed: {e:#}"));
     }
     let head = Oid::from_str(git_out(repo, &worktree, &["rev-parse", "HEAD"]).trim())?;

@@ -102,6 +102,30 @@ pub fn run_reviewer(
     all.push(("ORCH_REVIEW_BASE".into(), base.to_string()));
     all.push(("ORCH_REVIEW_HEAD".into(), head.to_string()));
     all.push(("ORCH_VERDICT_FILE".into(), file.display().to_string()));
+    // A sandboxed task's reviewer runs in a sandbox too, reading: what it
+    // runs may be a file the task rewrote.
+    let sandbox = match crate::sandbox::for_task(
+        repo,
+        plan,
+        plan_name,
+        task,
+        worktree,
+        vec![file.clone()],
+        crate::sandbox::Access::Read,
+    ) {
+        Ok(sandbox) => sandbox,
+        Err(e) => {
+            return Some(Verdict {
+                approve: false,
+                reviewer,
+                comments: format!("the review cannot run in its sandbox: {e:#}"),
+                log: Vec::new(),
+            })
+        }
+    };
+    if let Some(s) = &sandbox {
+        all.extend(s.env.iter().cloned());
+    }
     let job = Job {
         command: &command,
         dir: worktree,
@@ -109,9 +133,13 @@ pub fn run_reviewer(
         timeout,
         pgid_file: Some(workspace::pgid_file(repo, plan_name, &task.id)),
         contain: true,
-        wrap: None,
+        wrap: sandbox.as_ref().map(|s| s.args.clone()),
     };
     let finished = process::run(&job, |line| on_line(&format!("review: {line}")));
+    if let Some(s) = sandbox {
+        // A reading sandbox adopts nothing: finishing only tidies it.
+        let _ = s.finish(repo);
+    }
     let tail = |log: &[u8]| {
         let text = String::from_utf8_lossy(log);
         let lines: Vec<&str> = text.lines().rev().take(20).collect();

@@ -5,6 +5,7 @@
 //! size where libgit2's merge is not (see shared/research/perf.md).
 
 mod merge;
+mod quarantine;
 mod refs;
 pub mod relay;
 pub mod version;
@@ -21,6 +22,7 @@ use crate::error::{refuse, refuse_with_hint};
 
 pub use merge::TreeMerge;
 pub use refs::{RefEdit, RefRace};
+pub use worktree::TASK_SAFE;
 
 const MODE_TREE: i32 = 0o040000;
 /// A gitlink: a commit of another repository recorded in a tree.

@@ -32,7 +32,34 @@ pub struct WorktreeInfo {
     pub branch: Option<String>,
 }
 
+/// `-c` settings for every git command git-orch runs in a task's
+/// checkout: what a task could have put there (a `core.fsmonitor` in its
+/// `config.worktree`, hooks beside its files under a relative
+/// `core.hooksPath`) never runs on its behalf, outside its isolation.
+/// git-orch's own commits of a task's work run no git hooks at all: checks
+/// belong in gates, which run where the plan says.
+pub const TASK_SAFE: [&str; 4] = [
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+];
+
 impl Repo {
+    /// `git` in a task's checkout, with [`TASK_SAFE`].
+    pub fn task_git(&self, path: &Path, args: &[&str]) -> Result<String> {
+        let mut all: Vec<&str> = TASK_SAFE.to_vec();
+        all.extend_from_slice(args);
+        self.git_in(path, &all)
+    }
+
+    /// [`Repo::task_git`] as a command to finish.
+    pub fn task_command(&self, path: &Path, args: &[&str]) -> std::process::Command {
+        let mut all: Vec<&str> = TASK_SAFE.to_vec();
+        all.extend_from_slice(args);
+        self.command_in(path, &all)
+    }
+
     /// Every worktree git knows, the main one first.
     pub fn worktrees(&self) -> Result<Vec<WorktreeInfo>> {
         let out = self.git(&["worktree", "list", "--porcelain"])?;
@@ -99,16 +126,16 @@ impl Repo {
                 Some(patterns) => self.set_sparse(path, patterns)?,
                 // A recycled worktree keeps the sparse view of its last task.
                 None if self.is_sparse(path) => {
-                    self.git_in(path, &["sparse-checkout", "disable"])?;
+                    self.task_git(path, &["sparse-checkout", "disable"])?;
                 }
                 None => {}
             }
-            self.git_in(
+            self.task_git(
                 path,
                 &["checkout", "-q", "-f", "-B", short_branch, &start_s],
             )?;
             if !known_clean {
-                self.git_in(path, &["clean", "-q", "-fd"])?;
+                self.task_git(path, &["clean", "-q", "-fd"])?;
             }
             return Ok(());
         }
@@ -134,7 +161,7 @@ impl Repo {
                     &start_s,
                 ])?;
                 self.set_sparse(path, patterns)?;
-                self.git_in(path, &["checkout", "-q", "-f", short_branch])?;
+                self.task_git(path, &["checkout", "-q", "-f", short_branch])?;
             }
         }
         Ok(())
@@ -148,7 +175,9 @@ impl Repo {
     /// `git worktree add` of a full checkout; `checkout.workers=0` lets git
     /// write files in parallel, which helped 1.1-5.6x on this kind of disk.
     fn add_worktree(&self, path: &str, how: &[&str], start: &str) -> Result<()> {
-        let mut args = vec!["-c", "checkout.workers=0", "worktree", "add", "-q", "-f"];
+        let mut args = vec!["-c", "checkout.workers=0"];
+        args.extend(TASK_SAFE);
+        args.extend(["worktree", "add", "-q", "-f"]);
         args.extend_from_slice(how);
         args.extend([path, start]);
         self.git(&args)?;
@@ -176,7 +205,7 @@ impl Repo {
             .map(|p| format!("/{}", p.trim_start_matches('/')))
             .collect();
         args.extend(anchored.iter().map(String::as_str));
-        self.git_in(path, &args)?;
+        self.task_git(path, &args)?;
         Ok(())
     }
 
@@ -201,7 +230,7 @@ impl Repo {
     /// Whether the worktree has uncommitted changes or untracked files.
     pub fn is_dirty(&self, path: &Path) -> Result<bool> {
         Ok(!self
-            .git_in(path, &["status", "--porcelain", "-z"])?
+            .task_git(path, &["status", "--porcelain", "-z"])?
             .is_empty())
     }
 
@@ -217,7 +246,7 @@ impl Repo {
         if !path.join(".git").exists() {
             return Ok(None);
         }
-        let status = self.git_in(path, &["status", "--porcelain", "-z"])?;
+        let status = self.task_git(path, &["status", "--porcelain", "-z"])?;
         let nested = nested_repositories(path, &status);
         if !nested.is_empty() {
             let list: Vec<String> = nested.iter().map(|p| format!("`{p}`")).collect();
@@ -236,7 +265,7 @@ impl Repo {
             return Ok(None);
         }
         let index = PathBuf::from(
-            self.git_in(
+            self.task_git(
                 path,
                 &["rev-parse", "--path-format=absolute", "--git-path", "index"],
             )?
@@ -252,7 +281,7 @@ impl Repo {
         }
         let with_index = |args: &[&str]| -> Result<String> {
             let out = self
-                .command_in(path, args)
+                .task_command(path, args)
                 .env("GIT_INDEX_FILE", tmp.path())
                 .output()?;
             if !out.status.success() {
@@ -267,7 +296,7 @@ impl Repo {
         with_index(&["add", "-A", "--sparse"])?;
         let tree = with_index(&["write-tree"])?;
         let tree = self.git.find_tree(Oid::from_str(&tree)?)?;
-        let head = self.git_in(path, &["rev-parse", "HEAD"])?;
+        let head = self.task_git(path, &["rev-parse", "HEAD"])?;
         let parent = self.git.find_commit(Oid::from_str(head.trim())?)?;
         let sig = self.signature()?;
         let id = self
@@ -294,7 +323,7 @@ impl Repo {
             if let Some(snapshot) = self.snapshot_worktree(path, message)? {
                 return Ok(Some(snapshot));
             }
-            let head = self.git_in(path, &["rev-parse", "HEAD"])?;
+            let head = self.task_git(path, &["rev-parse", "HEAD"])?;
             return Ok(Some(Oid::from_str(head.trim())?));
         }
         self.snapshot_without_dotgit(path, message, fallback)
@@ -325,7 +354,7 @@ impl Repo {
         }
         let run = |args: &[&str]| -> Result<String> {
             let out = self
-                .command_in(path, args)
+                .task_command(path, args)
                 .env("GIT_DIR", &git_dir)
                 .env("GIT_WORK_TREE", path)
                 .env("GIT_INDEX_FILE", &tmp_index)
@@ -482,12 +511,12 @@ impl Repo {
         // `--sparse`: in a sparse checkout, what the task wrote outside the
         // sparse patterns is staged too (git would skip a tracked file there
         // silently), so the scope check sees it.
-        self.git_in(path, &["add", "-A", "--sparse"])?;
+        self.task_git(path, &["add", "-A", "--sparse"])?;
         if !keep_out.is_empty() {
             let literal: Vec<String> = keep_out.iter().map(|p| format!(":(literal){p}")).collect();
             let mut args = vec!["reset", "-q", "--"];
             args.extend(literal.iter().map(String::as_str));
-            self.git_in(path, &args)?;
+            self.task_git(path, &args)?;
         }
         let started = std::time::Instant::now();
         let staged = self.staged_changes(path)?;
@@ -498,7 +527,7 @@ impl Repo {
                 // `add -A` stages its files instead of the gitlink.
                 let mut args = vec!["reset", "-q", "--"];
                 args.extend(nested.iter().map(String::as_str));
-                self.git_in(path, &args)?;
+                self.task_git(path, &args)?;
                 let list: Vec<String> = nested.iter().map(|p| format!("`{p}`")).collect();
                 return Err(anyhow!(
                     "the worktree `{}` holds a git repository of its own at {} (a `git init` \
@@ -519,7 +548,7 @@ impl Repo {
             }
         }
         if staged != Staged::Nothing {
-            let mut cmd = self.command_in(path, &["commit", "-q", "-m", message]);
+            let mut cmd = self.task_command(path, &["commit", "-q", "-m", message]);
             // Only what neither the environment nor the config provides.
             for (var, key, fallback) in [
                 ("GIT_AUTHOR_NAME", "user.name", "git-orch"),
@@ -653,7 +682,7 @@ impl Repo {
     /// (unmerged entries).
     fn staged_changes(&self, path: &Path) -> Result<Staged> {
         let in_index = || -> Result<(Oid, Oid)> {
-            let tree = Oid::from_str(self.git_in(path, &["write-tree"])?.trim())?;
+            let tree = Oid::from_str(self.task_git(path, &["write-tree"])?.trim())?;
             let head = git2::Repository::open(path)?.head()?.peel_to_tree()?.id();
             Ok((head, tree))
         };
@@ -676,7 +705,7 @@ impl Repo {
             }
             Err(_) => {
                 let out = self
-                    .command_in(path, &["diff", "--cached", "--quiet"])
+                    .task_command(path, &["diff", "--cached", "--quiet"])
                     .output()?;
                 Ok(if out.status.code() == Some(1) {
                     Staged::Changes {
@@ -706,6 +735,31 @@ impl Repo {
             .with_context(|| format!("cannot write `{}`", tmp.display()))?;
         std::fs::rename(&tmp, admin.join("HEAD"))
             .with_context(|| format!("cannot detach the HEAD of `{}`", path.display()))?;
+        Ok(())
+    }
+
+    /// Writes the HEAD of the linked worktree whose admin dir is `admin`,
+    /// found from git-orch's side, never through the worktree's own `.git`
+    /// file (a task may rewrite that to name another checkout's admin dir):
+    /// attached to `branch` (a full ref name), or detached at `at`.
+    pub fn write_worktree_head(&self, admin: &Path, branch: Option<&str>, at: Oid) -> Result<()> {
+        let ours = std::fs::canonicalize(self.common_dir.join("worktrees")).ok();
+        let admin = std::fs::canonicalize(admin)
+            .with_context(|| format!("the worktree admin dir `{}` is gone", admin.display()))?;
+        if ours.is_none_or(|w| admin.parent() != Some(w.as_path())) {
+            return Err(anyhow!(
+                "`{}` is no worktree admin dir of this repository",
+                admin.display()
+            ));
+        }
+        let text = match branch {
+            Some(b) => format!("ref: {b}\n"),
+            None => format!("{at}\n"),
+        };
+        let tmp = admin.join(format!("HEAD.orch-{}", std::process::id()));
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, admin.join("HEAD"))
+            .with_context(|| format!("cannot write the HEAD in `{}`", admin.display()))?;
         Ok(())
     }
 
@@ -754,8 +808,8 @@ impl Repo {
     /// Makes a worktree's files match `snapshot` while its index and HEAD stay
     /// at the branch: how a preserved dirty worktree is brought back.
     pub fn restore_snapshot(&self, path: &Path, snapshot: Oid) -> Result<()> {
-        self.git_in(path, &["read-tree", "-u", "--reset", &snapshot.to_string()])?;
-        self.git_in(path, &["reset", "-q"])?;
+        self.task_git(path, &["read-tree", "-u", "--reset", &snapshot.to_string()])?;
+        self.task_git(path, &["reset", "-q"])?;
         Ok(())
     }
 

@@ -83,14 +83,16 @@ pub(super) fn run_task(
             });
         }
     };
-    let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
-    if let Some(s) = &sandbox {
-        env.push(("TMPDIR".into(), s.tmp.display().to_string()));
-    }
+    // Last attempt's files go first: a sandbox makes them anew, empty, to
+    // bind them writable.
     let reset_file = workspace::reset_file(&repo, plan, id);
     let _ = std::fs::remove_file(&reset_file);
     let usage_file = workspace::usage_file(&repo, plan, id);
     let _ = std::fs::remove_file(&usage_file);
+    let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
+    if let Some(s) = &sandbox {
+        env.extend(s.env.iter().cloned());
+    }
     let job = Job {
         command: &command.run,
         dir: &begun.worktree,
@@ -107,24 +109,28 @@ pub(super) fn run_task(
     if !setup_log.is_empty() {
         finished.log.splice(0..0, setup_log);
     }
-    let reset = read_capped(&reset_file, agents::RESET_FILE_LIMIT);
+    // An empty file is one a sandbox made and nothing wrote.
+    let reset = read_capped(&reset_file, agents::RESET_FILE_LIMIT).filter(|r| !r.is_empty());
     let _ = std::fs::remove_file(&reset_file);
-    let usage = read_capped_bytes(&usage_file, crate::engine::ledger::USAGE_LIMIT as u64 + 1).map(
-        |mut b| {
+    let usage = read_capped_bytes(&usage_file, crate::engine::ledger::USAGE_LIMIT as u64 + 1)
+        .filter(|b| !b.is_empty())
+        .map(|mut b| {
             let whole = b.len() <= crate::engine::ledger::USAGE_LIMIT;
             b.truncate(crate::engine::ledger::USAGE_LIMIT);
             (b, whole)
-        },
-    );
+        });
     let _ = std::fs::remove_file(&usage_file);
     let mut tampered = watch
         .check(&repo)
         .unwrap_or_else(|e| vec![format!("cannot be checked: {e:#}")]);
     if let Some(s) = sandbox {
         if let Err(e) = s.finish(&repo) {
-            tampered.push(format!("its worktree's HEAD cannot be followed: {e:#}"));
+            tampered.push(format!("what it left in its sandbox is refused: {e:#}"));
         }
     }
+    // Committed even when it tampered, to keep its work on its branch: git
+    // runs here with neither its fsmonitor nor its hooks (`TASK_SAFE`), and
+    // a sandboxed task cannot have changed the config.
     let head = finished.exit.success().then(|| {
         let started = std::time::Instant::now();
         let head = repo
@@ -193,19 +199,21 @@ pub(super) fn sandbox_for(
     let Some((_, task)) = plan.task(&claimed.id) else {
         return Ok(None);
     };
-    if plan.task_isolation(task) != crate::plan::Isolation::Sandbox {
-        return Ok(None);
-    }
     let name = claimed.snap.plan_name.as_str();
-    crate::sandbox::Sandbox::new(
+    let id = claimed.id.as_str();
+    crate::sandbox::for_task(
         repo,
+        plan,
         name,
-        &claimed.id,
+        task,
         worktree,
-        &workspace::handoff_file(repo, name, &claimed.id),
-        plan.task_network(task),
+        vec![
+            workspace::handoff_file(repo, name, id),
+            workspace::usage_file(repo, name, id),
+            workspace::reset_file(repo, name, id),
+        ],
+        crate::sandbox::Access::Work,
     )
-    .map(Some)
 }
 
 /// The SPEC §4 environment.

@@ -32,7 +32,7 @@ fn q(p: &Path) -> String {
     format!("'{}'", p.display())
 }
 
-/// 1. The object store is read-only inside: a task that overwrites the
+/// Item 1: The object store is read-only inside: a task that overwrites the
 /// loose object of a file outside its scope changes nothing, and its own
 /// commits still land through its quarantine.
 #[test]
@@ -74,7 +74,7 @@ mkdir -p a && echo work > a/x && git add a/x && git commit -qm "t: its own commi
     repo.fsck();
 }
 
-/// 1. What a task leaves in its quarantine is checked before it is
+/// Item 1: What a task leaves in its quarantine is checked before it is
 /// adopted: an object file whose content is not the object its name says
 /// fails the task and never reaches the store.
 #[test]
@@ -136,7 +136,7 @@ cp "$GIT_OBJECT_DIRECTORY/$(echo $real | cut -c1-2)/$(echo $real | cut -c3-)" \
     repo.fsck();
 }
 
-/// 3. A task that points its worktree's `.git` at the admin dir of the
+/// Item 3: A task that points its worktree's `.git` at the admin dir of the
 /// user's own linked worktree: git-orch reads nothing through it and moves
 /// nothing of the user's; the task fails.
 #[test]
@@ -208,7 +208,7 @@ echo "gitdir: $ORCH_REPO/.git/worktrees/mine" > .git
     }
 }
 
-/// 4. A retry in the same worktree gets the binds of git-orch's own
+/// Item 4: A retry in the same worktree gets the binds of git-orch's own
 /// records, not of whatever the worktree's `.git` says: an attempt that
 /// forged `.git` to name the main `.git` cannot hand its retry the
 /// repository's config, hooks or HEAD.
@@ -257,7 +257,7 @@ echo "x" > a/second
     repo.fsck();
 }
 
-/// 5. A `core.fsmonitor` the task writes into its worktree's
+/// Item 5: A `core.fsmonitor` the task writes into its worktree's
 /// `config.worktree` (on for sparse plans) is never run by git-orch's own
 /// `git add -A`: not in the sandbox (its real admin dir is read-only
 /// there), nor without one.
@@ -302,7 +302,7 @@ mkdir -p a && echo work > a/x
     }
 }
 
-/// 6. With a relative `core.hooksPath` (husky style) a task can rewrite
+/// Item 6: With a relative `core.hooksPath` (husky style) a task can rewrite
 /// the commit hooks beside its files: git-orch's commit of its work runs
 /// no git hook, so the rewritten one never runs outside its isolation.
 #[test]
@@ -347,7 +347,7 @@ mkdir -p a && echo work > a/x
     }
 }
 
-/// 7. A sandboxed task's review command runs in a sandbox too: a task that
+/// Item 7: A sandboxed task's review command runs in a sandbox too: a task that
 /// rewrites the review script gets nothing written outside.
 #[test]
 fn the_review_of_a_sandboxed_task_runs_in_its_sandbox() {
@@ -382,7 +382,7 @@ mkdir -p a && echo work > a/x
     repo.fsck();
 }
 
-/// 8. Under `defaults.isolation = "sandbox"` a fix-forward agent is
+/// Item 8: Under `defaults.isolation = "sandbox"` a fix-forward agent is
 /// contained as a task is: its fix lands, its write outside does not.
 #[test]
 fn a_fix_forward_agent_runs_in_the_sandbox() {
@@ -420,7 +420,7 @@ id = "one"
     repo.fsck();
 }
 
-/// 8. The same for a conflict resolver: it resolves in its sandbox.
+/// Item 8: The same for a conflict resolver: it resolves in its sandbox.
 #[test]
 fn a_conflict_resolver_runs_in_the_sandbox() {
     let repo = TestRepo::new();
@@ -469,7 +469,7 @@ echo by-task > shared.txt
     repo.fsck();
 }
 
-/// 9. As root, the sandbox is a user namespace with every capability
+/// Item 9: As root, the sandbox is a user namespace with every capability
 /// dropped: `mount -o remount,rw /` fails and nothing outside is written.
 #[test]
 fn a_sandboxed_task_cannot_remount_the_filesystem_writable_even_as_root() {
@@ -509,7 +509,7 @@ mkdir -p a && echo work > a/x
     assert!(!escape.exists(), "the task wrote outside after a remount");
 }
 
-/// 10. `network = false` reaches no host unix socket: not one the
+/// Item 10: `network = false` reaches no host unix socket: not one the
 /// environment names (an ssh agent), not one in `/tmp`. A sandboxed task
 /// with the network reaches both, so the probe itself works.
 #[test]
@@ -567,7 +567,7 @@ run = '''{closed}'''
     assert_eq!(closed.matches("refused").count(), 2, "{closed}");
 }
 
-/// 18. Inside the sandbox `$ORCH_USAGE_FILE` and `$ORCH_USAGE_RESET_FILE`
+/// Item 18: Inside the sandbox `$ORCH_USAGE_FILE` and `$ORCH_USAGE_RESET_FILE`
 /// are writable: usage is recorded and the reset time honoured.
 #[test]
 fn a_sandboxed_task_records_its_usage_and_its_reset_time() {
@@ -647,4 +647,99 @@ run = '''echo $(( $(date +%s) + 7200 )) > "$ORCH_USAGE_RESET_FILE"; exit 75'''
         (wakes - now - 7200.0).abs() < 120.0,
         "the task's reset time (2h ahead), not the default wait: {wakes} vs {now}"
     );
+}
+
+/// The sandbox holds for an unprivileged user as it does for root: the
+/// same attacks, run by `nobody` (through `setpriv`) on a repository it
+/// owns, where the loose objects are its own files.
+#[test]
+fn the_sandbox_holds_for_an_unprivileged_user() {
+    if !is_root() {
+        eprintln!("SKIP the_sandbox_holds_for_an_unprivileged_user: needs root to become `nobody`");
+        return;
+    }
+    let repo = TestRepo::new();
+    let readme = repo.git(&["rev-parse", "HEAD:README"]).trim().to_string();
+    let loose = repo
+        .path
+        .join(".git/objects")
+        .join(&readme[..2])
+        .join(&readme[2..]);
+    let plain = repo.scratch().join("plain.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&plain).expect("bind");
+    let plan = repo.plan(
+        "plan.toml",
+        &format!(
+            r#"
+name = "p"
+[defaults]
+isolation = "sandbox"
+network = false
+[[phases]]
+id = "one"
+[[phases.tasks]]
+id = "t"
+files = ["a/**"]
+run = '''
+mkdir -p a; r=a/report
+try() {{ if sh -c "$2" >/dev/null 2>&1; then echo "$1: written" >> $r; else echo "$1: refused" >> $r; fi; }}
+try object 'chmod u+w {loose}; echo forged > {loose}'
+try checkout 'echo evil > "$ORCH_REPO/evil.txt"'
+try config 'git config --file "$ORCH_REPO/.git/config" evil.key 1'
+try hook 'echo evil > "$ORCH_REPO/.git/hooks/post-checkout"'
+try socket 'python3 -c "import socket; socket.socket(socket.AF_UNIX).connect(\"{plain}\")"'
+echo work > a/x && git add a/x && git commit -qm "t: its own commit"
+'''
+"#,
+            loose = q(&loose),
+            plain = plain.display(),
+        ),
+    );
+    // Root reads the repository afterwards; git would call it dubious.
+    std::fs::write(repo.home.join(".gitconfig"), "[safe]\n\tdirectory = *\n").expect("gitconfig");
+    let top = repo.scratch();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&top)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    std::fs::set_permissions(&top, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let config = std::fs::read(repo.path.join(".git/config")).expect("config");
+    let as_nobody = |args: &[&str]| {
+        let out = repo
+            .command("setpriv", &repo.path)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                BIN,
+            ])
+            .args(args)
+            .output()
+            .expect("setpriv");
+        assert_eq!(code(&out), Some(0), "{args:?} as nobody: {}", both(&out));
+    };
+    as_nobody(&["start", plan.to_str().expect("utf-8")]);
+    as_nobody(&["run"]);
+    let report = repo
+        .show("orch/p/work:a/report")
+        .expect("the report landed");
+    for what in ["object", "checkout", "config", "hook", "socket"] {
+        assert!(
+            report.contains(&format!("{what}: refused")),
+            "{what} was not refused:\n{report}"
+        );
+    }
+    assert_eq!(repo.show("main:README").as_deref(), Some("hello\n"));
+    assert!(!repo.path.join("evil.txt").exists());
+    assert_eq!(
+        std::fs::read(repo.path.join(".git/config")).expect("config"),
+        config
+    );
+    let log = repo.git(&["log", "--format=%s", "orch/p/work"]);
+    assert!(log.contains("t: its own commit"), "{log}");
+    repo.fsck();
 }

@@ -203,9 +203,13 @@ fn rfc3339(s: &str) -> Option<f64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let oh: i64 = rest[1..3].parse().ok()?;
-            let om: i64 = rest[4..6].parse().ok()?;
+        // `get`, not a slice: an agent may write any bytes here.
+        _ if rest.len() == 6
+            && matches!(rest.get(..1), Some("+" | "-"))
+            && rest.get(3..4) == Some(":") =>
+        {
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
             let o = oh * 3600 + om * 60;
             if rest.starts_with('-') {
                 -o
@@ -343,5 +347,37 @@ mod tests {
             [Some(100), Some(200), Some(400), None]
         );
         assert_eq!(retry_after(&AttemptEnd::Failure("x".into()), 1, &p), None);
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A reset-time file is whatever an agent wrote: any text reads as
+        /// a time or as none, never a panic (multi-byte offsets included).
+        #[test]
+        fn any_reset_file_reads_without_a_panic(
+            text in prop_oneof![
+                "\\PC{0,40}",
+                "20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\PC{0,8}",
+            ],
+        ) {
+            let _ = super::parse_reset(&text);
+        }
+
+        /// A usage file likewise: any bytes are a usage or an error on the
+        /// attempt.
+        #[test]
+        fn any_usage_file_reads_without_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = crate::engine::ledger::parse(&bytes, true, 1, Some("a"));
+        }
+    }
+
+    #[test]
+    fn a_reset_time_with_a_multi_byte_offset_is_no_time() {
+        assert_eq!(super::parse_reset("2026-12-01T13:05:00é1:00"), None);
+        assert_eq!(super::parse_reset("2026-12-01T13:05:00+é:00"), None);
     }
 }

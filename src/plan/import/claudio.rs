@@ -63,8 +63,13 @@ fn first_heading(text: &str) -> Option<String> {
 /// `Task: Theme variables Context` → `Theme variables`.
 fn clean_task_title(title: &str) -> String {
     let mut t = title.trim();
-    if t.len() >= 4 && t[..4].eq_ignore_ascii_case("task") {
-        let rest = t[4..].trim_start();
+    // `get`, not a slice: a heading may open with a multi-byte character.
+    if let Some(rest) = t
+        .get(..4)
+        .filter(|head| head.eq_ignore_ascii_case("task"))
+        .and_then(|_| t.get(4..))
+    {
+        let rest = rest.trim_start();
         let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
         let rest = rest.trim_start();
         if let Some(r) = rest.strip_prefix([':', '-', '–', '—']) {
@@ -657,5 +662,15 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].2, "Write docs\n  - user guide");
         assert!(t[1].3);
+    }
+}
+
+#[cfg(test)]
+mod multibyte_tests {
+    #[test]
+    fn a_task_heading_opening_with_a_multi_byte_character_is_a_title() {
+        assert_eq!(super::clean_task_title("été: plan"), "été: plan");
+        assert_eq!(super::clean_task_title("日本語のタスク"), "日本語のタスク");
+        assert_eq!(super::clean_task_title("Task: é"), "é");
     }
 }

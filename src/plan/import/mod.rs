@@ -13,6 +13,9 @@ pub mod claudio;
 pub mod emit;
 pub mod speckit;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;

@@ -469,6 +469,38 @@ echo by-task > shared.txt
     repo.fsck();
 }
 
+/// A sandboxed task's worktree setup (`[worktrees] setup`) runs in its
+/// sandbox too: it may prepare the worktree, and nothing outside it.
+#[test]
+fn the_setup_of_a_sandboxed_tasks_worktree_runs_in_its_sandbox() {
+    let repo = TestRepo::new();
+    let marker = repo.scratch().join("setup-ran-outside");
+    started(
+        &repo,
+        &format!(
+            r#"
+name = "p"
+[defaults]
+isolation = "sandbox"
+[worktrees]
+setup = '''echo prepared > .prepared; echo evil > "$ORCH_REPO/evil.txt"; touch {marker}; true'''
+[[phases]]
+id = "one"
+[[phases.tasks]]
+id = "t"
+files = ["a/**"]
+run = "mkdir -p a && cp .prepared a/x && rm .prepared"
+"#,
+            marker = q(&marker)
+        ),
+    );
+    let out = repo.orch(&["run"]);
+    assert!(!marker.exists(), "the setup ran outside the sandbox");
+    assert!(!repo.path.join("evil.txt").exists());
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(repo.show("orch/p/work:a/x").as_deref(), Some("prepared\n"));
+}
+
 /// Item 9: As root, the sandbox is a user namespace with every capability
 /// dropped: `mount -o remount,rw /` fails and nothing outside is written.
 #[test]

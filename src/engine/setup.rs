@@ -167,8 +167,9 @@ pub enum Setup {
 pub fn ensure(
     repo: &Repo,
     plan: &Plan,
+    for_task: Option<(&str, &crate::plan::Task)>,
     worktree: &Path,
-    env: Vec<(String, String)>,
+    mut env: Vec<(String, String)>,
     pgid_file: Option<PathBuf>,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Setup> {
@@ -205,6 +206,22 @@ pub fn ensure(
     }
     if let Some(command) = plan.worktrees.setup.as_deref() {
         say(on_line, &format!("git-orch: setup: {command}"), &mut log);
+        // The setup of a sandboxed task's worktree runs in its sandbox.
+        let sandbox = match for_task {
+            Some((plan_name, task)) => crate::sandbox::for_task(
+                repo,
+                plan,
+                plan_name,
+                task,
+                worktree,
+                Vec::new(),
+                crate::sandbox::Access::Work,
+            )?,
+            None => None,
+        };
+        if let Some(s) = &sandbox {
+            env.extend(s.env.iter().cloned());
+        }
         let job = Job {
             command,
             dir: worktree,
@@ -216,9 +233,15 @@ pub fn ensure(
                 .and_then(|t| parse_duration(t).ok()),
             pgid_file,
             contain: true,
-            wrap: None,
+            wrap: sandbox.as_ref().map(|s| s.args.clone()),
         };
         let mut finished = process::run(&job, |line| on_line(line));
+        if let Some(s) = sandbox {
+            if let Err(e) = s.finish(repo) {
+                finished.exit =
+                    Exit::NotStarted(format!("what it left in its sandbox is refused: {e:#}"));
+            }
+        }
         log.append(&mut finished.log);
         if !finished.exit.success() {
             let reason = match &finished.exit {
@@ -317,8 +340,15 @@ pub fn ensure_by_hand(
         .map(|(p, _)| p.id.clone())
         .unwrap_or_default();
     let env = super::run::task_env(repo, plan, &phase, id, &begun.worktree, begun.base);
-    let Setup::Failed { reason, finished } =
-        ensure(repo, &snap.plan, &begun.worktree, env, None, on_line)?
+    let Setup::Failed { reason, finished } = ensure(
+        repo,
+        &snap.plan,
+        snap.plan.task(id).map(|(_, t)| (plan, t)),
+        &begun.worktree,
+        env,
+        None,
+        on_line,
+    )?
     else {
         return Ok(());
     };

@@ -54,6 +54,7 @@ pub(super) fn run_task(
     let setup_log = match crate::engine::setup::ensure(
         &repo,
         &claimed.snap.plan,
+        claimed.snap.plan.task(id).map(|(_, t)| (plan, t)),
         &begun.worktree,
         env.clone(),
         Some(workspace::pgid_file(&repo, plan, id)),

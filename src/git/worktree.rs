@@ -662,11 +662,15 @@ impl Repo {
             &tree,
             &[&parent],
         )?;
-        worktree.reference_matching(
+        // Through cas_ref, which names the ref in the plan's writer lock
+        // while it writes: a runner killed mid-write (by kill -9, or by
+        // another thread's crash) leaves a `.lock` the next command knows
+        // for a dead writer's and clears, where a direct libgit2 write left
+        // one that wedged the next repair.
+        self.cas_ref(
             &branch,
             id,
-            true,
-            parent.id(),
+            Some(parent.id()),
             &format!("commit: {message}"),
         )?;
         Ok(Some(id))

@@ -1,0 +1,166 @@
+//! Containment that holds (issue 20): git-orch touches only what it made
+//! and runs only what was approved. A worktree a person added on a task's
+//! branch survives `finish`, `task reset`, `task skip` and `rollback`; an
+//! untrusted plan's `[worktrees] setup` never runs from `task start`; a
+//! task under review lands only once reviewed, whichever way it is done;
+//! the MCP server serves the one repository it was started in. Real
+//! repositories, the real binary (and the real Python MCP client), results
+//! read back with git.
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+// ------------------------------------------------------------- helpers
+
+fn started(repo: &TestRepo, text: &str) {
+    let plan = repo.plan("plan.toml", text);
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+}
+
+fn put(dir: &Path, rel: &str, content: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, content).expect("write");
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// The Python interpreter (as tests/mcp.rs finds it).
+fn python() -> String {
+    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
+        return p;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be installed to test `git orch mcp`");
+    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// Runs the `calls` scenario of tests/mcp_client.py against `git orch mcp`
+/// started in `repo`: each `(tool, arguments)` in order; the transcript's
+/// calls come back.
+fn mcp_calls(repo: &TestRepo, calls: &[(&str, Value)]) -> Vec<Value> {
+    let script: Vec<Value> = calls
+        .iter()
+        .map(|(tool, args)| serde_json::json!([tool, args]))
+        .collect();
+    let out = repo
+        .command(&python(), &repo.path)
+        .arg(format!(
+            "{}/tests/mcp_client.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg("calls")
+        .arg(&repo.path)
+        .arg(Value::Array(script).to_string())
+        .output()
+        .expect("run the MCP client");
+    assert!(
+        out.status.success(),
+        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
+        code(&out),
+        both(&out)
+    );
+    let t: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)));
+    t["calls"].as_array().expect("calls").clone()
+}
+
+/// A failed MCP call: an `mcp-error` document, valid against its schema.
+fn mcp_refused(call: &Value) -> &Value {
+    assert_eq!(call["is_error"], true, "{call:#}");
+    assert_eq!(call["structured"]["schema"], "mcp-error", "{call:#}");
+    let errors = schema_errors(&call["structured"]);
+    assert!(errors.is_empty(), "{}: {errors:?}", call["tool"]);
+    &call["structured"]
+}
+
+fn mcp_ok(call: &Value) -> &Value {
+    assert_eq!(call["is_error"], false, "{} failed: {call:#}", call["tool"]);
+    let errors = schema_errors(&call["structured"]);
+    assert!(errors.is_empty(), "{}: {errors:?}", call["tool"]);
+    &call["structured"]
+}
+
+// ------------------------------------- 13: MCP serves its own repository
+
+const TWO_TASKS: &str = r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+"#;
+
+#[test]
+fn mcp_repo_argument_never_reaches_another_repository() {
+    let served = TestRepo::new();
+    started(&served, TWO_TASKS);
+    let other = TestRepo::new();
+    started(&other, TWO_TASKS);
+    let other_refs = other.refs();
+    // The other repository three ways: absolute, relative (`../…`), and
+    // through a symlink inside the served one.
+    let absolute = other.path.to_str().expect("utf-8").to_string();
+    let relative = format!(
+        "../../{}/repo",
+        other
+            .scratch()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+    );
+    std::os::unix::fs::symlink(&other.path, served.path.join("elsewhere")).expect("symlink");
+    // A task worktree of the served repository is still served.
+    let out = served.orch(&["task", "start", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let worktree = stdout(&out).trim().to_string();
+
+    let calls = mcp_calls(
+        &served,
+        &[
+            ("status", serde_json::json!({ "repo": absolute })),
+            ("status", serde_json::json!({ "repo": relative })),
+            ("status", serde_json::json!({ "repo": "elsewhere" })),
+            (
+                "task_start",
+                serde_json::json!({ "id": "a", "repo": absolute }),
+            ),
+            (
+                "task_start",
+                serde_json::json!({ "id": "b", "repo": relative }),
+            ),
+            ("status", serde_json::json!({ "repo": worktree })),
+            ("status", serde_json::json!({ "repo": "." })),
+        ],
+    );
+    for call in &calls[..5] {
+        let doc = mcp_refused(call);
+        assert_eq!(doc["exit_code"], 2, "{call:#}");
+        assert!(
+            doc["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is not in the repository this MCP server serves")),
+            "{call:#}"
+        );
+        assert!(doc["hint"].is_string(), "{call:#}");
+    }
+    assert_eq!(mcp_ok(&calls[5])["schema"], "status");
+    assert_eq!(mcp_ok(&calls[6])["schema"], "status");
+    // Nothing was started in the other repository.
+    assert_eq!(other.refs(), other_refs);
+    let st = status_json(&other);
+    assert_eq!(task_state(&st, "a"), "pending");
+    assert_eq!(task_state(&st, "b"), "pending");
+}

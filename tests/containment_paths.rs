@@ -164,3 +164,94 @@ fn mcp_repo_argument_never_reaches_another_repository() {
     assert_eq!(task_state(&st, "a"), "pending");
     assert_eq!(task_state(&st, "b"), "pending");
 }
+
+// -------------------- 11: an untrusted plan's setup never runs by hand
+
+/// Plan `p` whose `[worktrees] setup` appends a line to `marker`.
+fn setup_plan(marker: &Path) -> String {
+    format!(
+        r#"name = "p"
+[worktrees]
+setup = "echo ran >> '{}'"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+"#,
+        marker.display()
+    )
+}
+
+fn lines(path: &Path) -> usize {
+    read(path).map_or(0, |s| s.lines().count())
+}
+
+/// The refusal of a by-hand start of an untrusted plan: exit 2, one
+/// `error:` line naming the plan, a hint that names `git orch trust p`.
+fn assert_untrusted(out: &std::process::Output, what: &str) {
+    assert_refused(out, what);
+    let err = stderr(out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("plan `p` is not trusted"), "{what}: {err}");
+    assert_eq!(err.matches("error:").count(), 1, "{what}: {err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("hint:") && l.contains("git orch trust p")),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn untrusted_setup_never_runs_from_task_start_retry_by_hand_or_mcp() {
+    let repo = TestRepo::new();
+    let marker = repo.scratch().join("ran-setup");
+    started(&repo, &setup_plan(&marker));
+    // Trusted (started here): a by-hand start runs the setup, once.
+    let out = repo.orch(&["task", "start", "b"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let b_worktree = PathBuf::from(stdout(&out).trim());
+    assert_eq!(lines(&marker), 1);
+    repo.orch_ok(&["task", "fail", "b", "--reason", "by hand"]);
+    // Its worktree removed by hand: a retry would make it (and set it up)
+    // again.
+    std::fs::remove_dir_all(&b_worktree).expect("rm worktree");
+
+    // No longer approved here: as a plan fetched from elsewhere, or one
+    // whose setup changed.
+    repo.orch_ok(&["trust", "p", "--revoke"]);
+    let refs = repo.refs();
+    let worktrees = repo.git(&["worktree", "list", "--porcelain"]);
+
+    assert_untrusted(&repo.orch(&["task", "start", "a"]), "task start a");
+    assert_untrusted(
+        &repo.orch(&["task", "retry", "b", "--by-hand"]),
+        "task retry b --by-hand",
+    );
+    let calls = mcp_calls(&repo, &[("task_start", serde_json::json!({ "id": "a" }))]);
+    let doc = mcp_refused(&calls[0]);
+    assert_eq!(doc["exit_code"], 2, "{doc:#}");
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plan `p` is not trusted")),
+        "{doc:#}"
+    );
+
+    // Nothing ran and nothing changed.
+    assert_eq!(lines(&marker), 1, "the setup never ran untrusted");
+    assert_eq!(repo.refs(), refs);
+    assert_eq!(repo.git(&["worktree", "list", "--porcelain"]), worktrees);
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "pending");
+    assert_eq!(task_state(&st, "b"), "failed");
+
+    // Trusted again, the same start runs it.
+    repo.orch_ok(&["trust", "p", "--yes"]);
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(lines(&marker), 2);
+}

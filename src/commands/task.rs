@@ -16,6 +16,7 @@ use crate::ui;
 pub fn start(args: TaskArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
+    crate::engine::setup::require_trusted(&repo, &snap)?;
     let plan = snap.plan_name.clone();
     let (begun, again) = tasks::start_by_hand(&repo, &plan, &args.id)?;
     crate::engine::setup::ensure_by_hand(&repo, &plan, &args.id, &begun, &mut |line| {
@@ -75,6 +76,7 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
         crate::trust::require(&repo, &snap)?;
     }
     tasks::refuse_unless_retryable(&snap, &args.id, &snap.task(&args.id)?)?;
+    crate::engine::setup::require_trusted(&repo, &snap)?;
     if !args.by_hand && snap.plan.task_run(task).is_some() {
         let run = RunArgs {
             plan: Some(plan),

@@ -255,3 +255,179 @@ fn untrusted_setup_never_runs_from_task_start_retry_by_hand_or_mcp() {
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert_eq!(lines(&marker), 2);
 }
+
+// ------------- 2: a person's worktree on a task's branch is never taken
+
+/// A repository whose `.gitignore` ignores `.env`.
+fn project() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\n");
+    repo.commit_all("ignore .env");
+    repo
+}
+
+/// Plan `p`: task `a` writes a.txt when run; task `b` fails.
+const RUN_PLAN: &str = r#"
+name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "echo a > a.txt"
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  run = "echo b > b.txt; exit 3"
+"#;
+
+/// A person's worktree at `<scratch>/<name>`, added on `rev` as given
+/// (`extra` may be `--detach` or `-f`), with an ignored `.env` and an
+/// untracked note.
+fn look(repo: &TestRepo, name: &str, extra: &[&str], rev: &str) -> PathBuf {
+    let path = repo.scratch().join(name);
+    let mut args = vec!["worktree", "add", "-q"];
+    args.extend_from_slice(extra);
+    let shown = path.to_str().expect("utf-8").to_string();
+    args.extend([shown.as_str(), rev]);
+    repo.git(&args);
+    put(&path, ".env", "TOKEN=mine\n");
+    put(&path, "notes.txt", "my notes\n");
+    path
+}
+
+/// What a person's worktree holds that must survive: its HEAD (symbolic
+/// or not), the commit, its ignored and untracked files.
+fn held(repo: &TestRepo, path: &Path) -> (String, String, Option<String>, Option<String>) {
+    let head = read(&path.join(".git"))
+        .and_then(|g| {
+            let dir = g.strip_prefix("gitdir:")?.trim().to_string();
+            read(&Path::new(&dir).join("HEAD"))
+        })
+        .unwrap_or_default();
+    (
+        head,
+        repo.git_in(path, &["rev-parse", "HEAD"]),
+        read(&path.join(".env")),
+        read(&path.join("notes.txt")),
+    )
+}
+
+/// The refusal of a command that would take a person's worktree: exit 2,
+/// one `error:` line naming the worktree, a hint.
+fn assert_foreign_refused(out: &std::process::Output, what: &str, path: &Path) {
+    assert_refused(out, what);
+    let err = stderr(out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("a worktree git-orch did not make")
+            && first.contains(path.to_str().expect("utf-8")),
+        "{what}: {err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{what}: {err}");
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{what}: {err}");
+}
+
+#[test]
+fn finish_leaves_a_worktree_a_person_added_on_a_task_branch() {
+    let repo = project();
+    started(
+        &repo,
+        RUN_PLAN
+            .split("  [[phases.tasks]]\n  id = \"b\"")
+            .next()
+            .expect("plan"),
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    // The task landed and its worktree went back to the pool, so its
+    // branch is free: a person looks at it in a worktree of their own.
+    let mine = look(&repo, "look", &[], "orch/p/tasks/a");
+    let before = held(&repo, &mine);
+    assert!(before.0.contains("refs/heads/orch/p/tasks/a"), "{before:?}");
+    let refs = repo.refs();
+    let state = repo.rev("orch/p/state");
+
+    // finish would delete the branch under it: refused, nothing changed.
+    let out = repo.orch(&["finish"]);
+    assert_foreign_refused(&out, "finish", &mine);
+    assert_eq!(held(&repo, &mine), before);
+    assert_eq!(repo.refs(), refs);
+    assert_eq!(repo.rev("orch/p/state"), state);
+
+    // Off the branch (detached, as `git worktree add --detach` makes one),
+    // finish goes on and never touches it.
+    repo.git_in(&mine, &["switch", "-q", "--detach"]);
+    let detached = held(&repo, &mine);
+    let out = repo.orch(&["finish"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(held(&repo, &mine), detached);
+    assert_eq!(read(&mine.join(".env")).as_deref(), Some("TOKEN=mine\n"));
+    assert!(repo.rev("orch/p/tasks/a").is_none(), "the task branch went");
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    assert!(list.contains(mine.to_str().expect("utf-8")), "{list}");
+    repo.fsck();
+}
+
+#[test]
+fn task_reset_and_skip_leave_a_worktree_a_person_added_on_the_task_branch() {
+    let repo = project();
+    started(&repo, RUN_PLAN);
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    assert_eq!(task_state(&status_json(&repo), "b"), "failed");
+    // git refuses a second worktree on a checked-out branch unless forced.
+    let mine = look(&repo, "look", &["-f"], "orch/p/tasks/b");
+    let before = held(&repo, &mine);
+    let refs = repo.refs();
+
+    for args in [&["task", "reset", "b"][..], &["task", "skip", "b"][..]] {
+        let out = repo.orch(args);
+        assert_foreign_refused(&out, &args.join(" "), &mine);
+        assert_eq!(held(&repo, &mine), before);
+        assert_eq!(repo.refs(), refs, "{args:?} changed nothing");
+        assert_eq!(task_state(&status_json(&repo), "b"), "failed");
+    }
+
+    // A detached look at the task's commit is no obstacle, and survives.
+    repo.git_in(&mine, &["switch", "-q", "--detach"]);
+    let detached = held(&repo, &mine);
+    let own = repo.path.join(".git/orch/worktrees/p/b");
+    assert!(own.join(".git").is_file(), "the task's own worktree");
+    let out = repo.orch(&["task", "reset", "b"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(held(&repo, &mine), detached);
+    assert!(!own.exists(), "the task's own worktree went");
+    assert!(repo.rev("orch/p/tasks/b").is_none(), "its branch went");
+    assert_eq!(task_state(&status_json(&repo), "b"), "pending");
+    repo.fsck();
+}
+
+#[test]
+fn rollback_leaves_a_worktree_a_person_added_on_a_task_branch() {
+    let repo = project();
+    started(
+        &repo,
+        RUN_PLAN
+            .split("  [[phases.tasks]]\n  id = \"b\"")
+            .next()
+            .expect("plan"),
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let mine = look(&repo, "look", &[], "orch/p/tasks/a");
+    let before = held(&repo, &mine);
+    let refs = repo.refs();
+    let out = repo.orch(&["rollback", "--to", "start"]);
+    assert_foreign_refused(&out, "rollback", &mine);
+    assert_eq!(held(&repo, &mine), before);
+    assert_eq!(repo.refs(), refs);
+
+    repo.git_in(&mine, &["switch", "-q", "--detach"]);
+    let detached = held(&repo, &mine);
+    let out = repo.orch(&["rollback", "--to", "start"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(held(&repo, &mine), detached);
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
+    repo.fsck();
+}

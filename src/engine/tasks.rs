@@ -1059,25 +1059,78 @@ pub fn unpreserve(repo: &Repo, plan: &str, read: Oid, names: &[String]) {
     }
 }
 
-/// The checkout of a task: the worktree on its branch, or else whatever
-/// is at its worktree's path (a worktree that left the branch, or lost its
-/// `.git`).
+/// The checkout git-orch made for a task: whatever is at the path it
+/// computes for the task under its own worktree dir (a worktree on the
+/// task's branch, one that left it, or one that lost its `.git`). Never a
+/// worktree found by its branch: a person may add one on the task's branch
+/// to look at it (`git worktree add ../look orch/<plan>/tasks/<task>`),
+/// and that one is theirs. Nor the path the state records: a state fetched
+/// from elsewhere may name any directory. Worktrees are recycled through
+/// the pool by moving them, but a task's own is always at this path while
+/// it is the task's.
 pub(crate) fn task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
-    let branch = names::task_branch(plan, id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        return Ok(Some(wt.path));
-    }
     let path = workspace::task_worktree(repo, plan, id);
     Ok(path.is_dir().then_some(path))
 }
 
-/// Removes a task's worktree and branch. Call after preserving them.
+/// The worktree git-orch made for a task when git lists it on the task's
+/// branch (see [`task_checkout`]); `None` when the branch is checked out
+/// only elsewhere, or nowhere.
+pub(crate) fn own_worktree_on_branch(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
+    let branch = names::task_branch(plan, id);
+    repo.worktree_at_on_branch(&workspace::task_worktree(repo, plan, id), &branch)
+}
+
+/// The worktrees git-orch did not make that have a task's branch checked
+/// out (the main checkout included): they and the branch under them are
+/// left alone.
+pub(crate) fn foreign_worktrees_on_branch(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+) -> Result<Vec<PathBuf>> {
+    let branch = names::task_branch(plan, id);
+    repo.worktrees_on_branch_elsewhere(&branch, &workspace::task_worktree(repo, plan, id))
+}
+
+/// Refuses, changing nothing, a command that would remove the checkouts
+/// and delete the branches of `ids` while a worktree git-orch did not make
+/// has one of those branches checked out: removing it would lose what it
+/// holds (its ignored files too), and deleting the branch under it would
+/// leave it on a branch that does not exist. git refuses `git branch -D`
+/// of such a branch for the same reason.
+pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S]) -> Result<()> {
+    for id in ids {
+        let id = id.as_ref();
+        if let Some(path) = foreign_worktrees_on_branch(repo, plan, id)?.first() {
+            let shown = crate::ui::printable(&path.display().to_string());
+            return Err(refuse_with_hint(
+                format!(
+                    "task `{id}`'s branch orch/{plan}/tasks/{id} is checked out in `{shown}`, a worktree git-orch did not make: git-orch neither removes it nor deletes the branch under it"
+                ),
+                format!(
+                    "take it off the branch (`git -C {shown} switch --detach`) or remove it yourself (`git worktree remove {shown}`), then run the command again"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Removes a task's worktree and branch. Call after preserving them. Only
+/// the worktree git-orch made for it goes ([`task_checkout`]); a branch
+/// that a worktree it did not make has checked out stays (the commands
+/// that come here refuse that case first, [`refuse_foreign_checkouts`]:
+/// this is for one added meanwhile).
 pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
     let branch = names::task_branch(plan, id);
     if let Some(path) = task_checkout(repo, plan, id)? {
         repo.remove_worktree(&path)?;
     }
     crate::failpoint!("worktree-removed");
+    if !foreign_worktrees_on_branch(repo, plan, id)?.is_empty() {
+        return Ok(());
+    }
     if let Some(head) = repo.ref_target(&branch)? {
         match repo.cas_delete(&branch, head) {
             Ok(()) => {}

@@ -431,3 +431,173 @@ fn rollback_leaves_a_worktree_a_person_added_on_a_task_branch() {
     assert_eq!(task_state(&status_json(&repo), "a"), "pending");
     repo.fsck();
 }
+
+// --------------- 12: a review is never skipped by finishing by hand
+
+/// Plan `p`: tasks `a` and `b`, done by hand, reviewed by `review`.
+fn review_plan(review: &str) -> String {
+    format!(
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  review = {review}
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  review = {review}
+"#
+    )
+}
+
+/// `task start ID`, then `rel` written in its worktree.
+fn start_and_write(repo: &TestRepo, id: &str, rel: &str) -> PathBuf {
+    let out = repo.orch(&["task", "start", id]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let wt = PathBuf::from(stdout(&out).trim());
+    put(&wt, rel, &format!("by hand: {id}\n"));
+    wt
+}
+
+#[test]
+fn task_done_of_a_manual_review_task_waits_for_approval() {
+    let repo = TestRepo::new();
+    started(&repo, &review_plan("\"manual\""));
+    let work = repo.rev("orch/p/work");
+
+    start_and_write(&repo, "a", "a.txt");
+    let out = repo.orch(&["task", "done", "a", "-m", "a by hand"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(stderr(&out).contains("waits for review"), "{}", both(&out));
+    assert_eq!(task_state(&status_json(&repo), "a"), "review");
+    assert_eq!(repo.rev("orch/p/work"), work, "nothing landed");
+    // Done again while it waits: refused, pointing at `task approve`.
+    let again = repo.orch(&["task", "done", "a"]);
+    assert_refused(&again, "task done a in review");
+    assert!(
+        stderr(&again).contains("git orch task approve a"),
+        "{}",
+        both(&again)
+    );
+
+    // The same through --json: a `review` document, valid.
+    start_and_write(&repo, "b", "b.txt");
+    let doc = repo.orch_json(&["task", "done", "b", "--json", "-m", "b by hand"]);
+    assert_eq!(doc["state"], "review");
+    assert_eq!(doc["detail"]["reviewer"], "manual");
+    assert_eq!(doc["work"].as_str(), work.as_deref());
+    assert_eq!(repo.rev("orch/p/work"), work);
+
+    // Only an approval lands it, exactly what was reviewed.
+    let head = doc["detail"]["head"].as_str().expect("head").to_string();
+    repo.orch_ok(&["task", "approve", "a"]);
+    repo.orch_ok(&["task", "approve", "b"]);
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "done");
+    assert_eq!(task_state(&st, "b"), "done");
+    assert_eq!(
+        repo.show("orch/p/work:a.txt").as_deref(),
+        Some("by hand: a\n")
+    );
+    assert_eq!(
+        repo.show("orch/p/work:b.txt").as_deref(),
+        Some("by hand: b\n")
+    );
+    assert_eq!(
+        task_record(&repo, "p", "b").expect("record")["head"].as_str(),
+        Some(head.as_str())
+    );
+    repo.fsck();
+}
+
+#[test]
+fn task_done_runs_an_automatic_reviewer_and_a_rejection_does_not_land() {
+    let repo = TestRepo::new();
+    let seen = repo.scratch().join("reviewed");
+    // Approves `b` (it reads the reviewed head), rejects everything else.
+    let review = format!(
+        "{{ run = '''echo \"$ORCH_TASK $ORCH_REVIEW_HEAD\" >> \"{}\"; if test \"$ORCH_TASK\" = b && git cat-file -e \"$ORCH_REVIEW_HEAD:b.txt\"; then exit 0; fi; echo never; exit 1''' }}",
+        seen.display()
+    );
+    started(&repo, &review_plan(&review));
+    let work = repo.rev("orch/p/work");
+
+    start_and_write(&repo, "a", "a.txt");
+    let out = repo.orch(&["task", "done", "a", "-m", "a by hand"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("rejected in review"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(task_state(&status_json(&repo), "a"), "failed");
+    assert_eq!(repo.rev("orch/p/work"), work, "a rejection lands nothing");
+    let record = task_record(&repo, "p", "a").expect("record");
+    assert!(
+        record["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("rejected in review (command)")),
+        "{record:#}"
+    );
+    // Fixed and done again by hand: reviewed again, rejected again.
+    let out = repo.orch(&["task", "done", "a", "--json"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let doc = json_doc(&out, "task done a --json");
+    assert_eq!(doc["state"], "failed");
+    assert!(doc["detail"]["rejected"].is_string(), "{doc:#}");
+    assert_eq!(repo.rev("orch/p/work"), work);
+
+    // An approval lands it at once.
+    start_and_write(&repo, "b", "b.txt");
+    let out = repo.orch(&["task", "done", "b", "-m", "b by hand"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(task_state(&status_json(&repo), "b"), "done");
+    assert_eq!(
+        repo.show("orch/p/work:b.txt").as_deref(),
+        Some("by hand: b\n")
+    );
+    assert_eq!(repo.show("orch/p/work:a.txt"), None);
+    let reviewed = read(&seen).unwrap_or_default();
+    assert_eq!(
+        reviewed.lines().filter(|l| l.starts_with("a ")).count(),
+        2,
+        "{reviewed}"
+    );
+    assert_eq!(
+        reviewed.lines().filter(|l| l.starts_with("b ")).count(),
+        1,
+        "{reviewed}"
+    );
+    repo.fsck();
+}
+
+#[test]
+fn mcp_task_done_of_a_manual_review_task_waits_for_task_approve() {
+    let repo = TestRepo::new();
+    started(&repo, &review_plan("\"manual\""));
+    let work = repo.rev("orch/p/work");
+    start_and_write(&repo, "a", "a.txt");
+    let calls = mcp_calls(
+        &repo,
+        &[
+            (
+                "task_done",
+                serde_json::json!({ "id": "a", "message": "over MCP" }),
+            ),
+            ("status", serde_json::json!({})),
+        ],
+    );
+    let doc = mcp_ok(&calls[0]);
+    assert_eq!(doc["schema"], "task-done");
+    assert_eq!(doc["state"], "review", "{doc:#}");
+    assert_eq!(repo.rev("orch/p/work"), work, "nothing landed over MCP");
+    assert_eq!(task_state(&status_json(&repo), "a"), "review");
+    let calls = mcp_calls(&repo, &[("task_approve", serde_json::json!({ "id": "a" }))]);
+    assert_eq!(mcp_ok(&calls[0])["state"], "done");
+    assert_eq!(
+        repo.show("orch/p/work:a.txt").as_deref(),
+        Some("by hand: a\n")
+    );
+}

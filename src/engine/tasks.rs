@@ -772,27 +772,39 @@ pub struct Finish<'a> {
     pub outcome: &'a str,
 }
 
-/// Commits what the task left uncommitted, except the paths (relative to
-/// the worktree) in `keep_out`, and lands it on the work branch (one state
+/// Commits what a task done by hand left uncommitted, except the paths
+/// (relative to the worktree) in `keep_out`; the commit is the task's head.
+/// What follows is its review, if it has one, then its landing
+/// ([`super::review::done_by_hand`]).
+pub(in crate::engine) fn commit_by_hand(
+    repo: &Repo,
+    worktree: &Path,
+    message: &str,
+    keep_out: &[String],
+) -> Result<Oid> {
+    let started = std::time::Instant::now();
+    let head = repo.commit_all_except(worktree, message, keep_out)?;
+    crate::trace::step("commit", started);
+    crate::failpoint!("task-committed");
+    Ok(head)
+}
+
+/// Lands a task done by hand at `head` on the work branch (one state
 /// commit: the task's new state, its handoff note and log, and the work
-/// branch's new head).
-pub fn complete(
+/// branch's new head). Only for a task that has no review or whose
+/// reviewer just approved `head` ([`super::review::done_by_hand`]).
+pub(in crate::engine) fn land_by_hand(
     repo: &Repo,
     plan: &str,
     id: &str,
-    worktree: &Path,
-    keep_out: &[String],
+    head: Oid,
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
-    let started = std::time::Instant::now();
-    let head = repo.commit_all_except(worktree, finish.message, keep_out)?;
-    crate::trace::step("commit", started);
-    crate::failpoint!("task-committed");
     // By hand, a failed task fixed in its worktree lands again too.
     land(repo, plan, id, head, finish, true)
 }
 
-/// The landing half of [`complete`], for a task whose work is committed at
+/// The landing of a task whose work is committed at
 /// `head` (the runner commits in the task's own thread, then lands here,
 /// one task at a time).
 pub fn land_committed(
@@ -805,7 +817,7 @@ pub fn land_committed(
     land(repo, plan, id, head, finish, false)
 }
 
-/// [`land_committed`]; `failed_too` also lands a task that failed.
+/// [`land_committed`]; `failed_too` also lands a task that failed (by hand).
 fn land(
     repo: &Repo,
     plan: &str,

@@ -601,3 +601,34 @@ fn mcp_task_done_of_a_manual_review_task_waits_for_task_approve() {
         Some("by hand: a\n")
     );
 }
+
+/// git itself will not move a branch under another worktree; `task start`
+/// says why before it claims anything, rather than claiming, failing in
+/// `git worktree add` and giving the task back.
+#[test]
+fn task_start_refuses_a_task_branch_a_persons_worktree_holds_changing_nothing() {
+    let repo = project();
+    started(&repo, TWO_TASKS);
+    // A person made the task's branch themselves, in a worktree of theirs,
+    // and committed on it.
+    let mine = repo.scratch().join("mine");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "orch/p/tasks/a",
+        mine.to_str().expect("utf-8"),
+    ]);
+    put(&mine, "a.txt", "mine\n");
+    put(&mine, ".env", "TOKEN=mine\n");
+    repo.git_in(&mine, &["add", "a.txt"]);
+    repo.git_in(&mine, &["commit", "-q", "-m", "mine"]);
+    let before = held(&repo, &mine);
+    let refs = repo.refs();
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_foreign_refused(&out, "task start a", &mine);
+    assert_eq!(held(&repo, &mine), before);
+    assert_eq!(repo.refs(), refs);
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
+}

@@ -300,6 +300,12 @@ pub struct Claimed {
 pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
     let manual = claim.manual;
     let path = workspace::task_worktree(repo, plan, id);
+    // The new attempt puts the task's branch at its base: not under a
+    // person's worktree that has a leftover branch of it checked out. (A
+    // pending task has no branch as a rule, so this costs a ref lookup.)
+    if repo.ref_target(&names::task_branch(plan, id))?.is_some() {
+        refuse_foreign_checkouts(repo, plan, &[id])?;
+    }
     let path_s = path.to_string_lossy().to_string();
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
@@ -1118,7 +1124,7 @@ pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S
             let shown = crate::ui::printable(&path.display().to_string());
             return Err(refuse_with_hint(
                 format!(
-                    "task `{id}`'s branch orch/{plan}/tasks/{id} is checked out in `{shown}`, a worktree git-orch did not make: git-orch neither removes it nor deletes the branch under it"
+                    "task `{id}`'s branch orch/{plan}/tasks/{id} is checked out in `{shown}`, a worktree git-orch did not make, and git-orch neither removes that worktree nor moves the branch under it"
                 ),
                 format!(
                     "take it off the branch (`git -C {shown} switch --detach`) or remove it yourself (`git worktree remove {shown}`), then run the command again"

@@ -123,15 +123,10 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Resu
         }
         // Only the worktree git-orch made for the task, at its place; a
         // branch that a person's own worktree has checked out stays, with
-        // that worktree (and a note: it is not the task's any more).
+        // that worktree (the commands that would remove or reuse it say
+        // so, and refuse).
         let own = crate::config::worktrees_root(repo).join(plan).join(task);
         let elsewhere = repo.worktrees_on_branch_elsewhere(&name, &own)?;
-        if let Some(path) = elsewhere.first() {
-            notes.push(format!(
-                "left the branch {name} of task {task}: it is checked out in {}, a worktree git-orch did not make",
-                path.display()
-            ));
-        }
         if let Some(path) = repo.worktree_at_on_branch(&own, &name)? {
             if let Some(snapshot) =
                 repo.snapshot_worktree(&path, &format!("orch: uncommitted work of task {task}"))?

@@ -632,3 +632,36 @@ fn task_start_refuses_a_task_branch_a_persons_worktree_holds_changing_nothing() 
     assert_eq!(repo.refs(), refs);
     assert_eq!(task_state(&status_json(&repo), "a"), "pending");
 }
+
+/// A runner meets the same refusal and stops with it, rather than waiting
+/// for a task it can never claim.
+#[test]
+fn run_stops_at_a_task_branch_a_persons_worktree_holds() {
+    let repo = project();
+    started(
+        &repo,
+        RUN_PLAN
+            .split("  [[phases.tasks]]\n  id = \"b\"")
+            .next()
+            .expect("plan"),
+    );
+    let mine = repo.scratch().join("mine");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "orch/p/tasks/a",
+        mine.to_str().expect("utf-8"),
+    ]);
+    put(&mine, ".env", "TOKEN=mine\n");
+    let before = held(&repo, &mine);
+    let out = repo
+        .command("timeout", &repo.path)
+        .args(["60", BIN, "run"])
+        .output()
+        .expect("run");
+    assert_foreign_refused(&out, "run", &mine);
+    assert_eq!(held(&repo, &mine), before);
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
+}

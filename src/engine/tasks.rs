@@ -1111,6 +1111,30 @@ pub(crate) fn foreign_worktrees_on_branch(
     repo.worktrees_on_branch_elsewhere(&branch, &workspace::task_worktree(repo, plan, id))
 }
 
+/// The refusal of [`refuse_foreign_checkouts`] (exit 2, with its hint), as
+/// a type of its own: a runner that meets it stops with it, where another
+/// refusal of a claim means another runner took the task first.
+#[derive(Debug)]
+pub struct ForeignCheckout(anyhow::Error);
+
+impl ForeignCheckout {
+    fn error(refusal: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(ForeignCheckout(refusal))
+    }
+}
+
+impl std::fmt::Display for ForeignCheckout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for ForeignCheckout {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
 /// Refuses, changing nothing, a command that would remove the checkouts
 /// and delete the branches of `ids` while a worktree git-orch did not make
 /// has one of those branches checked out: removing it would lose what it
@@ -1122,14 +1146,14 @@ pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S
         let id = id.as_ref();
         if let Some(path) = foreign_worktrees_on_branch(repo, plan, id)?.first() {
             let shown = crate::ui::printable(&path.display().to_string());
-            return Err(refuse_with_hint(
+            return Err(ForeignCheckout::error(refuse_with_hint(
                 format!(
                     "task `{id}`'s branch orch/{plan}/tasks/{id} is checked out in `{shown}`, a worktree git-orch did not make, and git-orch neither removes that worktree nor moves the branch under it"
                 ),
                 format!(
                     "take it off the branch (`git -C {shown} switch --detach`) or remove it yourself (`git worktree remove {shown}`), then run the command again"
                 ),
-            ));
+            )));
         }
     }
     Ok(())

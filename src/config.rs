@@ -104,6 +104,18 @@ pub fn of(repo: &Repo) -> &'static Config {
     })
 }
 
+/// The directory that holds every plan's task worktrees: `orch.worktreeDir`
+/// (absolute, or relative to the repository's root), else
+/// `<git-common-dir>/orch/worktrees`. A task's own worktree is
+/// `<this>/<plan>/<task>` (`engine::workspace::task_worktree`).
+pub fn worktrees_root(repo: &Repo) -> PathBuf {
+    match of(repo).worktree_dir() {
+        Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => repo.root.join(dir),
+        None => repo.orch_dir().join("worktrees"),
+    }
+}
+
 /// The settings for the repository around the current directory (or the
 /// global and system ones outside any), read on first use: for the printer,
 /// which has no repository at hand.

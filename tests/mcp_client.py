@@ -116,12 +116,19 @@ async def approve(d, repo, task):
     await d.call("task_approve", id="nope")
 
 
+async def calls(d, repo, script):
+    """The calls a test names, in order: a JSON list of [tool, arguments]."""
+    for tool, arguments in json.loads(script):
+        await d.call(tool, **arguments)
+
+
 SCENARIOS = {
     "drive": drive,
     "refuse": refuse,
     "same_json": same_json,
     "reject": reject,
     "approve": approve,
+    "calls": calls,
 }
 
 

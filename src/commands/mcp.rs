@@ -5,7 +5,7 @@
 //! the CLI refuses comes back as a tool error carrying its `error:` and
 //! `hint:` lines and exit code. Tokio lives in this file only, on one thread.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{Context, Result};
@@ -46,10 +46,12 @@ pub fn run(args: McpArgs) -> Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the MCP server's runtime")?;
+    let served = repository_of(&dir);
     runtime.block_on(async move {
         let server = Orch {
             exe,
             dir,
+            served,
             tool_router: Orch::tool_router(),
         };
         let service = server
@@ -68,7 +70,20 @@ pub fn run(args: McpArgs) -> Result<u8> {
 struct Orch {
     exe: PathBuf,
     dir: PathBuf,
+    /// The repository the server was started in (its git common dir,
+    /// resolved), `None` when it was started outside one: a tool's `repo`
+    /// must name a directory of this very repository (a worktree of it,
+    /// its task worktrees included), never another one.
+    served: Option<PathBuf>,
     tool_router: ToolRouter<Self>,
+}
+
+/// The repository `dir` belongs to, as its git common dir with every
+/// symlink resolved: two directories with the same one are worktrees (or
+/// subdirectories) of one repository.
+fn repository_of(dir: &Path) -> Option<PathBuf> {
+    let repo = crate::git::Repo::discover(dir).ok()?;
+    std::fs::canonicalize(&repo.common_dir).ok()
 }
 
 /// A command line for this binary: the words, then `--` and the positional
@@ -119,8 +134,9 @@ impl Argv {
 }
 
 impl Orch {
-    /// Runs `git orch ARGV` in `repo` (relative to the server's directory)
-    /// and turns its outcome into the tool's result.
+    /// Runs `git orch ARGV` in `repo` (relative to the server's directory,
+    /// and in the repository it serves) and turns its outcome into the
+    /// tool's result.
     async fn call(&self, repo: Option<&str>, argv: Argv) -> CallToolResult {
         let argv = argv.into_vec();
         let dir = repo.map_or_else(|| self.dir.clone(), |r| self.dir.join(r));
@@ -132,6 +148,22 @@ impl Orch {
                 &format!("error: `repo` {shown} is not a directory\nhint: give the path of a git repository or one of its worktrees\n"),
                 "",
             );
+        }
+        // An agent that may name any directory could reach every repository
+        // this user can write to: `repo` stays within the served one.
+        if let Some(r) = repo {
+            if self.served.is_none() || repository_of(&dir) != self.served {
+                let shown = crate::ui::printable(r);
+                return failure(
+                    &argv,
+                    2,
+                    &format!(
+                        "error: `repo` {shown} is not in the repository this MCP server serves ({})\nhint: leave `repo` out, or give a worktree of that repository; for another repository, start `git orch mcp` there\n",
+                        crate::ui::printable(&self.dir.display().to_string())
+                    ),
+                    "",
+                );
+            }
         }
         let output = tokio::process::Command::new(&self.exe)
             .args(&argv)
@@ -228,7 +260,7 @@ fn failure(argv: &[String], code: i32, stderr: &str, stdout: &str) -> CallToolRe
 struct PlanInput {
     /// The plan's name; may be left out when exactly one plan is active (or when `repo` is a task's worktree)
     plan: Option<String>,
-    /// Directory to run in: the repository or one of its worktrees, absolute or relative to the server's directory (default: the server's directory)
+    /// Directory to run in: the repository the server serves or one of its worktrees, absolute or relative to the server's directory (default: the server's directory); another repository is refused
     repo: Option<String>,
 }
 

@@ -5,6 +5,7 @@ use super::open_plan;
 use crate::cli::{
     RunArgs, TaskArgs, TaskDoneArgs, TaskFailArgs, TaskNextArgs, TaskResetArgs, TaskRetryArgs,
 };
+use crate::engine::review::ByHand;
 use crate::engine::tasks::{self, Finish, Landed};
 use crate::engine::{manual, next as next_task, workspace};
 use crate::error::{refuse, refuse_with_hint};
@@ -16,6 +17,7 @@ use crate::ui;
 pub fn start(args: TaskArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
+    crate::engine::setup::require_trusted(&repo, &snap)?;
     let plan = snap.plan_name.clone();
     let (begun, again) = tasks::start_by_hand(&repo, &plan, &args.id)?;
     crate::engine::setup::ensure_by_hand(&repo, &plan, &args.id, &begun, &mut |line| {
@@ -75,6 +77,7 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
         crate::trust::require(&repo, &snap)?;
     }
     tasks::refuse_unless_retryable(&snap, &args.id, &snap.task(&args.id)?)?;
+    crate::engine::setup::require_trusted(&repo, &snap)?;
     if !args.by_hand && snap.plan.task_run(task).is_some() {
         let run = RunArgs {
             plan: Some(plan),
@@ -137,6 +140,8 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     ) {
         let hint = if status == TaskStatus::Pending {
             format!("start it first: `git orch task start {id}`")
+        } else if status == TaskStatus::Review {
+            format!("it waits for review: `git orch task approve {id}` lands it, `git orch task reject {id} -m \"…\"` sends it back")
         } else {
             format!("see `git orch status {plan}`")
         };
@@ -177,7 +182,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
     }
     let default_message = format!("{}: {}", id, task.title.as_deref().unwrap_or("work"));
     let message = args.message.clone().unwrap_or(default_message);
-    let (landed, after) = tasks::complete(
+    let (ended, after) = crate::engine::review::done_by_hand(
         &repo,
         &plan,
         id,
@@ -190,11 +195,55 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
             seconds: None,
             outcome: "Finished by hand (`git orch task done`); no command was run by git-orch.",
         },
+        &mut |line| ui::note(line),
     )?;
     for note in &after.repairs {
         ui::warn(note);
     }
-    report_landing(&plan, id, &landed, args.json, &after.state.work.to_string())
+    let work = after.state.work.to_string();
+    match ended {
+        ByHand::Landed(landed) => report_landing(&plan, id, &landed, args.json, &work),
+        ByHand::InReview { head, reviewer } => {
+            if args.json {
+                ui::json_doc(
+                    Schema::TaskDone,
+                    &json!({
+                        "plan": plan, "task": id, "state": "review", "work": work,
+                        "detail": { "head": head.to_string(), "reviewer": reviewer },
+                    }),
+                )?;
+            } else {
+                ui::note(&format!(
+                    "task {id} committed at {} and waits for review ({reviewer}); it is not landed yet",
+                    crate::git::short(head)
+                ));
+                ui::hint(&format!(
+                    "`git orch task approve {id}` lands it; `git orch task reject {id} -m \"…\"` sends it back"
+                ));
+            }
+            Ok(0)
+        }
+        ByHand::Rejected { head, reason } => {
+            if args.json {
+                ui::json_doc(
+                    Schema::TaskDone,
+                    &json!({
+                        "plan": plan, "task": id, "state": "failed", "work": work,
+                        "detail": { "rejected": reason, "head": head.to_string() },
+                    }),
+                )?;
+            } else {
+                ui::error(&format!(
+                    "task {id} was not landed: {}",
+                    ui::printable(&reason)
+                ));
+                ui::hint(&format!(
+                    "change its work in its worktree and `git orch task done {id}` again, or `git orch task reset {id}`"
+                ));
+            }
+            Ok(1)
+        }
+    }
 }
 
 /// `git orch task approve ID`: lands the reviewed commit of a task in review.

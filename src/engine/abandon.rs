@@ -39,6 +39,7 @@ pub fn abandon(repo: &Repo, plan: &str) -> Result<AbandonReport> {
     refuse_if_finished(&snap)?;
     let kept_before: BTreeSet<String> = preserved_refs(repo, plan)?;
     let tasks: Vec<String> = snap.plan.tasks().map(|(_, t)| t.id.clone()).collect();
+    super::tasks::refuse_foreign_checkouts(repo, plan, &tasks)?;
     // What is not running is kept now; a running task's runner keeps it.
     let tag = preserve_tag("abandon");
     let mut preserved = Vec::new();

@@ -5,7 +5,8 @@
 use anyhow::Result;
 
 use super::tasks::{
-    discard_task_checkout, preserve_tag, preserve_task, refuse_if_finished, unpreserve,
+    discard_task_checkout, preserve_tag, preserve_task, refuse_foreign_checkouts,
+    refuse_if_finished, unpreserve,
 };
 use super::workspace;
 use crate::error::refuse_with_hint;
@@ -34,10 +35,13 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
             "run it to the end (`git orch run`) or check the phase (`git orch checkpoint`)",
         ));
     }
+    let tasks: Vec<String> = snap.plan.tasks().map(|(_, t)| t.id.clone()).collect();
+    // A person's worktree on a task's branch is theirs: refused before
+    // anything is kept or changed.
+    refuse_foreign_checkouts(repo, plan, &tasks)?;
     let work = snap.state.work.oid();
     let tag = preserve_tag("finish");
     let mut preserved = Vec::new();
-    let tasks: Vec<String> = snap.plan.tasks().map(|(_, t)| t.id.clone()).collect();
     for id in &tasks {
         preserved.extend(preserve_task(repo, plan, id, &tag, work)?);
     }

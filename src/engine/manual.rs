@@ -149,6 +149,7 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
         }
     };
     check(&snap)?;
+    super::tasks::refuse_foreign_checkouts(repo, plan, &[id])?;
     if force {
         // Taken from a runner on this machine: its command stops first,
         // so it cannot keep writing into what is about to be preserved.

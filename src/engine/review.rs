@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use git2::Oid;
 use serde::Deserialize;
 
@@ -269,7 +269,10 @@ pub fn record_rejection(
         let attempt = t.attempts.max(1);
         let at = state::now();
         let next = match snap.task_status(id)? {
-            TaskStatus::Running => {
+            TaskStatus::Review => transition::reject(&t, reason.clone(), at),
+            // An attempt's, or work done by hand (running, a conflict
+            // resolved, a failed task fixed): failed with its head.
+            _ => {
                 let path = state::layout::task_log(id, attempt);
                 let (bytes, seconds) = log.clone().unwrap_or_default();
                 change.file(path.clone(), bytes);
@@ -282,7 +285,6 @@ pub fn record_rejection(
                     Some(path),
                 )
             }
-            _ => transition::reject(&t, reason.clone(), at),
         }
         .map_err(|w| w.about(id))?;
         change.put_task(id, next);
@@ -338,8 +340,13 @@ pub fn approve(repo: &Repo, plan: &str, id: &str) -> Result<(Landed, Snapshot)> 
             outcome: "The task's command exited 0; its work was approved in review.",
         },
     )?;
+    // Only the worktree git-orch made for the task goes back to the pool,
+    // not whatever path the state names.
+    let own = workspace::task_worktree(repo, plan, id);
     if let (Landed::Done { .. }, Some(wt)) = (&result.0, worktree) {
-        let _ = workspace::park_clean(repo, plan, &wt);
+        if wt == own {
+            let _ = workspace::park(repo, plan, &wt);
+        }
     }
     Ok(result)
 }
@@ -396,4 +403,147 @@ pub fn rejected_to_retry(snap: &Snapshot) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// How `task done` ended.
+pub enum ByHand {
+    /// Landed (no review, or its reviewer approved), in conflict, or out
+    /// of its scope.
+    Landed(Landed),
+    /// Committed at `head`, waiting for a person's `task approve`.
+    InReview { head: Oid, reviewer: String },
+    /// Its reviewer rejected `head`: failed, the comments its reason.
+    Rejected { head: Oid, reason: String },
+}
+
+/// `task done` (and MCP `task_done`): the task's work is committed in its
+/// worktree, then reviewed as `run` reviews an attempt before it lands, so
+/// a review the plan asks for is never skipped by finishing a task by hand.
+/// A `"manual"` review leaves it waiting in review (`task approve` lands
+/// it); a command or agent reviewer runs here, on the committed head, and
+/// a rejection fails the task instead of landing it. Without a review, it
+/// lands at once.
+pub fn done_by_hand(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    worktree: &Path,
+    keep_out: &[String],
+    finish: Finish<'_>,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<(ByHand, Snapshot)> {
+    let snap = store::load(repo, plan)?;
+    let (phase, task) = tasks::find_task(&snap, id)?;
+    let Some(review) = snap.plan.task_review(task).cloned() else {
+        let head = tasks::commit_by_hand(repo, worktree, finish.message, keep_out)?;
+        let (landed, after) = tasks::land_by_hand(repo, plan, id, head, finish)?;
+        return Ok((ByHand::Landed(landed), after));
+    };
+    // The reviewer is one of the plan's commands: refused, with nothing
+    // committed, unless the plan is trusted here.
+    if !review.is_manual() {
+        crate::trust::require(repo, &snap)?;
+    }
+    let head = tasks::commit_by_hand(repo, worktree, finish.message, keep_out)?;
+    // The note given now is the note read when the task is approved.
+    if let Some(note) = &finish.handoff {
+        let file = workspace::handoff_file(repo, plan, id);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        }
+        std::fs::write(&file, note)
+            .with_context(|| format!("cannot write `{}`", file.display()))?;
+    }
+    let t = snap.task(id)?;
+    let base = t.base().unwrap_or(snap.state.work).oid();
+    let env = super::run::task_env(repo, plan, &phase.id, id, worktree, base);
+    let verdict = if review.is_manual() {
+        None
+    } else {
+        run_reviewer(
+            repo, &snap.plan, plan, task, worktree, env, base, head, on_line,
+        )
+    };
+    match verdict {
+        // A person decides (also when the reviewer cannot be found).
+        None => {
+            let reviewer = review.describe();
+            let after = review_by_hand(repo, plan, id, head, &reviewer)?;
+            Ok((ByHand::InReview { head, reviewer }, after))
+        }
+        Some(v) if !v.approve => {
+            // The attempt's log (a failed or conflicting task has one)
+            // with the review's after it.
+            let attempt_log = state::layout::task_log(id, t.attempts.max(1));
+            let mut log = match t.log.as_deref() {
+                Some(path) if path == attempt_log => {
+                    repo.read_path(snap.tree, path)?.unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            log.extend_from_slice(b"\n--- review (task done by hand) ---\n");
+            log.extend_from_slice(&v.log);
+            let (reason, _) = record_rejection(
+                repo,
+                plan,
+                id,
+                Some(head),
+                &v.reviewer,
+                &v.comments,
+                Some((log, 0.0)),
+            )?;
+            let after = store::load(repo, plan)?;
+            Ok((ByHand::Rejected { head, reason }, after))
+        }
+        Some(v) => {
+            record_approval(repo, plan, id, &v.reviewer, &v.comments)?;
+            let (landed, after) = tasks::land_by_hand(repo, plan, id, head, finish)?;
+            Ok((ByHand::Landed(landed), after))
+        }
+    }
+}
+
+/// Running, conflict or failed (by hand) → review: `head` waits for
+/// `reviewer`.
+fn review_by_hand(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+    head: Oid,
+    reviewer: &str,
+) -> Result<Snapshot> {
+    let ((), after) = store::transact(repo, plan, |snap, change| {
+        let status = snap.task_status(id)?;
+        if !matches!(
+            status,
+            TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed
+        ) {
+            return Err(refuse(format!(
+                "task `{id}` is {}, not running",
+                status.as_str()
+            )));
+        }
+        let t = change.task(id)?;
+        super::remote::refuse_unless_ours(&t, id)?;
+        let at = state::now();
+        let f = transition::Finished {
+            head: head.into(),
+            at,
+            spent: t.started_at().map(|s| at - s),
+            log: None,
+        };
+        let attempt = t.attempts.max(1);
+        let t = transition::review(&t, f, reviewer.to_string()).map_err(|w| w.about(id))?;
+        change.put_task(id, t);
+        change.event = Some(Event::TaskReview {
+            task: id.to_string(),
+            attempt,
+            head: head.to_string(),
+            reviewer: reviewer.to_string(),
+            at,
+        });
+        Ok(())
+    })?;
+    Ok(after)
 }

@@ -111,6 +111,8 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
         }
     }
 
+    super::tasks::refuse_foreign_checkouts(repo, plan, &affected)?;
+
     // Preserve first: the old work head, each tag that goes, each task's
     // branch and uncommitted work.
     let tag = preserve_tag("rollback");

@@ -322,9 +322,23 @@ fn copy_included(repo: &Repo, plan: &Plan, worktree: &Path) -> Result<Copied> {
     Ok(out)
 }
 
+/// Refuses, changing nothing, a task started by hand (`task start`,
+/// `task retry --by-hand`, MCP `task_start`) of a plan whose `[worktrees]
+/// setup` this user has not approved here: starting it would run that
+/// command. A plan with no setup starts by hand untrusted (nothing of it
+/// runs). Call before the task is claimed.
+pub fn require_trusted(repo: &Repo, snap: &crate::state::Snapshot) -> Result<()> {
+    if snap.plan.worktrees.setup.is_none() {
+        return Ok(());
+    }
+    crate::trust::require(repo, snap)
+}
+
 /// [`ensure`] for a task started by hand (`task start`): a setup that
 /// fails marks the task failed, with its reason and the setup's log, and
 /// is an error of the work (exit 1); its worktree stays for a look.
+/// The setup runs only for a trusted plan ([`require_trusted`], checked
+/// again here in case the plan changed since the caller checked).
 pub fn ensure_by_hand(
     repo: &Repo,
     plan: &str,
@@ -334,6 +348,7 @@ pub fn ensure_by_hand(
 ) -> Result<()> {
     use crate::state::{self, layout, store, transition, Event, TaskStatus};
     let snap = store::load(repo, plan)?;
+    require_trusted(repo, &snap)?;
     let phase = snap
         .plan
         .task(id)

@@ -300,6 +300,12 @@ pub struct Claimed {
 pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Claimed> {
     let manual = claim.manual;
     let path = workspace::task_worktree(repo, plan, id);
+    // The new attempt puts the task's branch at its base: not under a
+    // person's worktree that has a leftover branch of it checked out. (A
+    // pending task has no branch as a rule, so this costs a ref lookup.)
+    if repo.ref_target(&names::task_branch(plan, id))?.is_some() {
+        refuse_foreign_checkouts(repo, plan, &[id])?;
+    }
     let path_s = path.to_string_lossy().to_string();
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
@@ -772,27 +778,39 @@ pub struct Finish<'a> {
     pub outcome: &'a str,
 }
 
-/// Commits what the task left uncommitted, except the paths (relative to
-/// the worktree) in `keep_out`, and lands it on the work branch (one state
+/// Commits what a task done by hand left uncommitted, except the paths
+/// (relative to the worktree) in `keep_out`; the commit is the task's head.
+/// What follows is its review, if it has one, then its landing
+/// ([`super::review::done_by_hand`]).
+pub(in crate::engine) fn commit_by_hand(
+    repo: &Repo,
+    worktree: &Path,
+    message: &str,
+    keep_out: &[String],
+) -> Result<Oid> {
+    let started = std::time::Instant::now();
+    let head = repo.commit_all_except(worktree, message, keep_out)?;
+    crate::trace::step("commit", started);
+    crate::failpoint!("task-committed");
+    Ok(head)
+}
+
+/// Lands a task done by hand at `head` on the work branch (one state
 /// commit: the task's new state, its handoff note and log, and the work
-/// branch's new head).
-pub fn complete(
+/// branch's new head). Only for a task that has no review or whose
+/// reviewer just approved `head` ([`super::review::done_by_hand`]).
+pub(in crate::engine) fn land_by_hand(
     repo: &Repo,
     plan: &str,
     id: &str,
-    worktree: &Path,
-    keep_out: &[String],
+    head: Oid,
     finish: Finish<'_>,
 ) -> Result<(Landed, Snapshot)> {
-    let started = std::time::Instant::now();
-    let head = repo.commit_all_except(worktree, finish.message, keep_out)?;
-    crate::trace::step("commit", started);
-    crate::failpoint!("task-committed");
     // By hand, a failed task fixed in its worktree lands again too.
     land(repo, plan, id, head, finish, true)
 }
 
-/// The landing half of [`complete`], for a task whose work is committed at
+/// The landing of a task whose work is committed at
 /// `head` (the runner commits in the task's own thread, then lands here,
 /// one task at a time).
 pub fn land_committed(
@@ -805,7 +823,7 @@ pub fn land_committed(
     land(repo, plan, id, head, finish, false)
 }
 
-/// [`land_committed`]; `failed_too` also lands a task that failed.
+/// [`land_committed`]; `failed_too` also lands a task that failed (by hand).
 fn land(
     repo: &Repo,
     plan: &str,
@@ -1059,25 +1077,102 @@ pub fn unpreserve(repo: &Repo, plan: &str, read: Oid, names: &[String]) {
     }
 }
 
-/// The checkout of a task: the worktree on its branch, or else whatever
-/// is at its worktree's path (a worktree that left the branch, or lost its
-/// `.git`).
+/// The checkout git-orch made for a task: whatever is at the path it
+/// computes for the task under its own worktree dir (a worktree on the
+/// task's branch, one that left it, or one that lost its `.git`). Never a
+/// worktree found by its branch: a person may add one on the task's branch
+/// to look at it (`git worktree add ../look orch/<plan>/tasks/<task>`),
+/// and that one is theirs. Nor the path the state records: a state fetched
+/// from elsewhere may name any directory. Worktrees are recycled through
+/// the pool by moving them, but a task's own is always at this path while
+/// it is the task's.
 pub(crate) fn task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
-    let branch = names::task_branch(plan, id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        return Ok(Some(wt.path));
-    }
     let path = workspace::task_worktree(repo, plan, id);
     Ok(path.is_dir().then_some(path))
 }
 
-/// Removes a task's worktree and branch. Call after preserving them.
+/// The worktree git-orch made for a task when git lists it on the task's
+/// branch (see [`task_checkout`]); `None` when the branch is checked out
+/// only elsewhere, or nowhere.
+pub(crate) fn own_worktree_on_branch(repo: &Repo, plan: &str, id: &str) -> Result<Option<PathBuf>> {
+    let branch = names::task_branch(plan, id);
+    repo.worktree_at_on_branch(&workspace::task_worktree(repo, plan, id), &branch)
+}
+
+/// The worktrees git-orch did not make that have a task's branch checked
+/// out (the main checkout included): they and the branch under them are
+/// left alone.
+pub(crate) fn foreign_worktrees_on_branch(
+    repo: &Repo,
+    plan: &str,
+    id: &str,
+) -> Result<Vec<PathBuf>> {
+    let branch = names::task_branch(plan, id);
+    repo.worktrees_on_branch_elsewhere(&branch, &workspace::task_worktree(repo, plan, id))
+}
+
+/// The refusal of [`refuse_foreign_checkouts`] (exit 2, with its hint), as
+/// a type of its own: a runner that meets it stops with it, where another
+/// refusal of a claim means another runner took the task first.
+#[derive(Debug)]
+pub struct ForeignCheckout(anyhow::Error);
+
+impl ForeignCheckout {
+    fn error(refusal: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(ForeignCheckout(refusal))
+    }
+}
+
+impl std::fmt::Display for ForeignCheckout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for ForeignCheckout {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// Refuses, changing nothing, a command that would remove the checkouts
+/// and delete the branches of `ids` while a worktree git-orch did not make
+/// has one of those branches checked out: removing it would lose what it
+/// holds (its ignored files too), and deleting the branch under it would
+/// leave it on a branch that does not exist. git refuses `git branch -D`
+/// of such a branch for the same reason.
+pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S]) -> Result<()> {
+    for id in ids {
+        let id = id.as_ref();
+        if let Some(path) = foreign_worktrees_on_branch(repo, plan, id)?.first() {
+            let shown = crate::ui::printable(&path.display().to_string());
+            return Err(ForeignCheckout::error(refuse_with_hint(
+                format!(
+                    "task `{id}`'s branch orch/{plan}/tasks/{id} is checked out in `{shown}`, a worktree git-orch did not make, and git-orch neither removes that worktree nor moves the branch under it"
+                ),
+                format!(
+                    "take it off the branch (`git -C {shown} switch --detach`) or remove it yourself (`git worktree remove {shown}`), then run the command again"
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Removes a task's worktree and branch. Call after preserving them. Only
+/// the worktree git-orch made for it goes ([`task_checkout`]); a branch
+/// that a worktree it did not make has checked out stays (the commands
+/// that come here refuse that case first, [`refuse_foreign_checkouts`]:
+/// this is for one added meanwhile).
 pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
     let branch = names::task_branch(plan, id);
     if let Some(path) = task_checkout(repo, plan, id)? {
         repo.remove_worktree(&path)?;
     }
     crate::failpoint!("worktree-removed");
+    if !foreign_worktrees_on_branch(repo, plan, id)?.is_empty() {
+        return Ok(());
+    }
     if let Some(head) = repo.ref_target(&branch)? {
         match repo.cas_delete(&branch, head) {
             Ok(()) => {}

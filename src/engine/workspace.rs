@@ -11,13 +11,11 @@ use crate::git::Repo;
 
 /// The directory that holds every plan's worktrees.
 pub fn worktrees_root(repo: &Repo) -> PathBuf {
-    match crate::config::of(repo).worktree_dir() {
-        Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => repo.root.join(dir),
-        None => repo.orch_dir().join("worktrees"),
-    }
+    crate::config::worktrees_root(repo)
 }
 
+/// Where git-orch makes (and looks for) a task's worktree: the only place
+/// a worktree counts as the task's own (see `tasks::task_checkout`).
 pub fn task_worktree(repo: &Repo, plan: &str, task: &str) -> PathBuf {
     worktrees_root(repo).join(plan).join(task)
 }

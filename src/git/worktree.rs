@@ -86,12 +86,31 @@ impl Repo {
         Ok(list)
     }
 
-    /// The worktree that has `branch` (full ref name) checked out.
-    pub fn worktree_on_branch(&self, branch: &str) -> Result<Option<WorktreeInfo>> {
+    /// The worktree git lists at `path` with `branch` (full ref name)
+    /// checked out; `None` when there is none, or it is on another branch.
+    /// There is deliberately no lookup by branch alone: a person may add a
+    /// worktree of their own on a task's branch (`git worktree add ../look
+    /// orch/p/tasks/a`), and git-orch must never take that one for its own.
+    pub fn worktree_at_on_branch(&self, path: &Path, branch: &str) -> Result<Option<PathBuf>> {
         Ok(self
             .worktrees()?
             .into_iter()
-            .find(|w| w.branch.as_deref() == Some(branch)))
+            .find(|w| w.branch.as_deref() == Some(branch) && same_path(&w.path, path))
+            .map(|w| w.path))
+    }
+
+    /// The worktrees that have `branch` checked out anywhere but at `own`
+    /// (the main checkout included), whose directory still exists (git
+    /// lists a removed one until it is pruned; it holds nothing to lose).
+    pub fn worktrees_on_branch_elsewhere(&self, branch: &str, own: &Path) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .worktrees()?
+            .into_iter()
+            .filter(|w| {
+                w.branch.as_deref() == Some(branch) && w.path.exists() && !same_path(&w.path, own)
+            })
+            .map(|w| w.path)
+            .collect())
     }
 
     /// Puts `branch` at `start` checked out in `path`: a new worktree when
@@ -943,6 +962,14 @@ fn parse_git_date(text: &str) -> Option<git2::Time> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether two paths name one directory (symlinks resolved when both exist).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// The admin dir of a linked worktree (`.git/worktrees/<name>`), from the

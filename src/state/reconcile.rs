@@ -121,9 +121,15 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Resu
         if !fresh()? {
             return Ok(false);
         }
-        if let Some(wt) = repo.worktree_on_branch(&name)? {
+        // Only the worktree git-orch made for the task, at its place; a
+        // branch that a person's own worktree has checked out stays, with
+        // that worktree (the commands that would remove or reuse it say
+        // so, and refuse).
+        let own = crate::config::worktrees_root(repo).join(plan).join(task);
+        let elsewhere = repo.worktrees_on_branch_elsewhere(&name, &own)?;
+        if let Some(path) = repo.worktree_at_on_branch(&own, &name)? {
             if let Some(snapshot) =
-                repo.snapshot_worktree(&wt.path, &format!("orch: uncommitted work of task {task}"))?
+                repo.snapshot_worktree(&path, &format!("orch: uncommitted work of task {task}"))?
             {
                 let kept =
                     names::preserved(plan, &format!("repair/worktree-{task}-{}", short(snapshot)));
@@ -133,10 +139,12 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Resu
                     "kept the uncommitted work of task {task} in {kept}"
                 ));
             }
-            repo.remove_worktree(&wt.path)?;
+            repo.remove_worktree(&path)?;
             crate::failpoint!("repair-worktree-removed");
         }
-        sync_ref(repo, plan, &name, Some(head), None, notes)?;
+        if elsewhere.is_empty() {
+            sync_ref(repo, plan, &name, Some(head), None, notes)?;
+        }
     }
     Ok(true)
 }

@@ -200,8 +200,13 @@ fn lands_from(t: &TaskState) -> bool {
 
 /// Running → review: its work is committed at `f.head` and waits for
 /// `reviewer`; the worktree is kept, the claim goes (nobody runs it now).
+/// By hand (`task done`), a conflict resolved or a failed task fixed in
+/// its worktree is new work too, and goes to review the same way.
 pub fn review(t: &TaskState, f: Finished, reviewer: String) -> Result<TaskState, Wrong> {
-    if t.state() != TaskStatus::Running {
+    if !matches!(
+        t.state(),
+        TaskStatus::Running | TaskStatus::Conflict | TaskStatus::Failed
+    ) {
         return Err(wrong(t, "put in review"));
     }
     Ok(TaskState {
@@ -513,7 +518,14 @@ mod tests {
                                 // What is reviewed is a committed head, in a kept worktree.
                                 prop_assert!(next.head().is_some());
                                 prop_assert!(next.claim().is_none());
-                                prop_assert!(t.state() == TaskStatus::Running || t.state() == TaskStatus::Review);
+                                // From an attempt, or from work redone by hand.
+                                prop_assert!(matches!(
+                                    t.state(),
+                                    TaskStatus::Running
+                                        | TaskStatus::Conflict
+                                        | TaskStatus::Failed
+                                        | TaskStatus::Review
+                                ));
                             }
                             TaskStatus::Pending | TaskStatus::Skipped => {
                                 prop_assert!(next.claim().is_none());

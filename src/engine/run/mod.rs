@@ -649,8 +649,10 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         // nor the runner that acted for it, is left to hold them.
         let branch = names::task_branch(plan, id);
         let _ = std::fs::remove_file(repo.common_dir.join(format!("{branch}.lock")));
-        if let Some(wt) = repo.worktree_on_branch(&branch)? {
-            if let Ok(dir) = repo.git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]) {
+        // Of the task's own worktree only: a person's on the same branch may
+        // be in the middle of a git command of theirs.
+        if let Some(path) = tasks::own_worktree_on_branch(repo, plan, id)? {
+            if let Ok(dir) = repo.git_in(&path, &["rev-parse", "--absolute-git-dir"]) {
                 for lock in [
                     "index.lock",
                     "HEAD.lock",
@@ -687,11 +689,10 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         crate::failpoint!("recover-committed");
         // The worktree is recycled when the task starts again; its branch is
         // reset there from the work branch.
-        let branch = names::task_branch(plan, id);
-        if let Some(wt) = repo.worktree_on_branch(&branch)? {
-            let _ = repo.git_in(&wt.path, &["reset", "-q", "--hard"]);
-            let _ = repo.git_in(&wt.path, &["clean", "-q", "-fd"]);
-            let _ = workspace::park(repo, plan, &wt.path);
+        if let Some(path) = tasks::own_worktree_on_branch(repo, plan, id)? {
+            let _ = repo.git_in(&path, &["reset", "-q", "--hard"]);
+            let _ = repo.git_in(&path, &["clean", "-q", "-fd"]);
+            let _ = workspace::park(repo, plan, &path);
         }
         observer.recovered(id, &kept);
         recovered.push(id.clone());

@@ -206,13 +206,17 @@ pub(super) fn interrupted(
     let _ = std::fs::remove_file(workspace::parking_marker(repo, plan, &id));
     // All kept above: the worktree goes back to the pool and a pending
     // task has no branch.
+    // Only the worktree git-orch made for it: one a person added on the
+    // branch is theirs, and so is the branch under it.
     let branch = names::task_branch(plan, &id);
-    if let Some(wt) = repo.worktree_on_branch(&branch)? {
-        let _ = repo.git_in(&wt.path, &["reset", "-q", "--hard"]);
-        let _ = repo.git_in(&wt.path, &["clean", "-q", "-fd"]);
-        let _ = workspace::park(repo, plan, &wt.path);
+    if let Some(path) = tasks::own_worktree_on_branch(repo, plan, &id)? {
+        let _ = repo.git_in(&path, &["reset", "-q", "--hard"]);
+        let _ = repo.git_in(&path, &["clean", "-q", "-fd"]);
+        let _ = workspace::park(repo, plan, &path);
     }
-    if repo.worktree_on_branch(&branch)?.is_none() {
+    if tasks::own_worktree_on_branch(repo, plan, &id)?.is_none()
+        && tasks::foreign_worktrees_on_branch(repo, plan, &id)?.is_empty()
+    {
         if let Some(head) = repo.ref_target(&branch)? {
             let _ = repo.cas_delete(&branch, head);
         }

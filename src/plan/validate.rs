@@ -293,6 +293,13 @@ impl Validator<'_> {
                     limit.wait.as_ref(),
                     pos,
                 );
+                if limit.parks == Some(0) {
+                    let at = self.kv("parks", "0", pos);
+                    self.error(
+                        format!("{what}: `usage_limit.parks` must be at least 1 (a usage limit parks its task; leave it out for {})", super::MAX_PARKS),
+                        at,
+                    );
+                }
                 if let Some(pattern) = &limit.output {
                     if let Err(e) = regex::Regex::new(pattern) {
                         let at = self.kv("output", pattern, pos);

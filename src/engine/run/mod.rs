@@ -35,8 +35,8 @@ mod settle;
 use attempt::run_task;
 pub(crate) use attempt::task_env;
 use next::{next_step, Step};
-use parking::{due_parked, park, record_usage};
-use settle::{attempt_end, fail_forger, interrupted, settle};
+use parking::{due_parked, park, record_usage, Parking};
+use settle::{attempt_end, fail_done, fail_forger, interrupted, settle};
 
 pub struct RunOptions {
     pub jobs: usize,
@@ -410,15 +410,25 @@ pub fn run(
             }
             let agent_of = done.agent.clone();
             let mut end = attempt_end(&snap, &done, forger.is_some());
+            let mut parked_out = None;
             if let Some((AttemptEnd::UsageLimit(why), agent)) = &end {
-                if let Some((until, why)) = park(repo, plan, &done, why, agent.as_deref())? {
-                    observer.parked(&done.id, until, &why);
-                    continue;
+                match park(repo, plan, &done, why, agent.as_deref())? {
+                    Parking::Parked(until, why) => {
+                        observer.parked(&done.id, until, &why);
+                        continue;
+                    }
+                    Parking::TooOften(why) => parked_out = Some(why),
+                    Parking::NotRunning => {}
                 }
             }
-            let mut outcome = match forger {
-                Some(why) => fail_forger(repo, plan, done, why)?,
-                None => settle(repo, plan, done, observer)?,
+            // Parked as often as it may be: it fails, and is not retried.
+            if parked_out.is_some() {
+                end = None;
+            }
+            let mut outcome = match (forger, parked_out) {
+                (Some(why), _) => fail_forger(repo, plan, done, why)?,
+                (None, Some(why)) => fail_done(repo, plan, done, why)?,
+                (None, None) => settle(repo, plan, done, observer)?,
             };
             // A landing conflict goes to the `on_conflict` agent first.
             if let TaskOutcome::Conflict { files } = outcome.1.clone() {

@@ -105,6 +105,8 @@ pub(super) fn park(
     let id = done.id.as_str();
     let mut parked = Parking::NotRunning;
     store::transact(repo, plan, |snap, change| {
+        // Run again on a lost race: decided afresh each time.
+        parked = Parking::NotRunning;
         if snap.task_status(id)? != TaskStatus::Running {
             return Ok(());
         }

@@ -28,3 +28,35 @@ pub fn hit(name: &str) {
         std::process::abort();
     }
 }
+
+/// A disk that fills up, where a test needs one: with the `failpoints`
+/// feature, `ORCH_FAILPOINT=<name>` makes every pass through the point fail
+/// as a write to a full disk does (`ENOSPC`), and `<name>@<n>` the n-th and
+/// every later one, instead of dying; the process goes on and handles the
+/// error. For a function returning `anyhow::Result`. Without the feature
+/// it expands to nothing.
+#[macro_export]
+macro_rules! disk_full_point {
+    ($name:expr) => {
+        #[cfg(feature = "failpoints")]
+        $crate::failpoint::disk_full($name)?;
+    };
+}
+
+#[cfg(feature = "failpoints")]
+pub fn disk_full(name: &str) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Ok(wanted) = std::env::var("ORCH_FAILPOINT") else {
+        return Ok(());
+    };
+    let (point, nth) = match wanted.split_once('@') {
+        Some((point, n)) => (point, n.parse::<usize>().unwrap_or(1)),
+        None => (wanted.as_str(), 1),
+    };
+    if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= nth {
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        return Err(anyhow::Error::new(e).context(format!("failpoint {name}")));
+    }
+    Ok(())
+}

@@ -97,9 +97,22 @@ pub fn out(line: &str) {
     }
 }
 
-/// A line for the person at the terminal, on stderr.
+/// A line for the person at the terminal, on stderr. A closed stderr
+/// (`git orch run 2>&1 | head -1`) stops a run as a closed stdout does
+/// ([`out`]): nobody is left to read what it says.
 pub fn note(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    if writeln!(stderr, "{line}")
+        .and_then(|_| stderr.flush())
+        .is_err()
+    {
+        CLOSED.store(true, Ordering::SeqCst);
+        crate::process::request_stop(crate::process::Stop::OutputClosed);
+    }
 }
 
 pub fn warn(line: &str) {

@@ -147,12 +147,15 @@ pub const RESET_FILE_LIMIT: u64 = 256;
 /// When a usage limit that an attempt hit at `at` resets: the time the
 /// agent wrote to its reset file (`text`: seconds since the epoch, or an
 /// RFC 3339 time such as `2026-12-01T13:05:00Z`), else its profile's
-/// `usage_limit.wait` after `at`, else 15 minutes after. A time in the past
-/// means now; the reset file is trusted for at most a week ahead.
+/// `usage_limit.wait` after `at`, else 15 minutes after. Never sooner than
+/// [`crate::plan::PARK_FLOOR`] after `at` (a reset time of now, or a past
+/// one, would run the agent again at once, and again); the reset file is
+/// trusted for at most a week ahead.
 pub fn reset_time(plan: &Plan, agent: Option<&str>, text: Option<&str>, at: f64) -> f64 {
     const WEEK: f64 = 7.0 * 24.0 * 3600.0;
+    let floor = at + park_floor();
     if let Some(t) = text.and_then(parse_reset) {
-        return t.clamp(at, at + WEEK);
+        return t.clamp(floor, at + WEEK);
     }
     let wait = agent
         .and_then(|a| plan.agents.get(a))
@@ -160,7 +163,33 @@ pub fn reset_time(plan: &Plan, agent: Option<&str>, text: Option<&str>, at: f64)
         .and_then(|l| l.wait.as_deref())
         .and_then(|w| crate::plan::parse_duration(w).ok())
         .unwrap_or(crate::plan::USAGE_LIMIT_WAIT);
-    at + wait.as_secs_f64()
+    (at + wait.as_secs_f64()).max(floor)
+}
+
+/// [`crate::plan::PARK_FLOOR`], in seconds. Only a build with the
+/// `failpoints` feature (the tests') reads `ORCH_TEST_PARK_FLOOR` to
+/// lower it, so that a test of parking need not wait real minutes; a
+/// release build has no way to.
+fn park_floor() -> f64 {
+    #[cfg(feature = "failpoints")]
+    if let Some(secs) = std::env::var("ORCH_TEST_PARK_FLOOR")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite())
+    {
+        return secs.max(0.0);
+    }
+    crate::plan::PARK_FLOOR.as_secs_f64()
+}
+
+/// How many times a usage limit of `agent` may park a task: its
+/// `usage_limit.parks`, else [`crate::plan::MAX_PARKS`].
+pub fn max_parks(plan: &Plan, agent: Option<&str>) -> u32 {
+    agent
+        .and_then(|a| plan.agents.get(a))
+        .and_then(|a| a.usage_limit.as_ref())
+        .and_then(|l| l.parks)
+        .unwrap_or(crate::plan::MAX_PARKS)
 }
 
 /// Seconds since the epoch, or an RFC 3339 date-time (`Z` or `±hh:mm`).

@@ -118,13 +118,30 @@ impl Watch {
         let mut found = Vec::new();
         let after = all_refs(repo)?;
         let names: BTreeSet<&String> = self.refs.keys().chain(after.keys()).collect();
-        let chain = self.state_chain(repo, &after);
+        // Each ref that seems to have changed is read again on its own, and
+        // the state branch after them all. git-orch moves the work branch
+        // and its tags only once the state commit that records the move is
+        // on the state branch, so the state read last accounts for every
+        // move of theirs read before it: the landing of another task (or
+        // any other move of the runner's) made while this check reads is
+        // never taken for this task's. A listing of all refs is not read
+        // at one instant; reading the state first, the work branch a moment
+        // later, a landing in between looked like tampering.
+        let mut moved = Vec::new();
         for name in names {
-            let (old, new) = (self.refs.get(name), after.get(name));
-            if old == new {
+            if self.refs.get(name) == after.get(name) {
                 continue;
             }
-            if let Some(why) = self.ref_change_forbidden(repo, name, old, new, &chain) {
+            let now = repo.ref_target(name)?;
+            if self.refs.get(name) != now.as_ref() {
+                moved.push((name, now));
+            }
+        }
+        let state = repo.ref_target(&names::state(&self.plan))?;
+        let chain = self.state_chain(repo, state);
+        for (name, now) in moved {
+            let old = self.refs.get(name);
+            if let Some(why) = self.ref_change_forbidden(repo, name, old, now.as_ref(), &chain) {
                 found.push(why);
             }
         }
@@ -167,12 +184,13 @@ impl Watch {
         Ok(found)
     }
 
-    /// The state commits made while the task ran, if they all look like
+    /// The state commits made while the task ran (from the state branch's
+    /// value `now`), if they all look like
     /// git-orch's own (an event git-orch writes, its author), newest first;
     /// `Err` names the first that does not.
-    fn state_chain(&self, repo: &Repo, after: &BTreeMap<String, Oid>) -> Chain {
+    fn state_chain(&self, repo: &Repo, now: Option<Oid>) -> Chain {
         let name = names::state(&self.plan);
-        let (Some(old), Some(new)) = (self.refs.get(&name), after.get(&name)) else {
+        let (Some(old), Some(new)) = (self.refs.get(&name), now.as_ref()) else {
             return Err("the state branch was created or deleted".to_string());
         };
         let sig = repo.signature().map_err(|e| e.to_string())?;

@@ -98,7 +98,9 @@ pub struct Agent {
 /// besides exit code 75 (always a usage limit), an attempt that exits with
 /// one of `exit_codes` or whose log matches `output` hit a usage limit; it
 /// resets at the time the agent wrote to `$ORCH_USAGE_RESET_FILE`, else
-/// `wait` (default 15m) after the attempt ended.
+/// `wait` (default 15m) after the attempt ended, and never sooner than
+/// [`PARK_FLOOR`]. A task parks at most `parks` times (default
+/// [`MAX_PARKS`]); the next usage limit fails it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UsageLimit {
@@ -108,10 +110,23 @@ pub struct UsageLimit {
     pub output: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parks: Option<u32>,
 }
 
 /// The wait after a usage limit when neither the agent nor its profile says.
 pub const USAGE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// The shortest wait after a usage limit, whatever the agent says: an
+/// agent that writes a reset time of now (or a past one) and exits 75
+/// again at once would otherwise be run again and again without end.
+pub const PARK_FLOOR: Duration = Duration::from_secs(60);
+
+/// How many times a usage limit may park one task (unless its agent's
+/// `usage_limit.parks` says otherwise): the next limit fails it. 20 parks
+/// are at least 20 minutes (see [`PARK_FLOOR`]), 5 hours at the default
+/// wait; an agent that is still limited after that is not coming back.
+pub const MAX_PARKS: u32 = 20;
 
 /// `agent = "name"` or `agent = ["first", "fallback", …]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

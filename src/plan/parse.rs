@@ -8,6 +8,7 @@ use super::locate;
 use super::schema::{self, Node, UnknownKey};
 use super::{validate, Diagnostic, Plan};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,10 +131,28 @@ pub fn load_file(path: &Path) -> Loaded {
             path.display()
         ))]
     };
-    // Never more than the limit is read: the path may be /dev/zero.
+    // Opened without blocking and looked at before it is read: a FIFO
+    // would wait for a writer forever, a device never end (/dev/zero), and
+    // a directory is no plan. Never more than the limit is read.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| cannot(e.to_string()))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| cannot(e.to_string()))?
+        .file_type();
+    if !kind.is_file() {
+        return Err(vec![Diagnostic::error(format!(
+            "`{}` is not a plan file but {}: give the path of a regular file",
+            path.display(),
+            file_kind(&kind)
+        ))]);
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_PLAN_BYTES as u64 + 1).read_to_end(&mut bytes))
+    file.take(MAX_PLAN_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| cannot(e.to_string()))?;
     if bytes.len() > MAX_PLAN_BYTES {
         return Err(vec![too_big(bytes.len())]);
@@ -141,6 +160,22 @@ pub fn load_file(path: &Path) -> Loaded {
     let text = String::from_utf8(bytes)
         .map_err(|_| cannot("stream did not contain valid UTF-8".into()))?;
     load_str(&text, format)
+}
+
+/// What a path that is not a regular file is, in words.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "something other than a regular file"
+    }
 }
 
 fn empty_file() -> Vec<Diagnostic> {

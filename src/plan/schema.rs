@@ -25,7 +25,7 @@ pub const AGENT: &[&str] = &[
     "retry_on",
     "usage_limit",
 ];
-pub const USAGE_LIMIT: &[&str] = &["exit_codes", "output", "wait"];
+pub const USAGE_LIMIT: &[&str] = &["exit_codes", "output", "wait", "parks"];
 pub const RETRY_ON: &[&str] = &["exit_codes", "output", "timeout"];
 pub const WORKTREES: &[&str] = &["include", "setup", "setup_timeout"];
 pub const NOTIFY: &[&str] = &["run", "events", "timeout"];

@@ -211,35 +211,37 @@ impl Validator<'_> {
 
     /// `review`: `"manual"`, `{ run = "…" }` or `{ agent = "<an agent>" }`.
     fn review_key(&mut self, what: &str, review: Option<&super::Review>, pos: Pos) {
+        let problem = match review {
+            Some(super::Review::Word(w)) if w != "manual" => format!("{what}: `review = \"{w}\"` is not a reviewer; write `review = \"manual\"`, `review = {{ run = \"…\" }}` or `review = {{ agent = \"…\" }}`"),
+            Some(super::Review::Run { run }) if run.trim().is_empty() => {
+                format!("{what}: the review command is empty")
+            }
+            Some(super::Review::Agent { agent }) if !self.plan.agents.contains_key(agent) => {
+                format!("{what}: review by unknown agent `{agent}`; add `[agents.{agent}]` with its `run`")
+            }
+            _ => return,
+        };
+        // Located only when wrong: a search for each of 10,000 phases or
+        // tasks would read the whole text 10,000 times.
         let at = self
-            .src
+            .searchable()
             .and_then(|s| locate::key_near(s, "review", line_of(pos)))
             .or(pos);
-        match review {
-            Some(super::Review::Word(w)) if w != "manual" => self.error(
-                format!("{what}: `review = \"{w}\"` is not a reviewer; write `review = \"manual\"`, `review = {{ run = \"…\" }}` or `review = {{ agent = \"…\" }}`"),
-                at,
-            ),
-            Some(super::Review::Run { run }) if run.trim().is_empty() => {
-                self.error(format!("{what}: the review command is empty"), at)
-            }
-            Some(super::Review::Agent { agent }) if !self.plan.agents.contains_key(agent) => self
-                .error(
-                    format!("{what}: review by unknown agent `{agent}`; add `[agents.{agent}]` with its `run`"),
-                    at,
-                ),
-            _ => {}
-        }
+        self.error(problem, at);
     }
 
     /// `on_gate_failure`: a known agent, at least one attempt.
     fn fix_key(&mut self, what: &str, fix: Option<&super::OnGateFailure>, pos: Pos) {
         let Some(fix) = fix else { return };
+        let known = self.plan.agents.contains_key(&fix.agent);
+        if known && fix.attempts != Some(0) {
+            return;
+        }
         let at = self
-            .src
+            .searchable()
             .and_then(|s| locate::key(s, "on_gate_failure"))
             .or(pos);
-        if !self.plan.agents.contains_key(&fix.agent) {
+        if !known {
             self.error(
                 format!("{what}: on_gate_failure names unknown agent `{}`; add `[agents.{}]` with its `run`", fix.agent, fix.agent),
                 at,
@@ -291,6 +293,13 @@ impl Validator<'_> {
                     limit.wait.as_ref(),
                     pos,
                 );
+                if limit.parks == Some(0) {
+                    let at = self.kv("parks", "0", pos);
+                    self.error(
+                        format!("{what}: `usage_limit.parks` must be at least 1 (a usage limit parks its task; leave it out for {})", super::MAX_PARKS),
+                        at,
+                    );
+                }
                 if let Some(pattern) = &limit.output {
                     if let Err(e) = regex::Regex::new(pattern) {
                         let at = self.kv("output", pattern, pos);
@@ -314,7 +323,7 @@ impl Validator<'_> {
         let names = choice.names();
         if names.is_empty() {
             let at = self
-                .src
+                .searchable()
                 .and_then(|s| locate::key_near(s, "agent", line_of(pos)));
             self.error(
                 format!("{what}: `agent` is an empty list; name at least one agent"),
@@ -535,7 +544,7 @@ impl Validator<'_> {
             self.agent_refs(&what, choice, pos);
             if task.run.is_some() {
                 let at = self
-                    .src
+                    .searchable()
                     .and_then(|s| locate::key_near(s, "agent", line_of(pos)));
                 self.warning(
                     format!("{what}: both `run` and `agent` are given; its own `run` is used and the agent is not"),

@@ -167,6 +167,15 @@ pub struct TaskState {
     /// wrote one (see [`crate::engine::ledger`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub usage: Vec<Usage>,
+    /// How many times a usage limit parked it since it was last made
+    /// pending by a person (a reset, a reopen, a rollback): a task that
+    /// parks without end fails at the plan's cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parks: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One attempt's usage file, as read (the cost and time ledger).
@@ -276,6 +285,7 @@ impl TaskState {
             log: None,
             agent: None,
             usage: Vec::new(),
+            parks: 0,
         }
     }
 

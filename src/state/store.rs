@@ -397,6 +397,7 @@ pub fn transact<T>(
         } else {
             (snap.commit, snap.tree)
         };
+        crate::disk_full_point!("state-write-enospc");
         let tree = write_change(repo, &snap, base_tree, &mut change)?;
         let message = event.message(plan_name);
         let commit = write_commit(repo, tree, Some(parent), &message)?;

@@ -133,6 +133,7 @@ pub fn park(
         },
         seconds: add_time(t, spent),
         log: log.or_else(|| t.log.clone()),
+        parks: t.parks.saturating_add(1),
         ..t.clone()
     })
 }
@@ -328,6 +329,7 @@ pub fn note_usage(t: &TaskState, usage: super::model::Usage) -> TaskState {
 pub fn pending_again(t: &TaskState) -> TaskState {
     TaskState {
         now: Now::Pending { reason: None },
+        parks: 0,
         ..t.clone()
     }
 }
@@ -337,6 +339,7 @@ pub fn pending_again(t: &TaskState) -> TaskState {
 pub fn pending_because(t: &TaskState, reason: Option<String>) -> TaskState {
     TaskState {
         now: Now::Pending { reason },
+        parks: 0,
         ..t.clone()
     }
 }
@@ -488,6 +491,14 @@ mod tests {
                             t.attempts
                         };
                         prop_assert_eq!(next.attempts, expected_attempts);
+                        // Parks are counted, and forgotten when a person
+                        // makes the task pending again.
+                        let expected_parks = match m {
+                            Move::Park(_) => t.parks + 1,
+                            Move::PendingAgain => 0,
+                            _ => t.parks,
+                        };
+                        prop_assert_eq!(next.parks, expected_parks);
                         prop_assert!(next.seconds.unwrap_or(0.0) >= t.seconds.unwrap_or(0.0));
                         match next.state() {
                             TaskStatus::Running => {

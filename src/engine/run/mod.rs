@@ -35,8 +35,8 @@ mod settle;
 use attempt::run_task;
 pub(crate) use attempt::task_env;
 use next::{next_step, Step};
-use parking::{due_parked, park, record_usage};
-use settle::{attempt_end, fail_forger, interrupted, settle};
+use parking::{due_parked, park, record_usage, Parking};
+use settle::{attempt_end, fail_done, fail_forger, interrupted, settle};
 
 pub struct RunOptions {
     pub jobs: usize,
@@ -226,6 +226,9 @@ pub fn run(
     // `on_failure = "stop"`: tasks of ours being stopped after a failure,
     // with why.
     let mut halting: std::collections::BTreeMap<String, String> = Default::default();
+    // Every task this run claimed: an error after the first is a failure
+    // that says what the run had done (see [`changed_before`]).
+    let mut claimed_here: Vec<String> = Vec::new();
     std::thread::scope(|scope| -> Result<()> {
         super::remote::spawn_renewer(scope, &root, plan, &renewing);
         let _renewing = super::remote::Done(&renewing);
@@ -322,6 +325,7 @@ pub fn run(
                         Err(e) => return Err(e),
                     };
                     observer.started(&id, &claimed.worktree);
+                    claimed_here.push(id.clone());
                     running.insert(id.clone());
                     let tx = tx.clone();
                     let root = root.clone();
@@ -406,15 +410,25 @@ pub fn run(
             }
             let agent_of = done.agent.clone();
             let mut end = attempt_end(&snap, &done, forger.is_some());
+            let mut parked_out = None;
             if let Some((AttemptEnd::UsageLimit(why), agent)) = &end {
-                if let Some((until, why)) = park(repo, plan, &done, why, agent.as_deref())? {
-                    observer.parked(&done.id, until, &why);
-                    continue;
+                match park(repo, plan, &done, why, agent.as_deref())? {
+                    Parking::Parked(until, why) => {
+                        observer.parked(&done.id, until, &why);
+                        continue;
+                    }
+                    Parking::TooOften(why) => parked_out = Some(why),
+                    Parking::NotRunning => {}
                 }
             }
-            let mut outcome = match forger {
-                Some(why) => fail_forger(repo, plan, done, why)?,
-                None => settle(repo, plan, done, observer)?,
+            // Parked as often as it may be: it fails, and is not retried.
+            if parked_out.is_some() {
+                end = None;
+            }
+            let mut outcome = match (forger, parked_out) {
+                (Some(why), _) => fail_forger(repo, plan, done, why)?,
+                (None, Some(why)) => fail_done(repo, plan, done, why)?,
+                (None, None) => settle(repo, plan, done, observer)?,
             };
             // A landing conflict goes to the `on_conflict` agent first.
             if let TaskOutcome::Conflict { files } = outcome.1.clone() {
@@ -496,10 +510,49 @@ pub fn run(
             report.failed.push((id, reason, log));
         }
         Ok(())
-    })?;
+    })
+    .map_err(|e| changed_before(e, &report, &claimed_here))?;
     repo.maintain();
     report.interrupted = process::stop_requested();
     Ok(report)
+}
+
+/// An error met after the run had changed the state (claimed a task,
+/// landed one, …) is not "nothing changed": it exits 1, saying what the
+/// run had done (a full disk after three landings, say).
+fn changed_before(err: anyhow::Error, report: &RunReport, claimed: &[String]) -> anyhow::Error {
+    let mut done = Vec::new();
+    let list = |what: &str, ids: &[String]| match ids.len() {
+        n if n > 10 => format!("{what} {} and {} more", ids[..10].join(", "), n - 10),
+        _ => format!("{what} {}", ids.join(", ")),
+    };
+    if !report.landed.is_empty() {
+        done.push(list("landed", &report.landed));
+    }
+    let failed: Vec<String> = report.failed.iter().map(|(id, _, _)| id.clone()).collect();
+    if !failed.is_empty() {
+        done.push(list("failed", &failed));
+    }
+    if !report.checkpoints.is_empty() {
+        done.push(list("checkpointed", &report.checkpoints));
+    }
+    // Claimed more than once (a retry, a wake) counts once.
+    let mut seen: BTreeSet<&String> = report.landed.iter().chain(&failed).collect();
+    let open: Vec<String> = claimed
+        .iter()
+        .filter(|id| seen.insert(id))
+        .cloned()
+        .collect();
+    if !open.is_empty() {
+        done.push(list("claimed", &open));
+    }
+    if done.is_empty() {
+        return err;
+    }
+    anyhow::Error::new(crate::error::AfterCommit {
+        done: format!("run: {}", done.join("; ")),
+        cause: err,
+    })
 }
 
 /// Stops a task's command now (`on_failure = "stop"`), by the process

@@ -76,24 +76,50 @@ pub(super) fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Optio
     Ok(note)
 }
 
+/// What became of a task whose agent hit a usage limit.
+pub(super) enum Parking {
+    /// Parked until then, for this reason.
+    Parked(f64, String),
+    /// Parked as many times as it may be: it fails, for this reason.
+    TooOften(String),
+    /// No longer running here: nothing was done.
+    NotRunning,
+}
+
 /// Parks a task whose agent hit a usage limit (one state commit): the
 /// agent is marked limited until its reset time, and the task waits,
 /// worktree kept, until the first of its agents is free again (now, when a
-/// fallback is). `None` when the task is no longer running here.
+/// fallback is). A task that has parked as often as its agent's
+/// `usage_limit.parks` allows is not parked again: [`Parking::TooOften`],
+/// and the caller fails it.
 pub(super) fn park(
     repo: &Repo,
     plan: &str,
     done: &Done,
     why: &str,
     agent: Option<&str>,
-) -> Result<Option<(f64, String)>> {
+) -> Result<Parking> {
     let Ok(ran) = &done.result else {
-        return Ok(None);
+        return Ok(Parking::NotRunning);
     };
     let id = done.id.as_str();
-    let mut parked = None;
+    let mut parked = Parking::NotRunning;
     store::transact(repo, plan, |snap, change| {
+        // Run again on a lost race: decided afresh each time.
+        parked = Parking::NotRunning;
         if snap.task_status(id)? != TaskStatus::Running {
+            return Ok(());
+        }
+        let cap = agents::max_parks(&snap.plan, agent);
+        let parks = snap.task(id)?.parks;
+        if parks >= cap {
+            let by = agent.map_or_else(String::new, |a| format!(" of agent {a}"));
+            parked = Parking::TooOften(format!(
+                "a usage limit{by} parked it {parks} time{} and it hit one again ({why}): \
+                 the limit does not reset (`usage_limit.parks` caps the parks of a task, default {})",
+                if parks == 1 { "" } else { "s" },
+                crate::plan::MAX_PARKS
+            ));
             return Ok(());
         }
         let at = state::now();
@@ -144,7 +170,7 @@ pub(super) fn park(
             log: Some(path),
             at,
         });
-        parked = Some((until, reason));
+        parked = Parking::Parked(until, reason);
         Ok(())
     })?;
     Ok(parked)

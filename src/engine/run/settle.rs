@@ -232,6 +232,18 @@ pub(super) fn fail_forger(
     done: Done,
     why: String,
 ) -> Result<(String, TaskOutcome)> {
+    fail_done(repo, plan, done, format!("tampered with git-orch: {why}"))
+}
+
+/// Fails a task for `why` whatever its command did (a forged plan, a usage
+/// limit that does not reset: [`super::parking::Parking::TooOften`]); its
+/// work stays in its worktree and branch.
+pub(super) fn fail_done(
+    repo: &Repo,
+    plan: &str,
+    done: Done,
+    why: String,
+) -> Result<(String, TaskOutcome)> {
     let finished = match done.result {
         Ok(ran) => ran.finished,
         Err(e) => process::Finished {
@@ -240,13 +252,7 @@ pub(super) fn fail_forger(
             log: Vec::new(),
         },
     };
-    failed(
-        repo,
-        plan,
-        done.id,
-        format!("tampered with git-orch: {why}"),
-        &finished,
-    )
+    failed(repo, plan, done.id, why, &finished)
 }
 
 /// Records a task's failure (with its log) and reports it.

@@ -705,14 +705,16 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         // Of the task's own worktree only: a person's on the same branch may
         // be in the middle of a git command of theirs.
         if let Some(path) = tasks::own_worktree_on_branch(repo, plan, id)? {
-            if let Ok(dir) = repo.git_in(&path, &["rev-parse", "--absolute-git-dir"]) {
+            // Its admin dir as git-orch knows it, never through its `.git`,
+            // which the task may have pointed at a person's checkout.
+            if let Some(dir) = repo.admin_dir_of(&path) {
                 for lock in [
                     "index.lock",
                     "HEAD.lock",
                     "AUTO_MERGE.lock",
                     "ORIG_HEAD.lock",
                 ] {
-                    let _ = std::fs::remove_file(std::path::Path::new(dir.trim()).join(lock));
+                    let _ = std::fs::remove_file(dir.join(lock));
                 }
             }
         }
@@ -743,8 +745,8 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         // The worktree is recycled when the task starts again; its branch is
         // reset there from the work branch.
         if let Some(path) = tasks::own_worktree_on_branch(repo, plan, id)? {
-            let _ = repo.git_in(&path, &["reset", "-q", "--hard"]);
-            let _ = repo.git_in(&path, &["clean", "-q", "-fd"]);
+            let _ = repo.task_git(&path, &["reset", "-q", "--hard"]);
+            let _ = repo.task_git(&path, &["clean", "-q", "-fd"]);
             let _ = workspace::park(repo, plan, &path);
         }
         observer.recovered(id, &kept);

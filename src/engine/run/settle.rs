@@ -210,8 +210,8 @@ pub(super) fn interrupted(
     // branch is theirs, and so is the branch under it.
     let branch = names::task_branch(plan, &id);
     if let Some(path) = tasks::own_worktree_on_branch(repo, plan, &id)? {
-        let _ = repo.git_in(&path, &["reset", "-q", "--hard"]);
-        let _ = repo.git_in(&path, &["clean", "-q", "-fd"]);
+        let _ = repo.task_git(&path, &["reset", "-q", "--hard"]);
+        let _ = repo.task_git(&path, &["clean", "-q", "-fd"]);
         let _ = workspace::park(repo, plan, &path);
     }
     if tasks::own_worktree_on_branch(repo, plan, &id)?.is_none()

@@ -9,6 +9,7 @@
 mod common;
 use common::*;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,7 +27,12 @@ fn tool(test: &str, name: &str) -> Option<PathBuf> {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let Some(path) = found else {
-        eprintln!("SKIP {test}: {name} is not installed (.ci/run installs it)");
+        // Straight to the stderr stream: the test harness swallows eprintln!
+        // of a passing test, and a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: {name} is not installed (.ci/run installs it)"
+        );
         return None;
     };
     let shim = std::fs::read(&path).is_ok_and(|t| t.windows(5).any(|w| w == b"pyenv"));
@@ -69,7 +75,7 @@ impl Setup {
         let flag = repo.scratch().join("gate-fails");
         let marker = repo.scratch().join("gate-ran");
         let plan = format!(
-            "name = \"p\"\n\n[[gates]]\nname = \"unit\"\nrun = '''if [ -e '{}' ]; then echo the-gate-failed; exit 1; fi; echo ran >> '{}' '''\n\n[[phases]]\nid = \"one\"\n\n  [[phases.tasks]]\n  id = \"t\"\n  files = [\"**\"]\n",
+            "name = \"p\"\n\n[[gates]]\nname = \"unit\"\nrun = '''if [ -e '{}' ]; then echo the-gate-failed; exit 1; fi; echo \"ran ${{PRE_COMMIT_RUNNING_LEGACY:-}}\" >> '{}' '''\n\n[[phases]]\nid = \"one\"\n\n  [[phases.tasks]]\n  id = \"t\"\n  files = [\"**\"]\n",
             flag.display(),
             marker.display()
         );
@@ -204,6 +210,13 @@ impl Setup {
             self.gate_runs(),
             runs + 1,
             "{context}: the gate did not run"
+        );
+        // pre-commit marks the hook it runs first; the gate must not inherit
+        // that, or pre-commit's hooks in the gate's own git commands fail.
+        let seen = std::fs::read_to_string(&self.marker).expect("marker");
+        assert!(
+            seen.lines().all(|l| l == "ran "),
+            "{context}: the gate saw PRE_COMMIT_RUNNING_LEGACY: {seen}"
         );
         assert_eq!(
             self.remote_work(),

@@ -1,11 +1,11 @@
 //! Issue 23: the pre-push gate next to the hook managers people already use,
-//! with the real `pre-commit` and `lefthook` (versions in `tests/tools.versions`,
-//! installed by `.ci/run`), in every install order: git-orch first, the
-//! manager first, and the manager installing again after its config
-//! changed. In each state a failing gate must block `git push` to a bare
-//! remote, a passing one must let it through, and `hook status` must say
-//! truthfully whether the gate runs: every check pushes a failing gate and
-//! compares what happened with what status said.
+//! with the real `pre-commit`, `lefthook` and `husky` (versions in
+//! `tests/tools.versions`, installed by `.ci/run`), in every install order:
+//! git-orch first, the manager first, and the manager installing again after
+//! its config changed. In each state a failing gate must block `git push` to
+//! a bare remote, a passing one must let it through, and `hook status` must
+//! say truthfully whether the gate runs: every check pushes a failing gate
+//! and compares what happened with what status said.
 mod common;
 use common::*;
 
@@ -577,4 +577,58 @@ fn install_refused_in(s: &Setup, dir: &str) -> String {
         before
     );
     stdout(&out)
+}
+
+// ------------------------------------------------------------------ husky
+
+#[test]
+fn husky_then_git_orch_prints_the_line_for_its_pre_push_file_and_it_holds() {
+    let Some(husky) = tool("husky_then_git_orch", "husky") else {
+        return;
+    };
+    let mut s = Setup::new();
+    // What `npm install` runs through husky's `prepare` script.
+    s.run_ok(&husky, &[]);
+    assert_eq!(s.repo.git(&["config", "core.hooksPath"]).trim(), ".husky/_");
+    assert!(!s.status_is_true("husky alone"));
+    let out = s.install();
+    assert_refused(&out, "install where husky owns core.hooksPath");
+    assert!(!s.repo.path.join(".husky/pre-push").exists());
+    s.repo.write(".husky/pre-push", &stdout(&out));
+    let out = s.install();
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("already run through husky"),
+        "{}",
+        both(&out)
+    );
+    s.gate_holds("the gate in .husky/pre-push");
+    // husky installs again on every `npm install`.
+    s.run_ok(&husky, &[]);
+    s.gate_holds("husky reinstalled");
+}
+
+#[test]
+fn git_orch_then_husky_in_its_own_directory_is_reported_then_configured() {
+    let Some(husky) = tool("git_orch_then_husky", "husky") else {
+        return;
+    };
+    let mut s = Setup::new();
+    let out = s.install();
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    s.gate_holds("git-orch alone");
+    // husky in a directory of the user's choosing: core.hooksPath moves
+    // there, and git no longer runs .git/hooks/pre-push.
+    s.run_ok(&husky, &[".config/husky"]);
+    assert!(!s.status_is_true("husky installed after git-orch"));
+    let out = s.install();
+    assert_refused(&out, "install where husky owns core.hooksPath");
+    assert!(stderr(&out).contains("husky"), "{}", both(&out));
+    assert!(
+        stdout(&out).starts_with("# .config/husky/pre-push\n"),
+        "names husky's file: {}",
+        both(&out)
+    );
+    s.repo.write(".config/husky/pre-push", &stdout(&out));
+    s.gate_holds("the gate in .config/husky/pre-push");
 }

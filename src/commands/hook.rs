@@ -76,10 +76,7 @@ pub fn install(force: bool) -> Result<u8> {
                     "{manager} owns the pre-push hook in {} and would set a git-orch hook aside; nothing was written",
                     env.hooks_dir.display()
                 ),
-                format!(
-                    "add the lines above to {}, then `git orch hook status` says whether the gates run (or install anyway with --force)",
-                    manager.config_files()
-                ),
+                "add the lines above to the files their `#` lines name, then `git orch hook status` says whether the gates run (or install anyway with --force)",
             ));
         }
     }

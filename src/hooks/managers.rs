@@ -55,7 +55,7 @@ impl Manager {
         match self {
             // husky v9 runs `.husky/pre-push` with `sh -e`, git's arguments
             // and git's stdin.
-            Manager::Husky => format!("# .husky/pre-push\n{GATE_COMMAND} \"$@\"\n"),
+            Manager::Husky => husky_snippet(".husky/pre-push"),
             // A script, not a command: lefthook skips a pre-push command when
             // the checked-out branch has no files to push. A script gets git's
             // arguments, and with use_stdin git's ref lines.
@@ -68,16 +68,6 @@ impl Manager {
             Manager::PreCommit | Manager::Other(_) => format!(
                 "# run from the pre-push hook, with git's arguments and stdin:\n{GATE_COMMAND} \"$@\"\n"
             ),
-        }
-    }
-
-    /// Where the snippet goes, relative to the worktree root, for messages.
-    pub fn config_files(&self) -> &'static str {
-        match self {
-            Manager::Husky => ".husky/pre-push",
-            Manager::Lefthook => "lefthook.yml and .lefthook/pre-push/",
-            Manager::PreCommit => ".pre-commit-config.yaml",
-            Manager::Other(_) => "its configuration",
         }
     }
 }
@@ -123,10 +113,18 @@ fn file_runs_gate(path: &Path) -> bool {
     fs::read_to_string(path).is_ok_and(|t| shell_runs_gate(&t))
 }
 
-/// `core.hooksPath` is husky's (`.husky` or `.husky/_`).
+/// `core.hooksPath` is husky's: `.husky` or `.husky/_`, or any directory
+/// husky v9 wrote its runner `h` (and `husky.sh`) into (`husky DIR`).
 pub fn is_husky_dir(hooks_path_config: Option<&str>, hooks_dir: &Path) -> bool {
     hooks_path_config.is_some_and(|c| c.contains(".husky"))
         || hooks_dir.components().any(|c| c.as_os_str() == ".husky")
+        || hooks_dir.join("husky.sh").is_file()
+        || fs::read(hooks_dir.join("h")).is_ok_and(|t| contains(&t, b"husky"))
+}
+
+/// The line for husky's pre-push file `file`.
+pub fn husky_snippet(file: &str) -> String {
+    format!("# {file}\n{GATE_COMMAND} \"$@\"\n")
 }
 
 /// The file husky runs on push and whether git reaches it: husky v9 keeps

@@ -387,7 +387,14 @@ pub fn install(env: &HookEnv, force: bool) -> Result<InstallOutcome> {
             if let Some(config) = config_runs_gate(env, &manager) {
                 return Ok(InstallOutcome::RunsThrough { manager, config });
             }
-            let snippet = manager.snippet();
+            let snippet = match manager {
+                Manager::Husky => {
+                    let (file, _) = managers::husky_user_hook(&env.hooks_dir);
+                    let file = file.strip_prefix(&env.worktree_root).unwrap_or(&file);
+                    managers::husky_snippet(&file.display().to_string())
+                }
+                _ => manager.snippet(),
+            };
             return Ok(InstallOutcome::ManagedBy { manager, snippet });
         }
     }

@@ -70,7 +70,7 @@ pub fn install(force: bool) -> Result<u8> {
             config.display()
         )),
         InstallOutcome::ManagedBy { manager, snippet } => {
-            ui::out(&snippet);
+            ui::out(snippet.trim_end());
             return Err(refuse_with_hint(
                 format!(
                     "{manager} owns the pre-push hook in {} and would set a git-orch hook aside; nothing was written",

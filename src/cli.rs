@@ -475,9 +475,9 @@ pub struct GateArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum HookCommand {
-    /// Install the pre-push hook (honours core.hooksPath; keeps an existing hook)
+    /// Install the pre-push hook (honours core.hooksPath; keeps an existing hook; goes behind pre-commit)
     Install {
-        /// Install even where a hook manager owns core.hooksPath
+        /// Install even where lefthook or husky would set the hook aside
         #[arg(long)]
         force: bool,
     },

@@ -779,17 +779,31 @@ fn install_twice_then_uninstall_restores_the_hook_byte_for_byte() {
 #[test]
 fn husky_owns_the_hooks_so_nothing_is_written() {
     let repo = TestRepo::new();
-    repo.write(".husky/_/husky.sh", "# husky\n");
+    // husky v9: its own hooks in .husky/_ run the user's .husky/<hook>.
+    repo.write(
+        ".husky/_/h",
+        "#!/usr/bin/env sh\nsh -e \"$(dirname \"$(dirname \"$0\")\")/$(basename \"$0\")\" \"$@\"\n",
+    );
+    write_exec(
+        &repo.path.join(".husky/_/pre-push"),
+        "#!/usr/bin/env sh\n. \"$(dirname \"$0\")/h\"\n",
+        0o755,
+    );
     repo.git(&["config", "core.hooksPath", ".husky/_"]);
+    let before = std::fs::read(repo.path.join(".husky/_/pre-push")).expect("husky's hook");
     let out = repo.orch(&["hook", "install"]);
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // Refused: husky rewrites .husky/_ on every install.
+    assert_refused(&out, "hook install into husky's directory");
     let text = both(&out);
     assert!(text.contains("husky"), "{text}");
     assert!(
         stdout(&out).contains("git orch gate --pre-push"),
         "prints the snippet: {text}"
     );
-    assert!(!repo.path.join(".husky/_/pre-push").exists());
+    assert_eq!(
+        std::fs::read(repo.path.join(".husky/_/pre-push")).expect("husky's hook"),
+        before
+    );
     assert!(!repo.path.join(".husky/pre-push").exists());
     assert!(!hooks_dir(&repo).join("pre-push").exists());
     let status = repo.orch_ok(&["hook", "status"]);
@@ -801,6 +815,22 @@ fn husky_owns_the_hooks_so_nothing_is_written() {
     repo.write(".husky/pre-push", &stdout(&out));
     let status = repo.orch_ok(&["hook", "status"]);
     assert!(status.contains("would run: yes"), "{status}");
+    let out = repo.orch(&["hook", "install"]);
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("already run through husky"),
+        "{}",
+        both(&out)
+    );
+    // And git runs the gate through husky's files: a failing one blocks.
+    let bare = remote(&repo);
+    start(&repo, "p", &[("unit", "exit 1")], &[]);
+    let before = remote_refs(&repo, &bare);
+    advance_work(&repo, "p", "a.txt");
+    let out = push(&repo, &["origin", "orch/p/work"], &[]);
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(stderr(&out).contains("`unit`"), "{}", both(&out));
+    assert_eq!(remote_refs(&repo, &bare), before, "the remote changed");
 }
 
 #[test]

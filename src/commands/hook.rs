@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::open_repo;
+use crate::error::refuse_with_hint;
 use crate::hooks::{self, HookEnv, InstallOutcome, UninstallOutcome};
 use crate::schema::Schema;
 use crate::ui;
@@ -33,28 +34,50 @@ fn hook_env() -> Result<HookEnv> {
 pub fn install(force: bool) -> Result<u8> {
     let env = hook_env()?;
     match hooks::install(&env, force)? {
-        InstallOutcome::Installed { path, chained } => {
+        InstallOutcome::Installed {
+            path,
+            chained,
+            behind,
+            warning,
+        } => {
             ui::note(&format!(
                 "installed the git-orch pre-push hook at {}",
                 path.display()
             ));
+            if let Some(m) = behind {
+                ui::note(&format!(
+                    "{m}'s pre-push hook runs it first thing; `{m} install` keeps it there"
+                ));
+            }
             if let Some(c) = chained {
                 ui::note(&format!(
                     "the existing hook is kept at {} and still runs first",
                     c.display()
                 ));
             }
+            if let Some(w) = warning {
+                ui::warn(&w);
+            }
         }
-        InstallOutcome::AlreadyInstalled { path } => {
-            ui::note(&format!("already installed at {}", path.display()))
+        InstallOutcome::AlreadyInstalled { path, behind } => {
+            ui::note(&format!("already installed at {}", path.display()));
+            if let Some(m) = behind {
+                ui::note(&format!("{m}'s pre-push hook runs it first thing"));
+            }
         }
+        InstallOutcome::RunsThrough { manager, config } => ui::note(&format!(
+            "the gates already run through {manager} ({}); nothing was written",
+            config.display()
+        )),
         InstallOutcome::ManagedBy { manager, snippet } => {
-            ui::note(&format!(
-                "{manager} manages this repository's hooks (core.hooksPath); nothing was written"
+            ui::out(snippet.trim_end());
+            return Err(refuse_with_hint(
+                format!(
+                    "{manager} owns the pre-push hook in {} and would set a git-orch hook aside; nothing was written",
+                    env.hooks_dir.display()
+                ),
+                "add the lines above to the files their `#` lines name, then `git orch hook status` says whether the gates run (or install anyway with --force)",
             ));
-            ui::note("add this to its configuration:");
-            ui::out(&snippet);
-            ui::hint("or install into its directory anyway with `git orch hook install --force`");
         }
     }
     Ok(0)

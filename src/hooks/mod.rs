@@ -5,15 +5,27 @@
 //! there before (kept beside it as `pre-push.orch-chained`) with the same
 //! arguments and stdin, then runs `git orch gate --pre-push`.
 //!
+//! Where a hook manager is in the way, [`managers`] says who it is and the
+//! shim goes where that manager keeps running it (behind pre-commit, as its
+//! `pre-push.legacy`), or nothing is written and the manager's own config
+//! lines are handed back (lefthook, husky). `status` follows the chain git
+//! will run, so it is true in whatever order things were installed.
+//!
 //! Nothing here prints; every function returns data for the caller to render.
 
-use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+
+mod managers;
+mod status;
+
+pub use managers::Manager;
+use managers::{contains, LefthookGate};
+pub use status::status;
 
 /// The hook script git runs, byte for byte as installed.
 pub const PRE_PUSH_SHIM: &str = include_str!("../../hooks/pre-push");
@@ -27,79 +39,11 @@ pub const HOOK_NAME: &str = "pre-push";
 /// File name a pre-existing hook is moved to; the shim runs it first.
 pub const CHAINED_NAME: &str = "pre-push.orch-chained";
 
-/// The command a hook manager should run (with git's arguments and stdin).
-pub const GATE_COMMAND: &str = "git orch gate --pre-push";
+/// Where pre-commit keeps the hook it found, and runs it first.
+pub const LEGACY_NAME: &str = "pre-push.legacy";
 
-/// A hook manager that owns `core.hooksPath`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Manager {
-    Husky,
-    Lefthook,
-    PreCommit,
-    Other(String),
-}
-
-impl Manager {
-    /// Short lowercase name, as the tool calls itself.
-    pub fn name(&self) -> &str {
-        match self {
-            Manager::Husky => "husky",
-            Manager::Lefthook => "lefthook",
-            Manager::PreCommit => "pre-commit",
-            Manager::Other(name) => name,
-        }
-    }
-
-    /// The exact config lines that make this manager run the git-orch gates.
-    pub fn snippet(&self) -> String {
-        match self {
-            Manager::Husky => {
-                // husky v9 runs `.husky/pre-push` with sh, git's arguments and
-                // git's stdin.
-                format!("{GATE_COMMAND} \"$@\"\n")
-            }
-            Manager::Lefthook => {
-                // Without use_stdin lefthook does not pass the ref lines on
-                // (and may hang); {1} {2} are the remote name and url.
-                format!(
-                    "pre-push:\n  commands:\n    git-orch:\n      run: {GATE_COMMAND} {{1}} {{2}}\n      use_stdin: true\n"
-                )
-            }
-            Manager::PreCommit => format!(
-                "- repo: local\n  hooks:\n    - id: git-orch-gate\n      name: git-orch gates\n      entry: {GATE_COMMAND}\n      language: system\n      stages: [pre-push]\n      pass_filenames: false\n      always_run: true\n      require_serial: true\n"
-            ),
-            Manager::Other(_) => format!(
-                "# run from the pre-push hook, with git's arguments and stdin:\n{GATE_COMMAND} \"$@\"\n"
-            ),
-        }
-    }
-
-    /// Where the snippet goes, relative to the worktree root.
-    pub fn config_files(&self) -> &'static [&'static str] {
-        match self {
-            Manager::Husky => &[".husky/pre-push"],
-            Manager::Lefthook => &[
-                "lefthook.yml",
-                ".lefthook.yml",
-                "lefthook.yaml",
-                ".lefthook.yaml",
-                ".config/lefthook.yml",
-                ".config/lefthook.yaml",
-                "lefthook-local.yml",
-                ".lefthook-local.yml",
-            ],
-            Manager::PreCommit => &[".pre-commit-config.yaml"],
-            Manager::Other(_) => &[],
-        }
-    }
-}
-
-impl fmt::Display for Manager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// Where lefthook moves the hook it found; it never runs it.
+pub const LEFTHOOK_OLD_NAME: &str = "pre-push.old";
 
 /// Where hooks live, as computed by the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,6 +66,15 @@ impl HookEnv {
     pub fn chained_path(&self) -> PathBuf {
         self.hooks_dir.join(CHAINED_NAME)
     }
+
+    /// `<hooks_dir>/pre-push.legacy`, pre-commit's slot for the git-orch hook.
+    pub fn legacy_path(&self) -> PathBuf {
+        self.hooks_dir.join(LEGACY_NAME)
+    }
+
+    fn husky(&self) -> bool {
+        managers::is_husky_dir(self.hooks_path_config.as_deref(), &self.hooks_dir)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,14 +82,23 @@ impl HookEnv {
 pub enum InstallOutcome {
     /// The shim was written to `path`. `chained` is the previous hook that it
     /// runs first: where a foreign hook was just moved, or one already there.
+    /// `behind` is the manager whose hook runs the shim (pre-commit).
     Installed {
         path: PathBuf,
         chained: Option<PathBuf>,
+        behind: Option<Manager>,
+        warning: Option<String>,
     },
     /// The current shim was already there; nothing changed.
-    AlreadyInstalled { path: PathBuf },
-    /// A hook manager owns `core.hooksPath`; nothing was written. `snippet`
-    /// is what to add to that manager's config.
+    AlreadyInstalled {
+        path: PathBuf,
+        behind: Option<Manager>,
+    },
+    /// The manager's own config already runs the gates (`config`); nothing
+    /// was written.
+    RunsThrough { manager: Manager, config: PathBuf },
+    /// A hook manager owns the hook and would set a git-orch hook aside;
+    /// nothing was written. `snippet` is what to add to its config.
     ManagedBy { manager: Manager, snippet: String },
 }
 
@@ -144,7 +106,7 @@ pub enum InstallOutcome {
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum UninstallOutcome {
     /// Our shim at `path` is gone. `restored` is where the previous hook was
-    /// kept (`pre-push.orch-chained`); it is now back at `path`.
+    /// kept; it is back where git (or pre-commit) runs it.
     Removed {
         path: PathBuf,
         restored: Option<PathBuf>,
@@ -154,7 +116,8 @@ pub enum UninstallOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HookStatus {
-    /// `<hooks_dir>/pre-push`.
+    /// Where the git-orch hook is, or goes: `<hooks_dir>/pre-push`, or
+    /// pre-commit's `pre-push.legacy` behind pre-commit's hook.
     pub path: PathBuf,
     /// `path` holds our shim (current or outdated).
     pub installed: bool,
@@ -165,22 +128,52 @@ pub struct HookStatus {
     /// Git will run the gates on push: through our shim, or through a
     /// manager's config that calls `git orch gate`.
     pub would_run: bool,
+    /// The hook manager in the chain git runs, in front of or behind us.
     pub manager: Option<Manager>,
     pub note: Option<String>,
 }
 
-/// What is at `<hooks_dir>/pre-push`.
-#[derive(Debug)]
-enum Existing {
+/// Who wrote a hook file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
     Missing,
-    Ours { current: bool, executable: bool },
-    Foreign { executable: bool },
+    Ours {
+        current: bool,
+    },
+    /// Somebody else's; the manager that wrote it, if one did.
+    Foreign(Option<Manager>),
 }
 
-fn inspect(hook: &Path) -> Result<Existing> {
+#[derive(Debug)]
+struct Found {
+    kind: Kind,
+    executable: bool,
+    text: Vec<u8>,
+}
+
+impl Found {
+    fn ours(&self) -> bool {
+        matches!(self.kind, Kind::Ours { .. })
+    }
+
+    fn by(&self, manager: &Manager) -> bool {
+        matches!(&self.kind, Kind::Foreign(Some(m)) if m == manager)
+    }
+}
+
+fn inspect(hook: &Path) -> Result<Found> {
+    let found = |kind, executable, text| {
+        Ok(Found {
+            kind,
+            executable,
+            text,
+        })
+    };
     let meta = match fs::symlink_metadata(hook) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Missing),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return found(Kind::Missing, false, Vec::new())
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", hook.display())),
     };
     if meta.is_dir() {
@@ -190,23 +183,19 @@ fn inspect(hook: &Path) -> Result<Existing> {
         Ok(bytes) => bytes,
         // A dangling symlink: somebody else's, and git cannot run it.
         Err(e) if e.kind() == io::ErrorKind::NotFound && meta.file_type().is_symlink() => {
-            return Ok(Existing::Foreign { executable: false });
+            return found(Kind::Foreign(None), false, Vec::new());
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", hook.display())),
     };
     let executable = is_executable(hook);
-    if contains(&bytes, MARKER.as_bytes()) {
-        Ok(Existing::Ours {
+    let kind = if contains(&bytes, MARKER.as_bytes()) {
+        Kind::Ours {
             current: bytes == PRE_PUSH_SHIM.as_bytes(),
-            executable,
-        })
+        }
     } else {
-        Ok(Existing::Foreign { executable })
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+        Kind::Foreign(managers::writer(&bytes))
+    };
+    found(kind, executable, bytes)
 }
 
 fn exists(path: &Path) -> bool {
@@ -240,50 +229,38 @@ fn same_file(_a: &Path, _b: &Path) -> bool {
     false
 }
 
-/// The manager that owns `core.hooksPath`, if it is set and looks owned.
-/// Without `core.hooksPath` git uses its own hooks dir and we chain whatever
-/// hook is there, so no manager is reported.
-pub fn detect_manager(env: &HookEnv) -> Option<Manager> {
-    let config = env.hooks_path_config.as_deref()?.trim();
-    if config.is_empty() {
-        return None;
-    }
-    let in_husky_dir = env
-        .hooks_dir
-        .components()
-        .any(|c| c.as_os_str() == ".husky");
-    if config.contains(".husky") || in_husky_dir {
+/// The manager that would set a git-orch hook aside (or rewrite it), so
+/// nothing is written without `--force`. pre-commit is not one: the shim
+/// goes behind it.
+fn blocking_manager(env: &HookEnv, front: &Found, behind: &Found) -> Option<Manager> {
+    if env.husky() || front.by(&Manager::Husky) {
         return Some(Manager::Husky);
     }
-    let root = &env.worktree_root;
-    for manager in [Manager::Lefthook, Manager::PreCommit] {
-        // lefthook-local.yml alone does not mean lefthook is in use.
-        let files = manager
-            .config_files()
-            .iter()
-            .filter(|f| !f.contains("local"));
-        if files.into_iter().any(|f| root.join(f).is_file()) {
-            return Some(manager);
-        }
-    }
-    if root.join(".overcommit.yml").is_file() {
-        return Some(Manager::Other("overcommit".to_string()));
-    }
-    // A hook in the configured dir that a manager wrote.
-    let hook = fs::read(env.hook_path()).unwrap_or_default();
-    if contains(&hook, MARKER.as_bytes()) {
-        return None;
-    }
-    if contains(&hook, b"lefthook") {
+    if front.by(&Manager::Lefthook)
+        || (front.ours() && behind.by(&Manager::Lefthook))
+        || managers::lefthook_installed(&env.hooks_dir)
+    {
         return Some(Manager::Lefthook);
     }
-    if contains(&hook, b"File generated by pre-commit") {
-        return Some(Manager::PreCommit);
+    match &front.kind {
+        Kind::Foreign(Some(m @ Manager::Other(_))) => Some(m.clone()),
+        _ => None,
     }
-    if contains(&hook, b"husky") {
-        return Some(Manager::Husky);
+}
+
+/// The manager's config file that already runs the gates on every push.
+fn config_runs_gate(env: &HookEnv, manager: &Manager) -> Option<PathBuf> {
+    match manager {
+        Manager::Husky => {
+            let (file, _) = managers::husky_user_hook(&env.hooks_dir);
+            managers::shell_runs_gate(&fs::read_to_string(&file).ok()?).then_some(file)
+        }
+        Manager::Lefthook => match managers::lefthook_gate(&env.worktree_root) {
+            LefthookGate::Script(config) => Some(config),
+            _ => None,
+        },
+        Manager::PreCommit | Manager::Other(_) => None,
     }
-    None
 }
 
 /// Write the shim to `hook` atomically (temp file in the same dir + rename),
@@ -353,62 +330,149 @@ fn set_aside(hook: &Path, chained: &Path) -> Result<SetAside> {
     Ok(SetAside::Renamed)
 }
 
-/// Install the shim into `env.hooks_dir`. With `force`, install there even
-/// when a hook manager owns `core.hooksPath`.
-pub fn install(env: &HookEnv, force: bool) -> Result<InstallOutcome> {
-    if !force {
-        if let Some(manager) = detect_manager(env) {
-            let snippet = manager.snippet();
-            return Ok(InstallOutcome::ManagedBy { manager, snippet });
-        }
-    }
-    let dir = &env.hooks_dir;
-    let hook = env.hook_path();
-    let chained = env.chained_path();
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create hooks directory {}", dir.display()))?;
-    let existing_chained = || exists(&chained).then(|| chained.clone());
-    match inspect(&hook)? {
-        Existing::Ours {
-            current: true,
-            executable: true,
-        } => Ok(InstallOutcome::AlreadyInstalled { path: hook }),
-        Existing::Ours { .. } | Existing::Missing => {
-            write_shim(dir, &hook)?;
-            Ok(InstallOutcome::Installed {
+enum Placed {
+    Written { chained: Option<PathBuf> },
+    Already,
+}
+
+/// Put the shim at `target`, keeping a foreign hook there as `chained`.
+fn place(dir: &Path, target: &Path, chained: &Path) -> Result<Placed> {
+    let existing_chained = || exists(chained).then(|| chained.to_path_buf());
+    let found = inspect(target)?;
+    match found.kind {
+        Kind::Ours { current: true } if found.executable => Ok(Placed::Already),
+        Kind::Ours { .. } | Kind::Missing => {
+            write_shim(dir, target)?;
+            Ok(Placed::Written {
                 chained: existing_chained(),
-                path: hook,
             })
         }
-        Existing::Foreign { .. } => {
-            let how = if exists(&chained) {
-                if !same_file(&hook, &chained) {
+        Kind::Foreign(_) => {
+            let how = if exists(chained) {
+                if !same_file(target, chained) {
                     bail!(
                         "{} already exists and {} is not the git-orch hook; \
                          refusing to replace either: merge them or remove one, then run `git orch hook install` again",
                         chained.display(),
-                        hook.display()
+                        target.display()
                     );
                 }
                 // Left by an install that stopped after linking: carry on.
                 SetAside::Linked
             } else {
-                set_aside(&hook, &chained)?
+                set_aside(target, chained)?
             };
-            if let Err(e) = write_shim(dir, &hook) {
+            if let Err(e) = write_shim(dir, target) {
                 // Put things back as they were.
                 let _ = match how {
-                    SetAside::Linked => fs::remove_file(&chained),
-                    SetAside::Renamed => fs::rename(&chained, &hook),
+                    SetAside::Linked => fs::remove_file(chained),
+                    SetAside::Renamed => fs::rename(chained, target),
                 };
                 return Err(e);
             }
-            Ok(InstallOutcome::Installed {
-                path: hook,
-                chained: Some(chained),
+            Ok(Placed::Written {
+                chained: Some(chained.to_path_buf()),
             })
         }
     }
+}
+
+/// Install the shim. With `force`, install into `<hooks_dir>/pre-push` even
+/// where a hook manager would set it aside.
+pub fn install(env: &HookEnv, force: bool) -> Result<InstallOutcome> {
+    let dir = &env.hooks_dir;
+    let hook = env.hook_path();
+    let front = inspect(&hook)?;
+    let behind = inspect(&env.chained_path())?;
+    if !force {
+        if let Some(manager) = blocking_manager(env, &front, &behind) {
+            if let Some(config) = config_runs_gate(env, &manager) {
+                return Ok(InstallOutcome::RunsThrough { manager, config });
+            }
+            let snippet = match manager {
+                Manager::Husky => {
+                    let (file, _) = managers::husky_user_hook(&env.hooks_dir);
+                    let file = file.strip_prefix(&env.worktree_root).unwrap_or(&file);
+                    managers::husky_snippet(&file.display().to_string())
+                }
+                _ => manager.snippet(),
+            };
+            return Ok(InstallOutcome::ManagedBy { manager, snippet });
+        }
+    }
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create hooks directory {}", dir.display()))?;
+    if front.ours() && behind.by(&Manager::PreCommit) {
+        // pre-commit's hook chained behind ours (an install before pre-commit
+        // was recognised): pre-commit goes back in front, and `pre-commit
+        // install` would otherwise move our shim over its legacy hook.
+        restore(&env.chained_path(), &hook)?;
+        return behind_pre_commit(env, true);
+    }
+    if front.by(&Manager::PreCommit) {
+        return behind_pre_commit(env, false);
+    }
+    let warning = match managers::lefthook_config(&env.worktree_root) {
+        Some(config) if !force => Some(format!(
+            "{} is here but lefthook's hooks are not installed; `lefthook install` would move this hook to {LEFTHOOK_OLD_NAME} and never run it: run `git orch hook install` again after installing lefthook",
+            config.display()
+        )),
+        _ => None,
+    };
+    Ok(match place(dir, &hook, &env.chained_path())? {
+        Placed::Already => InstallOutcome::AlreadyInstalled {
+            path: hook,
+            behind: None,
+        },
+        Placed::Written { chained } => InstallOutcome::Installed {
+            path: hook,
+            chained,
+            behind: None,
+            warning,
+        },
+    })
+}
+
+/// The shim as pre-commit's `pre-push.legacy`, which pre-commit's hook runs
+/// first with git's arguments and stdin, and `pre-commit install` keeps. A
+/// foreign legacy hook is kept as `pre-push.orch-chained` and the shim runs
+/// it first.
+fn behind_pre_commit(env: &HookEnv, repaired: bool) -> Result<InstallOutcome> {
+    let legacy = env.legacy_path();
+    let warning = pre_commit_warning(env);
+    let behind = Some(Manager::PreCommit);
+    Ok(match place(&env.hooks_dir, &legacy, &env.chained_path())? {
+        Placed::Already if !repaired => InstallOutcome::AlreadyInstalled {
+            path: legacy,
+            behind,
+        },
+        Placed::Already => InstallOutcome::Installed {
+            chained: exists(&env.chained_path()).then(|| env.chained_path()),
+            path: legacy,
+            behind,
+            warning,
+        },
+        Placed::Written { chained } => InstallOutcome::Installed {
+            path: legacy,
+            chained,
+            behind,
+            warning,
+        },
+    })
+}
+
+/// pre-commit's hook fails every push when its config file is missing.
+pub(crate) fn pre_commit_warning(env: &HookEnv) -> Option<String> {
+    let hook = fs::read(env.hook_path()).unwrap_or_default();
+    if managers::pre_commit_config(&env.worktree_root).is_some()
+        || managers::pre_commit_skips_missing_config(&hook)
+    {
+        return None;
+    }
+    Some(format!(
+        "pre-commit's hook fails every push while {} is missing",
+        env.worktree_root.join(".pre-commit-config.yaml").display()
+    ))
 }
 
 /// Remove our shim and put the previous hook back. Refuses, changing nothing,
@@ -416,12 +480,45 @@ pub fn install(env: &HookEnv, force: bool) -> Result<InstallOutcome> {
 pub fn uninstall(env: &HookEnv) -> Result<UninstallOutcome> {
     let hook = env.hook_path();
     let chained = env.chained_path();
-    match inspect(&hook)? {
-        Existing::Foreign { .. } => bail!(
+    let legacy = env.legacy_path();
+    let front = inspect(&hook)?;
+    let behind = inspect(&chained)?;
+    if front.by(&Manager::PreCommit) {
+        if !inspect(&legacy)?.ours() {
+            return Ok(UninstallOutcome::NotInstalled);
+        }
+        if exists(&chained) {
+            // The hook pre-commit ran before ours goes back to its slot.
+            restore(&chained, &legacy)?;
+            return Ok(UninstallOutcome::Removed {
+                path: legacy,
+                restored: Some(chained),
+            });
+        }
+        fs::remove_file(&legacy).with_context(|| format!("cannot remove {}", legacy.display()))?;
+        sync_dir(&env.hooks_dir);
+        return Ok(UninstallOutcome::Removed {
+            path: legacy,
+            restored: None,
+        });
+    }
+    if front.ours() && behind.by(&Manager::PreCommit) {
+        restore(&chained, &hook)?;
+        if inspect(&legacy)?.ours() {
+            fs::remove_file(&legacy)
+                .with_context(|| format!("cannot remove {}", legacy.display()))?;
+        }
+        return Ok(UninstallOutcome::Removed {
+            path: hook,
+            restored: Some(chained),
+        });
+    }
+    match front.kind {
+        Kind::Foreign(_) => bail!(
             "{} is not the git-orch hook; leaving it alone",
             hook.display()
         ),
-        Existing::Missing => {
+        Kind::Missing => {
             if !exists(&chained) {
                 return Ok(UninstallOutcome::NotInstalled);
             }
@@ -432,7 +529,7 @@ pub fn uninstall(env: &HookEnv) -> Result<UninstallOutcome> {
                 restored: Some(chained),
             })
         }
-        Existing::Ours { .. } => {
+        Kind::Ours { .. } => {
             if exists(&chained) {
                 // One rename replaces the shim: no moment without a hook.
                 restore(&chained, &hook)?;
@@ -465,82 +562,6 @@ fn restore(chained: &Path, hook: &Path) -> Result<()> {
         sync_dir(dir);
     }
     Ok(())
-}
-
-/// Report what is installed and whether a push would run the gates.
-pub fn status(env: &HookEnv) -> Result<HookStatus> {
-    let path = env.hook_path();
-    let chained_path = env.chained_path();
-    let existing = inspect(&path)?;
-    let manager = detect_manager(env);
-    let chained = exists(&chained_path).then_some(chained_path);
-    let (installed, current, executable) = match existing {
-        Existing::Missing => (false, false, false),
-        Existing::Ours {
-            current,
-            executable,
-        } => (true, current, executable),
-        Existing::Foreign { executable } => (false, false, executable),
-    };
-    let mut would_run = installed && executable;
-    let note = if installed && !executable {
-        Some(format!(
-            "{} is not executable, so git skips it; run `git orch hook install` to fix it",
-            path.display()
-        ))
-    } else if installed && !current {
-        Some("the hook is out of date; run `git orch hook install` to update it".to_string())
-    } else if installed {
-        match (&chained, &manager) {
-            (Some(c), _) if !is_executable(c) => Some(format!(
-                "{} is not executable, so the shim skips it",
-                c.display()
-            )),
-            (_, Some(m)) => Some(format!(
-                "installed with --force into a directory managed by {m}; {m} may overwrite it"
-            )),
-            _ => None,
-        }
-    } else if let Some(m) = &manager {
-        match manager_config_runs_gate(env, m) {
-            Some(file) => {
-                would_run = true;
-                Some(format!("gates run through {m} ({})", file.display()))
-            }
-            None => Some(format!(
-                "core.hooksPath is managed by {m}; add the snippet from `git orch hook install` to its config"
-            )),
-        }
-    } else if chained.is_some() {
-        Some(format!(
-            "{} exists but the git-orch hook is missing; run `git orch hook install`",
-            env.chained_path().display()
-        ))
-    } else {
-        Some("not installed; run `git orch hook install`".to_string())
-    };
-    Ok(HookStatus {
-        path,
-        installed,
-        chained,
-        executable,
-        would_run,
-        manager,
-        note,
-    })
-}
-
-/// The manager config file that calls `git orch gate`, if any.
-fn manager_config_runs_gate(env: &HookEnv, manager: &Manager) -> Option<PathBuf> {
-    manager
-        .config_files()
-        .iter()
-        .map(|f| env.worktree_root.join(f))
-        .find(|p| {
-            fs::read(p)
-                .map(|b| contains(&b, b"git orch gate") || contains(&b, b"git-orch gate"))
-                .unwrap_or(false)
-        })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Real git repos, a real bare remote, a real `git push`, the real shim and a
 //! fake `git-orch` first on PATH.
 
+use super::managers::LEFTHOOK_SCRIPT;
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
@@ -182,7 +183,9 @@ fn install_into_empty_dir_runs_gate_with_all_refs() {
         outcome,
         InstallOutcome::Installed {
             path: hooks.join("pre-push"),
-            chained: None
+            chained: None,
+            behind: None,
+            warning: None,
         }
     );
     assert_eq!(mode(&hooks.join("pre-push")), 0o755);
@@ -230,7 +233,9 @@ fn failing_existing_hook_runs_first_and_blocks() {
         outcome,
         InstallOutcome::Installed {
             path: hook.clone(),
-            chained: Some(env.chained_path())
+            chained: Some(env.chained_path()),
+            behind: None,
+            warning: None,
         }
     );
     assert_eq!(
@@ -282,7 +287,10 @@ fn install_twice_then_uninstall_restores_original() {
     let before = fs::read(&hook).expect("read");
     assert_eq!(
         install(&env, false).expect("again"),
-        InstallOutcome::AlreadyInstalled { path: hook.clone() }
+        InstallOutcome::AlreadyInstalled {
+            path: hook.clone(),
+            behind: None
+        }
     );
     assert_eq!(fs::read(&hook).expect("read"), before);
     assert_eq!(fs::read(env.chained_path()).expect("read"), original);
@@ -329,7 +337,9 @@ fn outdated_shim_is_rewritten_and_plain_uninstall_removes() {
         install(&env, false).expect("install"),
         InstallOutcome::Installed {
             path: hook.clone(),
-            chained: None
+            chained: None,
+            behind: None,
+            warning: None,
         }
     );
     assert_eq!(fs::read_to_string(&hook).expect("read"), PRE_PUSH_SHIM);
@@ -382,7 +392,9 @@ fn custom_hooks_path_installs_there_and_runs() {
         outcome,
         InstallOutcome::Installed {
             path: sb.work.join(".githooks/pre-push"),
-            chained: None
+            chained: None,
+            behind: None,
+            warning: None,
         }
     );
     let out = sb.push(&["main"]);
@@ -390,24 +402,44 @@ fn custom_hooks_path_installs_there_and_runs() {
     assert_eq!(sb.log("fake.stdin").expect("gate ran").lines().count(), 1);
 }
 
+/// husky v9's layout: `core.hooksPath=.husky/_`, its hooks there run
+/// `.husky/<hook>`.
+fn husky_v9(sb: &Sandbox) {
+    sb.ok(&sb.work, &["config", "core.hooksPath", ".husky/_"]);
+    write_exec(
+        &sb.work.join(".husky/_/h"),
+        "#!/usr/bin/env sh\nsh -e \"$(dirname \"$(dirname \"$0\")\")/$(basename \"$0\")\" \"$@\"\n",
+        0o755,
+    );
+    write_exec(
+        &sb.work.join(".husky/_/pre-push"),
+        "#!/usr/bin/env sh\n. \"$(dirname \"$0\")/h\"\n",
+        0o755,
+    );
+}
+
 #[test]
 fn husky_hooks_path_is_managed_and_untouched() {
     let sb = Sandbox::new();
-    sb.ok(&sb.work, &["config", "core.hooksPath", ".husky/_"]);
+    husky_v9(&sb);
     let env = sb.env();
     match install(&env, false).expect("install") {
         InstallOutcome::ManagedBy { manager, snippet } => {
             assert_eq!(manager, Manager::Husky);
-            assert_eq!(snippet, "git orch gate --pre-push \"$@\"\n");
+            assert_eq!(
+                snippet,
+                "# .husky/pre-push\ngit orch gate --pre-push \"$@\"\n"
+            );
         }
         other => panic!("expected ManagedBy, got {other:?}"),
     }
-    assert!(!sb.work.join(".husky").exists(), "nothing written");
+    assert!(!sb.work.join(".husky/pre-push").exists(), "nothing written");
     let st = status(&env).expect("status");
     assert_eq!(st.manager, Some(Manager::Husky));
     assert!(!st.installed && !st.would_run);
 
-    // Once husky's config calls the gate, status says it runs.
+    // Once husky's config calls the gate, status says it runs, and install
+    // says so and writes nothing.
     write_exec(
         &sb.work.join(".husky/pre-push"),
         "git orch gate --pre-push \"$@\"\n",
@@ -415,6 +447,26 @@ fn husky_hooks_path_is_managed_and_untouched() {
     );
     let st = status(&env).expect("status");
     assert!(st.would_run, "{st:?}");
+    assert!(matches!(
+        install(&env, false).expect("install"),
+        InstallOutcome::RunsThrough {
+            manager: Manager::Husky,
+            ..
+        }
+    ));
+    // The push really goes through husky's files to the gate.
+    sb.commit("second");
+    let out = sb.push(&["main"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.log("fake.stdin").expect("gate ran").lines().count(), 1);
+    assert_eq!(
+        sb.log("fake.args").expect("gate ran").trim(),
+        format!("gate --pre-push origin {}", sb.remote.display())
+    );
+    // Without husky's own hooks (`npm install` not run yet) git runs nothing.
+    fs::remove_file(sb.work.join(".husky/_/pre-push")).expect("rm");
+    let st = status(&env).expect("status");
+    assert!(!st.would_run, "{st:?}");
 
     // --force installs into .husky/_ anyway.
     assert!(matches!(
@@ -425,31 +477,79 @@ fn husky_hooks_path_is_managed_and_untouched() {
 }
 
 #[test]
-fn lefthook_and_pre_commit_detected_only_with_hooks_path() {
+fn a_manager_config_without_its_hooks_is_not_a_manager() {
+    // Issue 23: lefthook.yml (or .pre-commit-config.yaml) in a repository
+    // whose core.hooksPath has no hook of theirs: install writes the hook.
     let sb = Sandbox::new();
-    fs::write(sb.work.join("lefthook.yml"), "pre-commit: {}\n").expect("w");
-    // No core.hooksPath: install normally (chain whatever is there).
-    assert_eq!(detect_manager(&sb.env()), None);
+    fs::write(sb.work.join("lefthook.yml"), "pre-push: {}\n").expect("w");
+    fs::write(sb.work.join(".pre-commit-config.yaml"), "repos: []\n").expect("w");
     sb.ok(&sb.work, &["config", "core.hooksPath", ".hooks"]);
     let env = sb.env();
     match install(&env, false).expect("install") {
-        InstallOutcome::ManagedBy { manager, snippet } => {
-            assert_eq!(manager, Manager::Lefthook);
-            assert!(snippet.contains("use_stdin: true"), "{snippet}");
-            assert!(snippet.contains("run: git orch gate --pre-push {1} {2}"));
+        InstallOutcome::Installed { path, warning, .. } => {
+            assert_eq!(path, sb.work.join(".hooks/pre-push"));
+            let w = warning.expect("warns about lefthook");
+            assert!(
+                w.contains("lefthook.yml") && w.contains("pre-push.old"),
+                "{w}"
+            );
         }
-        other => panic!("expected ManagedBy, got {other:?}"),
+        other => panic!("expected Installed, got {other:?}"),
     }
-    fs::remove_file(sb.work.join("lefthook.yml")).expect("rm");
-    fs::write(sb.work.join(".pre-commit-config.yaml"), "repos: []\n").expect("w");
-    match install(&env, false).expect("install") {
-        InstallOutcome::ManagedBy { manager, snippet } => {
-            assert_eq!(manager, Manager::PreCommit);
-            assert!(snippet.contains("stages: [pre-push]"), "{snippet}");
-        }
-        other => panic!("expected ManagedBy, got {other:?}"),
-    }
-    assert!(!sb.work.join(".hooks").exists());
+    let st = status(&env).expect("status");
+    assert!(st.installed && st.would_run, "{st:?}");
+}
+
+#[test]
+fn lefthook_gate_needs_a_script_not_a_command() {
+    let sb = Sandbox::new();
+    let root = &sb.work;
+    assert_eq!(managers::lefthook_gate(root), LefthookGate::Absent);
+    fs::write(
+        root.join("lefthook.yml"),
+        "pre-push:\n  commands:\n    g:\n      run: git orch gate --pre-push {1} {2}\n",
+    )
+    .expect("w");
+    assert_eq!(
+        managers::lefthook_gate(root),
+        LefthookGate::Command(root.join("lefthook.yml"))
+    );
+    // The snippet, both files of it.
+    let snippet = Manager::Lefthook.snippet();
+    let (yml, script) = snippet
+        .split_once("# .lefthook/pre-push/")
+        .expect("two files");
+    fs::write(root.join("lefthook-local.yml"), yml).expect("w");
+    let script = script.split_once('\n').expect("name line").1;
+    write_exec(
+        &root.join(".lefthook/pre-push").join(LEFTHOOK_SCRIPT),
+        script,
+        0o644,
+    );
+    assert_eq!(
+        managers::lefthook_gate(root),
+        LefthookGate::Script(root.join("lefthook-local.yml"))
+    );
+    // Skipped, it does not count.
+    fs::write(
+        root.join("lefthook-local.yml"),
+        yml.replace("runner: sh", "runner: sh\n      skip: true"),
+    )
+    .expect("w");
+    assert_eq!(
+        managers::lefthook_gate(root),
+        LefthookGate::Command(root.join("lefthook.yml"))
+    );
+    // As a job in a group.
+    fs::write(
+        root.join("lefthook-local.yml"),
+        format!("pre-push:\n  jobs:\n    - group:\n        jobs:\n          - script: {LEFTHOOK_SCRIPT}\n            runner: sh\n"),
+    )
+    .expect("w");
+    assert_eq!(
+        managers::lefthook_gate(root),
+        LefthookGate::Script(root.join("lefthook-local.yml"))
+    );
 }
 
 #[test]

@@ -103,6 +103,61 @@ pub const EXIT_REFUSED: u8 = 2;
 /// Exit code of SPEC §7 when the work failed (here: after a state commit).
 pub const EXIT_FAILED: u8 = 1;
 
+/// Exit code of an internal error: a bug of git-orch's, or a failure of the
+/// machine (a full disk, an I/O or libgit2 error) that the input did not
+/// cause; nothing was changed (after a change it is [`EXIT_FAILED`]).
+pub const EXIT_INTERNAL: u8 = 3;
+
+/// Where an internal error is worth reporting.
+pub const REPORT_AT: &str =
+    "if the machine is fine (disk space, permissions), it is a bug: report it with this message and `git orch --version` to the git-orch issue tracker";
+
+/// Whether `err` is internal: neither a refusal nor a failure of the work,
+/// and caused by an I/O or libgit2 error of the kind input does not cause
+/// (a missing or unreadable file the user named is input; a full disk, a
+/// corrupt object or a failed write is not).
+pub fn is_internal(err: &anyhow::Error) -> bool {
+    let classified = err
+        .chain()
+        .any(|c| c.is::<Refusal>() || c.is::<Failure>() || c.is::<AfterCommit>());
+    !classified
+        && err.chain().any(|c| {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind::*;
+                !matches!(
+                    io.kind(),
+                    NotFound
+                        | PermissionDenied
+                        | AlreadyExists
+                        | InvalidInput
+                        | InvalidData
+                        | BrokenPipe
+                        | Interrupted
+                        | NotADirectory
+                        | IsADirectory
+                        | UnexpectedEof
+                )
+            } else if let Some(g) = c.downcast_ref::<git2::Error>() {
+                use git2::{ErrorClass, ErrorCode};
+                !matches!(
+                    g.code(),
+                    ErrorCode::NotFound
+                        | ErrorCode::Exists
+                        | ErrorCode::Ambiguous
+                        | ErrorCode::InvalidSpec
+                        | ErrorCode::Invalid
+                        | ErrorCode::Locked
+                        | ErrorCode::Modified
+                        | ErrorCode::BareRepo
+                        | ErrorCode::UnbornBranch
+                        | ErrorCode::Directory
+                ) && !matches!(g.class(), ErrorClass::Config | ErrorClass::Reference)
+            } else {
+                false
+            }
+        })
+}
+
 /// The exit code an error ends the command with.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err
@@ -110,6 +165,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         .any(|c| c.is::<AfterCommit>() || c.is::<Failure>())
     {
         EXIT_FAILED
+    } else if is_internal(err) {
+        EXIT_INTERNAL
     } else {
         EXIT_REFUSED
     }

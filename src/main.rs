@@ -116,6 +116,14 @@ fn report(err: &anyhow::Error) {
             line.push_str(&text);
         }
     }
+    if error::is_internal(err) {
+        ui::error(&format!(
+            "internal error: {}",
+            line.lines().next().unwrap_or("")
+        ));
+        ui::hint(error::REPORT_AT);
+        return;
+    }
     ui::error(line.lines().next().unwrap_or(""));
     if let Some(hint) = err.chain().find_map(|c| {
         c.downcast_ref::<Refusal>()

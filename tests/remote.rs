@@ -1161,8 +1161,11 @@ fn a_runner_refusing_a_plan_changed_on_the_remote_says_to_sync_before_trusting()
     one.orch_ok(&["sync", "p", "--remote", "origin"]);
     std::fs::write(&flag, "").expect("flag");
     let out = finish(runner, 60);
-    // It ran nothing of the new plan, and stopped.
-    assert_eq!(code(&out), Some(2), "{}", both(&out));
+    // It ran nothing of the new plan, and stopped: exit 1, as it had
+    // claimed a task before (issue 20: an error after a state change
+    // exits 1 and says what the run did).
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    assert!(stderr(&out).contains("`run: claimed a` was recorded"), "{}", both(&out));
     let err = stderr(&out);
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),

@@ -290,12 +290,27 @@ fn chain(n: usize) -> String {
     s
 }
 
+/// `n` agents, or `n` notify hooks, and one task: each was located with a
+/// search of the whole text, found or not.
+fn many(n: usize, agents: bool) -> String {
+    let mut s = String::from("name = \"big\"\n[defaults]\nrun = \"true\"\n");
+    for i in 0..n {
+        s.push_str(&match agents {
+            true => format!("[agents.a{i}]\nrun = \"true\"\n"),
+            false => format!("[[notify]]\nrun = \"echo {i}\"\n"),
+        });
+    }
+    s + "[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"t\"\n  files = [\"x\"]\n"
+}
+
 #[test]
-fn check_of_ten_thousand_phases_and_a_thirty_thousand_task_chain_completes() {
+fn check_of_ten_thousand_phases_a_thirty_thousand_task_chain_or_many_agents_completes() {
     let repo = TestRepo::new();
     for (name, text) in [
         ("phases.toml", one_task_phases(10_000)),
         ("chain.toml", chain(30_000)),
+        ("agents.toml", many(20_000, true)),
+        ("notify.toml", many(20_000, false)),
     ] {
         let file = repo.plan(name, &text);
         let shown = file.to_str().expect("utf-8");

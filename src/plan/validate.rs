@@ -258,61 +258,81 @@ impl Validator<'_> {
     /// `[agents.<name>]`: an id for a name, a command, a cap of at least 1,
     /// valid durations and pattern.
     fn agents(&mut self) {
-        for (name, agent) in &self.plan.agents {
-            let what = format!("agent `{name}`");
-            let pos = self.searchable().and_then(|s| {
-                locate::text(s, &format!("agents.{name}")).or_else(|| locate::key(s, name))
-            });
-            if let Err(e) = validate_id("agent", name) {
-                self.error(e, pos);
-            }
-            self.run(&what, Some(&agent.run), pos);
-            if agent.parallel == Some(0) {
-                let at = self.kv("parallel", "0", pos);
+        let plan = self.plan;
+        for (name, agent) in &plan.agents {
+            self.located(
+                |s| locate::text(s, &format!("agents.{name}")).or_else(|| locate::key(s, name)),
+                |v, pos| v.agent(name, agent, pos),
+            );
+        }
+    }
+
+    /// Runs `check` (which reports at its anchor `pos`) without an anchor,
+    /// and again at the anchor `find` finds only when it reported
+    /// something: finding the anchor of each of 20,000 agents or hooks
+    /// that are fine would read the whole text 20,000 times.
+    fn located(&mut self, find: impl Fn(&str) -> Pos, check: impl Fn(&mut Self, Pos)) {
+        let before = self.out.len();
+        check(self, None);
+        if self.out.len() == before {
+            return;
+        }
+        let Some(src) = self.src.filter(|_| before < super::diag::MAX_DIAGNOSTICS) else {
+            return;
+        };
+        self.out.truncate(before);
+        check(self, find(src));
+    }
+
+    fn agent(&mut self, name: &str, agent: &super::Agent, pos: Pos) {
+        let what = format!("agent `{name}`");
+        if let Err(e) = validate_id("agent", name) {
+            self.error(e, pos);
+        }
+        self.run(&what, Some(&agent.run), pos);
+        if agent.parallel == Some(0) {
+            let at = self.kv("parallel", "0", pos);
+            self.error(
+                format!("{what}: `parallel` must be at least 1 (leave it out for no cap)"),
+                at,
+            );
+        }
+        self.duration(
+            &format!("{what} timeout"),
+            "timeout",
+            agent.timeout.as_ref(),
+            pos,
+        );
+        self.retry_keys(
+            &what,
+            agent.retry_backoff.as_ref(),
+            agent.retry_on.as_ref(),
+            pos,
+        );
+        if let Some(limit) = &agent.usage_limit {
+            self.duration(
+                &format!("{what} usage_limit.wait"),
+                "wait",
+                limit.wait.as_ref(),
+                pos,
+            );
+            if limit.parks == Some(0) {
+                let at = self.kv("parks", "0", pos);
                 self.error(
-                    format!("{what}: `parallel` must be at least 1 (leave it out for no cap)"),
+                    format!("{what}: `usage_limit.parks` must be at least 1 (a usage limit parks its task; leave it out for {})", super::MAX_PARKS),
                     at,
                 );
             }
-            self.duration(
-                &format!("{what} timeout"),
-                "timeout",
-                agent.timeout.as_ref(),
-                pos,
-            );
-            self.retry_keys(
-                &what,
-                agent.retry_backoff.as_ref(),
-                agent.retry_on.as_ref(),
-                pos,
-            );
-            if let Some(limit) = &agent.usage_limit {
-                self.duration(
-                    &format!("{what} usage_limit.wait"),
-                    "wait",
-                    limit.wait.as_ref(),
-                    pos,
-                );
-                if limit.parks == Some(0) {
-                    let at = self.kv("parks", "0", pos);
+            if let Some(pattern) = &limit.output {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    let at = self.kv("output", pattern, pos);
+                    let e = e.to_string();
+                    let last = e.lines().last().unwrap_or("").trim();
+                    let last = last.trim_start_matches("error: ").to_string();
                     self.error(
-                        format!("{what}: `usage_limit.parks` must be at least 1 (a usage limit parks its task; leave it out for {})", super::MAX_PARKS),
+                        format!("{what}: `usage_limit.output` is not a regular expression: {last}"),
                         at,
                     );
-                }
-                if let Some(pattern) = &limit.output {
-                    if let Err(e) = regex::Regex::new(pattern) {
-                        let at = self.kv("output", pattern, pos);
-                        let e = e.to_string();
-                        let last = e.lines().last().unwrap_or("").trim();
-                        let last = last.trim_start_matches("error: ").to_string();
-                        self.error(
-                            format!(
-                                "{what}: `usage_limit.output` is not a regular expression: {last}"
-                            ),
-                            at,
-                        );
-                    }
                 }
             }
         }
@@ -383,36 +403,41 @@ impl Validator<'_> {
 
     /// `[[notify]]`: a command, known event names, a valid timeout.
     fn notify(&mut self) {
-        for (i, n) in self.plan.notify.iter().enumerate() {
-            let what = format!("notify[{i}]");
-            let pos = self
-                .searchable()
-                .and_then(|s| locate::key_value(s, "run", &n.run, 0));
-            if n.run.trim().is_empty() {
-                self.error(
-                    format!("{what}: `run` is empty; give a command or remove the hook"),
-                    pos,
-                );
-            }
-            for e in n.events.iter().flatten() {
-                if !super::NOTIFY_EVENTS.contains(&e.as_str()) {
-                    let at = self.item(e, pos);
-                    self.error(
-                        format!(
-                            "{what}: unknown event `{e}`; events are {}",
-                            super::NOTIFY_EVENTS.join(", ")
-                        ),
-                        at,
-                    );
-                }
-            }
-            self.duration(
-                &format!("{what} timeout"),
-                "timeout",
-                n.timeout.as_ref(),
+        let plan = self.plan;
+        for (i, n) in plan.notify.iter().enumerate() {
+            self.located(
+                |s| locate::key_value(s, "run", &n.run, 0),
+                |v, pos| v.notify_hook(i, n, pos),
+            );
+        }
+    }
+
+    fn notify_hook(&mut self, i: usize, n: &super::Notify, pos: Pos) {
+        let what = format!("notify[{i}]");
+        if n.run.trim().is_empty() {
+            self.error(
+                format!("{what}: `run` is empty; give a command or remove the hook"),
                 pos,
             );
         }
+        for e in n.events.iter().flatten() {
+            if !super::NOTIFY_EVENTS.contains(&e.as_str()) {
+                let at = self.item(e, pos);
+                self.error(
+                    format!(
+                        "{what}: unknown event `{e}`; events are {}",
+                        super::NOTIFY_EVENTS.join(", ")
+                    ),
+                    at,
+                );
+            }
+        }
+        self.duration(
+            &format!("{what} timeout"),
+            "timeout",
+            n.timeout.as_ref(),
+            pos,
+        );
     }
 
     /// Gate names become file names, so they follow the id rules, and must

@@ -1165,7 +1165,11 @@ fn a_runner_refusing_a_plan_changed_on_the_remote_says_to_sync_before_trusting()
     // claimed a task before (issue 20: an error after a state change
     // exits 1 and says what the run did).
     assert_eq!(code(&out), Some(1), "{}", both(&out));
-    assert!(stderr(&out).contains("`run: claimed a` was recorded"), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("`run: claimed a` was recorded"),
+        "{}",
+        both(&out)
+    );
     let err = stderr(&out);
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),

@@ -1,5 +1,5 @@
 //! Worktrees through the `git` binary: it is about twice as fast as
-//! libgit2's, runs the user's checkout hooks and filters (LFS), and is the
+//! libgit2's, runs the user's filters (LFS, never hooks: see [`TASK_SAFE`]), and is the
 //! only one that knows sparse checkout. Worktrees are recycled rather than
 //! removed and re-added, because on this kind of disk a removal slows the
 //! next creation several times over (research/perf.md).
@@ -508,7 +508,7 @@ impl Repo {
     }
 
     /// Commits everything uncommitted in a worktree on its branch, running
-    /// the user's commit hooks. Returns the new HEAD (unchanged when clean).
+    /// no git hook ([`TASK_SAFE`]). Returns the new HEAD (unchanged when clean).
     pub fn commit_all(&self, path: &Path, message: &str) -> Result<Oid> {
         self.commit_all_except(path, message, &[])
     }

@@ -13,8 +13,8 @@ case "$runs" in
 esac
 cargo build --release --quiet --tests
 set +e
-out=$(ORCH_SOAK_RUNS="$runs" cargo test --release --quiet --test crash \
-  kill_nine_at_random_moments_then_resume_loses_nothing -- --exact --nocapture 2>&1)
+out=$(ORCH_SOAK_RUNS="$runs" cargo test --release --quiet --test suite \
+  crash::kill_nine_at_random_moments_then_resume_loses_nothing -- --exact --nocapture 2>&1)
 rc=$?
 set -e
 printf '%s\n' "$out" | grep -A40 '^FAILED ' || true

@@ -4,8 +4,7 @@
 //! the profiles `init` writes. Driven by `fixtures/fake-agent`, with real
 //! repositories and the real binary; concurrency is measured from the
 //! agent's own start/end log, not inferred.
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,6 @@
 //! Wiring of the binary itself: help, version, exit codes outside a repo.
-mod common;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn help_and_version_work_everywhere() {

@@ -1,8 +1,7 @@
 //! Command-line edges: what plain `status` and `list` say, `git -c` and
 //! repository config, the git version check, and a run that loses its
 //! output or is interrupted.
-mod common;
-use common::*;
+use crate::common::*;
 
 fn start(repo: &TestRepo, toml: &str) {
     let file = repo.plan("plan.toml", toml);

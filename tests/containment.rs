@@ -7,8 +7,7 @@
 //! that containment. Each test names the attack it guards against; the
 //! numbers are the issue's. Real repositories, the real binary, real
 //! bubblewrap, as root and (in the last test) as an unprivileged user.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;

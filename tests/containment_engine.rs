@@ -5,8 +5,7 @@
 //! changed the state exits 1 saying what it did; a closed stderr stops a
 //! run; another task's landing is never taken for tampering. Real
 //! repositories, the real binary, real processes and pipes.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;

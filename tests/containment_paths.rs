@@ -6,8 +6,7 @@
 //! the MCP server serves the one repository it was started in. Real
 //! repositories, the real binary (and the real Python MCP client), results
 //! read back with git.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

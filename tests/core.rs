@@ -2,8 +2,7 @@
 //! tasks, checkpoints, rollback and undo, finish, repair from the state
 //! branch, and racing processes. Real repositories, the real binary, and
 //! every result read back with git itself.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -17,8 +17,7 @@
 //! work landed at most once, exactly once when the state says done, and is
 //! otherwise still on its branch, a preserved ref or its recorded worktree;
 //! no worktree or worktree directory that the state does not account for.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -4,8 +4,7 @@
 //! and output in its brief; lands it within its scope; runs the gates
 //! again; gives up after `attempts`. Driven by `fixtures/fake-agent`'s
 //! `fix` mode, with real repositories and the real binary.
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 fn fake_agent() -> PathBuf {

@@ -1,8 +1,7 @@
 //! Issue 4: quality gates on every push — the gate runner, its cache and the
 //! pre-push hook, driven through the real binary, the real `git push` and
 //! real bare remotes in temp dirs.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,6 @@
 //! `git orch graph`: the plan's DAG as mermaid and dot, phases as
 //! clusters, task states as styles, from a started plan or a plan file.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

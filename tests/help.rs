@@ -1,8 +1,7 @@
 //! Help where users look for it: man pages (so `git orch --help`, which
 //! git turns into `man git-orch`, works), shell completions, and colour
 //! that follows `orch.color` and `NO_COLOR`.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::path::Path;

@@ -6,8 +6,7 @@
 //! a bare remote, a passing one must let it through, and `hook status` must
 //! say truthfully whether the gate runs: every check pushes a failing gate
 //! and compares what happened with what status said.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -11,8 +11,7 @@
 //!   and nothing named after the escape marker appears in the temp dir;
 //! - no ref outside `refs/heads/orch/<plan>/`, `refs/tags/orch/<plan>/` and
 //!   `refs/orch/<plan>/` (besides `main`); a refused command changes no ref.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

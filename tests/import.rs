@@ -7,11 +7,10 @@
 //! After an intended change to the importers' output, regenerate the
 //! expected files with `UPDATE_EXPECTED=1 cargo test --test import` and
 //! review the diff.
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -1,12 +1,11 @@
 //! Input validation (issue 10, "Trust"): names that come from refs, ids that
 //! would collide as files or refs, and inputs too big or too deep to read.
 //! Real repositories, the real binary, the real `git`.
-mod common;
 
 use std::io::Write;
 use std::process::{Output, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const HOSTILE: &str = "$(touch${IFS}HACKED)";
 

@@ -3,8 +3,7 @@
 //! state write with the `failpoints` feature) is `error: internal error: …`
 //! with a hint naming where to report it, exit 3, and nothing changed;
 //! bad input stays exit 2.
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_full_disk_before_any_change_is_an_internal_error_that_changes_nothing() {

@@ -3,9 +3,8 @@
 //! looks like and whatever the checkout mode), and nothing a task wrote is
 //! dropped or lost on the way.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn start(repo: &TestRepo, toml: &str) {
     let file = repo.plan("plan.toml", toml);

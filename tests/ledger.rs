@@ -5,8 +5,7 @@
 //! (markdown, JSON, HTML), with the task time left. A bad usage file is
 //! reported and recorded as such, never fatal. Driven by
 //! `fixtures/fake-agent` with real repositories and the real binary.
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 fn fake_agent() -> PathBuf {

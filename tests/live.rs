@@ -2,13 +2,12 @@
 //! by `status`, `list` and `status --json`; a failing gate's last lines on
 //! a terminal; `git orch log TASK|GATE`; event hooks.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn start(repo: &TestRepo, toml: &str) {

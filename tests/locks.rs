@@ -1,8 +1,7 @@
 //! Ref locks a `kill -9` leaves behind (SPEC §2): the next command removes
 //! a `<ref>.lock` only when it can tell that a git-orch that died made it,
 //! says so on one line, and goes on; any other lock is left for a human.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,8 +3,7 @@
 //! worktree, scopes that overlap, worktrees that left their branch or lost
 //! their `.git`, and commits made on the work branch during a run. Real
 //! repositories, the real binary, results read back with git.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 

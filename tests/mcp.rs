@@ -2,8 +2,7 @@
 //! (tests/mcp_client.py) starts `git orch mcp` as an agent host would and
 //! drives a real plan; the results are checked with git itself. Also
 //! `git orch task next`, which the CLI and the `next` tool share.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

@@ -5,8 +5,7 @@
 //! branch that is not git-orch's, and hand-edited records are refused with
 //! one line, never a panic.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 

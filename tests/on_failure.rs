@@ -3,8 +3,7 @@
 //! stops running tasks at once, their work kept as Ctrl-C keeps it;
 //! `continue` goes on with every task that does not depend on the failure,
 //! transitively. Real runner, real processes, checked with git.
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,7 @@
 //! to a fallback agent when it has one, and resumes it in place when its
 //! time comes. Driven by `fixtures/fake-agent` with real repositories, the
 //! real binary and real processes; order is read from what the agents log.
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};

@@ -1,8 +1,7 @@
 //! Changing a plan in flight (`git orch plan amend`) and abandoning one
 //! (`git orch abandon`), issue 11. Real repositories, the real binary (a
 //! real `run` in the background), results read with git.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! Commands that race each other, as real concurrent processes: whichever
 //! wins, the plan is never wedged (SPEC §2).
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -3,14 +3,13 @@
 //! each clone a "machine" of its own (`orch.machine`), runners claiming by
 //! leased pushes.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A `git daemon` serving a directory on 127.0.0.1, killed when dropped
 /// (also when a test panics).

@@ -2,8 +2,7 @@
 //! branch before a landing is kept in a ref, and the landing says where;
 //! files left where a worktree was are kept and moved aside.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A person's commit on the work branch while `run` has a task running: the
 /// runner cannot tell the person from the task, so the task fails naming

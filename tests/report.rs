@@ -2,8 +2,7 @@
 //! commands, then reported as JSON, markdown and HTML. The HTML is loaded
 //! in headless Chromium and the rendered DOM must hold the timeline bars
 //! the page's script draws, one per task attempt.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::path::Path;

@@ -2,8 +2,7 @@
 //! and issue 11's `task retry` / `run --retry-failed`): its work so far
 //! intact, the new brief telling why the last attempt failed with the end
 //! of its log. Real repositories, the real binary, results read with git.
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A task that fails its first attempt half-way (a file written, left
 /// uncommitted, a line in its log) and finishes on the next one, which

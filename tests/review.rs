@@ -4,8 +4,7 @@
 //! (its verdict file) — before it lands; a rejection goes back to the
 //! task's agent in the same worktree with the comments in its brief, up to
 //! its attempts. Driven by `fixtures/fake-agent` with real repositories.
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 fn fake_agent() -> PathBuf {

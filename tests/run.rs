@@ -1,7 +1,6 @@
 //! `git orch run` / `resume` end to end: real repositories, real task
 //! commands in real worktrees, results checked with git itself.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

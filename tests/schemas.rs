@@ -1,9 +1,8 @@
 //! Versioned JSON (issue 12): every `--json` output is one document that
 //! opens with its schema's name and version, the schemas are the files in
 //! `schemas/`, `git orch schema` prints them, and every JSON output a test
-//! reads is validated against them (`common::json_doc`).
-mod common;
-use common::*;
+//! reads is validated against them (`crate::common::json_doc`).
+use crate::common::*;
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -4,8 +4,7 @@
 //! `start`, `run` (tasks landed, the phase checkpointed by its gate) and
 //! `status`, then checks `git fsck` and that the user's checkout was not
 //! touched.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

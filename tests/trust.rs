@@ -1,8 +1,7 @@
 //! Trust (issue 10): what a task may do with the user's rights behind
 //! git-orch's back, and how it is caught or prevented. Real repositories,
 //! real task commands doing the forgery with plain git.
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Starts the plan text and returns nothing; panics if `start` fails.
 fn start(repo: &TestRepo, text: &str) {

@@ -4,8 +4,7 @@
 //! since they were approved, runs nothing until `git orch trust PLAN`.
 //! Real clones fetching with plain `git fetch`, real commands that leave a
 //! mark outside the repository when they run.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 
@@ -196,7 +195,7 @@ fn a_plan_started_here_runs_without_asking_and_its_approval_lives_outside_the_re
     // XDG_DATA_HOME moves the store: there, nothing is approved.
     let data = a.scratch().join("data");
     let with_xdg = |args: &[&str]| {
-        a.command(common::BIN, &a.path)
+        a.command(crate::common::BIN, &a.path)
             .env("XDG_DATA_HOME", &data)
             .args(args)
             .output()

@@ -3,13 +3,12 @@
 //! back with `capture-pane`; every wait polls the screen against a generous
 //! deadline, no sleep is an assertion.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -3,8 +3,7 @@
 //! `.worktreeinclude`, a `setup` command run once per new worktree, and
 //! ignored build directories kept by the pool between tasks. Real
 //! repositories, the real binary, results read with git.
-mod common;
-use common::*;
+use crate::common::*;
 
 fn started(repo: &TestRepo, text: &str) {
     let plan = repo.plan("plan.toml", text);

@@ -665,3 +665,72 @@ fn run_stops_at_a_task_branch_a_persons_worktree_holds() {
     assert_eq!(held(&repo, &mine), before);
     assert_eq!(task_state(&status_json(&repo), "a"), "pending");
 }
+
+/// `rollback --undo` brings a task's worktree back only at the task's own
+/// place: the path its record names may be any directory (a state fetched
+/// from elsewhere), and a snapshot restored there would overwrite it.
+#[test]
+fn rollback_undo_restores_a_worktree_only_at_the_tasks_own_place() {
+    let repo = project();
+    started(
+        &repo,
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "echo a > a.txt"
+[[phases]]
+id = "two"
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  run = "echo b > b.txt; exit 3"
+"#,
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    assert_eq!(task_state(&status_json(&repo), "b"), "failed");
+    let mine = look(&repo, "look", &["--detach"], "main");
+    // b's record made to name the person's worktree as b's.
+    let record = record_path("b");
+    let script = format!(
+        r##"st=refs/heads/orch/p/state
+head=$(git rev-parse $st)
+tmp=$(mktemp -d)
+git show $st:{record} | sed -E 's#"worktree": ?"[^"]*"#"worktree": "{look}"#' > $tmp/r.json
+blob=$(git hash-object -w $tmp/r.json)
+GIT_INDEX_FILE=$tmp/index git read-tree $head
+GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,{record}
+tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
+commit=$(echo forged | git commit-tree $tree -p $head)
+git update-ref $st $commit $head
+rm -rf $tmp"##,
+        look = mine.display()
+    );
+    let out = repo
+        .command("sh", &repo.path)
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        task_record(&repo, "p", "b").expect("record")["worktree"].as_str(),
+        mine.to_str()
+    );
+    let before = held(&repo, &mine);
+    let status = repo.git_in(&mine, &["status", "--porcelain", "--ignored"]);
+
+    let out = repo.orch(&["rollback", "--to", "one"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let out = repo.orch(&["rollback", "--undo"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(held(&repo, &mine), before);
+    assert_eq!(
+        repo.git_in(&mine, &["status", "--porcelain", "--ignored"]),
+        status,
+        "nothing of task b was written into the person's worktree"
+    );
+    assert!(!mine.join("b.txt").exists());
+}

@@ -353,7 +353,13 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
                 base
             }
         };
+        // Only at the task's own place: the path the state records may
+        // name any directory (a state fetched from elsewhere), and a forced
+        // checkout and a snapshot restored there would overwrite it.
         let path = std::path::PathBuf::from(path);
+        if path != super::workspace::task_worktree(repo, plan, id) {
+            continue;
+        }
         if !path.join(".git").exists() {
             repo.checkout_worktree(&path, &branch, head, None)?;
             crate::failpoint!("undo-worktree-restored");

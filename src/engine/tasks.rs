@@ -234,10 +234,31 @@ pub struct Begun {
     pub kept: Option<String>,
 }
 
+/// Refuses a task's recorded worktree path that holds something that is
+/// not a worktree, away from the task's own place: clearing it for the
+/// task would remove a directory git-orch did not make.
+fn refuse_foreign_leftover(repo: &Repo, plan: &str, id: &str, path: &Path) -> Result<()> {
+    let own = workspace::task_worktree(repo, plan, id);
+    if !path.exists() || path.join(".git").exists() || path == own {
+        return Ok(());
+    }
+    let shown = crate::ui::printable(&path.display().to_string());
+    Err(ForeignCheckout::error(refuse_with_hint(
+        format!(
+            "task `{id}`'s record names `{shown}` as its worktree, which is not a worktree and not where git-orch keeps the task's ({}): git-orch clears nothing there",
+            crate::ui::printable(&own.display().to_string())
+        ),
+        format!("`git orch task reset {id}` starts the task over in a worktree of its own"),
+    )))
+}
+
 /// Clears what is left at a task's worktree path that is not a worktree
 /// (a reset that raced a task still writing files, a half-removed
 /// checkout), so that the next start can make one there: its content is
-/// kept in a ref first, which is returned.
+/// kept in a ref first, which is returned. Only at the task's own place
+/// under git-orch's worktree dir: the path a task's record names may be
+/// any directory (a state fetched from elsewhere), and nothing there is
+/// git-orch's to clear.
 fn clear_leftover(
     repo: &Repo,
     plan: &str,
@@ -248,6 +269,7 @@ fn clear_leftover(
     if !path.exists() || path.join(".git").exists() {
         return Ok(None);
     }
+    refuse_foreign_leftover(repo, plan, id, path)?;
     let mut kept = None;
     let holds_something = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
     if holds_something {
@@ -461,6 +483,10 @@ fn claim_in_place(
 ) -> Result<Claimed> {
     let manual = claim.manual;
     let default_path = workspace::task_worktree(repo, plan, id);
+    // Before the claim, so that a refusal changes nothing.
+    if let Some(recorded) = store::load(repo, plan)?.task(id)?.worktree() {
+        refuse_foreign_leftover(repo, plan, id, Path::new(recorded))?;
+    }
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
@@ -1111,9 +1137,10 @@ pub(crate) fn foreign_worktrees_on_branch(
     repo.worktrees_on_branch_elsewhere(&branch, &workspace::task_worktree(repo, plan, id))
 }
 
-/// The refusal of [`refuse_foreign_checkouts`] (exit 2, with its hint), as
-/// a type of its own: a runner that meets it stops with it, where another
-/// refusal of a claim means another runner took the task first.
+/// The refusal of [`refuse_foreign_checkouts`] and of a recorded worktree
+/// path git-orch did not make (exit 2, with its hint), as a type of its
+/// own: a runner that meets it stops with it, where another refusal of a
+/// claim means another runner took the task first.
 #[derive(Debug)]
 pub struct ForeignCheckout(anyhow::Error);
 

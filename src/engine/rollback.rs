@@ -191,8 +191,9 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
     })
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;
     crate::failpoint!("rollback-committed");
+    let held = super::tasks::Held::of(repo, plan)?;
     for id in &affected {
-        discard_task_checkout(repo, plan, id)?;
+        discard_task_checkout(repo, plan, id, &held)?;
         crate::failpoint!("rollback-discarded");
     }
     Ok(RollbackReport {

@@ -1125,16 +1125,40 @@ pub(crate) fn own_worktree_on_branch(repo: &Repo, plan: &str, id: &str) -> Resul
     repo.worktree_at_on_branch(&workspace::task_worktree(repo, plan, id), &branch)
 }
 
-/// The worktrees git-orch did not make that have a task's branch checked
-/// out (the main checkout included): they and the branch under them are
-/// left alone.
-pub(crate) fn foreign_worktrees_on_branch(
-    repo: &Repo,
-    plan: &str,
-    id: &str,
-) -> Result<Vec<PathBuf>> {
-    let branch = names::task_branch(plan, id);
-    repo.worktrees_on_branch_elsewhere(&branch, &workspace::task_worktree(repo, plan, id))
+/// The task branches of a plan that worktrees git-orch did not make have
+/// checked out (the main checkout included), by task, with where: those
+/// worktrees and the branches under them are left alone. One `git
+/// worktree list` for the whole plan; a worktree whose directory is gone
+/// (git lists it until pruned) holds nothing to lose.
+pub struct Held(std::collections::BTreeMap<String, PathBuf>);
+
+impl Held {
+    pub fn of(repo: &Repo, plan: &str) -> Result<Held> {
+        let prefix = names::task_branch_prefix(plan);
+        let mut held = std::collections::BTreeMap::new();
+        for w in repo.worktrees()? {
+            let Some(task) = w.branch.as_deref().and_then(|b| b.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if w.path.exists() && !same_path(&w.path, &workspace::task_worktree(repo, plan, task)) {
+                held.insert(task.to_string(), w.path);
+            }
+        }
+        Ok(Held(held))
+    }
+
+    /// Where a worktree git-orch did not make has task `id`'s branch.
+    pub fn by(&self, id: &str) -> Option<&Path> {
+        self.0.get(id).map(PathBuf::as_path)
+    }
+}
+
+/// Whether two paths name one directory (symlinks resolved when both exist).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// The refusal of [`refuse_foreign_checkouts`] and of a recorded worktree
@@ -1169,9 +1193,10 @@ impl std::error::Error for ForeignCheckout {
 /// leave it on a branch that does not exist. git refuses `git branch -D`
 /// of such a branch for the same reason.
 pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S]) -> Result<()> {
+    let held = Held::of(repo, plan)?;
     for id in ids {
         let id = id.as_ref();
-        if let Some(path) = foreign_worktrees_on_branch(repo, plan, id)?.first() {
+        if let Some(path) = held.by(id) {
             let shown = crate::ui::printable(&path.display().to_string());
             return Err(ForeignCheckout::error(refuse_with_hint(
                 format!(
@@ -1188,16 +1213,16 @@ pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S
 
 /// Removes a task's worktree and branch. Call after preserving them. Only
 /// the worktree git-orch made for it goes ([`task_checkout`]); a branch
-/// that a worktree it did not make has checked out stays (the commands
-/// that come here refuse that case first, [`refuse_foreign_checkouts`]:
-/// this is for one added meanwhile).
-pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
+/// that a worktree it did not make has checked out (`held`, read just
+/// before) stays: the commands that come here refuse that case first
+/// ([`refuse_foreign_checkouts`]), this is for one added meanwhile.
+pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str, held: &Held) -> Result<()> {
     let branch = names::task_branch(plan, id);
     if let Some(path) = task_checkout(repo, plan, id)? {
         repo.remove_worktree(&path)?;
     }
     crate::failpoint!("worktree-removed");
-    if !foreign_worktrees_on_branch(repo, plan, id)?.is_empty() {
+    if held.by(id).is_some() {
         return Ok(());
     }
     if let Some(head) = repo.ref_target(&branch)? {

@@ -284,7 +284,7 @@ pub struct SyncArgs {
 pub enum TaskCommand {
     /// Make the task's worktree and print its path alone on stdout
     Start(TaskArgs),
-    /// Commit the worktree's changes and land the task on the work branch
+    /// Commit the worktree's changes and land the task on the work branch (after its review, if it has one)
     Done(TaskDoneArgs),
     /// Mark a running task failed (its worktree and branch are kept)
     Fail(TaskFailArgs),

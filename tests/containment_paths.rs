@@ -664,3 +664,108 @@ fn run_stops_at_a_task_branch_a_persons_worktree_holds() {
     assert_eq!(held(&repo, &mine), before);
     assert_eq!(task_state(&status_json(&repo), "a"), "pending");
 }
+
+/// Rewrites task `id`'s record on the state branch of plan `p` with plain
+/// git so that it names `path` as its worktree, as a state fetched from
+/// elsewhere may.
+fn forge_worktree(repo: &TestRepo, id: &str, path: &Path) {
+    let record = record_path(id);
+    let script = format!(
+        r##"st=refs/heads/orch/p/state
+head=$(git rev-parse $st)
+tmp=$(mktemp -d)
+git show $st:{record} | sed -E 's#"worktree": ?"[^"]*"#"worktree": "{path}"#' > $tmp/r.json
+blob=$(git hash-object -w $tmp/r.json)
+GIT_INDEX_FILE=$tmp/index git read-tree $head
+GIT_INDEX_FILE=$tmp/index git update-index --cacheinfo 100644,$blob,{record}
+tree=$(GIT_INDEX_FILE=$tmp/index git write-tree)
+commit=$(echo forged | git commit-tree $tree -p $head)
+git update-ref $st $commit $head
+rm -rf $tmp"##,
+        path = path.display()
+    );
+    let out = repo
+        .command("sh", &repo.path)
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(
+        task_record(repo, "p", id).expect("record")["worktree"].as_str(),
+        path.to_str()
+    );
+}
+
+/// `rollback --undo` brings a task's worktree back only at the task's own
+/// place: the path its record names may be any directory (a state fetched
+/// from elsewhere), and a snapshot restored there would overwrite it.
+#[test]
+fn rollback_undo_restores_a_worktree_only_at_the_tasks_own_place() {
+    let repo = project();
+    started(
+        &repo,
+        r#"name = "p"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "echo a > a.txt"
+[[phases]]
+id = "two"
+  [[phases.tasks]]
+  id = "b"
+  files = ["b.txt"]
+  run = "echo b > b.txt; exit 3"
+"#,
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    assert_eq!(task_state(&status_json(&repo), "b"), "failed");
+    let mine = look(&repo, "look", &["--detach"], "main");
+    // b's record made to name the person's worktree as b's.
+    forge_worktree(&repo, "b", &mine);
+    let before = held(&repo, &mine);
+    let status = repo.git_in(&mine, &["status", "--porcelain", "--ignored"]);
+
+    let out = repo.orch(&["rollback", "--to", "one"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let out = repo.orch(&["rollback", "--undo"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(held(&repo, &mine), before);
+    assert_eq!(
+        repo.git_in(&mine, &["status", "--porcelain", "--ignored"]),
+        status,
+        "nothing of task b was written into the person's worktree"
+    );
+    assert!(!mine.join("b.txt").exists());
+}
+
+/// A retry in place clears what is left at the task's worktree path only
+/// at the task's own place: a record that names another directory (a
+/// state fetched from elsewhere) is refused, and nothing there goes.
+#[test]
+fn task_retry_never_clears_a_directory_the_record_names_elsewhere() {
+    let repo = project();
+    started(&repo, TWO_TASKS);
+    let out = repo.orch(&["task", "start", "b"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    repo.orch_ok(&["task", "fail", "b", "--reason", "by hand"]);
+    let docs = repo.scratch().join("docs");
+    put(&docs, "letter.txt", "dear\n");
+    put(&docs, ".env", "TOKEN=mine\n");
+    forge_worktree(&repo, "b", &docs);
+    let refs = repo.refs();
+
+    let out = repo.orch(&["task", "retry", "b", "--by-hand"]);
+    assert_refused(&out, "task retry b --by-hand");
+    assert!(
+        stderr(&out).contains("git-orch clears nothing there"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(read(&docs.join("letter.txt")).as_deref(), Some("dear\n"));
+    assert_eq!(read(&docs.join(".env")).as_deref(), Some("TOKEN=mine\n"));
+    assert_eq!(repo.refs(), refs, "nothing changed");
+    assert_eq!(task_state(&status_json(&repo), "b"), "failed");
+}

@@ -23,10 +23,11 @@ const INSTRUCTIONS: &str = "git-orch carries a plan of phases and tasks through 
 repository, every task in its own worktree, quality gates and a checkpoint tag per phase. \
 A manual loop: `next` names the task to start; `task_start` makes its worktree (edit files \
 there); `task_done` commits and lands it on the plan's work branch, with a handoff note for \
-the tasks after it; when `next` says `checkpoint`, `checkpoint` runs the phase's gates and \
-tags it. `status` shows everything. Each tool is the git-orch command of the same name run \
-with --json in `repo` (default: the server's directory) and returns that command's JSON; a \
-refusal is a tool error with the command's error and hint.";
+the tasks after it (a task the plan wants reviewed waits in review for `task_approve`); \
+when `next` says `checkpoint`, `checkpoint` runs the phase's gates and tags it. `status` \
+shows everything. Each tool is the git-orch command of the same name run with --json in \
+`repo` (default: the server's directory; never another repository) and returns that \
+command's JSON; a refusal is a tool error with the command's error and hint.";
 
 pub fn run(args: McpArgs) -> Result<u8> {
     let dir = match args.repo {
@@ -436,7 +437,7 @@ impl Orch {
     }
 
     #[tool(
-        description = "Finish a running task (`git orch task done ID --json`): commits what is left in its worktree and lands it on the work branch, keeping `handoff` as the note for later tasks; returns {state: done|conflict|failed, detail, work}"
+        description = "Finish a running task (`git orch task done ID --json`): commits what is left in its worktree and lands it on the work branch, keeping `handoff` as the note for later tasks; a task under review is reviewed first (`review`: waiting for `task_approve`; a rejection: `failed`); returns {state: done|conflict|failed|review, detail, work}"
     )]
     async fn task_done(&self, Parameters(p): Parameters<DoneInput>) -> CallToolResult {
         // The note goes through a file outside the worktree, as `--handoff FILE`.

@@ -94,12 +94,13 @@ pub fn abandon(repo: &Repo, plan: &str) -> Result<AbandonReport> {
         .oid();
     let tag = preserve_tag("abandon");
     let mut removed = 0;
+    let held = super::tasks::Held::of(repo, plan).map_err(|e| after_commit(e, &subject))?;
     for id in &tasks {
         preserve_task(repo, plan, id, &tag, work).map_err(|e| after_commit(e, &subject))?;
         if repo.ref_target(&names::task_branch(plan, id))?.is_some() {
             removed += 1;
         }
-        discard_task_checkout(repo, plan, id).map_err(|e| after_commit(e, &subject))?;
+        discard_task_checkout(repo, plan, id, &held).map_err(|e| after_commit(e, &subject))?;
     }
     workspace::drain_pool(repo, plan).map_err(|e| after_commit(e, &subject))?;
     let _ = std::fs::remove_dir_all(workspace::task_files_dir(repo, plan));

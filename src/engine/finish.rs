@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::tasks::{
     discard_task_checkout, preserve_tag, preserve_task, refuse_foreign_checkouts,
-    refuse_if_finished, unpreserve,
+    refuse_if_finished, unpreserve, Held,
 };
 use super::workspace;
 use crate::error::refuse_with_hint;
@@ -65,11 +65,12 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;
     crate::failpoint!("finish-committed");
     let mut removed = 0;
+    let held = Held::of(repo, plan)?;
     for id in &tasks {
         if repo.ref_target(&names::task_branch(plan, id))?.is_some() {
             removed += 1;
         }
-        discard_task_checkout(repo, plan, id)?;
+        discard_task_checkout(repo, plan, id, &held)?;
     }
     workspace::drain_pool(repo, plan)?;
     crate::failpoint!("finish-pool-drained");

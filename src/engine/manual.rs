@@ -190,13 +190,15 @@ fn move_back(repo: &Repo, plan: &str, id: &str, back: Back, force: bool) -> Resu
     })
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &kept))?;
     crate::failpoint!("reset-committed");
-    discard_task_checkout(repo, plan, id).map_err(|e| {
-        let done = match back {
-            Back::Reset => "reset to pending",
-            Back::Skip => "skipped",
-            Back::Reopen => "reopened",
-        };
-        crate::error::after_commit(e, format!("task {id}: {done}"))
-    })?;
+    let held = super::tasks::Held::of(repo, plan);
+    held.and_then(|held| discard_task_checkout(repo, plan, id, &held))
+        .map_err(|e| {
+            let done = match back {
+                Back::Reset => "reset to pending",
+                Back::Skip => "skipped",
+                Back::Reopen => "reopened",
+            };
+            crate::error::after_commit(e, format!("task {id}: {done}"))
+        })?;
     Ok(kept)
 }

@@ -191,8 +191,9 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
     })
     .inspect_err(|_| unpreserve(repo, plan, snap.commit, &preserved))?;
     crate::failpoint!("rollback-committed");
+    let held = super::tasks::Held::of(repo, plan)?;
     for id in &affected {
-        discard_task_checkout(repo, plan, id)?;
+        discard_task_checkout(repo, plan, id, &held)?;
         crate::failpoint!("rollback-discarded");
     }
     Ok(RollbackReport {
@@ -353,7 +354,13 @@ pub fn undo(repo: &Repo, plan: &str) -> Result<UndoReport> {
                 base
             }
         };
+        // Only at the task's own place: the path the state records may
+        // name any directory (a state fetched from elsewhere), and a forced
+        // checkout and a snapshot restored there would overwrite it.
         let path = std::path::PathBuf::from(path);
+        if path != super::workspace::task_worktree(repo, plan, id) {
+            continue;
+        }
         if !path.join(".git").exists() {
             repo.checkout_worktree(&path, &branch, head, None)?;
             crate::failpoint!("undo-worktree-restored");

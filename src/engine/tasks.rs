@@ -234,10 +234,31 @@ pub struct Begun {
     pub kept: Option<String>,
 }
 
+/// Refuses a task's recorded worktree path that holds something that is
+/// not a worktree, away from the task's own place: clearing it for the
+/// task would remove a directory git-orch did not make.
+fn refuse_foreign_leftover(repo: &Repo, plan: &str, id: &str, path: &Path) -> Result<()> {
+    let own = workspace::task_worktree(repo, plan, id);
+    if !path.exists() || path.join(".git").exists() || path == own {
+        return Ok(());
+    }
+    let shown = crate::ui::printable(&path.display().to_string());
+    Err(ForeignCheckout::error(refuse_with_hint(
+        format!(
+            "task `{id}`'s record names `{shown}` as its worktree, which is not a worktree and not where git-orch keeps the task's ({}): git-orch clears nothing there",
+            crate::ui::printable(&own.display().to_string())
+        ),
+        format!("`git orch task reset {id}` starts the task over in a worktree of its own"),
+    )))
+}
+
 /// Clears what is left at a task's worktree path that is not a worktree
 /// (a reset that raced a task still writing files, a half-removed
 /// checkout), so that the next start can make one there: its content is
-/// kept in a ref first, which is returned.
+/// kept in a ref first, which is returned. Only at the task's own place
+/// under git-orch's worktree dir: the path a task's record names may be
+/// any directory (a state fetched from elsewhere), and nothing there is
+/// git-orch's to clear.
 fn clear_leftover(
     repo: &Repo,
     plan: &str,
@@ -248,6 +269,7 @@ fn clear_leftover(
     if !path.exists() || path.join(".git").exists() {
         return Ok(None);
     }
+    refuse_foreign_leftover(repo, plan, id, path)?;
     let mut kept = None;
     let holds_something = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
     if holds_something {
@@ -461,6 +483,10 @@ fn claim_in_place(
 ) -> Result<Claimed> {
     let manual = claim.manual;
     let default_path = workspace::task_worktree(repo, plan, id);
+    // Before the claim, so that a refusal changes nothing.
+    if let Some(recorded) = store::load(repo, plan)?.task(id)?.worktree() {
+        refuse_foreign_leftover(repo, plan, id, Path::new(recorded))?;
+    }
     let mut last = None;
     let ((), snap) = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
@@ -1099,21 +1125,46 @@ pub(crate) fn own_worktree_on_branch(repo: &Repo, plan: &str, id: &str) -> Resul
     repo.worktree_at_on_branch(&workspace::task_worktree(repo, plan, id), &branch)
 }
 
-/// The worktrees git-orch did not make that have a task's branch checked
-/// out (the main checkout included): they and the branch under them are
-/// left alone.
-pub(crate) fn foreign_worktrees_on_branch(
-    repo: &Repo,
-    plan: &str,
-    id: &str,
-) -> Result<Vec<PathBuf>> {
-    let branch = names::task_branch(plan, id);
-    repo.worktrees_on_branch_elsewhere(&branch, &workspace::task_worktree(repo, plan, id))
+/// The task branches of a plan that worktrees git-orch did not make have
+/// checked out (the main checkout included), by task, with where: those
+/// worktrees and the branches under them are left alone. One `git
+/// worktree list` for the whole plan; a worktree whose directory is gone
+/// (git lists it until pruned) holds nothing to lose.
+pub struct Held(std::collections::BTreeMap<String, PathBuf>);
+
+impl Held {
+    pub fn of(repo: &Repo, plan: &str) -> Result<Held> {
+        let prefix = names::task_branch_prefix(plan);
+        let mut held = std::collections::BTreeMap::new();
+        for w in repo.worktrees()? {
+            let Some(task) = w.branch.as_deref().and_then(|b| b.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if w.path.exists() && !same_path(&w.path, &workspace::task_worktree(repo, plan, task)) {
+                held.insert(task.to_string(), w.path);
+            }
+        }
+        Ok(Held(held))
+    }
+
+    /// Where a worktree git-orch did not make has task `id`'s branch.
+    pub fn by(&self, id: &str) -> Option<&Path> {
+        self.0.get(id).map(PathBuf::as_path)
+    }
 }
 
-/// The refusal of [`refuse_foreign_checkouts`] (exit 2, with its hint), as
-/// a type of its own: a runner that meets it stops with it, where another
-/// refusal of a claim means another runner took the task first.
+/// Whether two paths name one directory (symlinks resolved when both exist).
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The refusal of [`refuse_foreign_checkouts`] and of a recorded worktree
+/// path git-orch did not make (exit 2, with its hint), as a type of its
+/// own: a runner that meets it stops with it, where another refusal of a
+/// claim means another runner took the task first.
 #[derive(Debug)]
 pub struct ForeignCheckout(anyhow::Error);
 
@@ -1142,9 +1193,10 @@ impl std::error::Error for ForeignCheckout {
 /// leave it on a branch that does not exist. git refuses `git branch -D`
 /// of such a branch for the same reason.
 pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S]) -> Result<()> {
+    let held = Held::of(repo, plan)?;
     for id in ids {
         let id = id.as_ref();
-        if let Some(path) = foreign_worktrees_on_branch(repo, plan, id)?.first() {
+        if let Some(path) = held.by(id) {
             let shown = crate::ui::printable(&path.display().to_string());
             return Err(ForeignCheckout::error(refuse_with_hint(
                 format!(
@@ -1161,16 +1213,16 @@ pub fn refuse_foreign_checkouts<S: AsRef<str>>(repo: &Repo, plan: &str, ids: &[S
 
 /// Removes a task's worktree and branch. Call after preserving them. Only
 /// the worktree git-orch made for it goes ([`task_checkout`]); a branch
-/// that a worktree it did not make has checked out stays (the commands
-/// that come here refuse that case first, [`refuse_foreign_checkouts`]:
-/// this is for one added meanwhile).
-pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str) -> Result<()> {
+/// that a worktree it did not make has checked out (`held`, read just
+/// before) stays: the commands that come here refuse that case first
+/// ([`refuse_foreign_checkouts`]), this is for one added meanwhile.
+pub fn discard_task_checkout(repo: &Repo, plan: &str, id: &str, held: &Held) -> Result<()> {
     let branch = names::task_branch(plan, id);
     if let Some(path) = task_checkout(repo, plan, id)? {
         repo.remove_worktree(&path)?;
     }
     crate::failpoint!("worktree-removed");
-    if !foreign_worktrees_on_branch(repo, plan, id)?.is_empty() {
+    if held.by(id).is_some() {
         return Ok(());
     }
     if let Some(head) = repo.ref_target(&branch)? {

@@ -215,7 +215,7 @@ pub(super) fn interrupted(
         let _ = workspace::park(repo, plan, &path);
     }
     if tasks::own_worktree_on_branch(repo, plan, &id)?.is_none()
-        && tasks::foreign_worktrees_on_branch(repo, plan, &id)?.is_empty()
+        && tasks::Held::of(repo, plan)?.by(&id).is_none()
     {
         if let Some(head) = repo.ref_target(&branch)? {
             let _ = repo.cas_delete(&branch, head);

@@ -372,8 +372,10 @@ fn mcp_lists_every_tool_with_described_inputs() {
             "task_done",
             "task_fail",
             "task_reject",
+            "task_reopen",
             "task_reset",
             "task_retry",
+            "task_skip",
             "task_start",
         ]
     );

@@ -29,6 +29,7 @@ mod live;
 mod locks;
 mod manual;
 mod mcp;
+mod mcp_inspector;
 mod migrate;
 mod on_failure;
 mod park;

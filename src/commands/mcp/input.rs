@@ -269,3 +269,67 @@ pub(super) struct LogInput {
     /// Directory to run in (default: the server's directory)
     pub(super) repo: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn log(args: Value) -> Result<Option<u32>, String> {
+        serde_json::from_value::<LogInput>(args)
+            .map(|l| l.max)
+            .map_err(|e| e.to_string())
+    }
+
+    fn force(args: Value) -> Result<Option<bool>, String> {
+        serde_json::from_value::<ResetInput>(args)
+            .map(|r| r.force)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_are_read_from_numbers_and_strings() {
+        assert_eq!(log(json!({ "max": 3 })), Ok(Some(3)));
+        assert_eq!(log(json!({ "max": "3" })), Ok(Some(3)));
+        assert_eq!(log(json!({ "max": " 7 " })), Ok(Some(7)));
+        assert_eq!(log(json!({ "max": null })), Ok(None));
+        assert_eq!(log(json!({ "max": "" })), Ok(None));
+        assert_eq!(log(json!({})), Ok(None));
+        for bad in [json!("x"), json!(-1), json!(1.5), json!(true), json!([1])] {
+            let err = log(json!({ "max": bad })).expect_err("refused");
+            assert!(err.contains("expected a whole number"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn booleans_are_read_from_booleans_and_strings() {
+        let id = "a";
+        assert_eq!(force(json!({ "id": id, "force": true })), Ok(Some(true)));
+        assert_eq!(force(json!({ "id": id, "force": "true" })), Ok(Some(true)));
+        assert_eq!(
+            force(json!({ "id": id, "force": "False" })),
+            Ok(Some(false))
+        );
+        assert_eq!(force(json!({ "id": id, "force": "" })), Ok(None));
+        assert_eq!(force(json!({ "id": id })), Ok(None));
+        for bad in [json!("yes"), json!(1), json!({})] {
+            let err = force(json!({ "id": id, "force": bad })).expect_err("refused");
+            assert!(err.contains("expected true or false"), "{bad}: {err}");
+        }
+        assert!(force(json!({ "id": id, "forse": true }))
+            .is_err_and(|e| e.contains("unknown field `forse`")));
+    }
+
+    #[test]
+    fn every_property_has_one_plain_type_and_optional_ones_are_not_required() {
+        let schema = serde_json::to_value(schemars::schema_for!(LogInput)).expect("schema");
+        let props = &schema["properties"];
+        assert_eq!(props["max"]["type"], "integer", "{schema:#}");
+        assert_eq!(props["plan"]["type"], "string", "{schema:#}");
+        assert_eq!(props["repo"]["type"], "string", "{schema:#}");
+        assert!(schema.get("required").is_none(), "{schema:#}");
+        let schema = serde_json::to_value(schemars::schema_for!(ResetInput)).expect("schema");
+        assert_eq!(schema["properties"]["force"]["type"], "boolean");
+        assert_eq!(schema["required"], json!(["id"]), "{schema:#}");
+    }
+}

@@ -246,7 +246,7 @@ fn failure(argv: &[String], code: i32, stderr: &str, stdout: &str) -> CallToolRe
             .as_ref()
             .and_then(|doc| {
                 Some(format!(
-                    ": task {} is {}",
+                    ": task {} ended in state `{}`",
                     doc["task"].as_str()?,
                     doc["state"].as_str()?
                 ))
@@ -565,4 +565,40 @@ fn write_note(text: &str) -> Result<tempfile::NamedTempFile> {
     file.write_all(text.as_bytes())
         .context("cannot write the handoff note to a temporary file")?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_schema_is_an_object_schema_of_the_documents_and_mcp_error() {
+        let schema = output_schema(&[Schema::Log]);
+        assert_eq!(schema["type"], "object");
+        let alternatives = schema["anyOf"].as_array().expect("anyOf");
+        let names: Vec<&Value> = alternatives
+            .iter()
+            .map(|a| &a["properties"]["schema"]["const"])
+            .collect();
+        assert_eq!(names, [&json!("log"), &json!("mcp-error")]);
+        for alternative in alternatives {
+            for key in ["$schema", "$id", "$defs"] {
+                assert!(alternative.get(key).is_none(), "{key} in {alternative:#}");
+            }
+        }
+        // log.json's `#/$defs/event` resolves from the top.
+        assert!(schema["$defs"]["event"].is_object(), "{schema:#?}");
+    }
+
+    #[test]
+    fn a_failure_without_an_error_line_names_the_state_it_printed() {
+        let printed = r#"{"schema":"task-done","task":"a","state":"conflict"}"#;
+        let result = failure(&["task".into()], 1, "", printed);
+        let doc = result.structured_content.expect("structured");
+        assert_eq!(
+            doc["error"],
+            "git orch exited with code 1: task a ended in state `conflict`"
+        );
+        assert_eq!(doc["result"]["state"], "conflict");
+    }
 }

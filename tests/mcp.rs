@@ -594,6 +594,33 @@ fn mcp_task_done_that_does_not_land_says_why_in_its_text() {
     );
 }
 
+/// Failed gates (exit 1, a document on stdout) also say why in the text.
+#[test]
+fn mcp_checkpoint_whose_gates_fail_says_why_in_its_text() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let wt = repo.orch_json(&["task", "start", "a", "--json"]);
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "a.txt",
+    );
+    repo.orch_ok(&["task", "done", "a"]);
+    repo.orch_ok(&["task", "skip", "b"]);
+    let t = client_calls(&repo, serde_json::json!([["checkpoint", {}]]));
+    let cp = calls(&t, "checkpoint")[0];
+    let doc = refused(cp);
+    assert_eq!(doc["exit_code"], 1, "{doc:#}");
+    assert_eq!(doc["result"]["passed"], false, "{doc:#}");
+    let text = cp["text"][0].as_str().expect("text");
+    assert!(
+        text.starts_with("error: phase one failed its gates; no checkpoint was made\nhint: ")
+            && text.contains("git orch task reopen ID"),
+        "{cp:#}"
+    );
+    assert_eq!(repo.rev("refs/tags/orch/p/one"), None);
+}
+
 #[test]
 fn mcp_client_says_when_the_python_package_is_missing() {
     // `python3 -S` does not load site-packages, where `mcp` is installed.

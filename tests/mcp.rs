@@ -621,6 +621,29 @@ fn mcp_checkpoint_whose_gates_fail_says_why_in_its_text() {
     assert_eq!(repo.rev("refs/tags/orch/p/one"), None);
 }
 
+/// An invalid plan's text lists its diagnostics before the error, as the
+/// CLI does without --json ("fix the lines above").
+#[test]
+fn mcp_check_of_an_invalid_plan_lists_its_diagnostics_in_the_text() {
+    let repo = TestRepo::new();
+    let bad = repo.plan(
+        "bad.toml",
+        "name = \"q\"\n[[phases]]\nid = \"x\"\n  [[phases.tasks]]\n  id = \"t\"\n  depends_on = [\"zz\"]\n",
+    );
+    let file = bad.to_str().expect("utf-8");
+    let t = client_calls(&repo, serde_json::json!([["check", { "file": file }]]));
+    let check = calls(&t, "check")[0];
+    let doc = refused(check);
+    assert_eq!(doc["exit_code"], 2, "{doc:#}");
+    let text = check["text"][0].as_str().expect("text");
+    assert!(
+        text.contains(":6:17: error: task `t` depends on unknown task `zz`\n")
+            && text.contains("\nerror: ")
+            && text.contains("\nhint: fix the lines above"),
+        "{check:#}"
+    );
+}
+
 #[test]
 fn mcp_client_says_when_the_python_package_is_missing() {
     // `python3 -S` does not load site-packages, where `mcp` is installed.

@@ -262,10 +262,28 @@ fn failure(argv: &[String], code: i32, stderr: &str, stdout: &str) -> CallToolRe
         "hint": hint,
         "exit_code": code,
         "stderr": stderr,
-        "result": printed,
+        "result": &printed,
         "argv": argv,
     });
-    let mut text = format!("error: {error}");
+    // An invalid plan's diagnostics come first, as the CLI prints them
+    // without --json: its hint speaks of "the lines above".
+    let mut text: String = printed
+        .as_ref()
+        .and_then(|doc| doc["diagnostics"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{}:{}:{}: {}: {}\n",
+                d["file"].as_str().unwrap_or("?"),
+                d["line"],
+                d["col"],
+                d["severity"].as_str().unwrap_or("error"),
+                d["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    text.push_str(&format!("error: {error}"));
     if let Some(h) = &hint {
         text.push_str(&format!("\nhint: {h}"));
     }

@@ -227,10 +227,11 @@ fn success(stdout: &str, stderr: &str) -> CallToolResult {
     result
 }
 
-/// A tool error: the `error:` and `hint:` lines as text, and as structured
-/// content (schema `mcp-error`) `{error, hint, exit_code, stderr, result, argv}`, where `result`
-/// is the JSON the command printed before failing (a conflict, gates that
-/// failed), if any.
+/// A tool error. Its text is what a person reads: an invalid plan's
+/// diagnostics, the `error:` and `hint:` lines, the exit code. Its
+/// structured content (schema `mcp-error`) is `{error, hint, exit_code,
+/// stderr, result, argv}`, where `result` is the JSON the command printed
+/// before failing (a conflict, gates that failed), if any.
 fn failure(argv: &[String], code: i32, stderr: &str, stdout: &str) -> CallToolResult {
     let line = |prefix: &str| {
         stderr

@@ -340,7 +340,8 @@ pub struct TaskNextArgs {
     /// The plan (needed when several plans are active)
     #[arg(long)]
     pub plan: Option<String>,
-    /// One JSON object: action, task, startable, waiting, running, failed, hint
+    /// One JSON object: action, task, startable, waiting, running, failed,
+    /// review, hint
     #[arg(long)]
     pub json: bool,
 }

@@ -372,8 +372,10 @@ fn mcp_lists_every_tool_with_described_inputs() {
             "task_done",
             "task_fail",
             "task_reject",
+            "task_reopen",
             "task_reset",
             "task_retry",
+            "task_skip",
             "task_start",
         ]
     );
@@ -406,6 +408,240 @@ fn mcp_lists_every_tool_with_described_inputs() {
     assert!(t["server"]["instructions"]
         .as_str()
         .is_some_and(|i| i.contains("task_start")));
+}
+
+/// Runs the `calls` scenario: each `[tool, arguments]` in order.
+fn client_calls(repo: &TestRepo, script: Value) -> Value {
+    client(repo, "calls", &[&script.to_string()])
+}
+
+/// Issue 23: MCP Inspector sends strings for numbers and booleans, and
+/// shows a `["integer", "null"]` type as something else again.
+#[test]
+fn mcp_inputs_have_plain_types_and_read_numbers_and_booleans_from_strings() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let t = client_calls(
+        &repo,
+        serde_json::json!([
+            ["log", { "max": "1" }],
+            ["log", { "max": 1 }],
+            ["log", { "max": "many" }],
+            ["task_reset", { "id": "a", "force": "true" }],
+            ["task_reset", { "id": "a", "force": "maybe" }],
+            ["checkpoint", { "no_cache": "false" }],
+            ["task_start", { "id": "a", "bogus": true }],
+        ]),
+    );
+    for tool in t["tools"].as_array().expect("tools") {
+        for (field, prop) in tool["input_schema"]["properties"]
+            .as_object()
+            .expect("properties")
+        {
+            assert!(
+                prop["type"].is_string(),
+                "{}.{field}: one plain type: {prop}",
+                tool["name"]
+            );
+        }
+    }
+    let logs = calls(&t, "log");
+    assert_eq!(ok(logs[0])["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(ok(logs[1]), ok(logs[0]));
+    let many = refused(logs[2]);
+    assert_eq!(many["exit_code"], 2, "{many:#}");
+    assert_eq!(many["argv"], serde_json::json!([]), "nothing ran: {many:#}");
+    assert!(
+        logs[2]["text"][0]
+            .as_str()
+            .is_some_and(|t| t.starts_with("error: invalid arguments for `log`")
+                && t.contains("expected a whole number")
+                && t.contains("\nhint: ")),
+        "{:#}",
+        logs[2]
+    );
+    // `force: "true"` is read as `--force` (the CLI then refuses to reset
+    // a pending task); `"maybe"` is no boolean, and nothing runs.
+    let resets = calls(&t, "task_reset");
+    assert_eq!(resets[0]["arguments"]["force"], "true", "sent as a string");
+    let doc = refused(resets[0]);
+    assert!(
+        doc["argv"]
+            .as_array()
+            .expect("argv")
+            .iter()
+            .any(|a| a == "--force"),
+        "{doc:#}"
+    );
+    let maybe = refused(resets[1]);
+    assert_eq!(maybe["argv"], serde_json::json!([]), "{maybe:#}");
+    assert!(
+        maybe["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("expected true or false")),
+        "{maybe:#}"
+    );
+    // `no_cache: "false"` is read (no `--no-cache`); the CLI refuses the
+    // checkpoint itself, with its own error and hint in the text.
+    let cp = calls(&t, "checkpoint")[0];
+    let doc = refused(cp);
+    assert!(
+        !doc["argv"]
+            .as_array()
+            .expect("argv")
+            .iter()
+            .any(|a| a == "--no-cache"),
+        "{doc:#}"
+    );
+    let text = cp["text"][0].as_str().expect("text");
+    assert!(
+        text.starts_with(&format!("error: {}", doc["error"].as_str().expect("error")))
+            && text.contains(&format!("\nhint: {}", doc["hint"].as_str().expect("hint"))),
+        "{cp:#}"
+    );
+    let bogus = refused(calls(&t, "task_start")[0]);
+    assert!(
+        bogus["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown field `bogus`")),
+        "{bogus:#}"
+    );
+    assert_eq!(task_state(&status_json(&repo), "a"), "pending");
+}
+
+/// Every tool's `outputSchema` is an object schema whose alternatives are
+/// the CLI's own schemas (schemas/NAME.json), `mcp-error` among them; the
+/// Python SDK validates each successful result against it.
+#[test]
+fn mcp_tools_declare_output_schemas_from_the_cli_schemas() {
+    let repo = TestRepo::new();
+    let t = client(&repo, "same_json", &[]);
+    for tool in t["tools"].as_array().expect("tools") {
+        let name = tool["name"].as_str().expect("name");
+        let schema = &tool["output_schema"];
+        assert_eq!(schema["type"], "object", "{name}: {schema:#}");
+        let titles: Vec<&str> = schema["anyOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: anyOf: {schema:#}"))
+            .iter()
+            .map(|alt| alt["properties"]["schema"]["const"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(titles.last(), Some(&"mcp-error"), "{name}: {titles:?}");
+        let expected: &[&str] = match name {
+            "next" => &["task-next"],
+            "task_start" | "task_retry" => &["task-start"],
+            "task_done" | "task_approve" => &["task-done"],
+            "task_fail" | "task_reset" | "task_reject" | "task_skip" | "task_reopen" => &["task"],
+            "rollback" => &["rollback", "rollback-undo"],
+            other => &[other],
+        };
+        assert_eq!(&titles[..titles.len() - 1], expected, "{name}");
+    }
+}
+
+#[test]
+fn mcp_task_skip_and_task_reopen_wrap_the_cli() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let wt = repo.orch_json(&["task", "start", "a", "--json"]);
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "a.txt",
+    );
+    repo.orch_ok(&["task", "done", "a"]);
+    let t = client_calls(
+        &repo,
+        serde_json::json!([
+            ["task_skip", { "id": "b" }],
+            ["task_reopen", { "id": "a" }],
+            ["task_skip", { "id": "nope" }],
+        ]),
+    );
+    let skips = calls(&t, "task_skip");
+    assert_eq!(ok(skips[0])["state"], "skipped", "{:#}", skips[0]);
+    assert_eq!(ok(calls(&t, "task_reopen")[0])["state"], "pending");
+    refused(skips[1]);
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "pending");
+    assert_eq!(task_state(&st, "b"), "skipped");
+}
+
+/// A `task_done` that does not land (exit 1) says why in its text: the
+/// CLI's error and hint, not only "exited with code 1".
+#[test]
+fn mcp_task_done_that_does_not_land_says_why_in_its_text() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let wt = repo.orch_json(&["task", "start", "a", "--json"]);
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "outside.txt",
+    );
+    let t = client_calls(&repo, serde_json::json!([["task_done", { "id": "a" }]]));
+    let done = calls(&t, "task_done")[0];
+    let doc = refused(done);
+    assert_eq!(doc["exit_code"], 1, "{doc:#}");
+    assert_eq!(doc["result"]["state"], "failed", "{doc:#}");
+    let text = done["text"][0].as_str().expect("text");
+    assert!(
+        text.starts_with("error: task a changed paths outside its declared files: outside.txt")
+            && text.contains("\nhint: ")
+            && text.contains("git orch task done a"),
+        "{done:#}"
+    );
+}
+
+/// Failed gates (exit 1, a document on stdout) also say why in the text.
+#[test]
+fn mcp_checkpoint_whose_gates_fail_says_why_in_its_text() {
+    let repo = TestRepo::new();
+    let plan = plan_path(&repo);
+    repo.orch_ok(&["start", &plan]);
+    let wt = repo.orch_json(&["task", "start", "a", "--json"]);
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "a.txt",
+    );
+    repo.orch_ok(&["task", "done", "a"]);
+    repo.orch_ok(&["task", "skip", "b"]);
+    let t = client_calls(&repo, serde_json::json!([["checkpoint", {}]]));
+    let cp = calls(&t, "checkpoint")[0];
+    let doc = refused(cp);
+    assert_eq!(doc["exit_code"], 1, "{doc:#}");
+    assert_eq!(doc["result"]["passed"], false, "{doc:#}");
+    let text = cp["text"][0].as_str().expect("text");
+    assert!(
+        text.starts_with("error: phase one failed its gates; no checkpoint was made\nhint: ")
+            && text.contains("git orch task reopen ID"),
+        "{cp:#}"
+    );
+    assert_eq!(repo.rev("refs/tags/orch/p/one"), None);
+}
+
+/// An invalid plan's text lists its diagnostics before the error, as the
+/// CLI does without --json ("fix the lines above").
+#[test]
+fn mcp_check_of_an_invalid_plan_lists_its_diagnostics_in_the_text() {
+    let repo = TestRepo::new();
+    let bad = repo.plan(
+        "bad.toml",
+        "name = \"q\"\n[[phases]]\nid = \"x\"\n  [[phases.tasks]]\n  id = \"t\"\n  depends_on = [\"zz\"]\n",
+    );
+    let file = bad.to_str().expect("utf-8");
+    let t = client_calls(&repo, serde_json::json!([["check", { "file": file }]]));
+    let check = calls(&t, "check")[0];
+    let doc = refused(check);
+    assert_eq!(doc["exit_code"], 2, "{doc:#}");
+    let text = check["text"][0].as_str().expect("text");
+    assert!(
+        text.contains(":6:17: error: task `t` depends on unknown task `zz`\n")
+            && text.contains("\nerror: ")
+            && text.contains("\nhint: fix the lines above"),
+        "{check:#}"
+    );
 }
 
 #[test]
@@ -560,4 +796,54 @@ fn task_next_refuses_a_bad_plan_name() {
     let out = repo.orch(&["task", "next", "--plan", "../x"]);
     assert_refused(&out, "task next --plan ../x");
     assert_eq!(repo.refs(), before);
+}
+
+/// Issue 23: a task waiting in review is named, with what moves it on,
+/// instead of `stuck` with empty lists.
+#[test]
+fn task_next_names_a_task_waiting_in_review() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        r#"
+name = "r"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  review = "manual"
+"#,
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+    let wt = repo.orch_json(&["task", "start", "a", "--json"]);
+    write_in(
+        Path::new(wt["worktree"].as_str().expect("worktree")),
+        "a.txt",
+    );
+    repo.orch_ok(&["task", "done", "a"]);
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "wait", "{n:#}");
+    assert_eq!(n["review"], serde_json::json!(["a"]), "{n:#}");
+    let hint = n["hint"].as_str().expect("hint");
+    assert!(
+        hint.contains("git orch task approve a") && hint.contains("git orch task reject a"),
+        "{hint}"
+    );
+    let out = repo.orch(&["task", "next"]);
+    assert_eq!(stdout(&out), "", "{}", both(&out));
+    assert!(
+        stderr(&out).contains("task a waits for review")
+            && stderr(&out).contains("git orch task approve a"),
+        "{}",
+        both(&out)
+    );
+    // The `next` tool says the same.
+    let t = client(&repo, "same_json", &[]);
+    assert_eq!(ok(calls(&t, "next")[0]), &n);
+    // And once approved, the phase can be checkpointed.
+    repo.orch_ok(&["task", "approve", "a"]);
+    let n = next_json(&repo);
+    assert_eq!(n["action"], "checkpoint", "{n:#}");
+    assert_eq!(n["review"], serde_json::json!([]));
 }

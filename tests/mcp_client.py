@@ -157,6 +157,7 @@ async def main():
                 "name": t.name,
                 "description": t.description,
                 "input_schema": field(t, "input_schema"),
+                "output_schema": field(t, "output_schema"),
                 "read_only": bool(
                     t.annotations and field(t.annotations, "read_only_hint")
                 ),

@@ -52,15 +52,18 @@ pub fn run(args: CheckpointArgs) -> Result<u8> {
                 Some(next) => ui::note(&format!("phase {} is now active", next.id)),
                 None => ui::note("every phase is checkpointed; `git orch finish` cleans up"),
             }
-        } else {
-            ui::error(&format!(
-                "phase {} failed its gates; no checkpoint was made",
-                report.phase
-            ));
-            // Landed tasks cannot be reset; what works is a gate that passes
-            // on a second try, or a rollback that reopens the phase's tasks.
-            ui::hint(&format!("fix forward with `git orch task reopen ID` (the task runs again on top of its work, with the gate's output in its brief), or `git orch rollback {plan}` to redo the phase"));
         }
+    }
+    // With --json too: stdout holds the document, stderr says why on the
+    // `error:` line (what `git orch mcp` shows as a tool error's text).
+    if !report.passed {
+        ui::error(&format!(
+            "phase {} failed its gates; no checkpoint was made",
+            report.phase
+        ));
+        // Landed tasks cannot be reset; what works is a gate that passes
+        // on a second try, or a rollback that reopens the phase's tasks.
+        ui::hint(&format!("fix forward with `git orch task reopen ID` (the task runs again on top of its work, with the gate's output in its brief), or `git orch rollback {plan}` to redo the phase"));
     }
     Ok(if report.passed { 0 } else { 1 })
 }

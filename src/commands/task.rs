@@ -232,15 +232,14 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
                         "detail": { "rejected": reason, "head": head.to_string() },
                     }),
                 )?;
-            } else {
-                ui::error(&format!(
-                    "task {id} was not landed: {}",
-                    ui::printable(&reason)
-                ));
-                ui::hint(&format!(
-                    "change its work in its worktree and `git orch task done {id}` again, or `git orch task reset {id}`"
-                ));
             }
+            ui::error(&format!(
+                "task {id} was not landed: {}",
+                ui::printable(&reason)
+            ));
+            ui::hint(&format!(
+                "change its work in its worktree and `git orch task done {id}` again, or `git orch task reset {id}`"
+            ));
             Ok(1)
         }
     }
@@ -354,7 +353,11 @@ pub fn report_landing(
             Schema::TaskDone,
             &json!({ "plan": plan, "task": id, "state": state, "work": work, "detail": detail }),
         )?;
-        return Ok(code);
+        // stdout holds the document; why it did not land still goes to
+        // stderr as `error:` and `hint:`, for a person and for `git orch mcp`.
+        if matches!(landed, Landed::Done { .. }) {
+            return Ok(code);
+        }
     }
     match landed {
         Landed::Done {
@@ -523,6 +526,7 @@ pub fn next(args: TaskNextArgs) -> Result<u8> {
                 "failed": next.failed.iter()
                     .map(|(id, s)| json!({ "task": id, "state": s.as_str() }))
                     .collect::<Vec<_>>(),
+                "review": next.review,
                 "hint": hint,
             }),
         )?;
@@ -531,6 +535,9 @@ pub fn next(args: TaskNextArgs) -> Result<u8> {
     match next.task {
         Some(t) => ui::out(&t.id),
         None => ui::note(&format!("no task can start now ({})", next.action.as_str())),
+    }
+    for id in &next.review {
+        ui::note(&format!("task {id} waits for review"));
     }
     for (id, behind) in &next.waiting {
         ui::note(&format!(

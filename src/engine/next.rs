@@ -13,7 +13,8 @@ use crate::state::{PhaseStatus, Snapshot, TaskStatus};
 pub enum Action {
     /// `task` may be started now.
     Start,
-    /// Nothing can start until a running task settles.
+    /// Nothing can start until a running task settles, or until a task
+    /// waiting in review is approved or rejected (`review` names it).
     Wait,
     /// Every task of the current phase is done or skipped.
     Checkpoint,
@@ -51,6 +52,9 @@ pub struct Next<'a> {
     pub running: Vec<&'a str>,
     /// Tasks of the current phase that failed or conflict, with their state.
     pub failed: Vec<(&'a str, TaskStatus)>,
+    /// Tasks of the current phase committed and waiting for their reviewer:
+    /// `task approve` lands one, `task reject` sends it back.
+    pub review: Vec<&'a str>,
 }
 
 pub fn next(snap: &Snapshot) -> Result<Next<'_>> {
@@ -62,6 +66,7 @@ pub fn next(snap: &Snapshot) -> Result<Next<'_>> {
         waiting: Vec::new(),
         running: Vec::new(),
         failed: Vec::new(),
+        review: Vec::new(),
     };
     let phase = match snap.current_phase() {
         Some(p) if !snap.state.finished => p,
@@ -73,6 +78,7 @@ pub fn next(snap: &Snapshot) -> Result<Next<'_>> {
             // A parked task runs again by itself once its agent's limit resets.
             TaskStatus::Running | TaskStatus::Parked => out.running.push(&t.id),
             s @ (TaskStatus::Failed | TaskStatus::Conflict) => out.failed.push((&t.id, s)),
+            TaskStatus::Review => out.review.push(&t.id),
             _ => {}
         }
     }
@@ -92,7 +98,7 @@ pub fn next(snap: &Snapshot) -> Result<Next<'_>> {
         Action::Start
     } else if snap.unsettled_tasks(phase)?.is_empty() {
         Action::Checkpoint
-    } else if !out.running.is_empty() || !out.waiting.is_empty() {
+    } else if !out.running.is_empty() || !out.waiting.is_empty() || !out.review.is_empty() {
         Action::Wait
     } else {
         Action::Stuck
@@ -108,9 +114,19 @@ pub fn hint(snap: &Snapshot, next: &Next<'_>) -> String {
             let id = next.task.map_or("?", |t| t.id.as_str());
             format!("`git orch task start {id}`, then `git orch task done {id}` when its work is committed or left in the worktree")
         }
-        Action::Wait => match next.running.as_slice() {
-            [] => format!("wait until `git orch status {plan}` shows the running tasks settled"),
-            ids => format!(
+        Action::Wait => match (next.review.first(), next.running.as_slice()) {
+            (Some(id), running) => {
+                let also = if running.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (running too: {})", running.join(", "))
+                };
+                format!(
+                    "task {id} waits for review: `git orch task approve {id}` lands it, `git orch task reject {id} -m COMMENTS` sends it back{also}"
+                )
+            }
+            (None, []) => format!("wait until `git orch status {plan}` shows the running tasks settled"),
+            (None, ids) => format!(
                 "wait for the running task(s) {} to be done (`git orch task done ID`)",
                 ids.join(", ")
             ),

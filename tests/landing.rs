@@ -3,7 +3,6 @@
 //! looks like and whatever the checkout mode), and nothing a task wrote is
 //! dropped or lost on the way.
 
-
 use crate::common::*;
 
 fn start(repo: &TestRepo, toml: &str) {

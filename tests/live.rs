@@ -2,7 +2,6 @@
 //! by `status`, `list` and `status --json`; a failing gate's last lines on
 //! a terminal; `git orch log TASK|GATE`; event hooks.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! each clone a "machine" of its own (`orch.machine`), runners claiming by
 //! leased pushes.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -18,6 +18,7 @@ mod fixforward;
 mod gates;
 mod graph;
 mod help;
+mod hints;
 mod hook_managers;
 mod hostile;
 mod import;
@@ -54,7 +55,11 @@ fn every_test_file_is_a_module() {
     let listed = include_str!("suite.rs");
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("tests/") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         let Some(module) = name.strip_suffix(".rs") else {
             continue;
         };

@@ -3,7 +3,6 @@
 //! back with `capture-pane`; every wait polls the screen against a generous
 //! deadline, no sleep is an assertion.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

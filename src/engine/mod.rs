@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod manual;
 pub mod next;
 pub mod progress;
+pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod resolve;

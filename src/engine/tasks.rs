@@ -320,7 +320,10 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             }
             let current = Some(&current);
             let hint = match status {
-                TaskStatus::Failed | TaskStatus::Conflict => format!(
+                TaskStatus::Failed => format!(
+                    "`git orch task retry {id}` runs it again where it failed (`--by-hand` to take it yourself); or fix it in its worktree and land it with `git orch task done {id}`"
+                ),
+                TaskStatus::Conflict => format!(
                     "fix it in its worktree and land it with `git orch task done {id}`, or `git orch task reset {id}` returns it to pending (its work is kept in a ref)"
                 ),
                 // A runner's task, or one started by hand on another
@@ -715,7 +718,7 @@ fn write_brief(
         }
     }
     if let Some(last) = last {
-        text += &last_attempt_section(repo, snap, last)?;
+        text += &last_attempt_section(repo, snap, &task.id, last)?;
     }
     for dep in &task.depends_on {
         if let Some(note) = snap.handoff(repo, dep)? {
@@ -736,7 +739,12 @@ fn write_brief(
 
 /// The brief's account of the attempt before: why it ended, and the last
 /// lines of its log.
-fn last_attempt_section(repo: &Repo, snap: &Snapshot, last: &LastAttempt) -> Result<String> {
+fn last_attempt_section(
+    repo: &Repo,
+    snap: &Snapshot,
+    id: &str,
+    last: &LastAttempt,
+) -> Result<String> {
     let mut text = format!(
         "## Why the last attempt failed\n\nAttempt {}: {}\n\n",
         last.attempt,
@@ -746,9 +754,17 @@ fn last_attempt_section(repo: &Repo, snap: &Snapshot, last: &LastAttempt) -> Res
         let bytes = repo.read_path(snap.tree, log)?.unwrap_or_default();
         let log_text = String::from_utf8_lossy(&bytes);
         let tail: Vec<&str> = log_text.lines().rev().take(40).collect();
+        // `git orch log` finds an attempt's log where the layout puts it.
+        let read = if *log == state::layout::task_log(id, last.attempt) {
+            format!(
+                "git orch log {} {id} --attempt {}",
+                snap.plan_name, last.attempt
+            )
+        } else {
+            format!("git show orch/{}/state:{log}", snap.plan_name)
+        };
         text += &format!(
-            "Its log: `git show orch/{}/state:{log}`; the end of it:\n\n```\n{}\n```\n\n",
-            snap.plan_name,
+            "Its log: `{read}`; the end of it:\n\n```\n{}\n```\n\n",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
@@ -936,7 +952,11 @@ fn land(
                 )
             }
             Landing::OutOfScope { paths } => {
-                let reason = format!("changed paths outside its files: {}", paths.join(", "));
+                let reason = format!(
+                    "{}: {}",
+                    crate::engine::recover::OUT_OF_SCOPE,
+                    paths.join(", ")
+                );
                 change.event = Some(Event::TaskFailed {
                     task: id.to_string(),
                     attempt,

@@ -1,0 +1,144 @@
+//! Hints that fit the tools people already use (issue 23): a failure's
+//! hint names the cheapest right recovery for why it failed, a log is
+//! named as `git orch log …` (fix-forward attempts too), and the commands
+//! around them (`task done` without an id, `task diff`, `check` on
+//! `retry_on.exit_codes = [75]`). Real repositories, the real binary.
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+fn started(repo: &TestRepo, text: &str) {
+    let plan = repo.plan("plan.toml", text);
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+}
+
+fn one_task(body: &str) -> String {
+    format!("name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n{body}")
+}
+
+/// The lines under `task a failed:` of a failed run's stderr.
+fn failure_report(out: &std::process::Output) -> String {
+    let text = stderr(out);
+    assert!(text.contains("task a failed"), "{}", both(out));
+    text
+}
+
+#[test]
+fn a_failed_command_is_retried_in_place_and_its_log_named_with_git_orch_log() {
+    let repo = TestRepo::new();
+    started(
+        &repo,
+        &one_task(
+            "  files = [\"a.txt\"]\n  run = \"echo half > a.txt; echo boom-in-the-log; exit 3\"\n",
+        ),
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let text = failure_report(&out);
+    assert!(text.contains("`git orch task retry a`"), "{text}");
+    assert!(text.contains("log: `git orch log p a`"), "{text}");
+    assert!(!text.contains("git show orch/"), "{text}");
+    assert!(!text.contains("task reset a` then"), "{text}");
+    // The named command prints the log.
+    let log = repo.orch_ok(&["log", "p", "a"]);
+    assert!(log.contains("boom-in-the-log"), "{log}");
+    // `task next` and a refused `task start` point at the same recovery.
+    let next = repo.orch_json(&["task", "next", "--json"]);
+    let hint = next["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("git orch task retry a"), "{next}");
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_refused(&out, "start of a failed task");
+    assert!(
+        stderr(&out).contains("git orch task retry a"),
+        "{}",
+        both(&out)
+    );
+}
+
+#[test]
+fn a_timeout_is_retried_in_place_with_a_word_on_the_timeout() {
+    let repo = TestRepo::new();
+    started(
+        &repo,
+        &one_task("  files = [\"a.txt\"]\n  timeout = \"1s\"\n  run = \"sleep 20\"\n"),
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let text = failure_report(&out);
+    assert!(text.contains("timed out"), "{text}");
+    assert!(text.contains("`git orch task retry a`"), "{text}");
+    assert!(text.contains("`timeout`"), "{text}");
+    assert!(!text.contains("task reset a` then"), "{text}");
+}
+
+#[test]
+fn a_scope_overrun_is_fixed_in_place_and_landed_with_task_done_not_retried() {
+    let repo = TestRepo::new();
+    started(
+        &repo,
+        &one_task("  files = [\"a.txt\"]\n  run = \"echo a > a.txt; echo b > b.txt\"\n"),
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    let text = failure_report(&out);
+    assert!(text.contains("outside its"), "{text}");
+    assert!(text.contains("`git orch task done a`"), "{text}");
+    assert!(text.contains("would overrun again"), "{text}");
+    assert!(!text.contains("task retry a"), "{text}");
+    assert!(!text.contains("task reset a"), "{text}");
+    // The advice works: undo the overrun where it was made, then land it.
+    let worktree = repo.path.join(".git/orch/worktrees/p/a");
+    repo.git_in(&worktree, &["rm", "-q", "b.txt"]);
+    repo.git_in(&worktree, &["commit", "-q", "-m", "keep to a.txt"]);
+    repo.orch_ok(&["task", "done", "a"]);
+    assert_eq!(task_state(&status_json(&repo), "a"), "done");
+}
+
+fn fake_agent() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
+}
+
+#[test]
+fn a_fix_forward_attempt_log_is_read_with_git_orch_log() {
+    let repo = TestRepo::new();
+    let text = format!(
+        r#"name = "p"
+[agents.writer]
+run = '''sh "{fake}" succeed a.txt'''
+[agents.fixer]
+run = '''echo the-fixer-was-here; sh "{fake}" fix'''
+
+[[phases]]
+id = "one"
+  [[phases.gates]]
+  name = "test"
+  run = '''grep -q fixed out.txt 2>/dev/null || {{ echo "fake-test: want 'fixed' in" out.txt; exit 1; }}'''
+  [phases.on_gate_failure]
+  agent = "fixer"
+  attempts = 1
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt", "out.txt"]
+  agent = "writer"
+"#,
+        fake = fake_agent().display()
+    );
+    started(&repo, &text);
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let log = repo.orch_ok(&["log", "p", "one.fix-1"]);
+    assert!(log.contains("the-fixer-was-here"), "{log}");
+    let json = repo.orch_json(&["log", "p", "one.fix-1", "--json"]);
+    assert_eq!(json["phase"], "one", "{json}");
+    assert!(
+        schema_errors(&json).is_empty(),
+        "{:?}",
+        schema_errors(&json)
+    );
+    // `status` names that command, not the path in the state branch.
+    let plain = repo.orch_ok(&["status"]);
+    assert!(plain.contains("log: git orch log p one.fix-1"), "{plain}");
+    assert!(!plain.contains("git show orch/"), "{plain}");
+    // One log: `--attempt` is refused.
+    let out = repo.orch(&["log", "p", "one.fix-1", "--attempt", "1"]);
+    assert_refused(&out, "--attempt on a fix");
+}

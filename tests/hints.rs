@@ -142,3 +142,84 @@ id = "one"
     let out = repo.orch(&["log", "p", "one.fix-1", "--attempt", "1"]);
     assert_refused(&out, "--attempt on a fix");
 }
+
+// ------------------------------- retry_on.exit_codes = [75] is dead
+
+#[test]
+fn init_writes_no_retry_on_exit_code_75_and_its_plans_check_without_a_warning() {
+    let repo = TestRepo::new();
+    repo.orch_ok(&["init", "-o", "p.toml"]);
+    repo.orch_ok(&["init", "-o", "p.yaml"]);
+    for file in ["p.toml", "p.yaml"] {
+        let text = std::fs::read_to_string(repo.path.join(file)).expect("plan");
+        assert!(text.contains("retry_on"), "{text}");
+        assert!(!text.contains("75"), "{file} still retries on 75:\n{text}");
+        let v = repo.orch_json(&["check", "--json", file]);
+        let warned = v["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .any(|d| d["message"].as_str().unwrap_or("").contains("exit_codes"));
+        assert!(!warned, "{file}: {v}");
+    }
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    assert!(
+        !readme.contains("exit_codes = [75]") && !readme.contains("exit_codes: [75]"),
+        "the README still shows retry_on.exit_codes = [75]"
+    );
+}
+
+#[test]
+fn check_warns_at_its_line_when_retry_on_exit_codes_lists_75() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "plan.toml",
+        r#"name = "p"
+[agents.claude]
+run = "true"
+retries = 1
+retry_on = { exit_codes = [1, 75], timeout = true }
+
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  run = "true"
+  retry_on = { exit_codes = [75] }
+  retries = 1
+"#,
+    );
+    let file = plan.to_str().expect("utf-8");
+    let out = repo.orch(&["check", file]);
+    assert_eq!(
+        code(&out),
+        Some(0),
+        "a warning, not an error: {}",
+        both(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(":5:14: warning: agent `claude`: `retry_on.exit_codes` lists 75"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":12:16: warning: task `a`: `retry_on.exit_codes` lists 75"),
+        "{text}"
+    );
+    assert!(text.contains("always parks"), "{text}");
+    let v = repo.orch_json(&["check", "--json", file]);
+    assert_eq!(v["valid"], true, "{v}");
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["severity"], "warning", "{v}");
+    assert_eq!(d["line"], 5, "{v}");
+    // Without 75, no warning.
+    let plan = repo.plan("ok.toml", "name = \"q\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  run = \"true\"\n  retry_on = { exit_codes = [1] }\n");
+    let v = repo.orch_json(&["check", "--json", plan.to_str().expect("utf-8")]);
+    let warned = v["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .any(|d| d["message"].as_str().unwrap_or("").contains("exit_codes"));
+    assert!(!warned, "{v}");
+}

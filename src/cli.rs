@@ -283,6 +283,7 @@ pub struct SyncArgs {
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {
     /// Make the task's worktree and print its path alone on stdout
+    /// (nothing when refused: `wt=$(git orch task start ID) && cd "$wt"`)
     Start(TaskArgs),
     /// Commit the worktree's changes and land the task on the work branch
     Done(TaskDoneArgs),

@@ -223,3 +223,57 @@ id = "one"
         .any(|d| d["message"].as_str().unwrap_or("").contains("exit_codes"));
     assert!(!warned, "{v}");
 }
+
+// ------------------------------------ `task start` in a shell, refused
+
+#[test]
+fn a_refused_task_start_prints_nothing_on_stdout_and_the_safe_idiom_stops() {
+    let repo = TestRepo::new();
+    started(
+        &repo,
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n  depends_on = [\"a\"]\n",
+    );
+    // Refused for several reasons: a task not ready, an unknown one, one
+    // already running by hand elsewhere is covered by manual.rs.
+    for id in ["b", "nope"] {
+        let out = repo.orch(&["task", "start", id]);
+        assert_refused(&out, id);
+        assert_eq!(stdout(&out), "", "{id}: stdout of a refused start");
+    }
+    // The README's idiom stops where a bare `cd "$(…)"` would go on in
+    // the main checkout.
+    let script = "wt=$(git orch task start b) && cd \"$wt\" && echo entered; pwd";
+    let out = repo
+        .command("sh", &repo.path)
+        .args(["-c", script])
+        .output()
+        .expect("sh");
+    assert!(!stdout(&out).contains("entered"), "{}", both(&out));
+    let bare = "cd \"$(git orch task start b)\" && echo entered-the-main-checkout";
+    let out = repo
+        .command("sh", &repo.path)
+        .args(["-c", bare])
+        .output()
+        .expect("sh");
+    assert!(
+        stdout(&out).contains("entered-the-main-checkout"),
+        "why the README must not show it: {}",
+        both(&out)
+    );
+    // The README shows only the safe idiom in its examples.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    for line in readme.lines() {
+        assert!(
+            !line.trim_start().starts_with("cd \"$(git orch task start"),
+            "an unsafe example in the README: {line}"
+        );
+    }
+    assert!(readme.contains("wt=$(git orch task start schema) && cd \"$wt\""));
+    // Started, it prints the worktree alone.
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let wt = stdout(&out);
+    assert_eq!(wt.lines().count(), 1, "{wt}");
+    assert!(Path::new(wt.trim_end()).is_dir(), "{wt}");
+}

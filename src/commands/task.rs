@@ -166,7 +166,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
         Some(file) => Some(read_handoff_arg(file)?),
         None => workspace::read_handoff_note(&workspace::handoff_file(&repo, &plan, id)),
     };
-    // `cd "$(git orch task start ID)"`, write notes.md, `--handoff notes.md`:
+    // `cd` into the worktree `task start` printed, write notes.md, `--handoff notes.md`:
     // the note is read as the note, not committed as the task's work.
     let keep_out: Vec<String> = args
         .handoff

@@ -137,7 +137,7 @@ fn started_by_hand_here(t: &state::TaskState) -> bool {
 /// `task start`: claims a pending task by hand and makes its worktree; for
 /// a task already started by hand on this host, gives its worktree back
 /// (made again on its branch if it is gone), so that
-/// `cd "$(git orch task start ID)"` never stays in the main checkout.
+/// `wt=$(git orch task start ID) && cd "$wt"` never stays in the main checkout.
 /// The flag says which of the two happened.
 pub fn start_by_hand(repo: &Repo, plan: &str, id: &str) -> Result<(Begun, bool)> {
     // Another `task start` of it may be making the worktree right now.

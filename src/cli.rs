@@ -286,7 +286,10 @@ pub enum TaskCommand {
     /// (nothing when refused: `wt=$(git orch task start ID) && cd "$wt"`)
     Start(TaskArgs),
     /// Commit the worktree's changes and land the task on the work branch
+    /// (without an ID, inside a task's worktree: that task)
     Done(TaskDoneArgs),
+    /// Show the task's change against its base: the diff of what would land
+    Diff(TaskDiffArgs),
     /// Mark a running task failed (its worktree and branch are kept)
     Fail(TaskFailArgs),
     /// Return a task to pending; its work is kept under refs/orch/<plan>/preserved/
@@ -372,9 +375,26 @@ pub struct TaskResetArgs {
     pub json: bool,
 }
 
+/// The task's committed change against the commit it started from, as
+/// `git diff BASE HEAD` prints it: what landing it would merge (a done
+/// task's: what it landed). Uncommitted changes in its worktree are not
+/// part of it (`task done` commits them first); they are named on stderr.
+#[derive(Args, Debug)]
+pub struct TaskDiffArgs {
+    /// The task id (left out inside a task's worktree: that task)
+    pub id: Option<String>,
+    /// A diffstat instead of the patch (`git diff --stat`)
+    #[arg(long)]
+    pub stat: bool,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct TaskDoneArgs {
-    pub id: String,
+    /// The task id (left out inside a task's worktree: that task)
+    pub id: Option<String>,
     /// Commit message for changes left uncommitted
     #[arg(short = 'm', long = "message")]
     pub message: Option<String>,

@@ -277,3 +277,84 @@ fn a_refused_task_start_prints_nothing_on_stdout_and_the_safe_idiom_stops() {
     assert_eq!(wt.lines().count(), 1, "{wt}");
     assert!(Path::new(wt.trim_end()).is_dir(), "{wt}");
 }
+
+// ---------------------- `task done` without an id, and `task diff`
+
+const TWO_BY_HAND: &str = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n";
+
+fn start_by_hand(repo: &TestRepo, id: &str) -> PathBuf {
+    let out = repo.orch(&["task", "start", id]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    PathBuf::from(stdout(&out).trim_end())
+}
+
+#[test]
+fn task_done_without_an_id_inside_a_task_worktree_lands_that_task() {
+    let repo = TestRepo::new();
+    started(&repo, TWO_BY_HAND);
+    let wa = start_by_hand(&repo, "a");
+    start_by_hand(&repo, "b");
+    std::fs::write(wa.join("a.txt"), "a\n").expect("write");
+    // Outside a worktree, no id: refused, nothing changed.
+    let refs = repo.refs();
+    let out = repo.orch(&["task", "done", "-m", "a"]);
+    assert_refused(&out, "task done without an id in the main checkout");
+    assert!(stderr(&out).contains("needs a task id"), "{}", both(&out));
+    assert_eq!(repo.refs(), refs);
+    // Inside a's worktree (from a subdirectory too): a lands, b does not.
+    std::fs::create_dir_all(wa.join("sub")).expect("mkdir");
+    let out = repo.orch_in(&wa.join("sub"), &["task", "done", "-m", "a by hand"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "done", "{st}");
+    assert_eq!(task_state(&st, "b"), "running", "{st}");
+    assert_eq!(repo.show("orch/p/work:a.txt").as_deref(), Some("a\n"));
+    // A `--plan` that is not the worktree's is refused.
+    let wb = repo.path.join(".git/orch/worktrees/p/b");
+    let out = repo.orch_in(&wb, &["task", "done", "--plan", "q"]);
+    assert_refused(&out, "task done in p's worktree with --plan q");
+}
+
+#[test]
+fn task_diff_shows_the_change_that_would_land_with_stat_passed_through() {
+    let repo = TestRepo::new();
+    started(&repo, TWO_BY_HAND);
+    // Not started: refused; unknown: refused.
+    assert_refused(&repo.orch(&["task", "diff", "a"]), "diff of a pending task");
+    assert_refused(&repo.orch(&["task", "diff", "nope"]), "diff of no task");
+    let wa = start_by_hand(&repo, "a");
+    std::fs::write(wa.join("a.txt"), "line-of-a\n").expect("write");
+    repo.git_in(&wa, &["add", "a.txt"]);
+    repo.git_in(&wa, &["commit", "-q", "-m", "a"]);
+    std::fs::write(wa.join("a.txt"), "line-of-a\nnot-committed\n").expect("write");
+    let out = repo.orch(&["task", "diff", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let diff = stdout(&out);
+    assert!(diff.contains("+line-of-a"), "{diff}");
+    assert!(diff.contains("a.txt"), "{diff}");
+    assert!(!diff.contains("not-committed"), "{diff}");
+    assert!(
+        stderr(&out).contains("uncommitted changes"),
+        "{}",
+        both(&out)
+    );
+    let out = repo.orch(&["task", "diff", "a", "--stat"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let stat = stdout(&out);
+    assert!(stat.contains("a.txt | 1 +"), "{stat}");
+    assert!(stat.contains("1 file changed"), "{stat}");
+    // Inside the worktree, the id may be left out.
+    let out = repo.orch_in(&wa, &["task", "diff", "--stat"]);
+    assert_eq!(stdout(&out), stat, "{}", both(&out));
+    // Once landed, it is what landed.
+    repo.orch_in(&wa, &["task", "done"]);
+    let landed = repo.git(&["diff", "orch/p/start", "orch/p/work", "--stat"]);
+    let out = repo.orch(&["task", "diff", "a", "--stat"]);
+    assert_eq!(stdout(&out), landed, "{}", both(&out));
+    // Documented in -h.
+    let help = repo.orch_ok(&["task", "diff", "-h"]);
+    assert!(help.contains("what would land"), "{help}");
+    assert!(help.contains("--stat"), "{help}");
+    let help = repo.orch_ok(&["task", "-h"]);
+    assert!(help.contains("diff"), "{help}");
+}

@@ -5,6 +5,7 @@
 pub mod abandon;
 pub mod agents;
 pub mod amend;
+pub mod change;
 pub mod checkpoint;
 pub mod finish;
 pub mod fix;

@@ -519,6 +519,21 @@ pub struct DemoArgs {
     /// Keep the repository afterwards and print its path
     #[arg(long)]
     pub keep: bool,
+    /// Wait for Enter before each step (when stdin is a terminal), time to
+    /// follow along, e.g. with `git orch watch` in a second terminal
+    #[arg(long)]
+    pub step: bool,
+    /// Pause this many seconds before each step (0 to 60; default 0)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_pace)]
+    pub pace: Option<f64>,
+}
+
+/// `--pace SECONDS`: a number of seconds from 0 to 60.
+fn parse_pace(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if (0.0..=60.0).contains(&s) => Ok(s),
+        _ => Err(format!("`{text}` is not a number of seconds from 0 to 60")),
+    }
 }
 
 /// Follows the plan's state branch (no daemon: it re-reads the state when

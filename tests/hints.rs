@@ -358,3 +358,78 @@ fn task_diff_shows_the_change_that_would_land_with_stat_passed_through() {
     let help = repo.orch_ok(&["task", "-h"]);
     assert!(help.contains("diff"), "{help}");
 }
+
+// ------------------------------------------------------------ the demo
+
+#[test]
+fn the_demo_prints_commands_quoted_so_they_can_be_copied() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch().join("demo dir");
+    let started = std::time::Instant::now();
+    let out = repo.orch(&["demo", "--dir", dir.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "not a TTY: no waiting"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("$ git orch task done add -m 'Add add()'"),
+        "{err}"
+    );
+    assert!(err.contains("$ git tag -l 'orch/*' -n1"), "{err}");
+    assert!(err.contains("'--format=%(refname)'"), "{err}");
+    // The path with a space, as a shell reads it back.
+    let watch = err
+        .lines()
+        .find(|l| l.contains("second terminal"))
+        .expect("the watch advice");
+    let calc = dir.join("calculator").display().to_string();
+    assert!(
+        watch.contains(&format!("cd '{calc}' && git orch watch")),
+        "{watch}"
+    );
+    assert!(watch.contains("--step"), "{watch}");
+    // Every shown command is one a shell parses (`sh -n`).
+    for line in err.lines().filter_map(|l| l.strip_prefix("$ ")) {
+        let out = repo
+            .command("sh", &repo.path)
+            .args(["-n", "-c", line])
+            .output()
+            .expect("sh -n");
+        assert!(
+            out.status.success(),
+            "sh cannot parse `{line}`: {}",
+            both(&out)
+        );
+    }
+}
+
+#[test]
+fn the_demo_paces_its_steps_and_refuses_a_bad_pace() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch().join("demo");
+    let started = std::time::Instant::now();
+    let out = repo.orch(&[
+        "demo",
+        "--pace",
+        "0.5",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    // Eight steps, a pause before each after the first.
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(3500), "{took:?}");
+    assert!(!stderr(&out).contains("--step` waits"), "{}", both(&out));
+    for bad in ["-1", "61", "soon", "NaN"] {
+        let out = repo.orch(&["demo", "--pace", bad]);
+        assert_refused(&out, bad);
+    }
+    // `--step` without a terminal on stdin runs straight through.
+    let dir = repo.scratch().join("demo2");
+    let out = repo.orch(&["demo", "--step", "--dir", dir.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(stderr(&out).contains("does not wait"), "{}", both(&out));
+    assert!(both(&out).contains("demo complete"), "{}", both(&out));
+}

@@ -599,3 +599,40 @@ fn an_open_watch_notices_a_runner_killed_with_9_without_a_state_change() {
     tmux.keys(&["q"]);
     std::fs::write(&go, "").expect("release slow");
 }
+
+/// `git orch demo --step` on a terminal waits for Enter before each step,
+/// so its advice to open `git orch watch` in a second terminal can be
+/// followed (issue 23).
+#[test]
+fn the_demo_with_step_waits_for_enter_between_steps_on_a_terminal() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch().join("demo");
+    let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
+    tmux.type_line(&format!(
+        "git orch demo --step --dir {}; echo demo-exit-$?",
+        dir.display()
+    ));
+    tmux.wait_for("the first pause", |s| s.contains("(Enter: next step)"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = tmux.screen(false);
+    assert!(
+        !s.contains("Phase 1 by hand"),
+        "it went on without Enter:\n{s}"
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the second step", |s| s.contains("── Phase 1 by hand"));
+    let start = Instant::now();
+    loop {
+        let s = tmux.screen(false);
+        let exit = s.lines().find(|l| l.starts_with("demo-exit-"));
+        if let Some(exit) = exit {
+            assert_eq!(exit.trim_end(), "demo-exit-0", "{s}");
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the demo never ended:\n{s}");
+        if s.trim_end().ends_with("(Enter: next step)") {
+            tmux.keys(&["Enter"]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

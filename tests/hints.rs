@@ -164,10 +164,13 @@ fn init_writes_no_retry_on_exit_code_75_and_its_plans_check_without_a_warning() 
     }
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README");
-    assert!(
-        !readme.contains("exit_codes = [75]") && !readme.contains("exit_codes: [75]"),
-        "the README still shows retry_on.exit_codes = [75]"
-    );
+    // Its examples (the lines that set `retry_on`) leave 75 out.
+    for line in readme.lines() {
+        let line = line.trim_start();
+        if line.starts_with("retry_on") {
+            assert!(!line.contains("75"), "a README example: {line}");
+        }
+    }
 }
 
 #[test]

@@ -132,8 +132,14 @@ pub fn hint(snap: &Snapshot, next: &Next<'_>) -> String {
                     .and_then(|t| t.worktree().map(std::path::PathBuf::from))
                     .unwrap_or_default();
                 let recovery = Recovery::of(&reason, worktree.join(".git").exists());
+                // The overview also names the way that gives the work up.
+                let over = if recovery == Recovery::Reset {
+                    String::new()
+                } else {
+                    format!("; to start over instead, `git orch task reset {id}` (its work kept in a ref)")
+                };
                 format!(
-                    "task {id} is failed: {}",
+                    "task {id} is failed: {}{over}",
                     recovery.hint(id, &reason, &worktree)
                 )
             }

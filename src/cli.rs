@@ -289,6 +289,11 @@ pub enum TaskCommand {
     /// (without an ID, inside a task's worktree: that task)
     Done(TaskDoneArgs),
     /// Show the task's change against its base: the diff of what would land
+    ///
+    /// `git diff BASE HEAD` of the task's branch against the commit its
+    /// attempt started from: what landing it merges (a done task's: what
+    /// it landed). Uncommitted changes in its worktree are not part of it
+    /// (`task done` commits them first); they are named on stderr.
     Diff(TaskDiffArgs),
     /// Mark a running task failed (its worktree and branch are kept)
     Fail(TaskFailArgs),
@@ -375,10 +380,6 @@ pub struct TaskResetArgs {
     pub json: bool,
 }
 
-/// The task's committed change against the commit it started from, as
-/// `git diff BASE HEAD` prints it: what landing it would merge (a done
-/// task's: what it landed). Uncommitted changes in its worktree are not
-/// part of it (`task done` commits them first); they are named on stderr.
 #[derive(Args, Debug)]
 pub struct TaskDiffArgs {
     /// The task id (left out inside a task's worktree: that task)

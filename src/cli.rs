@@ -283,9 +283,18 @@ pub struct SyncArgs {
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {
     /// Make the task's worktree and print its path alone on stdout
+    /// (nothing when refused: `wt=$(git orch task start ID) && cd "$wt"`)
     Start(TaskArgs),
-    /// Commit the worktree's changes and land the task on the work branch (after its review, if it has one)
+    /// Commit the worktree's changes and land the task on the work branch, after
+    /// its review if it has one (without an ID, inside a task's worktree: that task)
     Done(TaskDoneArgs),
+    /// Show the task's change against its base: the diff of what would land
+    ///
+    /// `git diff BASE HEAD` of the task's branch against the commit its
+    /// attempt started from: what landing it merges (a done task's: what
+    /// it landed). Uncommitted changes in its worktree are not part of it
+    /// (`task done` commits them first); they are named on stderr.
+    Diff(TaskDiffArgs),
     /// Mark a running task failed (its worktree and branch are kept)
     Fail(TaskFailArgs),
     /// Return a task to pending; its work is kept under refs/orch/<plan>/preserved/
@@ -373,8 +382,21 @@ pub struct TaskResetArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct TaskDiffArgs {
+    /// The task id (left out inside a task's worktree: that task)
+    pub id: Option<String>,
+    /// A diffstat instead of the patch (`git diff --stat`)
+    #[arg(long)]
+    pub stat: bool,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct TaskDoneArgs {
-    pub id: String,
+    /// The task id (left out inside a task's worktree: that task)
+    pub id: Option<String>,
     /// Commit message for changes left uncommitted
     #[arg(short = 'm', long = "message")]
     pub message: Option<String>,
@@ -499,6 +521,21 @@ pub struct DemoArgs {
     /// Keep the repository afterwards and print its path
     #[arg(long)]
     pub keep: bool,
+    /// Wait for Enter before each step (when stdin is a terminal), time to
+    /// follow along, e.g. with `git orch watch` in a second terminal
+    #[arg(long)]
+    pub step: bool,
+    /// Pause this many seconds before each step (0 to 60; default 0)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_pace)]
+    pub pace: Option<f64>,
+}
+
+/// `--pace SECONDS`: a number of seconds from 0 to 60.
+fn parse_pace(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if (0.0..=60.0).contains(&s) => Ok(s),
+        _ => Err(format!("`{text}` is not a number of seconds from 0 to 60")),
+    }
 }
 
 /// Follows the plan's state branch (no daemon: it re-reads the state when

@@ -70,6 +70,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Resume(args) => run::run(args, true),
         Command::Task(TaskCommand::Start(args)) => task::start(args),
         Command::Task(TaskCommand::Done(args)) => task::done(args),
+        Command::Task(TaskCommand::Diff(args)) => task::diff(args),
         Command::Task(TaskCommand::Fail(args)) => task::fail(args),
         Command::Task(TaskCommand::Reset(args)) => task::reset(args),
         Command::Task(TaskCommand::Skip(args)) => task::skip(args),

@@ -279,8 +279,9 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let err = stderr(&out);
-    assert!(err.contains(&log_path("bad", 1)), "{err}");
-    assert!(err.contains("task reset bad"), "{err}");
+    // The log and the recovery as commands (issue 23).
+    assert!(err.contains("git orch log p bad"), "{err}");
+    assert!(err.contains("task retry bad"), "{err}");
     assert!(err.contains("exit code 3"), "{err}");
 
     let st = status_json(&repo);
@@ -327,7 +328,7 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     let again = repo.orch(&["run"]);
     assert_eq!(code(&again), Some(1), "{}", both(&again));
     assert!(
-        stderr(&again).contains("task reset bad"),
+        stderr(&again).contains("task retry bad"),
         "{}",
         both(&again)
     );

@@ -18,6 +18,7 @@ mod fixforward;
 mod gates;
 mod graph;
 mod help;
+mod hints;
 mod hook_managers;
 mod hostile;
 mod import;

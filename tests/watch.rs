@@ -568,3 +568,71 @@ fn task_of<'a>(st: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .and_then(|t| t.iter().find(|t| t["id"] == id))
         .expect("the task in status")
 }
+
+/// A watch opened while the runner is alive notices, within a couple of
+/// seconds and with no change to the state branch, that it was killed with
+/// -9: the task turns `stale` with its recover command, its clock stops
+/// (issue 23).
+#[test]
+fn an_open_watch_notices_a_runner_killed_with_9_without_a_state_change() {
+    let repo = TestRepo::new();
+    let go = waiting_plan(&repo);
+    let mut run = run_until_slow_runs(&repo);
+    wait_until_done(&repo, "quick");
+    let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
+    tmux.type_line("git orch watch");
+    tmux.wait_for("slow running", |s| row(s, "slow").contains("running"));
+    let state = repo.rev("orch/w/state");
+    run.kill().expect("kill -9 the runner");
+    let _ = run.wait();
+    let killed = Instant::now();
+    let s = tmux.wait_for("slow stale", |s| row(s, "slow").contains("stale"));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(10), "noticed after {took:?}");
+    assert!(s.contains("git orch resume w"), "the recover command: {s}");
+    assert_eq!(repo.rev("orch/w/state"), state, "the state branch moved");
+    // The clock stopped: the row shows no running time any more.
+    let shown = row(&s, "slow").to_string();
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = tmux.screen(false);
+    assert_eq!(row(&later, "slow"), shown, "the clock goes on:\n{later}");
+    tmux.keys(&["q"]);
+    std::fs::write(&go, "").expect("release slow");
+}
+
+/// `git orch demo --step` on a terminal waits for Enter before each step,
+/// so its advice to open `git orch watch` in a second terminal can be
+/// followed (issue 23).
+#[test]
+fn the_demo_with_step_waits_for_enter_between_steps_on_a_terminal() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch().join("demo");
+    let tmux = Tmux::start(&repo, &repo.path, &[("NO_COLOR", "1")]);
+    tmux.type_line(&format!(
+        "git orch demo --step --dir {}; echo demo-exit-$?",
+        dir.display()
+    ));
+    tmux.wait_for("the first pause", |s| s.contains("(Enter: next step)"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = tmux.screen(false);
+    assert!(
+        !s.contains("Phase 1 by hand"),
+        "it went on without Enter:\n{s}"
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the second step", |s| s.contains("── Phase 1 by hand"));
+    let start = Instant::now();
+    loop {
+        let s = tmux.screen(false);
+        let exit = s.lines().find(|l| l.starts_with("demo-exit-"));
+        if let Some(exit) = exit {
+            assert_eq!(exit.trim_end(), "demo-exit-0", "{s}");
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the demo never ended:\n{s}");
+        if s.trim_end().ends_with("(Enter: next step)") {
+            tmux.keys(&["Enter"]);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

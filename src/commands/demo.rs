@@ -3,8 +3,11 @@
 //! It runs this very binary as a child process, so what it prints is
 //! exactly what those commands print.
 
+use std::cell::Cell;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
@@ -96,10 +99,53 @@ echo "all tests passed"
 struct Demo {
     exe: PathBuf,
     repo: PathBuf,
+    /// Wait for Enter before each step after the first (until stdin ends).
+    step_by_step: Cell<bool>,
+    /// A pause before each step after the first.
+    pace: Duration,
+    /// Whether a step has been shown yet.
+    begun: Cell<bool>,
+}
+
+/// `arg` as a POSIX shell reads it back: as it is when it is made of
+/// characters no shell treats specially, else in single quotes (a `'`
+/// inside as `'\''`), so a command the demo shows can be copied and run.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// A command line with every word quoted as [`shell_quote`] does.
+fn shell_line(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Demo {
     fn step(&self, title: &str) {
+        if self.begun.replace(true) {
+            if self.step_by_step.get() {
+                ui::note(&ui::dim("(Enter: next step)"));
+                let mut line = String::new();
+                // End of input (Ctrl-D) goes on without waiting again.
+                if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+                    self.step_by_step.set(false);
+                }
+            }
+            if !self.pace.is_zero() {
+                std::thread::sleep(self.pace);
+            }
+        }
         ui::note("");
         ui::note(&ui::bold(&format!("── {title}")));
     }
@@ -113,11 +159,14 @@ impl Demo {
     /// the demo needs.
     fn orch(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(i32, String)> {
         let capture = args.first() == Some(&"task");
-        let shown_env: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        let shown_env: String = env
+            .iter()
+            .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
+            .collect();
         ui::note(&format!(
             "{} {shown_env}git orch {}",
             ui::green("$"),
-            args.join(" ")
+            shell_line(args)
         ));
         let mut cmd = Command::new(&self.exe);
         cmd.args(args)
@@ -154,7 +203,7 @@ impl Demo {
 
     fn git(&self, args: &[&str], show: bool) -> Result<String> {
         if show {
-            ui::note(&format!("{} git {}", ui::green("$"), args.join(" ")));
+            ui::note(&format!("{} git {}", ui::green("$"), shell_line(args)));
         }
         let out = Command::new("git")
             .args(args)
@@ -208,9 +257,18 @@ pub fn run(args: DemoArgs) -> Result<u8> {
             path
         }
     };
+    // Waiting for Enter needs a person at a terminal: without one (a pipe,
+    // CI, the tests) the demo runs straight through.
+    let step_by_step = args.step && std::io::stdin().is_terminal();
+    if args.step && !step_by_step {
+        ui::note("stdin is not a terminal: `--step` does not wait for Enter");
+    }
     let demo = Demo {
         exe: std::env::current_exe().context("cannot find the git-orch executable")?,
         repo: root.join("calculator"),
+        step_by_step: Cell::new(step_by_step),
+        pace: Duration::from_secs_f64(args.pace.unwrap_or(0.0)),
+        begun: Cell::new(false),
     };
     let result = script(&demo, &root);
     if args.keep || args.dir.is_some() {
@@ -243,14 +301,19 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
     std::fs::write(&plan_file, PLAN)?;
     demo.say(&format!(
         "the plan is in {} (two phases, gates, five tasks)",
-        plan_file.display()
+        shell_quote(&plan_file.display().to_string())
     ));
     let plan_arg = plan_file.display().to_string();
     demo.expect(&["check", &plan_arg], &[], 0)?;
     demo.expect(&["start", &plan_arg], &[], 0)?;
+    let slow = if demo.step_by_step.get() || !demo.pace.is_zero() {
+        ""
+    } else {
+        " (`git orch demo --step` waits for Enter between steps, `--pace 5` pauses 5 s)"
+    };
     demo.say(&format!(
-        "to see it live, run `git orch watch` in a second terminal: cd {} && git orch watch",
-        demo.repo.display()
+        "to see it live, run `git orch watch` in a second terminal: cd {} && git orch watch{slow}",
+        shell_quote(&demo.repo.display().to_string())
     ));
     demo.expect(&["status"], &[], 0)?;
 
@@ -311,4 +374,23 @@ fn script(demo: &Demo, root: &Path) -> Result<()> {
         ui::green("demo complete:")
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_and_quotes_the_rest_so_sh_reads_them_back() {
+        assert_eq!(shell_quote("run"), "run");
+        assert_eq!(shell_quote("/tmp/x-1/plan.toml"), "/tmp/x-1/plan.toml");
+        assert_eq!(shell_quote("Add add()"), "'Add add()'");
+        assert_eq!(shell_quote("orch/*"), "'orch/*'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(
+            shell_line(&["task", "done", "add", "-m", "Add add()"]),
+            "task done add -m 'Add add()'"
+        );
+    }
 }

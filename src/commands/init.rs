@@ -233,7 +233,7 @@ parallel = 2               # at most 2 Claude tasks at once (API quota)
 timeout  = "30m"
 retries  = 2
 retry_backoff = "30s"
-retry_on = { exit_codes = [75], output = "(?i)rate limit|overloaded", timeout = true }
+retry_on = { output = "(?i)rate limit|overloaded", timeout = true }
 
 [agents.codex]             # Codex, non-interactive; workspace-write edits the worktree
 role     = "code writer"
@@ -356,7 +356,7 @@ agents:
     timeout: 30m
     retries: 2
     retry_backoff: 30s
-    retry_on: { exit_codes: [75], output: "(?i)rate limit|overloaded", timeout: true }
+    retry_on: { output: "(?i)rate limit|overloaded", timeout: true }
   codex:                   # Codex, non-interactive; workspace-write edits the worktree
     role: code writer
     run: {codex}

@@ -170,6 +170,33 @@ fn resolve(snap: &Snapshot, name: &str, attempt: Option<u32>) -> Result<Found> {
     if snap.plan.task(name).is_some() {
         return task_found(snap, name, attempt);
     }
+    // A fix-forward attempt (`PHASE.fix-N`) is a task made in the state,
+    // not the plan, with one log.
+    let fix = snap.plan.phases.iter().find_map(|p| {
+        let f = snap
+            .state
+            .phases
+            .get(&p.id)?
+            .fixes
+            .iter()
+            .find(|f| f.id == name)?;
+        Some((p.id.as_str(), f))
+    });
+    if let Some((phase, fix)) = fix {
+        if attempt.is_some() {
+            return Err(refuse(format!(
+                "`--attempt` is for a plan's task; fix-forward `{name}` is one attempt with one log"
+            )));
+        }
+        return Ok(Found {
+            what: format!("fix-forward `{name}`"),
+            path: fix.log.clone(),
+            task: Some(fix.id.clone()),
+            attempt: None,
+            phase: Some(phase.to_string()),
+            gate: None,
+        });
+    }
     if attempt.is_some() {
         return Err(refuse_with_hint(
             format!("plan `{plan}` has no task `{name}`"),
@@ -282,6 +309,11 @@ fn candidates(snap: &Snapshot) -> String {
     for p in &snap.plan.phases {
         if let Some(ps) = snap.state.phases.get(&p.id) {
             names.extend(ps.gates.iter().map(|g| format!("{}:{}", p.id, g.name)));
+        }
+    }
+    for p in &snap.plan.phases {
+        if let Some(ps) = snap.state.phases.get(&p.id) {
+            names.extend(ps.fixes.iter().map(|f| f.id.clone()));
         }
     }
     for (_, t) in snap.plan.tasks() {

@@ -72,16 +72,49 @@ fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
     Ok((repo, snap))
 }
 
-/// The plan of the task whose worktree the current directory is in: its
-/// HEAD is on `orch/<plan>/tasks/<task>` of a plan that exists.
+/// The plan of the task whose worktree the current directory is in.
 fn plan_of_worktree(repo: &Repo) -> Option<String> {
+    task_of_worktree(repo).map(|(plan, _)| plan)
+}
+
+/// The plan and task whose worktree the current directory is in: its HEAD
+/// is on `orch/<plan>/tasks/<task>` of a plan that exists.
+pub fn task_of_worktree(repo: &Repo) -> Option<(String, String)> {
     let head = repo.git.head().ok()?;
     let rest = head.name()?.strip_prefix("refs/heads/orch/")?;
     let (plan, task) = rest.split_once("/tasks/")?;
     crate::plan::validate_id("plan", plan).ok()?;
     crate::plan::validate_id("task", task).ok()?;
     let state = crate::state::names::state(plan);
-    repo.ref_target(&state).ok()?.map(|_| plan.to_string())
+    repo.ref_target(&state)
+        .ok()?
+        .map(|_| (plan.to_string(), task.to_string()))
+}
+
+/// The task a command acts on: the ID given, else (inside a task's
+/// worktree) that worktree's task, with its plan unless `--plan` names
+/// another; `command` is how the refusal names the command.
+pub fn task_or_here(
+    id: Option<&str>,
+    plan: Option<&str>,
+    command: &str,
+) -> Result<(String, Option<String>)> {
+    if let Some(id) = id {
+        return Ok((id.to_string(), plan.map(str::to_string)));
+    }
+    let here = task_of_worktree(&open_repo()?);
+    match (here, plan) {
+        (Some((p, task)), None) => Ok((task, Some(p))),
+        (Some((p, task)), Some(named)) if p == named => Ok((task, Some(p))),
+        (Some((p, task)), Some(named)) => Err(crate::error::refuse_with_hint(
+            format!("this is the worktree of task `{task}` of plan `{p}`, not of plan `{named}`"),
+            format!("name the task: `git orch {command} ID --plan {named}`"),
+        )),
+        (None, _) => Err(crate::error::refuse_with_hint(
+            format!("`{command}` needs a task id here: this is not a task's worktree"),
+            format!("name it (`git orch {command} ID`), or run it inside the task's worktree"),
+        )),
+    }
 }
 
 /// A plan file for a command that acts on it (`start`, `plan amend`): the

@@ -398,11 +398,17 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
         ui::error(&format!("plan {plan}: the run stopped at a failure"));
         for (id, reason, log) in &report.failed {
             ui::note(&format!("  task {id} failed: {reason}"));
-            if let Some(log) = log.as_deref().filter(|l| !l.is_empty()) {
-                ui::note(&format!("    log: `git show orch/{plan}/state:{log}`"));
+            if log.as_deref().is_some_and(|l| !l.is_empty()) {
+                ui::note(&format!(
+                    "    log: `{}`",
+                    crate::engine::recover::log_command(&plan, id)
+                ));
             }
+            let worktree = crate::engine::workspace::task_worktree(&repo, &plan, id);
+            let recovery = crate::engine::recover::Recovery::of(reason, worktree.exists());
             ui::note(&format!(
-                "    retry: `git orch task reset {id}` then `git orch run`"
+                "    recover: {}",
+                recovery.hint(id, reason, &worktree)
             ));
         }
         for (id, files) in &report.conflicts {

@@ -331,8 +331,8 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
                 (None, None) => "failed".to_string(),
             };
             ui::out(&format!(
-                "    fix {} (agent {}) {what}  log: git show orch/{}/state:{}",
-                fix.id, fix.agent, snap.plan_name, fix.log
+                "    fix {} (agent {}) {what}  log: git orch log {} {}",
+                fix.id, fix.agent, snap.plan_name, fix.id
             ));
         }
         for task in &phase.tasks {

@@ -3,7 +3,8 @@ use serde_json::json;
 
 use super::open_plan;
 use crate::cli::{
-    RunArgs, TaskArgs, TaskDoneArgs, TaskFailArgs, TaskNextArgs, TaskResetArgs, TaskRetryArgs,
+    RunArgs, TaskArgs, TaskDiffArgs, TaskDoneArgs, TaskFailArgs, TaskNextArgs, TaskResetArgs,
+    TaskRetryArgs,
 };
 use crate::engine::review::ByHand;
 use crate::engine::tasks::{self, Finish, Landed};
@@ -126,11 +127,12 @@ pub fn retry(args: TaskRetryArgs) -> Result<u8> {
 }
 
 pub fn done(args: TaskDoneArgs) -> Result<u8> {
-    let (repo, snap) = open_plan(args.plan.as_deref())?;
+    let (id, named) = super::task_or_here(args.id.as_deref(), args.plan.as_deref(), "task done")?;
+    let (repo, snap) = open_plan(named.as_deref())?;
     tasks::refuse_if_finished(&snap)?;
     crate::git::version::require_for_plan(&snap.plan)?;
     let plan = snap.plan_name.clone();
-    let id = args.id.as_str();
+    let id = id.as_str();
     let (_, task) = tasks::find_task(&snap, id)?;
     let status = snap.task_status(id)?;
     // A failed task lands again from its worktree once fixed there.
@@ -166,7 +168,7 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
         Some(file) => Some(read_handoff_arg(file)?),
         None => workspace::read_handoff_note(&workspace::handoff_file(&repo, &plan, id)),
     };
-    // `cd "$(git orch task start ID)"`, write notes.md, `--handoff notes.md`:
+    // `cd` into the worktree `task start` printed, write notes.md, `--handoff notes.md`:
     // the note is read as the note, not committed as the task's work.
     let keep_out: Vec<String> = args
         .handoff
@@ -243,6 +245,33 @@ pub fn done(args: TaskDoneArgs) -> Result<u8> {
             Ok(1)
         }
     }
+}
+
+/// `git orch task diff ID [--stat]`: `git diff BASE HEAD` of the task, on
+/// stdout as git prints it.
+pub fn diff(args: TaskDiffArgs) -> Result<u8> {
+    let (id, named) = super::task_or_here(args.id.as_deref(), args.plan.as_deref(), "task diff")?;
+    let (repo, snap) = open_plan(named.as_deref())?;
+    let plan = snap.plan_name.clone();
+    let change = crate::engine::change::of_task(&repo, &snap, &id)?;
+    if let Some(worktree) = change.uncommitted_in.as_deref() {
+        ui::note(&format!(
+            "task {id}'s worktree has uncommitted changes, not shown: `git orch task done {id}` commits them (`git -C {} status`)",
+            ui::printable(&worktree.display().to_string())
+        ));
+    }
+    let (base, head) = (change.base.to_string(), change.head.to_string());
+    let mut git_args = vec!["diff"];
+    if args.stat {
+        git_args.push("--stat");
+    }
+    git_args.extend([base.as_str(), head.as_str(), "--"]);
+    if !repo.git_to_stdout(&git_args)? {
+        return Err(anyhow::anyhow!(
+            "`git diff` of task {id} of plan {plan} failed (see above)"
+        ));
+    }
+    Ok(0)
 }
 
 /// `git orch task approve ID`: lands the reviewed commit of a task in review.

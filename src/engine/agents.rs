@@ -116,7 +116,7 @@ pub enum AttemptEnd {
 
 /// The exit code with which an agent (or its wrapper) says it hit a usage
 /// limit: `EX_TEMPFAIL` of sysexits.h, "try again later".
-pub const USAGE_LIMIT_EXIT: i32 = 75;
+pub const USAGE_LIMIT_EXIT: i32 = crate::plan::USAGE_LIMIT_EXIT;
 
 /// Whether an attempt of `agent` that ended with `exit` and `log` hit a
 /// usage limit: exit code 75, or its profile's `usage_limit` says so.

@@ -5,6 +5,7 @@
 pub mod abandon;
 pub mod agents;
 pub mod amend;
+pub mod change;
 pub mod checkpoint;
 pub mod finish;
 pub mod fix;
@@ -14,6 +15,7 @@ pub mod ledger;
 pub mod manual;
 pub mod next;
 pub mod progress;
+pub mod recover;
 pub mod remote;
 pub mod report;
 pub mod resolve;

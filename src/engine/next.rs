@@ -4,6 +4,7 @@
 
 use anyhow::Result;
 
+use super::recover::Recovery;
 use super::tasks::overlapping_running;
 use crate::plan::{Phase, Task};
 use crate::state::{PhaseStatus, Snapshot, TaskStatus};
@@ -136,9 +137,31 @@ pub fn hint(snap: &Snapshot, next: &Next<'_>) -> String {
             "see the failed gates in `git orch status {plan}`; fix forward with `git orch task reopen ID`, then `git orch checkpoint {plan}` again"
         ),
         Action::Stuck => match next.failed.first() {
-            Some((id, _)) => format!(
+            Some((id, TaskStatus::Failed)) => {
+                let record = snap.task(id).ok();
+                let reason = record
+                    .as_ref()
+                    .and_then(|t| t.reason().map(str::to_string))
+                    .unwrap_or_default();
+                let worktree = record
+                    .as_ref()
+                    .and_then(|t| t.worktree().map(std::path::PathBuf::from))
+                    .unwrap_or_default();
+                let recovery = Recovery::of(&reason, worktree.join(".git").exists());
+                // The overview also names the way that gives the work up.
+                let over = if recovery == Recovery::Reset {
+                    String::new()
+                } else {
+                    format!("; to start over instead, `git orch task reset {id}` (its work kept in a ref)")
+                };
+                format!(
+                    "task {id} is failed: {}{over}",
+                    recovery.hint(id, &reason, &worktree)
+                )
+            }
+            Some((id, status)) => format!(
                 "task {id} is {}: fix it in its worktree and `git orch task done {id}`, or start it over with `git orch task reset {id}`",
-                next.failed[0].1.as_str()
+                status.as_str()
             ),
             None => format!("see `git orch status {plan}`"),
         },

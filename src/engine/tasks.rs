@@ -137,7 +137,7 @@ fn started_by_hand_here(t: &state::TaskState) -> bool {
 /// `task start`: claims a pending task by hand and makes its worktree; for
 /// a task already started by hand on this host, gives its worktree back
 /// (made again on its branch if it is gone), so that
-/// `cd "$(git orch task start ID)"` never stays in the main checkout.
+/// `wt=$(git orch task start ID) && cd "$wt"` never stays in the main checkout.
 /// The flag says which of the two happened.
 pub fn start_by_hand(repo: &Repo, plan: &str, id: &str) -> Result<(Begun, bool)> {
     // Another `task start` of it may be making the worktree right now.
@@ -342,7 +342,10 @@ pub fn claim_task(repo: &Repo, plan: &str, id: &str, claim: Claim) -> Result<Cla
             }
             let current = Some(&current);
             let hint = match status {
-                TaskStatus::Failed | TaskStatus::Conflict => format!(
+                TaskStatus::Failed => format!(
+                    "`git orch task retry {id}` runs it again where it failed (`--by-hand` to take it yourself); or fix it in its worktree and land it with `git orch task done {id}`"
+                ),
+                TaskStatus::Conflict => format!(
                     "fix it in its worktree and land it with `git orch task done {id}`, or `git orch task reset {id}` returns it to pending (its work is kept in a ref)"
                 ),
                 // A runner's task, or one started by hand on another
@@ -741,7 +744,7 @@ fn write_brief(
         }
     }
     if let Some(last) = last {
-        text += &last_attempt_section(repo, snap, last)?;
+        text += &last_attempt_section(repo, snap, &task.id, last)?;
     }
     for dep in &task.depends_on {
         if let Some(note) = snap.handoff(repo, dep)? {
@@ -762,7 +765,12 @@ fn write_brief(
 
 /// The brief's account of the attempt before: why it ended, and the last
 /// lines of its log.
-fn last_attempt_section(repo: &Repo, snap: &Snapshot, last: &LastAttempt) -> Result<String> {
+fn last_attempt_section(
+    repo: &Repo,
+    snap: &Snapshot,
+    id: &str,
+    last: &LastAttempt,
+) -> Result<String> {
     let mut text = format!(
         "## Why the last attempt failed\n\nAttempt {}: {}\n\n",
         last.attempt,
@@ -772,9 +780,17 @@ fn last_attempt_section(repo: &Repo, snap: &Snapshot, last: &LastAttempt) -> Res
         let bytes = repo.read_path(snap.tree, log)?.unwrap_or_default();
         let log_text = String::from_utf8_lossy(&bytes);
         let tail: Vec<&str> = log_text.lines().rev().take(40).collect();
+        // `git orch log` finds an attempt's log where the layout puts it.
+        let read = if *log == state::layout::task_log(id, last.attempt) {
+            format!(
+                "git orch log {} {id} --attempt {}",
+                snap.plan_name, last.attempt
+            )
+        } else {
+            format!("git show orch/{}/state:{log}", snap.plan_name)
+        };
         text += &format!(
-            "Its log: `git show orch/{}/state:{log}`; the end of it:\n\n```\n{}\n```\n\n",
-            snap.plan_name,
+            "Its log: `{read}`; the end of it:\n\n```\n{}\n```\n\n",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
@@ -962,7 +978,11 @@ fn land(
                 )
             }
             Landing::OutOfScope { paths } => {
-                let reason = format!("changed paths outside its files: {}", paths.join(", "));
+                let reason = format!(
+                    "{}: {}",
+                    crate::engine::recover::OUT_OF_SCOPE,
+                    paths.join(", ")
+                );
                 change.event = Some(Event::TaskFailed {
                     task: id.to_string(),
                     attempt,

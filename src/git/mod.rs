@@ -363,6 +363,18 @@ impl Repo {
         crate::trace::step("git gc --auto", started);
     }
 
+    /// Runs `git` in the main worktree with its output going straight to
+    /// this process's stdout and stderr (a diff shown to a person: git's
+    /// pager and colours as the user set them); whether it succeeded.
+    pub fn git_to_stdout(&self, args: &[&str]) -> Result<bool> {
+        let status = self
+            .command_in(&self.root, args)
+            .stdin(Stdio::inherit())
+            .status()
+            .with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))?;
+        Ok(status.success())
+    }
+
     /// Runs `git` in the main worktree.
     pub fn git(&self, args: &[&str]) -> Result<String> {
         self.git_in(&self.root, args)

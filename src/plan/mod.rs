@@ -161,7 +161,13 @@ pub struct RetryPolicy {
     pub on: Option<RetryOn>,
 }
 
-/// `retry_on = { exit_codes = [75], output = "rate.?limit", timeout = true }`:
+/// The exit code with which an agent (or its wrapper) says it hit a usage
+/// limit: `EX_TEMPFAIL` of sysexits.h, "try again later". It always parks
+/// the task, so a `retry_on.exit_codes` that lists it is dead (`check`
+/// warns).
+pub const USAGE_LIMIT_EXIT: i32 = 75;
+
+/// `retry_on = { exit_codes = [3], output = "rate.?limit", timeout = true }`:
 /// a failed attempt is transient when its exit code is listed, or its log
 /// matches the regular expression, or (with `timeout = true`) it timed out.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -387,6 +387,19 @@ impl Validator<'_> {
                 self.error(format!("{what} retry_backoff: {e}"), at);
             }
         }
+        if on.is_some_and(|o| o.exit_codes.contains(&super::USAGE_LIMIT_EXIT)) {
+            let at = self.searchable().and_then(|src| {
+                let near = locate::key_near(src, "retry_on", line_of(pos)).or(pos);
+                locate::key_near(src, "exit_codes", line_of(near))
+            });
+            self.warning(
+                format!(
+                    "{what}: `retry_on.exit_codes` lists {code}, which never retries: exit {code} is a usage limit and always parks the task (see `usage_limit`); drop {code} from the list",
+                    code = super::USAGE_LIMIT_EXIT
+                ),
+                at.or(pos),
+            );
+        }
         if let Some(pattern) = on.and_then(|o| o.output.as_ref()) {
             if let Err(e) = regex::Regex::new(pattern) {
                 let at = self.kv("output", pattern, pos);

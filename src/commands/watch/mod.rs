@@ -1,6 +1,8 @@
 //! `git orch watch`: a live view of a plan with no daemon. It looks at the
 //! state branch every `--interval` (one ref read) and re-reads the state
-//! only when the branch moved, building what it shows from the object
+//! only when the branch moved (and once a second judges again whether the
+//! runners of running tasks are alive, as `status` does: a runner killed
+//! with -9 moves no ref), building what it shows from the object
 //! `status --json` prints ([`model`]). A running task's output is tailed
 //! from the file its runner writes as it runs
 //! ([`crate::engine::workspace::live_log`]); a finished task's or a gate's
@@ -23,7 +25,7 @@ use git2::Oid;
 
 use super::status;
 use crate::cli::WatchArgs;
-use crate::engine::workspace;
+use crate::engine::{runner, workspace};
 use crate::git::Repo;
 use crate::state::{names, store, Snapshot};
 use crate::ui;
@@ -83,7 +85,13 @@ pub struct Follow {
     pub model: Model,
     /// When the model was built: a running task's clock goes on from it.
     pub loaded: Instant,
+    /// When the runners of the running tasks were last judged.
+    judged: Instant,
 }
+
+/// How often the view re-judges whether the runners it shows as alive
+/// still are: a runner killed with -9 leaves the state branch as it was.
+const JUDGE_RUNNERS: Duration = Duration::from_secs(1);
 
 impl Follow {
     fn new(repo: Repo, snap: Snapshot) -> Result<Follow> {
@@ -93,20 +101,50 @@ impl Follow {
             snap,
             model,
             loaded: Instant::now(),
+            judged: Instant::now(),
         })
     }
 
-    /// Re-reads the state if its branch moved; whether it did.
+    /// Re-reads the state if its branch moved, and rebuilds the view when
+    /// a running task's runner is judged otherwise than it shows (killed
+    /// with -9, say, which moves no ref); whether anything changed.
     pub fn refresh(&mut self) -> Result<bool> {
         let name = names::state(&self.snap.plan_name);
         let now: Option<Oid> = self.repo.ref_target(&name)?;
         if now.is_none_or(|oid| oid == self.snap.commit) {
-            return Ok(false);
+            if self.judged.elapsed() < JUDGE_RUNNERS {
+                return Ok(false);
+            }
+            self.judged = Instant::now();
+            if !self.runners_changed() {
+                return Ok(false);
+            }
+        } else {
+            self.snap = store::load(&self.repo, &self.snap.plan_name)?;
         }
-        self.snap = store::load(&self.repo, &self.snap.plan_name)?;
         self.model = model_of(&self.snap)?;
         self.loaded = Instant::now();
+        self.judged = Instant::now();
         Ok(true)
+    }
+
+    /// Whether a running task's runner is now judged (as `status` judges
+    /// it, [`runner::view`]) otherwise than the model says.
+    fn runners_changed(&self) -> bool {
+        let plan = &self.snap.plan_name;
+        self.model
+            .tasks
+            .iter()
+            .filter(|t| t.state == "running")
+            .any(|t| {
+                let judged = self
+                    .snap
+                    .task(&t.id)
+                    .ok()
+                    .and_then(|r| runner::view(plan, &t.id, &r))
+                    .map(|(r, _)| r.as_str());
+                judged != t.runner.as_deref()
+            })
     }
 
     /// Seconds a task has run: as the status said, plus the time since

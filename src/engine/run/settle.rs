@@ -159,7 +159,11 @@ pub(super) fn settle(
             Ok((Landed::OutOfScope { paths }, snap)) => Ok((
                 id.clone(),
                 TaskOutcome::Failed {
-                    reason: format!("changed paths outside its files: {}", paths.join(", ")),
+                    reason: format!(
+                        "{}: {}",
+                        crate::engine::recover::OUT_OF_SCOPE,
+                        paths.join(", ")
+                    ),
                     log: snap.task(&id)?.log,
                 },
             )),

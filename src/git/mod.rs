@@ -21,7 +21,7 @@ use git2::{ErrorCode, Oid, Repository};
 use crate::error::{refuse, refuse_with_hint};
 
 pub use merge::TreeMerge;
-pub use refs::{RefEdit, RefRace};
+pub use refs::{RefEdit, RefLocked, RefRace};
 pub use worktree::TASK_SAFE;
 
 const MODE_TREE: i32 = 0o040000;

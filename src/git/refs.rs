@@ -116,6 +116,18 @@ impl Repo {
         }
     }
 
+    /// Removes the lock file of ref `name` (a full ref name) that a process
+    /// killed half-way through moving it left behind. Only for a ref whose
+    /// every writer is known dead: a live writer's lock is its own.
+    pub fn remove_dead_ref_lock(&self, name: &str) {
+        if !name.starts_with("refs/") || name.split('/').any(|p| p == ".." || p.is_empty()) {
+            return;
+        }
+        // Absent is the usual case; a lock that cannot be removed shows
+        // again, named, at the ref's next move.
+        let _ = std::fs::remove_file(self.common_dir.join(format!("{name}.lock")));
+    }
+
     /// Moves `name` to `new` if it is still at `old` (`None`: must not exist).
     /// A mismatch is a [`RefRace`] error.
     pub fn cas_ref(&self, name: &str, new: Oid, old: Option<Oid>, message: &str) -> Result<()> {

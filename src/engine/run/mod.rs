@@ -753,7 +753,19 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         recovered.push(id.clone());
     }
     let snap = store::load(repo, plan)?;
-    reconcile::reconcile(repo, &snap)?;
+    if let Err(e) = reconcile::reconcile(repo, &snap) {
+        // A lock on a recovered task's branch that outlived the ref lock's
+        // patience (seconds) is no live writer's: the dead runner's, or a
+        // git process of its that died with it. The task is pending now;
+        // only git-orch writes its branch, under the plan's writer lock.
+        if recovered.is_empty() || !e.chain().any(|c| c.is::<crate::git::RefLocked>()) {
+            return Err(e);
+        }
+        for id in &recovered {
+            repo.remove_dead_ref_lock(&names::task_branch(plan, id));
+        }
+        reconcile::reconcile(repo, &store::load(repo, plan)?)?;
+    }
     let mut settled: Vec<&str> = Vec::new();
     for (_, t) in snap.plan.tasks() {
         if snap.task_status(&t.id)?.is_settled() {

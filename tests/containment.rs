@@ -774,3 +774,64 @@ echo work > a/x && git add a/x && git commit -qm "t: its own commit"
     assert!(log.contains("t: its own commit"), "{log}");
     repo.fsck();
 }
+
+/// Item 3, after the run: what `task reset` keeps of a task whose `.git`
+/// names the user's worktree is read through the task's own admin dir,
+/// never through the user's (whose HEAD would become its parent).
+#[test]
+fn preserving_a_task_with_a_forged_dotgit_reads_nothing_of_the_users_worktree() {
+    let repo = TestRepo::new();
+    let mine = repo.scratch().join("mine");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "mine",
+        mine.to_str().expect("utf-8"),
+    ]);
+    std::fs::write(mine.join("theirs.txt"), "mine\n").expect("write");
+    repo.git_in(&mine, &["add", "theirs.txt"]);
+    repo.git_in(&mine, &["commit", "-q", "-m", "the user's own commit"]);
+    let users = repo
+        .git_in(&mine, &["rev-parse", "HEAD"])
+        .trim()
+        .to_string();
+    started(
+        &repo,
+        r#"
+name = "p"
+[[phases]]
+id = "one"
+[[phases.tasks]]
+id = "t"
+files = ["a/**"]
+run = '''
+mkdir -p a && echo work > a/x
+echo "gitdir: $ORCH_REPO/.git/worktrees/mine" > .git
+'''
+"#,
+    );
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(1), "{}", both(&out));
+    repo.orch_ok(&["task", "reset", "t"]);
+    let kept = repo.git(&[
+        "for-each-ref",
+        "--format=%(refname)",
+        "refs/orch/p/preserved/",
+    ]);
+    assert!(!kept.trim().is_empty(), "reset kept nothing");
+    for name in kept.lines() {
+        let contains = repo
+            .command("git", &repo.path)
+            .args(["merge-base", "--is-ancestor", &users, name])
+            .status()
+            .expect("merge-base");
+        assert!(
+            !contains.success(),
+            "{name} was read through the user's worktree (it holds their commit)"
+        );
+    }
+    assert_eq!(repo.git_in(&mine, &["rev-parse", "HEAD"]).trim(), users);
+    repo.fsck();
+}

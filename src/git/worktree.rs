@@ -231,6 +231,20 @@ impl Repo {
     /// Removes a worktree and its admin data. Callers preserve its work first.
     pub fn remove_worktree(&self, path: &Path) -> Result<()> {
         let path_s = path.to_string_lossy();
+        // A task may have pointed its `.git` elsewhere (git then refuses the
+        // removal): it names again the admin dir git-orch knows for it.
+        if let Some(admin) = self.admin_dir_of(path) {
+            let named = worktree_admin_dir(path).and_then(|a| std::fs::canonicalize(a).ok());
+            if named != std::fs::canonicalize(&admin).ok() {
+                // A `.git` directory (a repository of the task's own) is
+                // left for git to refuse: nothing of it is lost unasked.
+                let dotgit = path.join(".git");
+                if !std::fs::symlink_metadata(&dotgit).is_ok_and(|m| m.is_dir()) {
+                    std::fs::write(&dotgit, format!("gitdir: {}\n", admin.display()))
+                        .with_context(|| format!("cannot write `{}`", dotgit.display()))?;
+                }
+            }
+        }
         if path.exists() {
             if let Err(e) = self.git(&["worktree", "remove", "--force", "--force", &path_s]) {
                 // Not a registered worktree (a crash between mkdir and add):
@@ -338,7 +352,11 @@ impl Repo {
         if !path.is_dir() {
             return Ok(None);
         }
-        if path.join(".git").exists() {
+        // Through its `.git` only once that is verified as the one git-orch
+        // made: a task may point it at a person's checkout, whose HEAD and
+        // index are then not read; otherwise through the admin dir found
+        // from git-orch's side.
+        if path.join(".git").exists() && self.verify_worktree(path).is_ok() {
             if let Some(snapshot) = self.snapshot_worktree(path, message)? {
                 return Ok(Some(snapshot));
             }

@@ -700,8 +700,7 @@ pub fn recover_abandoned(repo: &Repo, plan: &str, observer: &dyn Observer) -> Re
         // An attempt killed inside a git command (it dies with its runner)
         // leaves its index, HEAD or branch locked; none of its processes,
         // nor the runner that acted for it, is left to hold them.
-        let branch = names::task_branch(plan, id);
-        let _ = std::fs::remove_file(repo.common_dir.join(format!("{branch}.lock")));
+        repo.remove_dead_ref_lock(&names::task_branch(plan, id));
         // Of the task's own worktree only: a person's on the same branch may
         // be in the middle of a git command of theirs.
         if let Some(path) = tasks::own_worktree_on_branch(repo, plan, id)? {

@@ -8,6 +8,8 @@
 #   scripts/bench.sh quick      # skip the 20,000-file repository
 #   scripts/bench.sh task       # only the per-task floor cases (issue 14)
 #   scripts/bench.sh task1k     # only the first of them (1,000 files)
+#   scripts/bench.sh agents     # one real Claude Code and Codex attempt, git-orch
+#                               # against the CLI alone (issue 21)
 #   scripts/bench.sh remote [TASKS] [SECONDS]
 #                               # sharing a plan over git daemon (issue 13):
 #                               # scripts/bench-remote.sh
@@ -16,6 +18,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-full}
+# scripts/bench.sh agents: git-orch's own time around one real Claude Code
+# and one Codex attempt against the scripted model server, beside the same
+# CLI run alone in the same worktree (issue 21; tests/agent_runs.rs).
+if [ "$MODE" = agents ]; then
+  exec cargo test --release --all-features -q --test suite agent_runs::bench_agents -- --ignored --nocapture --test-threads 1
+fi
 if [ "$MODE" = remote ]; then
   shift
   exec scripts/bench-remote.sh "$@"

@@ -81,6 +81,37 @@ pub enum Command {
     /// For benchmarks: land the next N ready tasks with made-up commits
     #[command(hide = true)]
     SynthLand(SynthArgs),
+    /// The agent profiles of a plan: kind, CLI found and its version, argv
+    Agents(AgentsArgs),
+    /// Claude Code's PreToolUse hook: refuses writes outside a task's files
+    #[command(hide = true)]
+    Guard(GuardArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentsArgs {
+    /// The plan (a started plan's name, or a plan file; may be left out
+    /// when exactly one plan is active)
+    pub plan: Option<String>,
+    /// One JSON document (schema `agents`)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GuardArgs {
+    /// The task's worktree: writes go nowhere else
+    #[arg(long, value_name = "DIR")]
+    pub worktree: PathBuf,
+    /// One of the task's `files` globs (repeated); none: anywhere in the worktree
+    #[arg(long = "file", value_name = "GLOB")]
+    pub files: Vec<String>,
+    /// Allow the Bash tool
+    #[arg(long)]
+    pub shell: bool,
+    /// A review: refuse every write and shell command
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +326,10 @@ pub enum TaskCommand {
     /// it landed). Uncommitted changes in its worktree are not part of it
     /// (`task done` commits them first); they are named on stderr.
     Diff(TaskDiffArgs),
+    /// Show a task: its state, its attempts (outcome, tokens, cost, session,
+    /// refused calls), and with --agent the exact argv and environment its
+    /// agent is run with
+    Show(TaskShowArgs),
     /// Mark a running task failed (its worktree and branch are kept)
     Fail(TaskFailArgs),
     /// Return a task to pending; its work is kept under refs/orch/<plan>/preserved/
@@ -362,6 +397,21 @@ pub struct TaskArgs {
     /// The plan (needed when several plans are active)
     #[arg(long)]
     pub plan: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TaskShowArgs {
+    /// The task id
+    pub id: String,
+    /// The plan (needed when several plans are active)
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// The command line, environment and stdin of its agent's next attempt
+    #[arg(long)]
+    pub agent: bool,
+    /// One JSON document (schema `task-show`)
     #[arg(long)]
     pub json: bool,
 }

@@ -106,14 +106,41 @@ pub fn of(repo: &Repo) -> &'static Config {
 
 /// The directory that holds every plan's task worktrees: `orch.worktreeDir`
 /// (absolute, or relative to the repository's root), else
+/// `.orch/worktrees` in the main checkout (kept out of `git status` by
+/// `info/exclude`): no `.git` directory on the way, where Claude Code
+/// refuses every write. A bare repository keeps them in
 /// `<git-common-dir>/orch/worktrees`. A task's own worktree is
-/// `<this>/<plan>/<task>` (`engine::workspace::task_worktree`).
+/// `<plan's dir>/<task>` (`engine::workspace::task_worktree`).
 pub fn worktrees_root(repo: &Repo) -> PathBuf {
     match of(repo).worktree_dir() {
         Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
         Some(dir) => repo.root.join(dir),
-        None => repo.orch_dir().join("worktrees"),
+        None if repo.git.is_bare() => legacy_worktrees_root(repo),
+        None => repo.root.join(WORKTREES_DIR),
     }
+}
+
+/// Where the default root is, in the main checkout.
+pub const WORKTREES_DIR: &str = ".orch/worktrees";
+
+/// Where worktrees lived before 0.3: under the git dir.
+pub fn legacy_worktrees_root(repo: &Repo) -> PathBuf {
+    repo.orch_dir().join("worktrees")
+}
+
+/// The directory of one plan's worktrees. A plan that still has task
+/// worktrees in the old place keeps them there until
+/// `engine::workspace::migrate` has moved them (it does once no task's
+/// record names one), so that nothing a task left is ever orphaned.
+pub fn plan_worktrees(repo: &Repo, plan: &str) -> PathBuf {
+    let root = worktrees_root(repo);
+    if of(repo).worktree_dir().is_none() && !repo.git.is_bare() {
+        let legacy = legacy_worktrees_root(repo).join(plan);
+        if legacy.is_dir() {
+            return legacy;
+        }
+    }
+    root.join(plan)
 }
 
 /// The settings for the repository around the current directory (or the

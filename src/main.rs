@@ -2,6 +2,7 @@
 //! one `error:` line and an exit code (SPEC §7: 0 done, 1 the work failed,
 //! 2 bad input or a refused operation).
 
+mod agent;
 mod cli;
 mod commands;
 mod config;
@@ -71,6 +72,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Task(TaskCommand::Start(args)) => task::start(args),
         Command::Task(TaskCommand::Done(args)) => task::done(args),
         Command::Task(TaskCommand::Diff(args)) => task::diff(args),
+        Command::Task(TaskCommand::Show(args)) => agents::show_task(args),
         Command::Task(TaskCommand::Fail(args)) => task::fail(args),
         Command::Task(TaskCommand::Reset(args)) => task::reset(args),
         Command::Task(TaskCommand::Skip(args)) => task::skip(args),
@@ -103,6 +105,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Watch(args) => watch::run(args),
         Command::Trust(args) => trust::run(args),
         Command::SynthLand(args) => synth::run(args),
+        Command::Guard(args) => agents::guard(args),
+        Command::Agents(args) => agents::run(args),
     }
 }
 

@@ -40,10 +40,12 @@ pub enum Schema {
     PlanAmend,
     Abandon,
     Sync,
+    Agents,
+    TaskShow,
 }
 
 impl Schema {
-    pub const ALL: [Schema; 26] = [
+    pub const ALL: [Schema; 28] = [
         Schema::Check,
         Schema::Start,
         Schema::Status,
@@ -70,6 +72,8 @@ impl Schema {
         Schema::PlanAmend,
         Schema::Abandon,
         Schema::Sync,
+        Schema::Agents,
+        Schema::TaskShow,
     ];
 
     /// The name in the `schema` field, `git orch schema NAME` and the file
@@ -107,6 +111,8 @@ impl Schema {
             Schema::PlanAmend => file!("plan-amend"),
             Schema::Abandon => file!("abandon"),
             Schema::Sync => file!("sync"),
+            Schema::Agents => file!("agents"),
+            Schema::TaskShow => file!("task-show"),
         }
     }
 

@@ -391,7 +391,7 @@ fn task_reset_and_skip_leave_a_worktree_a_person_added_on_the_task_branch() {
     // A detached look at the task's commit is no obstacle, and survives.
     repo.git_in(&mine, &["switch", "-q", "--detach"]);
     let detached = held(&repo, &mine);
-    let own = repo.path.join(".git/orch/worktrees/p/b");
+    let own = repo.path.join(".orch/worktrees/p/b");
     assert!(own.join(".git").is_file(), "the task's own worktree");
     let out = repo.orch(&["task", "reset", "b"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));

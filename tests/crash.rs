@@ -374,7 +374,7 @@ fn problems(repo: &TestRepo, final_check: bool) -> Vec<String> {
             None => bad.push(format!("worktree {path} is recorded nowhere")),
         }
     }
-    let root = repo.path.join(".git/orch/worktrees/p");
+    let root = repo.path.join(".orch/worktrees/p");
     for dir in [root.clone(), root.join(".pool")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

@@ -86,7 +86,7 @@ fn a_scope_overrun_is_fixed_in_place_and_landed_with_task_done_not_retried() {
     assert!(!text.contains("task retry a"), "{text}");
     assert!(!text.contains("task reset a"), "{text}");
     // The advice works: undo the overrun where it was made, then land it.
-    let worktree = repo.path.join(".git/orch/worktrees/p/a");
+    let worktree = repo.path.join(".orch/worktrees/p/a");
     repo.git_in(&worktree, &["rm", "-q", "b.txt"]);
     repo.git_in(&worktree, &["commit", "-q", "-m", "keep to a.txt"]);
     repo.orch_ok(&["task", "done", "a"]);
@@ -313,7 +313,7 @@ fn task_done_without_an_id_inside_a_task_worktree_lands_that_task() {
     assert_eq!(task_state(&st, "b"), "running", "{st}");
     assert_eq!(repo.show("orch/p/work:a.txt").as_deref(), Some("a\n"));
     // A `--plan` that is not the worktree's is refused.
-    let wb = repo.path.join(".git/orch/worktrees/p/b");
+    let wb = repo.path.join(".orch/worktrees/p/b");
     let out = repo.orch_in(&wb, &["task", "done", "--plan", "q"]);
     assert_refused(&out, "task done in p's worktree with --plan q");
 }

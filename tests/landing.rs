@@ -240,7 +240,7 @@ id = "one"
             Some("w\n")
         );
     }
-    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    let wt = repo.path.join(".orch/worktrees/p/t");
     assert_eq!(repo.git_in(&wt, &["status", "--porcelain"]), "");
     repo.fsck();
 }
@@ -289,7 +289,7 @@ echo plain > vendor/readme
         why.contains("`vendor/lib`") && why.contains("repository"),
         "{why}"
     );
-    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    let wt = repo.path.join(".orch/worktrees/p/t");
     let kept = || {
         assert_eq!(
             std::fs::read_to_string(wt.join("vendor/lib/f"))
@@ -337,7 +337,7 @@ exit 3
 "#,
     );
     run_fails_and_work_stays(&repo);
-    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    let wt = repo.path.join(".orch/worktrees/p/t");
     let refs = repo.refs();
     let out = repo.orch(&["task", "reset", "t"]);
     assert_refused(&out, "reset of a worktree holding a repository");
@@ -378,7 +378,7 @@ git commit -q -m "vendor lib"
         why.contains("`vendor/lib`") && why.contains("gitlink"),
         "{why}"
     );
-    let wt = repo.path.join(".git/orch/worktrees/p/t");
+    let wt = repo.path.join(".orch/worktrees/p/t");
     assert!(wt.join("vendor/lib/.git").is_dir());
     assert!(wt.join("vendor/lib/f").is_file());
     repo.fsck();

@@ -927,7 +927,7 @@ fn a_plan_that_replaces_a_gone_one_of_its_name_is_not_trusted_by_the_gone_ones_a
     );
     assert_eq!(task_state(&status_json(b), "b"), "pending");
     assert!(
-        !b.path.join(".git/orch/worktrees/p/b/b.txt").exists(),
+        !b.path.join(".orch/worktrees/p/b/b.txt").exists(),
         "nothing ran"
     );
 }
@@ -1250,11 +1250,7 @@ echo done > slow.txt
     let mut dying = cluster.spawn_run(0, &["--lease", "2"]);
     let one = &cluster.clones[0];
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !one
-        .path
-        .join(".git/orch/worktrees/p/slow/notes.txt")
-        .exists()
-    {
+    while !one.path.join(".orch/worktrees/p/slow/notes.txt").exists() {
         assert!(Instant::now() < deadline, "the task never wrote its notes");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -47,7 +47,7 @@ fn task_retry_runs_a_failed_task_again_in_its_worktree_with_its_work_intact() {
     let out = repo.orch(&["run", "-j", "1"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     assert_eq!(task_state(&status_json(&repo), "a"), "failed");
-    let worktree = repo.path.join(".git/orch/worktrees/p/a");
+    let worktree = repo.path.join(".orch/worktrees/p/a");
     assert!(
         worktree.join("a/part1").is_file(),
         "the failed attempt's work is there"

@@ -1514,10 +1514,7 @@ id = "one"
     let mut runner = spawn_orch(&repo, &["run"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while task_state(&status_json(&repo), "slow") != "running"
-        || !repo
-            .path
-            .join(".git/orch/worktrees/p/slow/half.txt")
-            .exists()
+        || !repo.path.join(".orch/worktrees/p/slow/half.txt").exists()
     {
         assert!(
             std::time::Instant::now() < deadline,

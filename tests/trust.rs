@@ -44,7 +44,7 @@ fn a_task_that_rewrites_the_plan_to_widen_its_scope_fails_and_the_forgery_is_rep
         repo.refs()
     );
     // The task's work is kept in its worktree.
-    let wt = repo.path.join(".git/orch/worktrees/p/a");
+    let wt = repo.path.join(".orch/worktrees/p/a");
     assert!(wt.join("b/x").exists(), "worktree of a kept");
     repo.fsck();
 }
@@ -331,13 +331,13 @@ network = false
 run = '''
 mkdir -p a; r=a/report
 try() { if sh -c "$2" >/dev/null 2>&1; then echo "$1: written" >> $r; else echo "$1: refused" >> $r; fi; }
-while [ ! -e "$ORCH_REPO/.git/orch/worktrees/p/other/b/x" ]; do sleep 0.05; done
+while [ ! -e "$ORCH_REPO/.orch/worktrees/p/other/b/x" ]; do sleep 0.05; done
 try state 'git update-ref refs/heads/orch/p/state $(git rev-parse HEAD)'
 try work 'git update-ref refs/heads/orch/p/work $(git rev-parse HEAD)'
 try checkout 'echo evil > "$ORCH_REPO/evil.txt"'
 try config 'git config --file "$ORCH_REPO/.git/config" evil.key 1'
 try hook 'echo evil > "$ORCH_REPO/.git/hooks/pre-push"'
-try other 'echo evil > "$ORCH_REPO/.git/orch/worktrees/p/other/b/evil"'
+try other 'echo evil > "$ORCH_REPO/.orch/worktrees/p/other/b/evil"'
 echo "secret: $(cat "$ORCH_REPO/.git/orch/secret" 2>/dev/null | wc -c)" >> $r
 echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')" >> $r
 '''

@@ -203,7 +203,7 @@ id = "one"
         "the setup's output is the log: {log}"
     );
     // The half-set-up worktree was not put in the pool.
-    let pool = repo.path.join(".git/orch/worktrees/p/.pool");
+    let pool = repo.path.join(".orch/worktrees/p/.pool");
     assert!(
         std::fs::read_dir(&pool).map_or(true, |mut d| d.next().is_none()),
         "pool is empty"

@@ -120,22 +120,6 @@ fn detect_gate(root: &Path) -> StarterGate {
     }
 }
 
-// The agents' non-interactive command lines, as their documentation gives them:
-// - Claude Code: `-p`/`--print` runs one prompt without the interactive UI and
-//   exits; `--permission-mode acceptEdits` edits files without asking;
-//   `--allowedTools` lists the commands it may run
-//   (https://code.claude.com/docs/en/headless, https://code.claude.com/docs/en/cli-reference).
-// - Codex: `codex exec` is its non-interactive mode; `--sandbox workspace-write`
-//   lets it edit the working directory (`--full-auto` is now a deprecated alias)
-//   (https://developers.openai.com/codex/noninteractive).
-// - aider: `--message-file` sends one message, applies the edits and exits;
-//   `--yes-always` answers yes to every confirmation; `--no-auto-commits`
-//   leaves committing to git-orch (https://aider.chat/docs/scripting.html,
-//   https://aider.chat/docs/config/options.html).
-const CLAUDE: &str = r#"claude -p "$(cat "$ORCH_TASK_FILE")" --permission-mode acceptEdits --allowedTools "Bash(git diff:*)""#;
-const CODEX: &str = r#"codex exec --sandbox workspace-write "$(cat "$ORCH_TASK_FILE")""#;
-const AIDER: &str =
-    r#"aider --yes-always --no-gitignore --no-auto-commits --message-file "$ORCH_TASK_FILE""#;
 const SCRIPT: &str = r##"mkdir -p docs && echo "# Notes for $ORCH_PLAN" > docs/NOTES.md"##;
 
 fn yaml_str(s: &str) -> String {
@@ -167,9 +151,6 @@ pub fn starter(name: &str, file: &str, format: Format, gate: &StarterGate) -> St
         ("{gate_run}", q(gate.run)),
         ("{gate_note}", gate_note),
         ("{script}", q(SCRIPT)),
-        ("{claude}", q(CLAUDE)),
-        ("{codex}", q(CODEX)),
-        ("{aider}", q(AIDER)),
     ];
     let mut text = match format {
         Format::Toml => format!("{HEADER}{TOML_TEMPLATE}"),
@@ -220,31 +201,42 @@ name    = {gate_name}
 run     = {gate_run}
 timeout = "15m"
 
-# Agents: named commands that run tasks. A task names one (`agent = "claude"`)
-# or a list (`agent = ["claude", "codex"]`: the first one with room under its
-# `parallel` cap, else the next). Each runs with the task's environment, plus
-# its `env` and ORCH_AGENT (its name). `retries` (here, on a task or in
-# [defaults]) runs a failed attempt again in the same worktree after
-# `retry_backoff`, doubled each time; `retry_on` says which failures count.
-[agents.claude]            # Claude Code, headless (`-p`); acceptEdits edits without asking
+# Agents: who runs tasks. A task names one (`agent = "claude"`) or a list
+# (`agent = ["claude", "codex"]`: the first one with room under its
+# `parallel` cap, else the next). A `kind` is a real agent CLI whose whole
+# command line git-orch builds: the brief on stdin, its JSON output read for
+# tokens, cost, session and errors, edits only inside the task's worktree
+# (and its `files`), usage limits parked until their reset, a retry
+# continuing the same session. `git orch agents` shows what each runs and
+# whether its CLI is installed; `git orch task show ID --agent` the exact
+# argv for a task. `command`, `model` and `args` (appended) adjust it; `env`
+# adds variables (ANTHROPIC_BASE_URL, OPENAI_API_KEY, …). Any other tool:
+# `run = "..."` (kind "command"), reporting through ORCH_USAGE_FILE.
+# `retries` (here, on a task or in [defaults]) runs a failed attempt again
+# after `retry_backoff`, doubled each time, when the agent's failure is
+# transient (rate limit, overloaded, server error).
+[agents.claude]
+kind     = "claude-code"   # Claude Code (`claude -p`)
 role     = "code writer"
-run      = {claude}
 parallel = 2               # at most 2 Claude tasks at once (API quota)
 timeout  = "30m"
 retries  = 2
 retry_backoff = "30s"
-retry_on = { output = "(?i)rate limit|overloaded", timeout = true }
+# model = "sonnet"
+# shell = true             # allow its Bash tool (its writes are still checked)
 
-[agents.codex]             # Codex, non-interactive; workspace-write edits the worktree
+[agents.codex]
+kind     = "codex"         # Codex (`codex exec`), in its workspace-write sandbox
 role     = "code writer"
-run      = {codex}
 parallel = 2
+retries  = 2
 
-[agents.aider]             # aider: one request from the task file, then exits
+[agents.aider]
+kind        = "aider"      # aider, given the task's files to edit
 role        = "test writer"
 description = "writes and fixes tests"
-run         = {aider}
 parallel    = 1
+# model     = "openai/gpt-4.1"
 env         = { AIDER_DARK_MODE = "false" }   # extra environment for its tasks
 
 [[phases]]
@@ -295,10 +287,8 @@ GET /health once a minute and show a green or red dot.
   estimate = "20m"
   timeout  = "45m"               # this task may take longer than defaults.timeout
 
-  # aider: --no-gitignore keeps it from editing .gitignore (outside the task's
-  # files); add `.aider*` to .git/info/exclude so its history files are never
-  # committed. A task's own `run` (aider naming the files it edits) would win
-  # over its agent.
+  # aider is given the task's files to edit (those of `files` that exist,
+  # and each plain path); its chat history is kept outside the worktree.
   [[phases.tasks]]
   id         = "ui-tests"
   title      = "Test the footer"
@@ -342,29 +332,37 @@ gates:
     run: {gate_run}
     timeout: 15m
 
-# Agents: named commands that run tasks. A task names one (`agent: claude`)
-# or a list (`agent: [claude, codex]`: the first one with room under its
-# `parallel` cap, else the next). Each runs with the task's environment, plus
-# its `env` and ORCH_AGENT (its name). `retries` (here, on a task or in
-# defaults) runs a failed attempt again in the same worktree after
-# `retry_backoff`, doubled each time; `retry_on` says which failures count.
+# Agents: who runs tasks. A task names one (`agent: claude`) or a list
+# (`agent: [claude, codex]`: the first one with room under its `parallel`
+# cap, else the next). A `kind` is a real agent CLI whose whole command line
+# git-orch builds: the brief on stdin, its JSON output read for tokens,
+# cost, session and errors, edits only inside the task's worktree (and its
+# `files`), usage limits parked until their reset, a retry continuing the
+# same session. `git orch agents` shows what each runs and whether its CLI
+# is installed; `git orch task show ID --agent` the exact argv for a task.
+# `command`, `model` and `args` (appended) adjust it; `env` adds variables.
+# Any other tool: `run: ...` (kind "command"), reporting through
+# ORCH_USAGE_FILE. `retries` runs a failed attempt again after
+# `retry_backoff`, doubled each time, when the failure is transient.
 agents:
-  claude:                  # Claude Code, headless (`-p`); acceptEdits edits without asking
+  claude:
+    kind: claude-code      # Claude Code (`claude -p`)
     role: code writer
-    run: {claude}
     parallel: 2            # at most 2 Claude tasks at once (API quota)
     timeout: 30m
     retries: 2
     retry_backoff: 30s
-    retry_on: { output: "(?i)rate limit|overloaded", timeout: true }
-  codex:                   # Codex, non-interactive; workspace-write edits the worktree
+    # model: sonnet
+    # shell: true          # allow its Bash tool (its writes are still checked)
+  codex:
+    kind: codex            # Codex (`codex exec`), in its workspace-write sandbox
     role: code writer
-    run: {codex}
     parallel: 2
-  aider:                   # aider: one request from the task file, then exits
+    retries: 2
+  aider:
+    kind: aider            # aider, given the task's files to edit
     role: test writer
     description: writes and fixes tests
-    run: {aider}
     parallel: 1
     env: { AIDER_DARK_MODE: "false" }   # extra environment for its tasks
 
@@ -409,9 +407,9 @@ phases:
         estimate: 20m
         timeout: 45m             # this task may take longer than defaults.timeout
 
-      # aider: --no-gitignore keeps it from editing .gitignore (outside the
-      # task's files); add `.aider*` to .git/info/exclude so its history files
-      # are never committed.
+      # aider is given the task's files to edit (those of `files` that
+      # exist, and each plain path); its chat history stays outside the
+      # worktree.
       - id: ui-tests
         title: Test the footer
         prompt: Add tests for the health dot in the footer, for both states.

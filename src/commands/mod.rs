@@ -2,6 +2,7 @@
 //! the result for a person or, with `--json`, for a script.
 
 pub mod abandon;
+pub mod agents;
 pub mod amend;
 pub mod check;
 pub mod checkpoint;
@@ -69,6 +70,16 @@ fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
         ui::note(&format!("{} {note}", ui::yellow("repair:")));
     }
     crate::engine::workspace::repair_cut_moves(&repo, &plan);
+    crate::engine::workspace::ensure_excluded(&repo);
+    let moved = crate::engine::workspace::migrate(&repo, &plan, &snap);
+    if moved > 0 {
+        ui::note(&format!(
+            "moved {moved} idle worktree(s) of plan {plan} to {}",
+            crate::engine::workspace::worktrees_root(&repo)
+                .join(&plan)
+                .display()
+        ));
+    }
     Ok((repo, snap))
 }
 

@@ -161,6 +161,9 @@ struct TaskReport<'a> {
     tokens_out: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cost_usd: Option<f64>,
+    /// Each attempt's usage and outcome, as recorded (see `task show`).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    usage: &'a [crate::state::Usage],
 }
 
 type Records = BTreeMap<String, Arc<TaskState>>;
@@ -242,6 +245,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
                 tokens_in: usage.map(|u| u.0),
                 tokens_out: usage.map(|u| u.1),
                 cost_usd: usage.map(|u| u.2),
+                usage: t.map_or(&[][..], |t| t.usage.as_slice()),
             }
         })
         .collect();

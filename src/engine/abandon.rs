@@ -104,7 +104,7 @@ pub fn abandon(repo: &Repo, plan: &str) -> Result<AbandonReport> {
     }
     workspace::drain_pool(repo, plan).map_err(|e| after_commit(e, &subject))?;
     let _ = std::fs::remove_dir_all(workspace::task_files_dir(repo, plan));
-    let _ = std::fs::remove_dir(workspace::worktrees_root(repo).join(plan));
+    let _ = std::fs::remove_dir(workspace::plan_worktrees(repo, plan));
     let preserved = preserved_refs(repo, plan)?
         .into_iter()
         .filter(|r| !kept_before.contains(r))

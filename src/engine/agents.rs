@@ -75,11 +75,18 @@ pub fn route(
     Route::Busy
 }
 
+/// The time limit of a kind agent's attempt when neither the task, its
+/// profile nor the defaults give one.
+pub const KIND_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// What an attempt runs: its command, the extra environment and its limit.
 pub struct Command {
     pub run: String,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
+    /// The agent, when its kind's command line is built by git-orch in
+    /// the task's worktree (see [`crate::agent`]).
+    pub kind: Option<(String, crate::plan::Agent)>,
 }
 
 /// The command of an attempt of `task` run by `agent` (`None`: its own).
@@ -98,7 +105,14 @@ pub fn command(plan: &Plan, task: &Task, agent: Option<&str>) -> Option<Command>
     Some(Command {
         run,
         env,
-        timeout: plan.attempt_timeout(task, agent),
+        // A real agent waiting on a network that never answers must end.
+        timeout: plan.attempt_timeout(task, agent).or(profile
+            .filter(|p| !p.kind.is_command())
+            .map(|_| KIND_TIMEOUT)),
+        kind: agent
+            .zip(profile)
+            .filter(|(_, p)| !p.kind.is_command())
+            .map(|(a, p)| (a.to_string(), p.clone())),
     })
 }
 

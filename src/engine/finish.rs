@@ -22,7 +22,7 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
     let snap = store::load(repo, plan)?;
     // A `finish` interrupted after its state commit left worktrees behind:
     // finishing again completes the clean-up instead of refusing.
-    let interrupted = snap.state.finished && workspace::worktrees_root(repo).join(plan).exists();
+    let interrupted = snap.state.finished && workspace::plan_worktrees(repo, plan).exists();
     if !interrupted {
         refuse_if_finished(&snap)?;
     }
@@ -75,7 +75,7 @@ pub fn finish(repo: &Repo, plan: &str) -> Result<FinishReport> {
     workspace::drain_pool(repo, plan)?;
     crate::failpoint!("finish-pool-drained");
     let _ = std::fs::remove_dir_all(workspace::task_files_dir(repo, plan));
-    let _ = std::fs::remove_dir(workspace::worktrees_root(repo).join(plan));
+    let _ = std::fs::remove_dir(workspace::plan_worktrees(repo, plan));
     Ok(FinishReport {
         removed_branches: removed,
         preserved,

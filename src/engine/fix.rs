@@ -160,12 +160,22 @@ pub fn fix_forward(
     }
     std::fs::write(&task_file, brief(repo, &snap, phase, &id, &files, work)?)?;
 
-    let mut env: Vec<(String, String)> = agent
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.push(("ORCH_AGENT".into(), cfg.agent.clone()));
+    let agent_dir = workspace::agent_dir(repo, plan, &id);
+    let inv = crate::agent::invocation(
+        &cfg.agent,
+        &agent,
+        &crate::agent::Context {
+            worktree: &path,
+            brief: &task_file,
+            dir: &agent_dir,
+            files: &files,
+            purpose: crate::agent::Purpose::Fix,
+            resume: None,
+        },
+    );
+    inv.prepare()?;
+    let line = inv.line();
+    let mut env = inv.env;
     env.extend(super::run::task_env(repo, plan, phase, &id, &path, work));
     let timeout = agent
         .timeout
@@ -185,7 +195,7 @@ pub fn fix_forward(
         env.extend(s.env.iter().cloned());
     }
     let job = Job {
-        command: &agent.run,
+        command: &line,
         dir: &path,
         env,
         timeout,

@@ -81,6 +81,34 @@ pub fn parse(bytes: &[u8], complete: bool, attempt: u32, agent: Option<&str>) ->
     usage
 }
 
+/// What a kind agent's own output said of attempt `attempt`.
+pub fn from_report(r: &crate::agent::Report, attempt: u32, agent: Option<&str>) -> Usage {
+    use crate::agent::Class;
+    let (outcome, reason) = match &r.class {
+        Some(Class::Success) => (Some("success"), None),
+        Some(Class::Transient(w)) => (Some("transient"), Some(w.clone())),
+        Some(Class::UsageLimit(w)) => (Some("usage-limit"), Some(w.clone())),
+        Some(Class::Fatal(w)) => (Some("fatal"), Some(w.clone())),
+        None => (None, None),
+    };
+    Usage {
+        attempt,
+        agent: agent.map(str::to_string),
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+        cost_usd: r.cost_usd,
+        model: r.model.clone(),
+        error: None,
+        tokens_cached: r.tokens_cached,
+        session: r.session.clone(),
+        turns: r.turns,
+        denied: r.denied.clone(),
+        outcome: outcome.map(str::to_string),
+        reason,
+        resumed: r.resumed,
+    }
+}
+
 /// A task's usage files summed: tokens in, out, cost; `None` before any.
 pub fn task_usage(t: Option<&TaskState>) -> Option<(u64, u64, f64)> {
     let usage = &t?.usage;

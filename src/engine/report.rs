@@ -131,6 +131,9 @@ pub struct TaskReport {
     pub tokens_out: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// Each attempt's usage and its agent's own outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<crate::state::Usage>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -906,6 +909,7 @@ fn task_reports(
             tokens_in: usage.map(|u| u.0),
             tokens_out: usage.map(|u| u.1),
             cost_usd: usage.map(|u| u.2),
+            usage: t.map(|t| t.usage.clone()).unwrap_or_default(),
         });
     }
     Ok(out)

@@ -123,12 +123,22 @@ pub fn resolve(
     let brief = workspace::task_file(repo, plan, id);
     std::fs::write(&brief, text)?;
 
-    let mut env: Vec<(String, String)> = agent
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.push(("ORCH_AGENT".into(), cfg.agent.clone()));
+    let agent_dir = workspace::agent_dir(repo, plan, id);
+    let inv = crate::agent::invocation(
+        &cfg.agent,
+        &agent,
+        &crate::agent::Context {
+            worktree: &worktree,
+            brief: &brief,
+            dir: &agent_dir,
+            files,
+            purpose: crate::agent::Purpose::Resolve,
+            resume: None,
+        },
+    );
+    inv.prepare()?;
+    let line = inv.line();
+    let mut env = inv.env;
     env.extend(super::run::task_env(
         repo, plan, &phase.id, id, &worktree, work,
     ));
@@ -153,7 +163,7 @@ pub fn resolve(
         env.extend(s.env.iter().cloned());
     }
     let job = Job {
-        command: &agent.run,
+        command: &line,
         dir: &worktree,
         env,
         timeout: agent

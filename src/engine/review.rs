@@ -71,6 +71,7 @@ pub fn run_reviewer(
     on_line: &mut dyn FnMut(&str),
 ) -> Option<Verdict> {
     let review = plan.task_review(task)?;
+    let mut kind = crate::plan::AgentKind::Command;
     let (command, reviewer, extra, timeout) = match review {
         Review::Word(_) => return None,
         Review::Run { run } => (
@@ -81,17 +82,42 @@ pub fn run_reviewer(
         ),
         Review::Agent { agent } => {
             let profile = plan.agents.get(agent)?;
-            let mut extra: Vec<(String, String)> = profile
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            extra.push(("ORCH_AGENT".into(), agent.clone()));
+            kind = profile.kind;
+            let brief = review_brief_file(repo, plan_name, &task.id);
+            let dir = workspace::agent_dir(repo, plan_name, &format!("{}@review", task.id));
+            let inv = crate::agent::invocation(
+                agent,
+                profile,
+                &crate::agent::Context {
+                    worktree,
+                    brief: &brief,
+                    dir: &dir,
+                    files: &task.files,
+                    purpose: crate::agent::Purpose::Review,
+                    resume: None,
+                },
+            );
+            let prepared = inv.prepare().and_then(|_| {
+                if kind.is_command() {
+                    return Ok(());
+                }
+                let text = review_brief(repo, plan_name, task, base, head);
+                std::fs::write(&brief, text).map_err(anyhow::Error::from)
+            });
+            if let Err(e) = prepared {
+                return Some(Verdict {
+                    approve: false,
+                    reviewer: review.describe(),
+                    comments: format!("the review cannot start: {e:#}"),
+                    log: Vec::new(),
+                });
+            }
             (
-                profile.run.clone(),
+                inv.line(),
                 review.describe(),
-                extra,
-                plan.attempt_timeout(task, Some(agent)),
+                inv.env,
+                plan.attempt_timeout(task, Some(agent))
+                    .or((!kind.is_command()).then_some(crate::engine::agents::KIND_TIMEOUT)),
             )
         }
     };
@@ -155,6 +181,41 @@ pub fn run_reviewer(
                 tail(&finished.log)
             ),
         ),
+        // A kind agent says its verdict in its own last message, unless it
+        // wrote the verdict file.
+        _ if !kind.is_command() && !file.exists() => {
+            let report = crate::agent::report::read(kind, &finished.log, &finished.exit);
+            let said = report
+                .last_message
+                .as_deref()
+                .and_then(crate::agent::report::verdict);
+            match (&report.class, said) {
+                (Some(crate::agent::Class::Success), Some((approve, comments)))
+                    if finished.exit.success() =>
+                {
+                    (approve, comments)
+                }
+                (Some(crate::agent::Class::Success), None) if finished.exit.success() => (
+                    false,
+                    format!(
+                        "the reviewer ended without a `{} approve` or `{} reject` line",
+                        crate::agent::report::VERDICT_LINE,
+                        crate::agent::report::VERDICT_LINE
+                    ),
+                ),
+                (Some(c), _) if *c != crate::agent::Class::Success => {
+                    (false, format!("the reviewer failed: {c:?}"))
+                }
+                _ => (
+                    false,
+                    format!(
+                        "the reviewer {}:\n{}",
+                        finished.exit.describe(),
+                        tail(&finished.log)
+                    ),
+                ),
+            }
+        }
         _ => match std::fs::read(&file)
             .ok()
             .and_then(|b| serde_json::from_slice::<VerdictFile>(&b).ok())
@@ -179,6 +240,46 @@ pub fn run_reviewer(
         comments,
         log: finished.log,
     })
+}
+
+/// Where a kind reviewer's brief is written.
+fn review_brief_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    workspace::task_files_dir(repo, plan).join(format!("{task}@review.md"))
+}
+
+/// At most this much of a change is put in a review brief.
+const REVIEW_DIFF_LIMIT: usize = 256 * 1024;
+
+/// A kind reviewer's brief: the task's own brief, the change, and the
+/// verdict line to end with.
+fn review_brief(repo: &Repo, plan: &str, task: &Task, base: Oid, head: Oid) -> String {
+    let brief =
+        std::fs::read_to_string(workspace::task_file(repo, plan, &task.id)).unwrap_or_default();
+    let diff = repo
+        .git(&[
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            &base.to_string(),
+            &head.to_string(),
+        ])
+        .unwrap_or_default();
+    let mut diff = diff;
+    if diff.len() > REVIEW_DIFF_LIMIT {
+        let mut cut = REVIEW_DIFF_LIMIT;
+        while !diff.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        diff.truncate(cut);
+        diff += "\n[… the rest of the change is cut]\n";
+    }
+    format!(
+        "# Review of task {id}\n\nYou review the change another agent made for task {id}. Read it, and the files in this worktree as you need; change nothing.\n\nEnd your answer with exactly one line `{v} approve` or `{v} reject`, followed on the same line by your comments (what is wrong and what to change, for a rejection).\n\n## The change ({base}..{head})\n\n```diff\n{diff}\n```\n\n## The task's brief\n\n{brief}\n",
+        id = task.id,
+        v = crate::agent::report::VERDICT_LINE,
+        base = crate::git::short(base),
+        head = crate::git::short(head),
+    )
 }
 
 /// The reason a rejected attempt fails with.

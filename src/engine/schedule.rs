@@ -227,15 +227,8 @@ mod tests {
                 name.into(),
                 crate::plan::Agent {
                     run: "true".into(),
-                    role: None,
-                    description: None,
                     parallel: Some(cap),
-                    env: Default::default(),
-                    timeout: None,
-                    retries: None,
-                    retry_backoff: None,
-                    retry_on: None,
-                    usage_limit: None,
+                    ..Default::default()
                 },
             );
         }

@@ -14,10 +14,15 @@ pub fn worktrees_root(repo: &Repo) -> PathBuf {
     crate::config::worktrees_root(repo)
 }
 
+/// The directory of one plan's worktrees (see [`crate::config::plan_worktrees`]).
+pub fn plan_worktrees(repo: &Repo, plan: &str) -> PathBuf {
+    crate::config::plan_worktrees(repo, plan)
+}
+
 /// Where git-orch makes (and looks for) a task's worktree: the only place
 /// a worktree counts as the task's own (see `tasks::task_checkout`).
 pub fn task_worktree(repo: &Repo, plan: &str, task: &str) -> PathBuf {
-    worktrees_root(repo).join(plan).join(task)
+    plan_worktrees(repo, plan).join(task)
 }
 
 /// Files handed to a task (`ORCH_TASK_FILE`, `ORCH_HANDOFF_FILE`): outside
@@ -35,6 +40,12 @@ pub fn task_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
 
 pub fn handoff_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
     task_files_dir(repo, plan).join(format!("{task}@handoff.md"))
+}
+
+/// A kind agent's own files for a task (Claude Code's settings, aider's
+/// chat history): kept across its attempts, outside its worktree.
+pub fn agent_dir(repo: &Repo, plan: &str, task: &str) -> PathBuf {
+    task_files_dir(repo, plan).join(format!("{task}@agent"))
 }
 
 /// `$ORCH_USAGE_RESET_FILE`: where an agent that hit a usage limit may
@@ -89,7 +100,7 @@ pub fn pgid_file(repo: &Repo, plan: &str, task: &str) -> PathBuf {
 }
 
 fn pool_dir(repo: &Repo, plan: &str) -> PathBuf {
-    worktrees_root(repo).join(plan).join(".pool")
+    plan_worktrees(repo, plan).join(".pool")
 }
 
 /// Holds the plan's pool for one move in or out of it. Two runners share a
@@ -258,7 +269,7 @@ pub fn unpark(repo: &Repo, plan: &str, dest: &Path) -> bool {
 /// pool and those at a task's place. A few file reads each; a git process
 /// only for one that lags.
 pub fn repair_cut_moves(repo: &Repo, plan: &str) {
-    let places = worktrees_root(repo).join(plan);
+    let places = plan_worktrees(repo, plan);
     let entries = |dir: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(dir)
             .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -291,4 +302,88 @@ fn unique() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// Moves a plan's worktrees from where they lived before 0.3 (under the
+/// git dir) to the default root, once that is safe: while a task's record
+/// names a worktree there (running, in review, failed, in conflict) they
+/// stay, and this is tried again by the next command. Only idle pool
+/// worktrees and leftovers of no task are moved; each is moved with
+/// `git worktree move`, so git's records follow. Returns what was moved.
+pub fn migrate(repo: &Repo, plan: &str, snap: &crate::state::Snapshot) -> usize {
+    if crate::config::of(repo).worktree_dir().is_some() || repo.git.is_bare() {
+        return 0;
+    }
+    let legacy = crate::config::legacy_worktrees_root(repo).join(plan);
+    if !legacy.is_dir() {
+        return 0;
+    }
+    use crate::state::TaskStatus;
+    let Ok(tasks) = snap.all_tasks() else {
+        return 0;
+    };
+    let in_use = tasks.values().any(|t| {
+        !matches!(
+            t.state(),
+            TaskStatus::Done | TaskStatus::Skipped | TaskStatus::Pending
+        ) && t
+            .worktree()
+            .is_some_and(|w| Path::new(&w).starts_with(&legacy))
+    });
+    if in_use {
+        return 0;
+    }
+    let dest = worktrees_root(repo).join(plan);
+    ensure_excluded(repo);
+    let _pool = hold_pool(repo, plan);
+    let mut moved = 0;
+    for dir in [legacy.join(".pool"), legacy.clone()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let src = entry.path();
+            if !src.join(".git").is_file() {
+                continue;
+            }
+            let rel = src.strip_prefix(&legacy).unwrap_or(&src).to_path_buf();
+            let to = dest.join(rel);
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            if !to.exists() && repo.move_worktree(&src, &to).is_ok() {
+                moved += 1;
+            }
+        }
+    }
+    // Empty now, or it keeps what could not be moved (and stays the place).
+    let _ = std::fs::remove_dir(legacy.join(".pool"));
+    let _ = std::fs::remove_dir(&legacy);
+    moved
+}
+
+/// `.orch/` in `info/exclude`, so that the main checkout's `git status`
+/// never shows the task worktrees kept inside it.
+pub fn ensure_excluded(repo: &Repo) {
+    if crate::config::of(repo).worktree_dir().is_some() || repo.git.is_bare() {
+        return;
+    }
+    let file = repo.common_dir.join("info").join("exclude");
+    let line = "/.orch/";
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    if text.lines().any(|l| l.trim() == line) {
+        return;
+    }
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let _ = std::fs::write(
+        &file,
+        format!("{text}{sep}# git-orch's task worktrees (git orch, issue 21)\n{line}\n"),
+    );
 }

@@ -91,7 +91,7 @@ impl Plan {
                 kind: "agent",
                 source: format!("agents.{name}"),
                 place: "in the worktree of each task it runs",
-                run: agent.run.clone(),
+                run: agent_command(agent),
                 context,
             });
         }
@@ -302,4 +302,35 @@ setup = "npm ci"
             assert_eq!(plan(&changed).commands_hash(), base, "{from} -> {to}");
         }
     }
+}
+
+/// What an agent profile runs, as a person approves it: a `command`
+/// agent's `run`; for a kind, its CLI, model, extra arguments and whether
+/// it may use a shell (git-orch builds the rest, the same for every plan).
+fn agent_command(agent: &super::Agent) -> String {
+    if agent.kind.is_command() {
+        return agent.run.clone();
+    }
+    let mut line = format!(
+        "{} agent: {}",
+        agent.kind.name(),
+        agent.command.clone().unwrap_or_else(|| {
+            match agent.kind {
+                super::AgentKind::ClaudeCode => "claude",
+                super::AgentKind::Codex => "codex",
+                _ => "aider",
+            }
+            .to_string()
+        })
+    );
+    if let Some(m) = &agent.model {
+        line += &format!(" --model {m}");
+    }
+    for a in &agent.args {
+        line += &format!(" {a}");
+    }
+    if agent.shell == Some(true) {
+        line += " (shell allowed)";
+    }
+    line
 }

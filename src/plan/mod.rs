@@ -61,11 +61,30 @@ pub struct Plan {
 
 /// `[agents.<name>]`: a named way to run tasks (a coding agent's command
 /// line), with a cap on how many of its tasks run at once.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Agent {
-    /// The command, run like a task's `run` (same environment), plus `env`.
+    /// Which agent CLI this is: `command` (the default) runs `run`; the
+    /// others are built by git-orch (see [`crate::agent`]).
+    #[serde(default, skip_serializing_if = "AgentKind::is_command")]
+    pub kind: AgentKind,
+    /// The command, run like a task's `run` (same environment), plus `env`:
+    /// a `command` agent's only key that must be there; empty for a kind.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run: String,
+    /// A kind's CLI (default `claude`, `codex`, `aider`, found on PATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A kind's model, passed as the CLI's own `--model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Extra arguments for a kind's CLI, after git-orch's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Whether a kind agent may run shell commands (Claude Code's Bash
+    /// tool); off by default, and what they write is still checked after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +111,34 @@ pub struct Agent {
     /// not say (a task it runs is parked, not failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_limit: Option<UsageLimit>,
+}
+
+/// The agent CLIs git-orch knows how to drive (issue 21).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentKind {
+    /// Any command line, given as `run`: git-orch's own conventions
+    /// (`ORCH_USAGE_FILE`, exit 75) are how it reports.
+    #[default]
+    Command,
+    ClaudeCode,
+    Codex,
+    Aider,
+}
+
+impl AgentKind {
+    pub fn is_command(&self) -> bool {
+        *self == AgentKind::Command
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentKind::Command => "command",
+            AgentKind::ClaudeCode => "claude-code",
+            AgentKind::Codex => "codex",
+            AgentKind::Aider => "aider",
+        }
+    }
 }
 
 /// `usage_limit = { exit_codes = [2], output = "rate limit", wait = "15m" }`:

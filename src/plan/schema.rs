@@ -14,7 +14,12 @@ pub const TOP: &[&str] = &[
     "worktrees",
 ];
 pub const AGENT: &[&str] = &[
+    "kind",
     "run",
+    "command",
+    "model",
+    "args",
+    "shell",
     "role",
     "description",
     "parallel",

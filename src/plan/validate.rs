@@ -284,12 +284,55 @@ impl Validator<'_> {
         check(self, find(src));
     }
 
+    /// A `command` agent runs its `run`; a kind's command line is built
+    /// by git-orch from `command`, `model` and `args`, so it has no `run`.
+    fn agent_kind(&mut self, what: &str, agent: &super::Agent, pos: Pos) {
+        use super::AgentKind;
+        if agent.kind == AgentKind::Command {
+            if agent.run.trim().is_empty() {
+                let at = self.kv("run", &agent.run, pos);
+                self.error(
+                    format!("{what}: `run` is missing or empty; give its command line, or a `kind` (claude-code, codex, aider)"),
+                    at,
+                );
+            }
+            for (key, set) in [
+                ("command", agent.command.is_some()),
+                ("model", agent.model.is_some()),
+                ("args", !agent.args.is_empty()),
+                ("shell", agent.shell.is_some()),
+            ] {
+                if set {
+                    self.error(
+                        format!("{what}: `{key}` is for a `kind` of agent (claude-code, codex, aider); a `run` agent's command line is its `run`"),
+                        pos,
+                    );
+                }
+            }
+        } else if !agent.run.is_empty() {
+            let at = self.kv("run", &agent.run, pos);
+            self.error(
+                format!(
+                    "{what}: a `kind = \"{}\"` agent has no `run`: git-orch builds its command line; use `command`, `model` and `args`",
+                    agent.kind.name()
+                ),
+                at,
+            );
+        }
+        if agent.command.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            self.error(
+                format!("{what}: `command` is empty; leave it out for the CLI on PATH"),
+                pos,
+            );
+        }
+    }
+
     fn agent(&mut self, name: &str, agent: &super::Agent, pos: Pos) {
         let what = format!("agent `{name}`");
         if let Err(e) = validate_id("agent", name) {
             self.error(e, pos);
         }
-        self.run(&what, Some(&agent.run), pos);
+        self.agent_kind(&what, agent, pos);
         if agent.parallel == Some(0) {
             let at = self.kv("parallel", "0", pos);
             self.error(

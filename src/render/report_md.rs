@@ -255,6 +255,41 @@ pub fn render(r: &Report, dag: &Dag) -> String {
         );
     }
 
+    let attempts: Vec<_> = r
+        .tasks
+        .iter()
+        .flat_map(|t| t.usage.iter().map(move |u| (t.id.as_str(), u)))
+        .collect();
+    if !attempts.is_empty() {
+        o += "\n## Agent attempts\n\n| task | attempt | agent | model | tokens in (cached) | tokens out | cost | session | outcome |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+        for (id, u) in attempts {
+            let mut outcome = u.outcome.clone().unwrap_or_else(|| "-".into());
+            if let Some(why) = &u.reason {
+                outcome += &format!(": {why}");
+            }
+            if !u.denied.is_empty() {
+                outcome += &format!("; refused: {}", u.denied.join("; "));
+            }
+            if let Some(e) = &u.error {
+                outcome += &format!("; {e}");
+            }
+            o += &format!(
+                "| {} | {} | {} | {} | {} ({}) | {} | {} | {}{} | {} |\n",
+                cell(id),
+                u.attempt,
+                cell(u.agent.as_deref().unwrap_or("-")),
+                cell(u.model.as_deref().unwrap_or("-")),
+                u.tokens_in.unwrap_or(0),
+                u.tokens_cached.unwrap_or(0),
+                u.tokens_out.unwrap_or(0),
+                u.cost_usd.map_or("-".to_string(), |c| format!("${c:.4}")),
+                cell(u.session.as_deref().unwrap_or("-")),
+                if u.resumed { " (resumed)" } else { "" },
+                cell(&outcome)
+            );
+        }
+    }
+
     o += "\n## Handoff notes\n\n";
     let notes: Vec<_> = r.tasks.iter().filter(|t| t.handoff.is_some()).collect();
     if notes.is_empty() {

@@ -105,6 +105,18 @@ pub enum Event {
         /// Why the file was not read.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_cached: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turns: Option<u32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        denied: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
         at: f64,
     },
     /// Back to pending because the runner that claimed it is gone.
@@ -402,13 +414,28 @@ impl Event {
                 tokens_in,
                 tokens_out,
                 cost_usd,
+                denied,
+                outcome,
+                reason,
                 ..
-            } => format!(
-                "task {task}: attempt {attempt} used {} tokens in, {} out, ${:.4}",
-                tokens_in.unwrap_or(0),
-                tokens_out.unwrap_or(0),
-                cost_usd.unwrap_or(0.0)
-            ),
+            } => {
+                let mut line = format!(
+                    "task {task}: attempt {attempt} used {} tokens in, {} out, ${:.4}",
+                    tokens_in.unwrap_or(0),
+                    tokens_out.unwrap_or(0),
+                    cost_usd.unwrap_or(0.0)
+                );
+                if let Some(o) = outcome.as_deref().filter(|o| *o != "success") {
+                    line += &format!("; {o}");
+                    if let Some(r) = reason {
+                        line += &format!(": {}", one_line(r));
+                    }
+                }
+                if !denied.is_empty() {
+                    line += &format!("; {} tool call(s) refused", denied.len());
+                }
+                line
+            }
             Event::TaskRecovered { task, reason, .. } => {
                 format!("task {task}: recovered ({})", one_line(reason))
             }

@@ -195,6 +195,28 @@ pub struct Usage {
     /// Why the file was not read (too big, not the JSON it must be).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Of the input tokens, those read from the model's cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_cached: Option<u64>,
+    /// The agent's session (Claude Code's session id, Codex's thread id),
+    /// which a later attempt continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
+    /// The tool calls the agent was refused, as `Tool target`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<String>,
+    /// How the agent's own output says the attempt ended: `success`,
+    /// `transient`, `usage-limit` or `fatal` (kind agents only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The agent's own words for an attempt that did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether this attempt continued an earlier attempt's session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
 }
 
 /// Where a task is, with what only that place has. Stored flat in the

@@ -125,7 +125,7 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Resu
         // branch that a person's own worktree has checked out stays, with
         // that worktree (the commands that would remove or reuse it say
         // so, and refuse).
-        let own = crate::config::worktrees_root(repo).join(plan).join(task);
+        let own = crate::config::plan_worktrees(repo, plan).join(task);
         let elsewhere = repo.worktrees_on_branch_elsewhere(&name, &own)?;
         if let Some(path) = repo.worktree_at_on_branch(&own, &name)? {
             if let Some(snapshot) =

@@ -84,6 +84,48 @@ pub struct TaskRow {
     /// A parked task's wake time (seconds since the epoch).
     #[serde(default)]
     pub wakes_at: Option<f64>,
+    /// Each attempt's usage and its agent's own outcome (`status --json`).
+    #[serde(default)]
+    pub usage: Vec<AttemptUsage>,
+}
+
+/// What the view shows of an attempt's usage.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct AttemptUsage {
+    #[serde(default)]
+    pub tokens_in: Option<u64>,
+    #[serde(default)]
+    pub tokens_out: Option<u64>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub denied: Vec<String>,
+}
+
+impl TaskRow {
+    /// Its latest attempt as its agent told it: tokens, and what went
+    /// wrong (`rate limit: …`, `2 calls refused`).
+    pub fn latest_attempt(&self) -> Option<String> {
+        let u = self.usage.last()?;
+        let mut out = format!(
+            "{}k/{}k tok",
+            u.tokens_in.unwrap_or(0) / 1000,
+            u.tokens_out.unwrap_or(0) / 1000
+        );
+        if let Some(reason) = u
+            .reason
+            .as_deref()
+            .filter(|_| u.outcome.as_deref() != Some("success"))
+        {
+            out += &format!(" · {}", reason.chars().take(60).collect::<String>());
+        }
+        if !u.denied.is_empty() {
+            out += &format!(" · {} refused", u.denied.len());
+        }
+        Some(out)
+    }
 }
 
 impl Model {

@@ -526,6 +526,9 @@ impl App {
                 if let Some(cost) = t.cost {
                     spans.push(Span::raw(format!(" ${cost:.2}")));
                 }
+                if let Some(latest) = t.latest_attempt() {
+                    spans.push(Span::styled(format!(" {}", printable(&latest)), self.dim()));
+                }
                 if let Some(note) = model::note(t) {
                     spans.push(Span::styled(
                         format!(" {}", printable(&note)),

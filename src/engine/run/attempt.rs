@@ -81,6 +81,7 @@ pub(super) fn run_task(
                 verdict: None,
                 reset: None,
                 usage: None,
+                report: None,
             });
         }
     };
@@ -94,19 +95,78 @@ pub(super) fn run_task(
     if let Some(s) = &sandbox {
         env.extend(s.env.iter().cloned());
     }
-    let job = Job {
-        command: &command.run,
-        dir: &begun.worktree,
-        env,
-        timeout: command.timeout,
-        pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
-        contain: true,
-        wrap: sandbox.as_ref().map(|s| s.args.clone()),
+    let files = claimed
+        .snap
+        .plan
+        .task(id)
+        .map(|(_, t)| t.files.clone())
+        .unwrap_or_default();
+    let resume = command
+        .kind
+        .as_ref()
+        .and_then(|(name, _)| last_session(claimed, name));
+    if command.kind.is_some() {
+        brief_for_kind(&workspace::task_file(&repo, plan, id)).map_err(|e| format!("{e:#}"))?;
+    }
+    let mut run_once = |resume: Option<&str>| -> Result<(process::Finished, Option<crate::agent::Report>), String> {
+        let mut env = env.clone();
+        let line = match &command.kind {
+            Some((name, profile)) => {
+                let dir = workspace::agent_dir(&repo, plan, id);
+                let brief = workspace::task_file(&repo, plan, id);
+                let cx = crate::agent::Context {
+                    worktree: &begun.worktree,
+                    brief: &brief,
+                    dir: &dir,
+                    files: &files,
+                    purpose: crate::agent::Purpose::Work,
+                    resume,
+                };
+                let inv = crate::agent::invocation(name, profile, &cx);
+                inv.prepare().map_err(|e| format!("{e:#}"))?;
+                // The task's own variables (ORCH_*) win over the agent's.
+                let mut all = inv.env.clone();
+                all.append(&mut env);
+                env = all;
+                inv.line()
+            }
+            None => command.run.clone(),
+        };
+        let job = Job {
+            command: &line,
+            dir: &begun.worktree,
+            env,
+            timeout: command.timeout,
+            pgid_file: Some(workspace::pgid_file(&repo, plan, id)),
+            contain: true,
+            wrap: sandbox.as_ref().map(|s| s.args.clone()),
+        };
+        let finished = process::run(&job, |line| {
+            live.line(line);
+            observer.line(id, line);
+        });
+        let report = command
+            .kind
+            .as_ref()
+            .map(|(_, p)| crate::agent::report::read(p.kind, &finished.log, &finished.exit));
+        Ok((finished, report))
     };
-    let mut finished = process::run(&job, |line| {
-        live.line(line);
-        observer.line(id, line);
-    });
+    let (mut finished, mut report) = run_once(resume.as_deref())?;
+    if let Some(r) = &mut report {
+        r.resumed = resume.is_some();
+    }
+    // A session that cannot be continued: a fresh one, and the attempt says so.
+    if let Some(old) = resume.as_deref().filter(|_| session_lost(&finished.log)) {
+        let note = format!("git-orch: session {old} could not be resumed; a fresh session starts");
+        observer.line(id, &note);
+        let (again, r) = run_once(None)?;
+        finished = again;
+        let mut log = note.into_bytes();
+        log.push(b'\n');
+        log.extend_from_slice(&finished.log);
+        finished.log = log;
+        report = r;
+    }
     if !setup_log.is_empty() {
         finished.log.splice(0..0, setup_log);
     }
@@ -140,11 +200,23 @@ pub(super) fn run_task(
         crate::trace::step("commit", started);
         head
     });
+    // A real agent asked to change files that changed none did not do
+    // its task, whatever it says.
+    if let (Some(r), Some(Ok(h))) = (&mut report, &head) {
+        if *h == begun.base && matches!(r.class, Some(crate::agent::Class::Success) | None) {
+            r.class = Some(crate::agent::Class::Transient(
+                "the agent changed no files".into(),
+            ));
+        }
+    }
+    let agent_failed = report
+        .as_ref()
+        .is_some_and(|r| matches!(&r.class, Some(c) if *c != crate::agent::Class::Success));
     crate::failpoint!("task-committed");
     // Reviewed before it lands: an automatic reviewer runs here, on the
     // committed head, in the task's own thread.
     let verdict = match (&head, claimed.snap.plan.task(id)) {
-        (Some(Ok(h)), Some((_, task))) if tampered.is_empty() => {
+        (Some(Ok(h)), Some((_, task))) if tampered.is_empty() && !agent_failed => {
             crate::engine::review::run_reviewer(
                 &repo,
                 &claimed.snap.plan,
@@ -159,6 +231,21 @@ pub(super) fn run_task(
         }
         _ => None,
     };
+    // A kind agent's handoff note is its last message, unless it wrote one.
+    if let Some(text) = report.as_ref().and_then(|r| r.last_message.as_deref()) {
+        let file = workspace::handoff_file(&repo, plan, id);
+        let written = std::fs::metadata(&file).is_ok_and(|m| m.len() > 0);
+        if !written {
+            let _ = std::fs::write(&file, format!("{}\n", text.trim_end()));
+        }
+    }
+    // A reset time the agent's own output named, unless it wrote one.
+    let reset = reset.or_else(|| {
+        report
+            .as_ref()
+            .and_then(|r| r.reset)
+            .map(|t| format!("{t}"))
+    });
     Ok(Ran {
         finished,
         head,
@@ -166,7 +253,47 @@ pub(super) fn run_task(
         verdict,
         reset,
         usage,
+        report,
     })
+}
+
+/// A kind agent cannot write outside its worktree (and Claude Code under
+/// no `.git`): its brief asks for the handoff note as its last message.
+fn brief_for_kind(brief: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(brief)?;
+    let Some(at) = text.find("## When you are done") else {
+        return Ok(());
+    };
+    let mut text = text[..at].to_string();
+    text += "## When you are done\n\nChange only files inside your working directory. End with a short handoff note for the tasks after you (what you did, what they should know) as your last message: git-orch keeps it.\n";
+    std::fs::write(brief, text)?;
+    Ok(())
+}
+
+/// The session of this agent's latest attempt at the task, to continue.
+fn last_session(claimed: &tasks::Claimed, agent: &str) -> Option<String> {
+    let t = claimed.snap.task(&claimed.id).ok()?;
+    t.usage
+        .iter()
+        .rev()
+        .find(|u| u.agent.as_deref() == Some(agent) && u.session.is_some())
+        .and_then(|u| u.session.clone())
+}
+
+/// Whether a CLI said the session it was told to resume is not there.
+fn session_lost(log: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(log).to_ascii_lowercase();
+    [
+        "no conversation found",
+        "session not found",
+        "no session found",
+        "thread not found",
+        "no rollout found",
+        "could not find session",
+        "failed to resume",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }
 
 /// At most `limit` bytes of a file a task wrote, as text; `None` when it

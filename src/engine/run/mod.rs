@@ -173,6 +173,8 @@ struct Ran {
     /// What it wrote to `$ORCH_USAGE_FILE` (at most the ledger's limit, and
     /// whether that was all), if anything.
     usage: Option<(Vec<u8>, bool)>,
+    /// What a kind agent's own output said of the attempt.
+    report: Option<crate::agent::Report>,
 }
 
 pub fn run(
@@ -337,6 +339,7 @@ pub fn run(
                             run: String::new(),
                             env: Vec::new(),
                             timeout: None,
+                            kind: None,
                         },
                     );
                     pending_retry.remove(&id);

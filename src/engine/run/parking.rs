@@ -39,12 +39,9 @@ pub(super) fn due_parked(
 /// commit, only when it wrote one); a file that could not be read is
 /// noted, and the note returned for the task's output.
 pub(super) fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Option<String>> {
-    let Ok(Ran {
-        usage: Some((bytes, whole)),
-        ..
-    }) = &done.result
-    else {
-        return Ok(None);
+    let (file, report) = match &done.result {
+        Ok(Ran { usage, report, .. }) if usage.is_some() || report.is_some() => (usage, report),
+        _ => return Ok(None),
     };
     let id = done.id.as_str();
     let mut note = None;
@@ -54,7 +51,14 @@ pub(super) fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Optio
         }
         let t = change.task(id)?;
         let attempt = t.attempts.max(1);
-        let u = crate::engine::ledger::parse(bytes, *whole, attempt, done.agent.as_deref());
+        // A kind agent's own report; a `command` agent's usage file.
+        let u = match (report, file) {
+            (Some(r), _) => crate::engine::ledger::from_report(r, attempt, done.agent.as_deref()),
+            (None, Some((bytes, whole))) => {
+                crate::engine::ledger::parse(bytes, *whole, attempt, done.agent.as_deref())
+            }
+            (None, None) => return Ok(()),
+        };
         note = u
             .error
             .as_ref()
@@ -68,6 +72,12 @@ pub(super) fn record_usage(repo: &Repo, plan: &str, done: &Done) -> Result<Optio
             cost_usd: u.cost_usd,
             model: u.model.clone(),
             error: u.error.clone(),
+            tokens_cached: u.tokens_cached,
+            session: u.session.clone(),
+            turns: u.turns,
+            denied: u.denied.clone(),
+            outcome: u.outcome.clone(),
+            reason: u.reason.clone(),
             at: state::now(),
         });
         change.put_task(id, transition::note_usage(&t, u));

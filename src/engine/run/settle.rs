@@ -5,6 +5,7 @@
 use anyhow::Result;
 
 use super::{Done, Observer, TaskOutcome};
+use crate::agent::Class;
 use crate::engine::agents::{self, AttemptEnd};
 use crate::engine::tasks::{self, Finish, Landed};
 use crate::engine::workspace;
@@ -21,7 +22,21 @@ pub(super) fn attempt_end(
     forged: bool,
 ) -> Option<(AttemptEnd, Option<String>)> {
     let ran = done.result.as_ref().ok()?;
-    if forged || !ran.tampered.is_empty() || ran.finished.exit.success() {
+    if forged || !ran.tampered.is_empty() {
+        return None;
+    }
+    // A kind agent's own account decides, by its table (crate::agent::report).
+    if let Some(class) = ran.report.as_ref().and_then(|r| r.class.clone()) {
+        let agent = done.agent.clone();
+        match class {
+            Class::Success if ran.finished.exit.success() => return None,
+            Class::Success => {}
+            Class::UsageLimit(why) => return Some((AttemptEnd::UsageLimit(why), agent)),
+            Class::Transient(why) => return Some((AttemptEnd::Transient(why), agent)),
+            Class::Fatal(why) => return Some((AttemptEnd::Failure(why), agent)),
+        }
+    }
+    if ran.finished.exit.success() {
         return None;
     }
     let (_, task) = snap.plan.task(&done.id)?;
@@ -50,6 +65,12 @@ pub(super) fn settle(
                 "tampered with the repository outside its worktree: {}",
                 ran.tampered.join("; ")
             );
+            return failed(repo, plan, id, why, &ran.finished);
+        }
+        // Its agent says it did not do the task (its work, if any, is
+        // committed on its branch and stays there).
+        Ok(ran) if agent_failure(&ran).is_some() => {
+            let why = agent_failure(&ran).unwrap_or_default();
             return failed(repo, plan, id, why, &ran.finished);
         }
         Ok(ran) => {
@@ -172,6 +193,14 @@ pub(super) fn settle(
     }
     let reason = finished.exit.describe();
     failed(repo, plan, id, reason, &finished)
+}
+
+/// Why a kind agent's own report says its attempt failed, if it does.
+fn agent_failure(ran: &super::Ran) -> Option<String> {
+    match ran.report.as_ref()?.class.as_ref()? {
+        Class::Success => None,
+        Class::Transient(w) | Class::UsageLimit(w) | Class::Fatal(w) => Some(w.clone()),
+    }
 }
 
 /// Returns a task this run stopped to pending, its work preserved first and

@@ -163,3 +163,421 @@ fn claude_success_writes_the_file_and_reports_usage_cost_and_session() {
         assert_eq!(rig.server.remaining(), 0, "{ctx}");
     });
 }
+
+#[test]
+fn claude_stream_json_ends_with_the_same_result_object() {
+    let t = "agents_real::claude_stream_json_ends_with_the_same_result_object";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::write("s.txt", "streamed\n")]) else {
+            return;
+        };
+        let out = rig.run(
+            "Create s.txt",
+            &["--output-format", "stream-json", "--verbose"],
+            &[],
+        );
+        rig.capture("success.stream", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let lines: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{ctx}")))
+            .collect();
+        let last = lines.last().expect("at least one event");
+        assert_eq!(last["type"], "result", "{ctx}");
+        assert_eq!(last["is_error"], false, "{ctx}");
+        assert!(last["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{ctx}");
+        assert!(
+            lines.iter().any(|l| l["type"] == "assistant"
+                && l["message"]["content"][0]["name"] == "Write"),
+            "no assistant event with the Write call\n{ctx}"
+        );
+        assert!(rig.repo.path.join("s.txt").is_file(), "{ctx}");
+    });
+}
+
+#[test]
+fn claude_429_every_time_exits_1_with_api_error_status_after_its_capped_retries() {
+    let t = "agents_real::claude_429_every_time_exits_1_with_api_error_status_after_its_capped_retries";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::rate_limit_forever()]) else {
+            return;
+        };
+        let out = rig.run("Create x.txt", &[], &[]);
+        rig.capture("429", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], true, "{ctx}");
+        assert_eq!(v["api_error_status"], 429, "{ctx}");
+        // CLAUDE_CODE_MAX_RETRIES=1: the request and one retry.
+        assert_eq!(rig.server.main_requests().len(), 2, "{ctx}");
+    });
+}
+
+#[test]
+fn claude_429_once_then_success_is_one_run_that_succeeds() {
+    let t = "agents_real::claude_429_once_then_success_is_one_run_that_succeeds";
+    offline(t, || {
+        let script = vec![Turn::rate_limit(), Turn::write("r.txt", "after a 429\n")];
+        let Some(rig) = Rig::new(t, Cli::Claude, script) else {
+            return;
+        };
+        let out = rig.run("Create r.txt", &[], &[]);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(claude_json(&rig, &out)["is_error"], false, "{ctx}");
+        assert!(rig.repo.path.join("r.txt").is_file(), "{ctx}");
+        assert_eq!(rig.server.main_requests().len(), 3, "{ctx}");
+    });
+}
+
+#[test]
+fn claude_usage_limit_exits_1_at_once_with_the_servers_message() {
+    let t = "agents_real::claude_usage_limit_exits_1_at_once_with_the_servers_message";
+    offline(t, || {
+        let reset = 1_893_456_000; // 2030-01-01T00:00:00Z
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::usage_limit(reset).forever()]) else {
+            return;
+        };
+        let out = rig.run("Create x.txt", &[], &[("CLAUDE_CODE_MAX_RETRIES", "3")]);
+        rig.capture("usage-limit", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], true, "{ctx}");
+        assert_eq!(v["api_error_status"], 429, "{ctx}");
+        // Not retried, though 3 retries were allowed.
+        assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
+    });
+}
+
+#[test]
+fn claude_credit_too_low_exits_1_with_the_message() {
+    let t = "agents_real::claude_credit_too_low_exits_1_with_the_message";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::credit_too_low().forever()]) else {
+            return;
+        };
+        let out = rig.run("Create x.txt", &[], &[]);
+        rig.capture("credit", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], true, "{ctx}");
+        assert!(
+            v["result"].as_str().is_some_and(|r| r.contains("Credit balance is too low")),
+            "{ctx}"
+        );
+        assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
+    });
+}
+
+#[test]
+fn claude_overloaded_and_5xx_exit_1_after_the_retries() {
+    let t = "agents_real::claude_overloaded_and_5xx_exit_1_after_the_retries";
+    offline(t, || {
+        for (case, turn, status) in [
+            ("overloaded", Turn::overloaded(), 529),
+            ("500", Turn::server_error(500), 500),
+        ] {
+            let Some(rig) = Rig::new(t, Cli::Claude, vec![turn.forever()]) else {
+                return;
+            };
+            let out = rig.run("Create x.txt", &[], &[]);
+            rig.capture(case, "json", &out);
+            let ctx = rig.context(&out);
+            assert_eq!(out.status.code(), Some(1), "{case}: {ctx}");
+            let v = claude_json(&rig, &out);
+            assert_eq!(v["is_error"], true, "{case}: {ctx}");
+            assert_eq!(v["api_error_status"], status, "{case}: {ctx}");
+            assert_eq!(rig.server.main_requests().len(), 2, "{case}: {ctx}");
+        }
+    });
+}
+
+#[test]
+fn claude_write_outside_the_cwd_is_refused_but_exits_0_with_the_denial() {
+    let t = "agents_real::claude_write_outside_the_cwd_is_refused_but_exits_0_with_the_denial";
+    offline(t, || {
+        let probe = TestRepo::new();
+        let outside = probe.scratch().join("outside.txt");
+        let script = vec![Turn::write(outside.to_str().expect("utf-8"), "escaped\n")];
+        let Some(rig) = Rig::new(t, Cli::Claude, script) else {
+            return;
+        };
+        let out = rig.run("Write outside.txt", &[], &[]);
+        rig.capture("denied", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], false, "{ctx}");
+        assert!(!outside.exists(), "the write outside the cwd was made\n{ctx}");
+        let denials = v["permission_denials"].as_array().cloned().unwrap_or_default();
+        assert_eq!(denials.len(), 1, "{ctx}");
+        assert_eq!(denials[0]["tool_name"], "Write", "{ctx}");
+    });
+}
+
+#[test]
+fn claude_refuses_writes_under_a_dot_git_directory() {
+    let t = "agents_real::claude_refuses_writes_under_a_dot_git_directory";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::write("f.txt", "inside\n")]) else {
+            return;
+        };
+        // A worktree where git-orch puts them by default: under .git/.
+        let wt = rig.repo.path.join(".git/orch/worktrees/t1");
+        rig.repo.git(&["worktree", "add", "-q", "-b", "t1", wt.to_str().expect("utf-8")]);
+        let out = rig.run_in(&wt, "Create f.txt", &[], &[]);
+        rig.capture("dot-git-denied", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert!(!wt.join("f.txt").exists(), "{ctx}");
+        assert_eq!(v["permission_denials"].as_array().map(Vec::len), Some(1), "{ctx}");
+    });
+}
+
+#[test]
+fn claude_resume_sends_the_earlier_conversation() {
+    let t = "agents_real::claude_resume_sends_the_earlier_conversation";
+    offline(t, || {
+        let script = vec![Turn::text("Noted: PELICAN."), Turn::text("The word was PELICAN.")];
+        let Some(rig) = Rig::new(t, Cli::Claude, script) else {
+            return;
+        };
+        let first = rig.run("Remember the word PELICAN-7f3a.", &[], &[]);
+        let ctx = rig.context(&first);
+        assert_eq!(first.status.code(), Some(0), "{ctx}");
+        let id = claude_json(&rig, &first)["session_id"]
+            .as_str()
+            .expect("a session id")
+            .to_string();
+        let second = rig.run("Which word?", &["--resume", &id], &[]);
+        rig.capture("resume", "json", &second);
+        let ctx = rig.context(&second);
+        assert_eq!(second.status.code(), Some(0), "{ctx}");
+        let v = claude_json(&rig, &second);
+        assert_eq!(v["session_id"], id.as_str(), "{ctx}");
+        let main = rig.server.main_requests();
+        assert_eq!(main.len(), 2, "{ctx}");
+        let body = main[1].body_text();
+        assert!(body.contains("PELICAN-7f3a"), "the resumed request lacks the first prompt\n{ctx}");
+        assert!(body.contains("Noted: PELICAN."), "the resumed request lacks the first answer\n{ctx}");
+        assert!(body.contains("Which word?"), "{ctx}");
+    });
+}
+
+/// A prompt of `n` bytes ending in a marker, so a truncated one is seen.
+fn big_prompt(n: usize) -> String {
+    let tail = "END-OF-PROMPT-MARKER";
+    let mut p = "Read all of this. ".repeat((n - tail.len()) / 18 + 1);
+    p.truncate(n - tail.len());
+    p.push_str(tail);
+    p
+}
+
+#[test]
+fn claude_takes_a_1_mb_prompt_on_stdin_whole() {
+    let t = "agents_real::claude_takes_a_1_mb_prompt_on_stdin_whole";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::text("Read.")]) else {
+            return;
+        };
+        let prompt = big_prompt(1_000_000);
+        let out = rig.run(&prompt, &[], &[]);
+        let ctx = format!("exit {:?}\n{}", out.status.code(), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let main = rig.server.main_requests();
+        assert_eq!(main.len(), 1, "{ctx}");
+        let v = main[0].json().expect("json body");
+        let sent = v["messages"].to_string();
+        assert!(sent.contains("END-OF-PROMPT-MARKER"), "{ctx}");
+        assert!(main[0].body.len() > 1_000_000, "{ctx}");
+    });
+}
+
+// ------------------------------------------------------------------ Codex
+
+#[test]
+fn codex_success_writes_the_file_and_reports_thread_and_usage() {
+    let t = "agents_real::codex_success_writes_the_file_and_reports_thread_and_usage";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::write("hello.txt", "hello from codex\n")]) else {
+            return;
+        };
+        let out = rig.run("Create hello.txt", &[], &[]);
+        rig.capture("success", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let events = codex_events(&rig, &out);
+        assert_eq!(
+            std::fs::read_to_string(rig.repo.path.join("hello.txt")).ok().as_deref(),
+            Some("hello from codex\n"),
+            "{ctx}"
+        );
+        assert!(
+            events.iter().any(|e| e["type"] == "thread.started"
+                && e["thread_id"].as_str().is_some_and(|s| !s.is_empty())),
+            "{ctx}"
+        );
+        assert!(
+            events.iter().any(|e| e["type"] == "item.completed"
+                && e["item"]["type"] == "file_change"),
+            "{ctx}"
+        );
+        let done = events
+            .iter()
+            .rfind(|e| e["type"] == "turn.completed")
+            .unwrap_or_else(|| panic!("no turn.completed\n{ctx}"));
+        assert!(done["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0), "{ctx}");
+        assert!(done["usage"]["output_tokens"].as_u64().is_some_and(|n| n > 0), "{ctx}");
+        assert_eq!(rig.server.remaining(), 0, "{ctx}");
+    });
+}
+
+#[test]
+fn codex_429_every_time_exits_1_with_turn_failed() {
+    let t = "agents_real::codex_429_every_time_exits_1_with_turn_failed";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::rate_limit_forever()]) else {
+            return;
+        };
+        let out = rig.run("Create x.txt", &[], &[]);
+        rig.capture("429", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        let events = codex_events(&rig, &out);
+        assert!(events.iter().any(|e| e["type"] == "turn.failed"), "{ctx}");
+        assert!(stdout(&out).contains("429"), "{ctx}");
+    });
+}
+
+#[test]
+fn codex_usage_limit_exits_1_saying_so() {
+    let t = "agents_real::codex_usage_limit_exits_1_saying_so";
+    offline(t, || {
+        let reset = 1_893_456_000;
+        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::usage_limit(reset).forever()]) else {
+            return;
+        };
+        let out = rig.run("Create x.txt", &[], &[]);
+        rig.capture("usage-limit", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        assert!(stdout(&out).contains("usage limit"), "{ctx}");
+        codex_events(&rig, &out);
+    });
+}
+
+#[test]
+fn codex_credit_too_low_exits_1() {
+    let t = "agents_real::codex_credit_too_low_exits_1";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::credit_too_low().forever()]) else {
+            return;
+        };
+        let out = rig.run("Create x.txt", &[], &[]);
+        rig.capture("credit", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        assert!(stdout(&out).to_lowercase().contains("quota"), "{ctx}");
+        assert_eq!(rig.server.main_requests().len(), 1, "not retried\n{ctx}");
+    });
+}
+
+#[test]
+fn codex_write_outside_the_workspace_is_refused() {
+    let t = "agents_real::codex_write_outside_the_workspace_is_refused";
+    offline(t, || {
+        let probe = TestRepo::new();
+        let outside = probe.scratch().join("outside.txt");
+        let script = vec![Turn::write(outside.to_str().expect("utf-8"), "escaped\n")];
+        let Some(rig) = Rig::new(t, Cli::Codex, script) else {
+            return;
+        };
+        let out = rig.run("Write outside.txt", &[], &[]);
+        rig.capture("denied", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert!(!outside.exists(), "the write outside the workspace was made\n{ctx}");
+        codex_events(&rig, &out);
+    });
+}
+
+#[test]
+fn codex_exec_resume_sends_the_earlier_conversation() {
+    let t = "agents_real::codex_exec_resume_sends_the_earlier_conversation";
+    offline(t, || {
+        let script = vec![Turn::text("Noted: PELICAN."), Turn::text("The word was PELICAN.")];
+        let Some(rig) = Rig::new(t, Cli::Codex, script) else {
+            return;
+        };
+        let first = rig.run("Remember the word PELICAN-7f3a.", &[], &[]);
+        let ctx = rig.context(&first);
+        assert_eq!(first.status.code(), Some(0), "{ctx}");
+        let events = codex_events(&rig, &first);
+        let id = events
+            .iter()
+            .find(|e| e["type"] == "thread.started")
+            .and_then(|e| e["thread_id"].as_str())
+            .unwrap_or_else(|| panic!("no thread id\n{ctx}"))
+            .to_string();
+        let second = rig.run("Which word?", &["resume", &id], &[]);
+        rig.capture("resume", "jsonl", &second);
+        let ctx = rig.context(&second);
+        assert_eq!(second.status.code(), Some(0), "{ctx}");
+        let main = rig.server.main_requests();
+        assert_eq!(main.len(), 2, "{ctx}");
+        let body = main[1].body_text();
+        assert!(body.contains("PELICAN-7f3a"), "the resumed request lacks the first prompt\n{ctx}");
+        assert!(body.contains("Noted: PELICAN."), "the resumed request lacks the first answer\n{ctx}");
+        assert!(body.contains("Which word?"), "{ctx}");
+    });
+}
+
+#[test]
+fn codex_takes_a_1_mb_prompt_on_stdin_and_refuses_a_longer_one() {
+    let t = "agents_real::codex_takes_a_1_mb_prompt_on_stdin_and_refuses_a_longer_one";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::text("Read.")]) else {
+            return;
+        };
+        let out = rig.run(&big_prompt(1_000_000), &[], &[]);
+        let ctx = format!("exit {:?}\n{}", out.status.code(), stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let main = rig.server.main_requests();
+        assert_eq!(main.len(), 1, "{ctx}");
+        assert!(main[0].body_text().contains("END-OF-PROMPT-MARKER"), "{ctx}");
+        // Over 1,048,576 characters: refused before any request.
+        let out = rig.run(&big_prompt(1_048_577), &[], &[]);
+        rig.capture("prompt-too-long", "jsonl", &out);
+        let ctx = format!("exit {:?}\n{}\n{}", out.status.code(), stdout(&out), stderr(&out));
+        assert_ne!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
+    });
+}
+
+// ------------------------------------------------------------------ aider
+
+#[test]
+fn aider_success_writes_the_file_and_prints_tokens_and_cost() {
+    let t = "agents_real::aider_success_writes_the_file_and_prints_tokens_and_cost";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Aider, vec![Turn::write("hello.txt", "hello from aider\n")]) else {
+            return;
+        };
+        let out = rig.run("Create hello.txt containing a greeting.", &["hello.txt"], &[]);
+        rig.capture("success", "txt", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(rig.repo.path.join("hello.txt")).ok().as_deref(),
+            Some("hello from aider\n"),
+            "{ctx}"
+        );
+        let text = stdout(&out);
+        assert!(text.contains("Tokens:") && text.contains("Cost: $"), "{ctx}");
+        assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
+    });
+}

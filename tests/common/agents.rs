@@ -182,7 +182,7 @@ pub fn claude_env(server: &ModelServer, home: &Path) -> Vec<(String, String)> {
 
 /// The Codex model the tests name: one Codex 0.171.0 knows, so it offers
 /// its full tool set (an unknown name falls back to a shell tool only).
-pub const CODEX_MODEL: &str = "gpt-5.3-codex";
+pub const CODEX_MODEL: &str = "gpt-5.5";
 
 /// The provider name of [`codex_home`]'s config.
 pub const CODEX_PROVIDER: &str = "scripted";

@@ -159,6 +159,7 @@ impl Turn {
             "rate_limit_error",
             "This request would exceed your account's rate limit. Please try again later.",
         )
+        .header("x-should-retry", "false")
         .header("anthropic-ratelimit-unified-status", "rejected")
         .header("anthropic-ratelimit-unified-reset", reset.to_string())
         .header("anthropic-ratelimit-unified-representative-claim", "five_hour")
@@ -348,13 +349,28 @@ impl ModelServer {
         self.requests()
             .iter()
             .map(|r| {
+                let tools: Vec<String> = r
+                    .json()
+                    .and_then(|j| j["tools"].as_array().cloned())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let name = t["name"].as_str().or(t["function"]["name"].as_str());
+                        format!("{}:{}", t["type"].as_str().unwrap_or("?"), name.unwrap_or("?"))
+                    })
+                    .collect();
                 format!(
-                    "{} {} -> {} ({}{} bytes)\n",
+                    "{} {} -> {} ({}{} bytes){}\n",
                     r.method,
                     r.path,
                     r.status,
                     if r.main { "main, " } else { "" },
-                    r.body.len()
+                    r.body.len(),
+                    if tools.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" tools: {}", tools.join(" "))
+                    }
                 )
             })
             .collect()
@@ -784,6 +800,11 @@ fn codex_patch(body: &Value, model: &str, id: u64, file: &str, content: &str) ->
                    "name": "apply_patch", "arguments": json!({"input": patch}).to_string(),
                    "status": "completed"})
         }
+    } else if tool("exec_command").is_some() {
+        let cmd = format!("apply_patch <<'EOF'\n{patch}EOF\n");
+        json!({"type": "function_call", "id": format!("fc_{id}"), "call_id": call_id,
+               "name": "exec_command", "arguments": json!({"cmd": cmd}).to_string(),
+               "status": "completed"})
     } else if tool("shell_command").is_some() {
         let cmd = format!("apply_patch <<'EOF'\n{patch}EOF\n");
         json!({"type": "function_call", "id": format!("fc_{id}"), "call_id": call_id,

@@ -48,7 +48,13 @@ impl Rig {
         self.run_in(&self.repo.path, prompt, extra, env)
     }
 
-    fn run_in(&self, dir: &std::path::Path, prompt: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    fn run_in(
+        &self,
+        dir: &std::path::Path,
+        prompt: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = self.repo.command(self.exe.to_str().expect("utf-8"), dir);
         let home = &self.repo.home;
         let base = match self.cli {
@@ -63,7 +69,11 @@ impl Rig {
             let file = self.repo.scratch().join("aider-prompt.txt");
             std::fs::write(&file, prompt).expect("write the prompt");
             stdin = b"";
-            args(Cli::Aider, Some(&file), Some(&aider_metadata(&self.repo.scratch())))
+            args(
+                Cli::Aider,
+                Some(&file),
+                Some(&aider_metadata(&self.repo.scratch())),
+            )
         } else {
             args(self.cli, None, None)
         };
@@ -140,7 +150,11 @@ fn codex_events(rig: &Rig, out: &Output) -> Vec<serde_json::Value> {
 fn claude_success_writes_the_file_and_reports_usage_cost_and_session() {
     let t = "agents_real::claude_success_writes_the_file_and_reports_usage_cost_and_session";
     offline(t, || {
-        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::write("hello.txt", "hello from claude\n")]) else {
+        let Some(rig) = Rig::new(
+            t,
+            Cli::Claude,
+            vec![Turn::write("hello.txt", "hello from claude\n")],
+        ) else {
             return;
         };
         let out = rig.run("Create hello.txt", &[], &[]);
@@ -150,14 +164,29 @@ fn claude_success_writes_the_file_and_reports_usage_cost_and_session() {
         let v = claude_json(&rig, &out);
         assert_eq!(v["is_error"], false, "{ctx}");
         assert_eq!(
-            std::fs::read_to_string(rig.repo.path.join("hello.txt")).ok().as_deref(),
+            std::fs::read_to_string(rig.repo.path.join("hello.txt"))
+                .ok()
+                .as_deref(),
             Some("hello from claude\n"),
             "{ctx}"
         );
-        assert!(v["session_id"].as_str().is_some_and(|s| s.len() >= 32), "{ctx}");
-        assert!(v["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{ctx}");
-        assert!(v["usage"]["output_tokens"].as_u64().is_some_and(|n| n > 0), "{ctx}");
-        assert_eq!(v["permission_denials"].as_array().map(Vec::len), Some(0), "{ctx}");
+        assert!(
+            v["session_id"].as_str().is_some_and(|s| s.len() >= 32),
+            "{ctx}"
+        );
+        assert!(
+            v["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0),
+            "{ctx}"
+        );
+        assert!(
+            v["usage"]["output_tokens"].as_u64().is_some_and(|n| n > 0),
+            "{ctx}"
+        );
+        assert_eq!(
+            v["permission_denials"].as_array().map(Vec::len),
+            Some(0),
+            "{ctx}"
+        );
         // Two main requests: the Write call, then the answer to its result.
         assert_eq!(rig.server.main_requests().len(), 2, "{ctx}");
         assert_eq!(rig.server.remaining(), 0, "{ctx}");
@@ -186,10 +215,14 @@ fn claude_stream_json_ends_with_the_same_result_object() {
         let last = lines.last().expect("at least one event");
         assert_eq!(last["type"], "result", "{ctx}");
         assert_eq!(last["is_error"], false, "{ctx}");
-        assert!(last["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0), "{ctx}");
         assert!(
-            lines.iter().any(|l| l["type"] == "assistant"
-                && l["message"]["content"][0]["name"] == "Write"),
+            last["total_cost_usd"].as_f64().is_some_and(|c| c > 0.0),
+            "{ctx}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["type"] == "assistant" && l["message"]["content"][0]["name"] == "Write"),
             "no assistant event with the Write call\n{ctx}"
         );
         assert!(rig.repo.path.join("s.txt").is_file(), "{ctx}");
@@ -198,7 +231,8 @@ fn claude_stream_json_ends_with_the_same_result_object() {
 
 #[test]
 fn claude_429_every_time_exits_1_with_api_error_status_after_its_capped_retries() {
-    let t = "agents_real::claude_429_every_time_exits_1_with_api_error_status_after_its_capped_retries";
+    let t =
+        "agents_real::claude_429_every_time_exits_1_with_api_error_status_after_its_capped_retries";
     offline(t, || {
         let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::rate_limit_forever()]) else {
             return;
@@ -266,7 +300,9 @@ fn claude_credit_too_low_exits_1_with_the_message() {
         let v = claude_json(&rig, &out);
         assert_eq!(v["is_error"], true, "{ctx}");
         assert!(
-            v["result"].as_str().is_some_and(|r| r.contains("Credit balance is too low")),
+            v["result"]
+                .as_str()
+                .is_some_and(|r| r.contains("Credit balance is too low")),
             "{ctx}"
         );
         assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
@@ -312,8 +348,14 @@ fn claude_write_outside_the_cwd_is_refused_but_exits_0_with_the_denial() {
         assert_eq!(out.status.code(), Some(0), "{ctx}");
         let v = claude_json(&rig, &out);
         assert_eq!(v["is_error"], false, "{ctx}");
-        assert!(!outside.exists(), "the write outside the cwd was made\n{ctx}");
-        let denials = v["permission_denials"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !outside.exists(),
+            "the write outside the cwd was made\n{ctx}"
+        );
+        let denials = v["permission_denials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(denials.len(), 1, "{ctx}");
         assert_eq!(denials[0]["tool_name"], "Write", "{ctx}");
     });
@@ -328,14 +370,25 @@ fn claude_refuses_writes_under_a_dot_git_directory() {
         };
         // A worktree where git-orch puts them by default: under .git/.
         let wt = rig.repo.path.join(".git/orch/worktrees/t1");
-        rig.repo.git(&["worktree", "add", "-q", "-b", "t1", wt.to_str().expect("utf-8")]);
+        rig.repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "t1",
+            wt.to_str().expect("utf-8"),
+        ]);
         let out = rig.run_in(&wt, "Create f.txt", &[], &[]);
         rig.capture("dot-git-denied", "json", &out);
         let ctx = rig.context(&out);
         assert_eq!(out.status.code(), Some(0), "{ctx}");
         let v = claude_json(&rig, &out);
         assert!(!wt.join("f.txt").exists(), "{ctx}");
-        assert_eq!(v["permission_denials"].as_array().map(Vec::len), Some(1), "{ctx}");
+        assert_eq!(
+            v["permission_denials"].as_array().map(Vec::len),
+            Some(1),
+            "{ctx}"
+        );
     });
 }
 
@@ -343,7 +396,10 @@ fn claude_refuses_writes_under_a_dot_git_directory() {
 fn claude_resume_sends_the_earlier_conversation() {
     let t = "agents_real::claude_resume_sends_the_earlier_conversation";
     offline(t, || {
-        let script = vec![Turn::text("Noted: PELICAN."), Turn::text("The word was PELICAN.")];
+        let script = vec![
+            Turn::text("Noted: PELICAN."),
+            Turn::text("The word was PELICAN."),
+        ];
         let Some(rig) = Rig::new(t, Cli::Claude, script) else {
             return;
         };
@@ -363,8 +419,14 @@ fn claude_resume_sends_the_earlier_conversation() {
         let main = rig.server.main_requests();
         assert_eq!(main.len(), 2, "{ctx}");
         let body = main[1].body_text();
-        assert!(body.contains("PELICAN-7f3a"), "the resumed request lacks the first prompt\n{ctx}");
-        assert!(body.contains("Noted: PELICAN."), "the resumed request lacks the first answer\n{ctx}");
+        assert!(
+            body.contains("PELICAN-7f3a"),
+            "the resumed request lacks the first prompt\n{ctx}"
+        );
+        assert!(
+            body.contains("Noted: PELICAN."),
+            "the resumed request lacks the first answer\n{ctx}"
+        );
         assert!(body.contains("Which word?"), "{ctx}");
     });
 }
@@ -404,7 +466,11 @@ fn claude_takes_a_1_mb_prompt_on_stdin_whole() {
 fn codex_success_writes_the_file_and_reports_thread_and_usage() {
     let t = "agents_real::codex_success_writes_the_file_and_reports_thread_and_usage";
     offline(t, || {
-        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::write("hello.txt", "hello from codex\n")]) else {
+        let Some(rig) = Rig::new(
+            t,
+            Cli::Codex,
+            vec![Turn::write("hello.txt", "hello from codex\n")],
+        ) else {
             return;
         };
         let out = rig.run("Create hello.txt", &[], &[]);
@@ -413,7 +479,9 @@ fn codex_success_writes_the_file_and_reports_thread_and_usage() {
         assert_eq!(out.status.code(), Some(0), "{ctx}");
         let events = codex_events(&rig, &out);
         assert_eq!(
-            std::fs::read_to_string(rig.repo.path.join("hello.txt")).ok().as_deref(),
+            std::fs::read_to_string(rig.repo.path.join("hello.txt"))
+                .ok()
+                .as_deref(),
             Some("hello from codex\n"),
             "{ctx}"
         );
@@ -423,16 +491,27 @@ fn codex_success_writes_the_file_and_reports_thread_and_usage() {
             "{ctx}"
         );
         assert!(
-            events.iter().any(|e| e["type"] == "item.completed"
-                && e["item"]["type"] == "file_change"),
+            events
+                .iter()
+                .any(|e| e["type"] == "item.completed" && e["item"]["type"] == "file_change"),
             "{ctx}"
         );
         let done = events
             .iter()
             .rfind(|e| e["type"] == "turn.completed")
             .unwrap_or_else(|| panic!("no turn.completed\n{ctx}"));
-        assert!(done["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0), "{ctx}");
-        assert!(done["usage"]["output_tokens"].as_u64().is_some_and(|n| n > 0), "{ctx}");
+        assert!(
+            done["usage"]["input_tokens"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "{ctx}"
+        );
+        assert!(
+            done["usage"]["output_tokens"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "{ctx}"
+        );
         assert_eq!(rig.server.remaining(), 0, "{ctx}");
     });
 }
@@ -487,21 +566,75 @@ fn codex_credit_too_low_exits_1() {
     });
 }
 
+/// Codex's `workspace-write` sandbox: a patch outside the workspace (and
+/// outside /tmp, which it leaves writable by default) is refused, and the
+/// run still exits 0 with the failed change in its events; a write to /tmp
+/// is allowed unless `sandbox_workspace_write.exclude_slash_tmp` and
+/// `exclude_tmpdir_env_var` are set.
 #[test]
-fn codex_write_outside_the_workspace_is_refused() {
-    let t = "agents_real::codex_write_outside_the_workspace_is_refused";
+fn codex_write_outside_the_workspace_is_refused_but_tmp_is_writable_by_default() {
+    let t =
+        "agents_real::codex_write_outside_the_workspace_is_refused_but_tmp_is_writable_by_default";
     offline(t, || {
+        let away = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let outside = away.path().join("outside.txt");
         let probe = TestRepo::new();
-        let outside = probe.scratch().join("outside.txt");
-        let script = vec![Turn::write(outside.to_str().expect("utf-8"), "escaped\n")];
+        let in_tmp = probe.scratch().join("in-tmp.txt");
+        let in_tmp2 = probe.scratch().join("in-tmp-excluded.txt");
+        let script = vec![
+            Turn::write(outside.to_str().expect("utf-8"), "escaped\n"),
+            Turn::write(in_tmp.to_str().expect("utf-8"), "tmp\n"),
+            Turn::write(in_tmp2.to_str().expect("utf-8"), "tmp\n"),
+        ];
         let Some(rig) = Rig::new(t, Cli::Codex, script) else {
             return;
         };
         let out = rig.run("Write outside.txt", &[], &[]);
         rig.capture("denied", "jsonl", &out);
         let ctx = rig.context(&out);
-        assert!(!outside.exists(), "the write outside the workspace was made\n{ctx}");
-        codex_events(&rig, &out);
+        assert!(
+            !outside.exists(),
+            "the write outside the workspace was made\n{ctx}"
+        );
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let events = codex_events(&rig, &out);
+        assert!(
+            !events.iter().any(|e| e["type"] == "item.completed"
+                && e["item"]["type"] == "file_change"
+                && e["item"]["status"] == "completed"),
+            "a completed file_change for a refused write\n{ctx}"
+        );
+        // The refusal is only on stderr (and in what the model is told).
+        assert!(stderr(&out).contains("patch rejected"), "{ctx}");
+        assert!(
+            rig.server.main_requests()[1]
+                .body_text()
+                .contains("rejected"),
+            "the model was not told of the refusal\n{ctx}"
+        );
+        let out = rig.run("Write in-tmp.txt", &[], &[]);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(
+            in_tmp.is_file(),
+            "/tmp is writable in workspace-write by default\n{ctx}"
+        );
+        let out = rig.run(
+            "Write in-tmp-excluded.txt",
+            &[
+                "-c",
+                "sandbox_workspace_write.exclude_slash_tmp=true",
+                "-c",
+                "sandbox_workspace_write.exclude_tmpdir_env_var=true",
+            ],
+            &[],
+        );
+        rig.capture("denied-tmp", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert!(
+            !in_tmp2.exists(),
+            "/tmp still writable with it excluded\n{ctx}"
+        );
     });
 }
 
@@ -509,7 +642,10 @@ fn codex_write_outside_the_workspace_is_refused() {
 fn codex_exec_resume_sends_the_earlier_conversation() {
     let t = "agents_real::codex_exec_resume_sends_the_earlier_conversation";
     offline(t, || {
-        let script = vec![Turn::text("Noted: PELICAN."), Turn::text("The word was PELICAN.")];
+        let script = vec![
+            Turn::text("Noted: PELICAN."),
+            Turn::text("The word was PELICAN."),
+        ];
         let Some(rig) = Rig::new(t, Cli::Codex, script) else {
             return;
         };
@@ -530,8 +666,14 @@ fn codex_exec_resume_sends_the_earlier_conversation() {
         let main = rig.server.main_requests();
         assert_eq!(main.len(), 2, "{ctx}");
         let body = main[1].body_text();
-        assert!(body.contains("PELICAN-7f3a"), "the resumed request lacks the first prompt\n{ctx}");
-        assert!(body.contains("Noted: PELICAN."), "the resumed request lacks the first answer\n{ctx}");
+        assert!(
+            body.contains("PELICAN-7f3a"),
+            "the resumed request lacks the first prompt\n{ctx}"
+        );
+        assert!(
+            body.contains("Noted: PELICAN."),
+            "the resumed request lacks the first answer\n{ctx}"
+        );
         assert!(body.contains("Which word?"), "{ctx}");
     });
 }
@@ -548,11 +690,19 @@ fn codex_takes_a_1_mb_prompt_on_stdin_and_refuses_a_longer_one() {
         assert_eq!(out.status.code(), Some(0), "{ctx}");
         let main = rig.server.main_requests();
         assert_eq!(main.len(), 1, "{ctx}");
-        assert!(main[0].body_text().contains("END-OF-PROMPT-MARKER"), "{ctx}");
+        assert!(
+            main[0].body_text().contains("END-OF-PROMPT-MARKER"),
+            "{ctx}"
+        );
         // Over 1,048,576 characters: refused before any request.
         let out = rig.run(&big_prompt(1_048_577), &[], &[]);
         rig.capture("prompt-too-long", "jsonl", &out);
-        let ctx = format!("exit {:?}\n{}\n{}", out.status.code(), stdout(&out), stderr(&out));
+        let ctx = format!(
+            "exit {:?}\n{}\n{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
         assert_ne!(out.status.code(), Some(0), "{ctx}");
         assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
     });
@@ -564,20 +714,63 @@ fn codex_takes_a_1_mb_prompt_on_stdin_and_refuses_a_longer_one() {
 fn aider_success_writes_the_file_and_prints_tokens_and_cost() {
     let t = "agents_real::aider_success_writes_the_file_and_prints_tokens_and_cost";
     offline(t, || {
-        let Some(rig) = Rig::new(t, Cli::Aider, vec![Turn::write("hello.txt", "hello from aider\n")]) else {
+        let Some(rig) = Rig::new(
+            t,
+            Cli::Aider,
+            vec![Turn::write("hello.txt", "hello from aider\n")],
+        ) else {
             return;
         };
-        let out = rig.run("Create hello.txt containing a greeting.", &["hello.txt"], &[]);
+        let out = rig.run(
+            "Create hello.txt containing a greeting.",
+            &["hello.txt"],
+            &[],
+        );
         rig.capture("success", "txt", &out);
         let ctx = rig.context(&out);
         assert_eq!(out.status.code(), Some(0), "{ctx}");
         assert_eq!(
-            std::fs::read_to_string(rig.repo.path.join("hello.txt")).ok().as_deref(),
+            std::fs::read_to_string(rig.repo.path.join("hello.txt"))
+                .ok()
+                .as_deref(),
             Some("hello from aider\n"),
             "{ctx}"
         );
         let text = stdout(&out);
-        assert!(text.contains("Tokens:") && text.contains("Cost: $"), "{ctx}");
+        assert!(
+            text.contains("Tokens:") && text.contains("Cost: $"),
+            "{ctx}"
+        );
         assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
+    });
+}
+
+/// aider retries a 429 for about a minute, then exits 0 with nothing
+/// written: its exit code says nothing, only its text does.
+#[test]
+fn aider_429_every_time_retries_then_exits_0_with_nothing_written() {
+    let t = "agents_real::aider_429_every_time_retries_then_exits_0_with_nothing_written";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Aider, vec![Turn::rate_limit_forever()]) else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let out = rig.run(
+            "Create hello.txt containing a greeting.",
+            &["hello.txt"],
+            &[],
+        );
+        rig.capture("429", "txt", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let written = std::fs::read_to_string(rig.repo.path.join("hello.txt")).unwrap_or_default();
+        assert_eq!(written, "", "{ctx}");
+        assert!(rig.server.main_requests().len() >= 3, "{ctx}");
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            text.contains("RateLimitError") || text.contains("rate limit"),
+            "{ctx}"
+        );
+        assert!(started.elapsed() > Duration::from_secs(20), "{ctx}");
     });
 }

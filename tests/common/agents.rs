@@ -158,7 +158,9 @@ fn unshare_net() -> std::io::Result<()> {
 }
 
 fn pairs(list: &[(&str, String)]) -> Vec<(String, String)> {
-    list.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 /// Claude Code's environment: the server as its API, a scratch `HOME` and
@@ -169,7 +171,10 @@ fn pairs(list: &[(&str, String)]) -> Vec<(String, String)> {
 pub fn claude_env(server: &ModelServer, home: &Path) -> Vec<(String, String)> {
     pairs(&[
         ("HOME", home.display().to_string()),
-        ("CLAUDE_CONFIG_DIR", home.join(".claude").display().to_string()),
+        (
+            "CLAUDE_CONFIG_DIR",
+            home.join(".claude").display().to_string(),
+        ),
         ("ANTHROPIC_BASE_URL", server.url()),
         ("ANTHROPIC_API_KEY", "sk-ant-scripted-test-key".into()),
         ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),

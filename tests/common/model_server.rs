@@ -135,10 +135,18 @@ impl Turn {
     /// A 429 rate limit (retryable), with `retry-after: 0`.
     pub fn rate_limit() -> Turn {
         Turn::Fail {
-            anthropic: anthropic_error(429, "rate_limit_error", "Rate limited by the scripted server")
-                .header("retry-after", "0"),
-            openai: openai_error(429, "rate_limit_exceeded", "Rate limit reached for requests (scripted server)")
-                .header("retry-after", "0"),
+            anthropic: anthropic_error(
+                429,
+                "rate_limit_error",
+                "Rate limited by the scripted server",
+            )
+            .header("retry-after", "0"),
+            openai: openai_error(
+                429,
+                "rate_limit_exceeded",
+                "Rate limit reached for requests (scripted server)",
+            )
+            .header("retry-after", "0"),
             forever: false,
         }
     }
@@ -162,7 +170,10 @@ impl Turn {
         .header("x-should-retry", "false")
         .header("anthropic-ratelimit-unified-status", "rejected")
         .header("anthropic-ratelimit-unified-reset", reset.to_string())
-        .header("anthropic-ratelimit-unified-representative-claim", "five_hour")
+        .header(
+            "anthropic-ratelimit-unified-representative-claim",
+            "five_hour",
+        )
         .header("anthropic-ratelimit-unified-5h-status", "rejected")
         .header("anthropic-ratelimit-unified-5h-reset", reset.to_string())
         .header("anthropic-ratelimit-unified-5h-utilization", "1.0");
@@ -356,7 +367,11 @@ impl ModelServer {
                     .iter()
                     .map(|t| {
                         let name = t["name"].as_str().or(t["function"]["name"].as_str());
-                        format!("{}:{}", t["type"].as_str().unwrap_or("?"), name.unwrap_or("?"))
+                        format!(
+                            "{}:{}",
+                            t["type"].as_str().unwrap_or("?"),
+                            name.unwrap_or("?")
+                        )
                     })
                     .collect();
                 format!(
@@ -560,7 +575,10 @@ fn answer(st: &mut State, api: Api, path: &str, body: Option<&Value>, main: bool
         return Reply::new(200, "{}");
     }
     let stream = body["stream"].as_bool().unwrap_or(api == Api::Responses);
-    let model = body["model"].as_str().unwrap_or("scripted-model").to_string();
+    let model = body["model"]
+        .as_str()
+        .unwrap_or("scripted-model")
+        .to_string();
     if !main {
         let text = match api {
             Api::Anthropic => "{\"title\": \"Scripted task\"}".to_string(),
@@ -627,7 +645,8 @@ fn working_dir(body: &Value) -> Option<String> {
     let text = body.to_string();
     let text = text.replace("\\n", "\n");
     for line in text.split('\n') {
-        if let Some(rest) = line.split("Working directory: ").nth(1) {
+        // "Working directory: /x" or "Primary working directory: /x".
+        if let Some(rest) = line.split("orking directory: ").nth(1) {
             let dir: String = rest
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '\\')
@@ -748,8 +767,10 @@ fn anthropic_message(stream: bool, model: &str, id: u64, content: Vec<Value>, st
 }
 
 fn anthropic_tool(stream: bool, model: &str, id: u64, path: &str, content: &str) -> Reply {
-    let blocks = vec![json!({"type": "tool_use", "id": format!("toolu_scripted_{id}"),
-        "name": "Write", "input": {"file_path": path, "content": content}})];
+    let blocks = vec![
+        json!({"type": "tool_use", "id": format!("toolu_scripted_{id}"),
+        "name": "Write", "input": {"file_path": path, "content": content}}),
+    ];
     anthropic_message(stream, model, id, blocks, "tool_use")
 }
 

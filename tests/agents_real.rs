@@ -55,6 +55,26 @@ impl Rig {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Output {
+        let limit = if self.cli == Cli::Aider { 180 } else { 90 };
+        let (out, timed_out) = self.run_for(dir, prompt, extra, env, Duration::from_secs(limit));
+        assert!(
+            !timed_out,
+            "{} did not finish within {limit} s\n{}",
+            self.cli.name(),
+            self.context(&out)
+        );
+        out
+    }
+
+    /// Runs the CLI, killing it after `limit`; says whether it was killed.
+    fn run_for(
+        &self,
+        dir: &std::path::Path,
+        prompt: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> (Output, bool) {
         let mut cmd = self.repo.command(self.exe.to_str().expect("utf-8"), dir);
         let home = &self.repo.home;
         let base = match self.cli {
@@ -86,17 +106,7 @@ impl Rig {
             argv.push(d);
         }
         cmd.args(&argv);
-        let limit = if self.cli == Cli::Aider { 180 } else { 90 };
-        let (out, timed_out) = run(cmd, stdin, Duration::from_secs(limit));
-        assert!(
-            !timed_out,
-            "{} {argv:?} did not finish within {limit} s\nstdout:\n{}\nstderr:\n{}\nrequests:\n{}",
-            self.cli.name(),
-            stdout(&out),
-            stderr(&out),
-            self.server.log()
-        );
-        out
+        run(cmd, stdin, limit)
     }
 
     /// Saves `out` as fixtures `<cli>-<case>.<ext>` (stdout) and
@@ -773,4 +783,273 @@ fn aider_429_every_time_retries_then_exits_0_with_nothing_written() {
         );
         assert!(started.elapsed() > Duration::from_secs(20), "{ctx}");
     });
+}
+
+// ------------------------------------------- no model server reachable
+
+/// With nothing listening (the server shut down), Claude Code fails within
+/// a second (its retries capped by `claude_env`), exit 1 with `is_error`.
+#[test]
+fn claude_fails_fast_when_no_model_server_is_reachable() {
+    let t = "agents_real::claude_fails_fast_when_no_model_server_is_reachable";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::write("x.txt", "x\n")]) else {
+            return;
+        };
+        rig.server.shutdown();
+        let started = std::time::Instant::now();
+        let out = rig.run("Create x.txt", &[], &[]);
+        rig.capture("no-server", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{ctx}");
+        assert!(rig.server.requests().is_empty(), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], true, "{ctx}");
+        assert!(
+            v["result"]
+                .as_str()
+                .is_some_and(|r| r.contains("Unable to connect")),
+            "{ctx}"
+        );
+    });
+}
+
+/// With nothing listening, Codex 0.171.0 does NOT give up: even with
+/// `request_max_retries = 1` and `stream_max_retries = 0` it is still
+/// running after 15 s (it waits for the network with no end), so whoever
+/// runs it must bound it with a timeout of their own.
+#[test]
+fn codex_does_not_exit_when_no_model_server_is_reachable() {
+    let t = "agents_real::codex_does_not_exit_when_no_model_server_is_reachable";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Codex, vec![Turn::write("x.txt", "x\n")]) else {
+            return;
+        };
+        rig.server.shutdown();
+        let (out, killed) = rig.run_for(
+            &rig.repo.path,
+            "Create x.txt",
+            &[],
+            &[],
+            Duration::from_secs(15),
+        );
+        rig.capture("no-server", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert!(
+            killed,
+            "codex exited on its own: re-measure and update the README\n{ctx}"
+        );
+        assert!(!rig.repo.path.join("x.txt").exists(), "{ctx}");
+        let events = codex_events(&rig, &out);
+        assert!(events.iter().any(|e| e["type"] == "turn.started"), "{ctx}");
+    });
+}
+
+/// Codex retries a 429 by its `stream_max_retries` (not
+/// `request_max_retries`): with 0 (as `codex_home` writes) one 429 fails
+/// the run; with 1 the run succeeds, and its events still hold an `error`
+/// event ("Reconnecting... 1/1 …") before `turn.completed`: a parser must
+/// not take an `error` event alone for a failed run.
+#[test]
+fn codex_429_once_fails_without_stream_retries_and_succeeds_with_one() {
+    let t = "agents_real::codex_429_once_fails_without_stream_retries_and_succeeds_with_one";
+    offline(t, || {
+        let script = vec![
+            Turn::rate_limit(),
+            Turn::rate_limit(),
+            Turn::write("r.txt", "after a 429\n"),
+        ];
+        let Some(rig) = Rig::new(t, Cli::Codex, script) else {
+            return;
+        };
+        let out = rig.run("Create r.txt", &[], &[]);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        assert_eq!(rig.server.main_requests().len(), 1, "{ctx}");
+        let retry = format!("model_providers.{CODEX_PROVIDER}.stream_max_retries=1");
+        let out = rig.run("Create r.txt", &["-c", &retry], &[]);
+        rig.capture("429-once", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(rig.repo.path.join("r.txt").is_file(), "{ctx}");
+        assert_eq!(rig.server.main_requests().len(), 1 + 3, "{ctx}");
+        let events = codex_events(&rig, &out);
+        let error = events.iter().position(|e| e["type"] == "error");
+        let done = events.iter().position(|e| e["type"] == "turn.completed");
+        assert!(error.is_some() && done.is_some() && error < done, "{ctx}");
+        assert!(!events.iter().any(|e| e["type"] == "turn.failed"), "{ctx}");
+    });
+}
+
+// ------------------------------------------------- the server on its own
+
+/// Sends raw HTTP/1.1 requests on one connection and returns each answer
+/// (status line, headers and body as text).
+fn exchange(port: u16, requests: &[(&str, &str, serde_json::Value)]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut w = conn.try_clone().expect("clone");
+    let mut r = BufReader::new(conn);
+    let mut answers = Vec::new();
+    for (method, path, body) in requests {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        write!(
+            w,
+            "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut head = String::new();
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("read");
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("length");
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut buf = vec![0; if *method == "HEAD" { 0 } else { len }];
+        r.read_exact(&mut buf).expect("body");
+        answers.push(format!("{head}{}", String::from_utf8_lossy(&buf)));
+    }
+    answers
+}
+
+/// The script is played by main requests only, on one kept-alive
+/// connection: a side request (no tools) does not take a turn, a `forever`
+/// error repeats, and every request is recorded.
+#[test]
+fn model_server_plays_its_script_to_main_requests_only() {
+    let server = ModelServer::start(vec![
+        Turn::write("/w/a.txt", "A\n"),
+        Turn::text("plain"),
+        Turn::usage_limit(1_893_456_000).forever(),
+    ]);
+    let tools = serde_json::json!([{"name": "Write", "input_schema": {}}]);
+    let main = serde_json::json!({"model": "m", "stream": true, "tools": tools, "messages": []});
+    let side =
+        serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "title"}]});
+    let answers = exchange(
+        server.port,
+        &[
+            ("HEAD", "/", serde_json::Value::Null),
+            ("POST", "/v1/messages", main.clone()),
+            ("POST", "/v1/messages", side),
+            ("POST", "/v1/messages", main.clone()),
+            ("POST", "/v1/messages", main.clone()),
+            ("POST", "/v1/messages", main.clone()),
+            ("POST", "/v1/messages", main),
+        ],
+    );
+    assert!(answers[0].starts_with("HTTP/1.1 200"), "{}", answers[0]);
+    assert!(
+        answers[1].contains("\"name\":\"Write\"") && answers[1].contains("/w/a.txt"),
+        "{}",
+        answers[1]
+    );
+    assert!(answers[1].contains("event: message_stop"), "{}", answers[1]);
+    assert!(
+        answers[2].starts_with("HTTP/1.1 200") && !answers[2].contains("tool_use"),
+        "{}",
+        answers[2]
+    );
+    assert!(answers[3].contains("Wrote /w/a.txt."), "{}", answers[3]);
+    assert!(answers[4].contains("plain"), "{}", answers[4]);
+    for a in &answers[5..] {
+        assert!(a.starts_with("HTTP/1.1 429"), "{a}");
+        assert!(
+            a.contains("anthropic-ratelimit-unified-status: rejected"),
+            "{a}"
+        );
+        assert!(
+            a.contains("anthropic-ratelimit-unified-reset: 1893456000"),
+            "{a}"
+        );
+    }
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 7);
+    assert_eq!(server.main_requests().len(), 5);
+    assert!(!reqs[2].main);
+    assert_eq!(reqs[6].status, 429);
+    assert_eq!(server.remaining(), 1, "the forever turn stays");
+}
+
+/// The same turns in OpenAI's two dialects: Responses (Codex) and Chat
+/// Completions (aider, whose whole-file edit is one reply).
+#[test]
+fn model_server_speaks_responses_and_chat_completions() {
+    let server = ModelServer::start(vec![
+        Turn::write("a.txt", "A\n"),
+        Turn::write("b.txt", "B\n"),
+        Turn::credit_too_low(),
+    ]);
+    let tools = serde_json::json!([{"type": "custom", "name": "apply_patch"}]);
+    let answers = exchange(
+        server.port,
+        &[
+            (
+                "POST",
+                "/v1/responses",
+                serde_json::json!({"model": "m", "tools": tools, "input": []}),
+            ),
+            (
+                "POST",
+                "/v1/responses",
+                serde_json::json!({"model": "m", "tools": tools, "input": []}),
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                serde_json::json!({"model": "m", "stream": true, "messages": [{"role": "system", "content": "edit"}]}),
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                serde_json::json!({"model": "m", "messages": [{"role": "system", "content": "Write a commit message"}]}),
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                serde_json::json!({"model": "m", "messages": []}),
+            ),
+        ],
+    );
+    assert!(
+        answers[0].contains("custom_tool_call") && answers[0].contains("*** Add File: a.txt"),
+        "{}",
+        answers[0]
+    );
+    assert!(answers[0].contains("response.completed"), "{}", answers[0]);
+    assert!(
+        answers[1].contains("Wrote a.txt.") && answers[1].contains("output_text"),
+        "{}",
+        answers[1]
+    );
+    assert!(
+        answers[2].contains("b.txt\\n```\\nB\\n```") && answers[2].contains("data: [DONE]"),
+        "{}",
+        answers[2]
+    );
+    assert!(
+        !answers[3].contains("b.txt") && answers[3].starts_with("HTTP/1.1 200"),
+        "{}",
+        answers[3]
+    );
+    assert!(
+        answers[4].starts_with("HTTP/1.1 429") && answers[4].contains("insufficient_quota"),
+        "{}",
+        answers[4]
+    );
+    assert_eq!(server.remaining(), 0);
+    server.shutdown();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
 }

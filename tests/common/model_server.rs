@@ -300,6 +300,7 @@ pub struct ModelServer {
     pub port: u16,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    accept: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ModelServer {
@@ -316,7 +317,7 @@ impl ModelServer {
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if sp.load(Ordering::SeqCst) {
                     break;
@@ -326,7 +327,24 @@ impl ModelServer {
                 std::thread::spawn(move || serve(conn, &st));
             }
         });
-        ModelServer { port, state, stop }
+        ModelServer {
+            port,
+            state,
+            stop,
+            accept: Mutex::new(Some(accept)),
+        }
+    }
+
+    /// Stops listening: from now on a connection to the port is refused
+    /// (connections already open are still answered). For "no model
+    /// server reachable".
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let handle = self.accept.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -398,9 +416,7 @@ impl ModelServer {
 
 impl Drop for ModelServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees `stop`.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        self.shutdown();
     }
 }
 

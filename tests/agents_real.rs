@@ -450,23 +450,41 @@ fn big_prompt(n: usize) -> String {
     p
 }
 
+/// Claude Code takes a prompt on stdin up to 10 MiB (10,485,760 bytes)
+/// whole; one byte more and it exits 1 at once, with no JSON on stdout
+/// and "piped stdin input exceeds 10MB" on stderr.
 #[test]
-fn claude_takes_a_1_mb_prompt_on_stdin_whole() {
-    let t = "agents_real::claude_takes_a_1_mb_prompt_on_stdin_whole";
+fn claude_takes_a_prompt_on_stdin_up_to_10_mib_whole() {
+    let t = "agents_real::claude_takes_a_prompt_on_stdin_up_to_10_mib_whole";
     offline(t, || {
-        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::text("Read.")]) else {
+        let Some(rig) = Rig::new(
+            t,
+            Cli::Claude,
+            vec![Turn::text("Read."), Turn::text("Read.")],
+        ) else {
             return;
         };
-        let prompt = big_prompt(1_000_000);
-        let out = rig.run(&prompt, &[], &[]);
+        for (n, nth) in [(1_000_000, 0), (10_485_760, 1)] {
+            let out = rig.run(&big_prompt(n), &[], &[]);
+            let ctx = format!("{n}: exit {:?}\n{}", out.status.code(), stderr(&out));
+            assert_eq!(out.status.code(), Some(0), "{ctx}");
+            let main = rig.server.main_requests();
+            assert_eq!(main.len(), nth + 1, "{ctx}");
+            let v = main[nth].json().expect("json body");
+            let sent = v["messages"].to_string();
+            assert!(sent.contains("END-OF-PROMPT-MARKER"), "{ctx}");
+            assert!(main[nth].body.len() > n, "{ctx}");
+        }
+        let out = rig.run(&big_prompt(10_485_761), &[], &[]);
+        rig.capture("prompt-too-long", "json", &out);
         let ctx = format!("exit {:?}\n{}", out.status.code(), stderr(&out));
-        assert_eq!(out.status.code(), Some(0), "{ctx}");
-        let main = rig.server.main_requests();
-        assert_eq!(main.len(), 1, "{ctx}");
-        let v = main[0].json().expect("json body");
-        let sent = v["messages"].to_string();
-        assert!(sent.contains("END-OF-PROMPT-MARKER"), "{ctx}");
-        assert!(main[0].body.len() > 1_000_000, "{ctx}");
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        assert!(out.stdout.is_empty(), "{ctx}");
+        assert!(
+            stderr(&out).contains("piped stdin input exceeds 10MB"),
+            "{ctx}"
+        );
+        assert_eq!(rig.server.main_requests().len(), 2, "{ctx}");
     });
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 mod agents;
+mod agents_real;
 mod cli_basics;
 mod cli_edges;
 mod containment;

@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
+pub mod agents;
+pub mod model_server;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_git-orch");
 
 pub struct TestRepo {

@@ -225,6 +225,8 @@ fn every_json_output_carries_its_schema_and_matches_it() {
     doc(repo.orch_json(&["task", "reset", "b", "--json"]));
     doc(repo.orch_json(&["task", "skip", "b", "--json"]));
     doc(repo.orch_json(&["status", "--json"]));
+    doc(repo.orch_json(&["agents", "--json"]));
+    doc(repo.orch_json(&["task", "show", "a", "--agent", "--json"]));
     let trusted = doc(repo.orch_json(&["trust", "p", "--json"]));
     assert_eq!(trusted["trusted"], true, "{trusted}");
     let approvals = doc(repo.orch_json(&["trust", "--list", "--json"]));

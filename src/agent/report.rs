@@ -133,8 +133,62 @@ fn claude(text: &str) -> Report {
     // with its reset: the one sign of a usage limit (its 429 reads like
     // any rate limit's).
     let mut limit: Option<Option<f64>> = None;
+    // The statuses it retried (`api_retry` events): a 429 it never retried
+    // is one its server said not to retry (`x-should-retry: false`), as a
+    // usage limit is; a rate limit is retried.
+    let mut retried: Vec<u64> = Vec::new();
+    let streamed = text.contains("\"type\":\"system\"");
+    // Calls a hook refused show in `stream-json` as error results of the
+    // tool calls: named by the call they answer.
+    let mut calls: std::collections::HashMap<String, String> = Default::default();
+    let mut refused_by_hook = Vec::new();
     for v in objects(text) {
+        let content = v
+            .get("message")
+            .and_then(|m| m.get("content"))
+            .and_then(|c| c.as_array());
+        for item in content.into_iter().flatten().take(100) {
+            match str_at(item, "type") {
+                Some("tool_use") => {
+                    let input = item.get("input");
+                    let target = input
+                        .and_then(|i| {
+                            str_at(i, "file_path")
+                                .or_else(|| str_at(i, "notebook_path"))
+                                .or_else(|| str_at(i, "command"))
+                        })
+                        .unwrap_or("");
+                    let name = str_at(item, "name").unwrap_or("a tool");
+                    if let Some(id) = str_at(item, "id") {
+                        if calls.len() < 1000 {
+                            calls.insert(id.to_string(), one_line(&format!("{name} {target}")));
+                        }
+                    }
+                }
+                Some("tool_result")
+                    if item.get("is_error").and_then(|e| e.as_bool()) == Some(true) =>
+                {
+                    let said = match item.get("content") {
+                        Some(serde_json::Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                        None => String::new(),
+                    };
+                    if said.contains("git-orch refused this call") {
+                        let call = str_at(item, "tool_use_id")
+                            .and_then(|id| calls.get(id).cloned())
+                            .unwrap_or_else(|| "a tool call".into());
+                        refused_by_hook.push(call);
+                    }
+                }
+                _ => {}
+            }
+        }
         match str_at(&v, "type") {
+            Some("system") if str_at(&v, "subtype") == Some("api_retry") => {
+                if let Some(status) = u64_at(&v, "error_status") {
+                    retried.push(status);
+                }
+            }
             Some("system") => {
                 r.session = str_at(&v, "session_id").map(one_line).or(r.session);
                 r.model = str_at(&v, "model").map(one_line).or(r.model);
@@ -200,6 +254,11 @@ fn claude(text: &str) -> Report {
             .unwrap_or("");
         r.denied.push(one_line(&format!("{tool} {target}")));
     }
+    for call in refused_by_hook.into_iter().take(50) {
+        if !r.denied.contains(&call) {
+            r.denied.push(call);
+        }
+    }
     let message = str_at(&v, "result").map(bounded).unwrap_or_default();
     r.last_message = (!message.is_empty()).then(|| message.clone());
     let is_error = v.get("is_error").and_then(|e| e.as_bool()).unwrap_or(false)
@@ -211,7 +270,7 @@ fn claude(text: &str) -> Report {
         } else {
             Class::Transient(refused(&r.denied))
         }
-    } else if status == Some(429) && limit.is_some() {
+    } else if status == Some(429) && (limit.is_some() || (streamed && !retried.contains(&429))) {
         Class::UsageLimit(format!("usage limit: {}", one_line(&message)))
     } else {
         classify_error(status, &message, "Claude Code")

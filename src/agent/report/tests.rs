@@ -38,6 +38,17 @@ fn claude_success_has_its_cost_tokens_session_and_model() {
 }
 
 #[test]
+fn a_claude_429_it_retried_is_a_rate_limit_and_one_it_did_not_is_a_usage_limit() {
+    let init = r#"{"type":"system","subtype":"init","session_id":"s1","model":"m"}"#;
+    let retry = r#"{"type":"system","subtype":"api_retry","attempt":1,"max_retries":2,"retry_delay_ms":500,"error_status":429,"error":"rate_limit"}"#;
+    let result = r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":429,"result":"API Error: Request rejected (429)","session_id":"s1"}"#;
+    let r = claude(format!("{init}\n{retry}\n{result}\n").as_bytes(), 1);
+    assert!(matches!(r.class, Some(Class::Transient(_))), "{r:?}");
+    let r = claude(format!("{init}\n{result}\n").as_bytes(), 1);
+    assert!(matches!(r.class, Some(Class::UsageLimit(_))), "{r:?}");
+}
+
+#[test]
 fn claude_errors_are_classified_by_the_table() {
     let r = claude(fixture!("claude-429.json"), 1);
     assert!(

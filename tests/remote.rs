@@ -24,7 +24,7 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
@@ -79,15 +79,15 @@ fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
 
 /// The server (a bare repository), the clone that starts the plan, and more
 /// clones, each a machine of its own.
-struct Cluster {
-    clones: Vec<TestRepo>,
-    url: String,
-    bare: PathBuf,
+pub(crate) struct Cluster {
+    pub(crate) clones: Vec<TestRepo>,
+    pub(crate) url: String,
+    pub(crate) bare: PathBuf,
     _daemon: Option<Daemon>,
 }
 
 impl Cluster {
-    fn new(n: usize, daemon: bool) -> Cluster {
+    pub(crate) fn new(n: usize, daemon: bool) -> Cluster {
         let first = TestRepo::new();
         let base = first.scratch().join("srv");
         std::fs::create_dir_all(&base).expect("mkdir srv");
@@ -118,7 +118,7 @@ impl Cluster {
     }
 
     /// git in the server's bare repository.
-    fn server(&self, args: &[&str]) -> String {
+    pub(crate) fn server(&self, args: &[&str]) -> String {
         let out = self.clones[0]
             .command("git", &self.bare)
             .args(args)
@@ -128,7 +128,7 @@ impl Cluster {
     }
 
     /// Spawns `git orch run --remote origin` in clone `i`.
-    fn spawn_run(&self, i: usize, extra: &[&str]) -> Child {
+    pub(crate) fn spawn_run(&self, i: usize, extra: &[&str]) -> Child {
         let c = &self.clones[i];
         c.command(BIN, &c.path)
             .args(["run", "p", "--remote", "origin"])
@@ -144,7 +144,7 @@ impl Cluster {
 /// own file in one directory they all declare, so their scopes overlap
 /// (they must never run at once, on any machine) but never conflict.
 /// Each records when its command ran in `log` (outside every repository).
-fn grouped_plan(n: usize, log: &Path) -> String {
+pub(crate) fn grouped_plan(n: usize, log: &Path) -> String {
     let mut text = String::from("name = \"p\"\n[[phases]]\nid = \"one\"\n");
     for i in 0..n {
         let g = i % 6;
@@ -165,7 +165,7 @@ echo "t{i} {g} $s $(date +%s%N) $(git config orch.machine)" >> {log}
 }
 
 /// Starts the plan in the first clone and publishes it.
-fn start_shared(cluster: &Cluster, plan: &str) {
+pub(crate) fn start_shared(cluster: &Cluster, plan: &str) {
     let first = &cluster.clones[0];
     let file = first.plan("plan.toml", plan);
     first.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
@@ -175,7 +175,7 @@ fn start_shared(cluster: &Cluster, plan: &str) {
 /// A plan that came from another machine runs nothing until its user
 /// approves its commands (issue 13, "Trust"): each other machine fetches
 /// it, is refused, and approves it, as its user would.
-fn trust_on_the_others(cluster: &Cluster) {
+pub(crate) fn trust_on_the_others(cluster: &Cluster) {
     for other in &cluster.clones[1..] {
         other.orch_ok(&["sync", "p", "--remote", "origin"]);
         let out = other.orch(&["run", "p", "--remote", "origin"]);
@@ -186,7 +186,7 @@ fn trust_on_the_others(cluster: &Cluster) {
 
 /// Waits for a runner, killing it (and failing) if it runs past `secs`: a
 /// runner that waits forever is a failure, not a hung test.
-fn finish(mut child: Child, secs: u64) -> std::process::Output {
+pub(crate) fn finish(mut child: Child, secs: u64) -> std::process::Output {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().expect("poll a runner").is_none() {
         if Instant::now() > deadline {
@@ -199,7 +199,7 @@ fn finish(mut child: Child, secs: u64) -> std::process::Output {
     child.wait_with_output().expect("wait for a runner")
 }
 
-fn wait_ok(children: Vec<Child>) {
+pub(crate) fn wait_ok(children: Vec<Child>) {
     for child in children {
         let out = finish(child, 240);
         assert_eq!(
@@ -213,7 +213,7 @@ fn wait_ok(children: Vec<Child>) {
 
 /// Every task landed exactly once on the server's work branch, and its file
 /// is there; the plan is finished in every clone's view after a sync.
-fn assert_landed_once(cluster: &Cluster, n: usize) {
+pub(crate) fn assert_landed_once(cluster: &Cluster, n: usize) {
     let subjects = cluster.server(&["log", "--format=%s", "orch/p/work"]);
     let mut landed: BTreeMap<String, usize> = BTreeMap::new();
     for s in subjects.lines() {
@@ -246,7 +246,7 @@ fn assert_landed_once(cluster: &Cluster, n: usize) {
 
 /// No two tasks of one group (overlapping scopes) ran at the same time,
 /// on whatever machines; returns the machines that ran something.
-fn assert_no_overlap(log: &Path, n: usize) -> BTreeSet<String> {
+pub(crate) fn assert_no_overlap(log: &Path, n: usize) -> BTreeSet<String> {
     let text = std::fs::read_to_string(log).expect("task log");
     let mut runs: BTreeMap<String, Vec<(u128, u128, String)>> = BTreeMap::new();
     let mut machines = BTreeSet::new();

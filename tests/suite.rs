@@ -38,6 +38,7 @@ mod plan_changes;
 mod plan_fuzz;
 mod races;
 mod remote;
+mod remote_closing;
 mod repairs;
 mod report;
 mod retry;

@@ -532,6 +532,10 @@ pub fn shared(plan: &str, name: &str) -> bool {
 /// Whether the server refused `--atomic` before (then pushes go without).
 static NO_ATOMIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// One ref of a leased push: its name, its new value (`None` deletes) and
+/// the value the remote must hold (`None`: it must not have the ref).
+pub type LeasedPush = (String, Option<Oid>, Option<Oid>);
+
 /// `git push --atomic --force-with-lease=…` of `(name, new, expected)`:
 /// `new` `None` deletes, `expected` `None` means the remote must not have it.
 pub fn push(

@@ -39,6 +39,7 @@ mod plan_fuzz;
 mod races;
 mod remote;
 mod remote_closing;
+mod remote_gates;
 mod repairs;
 mod report;
 mod retry;

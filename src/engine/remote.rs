@@ -476,7 +476,10 @@ pub fn sync_plan(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
     // A lost lease (another machine pushed meanwhile): fetch and try again.
     for attempt in 0..50 {
         match sync_once(repo, plan, remote) {
-            Err(e) if e.is::<crate::git::RefRace>() => sync::back_off(attempt),
+            Err(e) if e.is::<crate::git::RefRace>() => {
+                crate::trace::lost_race("sync");
+                sync::back_off(attempt)
+            }
             // A fetch that read half of another machine's push: again, a
             // few times (a remote that stays so is broken, and says so).
             Err(e) if e.is::<sync::TornFetch>() && attempt < 20 => sync::back_off(attempt),

@@ -40,6 +40,7 @@ mod races;
 mod remote;
 mod remote_closing;
 mod remote_gates;
+mod remote_races;
 mod remote_transports;
 mod repairs;
 mod report;

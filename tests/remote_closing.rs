@@ -41,7 +41,12 @@ fn a_finished_shared_plan_leaves_no_task_or_lease_branch_and_the_other_clone_rep
 
     m0.orch_ok(&["sync", "p", "--remote", "origin"]);
     m0.orch_ok(&["finish", "p"]);
-    m0.orch_ok(&["sync", "p", "--remote", "origin"]);
+    let doc = m0.orch_json(&["sync", "p", "--remote", "origin", "--json"]);
+    assert!(schema_errors(&doc).is_empty(), "{:?}", schema_errors(&doc));
+    assert!(
+        doc["deleted"].as_array().is_some_and(|d| d.len() >= 8),
+        "{doc}"
+    );
     assert_eq!(server_refs(&cluster, &LITTER), "", "no branch litter");
     assert_eq!(server_refs(&cluster, &["refs/orch/p/preserved/"]), "");
 

@@ -464,6 +464,9 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Refs pushed (branches, tags, preserved refs).
     pub refs: Vec<String>,
+    /// Branches deleted on the remote (a closed plan's task, lease and
+    /// gate branches).
+    pub deleted: Vec<String>,
 }
 
 /// `git orch sync`: fetches the plan's refs (state, work, task branches,
@@ -600,7 +603,16 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
         state: snap.commit.to_string(),
         fetched,
         pushed,
-        refs: pushes.into_iter().map(|(n, _, _)| n).collect(),
+        deleted: pushes
+            .iter()
+            .filter(|(_, new, _)| new.is_none())
+            .map(|(n, _, _)| n.clone())
+            .collect(),
+        refs: pushes
+            .into_iter()
+            .filter(|(_, new, _)| new.is_some())
+            .map(|(n, _, _)| n)
+            .collect(),
     })
 }
 

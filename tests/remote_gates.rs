@@ -175,3 +175,67 @@ fn a_machine_with_local_gates_gates_every_checkpoint_itself_and_stops_where_they
         .server(&["tag", "-l", "orch/p/ph0"])
         .contains("orch/p/ph0"));
 }
+
+#[test]
+fn a_gate_lock_whose_holder_died_is_taken_over_once_its_lease_runs_out() {
+    let cluster = Cluster::new(2, true);
+    let log = cluster.clones[0].scratch().join("gates.log");
+    let pid = cluster.clones[0].scratch().join("gate.pid");
+    // On m0 the gate hangs (its pid recorded); elsewhere it passes.
+    let plan = format!(
+        r#"name = "p"
+[[gates]]
+name = "suite"
+run = '''
+if [ "$GATE_MACHINE" = m0 ]; then echo $$ > {pid}; exec sleep 60; fi
+echo "$ORCH_COMMIT $GATE_MACHINE" >> {log}
+'''
+[[phases]]
+id = "ph0"
+  [[phases.tasks]]
+  id = "t0"
+  files = ["d0/t0.txt"]
+  run = 'mkdir -p d0 && echo t0 > d0/t0.txt'
+"#,
+        pid = pid.display(),
+        log = log.display()
+    );
+    start_shared(&cluster, &plan);
+    trust_on_the_others(&cluster);
+    let mut holder = spawn(&cluster, 0, "");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(pid.exists()
+        && cluster
+            .server(&["for-each-ref", "refs/heads/orch/p/gates/ph0"])
+            .contains("gates/ph0"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m0 never took the gate lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // m0 dies with its gate.
+    holder.kill().expect("kill -9 the holder");
+    let _ = holder.wait();
+    let gate = std::fs::read_to_string(&pid).expect("the gate's pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", gate.trim()])
+        .status();
+    let started = std::time::Instant::now();
+    let out = finish(spawn(&cluster, 1, ""), 120);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("waiting for the gates of phase ph0"),
+        "m1 waited for the live lock first: {}",
+        both(&out)
+    );
+    assert_eq!(run_doc(&out)["checkpoints"], serde_json::json!(["ph0"]));
+    let runs = gate_runs(&log);
+    assert_eq!(
+        runs.values().flatten().collect::<Vec<_>>(),
+        ["m1"],
+        "{runs:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

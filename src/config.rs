@@ -22,6 +22,9 @@ pub const REMOTE: &str = "orch.remote";
 pub const LEASE: &str = "orch.lease";
 /// This machine's name in remote claims (default: the host name).
 pub const MACHINE: &str = "orch.machine";
+/// `local`: a shared run gates every checkpoint on this machine too,
+/// instead of taking the checkpoint another machine made.
+pub const GATES: &str = "orch.gates";
 /// Whether `git://` fetches and pushes go through git-orch's relay
 /// (see `crate::git::relay`); on unless set false.
 pub const RELAY: &str = "orch.relay";

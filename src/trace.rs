@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+static LOST_RACES: AtomicUsize = AtomicUsize::new(0);
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 pub fn on() -> bool {
@@ -35,4 +36,22 @@ pub fn step(what: &str, since: Instant) {
             EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
         );
     }
+}
+
+/// Counts a race this process lost on a shared plan's remote (a claim, a
+/// landing or another state change, or a gate lock, whose leased push
+/// found the remote moved), and traces it (`trace: lost race …`).
+pub fn lost_race(what: &str) {
+    let n = LOST_RACES.fetch_add(1, Ordering::Relaxed) + 1;
+    if on() {
+        eprintln!(
+            "trace: lost race {what} #{n} t={:.1}",
+            EPOCH.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
+/// The races this process lost so far (see [`lost_race`]).
+pub fn lost_races() -> usize {
+    LOST_RACES.load(Ordering::Relaxed)
 }

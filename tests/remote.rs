@@ -12,7 +12,7 @@ use crate::common::*;
 
 /// A `git daemon` serving a directory on 127.0.0.1, killed when dropped
 /// (also when a test panics).
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     port: u16,
 }
@@ -24,7 +24,7 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
@@ -71,7 +71,7 @@ fn serve_on(repo: &TestRepo, base: &Path, port: u16) -> Option<Daemon> {
     None // dropping it kills it
 }
 
-fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
+pub(crate) fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
     (0..5)
         .find_map(|_| serve_on(repo, base, free_port()))
         .expect("git daemon did not start")
@@ -79,46 +79,94 @@ fn start_daemon(repo: &TestRepo, base: &Path) -> Daemon {
 
 /// The server (a bare repository), the clone that starts the plan, and more
 /// clones, each a machine of its own.
-struct Cluster {
-    clones: Vec<TestRepo>,
-    url: String,
-    bare: PathBuf,
-    _daemon: Option<Daemon>,
+pub(crate) struct Cluster {
+    pub(crate) clones: Vec<TestRepo>,
+    pub(crate) url: String,
+    pub(crate) bare: PathBuf,
+    _server: Option<Box<dyn std::any::Any>>,
+}
+
+/// A server a [`Cluster`] reaches its bare repository through: the URL,
+/// the git config every clone needs for it (`core.sshCommand`, say), and
+/// what keeps it running until dropped.
+pub(crate) struct Served {
+    pub(crate) url: String,
+    pub(crate) config: Vec<(String, String)>,
+    pub(crate) guard: Box<dyn std::any::Any>,
 }
 
 impl Cluster {
-    fn new(n: usize, daemon: bool) -> Cluster {
+    pub(crate) fn new(n: usize, daemon: bool) -> Cluster {
+        Cluster::serve(n, |first, base, bare| {
+            Some(match daemon {
+                true => {
+                    let d = start_daemon(first, base);
+                    Served {
+                        url: format!("git://127.0.0.1:{}/server.git", d.port),
+                        config: Vec::new(),
+                        guard: Box::new(d),
+                    }
+                }
+                false => Served {
+                    url: format!("file://{}", bare.display()),
+                    config: Vec::new(),
+                    guard: Box::new(()),
+                },
+            })
+        })
+        .expect("a git daemon or file:// server")
+    }
+
+    /// A cluster whose server `serve` starts, given the first clone, the
+    /// server's base directory and its bare repository `server.git` in it;
+    /// `None` when it cannot start.
+    pub(crate) fn serve(
+        n: usize,
+        serve: impl FnOnce(&TestRepo, &Path, &Path) -> Option<Served>,
+    ) -> Option<Cluster> {
         let first = TestRepo::new();
         let base = first.scratch().join("srv");
         std::fs::create_dir_all(&base).expect("mkdir srv");
         let bare = base.join("server.git");
         first.git_in(&base, &["init", "-q", "--bare", "-b", "main", "server.git"]);
-        let daemon = daemon.then(|| start_daemon(&first, &base));
-        let url = match &daemon {
-            Some(d) => format!("git://127.0.0.1:{}/server.git", d.port),
-            None => format!("file://{}", bare.display()),
+        let served = serve(&first, &base, &bare)?;
+        let url = served.url.clone();
+        let setup = |c: &TestRepo, i: usize| {
+            for (key, value) in &served.config {
+                c.git(&["config", key, value]);
+            }
+            c.git(&["config", "orch.machine", &format!("m{i}")]);
         };
+        setup(&first, 0);
         first.git(&["remote", "add", "origin", &url]);
         first.git(&["push", "-q", "origin", "main"]);
-        first.git(&["config", "orch.machine", "m0"]);
         let mut clones = vec![first];
         for i in 1..n {
             let c = TestRepo::empty();
+            setup(&c, i);
             c.git(&["remote", "add", "origin", &url]);
             c.git(&["pull", "-q", "origin", "main"]);
-            c.git(&["config", "orch.machine", &format!("m{i}")]);
             clones.push(c);
         }
-        Cluster {
+        Some(Cluster {
             clones,
             url,
             bare,
-            _daemon: daemon,
-        }
+            _server: Some(served.guard),
+        })
+    }
+
+    /// The port of the cluster's `git daemon`.
+    fn daemon_port(&self) -> u16 {
+        self._server
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<Daemon>())
+            .expect("a git daemon")
+            .port
     }
 
     /// git in the server's bare repository.
-    fn server(&self, args: &[&str]) -> String {
+    pub(crate) fn server(&self, args: &[&str]) -> String {
         let out = self.clones[0]
             .command("git", &self.bare)
             .args(args)
@@ -128,7 +176,7 @@ impl Cluster {
     }
 
     /// Spawns `git orch run --remote origin` in clone `i`.
-    fn spawn_run(&self, i: usize, extra: &[&str]) -> Child {
+    pub(crate) fn spawn_run(&self, i: usize, extra: &[&str]) -> Child {
         let c = &self.clones[i];
         c.command(BIN, &c.path)
             .args(["run", "p", "--remote", "origin"])
@@ -144,7 +192,7 @@ impl Cluster {
 /// own file in one directory they all declare, so their scopes overlap
 /// (they must never run at once, on any machine) but never conflict.
 /// Each records when its command ran in `log` (outside every repository).
-fn grouped_plan(n: usize, log: &Path) -> String {
+pub(crate) fn grouped_plan(n: usize, log: &Path) -> String {
     let mut text = String::from("name = \"p\"\n[[phases]]\nid = \"one\"\n");
     for i in 0..n {
         let g = i % 6;
@@ -165,7 +213,7 @@ echo "t{i} {g} $s $(date +%s%N) $(git config orch.machine)" >> {log}
 }
 
 /// Starts the plan in the first clone and publishes it.
-fn start_shared(cluster: &Cluster, plan: &str) {
+pub(crate) fn start_shared(cluster: &Cluster, plan: &str) {
     let first = &cluster.clones[0];
     let file = first.plan("plan.toml", plan);
     first.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
@@ -175,7 +223,7 @@ fn start_shared(cluster: &Cluster, plan: &str) {
 /// A plan that came from another machine runs nothing until its user
 /// approves its commands (issue 13, "Trust"): each other machine fetches
 /// it, is refused, and approves it, as its user would.
-fn trust_on_the_others(cluster: &Cluster) {
+pub(crate) fn trust_on_the_others(cluster: &Cluster) {
     for other in &cluster.clones[1..] {
         other.orch_ok(&["sync", "p", "--remote", "origin"]);
         let out = other.orch(&["run", "p", "--remote", "origin"]);
@@ -186,7 +234,7 @@ fn trust_on_the_others(cluster: &Cluster) {
 
 /// Waits for a runner, killing it (and failing) if it runs past `secs`: a
 /// runner that waits forever is a failure, not a hung test.
-fn finish(mut child: Child, secs: u64) -> std::process::Output {
+pub(crate) fn finish(mut child: Child, secs: u64) -> std::process::Output {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().expect("poll a runner").is_none() {
         if Instant::now() > deadline {
@@ -199,7 +247,7 @@ fn finish(mut child: Child, secs: u64) -> std::process::Output {
     child.wait_with_output().expect("wait for a runner")
 }
 
-fn wait_ok(children: Vec<Child>) {
+pub(crate) fn wait_ok(children: Vec<Child>) {
     for child in children {
         let out = finish(child, 240);
         assert_eq!(
@@ -213,7 +261,7 @@ fn wait_ok(children: Vec<Child>) {
 
 /// Every task landed exactly once on the server's work branch, and its file
 /// is there; the plan is finished in every clone's view after a sync.
-fn assert_landed_once(cluster: &Cluster, n: usize) {
+pub(crate) fn assert_landed_once(cluster: &Cluster, n: usize) {
     let subjects = cluster.server(&["log", "--format=%s", "orch/p/work"]);
     let mut landed: BTreeMap<String, usize> = BTreeMap::new();
     for s in subjects.lines() {
@@ -246,7 +294,7 @@ fn assert_landed_once(cluster: &Cluster, n: usize) {
 
 /// No two tasks of one group (overlapping scopes) ran at the same time,
 /// on whatever machines; returns the machines that ran something.
-fn assert_no_overlap(log: &Path, n: usize) -> BTreeSet<String> {
+pub(crate) fn assert_no_overlap(log: &Path, n: usize) -> BTreeSet<String> {
     let text = std::fs::read_to_string(log).expect("task log");
     let mut runs: BTreeMap<String, Vec<(u128, u128, String)>> = BTreeMap::new();
     let mut machines = BTreeSet::new();
@@ -558,7 +606,7 @@ fn proxied_by(trace: &Path, program: &str, port: u16) -> bool {
 #[test]
 fn a_git_daemon_remote_is_reached_through_the_relay_unless_the_user_says_otherwise() {
     let cluster = Cluster::new(2, true);
-    let port = cluster._daemon.as_ref().expect("a daemon").port;
+    let port = cluster.daemon_port();
     let plan = "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n  [[phases.tasks]]\n  id = \"c\"\n  files = [\"c.txt\"]\n";
     start_shared(&cluster, plan);
     let (one, two) = (&cluster.clones[0], &cluster.clones[1]);
@@ -633,7 +681,7 @@ fn an_unreachable_git_daemon_fails_the_sync_in_one_line_and_changes_nothing() {
     start_shared(&cluster, plan);
     let two = &cluster.clones[1];
     two.orch_ok(&["sync", "p", "--remote", "origin"]);
-    drop(cluster._daemon.take());
+    drop(cluster._server.take());
     let two = &cluster.clones[1];
     let before = two.refs();
     let out = two.orch(&["sync", "p", "--remote", "origin"]);
@@ -1096,8 +1144,8 @@ fn a_remote_gone_mid_run_fails_the_run_with_exit_1_and_run_again_carries_on() {
     start_shared(&cluster, &waiting_plan(&flag));
     let runner = cluster.spawn_run(0, &["--lease", "2", "-j", "1"]);
     wait_running_on_server(&cluster, "a");
-    let port = cluster._daemon.as_ref().map(|d| d.port).expect("a daemon");
-    drop(cluster._daemon.take());
+    let port = cluster.daemon_port();
+    drop(cluster._server.take());
     std::fs::write(&flag, "").expect("flag");
     let out = finish(runner, 60);
     // The run had claimed a task (changed things): the work failed.
@@ -1117,7 +1165,7 @@ fn a_remote_gone_mid_run_fails_the_run_with_exit_1_and_run_again_carries_on() {
     // The server comes back: the same command carries on, and every task
     // lands once.
     let base = cluster.bare.parent().expect("srv").to_path_buf();
-    cluster._daemon = Some(restart_daemon(&cluster.clones[0], &base, port));
+    cluster._server = Some(Box::new(restart_daemon(&cluster.clones[0], &base, port)));
     let out = finish(cluster.spawn_run(0, &["--lease", "2", "-j", "1"]), 60);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     let lands = cluster.server(&["log", "--format=%s", "orch/p/work"]);

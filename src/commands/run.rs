@@ -364,6 +364,8 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
                 "finished": report.finished_plan,
                 "interrupted": report.interrupted.map(|s| s.describe()),
                 "stopped": report.stopped.iter().map(|(id, kept)| json!({"task": id, "kept": kept})).collect::<Vec<_>>(),
+                "lost_races": crate::trace::lost_races(),
+                "taken_checkpoints": report.taken,
             }),
         )?;
     }
@@ -393,6 +395,21 @@ pub fn run(args: RunArgs, resume: bool) -> Result<u8> {
             ui::hint("`git orch resume` carries on");
         }
         return Ok(stop.exit_code());
+    }
+    if let Some(r) = crate::state::sync::active() {
+        let taken = if report.taken.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; checkpoints taken from other machines: {}",
+                report.taken.join(", ")
+            )
+        };
+        ui::note(&format!(
+            "shared through {}: {} lost race(s) on the remote{taken}",
+            r.name,
+            crate::trace::lost_races()
+        ));
     }
     if !report.ok() {
         ui::error(&format!("plan {plan}: the run stopped at a failure"));

@@ -47,6 +47,12 @@ pub fn run(args: SyncArgs) -> Result<u8> {
     for r in &report.refs {
         ui::note(&format!("  pushed {r}"));
     }
+    if !report.deleted.is_empty() {
+        ui::note(&format!(
+            "  deleted {} task, lease and gate branch(es) of the closed plan on {name}",
+            report.deleted.len()
+        ));
+    }
     // A plan fetched from another machine (or changed there) runs nothing
     // here yet: say what comes next.
     if !crate::trust::is_trusted(&repo, &store::load(&repo, &plan)?) {

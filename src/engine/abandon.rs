@@ -56,7 +56,14 @@ pub fn abandon(repo: &Repo, plan: &str) -> Result<AbandonReport> {
         for (id, t) in s.all_tasks()? {
             if t.state() == TaskStatus::Running {
                 if let Some(c) = t.claim().filter(|c| !c.manual) {
-                    if c.host == crate::process::hostname() {
+                    // A claim made through a remote is judged by its
+                    // lease, never by pid: another clone's runner (another
+                    // machine that shares this host name) is not waited for.
+                    let elsewhere = c
+                        .lease
+                        .as_ref()
+                        .is_some_and(|l| l.machine != super::remote::machine(repo));
+                    if c.host == crate::process::hostname() && !elsewhere {
                         runners.push((c.pid, c.proc_start));
                     }
                 }

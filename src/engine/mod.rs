@@ -25,6 +25,7 @@ pub mod run;
 pub mod runner;
 pub mod schedule;
 pub mod setup;
+pub mod shared_gates;
 pub mod start;
 pub mod tamper;
 pub mod tasks;

@@ -464,6 +464,9 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Refs pushed (branches, tags, preserved refs).
     pub refs: Vec<String>,
+    /// Branches deleted on the remote (a closed plan's task, lease and
+    /// gate branches).
+    pub deleted: Vec<String>,
 }
 
 /// `git orch sync`: fetches the plan's refs (state, work, task branches,
@@ -476,7 +479,10 @@ pub fn sync_plan(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
     // A lost lease (another machine pushed meanwhile): fetch and try again.
     for attempt in 0..50 {
         match sync_once(repo, plan, remote) {
-            Err(e) if e.is::<crate::git::RefRace>() => sync::back_off(attempt),
+            Err(e) if e.is::<crate::git::RefRace>() => {
+                crate::trace::lost_race("sync");
+                sync::back_off(attempt)
+            }
             // A fetch that read half of another machine's push: again, a
             // few times (a remote that stays so is broken, and says so).
             Err(e) if e.is::<sync::TornFetch>() && attempt < 20 => sync::back_off(attempt),
@@ -523,8 +529,16 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
     if theirs != Some(work) && lease != Some(snap.commit) {
         pushes.push((work_ref, Some(work), theirs));
     }
+    // A finished or abandoned plan keeps no task, lease or gate branch on
+    // the remote, and this clone's branches go nowhere.
+    let closed = snap.state.finished || snap.state.abandoned;
     let prefix = names::task_branch_prefix(plan);
-    for (name, head) in repo.refs_under(&prefix)? {
+    let mine = if closed {
+        Vec::new()
+    } else {
+        repo.refs_under(&prefix)?
+    };
+    for (name, head) in mine {
         // A task a runner holds through the remote: its branch is that
         // runner's to push (its renewals do); a branch left here by an old
         // attempt would take the place of its work on the remote.
@@ -551,10 +565,23 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
             }
         }
     }
+    if closed {
+        pushes.extend(closed_plan_litter(repo, plan, remote, work)?);
+    }
     sync::push(repo, remote, &pushes)?;
     for (name, new, _) in &pushes {
         if let (Some(t), Some(new)) = (sync::tracking(remote, name), new) {
             let _ = repo.git.reference(&t, *new, true, "orch: pushed");
+        }
+    }
+    if closed {
+        // Gone from the remote: their remote-tracking refs go too (a fetch
+        // never prunes them).
+        for kind in CLOSED_LITTER {
+            let under = format!("refs/remotes/{remote}/orch/{plan}/{kind}/");
+            for (name, id) in repo.refs_under(&under)? {
+                let _ = repo.cas_delete(&name, id);
+            }
         }
     }
     let pushed = match lease {
@@ -576,8 +603,67 @@ fn sync_once(repo: &Repo, plan: &str, remote: &str) -> Result<SyncReport> {
         state: snap.commit.to_string(),
         fetched,
         pushed,
-        refs: pushes.into_iter().map(|(n, _, _)| n).collect(),
+        deleted: pushes
+            .iter()
+            .filter(|(_, new, _)| new.is_none())
+            .map(|(n, _, _)| n.clone())
+            .collect(),
+        refs: pushes
+            .into_iter()
+            .filter(|(_, new, _)| new.is_some())
+            .map(|(n, _, _)| n)
+            .collect(),
     })
+}
+
+/// The branch kinds of a plan that a finished or abandoned plan leaves
+/// nowhere: `tasks/<id>`, `leases/<id>`, `gates/<phase>`.
+const CLOSED_LITTER: [&str; 3] = ["tasks", "leases", "gates"];
+
+/// The pushes that clear a finished or abandoned plan's task, lease and
+/// gate branches off the remote, each under a lease on the value listed
+/// now. A task branch holding work that is neither in the work branch nor
+/// kept under a preserved ref (pushed there by a runner that was still at
+/// it) is kept under `preserved/sync-…/tasks/<id>` in the same push.
+fn closed_plan_litter(
+    repo: &Repo,
+    plan: &str,
+    remote: &str,
+    work: Oid,
+) -> Result<Vec<sync::LeasedPush>> {
+    let patterns: Vec<String> = CLOSED_LITTER
+        .iter()
+        .map(|kind| format!("refs/heads/orch/{plan}/{kind}/*"))
+        .collect();
+    let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let listed = sync::ls_remote(repo, remote, &patterns)?;
+    let tag = super::tasks::preserve_tag("sync");
+    let mut pushes = Vec::new();
+    for line in listed.lines() {
+        let Some((id, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let Ok(id) = Oid::from_str(id) else {
+            continue;
+        };
+        // Moved after this sync's fetch: fetch again (the caller retries).
+        if repo.git.find_commit(id).is_err() {
+            return Err(crate::git::RefRace {
+                name: format!("{remote}: {name}"),
+            }
+            .into());
+        }
+        let task = name.strip_prefix(&names::task_branch_prefix(plan));
+        if let Some(task) = task {
+            if !state::reconcile::already_kept(repo, plan, id, work)? {
+                let kept = names::preserved(plan, &format!("{tag}/tasks/{task}"));
+                state::reconcile::create_if_absent(repo, &kept, id)?;
+                pushes.push((kept, Some(id), None));
+            }
+        }
+        pushes.push((name.to_string(), None, Some(id)));
+    }
+    Ok(pushes)
 }
 
 /// The names of the remote's tags and preserved refs of the plan.

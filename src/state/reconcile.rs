@@ -142,11 +142,34 @@ fn reconcile_once(repo: &Repo, snap: &Snapshot, notes: &mut Vec<String>) -> Resu
             repo.remove_worktree(&path)?;
             crate::failpoint!("repair-worktree-removed");
         }
-        if elsewhere.is_empty() {
-            sync_ref(repo, plan, &name, Some(head), None, notes)?;
+        if !elsewhere.is_empty() {
+            continue;
         }
+        // A finished or abandoned plan's ordinary branch (its work landed,
+        // or already kept under `preserved/`, as `finish`, `abandon` or a
+        // shared sync keeps it) goes without a word: a clone that ran tasks
+        // and syncs the plan another machine finished repairs nothing.
+        if (state.finished || state.abandoned) && already_kept(repo, plan, head, expected_work)? {
+            match repo.cas_delete(&name, head) {
+                Err(e) if !e.is::<RefRace>() => return Err(e),
+                _ => continue,
+            }
+        }
+        sync_ref(repo, plan, &name, Some(head), None, notes)?;
     }
     Ok(true)
+}
+
+/// Whether `head` is in the work branch or under a preserved ref of the
+/// plan: dropping a branch at it loses nothing.
+pub fn already_kept(repo: &Repo, plan: &str, head: Oid, work: Oid) -> Result<bool> {
+    if repo.is_ancestor(head, work) {
+        return Ok(true);
+    }
+    Ok(repo
+        .refs_under(&names::preserved(plan, ""))?
+        .into_iter()
+        .any(|(_, kept)| peel(repo, kept).is_some_and(|k| repo.is_ancestor(head, k))))
 }
 
 /// Moves `name` from `current` to `want` (`None`: deleted). `current` is

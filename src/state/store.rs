@@ -428,7 +428,10 @@ pub fn transact<T>(
                     .map(|after| (value, after))
                     .map_err(|e| crate::error::after_commit(e, subject));
             }
-            Err(e) if e.is::<RefRace>() && remote.is_some() => super::sync::back_off(attempt),
+            Err(e) if e.is::<RefRace>() && remote.is_some() => {
+                crate::trace::lost_race(&subject);
+                super::sync::back_off(attempt)
+            }
             Err(e) if e.is::<RefRace>() => {
                 // Back off a little, more each time, with jitter from the
                 // attempt and pid so racers spread out.

@@ -532,6 +532,10 @@ pub fn shared(plan: &str, name: &str) -> bool {
 /// Whether the server refused `--atomic` before (then pushes go without).
 static NO_ATOMIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// One ref of a leased push: its name, its new value (`None` deletes) and
+/// the value the remote must hold (`None`: it must not have the ref).
+pub type LeasedPush = (String, Option<Oid>, Option<Oid>);
+
 /// `git push --atomic --force-with-lease=…` of `(name, new, expected)`:
 /// `new` `None` deletes, `expected` `None` means the remote must not have it.
 pub fn push(
@@ -616,10 +620,63 @@ pub fn push(
     ))
 }
 
-/// Waits a little after a lost lease, more each time.
+/// Waits after a lost race on the remote: exponential backoff with
+/// jitter, so that runners that lost to one another spread out instead of
+/// fetching and pushing again together (see [`back_off_delay`]).
 pub fn back_off(attempt: usize) {
-    let jitter = (std::process::id() as u64 * 7 + attempt as u64 * 13) % 29;
-    std::thread::sleep(Duration::from_millis(
-        5 + jitter + attempt.min(20) as u64 * 10,
-    ));
+    std::thread::sleep(back_off_delay(attempt, random()));
+}
+
+/// The wait before retry `attempt` (0 for the first) of a lost race: a
+/// ceiling of 20 ms doubled each time up to 1.28 s, and a point drawn
+/// from its upper half by `random` ("equal jitter": never less than half
+/// the ceiling, so a loser always yields to the winner's next step).
+pub fn back_off_delay(attempt: usize, random: u64) -> Duration {
+    let ceiling = 20u64 << attempt.min(6);
+    let half = ceiling / 2;
+    Duration::from_millis(half + random % (half + 1))
+}
+
+/// A random number good enough to spread runners apart: the clock's
+/// nanoseconds and the pid, mixed (splitmix64).
+fn random() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut z = nanos ^ (u64::from(std::process::id()) << 32);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling_and_stays_in_the_upper_half() {
+        let mut last_ceiling = 0;
+        for attempt in 0..12 {
+            let ceiling = 20u64 << attempt.min(6);
+            assert!(ceiling >= last_ceiling);
+            last_ceiling = ceiling;
+            for random in [0, 1, 7, 999, u64::MAX] {
+                let d = back_off_delay(attempt, random).as_millis() as u64;
+                assert!(d >= ceiling / 2 && d <= ceiling, "{attempt} {random}: {d}");
+            }
+        }
+        assert_eq!(back_off_delay(0, 0), Duration::from_millis(10));
+        assert_eq!(back_off_delay(30, 0), Duration::from_millis(640));
+        assert_eq!(back_off_delay(30, 640), Duration::from_millis(1280));
+    }
+
+    #[test]
+    fn backoff_jitter_spreads_runners_apart() {
+        let waits: std::collections::BTreeSet<u128> = (0..64)
+            .map(|_| back_off_delay(4, random()).as_millis())
+            .collect();
+        assert!(waits.len() > 8, "{waits:?}");
+    }
 }

@@ -140,6 +140,12 @@ pub struct RunReport {
     /// stopped (now pending again).
     pub interrupted: Option<process::Stop>,
     pub stopped: Vec<(String, Vec<String>)>,
+    /// Checkpoints another machine made during this run, taken as they
+    /// are (with `orch.gates = local`: gated here again, and passed).
+    pub taken: Vec<String>,
+    /// When the run started, and the phases known checkpointed so far.
+    pub(crate) started: f64,
+    pub(crate) known_checkpoints: BTreeSet<String>,
 }
 
 impl RunReport {
@@ -197,7 +203,17 @@ pub fn run(
     super::setup::included_files(repo, &snap.plan)?;
     recover_abandoned(repo, plan, observer)?;
 
-    let mut report = RunReport::default();
+    let mut report = RunReport {
+        started: crate::state::now(),
+        known_checkpoints: snap
+            .plan
+            .phases
+            .iter()
+            .filter(|p| snap.is_checkpointed(&p.id))
+            .map(|p| p.id.clone())
+            .collect(),
+        ..RunReport::default()
+    };
     let mut running: BTreeSet<String> = BTreeSet::new();
     let mut stop = false;
     let root = repo.root.clone();

@@ -7,7 +7,8 @@ use anyhow::Result;
 use super::{abandoned, recover_abandoned, Observer, RunOptions, RunReport};
 use crate::engine::agents;
 use crate::engine::checkpoint;
-use crate::engine::gates::GateOptions;
+use crate::engine::gates::{self, GateOptions};
+use crate::engine::shared_gates::{self, Turn};
 use crate::git::Repo;
 use crate::process;
 use crate::state::{store, Snapshot, TaskStatus};
@@ -44,6 +45,9 @@ pub(super) fn next_step(
             Step::Stop
         });
     }
+    if let Some(step) = take_others_checkpoints(repo, snap, report, observer)? {
+        return Ok(step);
+    }
     let Some(phase) = snap.current_phase().cloned() else {
         report.finished_plan = true;
         return Ok(Step::Stop);
@@ -55,43 +59,25 @@ pub(super) fn next_step(
     }
     let open = snap.unsettled_tasks(&phase)?;
     if open.is_empty() {
-        let gate_line = |g: &str, l: &str| observer.gate_line(g, l);
-        let gate_started = |g: &str| observer.gate_started(g);
-        let gopts = GateOptions {
-            no_cache: false,
-            jobs: 1,
-            on_line: &gate_line,
-            on_start: &gate_started,
-        };
-        let cp = match checkpoint::checkpoint(repo, plan, Some(&phase.id), &gopts) {
-            Ok(cp) => cp,
-            // Another runner (or a person) changed the plan meanwhile, most
-            // often by checkpointing this very phase: look again.
-            Err(e)
-                if e.is::<crate::error::Refusal>()
-                    && store::load(repo, plan)?.commit != snap.commit =>
-            {
-                return Ok(Step::Continue)
-            }
-            Err(e) => return Err(e),
-        };
-        observer.checkpointed(&cp);
-        if !cp.passed {
-            // Fix-forward (`on_gate_failure`): a fix task lands on the work
-            // head and the gates run again, up to its attempts.
-            let on_line = |t: &str, l: &str| observer.line(t, l);
-            if let Some(fix) = crate::engine::fix::fix_forward(repo, plan, &phase.id, &on_line)? {
-                observer.fixed(&phase.id, &fix);
-                report.fixes.push(fix.id.clone());
-                return Ok(Step::Continue);
-            }
-            report.gate_failure = Some(phase.id.clone());
-            return Ok(Step::Stop);
+        if !shared_gates::once(repo) {
+            return gate_phase(repo, plan, snap, &phase.id, report, observer).map(|(step, _)| step);
         }
-        report.checkpoints.push(phase.id.clone());
-        // Between phases nothing of this runner moves a worktree.
-        repo.maintain();
-        return Ok(Step::Continue);
+        let work = snap.state.work.oid();
+        return match shared_gates::take(repo, plan, &phase.id, work, report.started)? {
+            Turn::Ours(held) => held.run(repo, || {
+                gate_phase(repo, plan, snap, &phase.id, report, observer)
+            }),
+            Turn::Theirs(why) => Ok(Step::Wait(why)),
+            Turn::Lost => Ok(Step::Continue),
+            Turn::FailedElsewhere(machine) => {
+                observer.waiting(&format!(
+                    "the gates of phase {} failed on {machine}",
+                    phase.id
+                ));
+                report.gate_failure = Some(phase.id.clone());
+                Ok(Step::Stop)
+            }
+        };
     }
     let mut records = Vec::new();
     for t in &open {
@@ -226,4 +212,105 @@ pub(super) fn next_step(
         return Ok(Step::Stop);
     }
     Ok(Step::Wait("waiting for ready tasks".to_string()))
+}
+
+/// The gates and checkpoint of a settled phase, and its fix-forward when
+/// they fail; with the verdict for the phase's gate lock: passed, failed
+/// for good, or `None` (a fix landed, or the plan changed meanwhile).
+fn gate_phase(
+    repo: &Repo,
+    plan: &str,
+    snap: &Snapshot,
+    phase: &str,
+    report: &mut RunReport,
+    observer: &dyn Observer,
+) -> Result<(Step, Option<bool>)> {
+    let gate_line = |g: &str, l: &str| observer.gate_line(g, l);
+    let gate_started = |g: &str| observer.gate_started(g);
+    let gopts = GateOptions {
+        no_cache: false,
+        jobs: 1,
+        on_line: &gate_line,
+        on_start: &gate_started,
+    };
+    let cp = match checkpoint::checkpoint(repo, plan, Some(phase), &gopts) {
+        Ok(cp) => cp,
+        // Another runner (or a person) changed the plan meanwhile, most
+        // often by checkpointing this very phase: look again.
+        Err(e)
+            if e.is::<crate::error::Refusal>()
+                && store::load(repo, plan)?.commit != snap.commit =>
+        {
+            return Ok((Step::Continue, None))
+        }
+        Err(e) => return Err(e),
+    };
+    observer.checkpointed(&cp);
+    if !cp.passed {
+        // Fix-forward (`on_gate_failure`): a fix task lands on the work
+        // head and the gates run again, up to its attempts.
+        let on_line = |t: &str, l: &str| observer.line(t, l);
+        if let Some(fix) = crate::engine::fix::fix_forward(repo, plan, phase, &on_line)? {
+            observer.fixed(phase, &fix);
+            report.fixes.push(fix.id.clone());
+            return Ok((Step::Continue, None));
+        }
+        report.gate_failure = Some(phase.to_string());
+        return Ok((Step::Stop, Some(false)));
+    }
+    report.checkpoints.push(phase.to_string());
+    // Between phases nothing of this runner moves a worktree.
+    repo.maintain();
+    Ok((Step::Continue, Some(true)))
+}
+
+/// Checkpoints another machine made during this shared run: taken as they
+/// are, or with `orch.gates = local` gated here again on the checkpoint's
+/// commit (a failure here stops this runner and changes nothing).
+fn take_others_checkpoints(
+    repo: &Repo,
+    snap: &Snapshot,
+    report: &mut RunReport,
+    observer: &dyn Observer,
+) -> Result<Option<Step>> {
+    if crate::state::sync::active().is_none() {
+        return Ok(None);
+    }
+    for phase in &snap.plan.phases {
+        let Some(cp) = snap
+            .state
+            .phases
+            .get(&phase.id)
+            .and_then(|p| p.checkpoint.as_ref())
+        else {
+            continue;
+        };
+        if !report.known_checkpoints.insert(phase.id.clone())
+            || report.checkpoints.contains(&phase.id)
+        {
+            continue;
+        }
+        if shared_gates::local(repo) {
+            let gate_line = |g: &str, l: &str| observer.gate_line(g, l);
+            let gate_started = |g: &str| observer.gate_started(g);
+            let gopts = GateOptions {
+                no_cache: false,
+                jobs: 1,
+                on_line: &gate_line,
+                on_start: &gate_started,
+            };
+            let gate_list = snap.plan.gates_for(&phase.id);
+            let runs = gates::run_gates(repo, snap, &gate_list, cp.commit.oid(), &gopts)?;
+            if !runs.iter().all(|r| r.result.passed) {
+                observer.waiting(&format!(
+                    "the gates of phase {} (checkpointed on another machine) failed here",
+                    phase.id
+                ));
+                report.gate_failure = Some(phase.id.clone());
+                return Ok(Some(Step::Stop));
+            }
+        }
+        report.taken.push(phase.id.clone());
+    }
+    Ok(None)
 }

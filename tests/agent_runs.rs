@@ -477,15 +477,21 @@ fn codex_always_429_fails_naming_the_rate_limit_and_its_usage_limit_parks() {
         let t = rig.task();
         assert!(t["reason"].as_str().unwrap().contains("rate limit"), "{t}");
 
+        // A usage limit parks the task; past its reset the same run goes
+        // on in the same thread (Codex names the reset to the minute).
         let reset = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
-            + 600;
-        let Some(rig) = Rig::new("codex_limits", Cli::Codex, vec![Turn::usage_limit(reset)]) else {
+            + 2;
+        let Some(rig) = Rig::new(
+            "codex_limits",
+            Cli::Codex,
+            vec![Turn::usage_limit(reset), Turn::write("src/a.txt", "after\n")],
+        ) else {
             return;
         };
-        rig.start("", "", "");
+        rig.start("usage_limit = { wait = \"2s\" }", "", "");
         let out = rig
             .repo
             .command(env!("CARGO_BIN_EXE_git-orch"), &rig.repo.path)
@@ -493,8 +499,14 @@ fn codex_always_429_fails_naming_the_rate_limit_and_its_usage_limit_parks() {
             .env("ORCH_TEST_PARK_FLOOR", "0")
             .output()
             .unwrap();
+        assert_eq!(code(&out), Some(0), "{}\n{}", both(&out), rig.server.log());
         let t = rig.task();
-        assert_eq!(t["state"], "parked", "{t}\n{}", both(&out));
+        assert_eq!(t["usage"][0]["outcome"], "usage-limit", "{t}");
+        assert!(t["usage"][0]["reason"].as_str().unwrap().contains("usage limit"), "{t}");
+        let last = t["usage"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["resumed"], true, "{t}");
+        assert_eq!(last["session"], t["usage"][0]["session"], "{t}");
+        assert!(rig.repo.orch_ok(&["log"]).contains("parked until"));
     });
 }
 

@@ -691,6 +691,13 @@ fn codex_exec_resume_sends_the_earlier_conversation() {
         rig.capture("resume", "jsonl", &second);
         let ctx = rig.context(&second);
         assert_eq!(second.status.code(), Some(0), "{ctx}");
+        let again = codex_events(&rig, &second);
+        assert!(
+            again
+                .iter()
+                .any(|e| e["type"] == "thread.started" && e["thread_id"] == id.as_str()),
+            "the resumed run names another thread\n{ctx}"
+        );
         let main = rig.server.main_requests();
         assert_eq!(main.len(), 2, "{ctx}");
         let body = main[1].body_text();
@@ -1070,4 +1077,36 @@ fn model_server_speaks_responses_and_chat_completions() {
     assert_eq!(server.remaining(), 0);
     server.shutdown();
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}
+
+/// The helpers' own promises: the pinned versions are the installed ones
+/// (when installed), and `toml_env` is TOML that reads back the same.
+#[test]
+fn agent_helpers_pin_what_is_installed_and_write_valid_toml() {
+    let t = "agents_real::agent_helpers_pin_what_is_installed_and_write_valid_toml";
+    for cli in [Cli::Claude, Cli::Codex, Cli::Aider] {
+        let Some(exe) = cli_path(t, cli) else {
+            continue;
+        };
+        let out = std::process::Command::new(&exe)
+            .arg("--version")
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .expect("--version");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&pinned_version(cli)),
+            "{} is {text}, tests/tools.versions pins {}",
+            exe.display(),
+            pinned_version(cli)
+        );
+    }
+    let env = vec![
+        ("A".to_string(), "x \"q\" \\ y".to_string()),
+        ("B_C".to_string(), "http://127.0.0.1:1/v1".to_string()),
+    ];
+    let doc: toml::Value =
+        toml::from_str(&format!("env = {}", toml_env(&env))).expect("valid TOML");
+    assert_eq!(doc["env"]["A"].as_str(), Some("x \"q\" \\ y"));
+    assert_eq!(doc["env"]["B_C"].as_str(), Some("http://127.0.0.1:1/v1"));
 }

@@ -375,3 +375,20 @@ pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> (Output, bool) 
         timed_out,
     )
 }
+
+/// `env` as a TOML inline table (`{ "K" = "V", … }`), for an
+/// `[agents.NAME] env = …` line of a plan that runs the real CLI through
+/// git-orch: e.g. `toml_env(&claude_env(&server, &repo.home))`.
+pub fn toml_env(env: &[(String, String)]) -> String {
+    let items: Vec<String> = env
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{} = {}",
+                toml::Value::String(k.clone()),
+                toml::Value::String(v.clone())
+            )
+        })
+        .collect();
+    format!("{{ {} }}", items.join(", "))
+}

@@ -1110,3 +1110,51 @@ fn agent_helpers_pin_what_is_installed_and_write_valid_toml() {
     assert_eq!(doc["env"]["A"].as_str(), Some("x \"q\" \\ y"));
     assert_eq!(doc["env"]["B_C"].as_str(), Some("http://127.0.0.1:1/v1"));
 }
+
+// ------------------------------------- through git-orch (a template)
+
+/// The harness end to end through git-orch: `git orch run` inside the
+/// namespace, with today's `run` profile calling the real Claude Code
+/// (`bypassPermissions` and `IS_SANDBOX=1`: 2.1.197 refuses every other way
+/// to write under `.git/orch/worktrees/`), its env from `claude_env` via
+/// `toml_env`. The edit lands. A template for the kind profiles of issue 21.
+#[test]
+fn git_orch_runs_the_real_claude_code_offline_and_the_edit_lands() {
+    let t = "agents_real::git_orch_runs_the_real_claude_code_offline_and_the_edit_lands";
+    offline(t, || {
+        let Some(exe) = cli_path(t, Cli::Claude) else {
+            return;
+        };
+        let repo = TestRepo::new();
+        let server = ModelServer::start(vec![Turn::write("hello.txt", "hello via git-orch\n")]);
+        let mut env = claude_env(&server, &repo.home);
+        env.push(("IS_SANDBOX".into(), "1".into()));
+        let run = format!(
+            "'{}' -p --output-format json --permission-mode bypassPermissions < \"$ORCH_TASK_FILE\"",
+            exe.display()
+        );
+        let plan = format!(
+            "name = \"p\"\n[agents.claude]\nrun = {}\nenv = {}\n\
+             [[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"hello\"\n  \
+             files = [\"hello.txt\"]\n  agent = \"claude\"\n  prompt = \"Create hello.txt\"\n",
+            toml::Value::String(run),
+            toml_env(&env)
+        );
+        let plan = repo.plan("plan.toml", &plan);
+        repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+        let out = repo.orch(&["run"]);
+        let ctx = format!("{}\nrequests:\n{}", both(&out), server.log());
+        assert_eq!(code(&out), Some(0), "{ctx}");
+        assert_eq!(
+            repo.show("orch/p/work:hello.txt").as_deref(),
+            Some("hello via git-orch\n"),
+            "{ctx}"
+        );
+        assert_eq!(server.main_requests().len(), 2, "{ctx}");
+        let first = server.main_requests()[0].body_text();
+        assert!(
+            first.contains("Create hello.txt"),
+            "the brief reached the model\n{ctx}"
+        );
+    });
+}

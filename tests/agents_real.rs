@@ -1158,3 +1158,89 @@ fn git_orch_runs_the_real_claude_code_offline_and_the_edit_lands() {
         );
     });
 }
+
+/// Unlike Claude Code, Codex edits a worktree under `.git/orch/worktrees/`
+/// (with /tmp excluded, so that only the worktree is writable): both its
+/// `apply_patch` and a shell write through its sandbox land.
+#[test]
+fn codex_writes_in_a_worktree_under_a_dot_git_directory() {
+    let t = "agents_real::codex_writes_in_a_worktree_under_a_dot_git_directory";
+    offline(t, || {
+        let script = vec![
+            Turn::write("f.txt", "inside\n"),
+            Turn::shell("echo shell > g.txt"),
+        ];
+        let away = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let outside = away.path().join("outside.txt");
+        let Some(rig) = Rig::new(t, Cli::Codex, script) else {
+            return;
+        };
+        let wt = rig.repo.path.join(".git/orch/worktrees/t1");
+        rig.repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "t1",
+            wt.to_str().expect("utf-8"),
+        ]);
+        let only_cwd = [
+            "-c",
+            "sandbox_workspace_write.exclude_slash_tmp=true",
+            "-c",
+            "sandbox_workspace_write.exclude_tmpdir_env_var=true",
+        ];
+        let out = rig.run_in(&wt, "Create f.txt", &only_cwd, &[]);
+        rig.capture("dot-git", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(wt.join("f.txt")).ok().as_deref(),
+            Some("inside\n"),
+            "{ctx}"
+        );
+        let out = rig.run_in(&wt, "Create g.txt", &only_cwd, &[]);
+        rig.capture("shell", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(wt.join("g.txt")).ok().as_deref(),
+            Some("shell\n"),
+            "{ctx}"
+        );
+        let events = codex_events(&rig, &out);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["item"]["type"] == "command_execution"),
+            "{ctx}"
+        );
+        // A shell write outside the worktree fails in the sandbox; the run
+        // still exits 0.
+        rig.server.push(vec![Turn::shell(&format!(
+            "echo x > '{}'",
+            outside.display()
+        ))]);
+        let out = rig.run_in(&wt, "Write outside", &only_cwd, &[]);
+        rig.capture("shell-denied", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(!outside.exists(), "{ctx}");
+        // The model is told ("Read-only file system"), but --json shows no
+        // command_execution item for the failed command at all.
+        let told = rig
+            .server
+            .main_requests()
+            .last()
+            .expect("requests")
+            .body_text();
+        assert!(told.contains("Read-only file system"), "{ctx}");
+        let events = codex_events(&rig, &out);
+        assert!(
+            !events
+                .iter()
+                .any(|e| e["item"]["type"] == "command_execution"),
+            "{ctx}"
+        );
+    });
+}

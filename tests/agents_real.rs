@@ -1244,3 +1244,106 @@ fn codex_writes_in_a_worktree_under_a_dot_git_directory() {
         );
     });
 }
+
+/// Under `acceptEdits`, Claude Code's Bash tool writes a file in the cwd
+/// with no permission asked (so a scope guard must cover Bash too); a Bash
+/// write outside the cwd is refused and listed in `permission_denials`.
+#[test]
+fn claude_bash_writes_in_the_cwd_under_accept_edits_but_not_outside() {
+    let t = "agents_real::claude_bash_writes_in_the_cwd_under_accept_edits_but_not_outside";
+    offline(t, || {
+        let away = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let outside = away.path().join("outside.txt");
+        let script = vec![
+            Turn::shell("echo shell > g.txt"),
+            Turn::shell(&format!("echo x > '{}'", outside.display())),
+        ];
+        let Some(rig) = Rig::new(t, Cli::Claude, script) else {
+            return;
+        };
+        let out = rig.run("Create g.txt", &[], &[]);
+        rig.capture("bash", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(rig.repo.path.join("g.txt"))
+                .ok()
+                .as_deref(),
+            Some("shell\n"),
+            "{ctx}"
+        );
+        let v = claude_json(&rig, &out);
+        assert_eq!(
+            v["permission_denials"].as_array().map(Vec::len),
+            Some(0),
+            "{ctx}"
+        );
+        let out = rig.run("Write outside", &[], &[]);
+        rig.capture("bash-denied", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(!outside.exists(), "{ctx}");
+        let v = claude_json(&rig, &out);
+        let denials = v["permission_denials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(denials.len(), 1, "{ctx}");
+        assert_eq!(denials[0]["tool_name"], "Bash", "{ctx}");
+    });
+}
+
+/// A `PreToolUse` hook given with `--settings` that exits 2 blocks the
+/// Write: nothing written, the hook's stderr goes to the model as the tool
+/// result, the call is listed in `permission_denials`, and the run still
+/// exits 0 with `is_error: false`.
+#[test]
+fn claude_pre_tool_use_hook_exit_2_blocks_the_write_and_still_exits_0() {
+    let t = "agents_real::claude_pre_tool_use_hook_exit_2_blocks_the_write_and_still_exits_0";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::write("blocked.txt", "no\n")]) else {
+            return;
+        };
+        let hook = rig.repo.scratch().join("hook.sh");
+        std::fs::write(
+            &hook,
+            "#!/bin/sh\ncat > /dev/null\necho 'blocked by the scripted hook' >&2\nexit 2\n",
+        )
+        .expect("write hook");
+        let chmod = std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&hook)
+            .status()
+            .expect("chmod");
+        assert!(chmod.success());
+        let settings = rig.repo.scratch().join("settings.json");
+        let hooks = serde_json::json!({"hooks": {"PreToolUse": [{
+            "matcher": "Write|Edit|MultiEdit|NotebookEdit|Bash",
+            "hooks": [{"type": "command", "command": hook.display().to_string()}]}]}});
+        std::fs::write(&settings, hooks.to_string()).expect("write settings");
+        let out = rig.run(
+            "Create blocked.txt",
+            &["--settings", settings.to_str().expect("utf-8")],
+            &[],
+        );
+        rig.capture("hook-denied", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(!rig.repo.path.join("blocked.txt").exists(), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], false, "{ctx}");
+        let denials = v["permission_denials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(denials.len(), 1, "{ctx}");
+        assert_eq!(denials[0]["tool_name"], "Write", "{ctx}");
+        let told = rig
+            .server
+            .main_requests()
+            .last()
+            .expect("requests")
+            .body_text();
+        assert!(told.contains("blocked by the scripted hook"), "{ctx}");
+    });
+}

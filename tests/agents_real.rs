@@ -1006,6 +1006,15 @@ fn model_server_plays_its_script_to_main_requests_only() {
     assert!(!reqs[2].main);
     assert_eq!(reqs[6].status, 429);
     assert_eq!(server.remaining(), 1, "the forever turn stays");
+    // Non-streaming Messages: one JSON message.
+    let plain = ModelServer::start(vec![Turn::text("not streamed")]);
+    let main = serde_json::json!({"model": "m", "tools": tools, "messages": []});
+    let answer = &exchange(plain.port, &[("POST", "/v1/messages", main)])[0];
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(v["type"], "message", "{answer}");
+    assert_eq!(v["content"][0]["text"], "not streamed", "{answer}");
+    assert_eq!(v["stop_reason"], "end_turn", "{answer}");
 }
 
 /// The same turns in OpenAI's two dialects: Responses (Codex) and Chat
@@ -1345,5 +1354,58 @@ fn claude_pre_tool_use_hook_exit_2_blocks_the_write_and_still_exits_0() {
             .expect("requests")
             .body_text();
         assert!(told.contains("blocked by the scripted hook"), "{ctx}");
+    });
+}
+
+/// A run stopped by a usage limit still has a session: resumed after the
+/// reset, the request carries the first prompt and the run finishes (what
+/// "parked, then continued in the same session" needs). Claude Code and
+/// Codex alike.
+#[test]
+fn a_session_stopped_by_a_usage_limit_resumes_with_its_first_prompt() {
+    let t = "agents_real::a_session_stopped_by_a_usage_limit_resumes_with_its_first_prompt";
+    offline(t, || {
+        for cli in [Cli::Claude, Cli::Codex] {
+            let script = vec![
+                Turn::usage_limit(1_893_456_000),
+                Turn::write("late.txt", "after the reset\n"),
+            ];
+            let Some(rig) = Rig::new(t, cli, script) else {
+                continue;
+            };
+            let first = rig.run("Create late.txt (PELICAN-7f3a)", &[], &[]);
+            let ctx = rig.context(&first);
+            assert_eq!(first.status.code(), Some(1), "{ctx}");
+            let (id, resume): (String, Vec<String>) = if cli == Cli::Claude {
+                let id = claude_json(&rig, &first)["session_id"]
+                    .as_str()
+                    .expect("a session id")
+                    .to_string();
+                (id.clone(), vec!["--resume".into(), id])
+            } else {
+                let events = codex_events(&rig, &first);
+                let id = events
+                    .iter()
+                    .find_map(|e| e["thread_id"].as_str())
+                    .expect("a thread id")
+                    .to_string();
+                (id.clone(), vec!["resume".into(), id])
+            };
+            let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
+            let second = rig.run("The limit has reset: carry on.", &resume, &[]);
+            let ext = if cli == Cli::Claude { "json" } else { "jsonl" };
+            rig.capture("resume-after-usage-limit", ext, &second);
+            let ctx = rig.context(&second);
+            assert_eq!(second.status.code(), Some(0), "{}: {ctx}", cli.name());
+            assert!(rig.repo.path.join("late.txt").is_file(), "{ctx}");
+            let main = rig.server.main_requests();
+            assert!(
+                main[1].body_text().contains("PELICAN-7f3a"),
+                "{}: {ctx}",
+                cli.name()
+            );
+            assert!(main[1].body_text().contains("carry on"), "{ctx}");
+            assert!(stdout(&second).contains(&id), "the same session: {ctx}");
+        }
     });
 }

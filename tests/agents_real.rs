@@ -1409,3 +1409,30 @@ fn a_session_stopped_by_a_usage_limit_resumes_with_its_first_prompt() {
         }
     });
 }
+
+/// The namespace `offline` makes: only `lo`, up; the server reachable on
+/// 127.0.0.1; any other address unreachable, from the test and from a
+/// child process alike.
+#[test]
+fn offline_has_only_loopback_and_reaches_the_model_server() {
+    let t = "agents_real::offline_has_only_loopback_and_reaches_the_model_server";
+    offline(t, || {
+        let server = ModelServer::start(vec![Turn::text("hi")]);
+        let links = std::process::Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .expect("ip link");
+        let links = String::from_utf8_lossy(&links.stdout).into_owned();
+        assert_eq!(links.lines().count(), 1, "{links}");
+        assert!(links.contains(": lo:") && links.contains("UP"), "{links}");
+        let tools = serde_json::json!([{"name": "Write"}]);
+        let body = serde_json::json!({"model": "m", "tools": tools, "messages": []});
+        let answer = &exchange(server.port, &[("POST", "/v1/messages", body)])[0];
+        assert!(answer.contains("hi"), "{answer}");
+        let away = std::net::TcpStream::connect_timeout(
+            &"192.0.2.1:80".parse().expect("addr"),
+            Duration::from_secs(2),
+        );
+        assert!(away.is_err(), "an address outside reached: {away:?}");
+    });
+}

@@ -691,6 +691,13 @@ fn codex_exec_resume_sends_the_earlier_conversation() {
         rig.capture("resume", "jsonl", &second);
         let ctx = rig.context(&second);
         assert_eq!(second.status.code(), Some(0), "{ctx}");
+        let again = codex_events(&rig, &second);
+        assert!(
+            again
+                .iter()
+                .any(|e| e["type"] == "thread.started" && e["thread_id"] == id.as_str()),
+            "the resumed run names another thread\n{ctx}"
+        );
         let main = rig.server.main_requests();
         assert_eq!(main.len(), 2, "{ctx}");
         let body = main[1].body_text();
@@ -999,6 +1006,15 @@ fn model_server_plays_its_script_to_main_requests_only() {
     assert!(!reqs[2].main);
     assert_eq!(reqs[6].status, 429);
     assert_eq!(server.remaining(), 1, "the forever turn stays");
+    // Non-streaming Messages: one JSON message.
+    let plain = ModelServer::start(vec![Turn::text("not streamed")]);
+    let main = serde_json::json!({"model": "m", "tools": tools, "messages": []});
+    let answer = &exchange(plain.port, &[("POST", "/v1/messages", main)])[0];
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(v["type"], "message", "{answer}");
+    assert_eq!(v["content"][0]["text"], "not streamed", "{answer}");
+    assert_eq!(v["stop_reason"], "end_turn", "{answer}");
 }
 
 /// The same turns in OpenAI's two dialects: Responses (Codex) and Chat
@@ -1070,4 +1086,353 @@ fn model_server_speaks_responses_and_chat_completions() {
     assert_eq!(server.remaining(), 0);
     server.shutdown();
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}
+
+/// The helpers' own promises: the pinned versions are the installed ones
+/// (when installed), and `toml_env` is TOML that reads back the same.
+#[test]
+fn agent_helpers_pin_what_is_installed_and_write_valid_toml() {
+    let t = "agents_real::agent_helpers_pin_what_is_installed_and_write_valid_toml";
+    for cli in [Cli::Claude, Cli::Codex, Cli::Aider] {
+        let Some(exe) = cli_path(t, cli) else {
+            continue;
+        };
+        let out = std::process::Command::new(&exe)
+            .arg("--version")
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .expect("--version");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&pinned_version(cli)),
+            "{} is {text}, tests/tools.versions pins {}",
+            exe.display(),
+            pinned_version(cli)
+        );
+    }
+    let env = vec![
+        ("A".to_string(), "x \"q\" \\ y".to_string()),
+        ("B_C".to_string(), "http://127.0.0.1:1/v1".to_string()),
+    ];
+    let doc: toml::Value =
+        toml::from_str(&format!("env = {}", toml_env(&env))).expect("valid TOML");
+    assert_eq!(doc["env"]["A"].as_str(), Some("x \"q\" \\ y"));
+    assert_eq!(doc["env"]["B_C"].as_str(), Some("http://127.0.0.1:1/v1"));
+}
+
+// ------------------------------------- through git-orch (a template)
+
+/// The harness end to end through git-orch: `git orch run` inside the
+/// namespace, with today's `run` profile calling the real Claude Code
+/// (`bypassPermissions` and `IS_SANDBOX=1`: 2.1.197 refuses every other way
+/// to write under `.git/orch/worktrees/`), its env from `claude_env` via
+/// `toml_env`. The edit lands. A template for the kind profiles of issue 21.
+#[test]
+fn git_orch_runs_the_real_claude_code_offline_and_the_edit_lands() {
+    let t = "agents_real::git_orch_runs_the_real_claude_code_offline_and_the_edit_lands";
+    offline(t, || {
+        let Some(exe) = cli_path(t, Cli::Claude) else {
+            return;
+        };
+        let repo = TestRepo::new();
+        let server = ModelServer::start(vec![Turn::write("hello.txt", "hello via git-orch\n")]);
+        let mut env = claude_env(&server, &repo.home);
+        env.push(("IS_SANDBOX".into(), "1".into()));
+        let run = format!(
+            "'{}' -p --output-format json --permission-mode bypassPermissions < \"$ORCH_TASK_FILE\"",
+            exe.display()
+        );
+        let plan = format!(
+            "name = \"p\"\n[agents.claude]\nrun = {}\nenv = {}\n\
+             [[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"hello\"\n  \
+             files = [\"hello.txt\"]\n  agent = \"claude\"\n  prompt = \"Create hello.txt\"\n",
+            toml::Value::String(run),
+            toml_env(&env)
+        );
+        let plan = repo.plan("plan.toml", &plan);
+        repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
+        let out = repo.orch(&["run"]);
+        let ctx = format!("{}\nrequests:\n{}", both(&out), server.log());
+        assert_eq!(code(&out), Some(0), "{ctx}");
+        assert_eq!(
+            repo.show("orch/p/work:hello.txt").as_deref(),
+            Some("hello via git-orch\n"),
+            "{ctx}"
+        );
+        assert_eq!(server.main_requests().len(), 2, "{ctx}");
+        let first = server.main_requests()[0].body_text();
+        assert!(
+            first.contains("Create hello.txt"),
+            "the brief reached the model\n{ctx}"
+        );
+    });
+}
+
+/// Unlike Claude Code, Codex edits a worktree under `.git/orch/worktrees/`
+/// (with /tmp excluded, so that only the worktree is writable): both its
+/// `apply_patch` and a shell write through its sandbox land.
+#[test]
+fn codex_writes_in_a_worktree_under_a_dot_git_directory() {
+    let t = "agents_real::codex_writes_in_a_worktree_under_a_dot_git_directory";
+    offline(t, || {
+        let script = vec![
+            Turn::write("f.txt", "inside\n"),
+            Turn::shell("echo shell > g.txt"),
+        ];
+        let away = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let outside = away.path().join("outside.txt");
+        let Some(rig) = Rig::new(t, Cli::Codex, script) else {
+            return;
+        };
+        let wt = rig.repo.path.join(".git/orch/worktrees/t1");
+        rig.repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "t1",
+            wt.to_str().expect("utf-8"),
+        ]);
+        let only_cwd = [
+            "-c",
+            "sandbox_workspace_write.exclude_slash_tmp=true",
+            "-c",
+            "sandbox_workspace_write.exclude_tmpdir_env_var=true",
+        ];
+        let out = rig.run_in(&wt, "Create f.txt", &only_cwd, &[]);
+        rig.capture("dot-git", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(wt.join("f.txt")).ok().as_deref(),
+            Some("inside\n"),
+            "{ctx}"
+        );
+        let out = rig.run_in(&wt, "Create g.txt", &only_cwd, &[]);
+        rig.capture("shell", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(wt.join("g.txt")).ok().as_deref(),
+            Some("shell\n"),
+            "{ctx}"
+        );
+        let events = codex_events(&rig, &out);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["item"]["type"] == "command_execution"),
+            "{ctx}"
+        );
+        // A shell write outside the worktree fails in the sandbox; the run
+        // still exits 0.
+        rig.server.push(vec![Turn::shell(&format!(
+            "echo x > '{}'",
+            outside.display()
+        ))]);
+        let out = rig.run_in(&wt, "Write outside", &only_cwd, &[]);
+        rig.capture("shell-denied", "jsonl", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(!outside.exists(), "{ctx}");
+        // The model is told ("Read-only file system"), but --json shows no
+        // command_execution item for the failed command at all.
+        let told = rig
+            .server
+            .main_requests()
+            .last()
+            .expect("requests")
+            .body_text();
+        assert!(told.contains("Read-only file system"), "{ctx}");
+        let events = codex_events(&rig, &out);
+        assert!(
+            !events
+                .iter()
+                .any(|e| e["item"]["type"] == "command_execution"),
+            "{ctx}"
+        );
+    });
+}
+
+/// Under `acceptEdits`, Claude Code's Bash tool writes a file in the cwd
+/// with no permission asked (so a scope guard must cover Bash too); a Bash
+/// write outside the cwd is refused and listed in `permission_denials`.
+#[test]
+fn claude_bash_writes_in_the_cwd_under_accept_edits_but_not_outside() {
+    let t = "agents_real::claude_bash_writes_in_the_cwd_under_accept_edits_but_not_outside";
+    offline(t, || {
+        let away = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let outside = away.path().join("outside.txt");
+        let script = vec![
+            Turn::shell("echo shell > g.txt"),
+            Turn::shell(&format!("echo x > '{}'", outside.display())),
+        ];
+        let Some(rig) = Rig::new(t, Cli::Claude, script) else {
+            return;
+        };
+        let out = rig.run("Create g.txt", &[], &[]);
+        rig.capture("bash", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            std::fs::read_to_string(rig.repo.path.join("g.txt"))
+                .ok()
+                .as_deref(),
+            Some("shell\n"),
+            "{ctx}"
+        );
+        let v = claude_json(&rig, &out);
+        assert_eq!(
+            v["permission_denials"].as_array().map(Vec::len),
+            Some(0),
+            "{ctx}"
+        );
+        let out = rig.run("Write outside", &[], &[]);
+        rig.capture("bash-denied", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(!outside.exists(), "{ctx}");
+        let v = claude_json(&rig, &out);
+        let denials = v["permission_denials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(denials.len(), 1, "{ctx}");
+        assert_eq!(denials[0]["tool_name"], "Bash", "{ctx}");
+    });
+}
+
+/// A `PreToolUse` hook given with `--settings` that exits 2 blocks the
+/// Write: nothing written, the hook's stderr goes to the model as the tool
+/// result, the call is listed in `permission_denials`, and the run still
+/// exits 0 with `is_error: false`.
+#[test]
+fn claude_pre_tool_use_hook_exit_2_blocks_the_write_and_still_exits_0() {
+    let t = "agents_real::claude_pre_tool_use_hook_exit_2_blocks_the_write_and_still_exits_0";
+    offline(t, || {
+        let Some(rig) = Rig::new(t, Cli::Claude, vec![Turn::write("blocked.txt", "no\n")]) else {
+            return;
+        };
+        let hook = rig.repo.scratch().join("hook.sh");
+        std::fs::write(
+            &hook,
+            "#!/bin/sh\ncat > /dev/null\necho 'blocked by the scripted hook' >&2\nexit 2\n",
+        )
+        .expect("write hook");
+        let chmod = std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&hook)
+            .status()
+            .expect("chmod");
+        assert!(chmod.success());
+        let settings = rig.repo.scratch().join("settings.json");
+        let hooks = serde_json::json!({"hooks": {"PreToolUse": [{
+            "matcher": "Write|Edit|MultiEdit|NotebookEdit|Bash",
+            "hooks": [{"type": "command", "command": hook.display().to_string()}]}]}});
+        std::fs::write(&settings, hooks.to_string()).expect("write settings");
+        let out = rig.run(
+            "Create blocked.txt",
+            &["--settings", settings.to_str().expect("utf-8")],
+            &[],
+        );
+        rig.capture("hook-denied", "json", &out);
+        let ctx = rig.context(&out);
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        assert!(!rig.repo.path.join("blocked.txt").exists(), "{ctx}");
+        let v = claude_json(&rig, &out);
+        assert_eq!(v["is_error"], false, "{ctx}");
+        let denials = v["permission_denials"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(denials.len(), 1, "{ctx}");
+        assert_eq!(denials[0]["tool_name"], "Write", "{ctx}");
+        let told = rig
+            .server
+            .main_requests()
+            .last()
+            .expect("requests")
+            .body_text();
+        assert!(told.contains("blocked by the scripted hook"), "{ctx}");
+    });
+}
+
+/// A run stopped by a usage limit still has a session: resumed after the
+/// reset, the request carries the first prompt and the run finishes (what
+/// "parked, then continued in the same session" needs). Claude Code and
+/// Codex alike.
+#[test]
+fn a_session_stopped_by_a_usage_limit_resumes_with_its_first_prompt() {
+    let t = "agents_real::a_session_stopped_by_a_usage_limit_resumes_with_its_first_prompt";
+    offline(t, || {
+        for cli in [Cli::Claude, Cli::Codex] {
+            let script = vec![
+                Turn::usage_limit(1_893_456_000),
+                Turn::write("late.txt", "after the reset\n"),
+            ];
+            let Some(rig) = Rig::new(t, cli, script) else {
+                continue;
+            };
+            let first = rig.run("Create late.txt (PELICAN-7f3a)", &[], &[]);
+            let ctx = rig.context(&first);
+            assert_eq!(first.status.code(), Some(1), "{ctx}");
+            let (id, resume): (String, Vec<String>) = if cli == Cli::Claude {
+                let id = claude_json(&rig, &first)["session_id"]
+                    .as_str()
+                    .expect("a session id")
+                    .to_string();
+                (id.clone(), vec!["--resume".into(), id])
+            } else {
+                let events = codex_events(&rig, &first);
+                let id = events
+                    .iter()
+                    .find_map(|e| e["thread_id"].as_str())
+                    .expect("a thread id")
+                    .to_string();
+                (id.clone(), vec!["resume".into(), id])
+            };
+            let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
+            let second = rig.run("The limit has reset: carry on.", &resume, &[]);
+            let ext = if cli == Cli::Claude { "json" } else { "jsonl" };
+            rig.capture("resume-after-usage-limit", ext, &second);
+            let ctx = rig.context(&second);
+            assert_eq!(second.status.code(), Some(0), "{}: {ctx}", cli.name());
+            assert!(rig.repo.path.join("late.txt").is_file(), "{ctx}");
+            let main = rig.server.main_requests();
+            assert!(
+                main[1].body_text().contains("PELICAN-7f3a"),
+                "{}: {ctx}",
+                cli.name()
+            );
+            assert!(main[1].body_text().contains("carry on"), "{ctx}");
+            assert!(stdout(&second).contains(&id), "the same session: {ctx}");
+        }
+    });
+}
+
+/// The namespace `offline` makes: only `lo`, up; the server reachable on
+/// 127.0.0.1; any other address unreachable, from the test and from a
+/// child process alike.
+#[test]
+fn offline_has_only_loopback_and_reaches_the_model_server() {
+    let t = "agents_real::offline_has_only_loopback_and_reaches_the_model_server";
+    offline(t, || {
+        let server = ModelServer::start(vec![Turn::text("hi")]);
+        let links = std::process::Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .expect("ip link");
+        let links = String::from_utf8_lossy(&links.stdout).into_owned();
+        assert_eq!(links.lines().count(), 1, "{links}");
+        assert!(links.contains(": lo:") && links.contains("UP"), "{links}");
+        let tools = serde_json::json!([{"name": "Write"}]);
+        let body = serde_json::json!({"model": "m", "tools": tools, "messages": []});
+        let answer = &exchange(server.port, &[("POST", "/v1/messages", body)])[0];
+        assert!(answer.contains("hi"), "{answer}");
+        let away = std::net::TcpStream::connect_timeout(
+            &"192.0.2.1:80".parse().expect("addr"),
+            Duration::from_secs(2),
+        );
+        assert!(away.is_err(), "an address outside reached: {away:?}");
+    });
 }

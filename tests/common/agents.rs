@@ -63,8 +63,23 @@ pub fn pinned_version(cli: Cli) -> String {
 
 /// The CLI's executable: the cache dir `.ci/run` installs into first, then
 /// PATH. `None` after a loud `SKIP {test}: …` line on stderr when neither
-/// has it.
+/// has it, or when running in [`offline`]'s user-namespace fallback (not
+/// root), where the real CLIs misbehave.
 pub fn cli_path(test: &str, cli: Cli) -> Option<PathBuf> {
+    if std::env::var_os("GIT_ORCH_NETNS_CHILD").is_some() {
+        // Measured as a non-root user under `unshare -rn` (uid 0 in a user
+        // namespace): Claude Code 2.1.197 prints nothing and exits 0, or
+        // hangs; the CLIs are only run where the namespace is made as root.
+        skip(
+            test,
+            &format!(
+                "{} is not run in a user namespace (not root: `unshare -rn`), where \
+                 Claude Code 2.1.197 prints nothing and exits 0 or hangs; run as root (CI)",
+                cli.name()
+            ),
+        );
+        return None;
+    }
     let cached = match cli {
         Cli::Claude => cache_dir().join("npm/node_modules/.bin/claude"),
         Cli::Codex => cache_dir().join("npm/node_modules/.bin/codex"),
@@ -99,17 +114,26 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
 }
 
-/// Runs `body` on a thread of its own inside a new network namespace whose
-/// only interface is `lo` (up): the [`ModelServer`] it starts and every
-/// process it spawns are in there, so nothing can reach the internet and a
-/// test that passes proved it needs none. Returns `None` after a loud SKIP
-/// when the namespace cannot be made (not root, or no `unshare`
-/// permission in this container: `unshare(CLONE_NEWNET)` needs
-/// CAP_SYS_ADMIN, and a user namespace cannot be entered by a thread of a
-/// multi-threaded process). A panic in `body` is the test's panic.
+/// Runs `body` inside a new network namespace whose only interface is `lo`
+/// (up): the [`ModelServer`] it starts and every process it spawns are in
+/// there, so nothing can reach the internet and a test that passes proved
+/// it needs none. `test` is the test's full name (`module::name`).
+///
+/// As root (CI): `body` runs on a thread of its own that moved itself into
+/// the namespace (`unshare(CLONE_NEWNET)`, `ip link set lo up`) and its
+/// value is returned. Otherwise (`EPERM`): the test binary runs this one
+/// test again under `unshare -rn` (a user namespace where it is root, with
+/// `lo` up), with `GIT_ORCH_NETNS_CHILD` naming it so that `offline` in
+/// there runs `body` at once; a failure there fails this test with its
+/// output, and `None` is returned (the value stays in the child). `None`
+/// after a loud SKIP when neither can be made (no `unshare`/`ip`, or user
+/// namespaces disabled). A panic in `body` is the test's panic.
 pub fn offline<T: Send>(test: &str, body: impl FnOnce() -> T + Send) -> Option<T> {
+    if std::env::var("GIT_ORCH_NETNS_CHILD").is_ok_and(|t| t == test) {
+        return Some(body());
+    }
     let joined = std::thread::scope(|s| {
-        s.spawn(|| -> Result<T, String> {
+        s.spawn(|| -> Result<T, (String, bool)> {
             enter_loopback_netns()?;
             Ok(body())
         })
@@ -117,7 +141,22 @@ pub fn offline<T: Send>(test: &str, body: impl FnOnce() -> T + Send) -> Option<T
     });
     match joined {
         Ok(Ok(value)) => Some(value),
-        Ok(Err(why)) => {
+        Ok(Err((why, eperm))) => {
+            if eperm {
+                match rerun_in_user_netns(test) {
+                    Ok(()) => return None,
+                    Err(child) => {
+                        skip(
+                            test,
+                            &format!(
+                                "no loopback-only network namespace could be made: {why}; \
+                                 and `unshare -rn` failed: {child}"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
             skip(
                 test,
                 &format!("no loopback-only network namespace could be made: {why}"),
@@ -128,18 +167,60 @@ pub fn offline<T: Send>(test: &str, body: impl FnOnce() -> T + Send) -> Option<T
     }
 }
 
+/// Runs `test` again, alone, in this test binary under `unshare -rn` with
+/// `lo` up. `Err` when the namespace could not be made (then the test was
+/// not run); a test failure in there panics here with its output.
+fn rerun_in_user_netns(test: &str) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("unshare")
+        .args(["-rn", "sh", "-c"])
+        .arg("ip link set lo up || exit 97; exec \"$0\" \"$@\"")
+        .arg(&exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("GIT_ORCH_NETNS_CHILD", test)
+        .output()
+        .map_err(|e| format!("`unshare`: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(97) || (!out.status.success() && !text.contains("running 1 test"))
+    {
+        return Err(text.trim().lines().last().unwrap_or("").to_string());
+    }
+    // The child's SKIP lines (a CLI missing, say) are this test's.
+    for line in text.lines().filter(|l| l.starts_with("SKIP ")) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{test} failed in its network namespace (`unshare -rn`):\n{text}"
+    );
+    Ok(())
+}
+
 /// Moves the calling thread (only it: namespaces are per thread on Linux)
 /// into a new network namespace and brings its loopback up.
-fn enter_loopback_netns() -> Result<(), String> {
-    unshare_net().map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+/// `Err((why, eperm))`: `eperm` when the kernel said "not permitted".
+fn enter_loopback_netns() -> Result<(), (String, bool)> {
+    unshare_net().map_err(|e| {
+        (
+            format!("unshare(CLONE_NEWNET): {e}"),
+            e.raw_os_error() == Some(libc::EPERM),
+        )
+    })?;
     let out = Command::new("ip")
         .args(["link", "set", "lo", "up"])
         .output()
-        .map_err(|e| format!("`ip link set lo up`: {e}"))?;
+        .map_err(|e| (format!("`ip link set lo up`: {e}"), false))?;
     if !out.status.success() {
-        return Err(format!(
-            "`ip link set lo up`: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        return Err((
+            format!(
+                "`ip link set lo up`: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            false,
         ));
     }
     Ok(())
@@ -374,4 +455,21 @@ pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> (Output, bool) 
         },
         timed_out,
     )
+}
+
+/// `env` as a TOML inline table (`{ "K" = "V", … }`), for an
+/// `[agents.NAME] env = …` line of a plan that runs the real CLI through
+/// git-orch: e.g. `toml_env(&claude_env(&server, &repo.home))`.
+pub fn toml_env(env: &[(String, String)]) -> String {
+    let items: Vec<String> = env
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{} = {}",
+                toml::Value::String(k.clone()),
+                toml::Value::String(v.clone())
+            )
+        })
+        .collect();
+    format!("{{ {} }}", items.join(", "))
 }

@@ -79,6 +79,10 @@ pub enum Turn {
         content: String,
         text: String,
     },
+    /// Run `command` in the agent's shell tool, then finish with `text`.
+    /// Claude Code: a `Bash` tool call; Codex: `exec_command` (its shell
+    /// tool, sandboxed). aider has no shell tool: it gets `text` only.
+    Shell { command: String, text: String },
     /// A plain text answer.
     Text(String),
     /// An HTTP error, per API (the same error looks different to Anthropic
@@ -96,6 +100,13 @@ impl Turn {
             path: path.into(),
             content: content.into(),
             text: format!("Wrote {path}."),
+        }
+    }
+
+    pub fn shell(command: &str) -> Turn {
+        Turn::Shell {
+            command: command.into(),
+            text: "Ran it.".into(),
         }
     }
 
@@ -622,6 +633,27 @@ fn answer(st: &mut State, api: Api, path: &str, body: Option<&Value>, main: bool
                 anthropic
             } else {
                 openai
+            }
+        }
+        Turn::Shell { command, text } => {
+            if api == Api::Chat || st.write_sent {
+                st.write_sent = false;
+                st.script.pop_front();
+                return text_reply(api, stream, &model, id, &text);
+            }
+            st.write_sent = true;
+            let call_id = format!("call_scripted_{id}");
+            if api == Api::Anthropic {
+                let blocks = vec![
+                    json!({"type": "tool_use", "id": format!("toolu_scripted_{id}"),
+                    "name": "Bash", "input": {"command": command, "description": "scripted"}}),
+                ];
+                anthropic_message(stream, &model, id, blocks, "tool_use")
+            } else {
+                let item = json!({"type": "function_call", "id": format!("fc_{id}"),
+                    "call_id": call_id, "name": "exec_command",
+                    "arguments": json!({"cmd": command}).to_string(), "status": "completed"});
+                responses_stream(&model, id, vec![item])
             }
         }
         Turn::Write {

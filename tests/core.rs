@@ -1415,13 +1415,15 @@ fn any_command_repairs_refs_from_the_state_branch() {
     );
     repo.fsck();
 
-    // Moved elsewhere by hand: the foreign commit is kept, work restored.
+    // Moved elsewhere by hand, not by a fast-forward (a commit with a
+    // history of its own): the foreign commit is kept, work restored. (A
+    // fast-forward is adopted instead: tests/work_branch.rs.)
     let tree = repo
         .git(&["rev-parse", "orch/p/work^{tree}"])
         .trim()
         .to_string();
     let foreign = repo
-        .git(&["commit-tree", &tree, "-p", &work, "-m", "foreign"])
+        .git(&["commit-tree", &tree, "-m", "foreign"])
         .trim()
         .to_string();
     repo.git(&["update-ref", "refs/heads/orch/p/work", &foreign]);

@@ -48,6 +48,7 @@ mod shapes;
 mod trust;
 mod trust_commands;
 mod watch;
+mod work_branch;
 mod worktrees;
 
 #[test]

@@ -875,6 +875,10 @@ fn land(
     failed_too: bool,
 ) -> Result<(Landed, Snapshot)> {
     let landing_started = std::time::Instant::now();
+    // A commit made by hand on the work branch since the state last moved
+    // it is adopted first, so this task lands on top of it (or conflicts
+    // with it) instead of over it.
+    super::adopt::adopt_hand_commits(repo, plan)?;
     let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;

@@ -226,7 +226,8 @@ pub struct StartArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The plan (may be left out when exactly one plan is active)
+    /// The plan; left out, every active plan is shown, one after the other
+    /// (`--json` needs it when several are active)
     pub plan: Option<String>,
     /// One JSON object: plan, work, phase, phases, tasks (see the README)
     #[arg(long)]

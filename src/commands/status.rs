@@ -13,6 +13,30 @@ use crate::state::{CommitId, Snapshot, TaskState, TaskStatus};
 use crate::ui;
 
 pub fn run(args: StatusArgs) -> Result<u8> {
+    // Plain `status` with several plans active shows each, one after the
+    // other (`--json` is one plan's document: it still wants a name).
+    if args.plan.is_none() && !args.json {
+        let repo = super::open_repo()?;
+        if super::task_of_worktree(&repo).is_none() {
+            let active = crate::state::store::active_plans(&repo)?;
+            if active.len() > 1 {
+                for (i, name) in active.iter().enumerate() {
+                    if i > 0 {
+                        ui::out("");
+                    }
+                    show(StatusArgs {
+                        plan: Some(name.clone()),
+                        json: false,
+                    })?;
+                }
+                return Ok(0);
+            }
+        }
+    }
+    show(args)
+}
+
+fn show(args: StatusArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     let records = snap.all_tasks()?;
     let remote = remote_view(&repo, &snap.plan_name)?;

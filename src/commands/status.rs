@@ -431,7 +431,11 @@ fn ledger_lines(l: &crate::engine::ledger::Ledger) -> Vec<String> {
         ui::duration(l.remaining_seconds)
     )];
     for (name, s) in l.agents.iter().filter(|(_, s)| s.attempts > 0) {
-        out.push(format!("  agent {}: {}", ui::printable(name), spent(s)));
+        out.push(format!(
+            "  {}: {}",
+            crate::engine::ledger::who(&ui::printable(name)),
+            spent(s)
+        ));
     }
     for (name, s) in l.phases.iter().filter(|(_, s)| s.attempts > 0) {
         out.push(format!("  phase {name}: {}", spent(s)));

@@ -900,9 +900,15 @@ fn land(
         let landing = landing::land(repo, &snap.plan, task, work, base, head)?;
         let attempt = t.attempts.max(1);
         let log_path = state::layout::task_log(id, attempt);
-        let spent = finish
-            .seconds
-            .or_else(|| t.started_at().map(|s| state::now() - s));
+        // A task in review had its time counted when it went there; the
+        // wait for its reviewer is no task time.
+        let spent = if status == TaskStatus::Review {
+            None
+        } else {
+            finish
+                .seconds
+                .or_else(|| t.started_at().map(|s| state::now() - s))
+        };
         let log_ref = finish.log.as_ref().map(|log| {
             change.files.push((log_path.clone(), log.clone()));
             log_path.clone()

@@ -172,6 +172,10 @@ pub struct TaskState {
     /// parks without end fails at the plan's cap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parks: u32,
+    /// Its latest attempt was a person's (`task start`), not a runner's:
+    /// the ledger counts it as done by hand, not under an agent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_hand: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -286,6 +290,7 @@ impl TaskState {
             agent: None,
             usage: Vec::new(),
             parks: 0,
+            by_hand: false,
         }
     }
 

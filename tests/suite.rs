@@ -14,6 +14,7 @@ mod containment_engine;
 mod containment_paths;
 mod core;
 mod crash;
+mod docs;
 mod fixforward;
 mod gates;
 mod graph;

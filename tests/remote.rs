@@ -1481,3 +1481,51 @@ rm -rf $tmp"##
     assert_eq!(mine(two.refs()), before, "nothing moved here");
     two.orch_ok(&["status", "p"]);
 }
+
+/// Issue 23: two machines reach the same checkpoint and both run its gate;
+/// the one whose record loses the race still prints each gate's pass/fail
+/// line under the output it streamed, and says another runner recorded
+/// the phase, instead of leaving the output without a verdict.
+#[test]
+fn a_machine_whose_checkpoint_lost_the_race_prints_its_gates_verdicts() {
+    let cluster = Cluster::new(2, false);
+    start_shared(
+        &cluster,
+        r#"name = "p"
+[[gates]]
+name = "slow"
+run = "sleep 3; echo the-gate-said-this"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "echo a > a.txt"
+"#,
+    );
+    trust_on_the_others(&cluster);
+    // The phase's one task lands first, so both runners start at its gate.
+    let out = cluster.clones[0].orch(&["run", "p", "--remote", "origin", "--task", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    cluster.clones[1].orch_ok(&["sync", "p", "--remote", "origin"]);
+    let runners = vec![cluster.spawn_run(0, &[]), cluster.spawn_run(1, &[])];
+    let outs: Vec<_> = runners.into_iter().map(|c| finish(c, 120)).collect();
+    for out in &outs {
+        assert_eq!(code(out), Some(0), "{}", both(out));
+        let text = both(out);
+        assert!(
+            text.contains("the-gate-said-this"),
+            "both ran the gate: {text}"
+        );
+        assert!(
+            text.contains("gate slow: passed"),
+            "a verdict under the output: {text}"
+        );
+    }
+    let lost: Vec<_> = outs
+        .iter()
+        .filter(|o| both(o).contains("another runner recorded it first"))
+        .collect();
+    assert_eq!(lost.len(), 1, "one of them lost the race");
+    assert_eq!(task_state(&status_json(&cluster.clones[0]), "a"), "done");
+}

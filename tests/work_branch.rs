@@ -275,3 +275,26 @@ fn a_fast_forward_of_the_work_branch_while_an_unsandboxed_task_runs_is_still_tam
     let work = repo.rev("orch/p/work").expect("work");
     repo.git(&["merge-base", "--is-ancestor", &hand, &work]);
 }
+
+/// A rollback interrupted between its state commit and moving the work
+/// branch leaves the branch ahead of the state, on the work it discarded:
+/// that fast-forward is git-orch's own, and is repaired, not adopted.
+#[test]
+fn the_work_an_interrupted_rollback_left_on_the_branch_is_not_adopted() {
+    let repo = started(
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"t\"\n  run = \"echo t > t.txt\"\n  files = [\"t.txt\"]\n[[phases]]\nid = \"two\"\n  [[phases.tasks]]\n  id = \"u\"\n  run = \"echo u > u.txt\"\n  files = [\"u.txt\"]\n",
+    );
+    repo.orch_ok(&["run"]);
+    let landed = repo.rev("orch/p/work").expect("work");
+    repo.orch_ok(&["rollback", "--to", "one"]);
+    let target = repo.rev("orch/p/work").expect("work");
+    assert_ne!(landed, target);
+    // As if the rollback had stopped before it moved the branch.
+    repo.git(&["update-ref", "refs/heads/orch/p/work", &landed]);
+    let out = repo.orch(&["status"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(!stderr(&out).contains("adopted"), "{}", both(&out));
+    assert_eq!(repo.rev("orch/p/work").as_deref(), Some(target.as_str()));
+    assert!(adoptions(&repo).is_empty());
+    assert_eq!(task_state(&status_json(&repo), "u"), "pending");
+}

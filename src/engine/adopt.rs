@@ -63,8 +63,19 @@ fn adoptable(repo: &Repo, snap: &store::Snapshot, work_ref: &str) -> Result<Opti
     let Some(head) = repo.ref_target(work_ref)? else {
         return Ok(None);
     };
-    if head == from || repo.git.find_commit(head).is_err() {
+    if head == from || repo.git.find_commit(head).is_err() || !repo.is_ancestor(from, head) {
         return Ok(None);
     }
-    Ok(repo.is_ancestor(from, head).then_some(head))
+    // A rollback moves the work branch back after its state commit: if it
+    // was interrupted in between, the branch still holds the work it
+    // discarded. That is git-orch's own, not a person's: reconcile moves
+    // the branch back (keeping it in a ref), as it always did.
+    for rollback in &snap.state.rollbacks {
+        let before = store::load_at(repo, &snap.plan_name, rollback.before.oid())?;
+        let discarded = before.state.work.oid();
+        if repo.is_ancestor(head, discarded) || repo.is_ancestor(discarded, head) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(head))
 }

@@ -148,6 +148,15 @@ fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_land
         state.contains(&hand),
         "the state's work is the hand commit: {state}"
     );
+    // status keeps showing it, in words and in JSON.
+    let st = status_json(&repo);
+    assert_eq!(st["adopted"][0]["commit"], hand.as_str(), "{st}");
+    assert_eq!(st["adopted"][0]["changed"], serde_json::json!(["notes.md"]));
+    let text = repo.orch_ok(&["status"]);
+    assert!(
+        text.contains(&format!("by hand {}", &hand[..10])) && text.contains("notes.md"),
+        "{text}"
+    );
 
     repo.orch_ok(&["run"]);
     assert_eq!(task_state(&status_json(&repo), "t"), "done");
@@ -162,6 +171,12 @@ fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_land
     let adopted = adoptions(&repo);
     assert_eq!(adopted.len(), 1, "adopted once: {adopted:?}");
     assert_eq!(adopted[0]["changed"], serde_json::json!(["notes.md"]));
+    // A rollback to before it takes it off the branch, and out of status;
+    // its undo brings it back.
+    repo.orch_ok(&["rollback", "--to", "start"]);
+    assert!(status_json(&repo).get("adopted").is_none());
+    repo.orch_ok(&["rollback", "--undo"]);
+    assert_eq!(status_json(&repo)["adopted"][0]["commit"], hand.as_str());
     repo.fsck();
 }
 

@@ -127,6 +127,9 @@ pub struct StatusReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteReport>,
     ledger: crate::engine::ledger::Ledger,
+    /// Commits made by hand on the work branch, adopted as landings.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    adopted: &'a [crate::state::AdoptedCommit],
 }
 
 #[derive(Serialize)]
@@ -282,6 +285,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         tasks,
         remote: None,
         ledger: crate::engine::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t)),
+        adopted: &snap.state.adopted,
     }
 }
 
@@ -315,6 +319,14 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
             "active"
         }
     ));
+    for a in &snap.state.adopted {
+        ui::out(&format!(
+            "  by hand {}  ({} file(s): {})",
+            a.commit.short(),
+            a.changed.len(),
+            ui::printable(&a.changed.join(", "))
+        ));
+    }
     for phase in &snap.plan.phases {
         let status = snap.phase_status(&phase.id);
         let current = if snap.current_phase().is_some_and(|p| p.id == phase.id) {

@@ -11,7 +11,7 @@ use anyhow::Result;
 use git2::Oid;
 
 use crate::git::Repo;
-use crate::state::{self, event::Event, names, store};
+use crate::state::{self, event::Event, names, store, AdoptedCommit};
 
 /// A hand commit that was adopted.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,12 +37,18 @@ pub fn adopt_hand_commits(repo: &Repo, plan: &str) -> Result<Option<Adopted>> {
         };
         let from = snap.state.work.oid();
         let changed = repo.changed_paths(from, head)?;
+        let at = state::now();
         change.state.work = head.into();
+        change.state.adopted.push(AdoptedCommit {
+            commit: head.into(),
+            changed: changed.clone(),
+            at,
+        });
         change.event = Some(Event::WorkAdopted {
             commit: head.to_string(),
             from: from.to_string(),
             changed: changed.clone(),
-            at: state::now(),
+            at,
         });
         Ok(Some(Adopted {
             from,

@@ -1529,3 +1529,54 @@ id = "one"
     assert_eq!(lost.len(), 1, "one of them lost the race");
     assert_eq!(task_state(&status_json(&cluster.clones[0]), "a"), "done");
 }
+
+/// Issue 23, shared: a hand commit on one machine's work branch is
+/// adopted there and published with the state, so the other machine's
+/// landing builds on it.
+#[test]
+fn a_hand_commit_adopted_on_one_machine_is_built_on_by_the_other() {
+    let cluster = Cluster::new(2, false);
+    start_shared(
+        &cluster,
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  run = \"echo a > a.txt\"\n",
+    );
+    trust_on_the_others(&cluster);
+    let b = &cluster.clones[1];
+    let wt = b.scratch().join("by-hand");
+    b.git(&[
+        "worktree",
+        "add",
+        "-q",
+        wt.to_str().expect("utf-8"),
+        "orch/p/work",
+    ]);
+    std::fs::write(wt.join("notes.md"), "mine\n").expect("write");
+    b.git_in(&wt, &["add", "-A"]);
+    b.git_in(&wt, &["commit", "-q", "-m", "by hand"]);
+    let hand = b.git_in(&wt, &["rev-parse", "HEAD"]).trim().to_string();
+    b.git_in(&wt, &["checkout", "-q", "--detach"]);
+    let out = b.orch(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(stderr(&out).contains("adopted:"), "{}", both(&out));
+    // The other machine lands its task on top of it.
+    let a = &cluster.clones[0];
+    let out = a.orch(&["run", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let work = cluster.server(&["rev-parse", "refs/heads/orch/p/work"]);
+    let work = work.trim();
+    let is_ancestor = cluster.clones[0]
+        .command("git", &cluster.bare)
+        .args(["merge-base", "--is-ancestor", &hand, work])
+        .status()
+        .expect("git");
+    assert!(
+        is_ancestor.success(),
+        "the hand commit is under the landing"
+    );
+    assert_eq!(
+        cluster.server(&["show", &format!("{work}:notes.md")]),
+        "mine\n"
+    );
+    assert_eq!(cluster.server(&["show", &format!("{work}:a.txt")]), "a\n");
+    assert_eq!(status_json(a)["adopted"][0]["commit"], hand.as_str());
+}

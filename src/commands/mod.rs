@@ -67,14 +67,7 @@ fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
     }
     // A commit made by hand on the work branch that fast-forwards it is a
     // landing of its own; anything else there is repaired below.
-    if let Some(adopted) = crate::engine::adopt::adopt_hand_commits(&repo, &plan)? {
-        ui::note(&format!(
-            "{} {} (made by hand on {}) is a landing of its own: {} file(s) changed",
-            ui::green("adopted:"),
-            crate::git::short(adopted.commit),
-            crate::state::names::display(&crate::state::names::work(&plan)),
-            adopted.changed.len()
-        ));
+    if adopt_and_say(&repo, &plan)? {
         snap = store::load(&repo, &plan)?;
     }
     for note in reconcile::reconcile(&repo, &snap)? {
@@ -82,6 +75,22 @@ fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
     }
     crate::engine::workspace::repair_cut_moves(&repo, &plan);
     Ok((repo, snap))
+}
+
+/// Adopts a commit made by hand that fast-forwards the plan's work branch
+/// (`engine::adopt`) and says so; `true` when one was.
+pub fn adopt_and_say(repo: &Repo, plan: &str) -> Result<bool> {
+    let Some(adopted) = crate::engine::adopt::adopt_hand_commits(repo, plan)? else {
+        return Ok(false);
+    };
+    ui::note(&format!(
+        "{} {} (made by hand on {}) is a landing of its own: {} file(s) changed",
+        ui::green("adopted:"),
+        crate::git::short(adopted.commit),
+        crate::state::names::display(&crate::state::names::work(plan)),
+        adopted.changed.len()
+    ));
+    Ok(true)
 }
 
 /// The plan of the task whose worktree the current directory is in.

@@ -308,10 +308,7 @@ fn markdown_report_has_every_section() {
         md.contains("task `d` (attempt 1) in phase `build`: exit code 3"),
         "{md}"
     );
-    assert!(
-        md.contains(&format!("git show orch/p/state:{}", log_path("d", 1))),
-        "{md}"
-    );
+    assert!(md.contains("log: `git orch log p d --attempt 1`"), "{md}");
     // The handoff note's own headings nest under the report's.
     assert!(md.contains("### a\n\n#### Handoff: a — Write a"), "{md}");
     assert!(md.contains("notes from a"), "{md}");

@@ -257,7 +257,8 @@ pub struct StartArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The plan (may be left out when exactly one plan is active)
+    /// The plan; left out, every active plan is shown, one after the other
+    /// (`--json` needs it when several are active)
     pub plan: Option<String>,
     /// One JSON object: plan, work, phase, phases, tasks (see the README)
     #[arg(long)]
@@ -510,8 +511,10 @@ pub struct LogArgs {
     /// The plan; a single name that is not a plan is a TASK or GATE of the active plan
     pub plan: Option<String>,
     /// Print this stored log instead of the history: a TASK's latest attempt,
-    /// PHASE:GATE, or a GATE of the current phase (or of the one phase that ran it)
-    #[arg(value_name = "TASK|PHASE:GATE|GATE")]
+    /// PHASE:GATE, a GATE of the current phase (or of the one phase that ran
+    /// it), or a gate run's log by the path `git orch gate` prints
+    /// (logs/gates/COMMIT/GATE.log)
+    #[arg(value_name = "TASK|PHASE:GATE|GATE|PATH")]
     pub name: Option<String>,
     /// With a TASK: the log of this attempt (1 is the first)
     #[arg(long, value_name = "N")]

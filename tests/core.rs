@@ -443,7 +443,22 @@ fn status_list_and_log_report_the_plan() {
     assert_eq!(rows.as_array().map(Vec::len), Some(2));
     assert_eq!(rows[0]["plan"], "p");
     assert_eq!(rows[0]["done"], 1);
-    assert_refused(&repo.orch(&["status"]), "status with two plans and no name");
+    // status: with two plans active and no name, it shows each (issue 23);
+    // `--json`, one plan's document, still wants the name.
+    let both_plans = repo.orch_ok(&["status"]);
+    assert_eq!(
+        both_plans,
+        format!(
+            "{}\n{}",
+            repo.orch_ok(&["status", "p"]),
+            repo.orch_ok(&["status", "q"])
+        ),
+        "{both_plans}"
+    );
+    assert_refused(
+        &repo.orch(&["status", "--json"]),
+        "status --json with two plans and no name",
+    );
 
     // log: one line per state change, the same count as git's.
     let log = repo.orch_ok(&["log", "p"]);
@@ -1415,13 +1430,15 @@ fn any_command_repairs_refs_from_the_state_branch() {
     );
     repo.fsck();
 
-    // Moved elsewhere by hand: the foreign commit is kept, work restored.
+    // Moved elsewhere by hand, not by a fast-forward (a commit with a
+    // history of its own): the foreign commit is kept, work restored. (A
+    // fast-forward is adopted instead: tests/work_branch.rs.)
     let tree = repo
         .git(&["rev-parse", "orch/p/work^{tree}"])
         .trim()
         .to_string();
     let foreign = repo
-        .git(&["commit-tree", &tree, "-p", &work, "-m", "foreign"])
+        .git(&["commit-tree", &tree, "-m", "foreign"])
         .trim()
         .to_string();
     repo.git(&["update-ref", "refs/heads/orch/p/work", &foreign]);

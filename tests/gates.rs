@@ -232,7 +232,19 @@ fn gate_runs_in_a_clean_separate_checkout_of_the_commit() {
     // Per gate: pass/fail, seconds and where its log is; the log is there.
     let text = both(&out);
     assert!(text.contains("gate unit: passed in "), "{text}");
-    assert!(text.contains("git show orch/p/state:logs/gates/"), "{text}");
+    assert!(text.contains("log: `git orch log p logs/gates/"), "{text}");
+    // That command prints the gate's log (issue 23: `git orch log`, not
+    // `git show`, wherever a log is meant).
+    let at = text
+        .find("git orch log p logs/gates/")
+        .expect("the log's command");
+    let path = text[at..].split('`').next().expect("command")["git orch log p ".len()..].trim();
+    let shown = repo.orch_ok(&["log", "p", path]);
+    assert_eq!(Some(shown), repo.show(&format!("orch/p/state:{path}")));
+    assert_refused(
+        &repo.orch(&["log", "p", "logs/gates/00/../../meta.json"]),
+        "a path that is no gate log",
+    );
     let json = repo.orch_json(&["gate", "p", "--json", "--no-cache"]);
     let g = &json["gates"][0];
     assert_eq!(g["name"], "unit");
@@ -591,12 +603,10 @@ fn a_failing_gate_blocks_the_push_and_says_why() {
     assert!(err.contains("error:"), "{err}");
     assert!(err.contains("`unit`"), "names the gate: {err}");
     assert!(err.contains(short(&c)), "names the commit: {err}");
-    let at = err.find("git show ").expect("log location");
+    let at = err.find("git orch log p ").expect("log location");
     let cmd = err[at..].split('`').next().expect("command");
-    let log = cmd.trim_start_matches("git show ").trim();
-    let shown = repo
-        .show(log)
-        .unwrap_or_else(|| panic!("log `{log}` not retrievable: {err}"));
+    let log = cmd.trim_start_matches("git orch log p ").trim();
+    let shown = repo.orch_ok(&["log", "p", log]);
     assert!(shown.contains("the-failure-detail"), "{shown}");
     repo.fsck();
 }

@@ -162,13 +162,12 @@ fn init_writes_no_retry_on_exit_code_75_and_its_plans_check_without_a_warning() 
             .any(|d| d["message"].as_str().unwrap_or("").contains("exit_codes"));
         assert!(!warned, "{file}: {v}");
     }
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README");
+    let readme = doc_text();
     // Its examples (the lines that set `retry_on`) leave 75 out.
     for line in readme.lines() {
         let line = line.trim_start();
         if line.starts_with("retry_on") {
-            assert!(!line.contains("75"), "a README example: {line}");
+            assert!(!line.contains("75"), "an example in the docs: {line}");
         }
     }
 }
@@ -264,12 +263,11 @@ fn a_refused_task_start_prints_nothing_on_stdout_and_the_safe_idiom_stops() {
         both(&out)
     );
     // The README shows only the safe idiom in its examples.
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README");
+    let readme = doc_text();
     for line in readme.lines() {
         assert!(
             !line.trim_start().starts_with("cd \"$(git orch task start"),
-            "an unsafe example in the README: {line}"
+            "an unsafe example in the docs: {line}"
         );
     }
     assert!(readme.contains("wt=$(git orch task start schema) && cd \"$wt\""));

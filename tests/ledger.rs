@@ -172,3 +172,59 @@ fn a_bad_or_huge_usage_file_is_reported_not_fatal() {
     assert_eq!(st["ledger"]["plan"]["tokens_in"], 0, "{st}");
     repo.fsck();
 }
+
+/// Issue 23: a task done by hand is accounted as done by hand, not grouped
+/// with the tasks that run their own command under agent `-`, in `status`
+/// (JSON and words) and the report.
+#[test]
+fn tasks_done_by_hand_are_accounted_by_hand_not_under_agent_dash() {
+    let repo = TestRepo::new();
+    started(
+        &repo,
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  [[phases.tasks]]\n  id = \"b\"\n  files = [\"b.txt\"]\n  run = \"echo b > b.txt\"\n",
+    );
+    let wt = PathBuf::from(repo.orch_ok(&["task", "start", "a"]).trim());
+    std::fs::write(wt.join("a.txt"), "a\n").expect("write");
+    repo.orch_ok(&["task", "done", "a"]);
+    repo.orch_ok(&["run"]);
+    let st = status_json(&repo);
+    let agents = &st["ledger"]["agents"];
+    assert_eq!(agents["(by hand)"]["tasks"], 1, "{agents}");
+    assert_eq!(agents["-"]["tasks"], 1, "b, its own command: {agents}");
+    let text = repo.orch_ok(&["status"]);
+    assert!(text.contains("  by hand: "), "{text}");
+    let md = repo.orch_ok(&["report"]);
+    assert!(md.contains("| by hand |"), "{md}");
+}
+
+/// Issue 23: the time a task waits for its reviewer is not task time: the
+/// ledger's time of a task approved after a wait is what it ran.
+#[test]
+fn time_waiting_for_review_is_not_task_time() {
+    let repo = TestRepo::new();
+    started(
+        &repo,
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  run = \"echo a > a.txt\"\n  review = \"manual\"\n",
+    );
+    repo.orch_ok(&["run"]);
+    assert_eq!(task_state(&status_json(&repo), "a"), "review");
+    let ran = task_record(&repo, "p", "a").expect("record")["seconds"]
+        .as_f64()
+        .expect("the time it ran");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    repo.orch_ok(&["task", "approve", "a"]);
+    let st = status_json(&repo);
+    assert_eq!(task_state(&st, "a"), "done");
+    let after = task_record(&repo, "p", "a").expect("record")["seconds"]
+        .as_f64()
+        .expect("seconds");
+    assert!(
+        (after - ran).abs() < 1e-6,
+        "the review wait was counted: {ran} then {after}"
+    );
+    let plan_seconds = st["ledger"]["plan"]["seconds"].as_f64().expect("seconds");
+    assert!(plan_seconds < 2.5, "{}", st["ledger"]);
+    let r = repo.orch_json(&["report", "--format", "json"]);
+    let task_time = r["totals"]["task_seconds"].as_f64().expect("task time");
+    assert!(task_time < 2.5, "{}", r["totals"]);
+}

@@ -1525,3 +1525,102 @@ rm -rf $tmp"##
     assert_eq!(mine(two.refs()), before, "nothing moved here");
     two.orch_ok(&["status", "p"]);
 }
+
+/// Issue 23: two machines reach the same checkpoint and both run its gate;
+/// the one whose record loses the race still prints each gate's pass/fail
+/// line under the output it streamed, and says another runner recorded
+/// the phase, instead of leaving the output without a verdict.
+#[test]
+fn a_machine_whose_checkpoint_lost_the_race_prints_its_gates_verdicts() {
+    let cluster = Cluster::new(2, false);
+    start_shared(
+        &cluster,
+        r#"name = "p"
+[[gates]]
+name = "slow"
+run = "sleep 3; echo the-gate-said-this"
+[[phases]]
+id = "one"
+  [[phases.tasks]]
+  id = "a"
+  files = ["a.txt"]
+  run = "echo a > a.txt"
+"#,
+    );
+    trust_on_the_others(&cluster);
+    // The phase's one task lands first, so both runners start at its gate.
+    let out = cluster.clones[0].orch(&["run", "p", "--remote", "origin", "--task", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    cluster.clones[1].orch_ok(&["sync", "p", "--remote", "origin"]);
+    let runners = vec![cluster.spawn_run(0, &[]), cluster.spawn_run(1, &[])];
+    let outs: Vec<_> = runners.into_iter().map(|c| finish(c, 120)).collect();
+    for out in &outs {
+        assert_eq!(code(out), Some(0), "{}", both(out));
+        let text = both(out);
+        assert!(
+            text.contains("the-gate-said-this"),
+            "both ran the gate: {text}"
+        );
+        assert!(
+            text.contains("gate slow: passed"),
+            "a verdict under the output: {text}"
+        );
+    }
+    let lost: Vec<_> = outs
+        .iter()
+        .filter(|o| both(o).contains("another runner recorded it first"))
+        .collect();
+    assert_eq!(lost.len(), 1, "one of them lost the race");
+    assert_eq!(task_state(&status_json(&cluster.clones[0]), "a"), "done");
+}
+
+/// Issue 23, shared: a hand commit on one machine's work branch is
+/// adopted there and published with the state, so the other machine's
+/// landing builds on it.
+#[test]
+fn a_hand_commit_adopted_on_one_machine_is_built_on_by_the_other() {
+    let cluster = Cluster::new(2, false);
+    start_shared(
+        &cluster,
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n  files = [\"a.txt\"]\n  run = \"echo a > a.txt\"\n",
+    );
+    trust_on_the_others(&cluster);
+    let b = &cluster.clones[1];
+    let wt = b.scratch().join("by-hand");
+    b.git(&[
+        "worktree",
+        "add",
+        "-q",
+        wt.to_str().expect("utf-8"),
+        "orch/p/work",
+    ]);
+    std::fs::write(wt.join("notes.md"), "mine\n").expect("write");
+    b.git_in(&wt, &["add", "-A"]);
+    b.git_in(&wt, &["commit", "-q", "-m", "by hand"]);
+    let hand = b.git_in(&wt, &["rev-parse", "HEAD"]).trim().to_string();
+    b.git_in(&wt, &["checkout", "-q", "--detach"]);
+    let out = b.orch(&["sync", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(stderr(&out).contains("adopted:"), "{}", both(&out));
+    // The other machine lands its task on top of it.
+    let a = &cluster.clones[0];
+    let out = a.orch(&["run", "p", "--remote", "origin"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let work = cluster.server(&["rev-parse", "refs/heads/orch/p/work"]);
+    let work = work.trim();
+    let is_ancestor = cluster.clones[0]
+        .command("git", &cluster.bare)
+        .args(["merge-base", "--is-ancestor", &hand, work])
+        .status()
+        .expect("git");
+    assert!(
+        is_ancestor.success(),
+        "the hand commit is under the landing"
+    );
+    assert_eq!(
+        cluster.server(&["show", &format!("{work}:notes.md")]),
+        "mine\n"
+    );
+    assert_eq!(cluster.server(&["show", &format!("{work}:a.txt")]), "a\n");
+    assert_eq!(status_json(a)["adopted"][0]["commit"], hand.as_str());
+}

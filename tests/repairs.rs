@@ -1,13 +1,15 @@
 //! A repair is told, never silent: a commit a person makes on the work
-//! branch before a landing is kept in a ref, and the landing says where;
-//! files left where a worktree was are kept and moved aside.
+//! branch is adopted when it fast-forwards it (tests/work_branch.rs), and
+//! kept in a ref, named, when it rewrites it; files left where a worktree
+//! was are kept and moved aside.
 
 use crate::common::*;
 
-/// A person's commit on the work branch while `run` has a task running: the
-/// runner cannot tell the person from the task, so the task fails naming
-/// the moved ref (its work kept on its branch); the next command keeps the
-/// commit in a ref and says where. Nothing is silent, nothing is lost.
+/// A person's commit on the work branch while `run` has a task running
+/// outside a sandbox: the runner cannot tell the person from the task, so
+/// the task fails naming the moved ref (its work kept on its branch); the
+/// next command adopts the commit, a fast-forward, and says so. Nothing is
+/// silent, nothing is lost.
 #[test]
 fn a_commit_made_on_the_work_branch_during_a_run_is_named_and_kept() {
     let repo = TestRepo::new();
@@ -41,19 +43,24 @@ fn a_commit_made_on_the_work_branch_during_a_run_is_named_and_kept() {
         err.contains("moved `refs/heads/orch/p/work`"),
         "the run names the moved ref: {err}"
     );
-    // The next command keeps the commit and names the ref it is kept in.
+    // The next command adopts the commit (it fast-forwards the branch)
+    // and says so.
     let status = repo.orch(&["status"]);
     let told = stderr(&status);
-    let kept = kept_in_repair(&repo, &mine);
-    assert!(told.contains(&kept), "status names {kept}: {told}");
+    assert!(told.contains(&format!("adopted: {}", &mine[..7])), "{told}");
+    assert_eq!(
+        repo.rev("refs/heads/orch/p/work").as_deref(),
+        Some(mine.as_str())
+    );
     assert_eq!(task_state(&status_json(&repo), "b"), "failed");
     repo.fsck();
 }
 
-/// `task done` by hand after a person moved the work branch: it lands on
-/// the state's work head and says where the person's commit went.
+/// `task done` by hand after a person rewrote the work branch (moved it to
+/// a commit that does not fast-forward it): it lands on the state's work
+/// head and says where the person's commit went.
 #[test]
-fn a_commit_made_on_the_work_branch_before_task_done_is_kept_and_named() {
+fn a_rewrite_of_the_work_branch_before_task_done_is_kept_and_named() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "p.toml",
@@ -63,7 +70,7 @@ fn a_commit_made_on_the_work_branch_before_task_done_is_kept_and_named() {
     let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "a"]).trim());
     std::fs::create_dir_all(wt.join("a")).expect("mkdir");
     std::fs::write(wt.join("a/f"), "a\n").expect("write");
-    let mine = commit_on_work(&repo);
+    let mine = commit_beside_work(&repo);
     let out = repo.orch_in(&wt, &["task", "done", "a", "-m", "a"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     let kept = kept_in_repair(&repo, &mine);
@@ -77,6 +84,17 @@ fn commit_on_work(repo: &TestRepo) -> String {
     let work = repo.rev("refs/heads/orch/p/work").expect("work");
     let tree = repo.git(&["rev-parse", &format!("{work}^{{tree}}")]);
     let mine = repo.git(&["commit-tree", tree.trim(), "-p", &work, "-m", "my fix"]);
+    let mine = mine.trim().to_string();
+    repo.git(&["update-ref", "refs/heads/orch/p/work", &mine, &work]);
+    mine
+}
+
+/// A person's rewrite of the work branch, moved there with plain git: a
+/// commit of the same tree with no parent, so not a fast-forward.
+fn commit_beside_work(repo: &TestRepo) -> String {
+    let work = repo.rev("refs/heads/orch/p/work").expect("work");
+    let tree = repo.git(&["rev-parse", &format!("{work}^{{tree}}")]);
+    let mine = repo.git(&["commit-tree", tree.trim(), "-m", "my rewrite"]);
     let mine = mine.trim().to_string();
     repo.git(&["update-ref", "refs/heads/orch/p/work", &mine, &work]);
     mine
@@ -155,7 +173,7 @@ fn a_repair_pass_that_fails_half_way_exits_1_and_says_what_it_repaired() {
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     let work = repo.rev("refs/heads/orch/p/work").expect("work");
-    let mine = commit_on_work(&repo);
+    let mine = commit_beside_work(&repo);
     let start = repo.rev("refs/tags/orch/p/start").expect("start tag");
     repo.git(&["update-ref", "-d", "refs/tags/orch/p/start"]);
     repo.git(&["update-ref", "refs/tags/orch/p/start/blocker", &start]);

@@ -224,15 +224,30 @@ fn retries_rollbacks_and_undo_are_in_the_report() {
     let rollbacks = r["rollbacks"].as_array().expect("rollbacks");
     assert_eq!(rollbacks.len(), 1);
     assert_eq!(rollbacks[0]["to"], "setup");
+    assert_eq!(rollbacks[0]["undone"], true);
+    // The HTML report's count leaves the undone rollback out (issue 23);
+    // its table still lists it, as undone.
+    let html = repo.orch_ok(&["report", "--format", "html"]);
+    assert!(
+        html.contains("<b>0</b><span>rollbacks</span>"),
+        "an undone rollback counted: {}",
+        &html[..html.len().min(3000)]
+    );
+    assert!(html.contains("<td>setup</td>"), "the row is kept");
 
     let md = repo.orch_ok(&["report"]);
     assert!(
         md.contains("## Rollbacks") && md.contains("to `setup`"),
         "{md}"
     );
-    assert!(
-        md.contains(&format!("git show orch/p/state:{}", log_path("d", 2))),
-        "{md}"
+    // A failure's log is named as `git orch log` reads it, and it does.
+    assert!(md.contains("git orch log p d --attempt 2"), "{md}");
+    assert!(!md.contains("git show orch/p/state:"), "{md}");
+    let shown = repo.orch_ok(&["log", "p", "d", "--attempt", "2"]);
+    assert_eq!(
+        Some(shown.as_str()),
+        repo.show(&format!("orch/p/state:{}", log_path("d", 2)))
+            .as_deref()
     );
 }
 
@@ -293,10 +308,7 @@ fn markdown_report_has_every_section() {
         md.contains("task `d` (attempt 1) in phase `build`: exit code 3"),
         "{md}"
     );
-    assert!(
-        md.contains(&format!("git show orch/p/state:{}", log_path("d", 1))),
-        "{md}"
-    );
+    assert!(md.contains("log: `git orch log p d --attempt 1`"), "{md}");
     // The handoff note's own headings nest under the report's.
     assert!(md.contains("### a\n\n#### Handoff: a — Write a"), "{md}");
     assert!(md.contains("notes from a"), "{md}");
@@ -475,4 +487,51 @@ fn render_in_chromium(file: &Path) -> Option<String> {
     let dom = reader.join().expect("read the DOM");
     assert!(dom.contains("<html"), "chromium printed no DOM: {dom}");
     Some(dom)
+}
+
+/// Issue 23: a phase's box in the HTML report's dependency graph is sized
+/// by its title too, so a long title is shown whole and inside the box, as
+/// Chromium lays it out (each header's right edge against its box's).
+#[test]
+fn the_dependency_graph_fits_long_phase_titles_in_chromium() {
+    let repo = TestRepo::new();
+    let title = "Move every notification channel onto the new event bus";
+    let plan = repo.plan(
+        "plan.toml",
+        &format!(
+            "name = \"p\"\n[[phases]]\nid = \"bus\"\ntitle = \"{title}\"\n  [[phases.tasks]]\n  id = \"a\"\n[[phases]]\nid = \"z\"\n  [[phases.tasks]]\n  id = \"b\"\n"
+        ),
+    );
+    repo.orch_ok(&["start", plan.to_str().expect("utf-8 path")]);
+    let html = repo.orch_ok(&["report", "--format", "html"]);
+    let start = html.find("<svg").expect("an inline SVG graph");
+    let end = html[start..].find("</svg>").expect("its end") + start + "</svg>".len();
+    let svg = &html[start..end];
+    assert!(
+        svg.contains(&format!(">bus — {title} · active</text>")),
+        "the whole title is in the graph: {svg}"
+    );
+    // A page of the graph alone, and a script that measures it.
+    let page = format!(
+        "<!doctype html><html><body>{svg}<script>\n\
+         const out = [];\n\
+         for (const g of document.querySelectorAll('g.cluster')) {{\n\
+           const r = g.querySelector('rect'), t = g.querySelector('text');\n\
+           const b = t.getBBox();\n\
+           const edge = r.x.baseVal.value + r.width.baseVal.value;\n\
+           out.push(g.dataset.phase + '=' + (b.width > 0 && b.x + b.width <= edge ? 'fits' : 'clipped'));\n\
+         }}\n\
+         document.body.setAttribute('data-fit', out.join(','));\n\
+         </script></body></html>"
+    );
+    let file = repo.scratch().join("graph.html");
+    std::fs::write(&file, page).expect("write the page");
+    let Some(dom) = render_in_chromium(&file) else {
+        return;
+    };
+    assert!(
+        dom.contains("data-fit=\"bus=fits,z=fits\""),
+        "a phase header leaves its box: {}",
+        &dom[dom.find("<body").unwrap_or(0)..][..300.min(dom.len())]
+    );
 }

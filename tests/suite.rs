@@ -16,6 +16,7 @@ mod containment_engine;
 mod containment_paths;
 mod core;
 mod crash;
+mod docs;
 mod fixforward;
 mod gates;
 mod graph;
@@ -54,6 +55,7 @@ mod shapes;
 mod trust;
 mod trust_commands;
 mod watch;
+mod work_branch;
 mod worktrees;
 
 #[test]

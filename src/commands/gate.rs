@@ -57,7 +57,7 @@ pub fn run(args: GateArgs) -> Result<u8> {
     Ok(if passed { 0 } else { 1 })
 }
 
-/// `gate unit: passed in 1.2s; log: `git show orch/p/state:logs/…``, one
+/// `gate unit: passed in 1.2s; log: `git orch log p logs/gates/…``, one
 /// per gate; a failure also says why and on which commit.
 fn gate_line(plan: &str, run: &GateRun) -> String {
     let r = &run.result;
@@ -76,7 +76,7 @@ fn gate_line(plan: &str, run: &GateRun) -> String {
         _ => String::new(),
     };
     format!(
-        "gate {}: {verdict}{how}{why}; log: `git show orch/{plan}/state:{}`",
+        "gate {}: {verdict}{how}{why}; log: `git orch log {plan} {}`",
         r.name, r.log
     )
 }
@@ -262,7 +262,7 @@ fn pre_push_gate(args: &GateArgs, remote: &str) -> Result<u8> {
                 } else {
                     blocked = true;
                     ui::error(&format!(
-                        "push of {} to {remote} blocked: gate `{}` of plan {plan} failed on {} ({}); log: `git show orch/{plan}/state:{}`",
+                        "push of {} to {remote} blocked: gate `{}` of plan {plan} failed on {} ({}); log: `git orch log {plan} {}`",
                         p.remote_ref,
                         r.result.name,
                         short(commit),

@@ -133,6 +133,28 @@ fn print_log(plan: Option<&str>, name: &str, attempt: Option<u32>, json: bool) -
 /// the current phase's run of it, or the one phase that has run it.
 fn resolve(snap: &Snapshot, name: &str, attempt: Option<u32>) -> Result<Found> {
     let plan = &snap.plan_name;
+    // A stored gate log by its path, as `git orch gate` and the pre-push
+    // gate name theirs: `logs/gates/<commit>/<gate>.log`.
+    if let Some(rest) = name.strip_prefix("logs/gates/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let ok = matches!(parts.as_slice(), [commit, file]
+            if commit.chars().all(|c| c.is_ascii_hexdigit())
+                && file.strip_suffix(".log").is_some_and(|g| crate::plan::validate_id("gate", g).is_ok()));
+        if !ok || attempt.is_some() {
+            return Err(refuse_with_hint(
+                format!("bad log name `{name}`"),
+                "a gate run's log is `logs/gates/COMMIT/GATE.log`, as `git orch gate` prints it",
+            ));
+        }
+        return Ok(Found {
+            what: format!("`{name}`"),
+            path: name.to_string(),
+            task: None,
+            attempt: None,
+            phase: None,
+            gate: parts[1].strip_suffix(".log").map(str::to_string),
+        });
+    }
     // Task, phase and gate names all follow the id rules.
     for part in name.splitn(2, ':') {
         if let Err(e) = crate::plan::validate_id("name", part) {

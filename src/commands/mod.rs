@@ -62,9 +62,14 @@ fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
     // Inside a task's worktree the branch names the plan.
     let from_worktree = named.is_none().then(|| plan_of_worktree(&repo)).flatten();
     let plan = store::resolve_plan(&repo, named.or(from_worktree.as_deref()))?;
-    let snap = store::load(&repo, &plan)?;
+    let mut snap = store::load(&repo, &plan)?;
     if to_run {
         crate::trust::require(&repo, &snap)?;
+    }
+    // A commit made by hand on the work branch that fast-forwards it is a
+    // landing of its own; anything else there is repaired below.
+    if adopt_and_say(&repo, &plan)? {
+        snap = store::load(&repo, &plan)?;
     }
     for note in reconcile::reconcile(&repo, &snap)? {
         ui::note(&format!("{} {note}", ui::yellow("repair:")));
@@ -81,6 +86,22 @@ fn open(named: Option<&str>, to_run: bool) -> Result<(Repo, Snapshot)> {
         ));
     }
     Ok((repo, snap))
+}
+
+/// Adopts a commit made by hand that fast-forwards the plan's work branch
+/// (`engine::adopt`) and says so; `true` when one was.
+pub fn adopt_and_say(repo: &Repo, plan: &str) -> Result<bool> {
+    let Some(adopted) = crate::engine::adopt::adopt_hand_commits(repo, plan)? else {
+        return Ok(false);
+    };
+    ui::note(&format!(
+        "{} {} (made by hand on {}) is a landing of its own: {} file(s) changed",
+        ui::green("adopted:"),
+        crate::git::short(adopted.commit),
+        crate::state::names::display(&crate::state::names::work(plan)),
+        adopted.changed.len()
+    ));
+    Ok(true)
 }
 
 /// The plan of the task whose worktree the current directory is in.

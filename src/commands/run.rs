@@ -181,6 +181,19 @@ impl Observer for Display {
         }
     }
 
+    fn superseded(&self, phase: &str, runs: &[crate::engine::gates::GateRun]) {
+        // Each gate's verdict under the output it streamed, as a checkpoint
+        // that is recorded shows it.
+        match &self.bar {
+            Some(bar) => bar.suspend(|| print_gates(&self.plan, phase, runs, self.gates)),
+            None => print_gates(&self.plan, phase, runs, self.gates),
+        }
+        self.say(&format!(
+            "{} phase {phase}: the plan changed while its gates ran here (another runner recorded it first); looking again",
+            ui::yellow("checkpoint")
+        ));
+    }
+
     fn parked(&self, task: &str, until: f64, why: &str) {
         if let Ok(mut r) = self.running.lock() {
             r.retain(|t| t != task);

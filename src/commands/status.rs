@@ -13,6 +13,30 @@ use crate::state::{CommitId, Snapshot, TaskState, TaskStatus};
 use crate::ui;
 
 pub fn run(args: StatusArgs) -> Result<u8> {
+    // Plain `status` with several plans active shows each, one after the
+    // other (`--json` is one plan's document: it still wants a name).
+    if args.plan.is_none() && !args.json {
+        let repo = super::open_repo()?;
+        if super::task_of_worktree(&repo).is_none() {
+            let active = crate::state::store::active_plans(&repo)?;
+            if active.len() > 1 {
+                for (i, name) in active.iter().enumerate() {
+                    if i > 0 {
+                        ui::out("");
+                    }
+                    show(StatusArgs {
+                        plan: Some(name.clone()),
+                        json: false,
+                    })?;
+                }
+                return Ok(0);
+            }
+        }
+    }
+    show(args)
+}
+
+fn show(args: StatusArgs) -> Result<u8> {
     let (repo, snap) = open_plan(args.plan.as_deref())?;
     let records = snap.all_tasks()?;
     let remote = remote_view(&repo, &snap.plan_name)?;
@@ -103,6 +127,9 @@ pub struct StatusReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteReport>,
     ledger: crate::engine::ledger::Ledger,
+    /// Commits made by hand on the work branch, adopted as landings.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    adopted: &'a [crate::state::AdoptedCommit],
 }
 
 #[derive(Serialize)]
@@ -262,6 +289,7 @@ pub fn status_report<'a>(snap: &'a Snapshot, records: &'a Records) -> StatusRepo
         tasks,
         remote: None,
         ledger: crate::engine::ledger::compute(&snap.plan, |id| records.get(id).map(|t| &**t)),
+        adopted: &snap.state.adopted,
     }
 }
 
@@ -295,6 +323,14 @@ pub(crate) fn render(snap: &Snapshot, records: &Records) {
             "active"
         }
     ));
+    for a in &snap.state.adopted {
+        ui::out(&format!(
+            "  by hand {}  ({} file(s): {})",
+            a.commit.short(),
+            a.changed.len(),
+            ui::printable(&a.changed.join(", "))
+        ));
+    }
     for phase in &snap.plan.phases {
         let status = snap.phase_status(&phase.id);
         let current = if snap.current_phase().is_some_and(|p| p.id == phase.id) {
@@ -411,7 +447,11 @@ fn ledger_lines(l: &crate::engine::ledger::Ledger) -> Vec<String> {
         ui::duration(l.remaining_seconds)
     )];
     for (name, s) in l.agents.iter().filter(|(_, s)| s.attempts > 0) {
-        out.push(format!("  agent {}: {}", ui::printable(name), spent(s)));
+        out.push(format!(
+            "  {}: {}",
+            crate::engine::ledger::who(&ui::printable(name)),
+            spent(s)
+        ));
     }
     for (name, s) in l.phases.iter().filter(|(_, s)| s.attempts > 0) {
         out.push(format!("  phase {name}: {}", spent(s)));

@@ -23,6 +23,11 @@ pub fn run(args: SyncArgs) -> Result<u8> {
         None if store::plan_names(&repo)?.is_empty() => only_remote_plan(&repo, &name)?,
         None => store::resolve_plan(&repo, None)?,
     };
+    // A commit made by hand on the work branch is a landing of its own,
+    // published with the state (see `engine::adopt`).
+    if store::plan_names(&repo)?.contains(&plan) {
+        super::adopt_and_say(&repo, &plan)?;
+    }
     let report = remote::sync_plan(&repo, &plan, &name)?;
     if args.json {
         let standing = crate::state::sync::standing(&repo, &name, &plan)?;

@@ -47,12 +47,37 @@ pub fn target_phase(snap: &Snapshot, named: Option<&str>) -> Result<String> {
     }
 }
 
+/// How a checkpoint ended: recorded (passed or not), or superseded: its
+/// gates ran, but the plan changed meanwhile (most often another runner,
+/// on this machine or another, recorded the phase first), so nothing of
+/// this run is recorded; its verdicts are still there to show.
+pub enum Checkpointed {
+    Recorded(Box<CheckpointReport>),
+    Superseded { phase: String, runs: Vec<GateRun> },
+}
+
+/// [`run_checkpoint`], a superseded run refused.
 pub fn checkpoint(
     repo: &Repo,
     plan: &str,
     phase: Option<&str>,
     opts: &GateOptions<'_>,
 ) -> Result<CheckpointReport> {
+    match run_checkpoint(repo, plan, phase, opts)? {
+        Checkpointed::Recorded(report) => Ok(*report),
+        Checkpointed::Superseded { .. } => Err(refuse_with_hint(
+            "the plan changed while its gates ran",
+            "run `git orch checkpoint` again",
+        )),
+    }
+}
+
+pub fn run_checkpoint(
+    repo: &Repo,
+    plan: &str,
+    phase: Option<&str>,
+    opts: &GateOptions<'_>,
+) -> Result<Checkpointed> {
     let snap = store::load(repo, plan)?;
     super::tasks::refuse_if_finished(&snap)?;
     let phase_id = target_phase(&snap, phase)?;
@@ -79,7 +104,7 @@ pub fn checkpoint(
     }
     let passed = runs.iter().all(|r| r.result.passed);
     crate::failpoint!("gates-ran");
-    let (_, after) = store::transact(repo, plan, |s, change| {
+    let (recorded, after) = store::transact(repo, plan, |s, change| {
         // A task reopened or reset while the gates ran leaves the work
         // branch where it was: every task must still be settled, or the
         // phase would be sealed with a task nothing can start again.
@@ -88,10 +113,7 @@ pub fn checkpoint(
             None => true,
         };
         if s.state.work != commit || s.is_checkpointed(&phase_id) || unsettled {
-            return Err(refuse_with_hint(
-                "the plan changed while its gates ran",
-                "run `git orch checkpoint` again",
-            ));
+            return Ok(false);
         }
         gates::record(repo, change, &runs)?;
         let ps = change.state.phases.entry(phase_id.clone()).or_default();
@@ -139,14 +161,20 @@ pub fn checkpoint(
                 at: state::now(),
             });
         }
-        Ok(())
+        Ok(true)
     })?;
+    if !recorded {
+        return Ok(Checkpointed::Superseded {
+            phase: phase_id,
+            runs,
+        });
+    }
     crate::failpoint!("checkpoint-tagged");
-    Ok(CheckpointReport {
+    Ok(Checkpointed::Recorded(Box::new(CheckpointReport {
         phase: phase_id,
         commit,
         runs,
         passed,
         snap: after,
-    })
+    })))
 }

@@ -20,6 +20,19 @@ use serde::{Deserialize, Serialize};
 use crate::plan::{parse_duration, Plan};
 use crate::state::{TaskState, Usage};
 
+/// The ledger's name for the tasks a person did by hand (not an id, so
+/// no agent of `[agents]` can have it).
+pub const BY_HAND: &str = "(by hand)";
+
+/// A row of the ledger's agents, in words: `agent NAME`, or `by hand`.
+pub fn who(name: &str) -> String {
+    if name == BY_HAND {
+        "by hand".to_string()
+    } else {
+        format!("agent {name}")
+    }
+}
+
 /// At most this many bytes of a usage file are read; a bigger one is refused.
 pub const USAGE_LIMIT: usize = 64 * 1024;
 
@@ -151,7 +164,8 @@ pub struct Ledger {
     pub phases: BTreeMap<String, Spent>,
     /// By the agent of each attempt (usage), and of each task's latest
     /// attempt, or its first agent before it ran (time, tasks,
-    /// estimates); `-` for a task's own command.
+    /// estimates); `-` for a task's own command, [`BY_HAND`] for a task a
+    /// person did (`task start`, `task done`).
     pub agents: BTreeMap<String, Spent>,
     /// Measured ÷ estimated over the settled tasks that have both.
     pub rate: Option<f64>,
@@ -173,9 +187,12 @@ pub fn compute<'a>(plan: &Plan, record: impl Fn(&str) -> Option<&'a TaskState>) 
             .map(|d| d.as_secs_f64());
         let seconds = t.and_then(|t| t.seconds).unwrap_or(0.0);
         let attempts = t.map_or(0, |t| t.attempts);
-        // Who ran its latest attempt, else who is to run it.
+        // Who ran its latest attempt (a person: `BY_HAND`), else who is
+        // to run it.
         let agent = t
-            .and_then(|t| t.agent.clone())
+            .filter(|t| t.by_hand)
+            .map(|_| BY_HAND.to_string())
+            .or_else(|| t.and_then(|t| t.agent.clone()))
             .or_else(|| plan.task_agents(task).first().cloned())
             .unwrap_or_else(|| "-".to_string());
         for s in [
@@ -251,7 +268,7 @@ pub fn table(r: &super::report::Report) -> Vec<[String; 6]> {
     }
     let l = &r.ledger;
     for (name, s) in l.agents.iter().filter(|(_, s)| s.attempts > 0) {
-        rows.push(row(format!("agent {name}"), s));
+        rows.push(row(who(name), s));
     }
     for (name, s) in l.phases.iter().filter(|(_, s)| s.attempts > 0) {
         rows.push(row(format!("phase {name}"), s));

@@ -3,6 +3,7 @@
 //! branch, and returns data for the command layer to render.
 
 pub mod abandon;
+pub mod adopt;
 pub mod agents;
 pub mod amend;
 pub mod change;

@@ -492,6 +492,7 @@ fn typed_event(commit: git2::Oid, e: &state::Event, summary: String) -> Event {
             Some(phase),
             Some(if landed.is_some() { "landed" } else { "failed" }),
         ),
+        E::WorkAdopted { .. } => ("hand", None, Some("landed")),
     };
     Event {
         commit: commit.to_string(),

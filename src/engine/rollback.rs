@@ -163,6 +163,12 @@ pub fn rollback(repo: &Repo, plan: &str, to: Option<&str>) -> Result<RollbackRep
             change.put_task(id, t);
         }
         change.state.work = target.into();
+        // Hand commits the rollback takes off the work branch are gone
+        // with it (its preserved refs keep them).
+        change
+            .state
+            .adopted
+            .retain(|a| repo.is_ancestor(a.commit.oid(), target));
         edits.insert(
             0,
             RefEdit::Set {

@@ -123,6 +123,7 @@ mod tests {
             plan_seal: None,
             abandoned: false,
             limited: Default::default(),
+            adopted: Vec::new(),
         };
         Snapshot::in_memory(plan, state, tasks)
     }

@@ -83,6 +83,7 @@ pub fn start(repo: &Repo, input: StartInput<'_>) -> Result<store::Snapshot> {
         plan_seal: None,
         abandoned: false,
         limited: Default::default(),
+        adopted: Vec::new(),
     };
     let files = vec![(
         format!("source/{}", input.source_name),

@@ -70,6 +70,10 @@ pub struct Watch {
     refs: BTreeMap<String, Oid>,
     files: BTreeMap<String, Stamp>,
     checkouts: Vec<(PathBuf, BTreeMap<String, Stamp>)>,
+    /// The task ran where refs are read-only (`isolation = "sandbox"`): a
+    /// fast-forward of the work branch meanwhile is a person's commit, to
+    /// be adopted at landing (`engine::adopt`), not the task's doing.
+    refs_read_only: bool,
 }
 
 /// The state commits made while a task ran (id, event, plan-level record),
@@ -110,7 +114,13 @@ impl Watch {
                     (dir, files)
                 })
                 .collect(),
+            refs_read_only: false,
         })
+    }
+
+    /// Says that the task runs where it cannot write refs (its sandbox).
+    pub fn refs_read_only(&mut self, read_only: bool) {
+        self.refs_read_only = read_only;
     }
 
     /// What the task touched that it must not have, each as a short phrase.
@@ -270,6 +280,8 @@ impl Watch {
                     .iter()
                     .filter_map(|(_, _, s)| s.as_ref())
                     .any(|s| s.work == *new)
+                    || (self.refs_read_only
+                        && old.is_some_and(|old| *old != *new && repo.is_ancestor(*old, *new)))
             });
             return (!ok).then_some(what);
         }

@@ -875,6 +875,10 @@ fn land(
     failed_too: bool,
 ) -> Result<(Landed, Snapshot)> {
     let landing_started = std::time::Instant::now();
+    // A commit made by hand on the work branch since the state last moved
+    // it is adopted first, so this task lands on top of it (or conflicts
+    // with it) instead of over it.
+    super::adopt::adopt_hand_commits(repo, plan)?;
     let landed = store::transact(repo, plan, |snap, change| {
         let (phase, task) = find_task(snap, id)?;
         let status = snap.task_status(id)?;
@@ -896,9 +900,15 @@ fn land(
         let landing = landing::land(repo, &snap.plan, task, work, base, head)?;
         let attempt = t.attempts.max(1);
         let log_path = state::layout::task_log(id, attempt);
-        let spent = finish
-            .seconds
-            .or_else(|| t.started_at().map(|s| state::now() - s));
+        // A task in review had its time counted when it went there; the
+        // wait for its reviewer is no task time.
+        let spent = if status == TaskStatus::Review {
+            None
+        } else {
+            finish
+                .seconds
+                .or_else(|| t.started_at().map(|s| state::now() - s))
+        };
         let log_ref = finish.log.as_ref().map(|log| {
             change.files.push((log_path.clone(), log.clone()));
             log_path.clone()

@@ -275,6 +275,10 @@ const CLUSTER_GAP: f64 = 36.0;
 const MARGIN: f64 = 10.0;
 /// Tasks stacked in one column before the next column starts.
 const MAX_ROWS: usize = 12;
+/// A phase header's width per character (13px, semibold): generous, so
+/// that a title fits whatever the font; `HEADER_CHARS` at most are shown.
+const HEADER_CHAR_W: f64 = 8.5;
+const HEADER_CHARS: usize = 90;
 
 /// Column of each task inside its phase: 0 without a dependency in the
 /// same phase, else one right of its deepest such dependency.
@@ -355,7 +359,10 @@ pub fn svg(dag: &Dag) -> String {
             .map(|(t, d, i)| (t, first_col[d] + i / MAX_ROWS, i % MAX_ROWS))
             .collect();
         let max_rows = rows.iter().copied().max().unwrap_or(0).clamp(1, MAX_ROWS) as f64;
-        let w = PAD * 2.0 + cols as f64 * NODE_W + (cols as f64 - 1.0) * GAP_X;
+        // The box fits its tasks and its header (id, title, state) alike.
+        let header = truncate(&format!("{} · {}", phase_label(p), p.state), HEADER_CHARS);
+        let w = (PAD * 2.0 + cols as f64 * NODE_W + (cols as f64 - 1.0) * GAP_X)
+            .max(PAD * 2.0 + header.chars().count() as f64 * HEADER_CHAR_W);
         let h = HEADER + PAD * 2.0 + max_rows * NODE_H + (max_rows - 1.0) * GAP_Y;
         let (_, stroke) = state_colours(&p.state);
         clusters += &format!(
@@ -367,7 +374,7 @@ pub fn svg(dag: &Dag) -> String {
             state = esc(&p.state),
             tx = x + PAD,
             ty = MARGIN + 18.0,
-            short = esc(&truncate(&format!("{} · {}", phase_label(p), p.state), (w / 7.5) as usize)),
+            short = esc(&header),
         );
         for (t, c, r) in place {
             let nx = x + PAD + c as f64 * (NODE_W + GAP_X);

@@ -6,6 +6,36 @@ pub mod graph;
 pub mod report_html;
 pub mod report_md;
 
+/// The command that prints a failure's stored log: `git orch log` where it
+/// finds that very log (a task's attempt, a phase gate's latest run), else
+/// `git show` of its path on the state branch.
+pub fn failure_log_command(
+    r: &crate::engine::report::Report,
+    f: &crate::engine::report::Failure,
+) -> Option<String> {
+    let log = f.log.as_deref()?;
+    let plan = &r.plan;
+    let by_log = match f.attempt {
+        Some(n) if log == crate::state::layout::task_log(&f.name, n) => {
+            Some(format!("git orch log {plan} {} --attempt {n}", f.name))
+        }
+        Some(_) => None,
+        None => r
+            .phases
+            .iter()
+            .filter(|p| p.id == f.phase)
+            .flat_map(|p| &p.gates)
+            .any(|g| g.name == f.name && g.log == log)
+            .then(|| format!("git orch log {plan} {}:{}", f.phase, f.name)),
+    };
+    Some(by_log.unwrap_or_else(|| {
+        format!(
+            "git show {}:{log}",
+            r.state_ref.trim_start_matches("refs/heads/")
+        )
+    }))
+}
+
 /// `1m05s`, `12.3s`, `2h03m`.
 pub fn duration(seconds: f64) -> String {
     // An empty sum of f64 is -0.0, which would print as "-0.0s".

@@ -233,7 +233,15 @@ pub fn render(r: &Report, dag: &Dag) -> String {
         (duration(t.wall_seconds), "wall time"),
         (duration(t.task_seconds), "task time"),
         (vs, "vs estimates"),
-        (r.rollbacks.len().to_string(), "rollbacks"),
+        // An undone rollback is no rollback (its row says it was undone).
+        (
+            r.rollbacks
+                .iter()
+                .filter(|rb| !rb.undone)
+                .count()
+                .to_string(),
+            "rollbacks",
+        ),
     ] {
         o += &format!("<div class=\"card\"><b>{value}</b><span>{label}</span></div>");
     }
@@ -339,7 +347,7 @@ pub fn render(r: &Report, dag: &Dag) -> String {
         for p in &r.phases {
             for g in &p.gates {
                 o += &format!(
-                    "<tr><td>{}</td><td><b>{}</b><br><code class=\"muted\">{}</code></td><td>{}{}</td><td>{}</td><td><code>{}</code></td><td><code>git show {}:{}</code></td></tr>\n",
+                    "<tr><td>{}</td><td><b>{}</b><br><code class=\"muted\">{}</code></td><td>{}{}</td><td>{}</td><td><code>{}</code></td><td><code>git orch log {} {}:{}</code></td></tr>\n",
                     esc(&p.id),
                     esc(&g.name),
                     esc(&g.command),
@@ -347,8 +355,9 @@ pub fn render(r: &Report, dag: &Dag) -> String {
                     if g.cached { " cached" } else { "" },
                     duration(g.seconds),
                     g.commit.short(),
-                    esc(state_branch),
-                    esc(&g.log)
+                    esc(&r.plan),
+                    esc(&p.id),
+                    esc(&g.name)
                 );
             }
         }
@@ -371,11 +380,8 @@ pub fn render(r: &Report, dag: &Dag) -> String {
                 esc(&f.phase),
                 f.at.map_or("—".to_string(), |a| offset(r.started_at, a)),
                 esc(f.reason.as_deref().unwrap_or("failed")),
-                f.log.as_deref().map_or("—".to_string(), |l| format!(
-                    "<code>git show {}:{}</code>",
-                    esc(state_branch),
-                    esc(l)
-                )),
+                super::failure_log_command(r, f)
+                    .map_or("—".to_string(), |read| format!("<code>{}</code>", esc(&read))),
             );
         }
         o += "</table>\n";

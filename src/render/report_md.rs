@@ -206,7 +206,6 @@ pub fn render(r: &Report, dag: &Dag) -> String {
     if r.failures.is_empty() {
         o += "None.\n";
     }
-    let state = r.state_ref.trim_start_matches("refs/heads/");
     for f in &r.failures {
         let what = match f.attempt {
             Some(n) => format!("task `{}` (attempt {n})", f.name),
@@ -220,8 +219,8 @@ pub fn render(r: &Report, dag: &Dag) -> String {
         if let Some(at) = f.at {
             o += &format!(" at {}", offset(r.started_at, at));
         }
-        if let Some(log) = &f.log {
-            o += &format!(" — log: `git show {state}:{log}`");
+        if let Some(read) = super::failure_log_command(r, f) {
+            o += &format!(" — log: `{read}`");
         }
         o += "\n";
     }

@@ -225,6 +225,16 @@ pub enum Event {
         log: Option<String>,
         at: f64,
     },
+    /// A commit a person made on the work branch that fast-forwarded it
+    /// (from `from` to `commit`), adopted as a landing of its own: the work
+    /// branch is a branch (issue 23). `changed` are the paths it changed.
+    WorkAdopted {
+        commit: String,
+        from: String,
+        #[serde(default)]
+        changed: Vec<String>,
+        at: f64,
+    },
 }
 
 /// Free text (a reason a person or a task gave) made fit for a subject
@@ -277,6 +287,7 @@ impl Event {
             | Event::TaskApproved { at, .. }
             | Event::TaskRejected { at, .. }
             | Event::PhaseFix { at, .. }
+            | Event::WorkAdopted { at, .. }
             | Event::PlanFinished { at }
             | Event::PlanAmended { at, .. }
             | Event::PlanAbandoned { at, .. } => *at,
@@ -334,6 +345,7 @@ impl Event {
             Event::TaskApproved { .. } => "task-approved",
             Event::TaskRejected { .. } => "task-rejected",
             Event::PhaseFix { .. } => "phase-fix",
+            Event::WorkAdopted { .. } => "work-adopted",
         }
     }
 
@@ -493,6 +505,13 @@ impl Event {
             } => format!(
                 "fix {phase}: {fix} failed ({})",
                 one_line(reason.as_deref().unwrap_or("no change"))
+            ),
+            Event::WorkAdopted {
+                commit, changed, ..
+            } => format!(
+                "work: commit {} made by hand adopted ({} file(s) changed)",
+                short(commit),
+                changed.len()
             ),
         }
     }

@@ -126,6 +126,7 @@ fn repository(dir: &Path) -> Repo {
         plan_seal: None,
         abandoned: false,
         limited: Default::default(),
+        adopted: Vec::new(),
         phases,
     };
     let event = Event::PlanStarted {

@@ -46,6 +46,11 @@ pub struct State {
     /// since the epoch): no task is routed to one before then.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limited: BTreeMap<String, f64>,
+    /// Commits made by hand on the work branch and adopted as landings of
+    /// their own (`work-adopted`), oldest first; a rollback drops those it
+    /// takes off the branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<AdoptedCommit>,
     /// The phase records (`phases/<id>.json`), read whole: phases are few.
     #[serde(skip)]
     pub phases: BTreeMap<String, PhaseState>,
@@ -90,10 +95,20 @@ impl StateV1 {
             plan_seal: None,
             abandoned: false,
             limited: BTreeMap::new(),
+            adopted: Vec::new(),
             phases: self.phases,
         };
         (state, self.tasks)
     }
+}
+
+/// A commit made by hand on the work branch, adopted (see `engine::adopt`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AdoptedCommit {
+    pub commit: CommitId,
+    #[serde(default)]
+    pub changed: Vec<String>,
+    pub at: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -172,6 +187,10 @@ pub struct TaskState {
     /// parks without end fails at the plan's cap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parks: u32,
+    /// Its latest attempt was a person's (`task start`), not a runner's:
+    /// the ledger counts it as done by hand, not under an agent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_hand: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -308,6 +327,7 @@ impl TaskState {
             agent: None,
             usage: Vec::new(),
             parks: 0,
+            by_hand: false,
         }
     }
 

@@ -707,6 +707,18 @@ pub fn plan_names(repo: &Repo) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The plans neither finished nor abandoned, by name.
+pub fn active_plans(repo: &Repo) -> Result<Vec<String>> {
+    let mut active = Vec::new();
+    for name in plan_names(repo)? {
+        let state = load(repo, &name)?.state;
+        if !state.finished && !state.abandoned {
+            active.push(name);
+        }
+    }
+    Ok(active)
+}
+
 /// The plan a command is about: the one named, or the only active one.
 pub fn resolve_plan(repo: &Repo, named: Option<&str>) -> Result<String> {
     if let Some(name) = named {
@@ -719,13 +731,7 @@ pub fn resolve_plan(repo: &Repo, named: Option<&str>) -> Result<String> {
         return Ok(name.to_string());
     }
     let all = plan_names(repo)?;
-    let mut active = Vec::new();
-    for name in &all {
-        let state = load(repo, name)?.state;
-        if !state.finished && !state.abandoned {
-            active.push(name.clone());
-        }
-    }
+    let mut active = active_plans(repo)?;
     match (active.len(), all.len()) {
         (1, _) => Ok(active.remove(0)),
         (0, 1) => Ok(all[0].clone()),

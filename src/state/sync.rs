@@ -377,11 +377,14 @@ pub fn adopt(repo: &Repo, remote: &str, plan: &str) -> Result<Option<Oid>> {
             snap
         }
     };
-    // The work branch follows the state it was fetched with.
+    // The work branch follows the state it was fetched with, unless it is
+    // ahead of it: a commit made by hand there is adopted (or, if it is
+    // not a person's, repaired and kept) by the command, never dropped.
     let work = snap.state.work.oid();
     let work_ref = names::work(plan);
     let current = repo.ref_target(&work_ref)?;
-    if current != Some(work) {
+    let ahead = current.is_some_and(|c| c != work && repo.is_ancestor(work, c));
+    if current != Some(work) && !ahead {
         let _ = repo.cas_ref(
             &work_ref,
             work,

@@ -76,6 +76,7 @@ pub fn claim(
         return Err(wrong(t, "claimed"));
     }
     Ok(TaskState {
+        by_hand: claim.manual,
         now: Now::Running {
             base,
             started_at: at,
@@ -100,6 +101,7 @@ pub fn retry(
         return Err(wrong(t, "retried"));
     };
     Ok(TaskState {
+        by_hand: claim.manual,
         now: Now::Running {
             base: attempt.base.unwrap_or(base),
             started_at: at,

@@ -404,3 +404,35 @@ commit=$(echo forged | git commit-tree $tree -p $head)
 rm -rf $tmp"##
     )
 }
+
+/// The user documentation: the README and every page of the book under
+/// `docs/src`, as (path relative to the crate, text), the README first.
+pub fn doc_pages() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![(
+        "README.md".to_string(),
+        std::fs::read_to_string(root.join("README.md")).expect("README.md"),
+    )];
+    let mut names: Vec<String> = std::fs::read_dir(root.join("docs/src"))
+        .expect("docs/src")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = format!("docs/src/{name}");
+        let text = std::fs::read_to_string(root.join(&path)).expect("a docs page");
+        pages.push((path, text));
+    }
+    pages
+}
+
+/// Every page of [`doc_pages`] joined, for tests that look for a line
+/// anywhere in the documentation.
+pub fn doc_text() -> String {
+    doc_pages()
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -37,7 +37,7 @@ pub(super) fn run_task(
         .task(id)
         .map(|(p, _)| p.id.clone())
         .unwrap_or_default();
-    let watch =
+    let mut watch =
         crate::engine::tamper::Watch::take(&repo, plan, id).map_err(|e| format!("{e:#}"))?;
     // The agent's own variables first: the task's (ORCH_*) win.
     let mut env = command.env.clone();
@@ -92,6 +92,7 @@ pub(super) fn run_task(
     let usage_file = workspace::usage_file(&repo, plan, id);
     let _ = std::fs::remove_file(&usage_file);
     let sandbox = sandbox_for(&repo, claimed, &begun.worktree).map_err(|e| format!("{e:#}"))?;
+    watch.refs_read_only(sandbox.is_some());
     if let Some(s) = &sandbox {
         env.extend(s.env.iter().cloned());
     }

@@ -56,6 +56,9 @@ pub trait Observer: Sync {
     fn gate_line(&self, gate: &str, line: &str);
     fn gate_started(&self, gate: &str);
     fn checkpointed(&self, report: &CheckpointReport);
+    /// The gates of `phase` ran here, but another runner recorded the
+    /// phase first: nothing of these runs is recorded.
+    fn superseded(&self, phase: &str, runs: &[super::gates::GateRun]);
     fn waiting(&self, why: &str);
     /// A repair made on the way (a ref moved off where the state says it
     /// must be, kept in a ref first).

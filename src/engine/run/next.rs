@@ -233,8 +233,14 @@ fn gate_phase(
         on_line: &gate_line,
         on_start: &gate_started,
     };
-    let cp = match checkpoint::checkpoint(repo, plan, Some(phase), &gopts) {
-        Ok(cp) => cp,
+    let cp = match checkpoint::run_checkpoint(repo, plan, Some(phase), &gopts) {
+        Ok(checkpoint::Checkpointed::Recorded(cp)) => cp,
+        // Another runner recorded the phase while its gates ran here:
+        // what they said here is shown all the same, then look again.
+        Ok(checkpoint::Checkpointed::Superseded { phase, runs }) => {
+            observer.superseded(&phase, &runs);
+            return Ok((Step::Continue, None));
+        }
         // Another runner (or a person) changed the plan meanwhile, most
         // often by checkpointing this very phase: look again.
         Err(e)

@@ -1,7 +1,7 @@
 //! aider: it takes no prompt on stdin, so its brief is a file it is told
 //! to read (`--message-file`, never the text in argv); it is given the
-//! task's files to edit and nothing else, commits nothing (git-orch
-//! does), answers no question with a blanket yes, checks for no update,
+//! task's files to edit and nothing else, leaves git alone (`--no-git`:
+//! git-orch commits), answers no question with a blanket yes, checks for no update,
 //! sends no analytics, and keeps its chat history outside the worktree,
 //! where a later attempt restores it.
 
@@ -13,6 +13,9 @@ pub fn invocation(profile: &Agent, cx: &Context) -> Invocation {
         program(profile),
         "--message-file".into(),
         cx.brief.to_string_lossy().into_owned(),
+        // git-orch commits; aider left to git writes the repository's
+        // config, which a task may not touch.
+        "--no-git".into(),
         "--no-auto-commits".into(),
         "--no-dirty-commits".into(),
         "--no-check-update".into(),

@@ -25,7 +25,7 @@ struct Rig {
 }
 
 fn toml_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
+    serde_json::to_string(s).expect("as set up")
 }
 
 impl Rig {
@@ -33,7 +33,7 @@ impl Rig {
         let exe = cli_path(test, cli)?;
         let repo = TestRepo::new();
         let server = ModelServer::start(script);
-        let home = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().expect("as set up");
         let mut codex = None;
         let mut extra_args = Vec::new();
         let (env, kind, model) = match cli {
@@ -114,11 +114,11 @@ impl Rig {
         let st = status_json(&self.repo);
         st["tasks"]
             .as_array()
-            .unwrap()
+            .expect("as set up")
             .iter()
             .find(|t| t["id"] == "a")
             .cloned()
-            .unwrap()
+            .expect("as set up")
     }
 
     fn work_file(&self, path: &str) -> Option<String> {
@@ -150,9 +150,9 @@ fn claude_code_edits_in_scope_and_its_tokens_cost_and_session_reach_the_ledger()
         let t = rig.task();
         assert_eq!(t["state"], "done");
         let u = &t["usage"][0];
-        assert!(u["tokens_in"].as_u64().unwrap() > 0, "{t}");
-        assert!(u["tokens_out"].as_u64().unwrap() > 0, "{t}");
-        assert!(u["cost_usd"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(u["tokens_in"].as_u64().expect("as set up") > 0, "{t}");
+        assert!(u["tokens_out"].as_u64().expect("as set up") > 0, "{t}");
+        assert!(u["cost_usd"].as_f64().expect("as set up") > 0.0, "{t}");
         assert!(u["session"].as_str().is_some_and(|s| !s.is_empty()), "{t}");
         assert_eq!(u["outcome"], "success");
         assert!(schema_errors(&status_json(&rig.repo)).is_empty());
@@ -194,10 +194,13 @@ fn claude_code_is_refused_a_write_outside_the_tasks_files_while_it_works() {
         assert!(
             denied
                 .iter()
-                .any(|d| d.as_str().unwrap().starts_with("Write")),
+                .any(|d| d.as_str().expect("as set up").starts_with("Write")),
             "{t}\n{log}"
         );
-        assert!(t["reason"].as_str().unwrap().contains("refused"), "{t}");
+        assert!(
+            t["reason"].as_str().expect("as set up").contains("refused"),
+            "{t}"
+        );
         // Refused while it worked: the file was never written.
         assert!(!worktree(&rig.repo).join("notes.md").exists());
     });
@@ -238,7 +241,13 @@ fn claude_code_always_429_is_retried_with_the_plans_backoff_then_fails_naming_th
         let t = rig.task();
         assert_eq!(t["state"], "failed");
         assert_eq!(t["attempts"], 2, "{t}");
-        assert!(t["reason"].as_str().unwrap().contains("rate limit"), "{t}");
+        assert!(
+            t["reason"]
+                .as_str()
+                .expect("as set up")
+                .contains("rate limit"),
+            "{t}"
+        );
         assert!(both(&out).contains("retry"), "{}", both(&out));
     });
 }
@@ -261,9 +270,12 @@ fn claude_code_out_of_credit_fails_once_with_its_message() {
         assert!(
             t["reason"]
                 .as_str()
-                .unwrap()
+                .expect("as set up")
                 .contains("credit balance is too low")
-                || t["reason"].as_str().unwrap().contains("Credit balance"),
+                || t["reason"]
+                    .as_str()
+                    .expect("as set up")
+                    .contains("Credit balance"),
             "{t}"
         );
         assert_eq!(t["usage"][0]["outcome"], "fatal");
@@ -275,7 +287,7 @@ fn claude_code_at_a_usage_limit_parks_until_the_reset_then_finishes_in_the_same_
     offline("claude_code_usage_limit", || {
         let reset = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
+            .expect("as set up")
             .as_secs()
             + 3;
         let started = std::time::Instant::now();
@@ -298,7 +310,7 @@ fn claude_code_at_a_usage_limit_parks_until_the_reset_then_finishes_in_the_same_
             .args(["run"])
             .env("ORCH_TEST_PARK_FLOOR", "0")
             .output()
-            .unwrap();
+            .expect("as set up");
         // It parked, woke at the reset within the same run, and finished.
         assert_eq!(code(&out), Some(0), "{}\n{}", both(&out), rig.server.log());
         let t = rig.task();
@@ -309,13 +321,18 @@ fn claude_code_at_a_usage_limit_parks_until_the_reset_then_finishes_in_the_same_
         let parked = log
             .lines()
             .find(|l| l.contains("parked until"))
-            .unwrap_or_else(|| panic!("{log}"));
+            .unwrap_or_else(|| panic!("no parked line in: {log}"));
         assert!(parked.contains("task a"), "{parked}");
         assert!(
             started.elapsed() >= std::time::Duration::from_secs(3),
             "it waited out the limit"
         );
-        let last = t["usage"].as_array().unwrap().last().unwrap().clone();
+        let last = t["usage"]
+            .as_array()
+            .expect("as set up")
+            .last()
+            .expect("as set up")
+            .clone();
         assert_eq!(last["resumed"], true, "{t}");
         assert_eq!(
             last["session"].as_str().map(str::to_string),
@@ -351,8 +368,8 @@ fn a_review_rejection_resumes_the_agents_session_with_the_reviewers_comments() {
         assert_eq!(rig.work_file("src/a.txt").as_deref(), Some("second\n"));
         let t = rig.task();
         assert_eq!(t["attempts"], 2, "{t}");
-        let usage = t["usage"].as_array().unwrap();
-        let second = usage.iter().find(|u| u["attempt"] == 2).unwrap();
+        let usage = t["usage"].as_array().expect("as set up");
+        let second = usage.iter().find(|u| u["attempt"] == 2).expect("as set up");
         assert_eq!(second["resumed"], true, "{t}");
         // The resumed request carried the comments and the earlier turns.
         let resumed = rig
@@ -387,7 +404,7 @@ fn a_megabyte_brief_reaches_claude_code_whole_on_stdin() {
             rig.profile("w", ""),
             toml_str(&big)
         );
-        std::fs::write(&plan, text).unwrap();
+        std::fs::write(&plan, text).expect("as set up");
         rig.repo.orch_ok(&["start", &plan.to_string_lossy()]);
         let out = rig.repo.orch(&["run", "q"]);
         assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -435,7 +452,7 @@ fn codex_edits_in_scope_with_its_tokens_and_session_on_the_ledger() {
         );
         let t = rig.task();
         let u = &t["usage"][0];
-        assert!(u["tokens_in"].as_u64().unwrap() > 0, "{t}");
+        assert!(u["tokens_in"].as_u64().expect("as set up") > 0, "{t}");
         assert!(u["session"].as_str().is_some(), "{t}");
     });
 }
@@ -455,7 +472,13 @@ fn codex_out_of_scope_work_fails_the_task_after_and_is_kept() {
         assert_eq!(code(&out), Some(1), "{}", both(&out));
         let t = rig.task();
         assert_eq!(t["state"], "failed", "{t}");
-        assert!(t["reason"].as_str().unwrap().contains("other.txt"), "{t}");
+        assert!(
+            t["reason"]
+                .as_str()
+                .expect("as set up")
+                .contains("other.txt"),
+            "{t}"
+        );
         assert_eq!(
             rig.repo.show("orch/p/tasks/a:other.txt").as_deref(),
             Some("outside the scope\n"),
@@ -475,19 +498,28 @@ fn codex_always_429_fails_naming_the_rate_limit_and_its_usage_limit_parks() {
         let out = rig.run(&[]);
         assert_eq!(code(&out), Some(1), "{}", both(&out));
         let t = rig.task();
-        assert!(t["reason"].as_str().unwrap().contains("rate limit"), "{t}");
+        assert!(
+            t["reason"]
+                .as_str()
+                .expect("as set up")
+                .contains("rate limit"),
+            "{t}"
+        );
 
         // A usage limit parks the task; past its reset the same run goes
         // on in the same thread (Codex names the reset to the minute).
         let reset = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
+            .expect("as set up")
             .as_secs()
             + 2;
         let Some(rig) = Rig::new(
             "codex_limits",
             Cli::Codex,
-            vec![Turn::usage_limit(reset), Turn::write("src/a.txt", "after\n")],
+            vec![
+                Turn::usage_limit(reset),
+                Turn::write("src/a.txt", "after\n"),
+            ],
         ) else {
             return;
         };
@@ -498,12 +530,23 @@ fn codex_always_429_fails_naming_the_rate_limit_and_its_usage_limit_parks() {
             .args(["run"])
             .env("ORCH_TEST_PARK_FLOOR", "0")
             .output()
-            .unwrap();
+            .expect("as set up");
         assert_eq!(code(&out), Some(0), "{}\n{}", both(&out), rig.server.log());
         let t = rig.task();
         assert_eq!(t["usage"][0]["outcome"], "usage-limit", "{t}");
-        assert!(t["usage"][0]["reason"].as_str().unwrap().contains("usage limit"), "{t}");
-        let last = t["usage"].as_array().unwrap().last().unwrap().clone();
+        assert!(
+            t["usage"][0]["reason"]
+                .as_str()
+                .expect("as set up")
+                .contains("usage limit"),
+            "{t}"
+        );
+        let last = t["usage"]
+            .as_array()
+            .expect("as set up")
+            .last()
+            .expect("as set up")
+            .clone();
         assert_eq!(last["resumed"], true, "{t}");
         assert_eq!(last["session"], t["usage"][0]["session"], "{t}");
         assert!(rig.repo.orch_ok(&["log"]).contains("parked until"));
@@ -546,7 +589,7 @@ fn aider_edits_the_tasks_files_and_its_tokens_and_cost_reach_the_ledger() {
         );
         let t = rig.task();
         let u = &t["usage"][0];
-        assert!(u["tokens_in"].as_u64().unwrap() > 0, "{t}");
+        assert!(u["tokens_in"].as_u64().expect("as set up") > 0, "{t}");
         assert!(u["cost_usd"].as_f64().is_some(), "{t}");
     });
 }
@@ -564,7 +607,7 @@ fn agents_lists_each_profile_with_its_cli_version_and_argv() {
     assert_eq!(a["tested_version"], true, "{doc}");
     assert!(a["argv"]
         .as_array()
-        .unwrap()
+        .expect("as set up")
         .iter()
         .any(|x| x == "stream-json"));
     let shown = rig.repo.orch_ok(&["task", "show", "a", "--agent"]);
@@ -611,7 +654,7 @@ fn bench_one(cli: Cli) {
         rig.server
             .push(vec![Turn::write("src/a.txt", &format!("alone {round}\n"))]);
         let inv = &doc["invocation"];
-        let line = inv["line"].as_str().unwrap();
+        let line = inv["line"].as_str().expect("as set up");
         // The task's place again (its worktree went back to the pool).
         let wt = worktree(&rig.repo);
         if !wt.join(".git").exists() {
@@ -627,11 +670,14 @@ fn bench_one(cli: Cli) {
         }
         let mut cmd = std::process::Command::new("sh");
         cmd.args(["-c", line]).current_dir(&wt);
-        for pair in inv["env"].as_array().unwrap() {
-            cmd.env(pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        for pair in inv["env"].as_array().expect("as set up") {
+            cmd.env(
+                pair[0].as_str().expect("as set up"),
+                pair[1].as_str().expect("as set up"),
+            );
         }
         let started = Instant::now();
-        let out = cmd.output().unwrap();
+        let out = cmd.output().expect("as set up");
         alone.push(started.elapsed().as_secs_f64());
         assert!(
             out.status.success(),

@@ -120,10 +120,10 @@ mod tests {
 
     #[test]
     fn only_writes_to_the_tasks_files_inside_its_worktree_pass() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("as set up");
         let wt = dir.path().join("wt");
-        std::fs::create_dir_all(wt.join("src")).unwrap();
-        std::os::unix::fs::symlink(dir.path(), wt.join("src/out")).unwrap();
+        std::fs::create_dir_all(wt.join("src")).expect("as set up");
+        std::os::unix::fs::symlink(dir.path(), wt.join("src/out")).expect("as set up");
         let files = vec!["src/**".to_string()];
         let rules = Rules {
             worktree: &wt,

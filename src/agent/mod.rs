@@ -250,7 +250,7 @@ mod tests {
             let out = std::process::Command::new("sh")
                 .args(["-c", &format!("printf %s {}", quote(arg))])
                 .output()
-                .unwrap();
+                .expect("as set up");
             assert_eq!(String::from_utf8_lossy(&out.stdout), arg);
         }
     }

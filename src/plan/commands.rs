@@ -189,6 +189,37 @@ pub fn commands_hash(commands: &[PlanCommand]) -> String {
     format!("sha256:{hex}")
 }
 
+/// What an agent profile runs, as a person approves it: a `command`
+/// agent's `run`; for a kind, its CLI, model, extra arguments and whether
+/// it may use a shell (git-orch builds the rest, the same for every plan).
+fn agent_command(agent: &super::Agent) -> String {
+    if agent.kind.is_command() {
+        return agent.run.clone();
+    }
+    let mut line = format!(
+        "{} agent: {}",
+        agent.kind.name(),
+        agent.command.clone().unwrap_or_else(|| {
+            match agent.kind {
+                super::AgentKind::ClaudeCode => "claude",
+                super::AgentKind::Codex => "codex",
+                _ => "aider",
+            }
+            .to_string()
+        })
+    );
+    if let Some(m) = &agent.model {
+        line += &format!(" --model {m}");
+    }
+    for a in &agent.args {
+        line += &format!(" {a}");
+    }
+    if agent.shell == Some(true) {
+        line += " (shell allowed)";
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,35 +333,4 @@ setup = "npm ci"
             assert_eq!(plan(&changed).commands_hash(), base, "{from} -> {to}");
         }
     }
-}
-
-/// What an agent profile runs, as a person approves it: a `command`
-/// agent's `run`; for a kind, its CLI, model, extra arguments and whether
-/// it may use a shell (git-orch builds the rest, the same for every plan).
-fn agent_command(agent: &super::Agent) -> String {
-    if agent.kind.is_command() {
-        return agent.run.clone();
-    }
-    let mut line = format!(
-        "{} agent: {}",
-        agent.kind.name(),
-        agent.command.clone().unwrap_or_else(|| {
-            match agent.kind {
-                super::AgentKind::ClaudeCode => "claude",
-                super::AgentKind::Codex => "codex",
-                _ => "aider",
-            }
-            .to_string()
-        })
-    );
-    if let Some(m) = &agent.model {
-        line += &format!(" --model {m}");
-    }
-    for a in &agent.args {
-        line += &format!(" {a}");
-    }
-    if agent.shell == Some(true) {
-        line += " (shell allowed)";
-    }
-    line
 }

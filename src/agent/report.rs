@@ -302,12 +302,8 @@ fn classify_error(status: Option<u64>, message: &str, who: &str) -> Class {
     if let Some(rest) = message.strip_prefix("fatal: ") {
         return Class::Fatal(one_line(rest));
     }
-    if has(&[
-        "usage limit",
-        "limit reached",
-        "hit your usage",
-        "usage_limit",
-    ]) {
+    // Not "limit reached": OpenAI's rate limit says "Rate limit reached".
+    if has(&["usage limit", "hit your usage", "usage_limit"]) {
         return Class::UsageLimit(format!("usage limit: {said}"));
     }
     if has(&[

@@ -156,13 +156,22 @@ fn guard_command(cx: &Context, shell: bool) -> String {
     let exe = std::env::current_exe()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "git-orch".into());
+    guard_line(&exe, cx, shell)
+}
+
+/// [`guard_command`] with git-orch at `exe`. Claude Code lets a call
+/// through on any exit but 2: a guard that cannot run (its binary gone or
+/// replaced, killed, crashed) or exits otherwise must still refuse, so
+/// every exit but 0 becomes 2.
+fn guard_line(exe: &str, cx: &Context, shell: bool) -> String {
     let mut line = format!(
-        "{} guard --worktree {}",
-        quote(&exe),
+        "{} guard --worktree={}",
+        quote(exe),
         quote(&cx.worktree.to_string_lossy())
     );
     for f in cx.files {
-        line += &format!(" --file {}", quote(f));
+        // `=`: a glob that starts with `-` is still its value.
+        line += &format!(" --file={}", quote(f));
     }
     if shell {
         line += " --shell";
@@ -170,7 +179,7 @@ fn guard_command(cx: &Context, shell: bool) -> String {
     if cx.purpose == Purpose::Review {
         line += " --read-only";
     }
-    line
+    line + " || exit 2"
 }
 
 #[cfg(test)]
@@ -242,6 +251,37 @@ mod tests {
         );
         let aider = invocation("a", &profile(AgentKind::Aider), &cx(&[], Some("s1")));
         assert!(aider.argv.iter().any(|a| a == "--restore-chat-history"));
+    }
+
+    #[test]
+    fn the_guard_hook_fails_closed_whatever_stops_the_guard() {
+        let files = ["-x".to_string(), "it's *".to_string()];
+        let c = cx(&files, None);
+        let exit = |exe: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", &guard_line(exe, &c, false)])
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("sh runs")
+                .code()
+        };
+        // Gone, failing otherwise, killed: each one blocks (2).
+        assert_eq!(exit("/nonexistent/git-orch"), Some(2));
+        assert_eq!(exit("false"), Some(2));
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let killed = dir.path().join("killed");
+        std::fs::write(&killed, "#!/bin/sh\nkill -9 $$\n").expect("a script");
+        std::fs::set_permissions(&killed, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("executable");
+        assert_eq!(exit(&killed.to_string_lossy()), Some(2));
+        // Allowed stays allowed; each glob reaches the guard as one value.
+        assert_eq!(exit("true"), Some(0));
+        let line = guard_line("/bin/git-orch", &c, false);
+        assert!(
+            line.contains(" --file=-x ") && line.contains(" --file='it'\\''s *'"),
+            "{line}"
+        );
     }
 
     #[test]

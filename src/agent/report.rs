@@ -396,11 +396,18 @@ fn codex(text: &str) -> Report {
     let mut failure: Option<String> = None;
     let mut completed = false;
     let mut sandbox_broken = None;
+    // The last `error` event no completed turn came after.
+    let mut passing: Option<String> = None;
+    // Whether any command it ran succeeded or any change it made landed.
+    let mut worked = false;
     for v in objects(text) {
         match str_at(&v, "type") {
             Some("thread.started") => r.session = str_at(&v, "thread_id").map(one_line),
             Some("turn.completed") => {
                 completed = true;
+                // An `error` event before it was one Codex got over
+                // ("Reconnecting... 1/1"): the turn still completed.
+                passing = None;
                 r.turns = Some(r.turns.unwrap_or(0).saturating_add(1));
                 if let Some(u) = v.get("usage") {
                     let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -421,7 +428,7 @@ fn codex(text: &str) -> Report {
                     .or(Some(String::new()));
             }
             Some("error") => {
-                failure = str_at(&v, "message").map(bounded).or(failure);
+                passing = str_at(&v, "message").map(bounded).or(passing);
             }
             Some("item.completed") | Some("item.updated") => {
                 let Some(item) = v.get("item") else { continue };
@@ -432,6 +439,7 @@ fn codex(text: &str) -> Report {
                         let failed = u64_at(item, "exit_code").is_some_and(|c| c != 0)
                             || str_at(item, "status") == Some("failed");
                         let o = out.to_ascii_lowercase();
+                        worked |= !failed && u64_at(item, "exit_code") == Some(0);
                         if failed
                             && (o.contains("bwrap")
                                 || o.contains("sandbox")
@@ -440,12 +448,22 @@ fn codex(text: &str) -> Report {
                             sandbox_broken.get_or_insert_with(|| one_line(out));
                         }
                     }
+                    Some("file_change") => {
+                        worked |= str_at(item, "status") == Some("completed");
+                    }
                     _ => {}
                 }
             }
             _ => {}
         }
     }
+    // A command that failed saying "sandbox" (a test of the project's own
+    // sandbox code, say) is the sandbox broken only when nothing it ran
+    // or wrote worked.
+    if worked {
+        sandbox_broken = None;
+    }
+    let mut failure = failure.or(passing);
     // Refused before any turn, on stderr (a prompt too long).
     if failure.is_none() && !completed {
         failure = text

@@ -218,3 +218,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_codex_error_event_it_got_over_is_not_a_failure() {
+    // "Reconnecting... 1/1 (…429…)", then the turn completed: a success,
+    // one attempt (the fixtures README: an `error` event alone is not a
+    // failure).
+    let r = read(
+        AgentKind::Codex,
+        fixture!("codex-429-once.jsonl"),
+        &Exit::Code(0),
+    );
+    assert_eq!(r.class, Some(Class::Success), "{r:?}");
+    assert_eq!(r.tokens_out, Some(50));
+    // An error with no completed turn after it still fails the attempt.
+    let r = read(
+        AgentKind::Codex,
+        br#"{"type":"turn.completed","usage":{}}
+{"type":"error","message":"stream disconnected: 500 Internal Server Error"}
+"#,
+        &Exit::Code(1),
+    );
+    assert!(matches!(r.class, Some(Class::Transient(_))), "{r:?}");
+}
+
+#[test]
+fn a_failing_command_that_mentions_a_sandbox_is_not_a_broken_sandbox_when_others_worked() {
+    let mut text = fixture!("codex-success.jsonl").to_vec();
+    text.extend_from_slice(
+        br#"{"type":"item.completed","item":{"id":"item_9","type":"command_execution","command":"cargo test sandbox","aggregated_output":"test sandbox::binds ... FAILED","exit_code":101,"status":"failed"}}
+"#,
+    );
+    let r = read(AgentKind::Codex, &text, &Exit::Code(0));
+    assert_eq!(r.class, Some(Class::Success), "{r:?}");
+    // Every command failing in the sandbox helper, nothing written: broken.
+    let broken = br#"{"type":"thread.started","thread_id":"t"}
+{"type":"item.completed","item":{"id":"i","type":"command_execution","command":"ls","aggregated_output":"bwrap: Can't mount proc","exit_code":1,"status":"failed"}}
+{"type":"turn.completed","usage":{"input_tokens":1,"output_tokens":1}}
+"#;
+    let r = read(AgentKind::Codex, broken, &Exit::Code(0));
+    assert!(
+        matches!(r.class, Some(Class::Fatal(ref w)) if w.contains("sandbox")),
+        "{r:?}"
+    );
+}

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod agent_review;
 mod agent_runs;
 mod agents;
 mod agents_real;

@@ -157,14 +157,23 @@ pub(super) fn run_task(
         r.resumed = resume.is_some();
     }
     // A session that cannot be continued: a fresh one, and the attempt says so.
-    if let Some(old) = resume.as_deref().filter(|_| session_lost(&finished.log)) {
+    let lost = |finished: &process::Finished, report: &Option<crate::agent::Report>| {
+        let succeeded = report
+            .as_ref()
+            .is_some_and(|r| r.class == Some(crate::agent::Class::Success));
+        !finished.exit.success() && !succeeded && session_lost(&finished.log)
+    };
+    if let Some(old) = resume.as_deref().filter(|_| lost(&finished, &report)) {
         let note = format!("git-orch: session {old} could not be resumed; a fresh session starts");
         observer.line(id, &note);
         let (again, r) = run_once(None)?;
-        finished = again;
-        let mut log = note.into_bytes();
+        // The first run's log stays, before the note and the fresh run's.
+        let mut log = std::mem::take(&mut finished.log);
+        log.extend_from_slice(b"\n");
+        log.extend_from_slice(note.as_bytes());
         log.push(b'\n');
-        log.extend_from_slice(&finished.log);
+        log.extend_from_slice(&again.log);
+        finished = again;
         finished.log = log;
         report = r;
     }
@@ -281,20 +290,27 @@ fn last_session(claimed: &tasks::Claimed, agent: &str) -> Option<String> {
         .and_then(|u| u.session.clone())
 }
 
-/// Whether a CLI said the session it was told to resume is not there.
+/// Whether a CLI said the session it was told to resume is not there: in
+/// its own words on a line of its own, not inside its JSON events (where
+/// the model's messages and the files it read are, which say anything).
+/// Only asked of a run that failed.
 fn session_lost(log: &[u8]) -> bool {
     let text = String::from_utf8_lossy(log).to_ascii_lowercase();
-    [
-        "no conversation found",
-        "session not found",
-        "no session found",
-        "thread not found",
-        "no rollout found",
-        "could not find session",
-        "failed to resume",
-    ]
-    .iter()
-    .any(|w| text.contains(w))
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('{'))
+        .any(|l| {
+            [
+                "no conversation found",
+                "session not found",
+                "no session found",
+                "thread not found",
+                "no rollout found",
+                "could not find session",
+                "failed to resume",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+        })
 }
 
 /// At most `limit` bytes of a file a task wrote, as text; `None` when it
@@ -382,4 +398,21 @@ pub(crate) fn task_env(
     ];
     env.extend(crate::git::no_auto_maintenance_env());
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_lost;
+
+    #[test]
+    fn a_session_is_lost_only_by_the_clis_own_words_not_the_agents() {
+        assert!(session_lost(
+            b"No conversation found with session ID: 1234\n"
+        ));
+        // The model said it, or read a file that does: inside its events.
+        let said = br#"{"type":"assistant","message":{"content":[{"type":"text","text":"session not found\nfailed to resume"}]}}
+{"type":"item.completed","item":{"type":"agent_message","text":"thread not found"}}
+"#;
+        assert!(!session_lost(said));
+    }
 }

@@ -78,3 +78,96 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Done; the
         Some("done\n")
     );
 }
+
+/// Plan `p` of tasks `a` and `b`, started; `a` done by hand, its worktree
+/// then put where worktrees lived before 0.3 (`.git/orch/worktrees`), as a
+/// plan started then has it, with a file the person has not committed.
+fn legacy_hand_worktree() -> (TestRepo, PathBuf) {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a.txt\"]\nprompt = \"a\"\n[[phases.tasks]]\nid = \"b\"\nfiles = [\"b.txt\"]\nprompt = \"b\"\n",
+    );
+    repo.orch_ok(&["start", &plan.to_string_lossy()]);
+    let out = repo.orch(&["task", "start", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let wt = PathBuf::from(stdout(&out).trim());
+    std::fs::write(wt.join("a.txt"), "a\n").expect("a.txt");
+    let out = repo.orch_in(&wt, &["task", "done", "a"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(
+        wt.join(".git").is_file(),
+        "a hand-done task's worktree stays"
+    );
+    let legacy = repo.path.join(".git/orch/worktrees/p/a");
+    std::fs::create_dir_all(legacy.parent().expect("a parent")).expect("the old place");
+    repo.git(&[
+        "worktree",
+        "move",
+        &wt.to_string_lossy(),
+        &legacy.to_string_lossy(),
+    ]);
+    std::fs::write(legacy.join("notes.txt"), "still working\n").expect("notes");
+    (repo, legacy)
+}
+
+#[test]
+fn the_move_to_dot_orch_leaves_a_worktree_a_person_works_in_where_it_is() {
+    let (repo, legacy) = legacy_hand_worktree();
+    let out = repo.orch(&["status"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert_eq!(
+        std::fs::read_to_string(legacy.join("notes.txt"))
+            .ok()
+            .as_deref(),
+        Some("still working\n"),
+        "moved from under the person: {}",
+        both(&out)
+    );
+    assert!(!repo.path.join(".orch/worktrees/p/a").exists());
+    // And the plan goes on where its worktrees are.
+    let out = repo.orch(&["task", "start", "b"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let b = PathBuf::from(stdout(&out).trim());
+    assert!(b.join(".git").is_file(), "{}", both(&out));
+}
+
+#[test]
+fn an_idle_pool_under_dot_git_moves_to_dot_orch_whole() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[agents.w]\nrun = \"echo x > b.txt\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"b\"\nagent = \"w\"\nfiles = [\"b.txt\"]\nprompt = \"b\"\n[[phases]]\nid = \"two\"\n[[phases.tasks]]\nid = \"c\"\nagent = \"w\"\nfiles = [\"c.txt\"]\nprompt = \"c\"\n",
+    );
+    repo.orch_ok(&["start", &plan.to_string_lossy()]);
+    let out = repo.orch(&["run", "--phase", "one"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    let pool = repo.path.join(".orch/worktrees/p/.pool");
+    let slots: Vec<PathBuf> = std::fs::read_dir(&pool)
+        .expect("a pool")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    let old = repo.path.join(".git/orch/worktrees/p/.pool");
+    std::fs::create_dir_all(&old).expect("the old place");
+    let name = slots[0].file_name().expect("a name").to_owned();
+    repo.git(&[
+        "worktree",
+        "move",
+        &slots[0].to_string_lossy(),
+        &old.join(&name).to_string_lossy(),
+    ]);
+    let out = repo.orch(&["status"]);
+    assert!(
+        both(&out).contains("moved 1 idle worktree"),
+        "{}",
+        both(&out)
+    );
+    assert!(pool.join(&name).join(".git").is_file());
+    assert!(!repo.path.join(".git/orch/worktrees/p").exists());
+    // The main checkout stays clean, and the next phase recycles it.
+    assert_eq!(repo.git(&["status", "--porcelain"]).trim(), "");
+    let out = repo.orch(&["run"]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+}

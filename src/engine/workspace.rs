@@ -308,8 +308,9 @@ fn unique() -> u128 {
 /// git dir) to the default root, once that is safe: while a task's record
 /// names a worktree there (running, in review, failed, in conflict) they
 /// stay, and this is tried again by the next command. Only idle pool
-/// worktrees and leftovers of no task are moved; each is moved with
-/// `git worktree move`, so git's records follow. Returns what was moved.
+/// worktrees are moved, all or none, and only when no other worktree is
+/// there; each is moved with `git worktree move`, so git's records follow.
+/// Returns what was moved.
 pub fn migrate(repo: &Repo, plan: &str, snap: &crate::state::Snapshot) -> usize {
     if crate::config::of(repo).worktree_dir().is_some() || repo.git.is_bare() {
         return 0;
@@ -333,33 +334,46 @@ pub fn migrate(repo: &Repo, plan: &str, snap: &crate::state::Snapshot) -> usize 
     if in_use {
         return 0;
     }
+    let worktrees = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.join(".git").is_file())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A worktree at a task's place (one done by hand: a person may be in
+    // it, with work not committed) or of no task is never moved; while
+    // one is there the plan stays where it is, pool and all, so that its
+    // worktrees are never split between two places.
+    if !worktrees(&legacy).is_empty() {
+        return 0;
+    }
     let dest = worktrees_root(repo).join(plan);
     ensure_excluded(repo);
     let _pool = hold_pool(repo, plan);
-    let mut moved = 0;
-    for dir in [legacy.join(".pool"), legacy.clone()] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let src = entry.path();
-            if !src.join(".git").is_file() {
-                continue;
-            }
-            let rel = src.strip_prefix(&legacy).unwrap_or(&src).to_path_buf();
-            let to = dest.join(rel);
-            if let Some(parent) = to.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            if !to.exists() && repo.move_worktree(&src, &to).is_ok() {
-                moved += 1;
-            }
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for src in worktrees(&legacy.join(".pool")) {
+        let rel = src.strip_prefix(&legacy).unwrap_or(&src).to_path_buf();
+        let to = dest.join(rel);
+        if let Some(parent) = to.parent() {
+            let _ = std::fs::create_dir_all(parent);
         }
+        if to.exists() || repo.move_worktree(&src, &to).is_err() {
+            // All or nothing: the ones moved go back, the plan stays.
+            for (from, to) in moved.into_iter().rev() {
+                let _ = repo.move_worktree(&to, &from);
+            }
+            return 0;
+        }
+        moved.push((src, to));
     }
     // Empty now, or it keeps what could not be moved (and stays the place).
     let _ = std::fs::remove_dir(legacy.join(".pool"));
     let _ = std::fs::remove_dir(&legacy);
-    moved
+    moved.len()
 }
 
 /// `.orch/` in `info/exclude`, so that the main checkout's `git status`

@@ -171,3 +171,29 @@ fn an_idle_pool_under_dot_git_moves_to_dot_orch_whole() {
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
 }
+
+#[test]
+fn a_profile_no_process_can_carry_is_refused_by_check_and_start() {
+    for (bad, needle) in [
+        ("args = [\"a\\u0000b\"]", "NUL"),
+        ("model = \"m\\u0000\"", "NUL"),
+        ("env = { \"A\\u0000B\" = \"x\" }", "NUL"),
+        ("env = { X = \"\\u0000\" }", "NUL"),
+        ("env = { \"\" = \"y\" }", "a name is not empty"),
+        ("env = { \"A=B\" = \"y\" }", "a name is not empty"),
+    ] {
+        let repo = TestRepo::new();
+        let plan = repo.plan(
+            "p.toml",
+            &format!("name = \"p\"\n[agents.w]\nkind = \"claude-code\"\n{bad}\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nagent = \"w\"\nfiles = [\"src/**\"]\nprompt = \"x\"\n"),
+        );
+        let before = repo.refs();
+        for cmd in ["check", "start"] {
+            let out = repo.orch(&[cmd, &plan.to_string_lossy()]);
+            assert_eq!(code(&out), Some(2), "{bad}: {}", both(&out));
+            assert!(both(&out).contains(needle), "{bad}: {}", both(&out));
+            assert!(!both(&out).contains("panicked"), "{}", both(&out));
+        }
+        assert_eq!(repo.refs(), before, "{bad}: nothing changed");
+    }
+}

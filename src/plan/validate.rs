@@ -325,6 +325,35 @@ impl Validator<'_> {
                 pos,
             );
         }
+        // What no command line or environment can carry: refused here,
+        // not found out by the task that cannot start.
+        let mut strings: Vec<(&str, &str)> = vec![("run", &agent.run)];
+        strings.extend(agent.command.as_deref().map(|c| ("command", c)));
+        strings.extend(agent.model.as_deref().map(|m| ("model", m)));
+        strings.extend(agent.args.iter().map(|a| ("args", a.as_str())));
+        strings.extend(
+            agent
+                .env
+                .iter()
+                .flat_map(|(k, v)| [("env", k.as_str()), ("env", v.as_str())]),
+        );
+        if let Some((key, _)) = strings.iter().find(|(_, s)| s.contains('\0')) {
+            self.error(
+                format!("{what}: `{key}` holds a NUL character, which no command line or environment can carry"),
+                pos,
+            );
+        }
+        for name in agent.env.keys() {
+            if name.is_empty() || name.contains('=') {
+                self.error(
+                    format!(
+                        "{what}: `env` names a variable `{}`: a name is not empty and has no `=`",
+                        name.escape_debug()
+                    ),
+                    pos,
+                );
+            }
+        }
     }
 
     fn agent(&mut self, name: &str, agent: &super::Agent, pos: Pos) {

@@ -197,3 +197,28 @@ fn a_profile_no_process_can_carry_is_refused_by_check_and_start() {
         assert_eq!(repo.refs(), before, "{bad}: nothing changed");
     }
 }
+
+#[test]
+fn agents_and_task_show_print_a_plans_control_characters_escaped() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "name = \"p\"\n[agents.w]\nkind = \"claude-code\"\ncommand = \"/bin/echo\"\nmodel = \"\\u001b]0;owned\\u0007\\u001b[2J\"\nargs = [\"two\\nlines\"]\nenv = { K = \"\\u001b[31mred\" }\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nagent = \"w\"\nfiles = [\"src/**\"]\nprompt = \"x\"\n",
+    );
+    repo.orch_ok(&["start", &plan.to_string_lossy()]);
+    for args in [&["agents"][..], &["task", "show", "a", "--agent"]] {
+        let out = repo.orch(args);
+        assert_eq!(code(&out), Some(0), "{args:?}: {}", both(&out));
+        let text = both(&out);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{args:?}: {text:?}"
+        );
+        assert!(!text.contains("two\nlines"), "{args:?}: {text:?}");
+        assert!(text.contains("owned"), "{args:?}: {text:?}");
+    }
+    // The JSON keeps them exactly, escaped by JSON itself.
+    let doc = repo.orch_json(&["task", "show", "a", "--agent", "--json"]);
+    let argv = doc["invocation"]["argv"].to_string();
+    assert!(argv.contains("two\\nlines"), "{argv}");
+}

@@ -73,14 +73,22 @@ pub fn run(args: AgentsArgs) -> Result<u8> {
             (Some(p), None) => format!("{p} (version unknown)"),
             (None, _) => "not found on PATH".into(),
         };
-        ui::out(&format!("{}  kind {}  {}", r.name, r.kind, found));
+        // A plan's strings (a shared plan's too) never drive the terminal.
+        ui::out(&ui::printable(&format!(
+            "{}  kind {}  {}",
+            r.name, r.kind, found
+        )));
         if let Some(t) = &r.tested {
             ui::out(&format!("  tested: {t}"));
         }
         let line: Vec<String> = r.argv.iter().map(|a| agent::quote(a)).collect();
-        ui::out(&format!("  runs: {}", line.join(" ")));
+        ui::out(&ui::printable(&format!("  runs: {}", line.join(" "))));
         for w in &r.warnings {
-            ui::note(&format!("{} agent {}: {w}", ui::yellow("warning:"), r.name));
+            ui::note(&format!(
+                "{} {}",
+                ui::yellow("warning:"),
+                ui::printable(&format!("agent {}: {w}", r.name))
+            ));
         }
     }
     Ok(0)
@@ -321,12 +329,13 @@ pub fn show_task(args: TaskShowArgs) -> Result<u8> {
         };
         ui::out(&format!("agent: {}", name.unwrap_or_default()));
         let argv: Vec<String> = inv.argv.iter().map(|a| agent::quote(a)).collect();
-        ui::out(&format!("argv: {}", argv.join(" ")));
+        // A plan's strings (a shared plan's too) never drive the terminal.
+        ui::out(&ui::printable(&format!("argv: {}", argv.join(" "))));
         if let Some(f) = &inv.stdin {
-            ui::out(&format!("stdin: {}", f.display()));
+            ui::out(&ui::printable(&format!("stdin: {}", f.display())));
         }
         for (k, v) in &inv.env {
-            ui::out(&format!("env: {k}={v}"));
+            ui::out(&ui::printable(&format!("env: {k}={v}")));
         }
         return Ok(0);
     }

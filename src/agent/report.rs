@@ -527,6 +527,9 @@ fn try_again_at(message: &str) -> Option<f64> {
     crate::engine::agents::parse_reset(&text)
 }
 
+/// The session an aider attempt records: its chat history file.
+pub const AIDER_SESSION: &str = "chat-history";
+
 /// aider's text: `Tokens: 1.2k sent, 17 received. Cost: $0.0020 message,
 /// $0.0020 session.`, its edits (`Applied edit to`), and its errors.
 fn aider(text: &str) -> Report {
@@ -584,6 +587,12 @@ fn aider(text: &str) -> Report {
                 }
             }
         }
+    }
+    // aider has no session id: its session is its chat history, kept in
+    // the task's agent dir, which a later attempt restores
+    // (`--restore-chat-history`) once one talked to its model.
+    if r.turns.is_some() || edited {
+        r.session = Some(AIDER_SESSION.into());
     }
     r.class = match (edited, error) {
         (true, _) => Some(Class::Success),

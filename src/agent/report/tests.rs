@@ -262,3 +262,17 @@ fn a_failing_command_that_mentions_a_sandbox_is_not_a_broken_sandbox_when_others
         "{r:?}"
     );
 }
+
+#[test]
+fn an_aider_attempt_that_talked_to_its_model_has_a_session_to_restore() {
+    // Without one, `last_session` finds nothing and a retry never gets
+    // `--restore-chat-history`, which the docs promise.
+    let r = read(
+        AgentKind::Aider,
+        fixture!("aider-success.txt"),
+        &Exit::Code(0),
+    );
+    assert_eq!(r.session.as_deref(), Some(AIDER_SESSION));
+    let r = read(AgentKind::Aider, b"nothing at all\n", &Exit::Code(1));
+    assert_eq!(r.session, None);
+}

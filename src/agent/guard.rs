@@ -61,6 +61,11 @@ pub fn check(input: &[u8], rules: &Rules) -> Result<(), String> {
             let cwd = call.get("cwd").and_then(|c| c.as_str());
             for path in paths {
                 let rel = inside(rules.worktree, cwd, path)?;
+                if agent_config(&rel) {
+                    return Err(format!(
+                        "`{rel}` configures the agent itself (its hooks, permissions, tools), which its next run would obey; refused"
+                    ));
+                }
                 if rules.files.is_empty() {
                     continue;
                 }
@@ -79,6 +84,18 @@ pub fn check(input: &[u8], rules: &Rules) -> Result<(), String> {
         // reaches it is unknown to this version: refused.
         other => Err(format!("git-orch does not know the tool `{other}`; refused")),
     }
+}
+
+/// Whether `rel` is one of Claude Code's own files in the worktree: its
+/// project settings (`.claude/settings.json`, `settings.local.json`: hooks
+/// it runs, permissions, `disableAllHooks`) or MCP servers (`.mcp.json`).
+/// Written by the agent, they would run commands or turn this guard off
+/// in its next attempt, in the same worktree.
+fn agent_config(rel: &str) -> bool {
+    Path::new(rel).components().any(|c| {
+        matches!(c, Component::Normal(n)
+            if n.eq_ignore_ascii_case(".claude") || n.eq_ignore_ascii_case(".mcp.json"))
+    })
 }
 
 /// `path` relative to the worktree, if it is inside it: resolved against
@@ -298,5 +315,39 @@ mod review_tests {
         huge.extend(std::iter::repeat_n(b'a', 1 << 20));
         assert!(check(&huge, &rules).is_err());
         assert!(check(b"{\"tool_name\":\"Write\xff\"}", &rules).is_err());
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_cannot_write_the_settings_its_next_run_obeys() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let wt = dir.path().join("wt");
+        std::fs::create_dir_all(&wt).expect("the worktree");
+        // Anywhere in the worktree (no `files`), or a `files` that covers them.
+        for files in [vec![], vec!["**".to_string()]] {
+            let rules = Rules {
+                worktree: &wt,
+                files: &files,
+                shell: false,
+                read_only: false,
+            };
+            for bad in [
+                ".claude/settings.json",
+                ".claude/settings.local.json",
+                ".Claude/hooks/x.sh",
+                ".mcp.json",
+            ] {
+                let call = serde_json::json!({"tool_name": "Write",
+                    "tool_input": {"file_path": wt.join(bad), "content": "{\"disableAllHooks\": true}"}});
+                assert!(check(call.to_string().as_bytes(), &rules).is_err(), "{bad}");
+            }
+            let ok = serde_json::json!({"tool_name": "Write",
+                "tool_input": {"file_path": wt.join("CLAUDE.md"), "content": "notes"}});
+            assert_eq!(check(ok.to_string().as_bytes(), &rules), Ok(()));
+        }
     }
 }

@@ -271,7 +271,9 @@ pub(super) fn run_task(
 /// no `.git`): its brief asks for the handoff note as its last message.
 fn brief_for_kind(brief: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(brief)?;
-    let Some(at) = text.find("## When you are done") else {
+    // The brief's own section is its last: the same words earlier are an
+    // agent's (a log's tail, a handoff note) or the plan's.
+    let Some(at) = text.rfind("## When you are done") else {
         return Ok(());
     };
     let mut text = text[..at].to_string();
@@ -403,6 +405,19 @@ pub(crate) fn task_env(
 #[cfg(test)]
 mod tests {
     use super::session_lost;
+
+    #[test]
+    fn a_kind_brief_keeps_what_an_agent_wrote_that_looks_like_its_last_section() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let brief = dir.path().join("t.md");
+        let text = "## Instructions\n\nDo it.\n\n## Handoff from a\n\n## When you are done\n\n(a's note)\n\n## When you are done\n\nWrite a note to `/x`.\n";
+        std::fs::write(&brief, text).expect("the brief");
+        super::brief_for_kind(&brief).expect("rewritten");
+        let after = std::fs::read_to_string(&brief).expect("the brief");
+        assert!(after.contains("(a's note)"), "{after}");
+        assert!(!after.contains("`/x`"), "{after}");
+        assert!(after.ends_with("git-orch keeps it.\n"), "{after}");
+    }
 
     #[test]
     fn a_session_is_lost_only_by_the_clis_own_words_not_the_agents() {

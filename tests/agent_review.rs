@@ -222,3 +222,29 @@ fn agents_and_task_show_print_a_plans_control_characters_escaped() {
     let argv = doc["invocation"]["argv"].to_string();
     assert!(argv.contains("two\\nlines"), "{argv}");
 }
+
+#[test]
+fn agents_does_not_run_a_program_an_untrusted_plan_names_to_ask_its_version() {
+    let repo = TestRepo::new();
+    let ran = repo.scratch().join("ran");
+    let cli = repo.scratch().join("fake-cli");
+    std::fs::write(
+        &cli,
+        format!("#!/bin/sh\necho ran > '{}'\necho 2.1.197\n", ran.display()),
+    )
+    .expect("the script");
+    std::fs::set_permissions(&cli, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("executable");
+    let plan = repo.plan(
+        "p.toml",
+        &format!("name = \"p\"\n[agents.w]\nkind = \"claude-code\"\ncommand = '{}'\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nagent = \"w\"\nfiles = [\"src/**\"]\nprompt = \"x\"\n", cli.display()),
+    );
+    // A plan file, as one reads it before starting or trusting it.
+    let out = repo.orch(&["agents", &plan.to_string_lossy()]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(!ran.exists(), "ran the plan's program: {}", both(&out));
+    assert!(both(&out).contains("not trusted here"), "{}", both(&out));
+    let out = repo.orch(&["agents", "--json", &plan.to_string_lossy()]);
+    assert_eq!(code(&out), Some(0), "{}", both(&out));
+    assert!(!ran.exists(), "ran the plan's program: {}", both(&out));
+}

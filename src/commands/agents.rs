@@ -47,11 +47,11 @@ struct Row {
 }
 
 pub fn run(args: AgentsArgs) -> Result<u8> {
-    let plan = load(args.plan.as_deref())?;
+    let (plan, trusted) = load(args.plan.as_deref())?;
     let rows: Vec<Row> = plan
         .agents
         .iter()
-        .map(|(name, profile)| row(name, profile))
+        .map(|(name, profile)| row(name, profile, trusted))
         .collect();
     if args.json {
         ui::json_doc(
@@ -95,10 +95,12 @@ pub fn run(args: AgentsArgs) -> Result<u8> {
 }
 
 /// A started plan by name (or the one active plan), or a plan file.
-fn load(named: Option<&str>) -> Result<Plan> {
+/// The plan, and whether its commands are trusted here (a plan file is
+/// not: it is what one reads before trusting it).
+fn load(named: Option<&str>) -> Result<(Plan, bool)> {
     if let Some(path) = named.map(Path::new).filter(|p| p.is_file()) {
         return crate::plan::load_file(path)
-            .map(|(p, _)| p)
+            .map(|(p, _)| (p, false))
             .map_err(|problems| {
                 let shown = path.display().to_string();
                 let first = problems
@@ -111,11 +113,12 @@ fn load(named: Option<&str>) -> Result<Plan> {
                 )
             });
     }
-    let (_, snap) = super::open_plan(named)?;
-    Ok((*snap.plan).clone())
+    let (repo, snap) = super::open_plan(named)?;
+    let trusted = crate::trust::is_trusted(&repo, &snap);
+    Ok(((*snap.plan).clone(), trusted))
 }
 
-fn row(name: &str, profile: &Agent) -> Row {
+fn row(name: &str, profile: &Agent, trusted: bool) -> Row {
     let program = agent::program(profile);
     let files: Vec<String> = Vec::new();
     let cx = Context {
@@ -132,7 +135,19 @@ fn row(name: &str, profile: &Agent) -> Row {
         (None, None, None, None)
     } else {
         let found = which(&program);
-        let version = found.as_deref().and_then(version_of);
+        // Asking a CLI its version runs it: a program the plan names by
+        // path (or one found through a relative `PATH` entry) is the
+        // plan's own, run only once the plan is trusted here.
+        let plans_own = program.contains('/') || found.as_ref().is_some_and(|p| p.is_relative());
+        let version = found
+            .as_deref()
+            .filter(|_| trusted || !plans_own)
+            .and_then(version_of);
+        if found.is_some() && plans_own && !trusted {
+            warnings.push(format!(
+                "`{program}` is not run for its version: the plan names it and is not trusted here (`git orch trust`)"
+            ));
+        }
         let pinned = TESTED
             .iter()
             .find(|(k, _)| *k == profile.kind)
@@ -146,7 +161,10 @@ fn row(name: &str, profile: &Agent) -> Row {
             (None, _, _) => warnings.push(format!(
                 "`{program}` is not on PATH; its tasks fail to start until it is installed"
             )),
-            (Some(_), None, _) => warnings.push(format!("`{program} --version` said no version")),
+            (Some(_), None, _) if trusted || !plans_own => {
+                warnings.push(format!("`{program} --version` said no version"))
+            }
+            (Some(_), None, _) => {}
             (Some(_), Some(v), Some(false)) => warnings.push(format!(
                 "version {v} is not one the tests ran ({}); its output may be read wrongly",
                 range.clone().unwrap_or_default()

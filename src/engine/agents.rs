@@ -116,6 +116,26 @@ pub fn command(plan: &Plan, task: &Task, agent: Option<&str>) -> Option<Command>
     })
 }
 
+/// The time limit of a run of `profile` that is not a task's attempt (a
+/// fix-forward, a conflict's resolver): its own `timeout`; for a kind
+/// agent, else `defaults.timeout`, else [`KIND_TIMEOUT`], as for its
+/// attempts (Codex with no network waits for it forever).
+pub fn side_timeout(plan: &Plan, profile: &crate::plan::Agent) -> Option<Duration> {
+    let own = profile
+        .timeout
+        .as_deref()
+        .and_then(|t| crate::plan::parse_duration(t).ok());
+    if profile.kind.is_command() {
+        return own;
+    }
+    own.or(plan
+        .defaults
+        .timeout
+        .as_deref()
+        .and_then(|t| crate::plan::parse_duration(t).ok()))
+        .or(Some(KIND_TIMEOUT))
+}
+
 /// How an attempt of a task's command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptEnd {
@@ -330,6 +350,35 @@ mod tests {
             output: output.map(str::to_string),
             timeout,
         }
+    }
+
+    #[test]
+    fn a_kind_agents_fix_forward_or_resolver_run_has_a_time_limit() {
+        use crate::plan::{Agent, AgentKind};
+        let mut plan = crate::plan::load_str(
+            "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nrun = \"true\"\n",
+            crate::plan::Format::Toml,
+        )
+        .map(|(p, _)| p)
+        .expect("a valid plan");
+        let kind = Agent {
+            kind: AgentKind::Codex,
+            ..Agent::default()
+        };
+        assert_eq!(side_timeout(&plan, &kind), Some(KIND_TIMEOUT));
+        plan.defaults.timeout = Some("5m".into());
+        assert_eq!(side_timeout(&plan, &kind), Some(Duration::from_secs(300)));
+        let own = Agent {
+            timeout: Some("90s".into()),
+            ..kind
+        };
+        assert_eq!(side_timeout(&plan, &own), Some(Duration::from_secs(90)));
+        // A `run` agent's stays as it was: its own, or none.
+        let cmd = Agent {
+            run: "x".into(),
+            ..Agent::default()
+        };
+        assert_eq!(side_timeout(&plan, &cmd), None);
     }
 
     #[test]

@@ -177,10 +177,7 @@ pub fn fix_forward(
     let line = inv.line();
     let mut env = inv.env;
     env.extend(super::run::task_env(repo, plan, phase, &id, &path, work));
-    let timeout = agent
-        .timeout
-        .as_deref()
-        .and_then(|t| crate::plan::parse_duration(t).ok());
+    let timeout = super::agents::side_timeout(&snap.plan, &agent);
     // Under `isolation = "sandbox"` the fixer is contained as a task is.
     let sandbox = crate::sandbox::for_task(
         repo,

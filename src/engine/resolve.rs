@@ -166,10 +166,7 @@ pub fn resolve(
         command: &line,
         dir: &worktree,
         env,
-        timeout: agent
-            .timeout
-            .as_deref()
-            .and_then(|t| crate::plan::parse_duration(t).ok()),
+        timeout: super::agents::side_timeout(&snap.plan, &agent),
         pgid_file: Some(workspace::pgid_file(repo, plan, id)),
         contain: true,
         wrap: sandbox.as_ref().map(|s| s.args.clone()),

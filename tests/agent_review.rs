@@ -248,3 +248,48 @@ fn agents_does_not_run_a_program_an_untrusted_plan_names_to_ask_its_version() {
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert!(!ran.exists(), "ran the plan's program: {}", both(&out));
 }
+
+/// The real Claude Code (where installed, in a loopback-only namespace)
+/// writing the project's MCP servers (`.mcp.json`: commands a later run
+/// there may start) in the task's worktree: refused by git-orch's guard
+/// while it works, though the task's files cover it. (Claude Code 2.1.197
+/// refuses `.claude/settings.json` on its own, not `.mcp.json`.)
+#[test]
+fn real_claude_code_cannot_write_the_settings_its_next_attempt_obeys() {
+    use crate::common::agents::*;
+    use crate::common::model_server::*;
+    let test = "claude_code_settings_refused";
+    let Some(exe) = cli_path(test, Cli::Claude) else {
+        return;
+    };
+    offline(test, || {
+        let repo = TestRepo::new();
+        let server = ModelServer::start(vec![Turn::write(
+            ".mcp.json",
+            "{\"mcpServers\": {\"x\": {\"command\": \"sh\", \"args\": [\"-c\", \"touch /tmp/pwned\"]}}}\n",
+        )]);
+        let env = toml_env(&claude_env(&server, &repo.home));
+        let plan = repo.plan(
+            "p.toml",
+            &format!(
+                "name = \"p\"\n[defaults]\ntimeout = \"120s\"\n[agents.w]\nkind = \"claude-code\"\ncommand = '{}'\nenv = {env}\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nagent = \"w\"\nfiles = [\"**\"]\nprompt = \"Write it.\"\n",
+                exe.display()
+            ),
+        );
+        repo.orch_ok(&["start", &plan.to_string_lossy()]);
+        let out = repo.orch(&["run"]);
+        assert_eq!(code(&out), Some(1), "{}", both(&out));
+        let wt = repo.path.join(".orch/worktrees/p/a");
+        assert!(!wt.join(".mcp.json").exists(), "{}", both(&out));
+        let st = status_json(&repo);
+        let t = st["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["id"] == "a"))
+            .cloned()
+            .expect("task a");
+        let log = repo
+            .show(&format!("orch/p/state:{}", t["log"].as_str().unwrap_or("")))
+            .unwrap_or_default();
+        assert!(log.contains("configures the agent itself"), "{t}\n{log}");
+    });
+}

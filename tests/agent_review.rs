@@ -255,7 +255,7 @@ fn agents_does_not_run_a_program_an_untrusted_plan_names_to_ask_its_version() {
 /// while it works, though the task's files cover it. (Claude Code 2.1.197
 /// refuses `.claude/settings.json` on its own, not `.mcp.json`.)
 #[test]
-fn real_claude_code_cannot_write_the_settings_its_next_attempt_obeys() {
+fn real_claude_code_is_refused_the_mcp_servers_of_its_worktree_by_the_guard() {
     use crate::common::agents::*;
     use crate::common::model_server::*;
     let test = "claude_code_settings_refused";

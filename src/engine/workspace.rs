@@ -348,12 +348,13 @@ pub fn migrate(repo: &Repo, plan: &str, snap: &crate::state::Snapshot) -> usize 
     // it, with work not committed) or of no task is never moved; while
     // one is there the plan stays where it is, pool and all, so that its
     // worktrees are never split between two places.
+    // Held before looking: a runner takes from the pool under it.
+    let _pool = hold_pool(repo, plan);
     if !worktrees(&legacy).is_empty() {
         return 0;
     }
     let dest = worktrees_root(repo).join(plan);
     ensure_excluded(repo);
-    let _pool = hold_pool(repo, plan);
     let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
     for src in worktrees(&legacy.join(".pool")) {
         let rel = src.strip_prefix(&legacy).unwrap_or(&src).to_path_buf();

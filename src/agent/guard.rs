@@ -102,7 +102,11 @@ fn agent_config(rel: &str) -> bool {
 /// `cwd`, `..` taken lexically, and every existing ancestor's symlinks
 /// followed (a link in the worktree pointing out of it is outside).
 fn inside(worktree: &Path, cwd: Option<&str>, path: &str) -> Result<String, String> {
-    let refuse = || format!("`{path}` is outside this task's worktree");
+    let refuse = || format!("`{}` is outside this task's worktree", path.escape_debug());
+    // A NUL (no file has one) or another control character: no doubt taken.
+    if path.chars().any(char::is_control) {
+        return Err(refuse());
+    }
     let p = Path::new(path);
     let joined = match (p.is_absolute(), cwd) {
         (true, _) => p.to_path_buf(),
@@ -276,6 +280,8 @@ mod review_tests {
             at("sub/.git/hooks/post-checkout"),
             at(".GIT/config"),
             at(".git"),
+            at("src/a\u{0}b"),
+            at("src/a\nb"),
         ] {
             assert!(check(&write(&bad), &rules).is_err(), "{bad}");
         }

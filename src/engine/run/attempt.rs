@@ -298,8 +298,17 @@ fn last_session(claimed: &tasks::Claimed, agent: &str) -> Option<String> {
 /// Only asked of a run that failed.
 fn session_lost(log: &[u8]) -> bool {
     let text = String::from_utf8_lossy(log).to_ascii_lowercase();
+    // The CLI's own JSON words: Codex's `error` and `turn.failed` events.
+    let its_own = |l: &str| {
+        serde_json::from_str::<serde_json::Value>(l.trim()).is_ok_and(|v| {
+            matches!(
+                v.get("type").and_then(|t| t.as_str()),
+                Some("error" | "turn.failed")
+            )
+        })
+    };
     text.lines()
-        .filter(|l| !l.trim_start().starts_with('{'))
+        .filter(|l| !l.trim_start().starts_with('{') || its_own(l))
         .any(|l| {
             [
                 "no conversation found",
@@ -429,5 +438,8 @@ mod tests {
 {"type":"item.completed","item":{"type":"agent_message","text":"thread not found"}}
 "#;
         assert!(!session_lost(said));
+        assert!(session_lost(
+            br#"{"type":"error","message":"thread not found: 0199"}"#
+        ));
     }
 }

@@ -293,3 +293,42 @@ fn real_claude_code_is_refused_the_mcp_servers_of_its_worktree_by_the_guard() {
         assert!(log.contains("configures the agent itself"), "{t}\n{log}");
     });
 }
+
+/// The real Codex (where installed, offline) riding out one 429 in its
+/// own retry: an `error` event "Reconnecting... 1/1 (…429…)", then its
+/// turn completes. One attempt, landed: the error event it got over is
+/// not a failure (it was read as a rate limit and retried).
+#[test]
+fn real_codex_that_rides_out_one_429_lands_in_one_attempt() {
+    use crate::common::agents::*;
+    use crate::common::model_server::*;
+    let test = "codex_429_once";
+    let Some(exe) = cli_path(test, Cli::Codex) else {
+        return;
+    };
+    offline(test, || {
+        let repo = TestRepo::new();
+        let server = ModelServer::start(vec![
+            Turn::rate_limit(),
+            Turn::write("src/a.txt", "after one 429\n"),
+        ]);
+        let home = codex_home(&server);
+        let env = toml_env(&codex_env(home.path(), &repo.home));
+        let plan = repo.plan(
+            "p.toml",
+            &format!(
+                "name = \"p\"\n[defaults]\ntimeout = \"120s\"\n[agents.w]\nkind = \"codex\"\ncommand = '{}'\nmodel = \"{CODEX_MODEL}\"\nargs = [\"-c\", \"model_providers.scripted.stream_max_retries=1\"]\nretries = 1\nretry_backoff = \"1s\"\nenv = {env}\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nagent = \"w\"\nfiles = [\"src/**\"]\nprompt = \"Write src/a.txt.\"\n",
+                exe.display()
+            ),
+        );
+        repo.orch_ok(&["start", &plan.to_string_lossy()]);
+        let out = repo.orch(&["run"]);
+        assert_eq!(code(&out), Some(0), "{}\n{}", both(&out), server.log());
+        let record = task_record(&repo, "p", "a").expect("a record");
+        assert_eq!(record["attempts"], 1, "{record}");
+        assert_eq!(
+            repo.show("orch/p/work:src/a.txt").as_deref(),
+            Some("after one 429\n")
+        );
+    });
+}

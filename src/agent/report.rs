@@ -396,11 +396,15 @@ fn codex(text: &str) -> Report {
     let mut failure: Option<String> = None;
     let mut completed = false;
     let mut sandbox_broken = None;
+    let mut passing: Option<String> = None;
     for v in objects(text) {
         match str_at(&v, "type") {
             Some("thread.started") => r.session = str_at(&v, "thread_id").map(one_line),
             Some("turn.completed") => {
                 completed = true;
+                // An `error` before a turn that completed was one Codex
+                // got over ("Reconnecting... 1/1").
+                passing = None;
                 r.turns = Some(r.turns.unwrap_or(0).saturating_add(1));
                 if let Some(u) = v.get("usage") {
                     let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -421,7 +425,7 @@ fn codex(text: &str) -> Report {
                     .or(Some(String::new()));
             }
             Some("error") => {
-                failure = str_at(&v, "message").map(bounded).or(failure);
+                passing = str_at(&v, "message").map(bounded).or(passing);
             }
             Some("item.completed") | Some("item.updated") => {
                 let Some(item) = v.get("item") else { continue };
@@ -445,6 +449,10 @@ fn codex(text: &str) -> Report {
             }
             _ => {}
         }
+    }
+    // An error no completed turn followed.
+    if failure.is_none() {
+        failure = passing;
     }
     // Refused before any turn, on stderr (a prompt too long).
     if failure.is_none() && !completed {

@@ -218,3 +218,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_codex_error_it_got_over_is_no_failure() {
+    let mut over = br#"{"type":"thread.started","thread_id":"t"}
+{"type":"error","message":"Reconnecting... 1/1 (exceeded retry limit, last status: 429 Too Many Requests)"}
+"#
+    .to_vec();
+    over.extend_from_slice(fixture!("codex-success.jsonl"));
+    let r = read(AgentKind::Codex, &over, &Exit::Code(0));
+    assert_eq!(r.class, Some(Class::Success), "{r:?}");
+}

@@ -363,19 +363,27 @@ fn init_writes_profiles_for_claude_codex_and_aider_that_check() {
         "[agents.claude]",
         "[agents.codex]",
         "[agents.aider]",
-        "claude -p \"$(cat \"$ORCH_TASK_FILE\")\" --permission-mode acceptEdits",
-        "codex exec --sandbox workspace-write \"$(cat \"$ORCH_TASK_FILE\")\"",
-        "aider --yes-always --no-gitignore --no-auto-commits --message-file \"$ORCH_TASK_FILE\"",
+        // Kind profiles: git-orch builds their command lines (issue 21).
+        "kind     = \"claude-code\"",
+        "kind     = \"codex\"",
+        "kind        = \"aider\"",
         "agent    = [\"claude\", \"codex\"]",
-        "retry_on = {",
     ] {
         assert!(toml.contains(want), "missing `{want}` in:\n{toml}");
     }
+    // The profiles give no command line of their own, and never a blanket yes.
+    for unwanted in ["--yes-always", "$(cat", "retry_on = { exit_codes = [75]"] {
+        assert!(!toml.contains(unwanted), "`{unwanted}` in:\n{toml}");
+    }
+    assert!(toml.contains("[agents.claude]"), "{toml}");
     let yaml = std::fs::read_to_string(repo.path.join("p.yaml")).expect("yaml");
     for want in [
         "  claude:",
         "  codex:",
         "  aider:",
+        "kind: claude-code",
+        "kind: codex",
+        "kind: aider",
         "agent: [claude, codex]",
     ] {
         assert!(yaml.contains(want), "missing `{want}` in:\n{yaml}");

@@ -386,10 +386,9 @@ fn init_writes_a_commented_plan_that_checks_and_runs_its_script_phase() {
     let text = std::fs::read_to_string(&file).expect("init writes <repo dir>.toml");
     for want in [
         "name  = \"repo\"",
-        "claude -p \"$(cat \"$ORCH_TASK_FILE\")\"",
-        "codex exec",
-        "aider --yes",
-        "--message-file \"$ORCH_TASK_FILE\"",
+        "kind     = \"claude-code\"",
+        "kind     = \"codex\"",
+        "kind        = \"aider\"",
         "[[gates]]",
         "# Gates must pass",
     ] {

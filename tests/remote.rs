@@ -1548,6 +1548,11 @@ id = "one"
 "#,
     );
     trust_on_the_others(&cluster);
+    // Both gate the phase themselves (shared, one would take the other's
+    // checkpoint without gating: tests/remote_gates.rs).
+    for clone in &cluster.clones {
+        clone.git(&["config", "orch.gates", "local"]);
+    }
     // The phase's one task lands first, so both runners start at its gate.
     let out = cluster.clones[0].orch(&["run", "p", "--remote", "origin", "--task", "a"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));

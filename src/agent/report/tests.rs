@@ -276,3 +276,14 @@ fn an_aider_attempt_that_talked_to_its_model_has_a_session_to_restore() {
     let r = read(AgentKind::Aider, b"nothing at all\n", &Exit::Code(1));
     assert_eq!(r.session, None);
 }
+
+#[test]
+fn a_codex_error_it_got_over_is_no_failure() {
+    let mut over = br#"{"type":"thread.started","thread_id":"t"}
+{"type":"error","message":"Reconnecting... 1/1 (exceeded retry limit, last status: 429 Too Many Requests)"}
+"#
+    .to_vec();
+    over.extend_from_slice(fixture!("codex-success.jsonl"));
+    let r = read(AgentKind::Codex, &over, &Exit::Code(0));
+    assert_eq!(r.class, Some(Class::Success), "{r:?}");
+}

@@ -14,11 +14,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
 fn is_root() -> bool {
     #[allow(unsafe_code)]
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -9,13 +9,8 @@ use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
 
 /// `git-orch` in the repository with `env` added to the hermetic one.
 fn orch_cmd(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -25,21 +20,6 @@ fn orch_cmd(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-/// Waits for `child`, killing it (and failing the test) after `limit`: a
-/// guard against a hang or an endless loop, not a measure of speed.
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
 }
 
 /// `git-orch` with `env`, its output collected, ended by `limit` at most.
@@ -65,17 +45,6 @@ fn field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
         .as_array()
         .and_then(|ts| ts.iter().find(|t| t["id"] == id))
         .map_or(serde_json::Value::Null, |t| t[key].clone())
-}
-
-fn events(repo: &TestRepo, kind: &str) -> Vec<serde_json::Value> {
-    let log = repo.orch_json(&["log", "--json"]);
-    log["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["event"]["kind"] == kind)
-        .map(|e| e["event"].clone())
-        .collect()
 }
 
 fn lines_of(path: &Path) -> usize {
@@ -189,7 +158,7 @@ fn a_task_that_parks_without_end_fails_at_its_agents_cap_naming_why() {
     );
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "failed", "{st}");
-    assert_eq!(events(&repo, "task-parked").len(), 3);
+    assert_eq!(log_events(&repo, "task-parked").len(), 3);
     assert!(field(&st, "a", "worktree").is_string(), "work kept: {st}");
     // A person's reset gives it its parks again.
     repo.orch_ok(&["task", "reset", "a"]);

@@ -14,17 +14,6 @@ use serde_json::Value;
 
 // ------------------------------------------------------------- helpers
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
-}
-
 fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }

@@ -50,14 +50,6 @@ fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Starts the plan `text` and returns nothing; asserts exit 0.
-fn started(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", arg(&plan)]);
-    repo
-}
-
 fn wt_list(repo: &TestRepo) -> String {
     repo.git(&["worktree", "list", "--porcelain"])
 }
@@ -77,12 +69,6 @@ fn task_start(repo: &TestRepo, id: &str) -> PathBuf {
         "not a worktree: {out}"
     );
     path
-}
-
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
 }
 
 fn phase(st: &Value, id: &str) -> Value {
@@ -334,7 +320,7 @@ fn start_builds_on_base_rev() {
 
 #[test]
 fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let plan = repo.scratch().join("plan.toml");
     let before = repo.refs();
     let out = repo.orch(&["start", arg(&plan)]);
@@ -368,7 +354,7 @@ fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
 
 #[test]
 fn status_list_and_log_report_the_plan() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let base = repo.rev("HEAD").expect("HEAD");
     let st = status_json(&repo);
     assert_eq!(st["plan"], "p");
@@ -482,7 +468,7 @@ fn status_list_and_log_report_the_plan() {
 
 #[test]
 fn task_start_and_done_land_the_work_with_a_handoff_note() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     assert_eq!(
@@ -561,7 +547,7 @@ fn task_start_and_done_land_the_work_with_a_handoff_note() {
 
 #[test]
 fn task_done_without_changes_is_done_and_leaves_work() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let base = repo.rev("orch/p/work").expect("work");
     task_start(&repo, "a");
     repo.orch_ok(&["task", "done", "a"]);
@@ -575,7 +561,7 @@ fn task_done_without_changes_is_done_and_leaves_work() {
 
 #[test]
 fn task_fail_reset_and_skip() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let base = repo.rev("orch/p/work").expect("work");
 
     // fail: kept worktree and branch.
@@ -666,7 +652,7 @@ id = "one"
 
 #[test]
 fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
-    let repo = started(OVERLAP);
+    let repo = new_started(OVERLAP);
     let wx = task_start(&repo, "x");
     put(&wx, "README", "from x\n");
     put(&wx, "x.txt", "x\n");
@@ -736,7 +722,7 @@ fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
 
 #[test]
 fn scope_violation_fails_the_task_and_keeps_work() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let work = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/ok.txt", "fine\n");
@@ -777,7 +763,7 @@ fn with_merge(strategy: &str) -> String {
 #[test]
 fn squash_and_rebase_shape_the_history() {
     // squash: one commit with a single parent, the task's changes in it.
-    let repo = started(&with_merge("squash"));
+    let repo = new_started(&with_merge("squash"));
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/one.txt", "1\n");
@@ -803,7 +789,7 @@ fn squash_and_rebase_shape_the_history() {
     repo.fsck();
 
     // rebase: each task commit replayed, linear, messages kept.
-    let repo = started(&with_merge("rebase"));
+    let repo = new_started(&with_merge("rebase"));
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/one.txt", "1\n");
@@ -848,7 +834,7 @@ fn squash_and_rebase_shape_the_history() {
 
 #[test]
 fn refused_transitions_change_nothing() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let wt = task_start(&repo, "a");
     put(&wt, "a/wip.txt", "wip\n");
     let plan = repo.scratch().join("plan.toml");
@@ -1110,7 +1096,7 @@ fn checkpoint_without_gates_tags_and_no_cache_reruns() {
 
 #[test]
 fn rollback_preserves_everything_and_undo_restores_it() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let base = repo.rev("orch/p/work").expect("work");
     for id in ["a", "b"] {
         let wt = task_start(&repo, id);
@@ -1302,7 +1288,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
 
 #[test]
 fn undo_is_refused_once_the_plan_moved_on() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     repo.orch_ok(&["task", "skip", "a"]);
     repo.orch_ok(&["task", "skip", "b"]);
     repo.orch_ok(&["checkpoint"]);
@@ -1323,7 +1309,7 @@ fn undo_is_refused_once_the_plan_moved_on() {
 
 #[test]
 fn finish_cleans_up_a_checkpointed_plan_and_keeps_the_record() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let refs = repo.refs();
     assert_refused(&repo.orch(&["finish"]), "finish before the end");
     assert_eq!(repo.refs(), refs);
@@ -1384,7 +1370,7 @@ fn finish_cleans_up_a_checkpointed_plan_and_keeps_the_record() {
 
 #[test]
 fn any_command_repairs_refs_from_the_state_branch() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let wt = task_start(&repo, "a");
     put(&wt, "a/f", "a\n");
     repo.orch_ok(&["task", "done", "a"]);
@@ -1504,7 +1490,7 @@ fn concurrently(repo: &TestRepo, runs: Vec<Vec<String>>) -> Vec<Output> {
 #[test]
 fn racing_processes_never_lose_an_update() {
     const N: usize = 6;
-    let repo = started(&many("r", N));
+    let repo = new_started(&many("r", N));
     let starts = concurrently(
         &repo,
         (0..N)
@@ -1577,7 +1563,7 @@ fn racing_processes_never_lose_an_update() {
 #[test]
 fn racers_for_the_same_task_have_one_winner() {
     const N: usize = 4;
-    let repo = started(&many("r", 1));
+    let repo = new_started(&many("r", 1));
     let outs = concurrently(
         &repo,
         (0..N)
@@ -1646,7 +1632,7 @@ fn racers_for_the_same_task_have_one_winner() {
 fn commits_keep_the_identity_git_would_use() {
     // The harness sets identity only through GIT_AUTHOR_*/GIT_COMMITTER_*,
     // as CI machines do; git-orch must not replace it with its own.
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let wt = task_start(&repo, "a");
     put(&wt, "a/f", "a\n");
     repo.orch_ok(&["task", "done", "a", "-m", "a"]);
@@ -1709,7 +1695,7 @@ fn yaml_toml_and_crlf_plans_start_the_same_way() {
 
 #[test]
 fn tasks_are_driven_from_inside_their_worktree() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let wt = task_start(&repo, "a");
     // An agent in the worktree uses the handoff file it was given.
     let info = repo.orch_json(&["status", "--json"]);
@@ -1754,7 +1740,7 @@ fn tasks_are_driven_from_inside_their_worktree() {
 
 #[test]
 fn rollback_without_checkpoints_returns_to_start() {
-    let repo = started(MANUAL);
+    let repo = new_started(MANUAL);
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/f", "a\n");

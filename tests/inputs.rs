@@ -2,7 +2,6 @@
 //! would collide as files or refs, and inputs too big or too deep to read.
 //! Real repositories, the real binary, the real `git`.
 
-use std::io::Write;
 use std::process::{Output, Stdio};
 
 use crate::common::*;
@@ -18,22 +17,6 @@ id = "one"
   run = "echo \"plan=$ORCH_PLAN\" > plan.txt"
   files = ["plan.txt"]
 "#;
-
-fn orch_stdin(repo: &TestRepo, args: &[&str], input: &str) -> Output {
-    let mut cmd = repo.command(BIN, &repo.path);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
 
 /// A state branch with a hostile plan name, made with plain git as a copy of
 /// a real plan's state: `list` skips it with a warning, naming it is refused,

@@ -5,11 +5,6 @@
 
 use crate::common::*;
 
-fn start(repo: &TestRepo, toml: &str) {
-    let file = repo.plan("plan.toml", toml);
-    repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
-}
-
 /// Runs the plan, which must fail (exit 1) with the work branch where it was.
 fn run_fails_and_work_stays(repo: &TestRepo) -> String {
     let work = repo.rev("orch/p/work").expect("work");
@@ -41,7 +36,7 @@ fn an_out_of_scope_chmod_fails_the_task_and_nothing_lands() {
     let repo = TestRepo::new();
     repo.write("tool.sh", "echo tool\n");
     repo.commit_all("tool");
-    start(
+    started(
         &repo,
         r#"
 name = "p"
@@ -70,7 +65,7 @@ fn an_out_of_scope_file_turned_into_a_link_fails_even_with_the_same_bytes() {
     let repo = TestRepo::new();
     repo.write("conf", "/etc/passwd");
     repo.commit_all("conf");
-    start(
+    started(
         &repo,
         r#"
 name = "p"
@@ -141,7 +136,7 @@ fn criss_cross(merge: &str, b_lands: bool) {
         repo.write(&format!("{f}.txt"), &format!("{f}0\n"));
     }
     repo.commit_all("three files");
-    start(&repo, &CRISS_CROSS.replace("@MERGE@", merge));
+    started(&repo, &CRISS_CROSS.replace("@MERGE@", merge));
     let out = repo.orch(&["run"]);
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done", "{st}");
@@ -191,7 +186,7 @@ fn three_dirs() -> TestRepo {
 #[test]
 fn a_sparse_checkout_materialises_a_brace_scope() {
     let repo = three_dirs();
-    start(
+    started(
         &repo,
         r#"
 name = "p"
@@ -228,7 +223,7 @@ id = "one"
   files = ["a/**"]
   run = "test ! -e c/old && echo more >> a/old && @WRITE@"
 "#;
-    start(&repo, &plan.replace("@WRITE@", write));
+    started(&repo, &plan.replace("@WRITE@", write));
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
     let why = reason(&repo, "t");
@@ -263,7 +258,7 @@ fn a_sparse_task_that_writes_a_new_file_outside_its_cone_fails() {
 #[test]
 fn a_nested_repository_fails_the_task_and_is_never_removed() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         r#"
 name = "p"
@@ -318,7 +313,7 @@ echo plain > vendor/readme
 #[test]
 fn a_failed_tasks_untracked_nested_repository_is_never_removed() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         r#"
 name = "p"
@@ -351,7 +346,7 @@ exit 3
 #[test]
 fn a_nested_repository_committed_by_the_task_itself_does_not_land() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         r#"
 name = "p"
@@ -387,7 +382,7 @@ git commit -q -m "vendor lib"
 #[test]
 fn a_nested_repository_done_by_hand_is_refused_then_lands_as_plain_files() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         r#"
 name = "p"

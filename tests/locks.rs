@@ -31,15 +31,8 @@ id = "one"
   files = ["r.txt"]
 "#;
 
-fn started_with(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    repo
-}
-
 fn started() -> TestRepo {
-    started_with(PLAN)
+    new_started(PLAN)
 }
 
 /// The advisory lock git-orch holds while it writes plan `p`'s refs.
@@ -127,7 +120,7 @@ fn task_start_removes_a_state_lock_left_by_a_git_orch_that_died() {
 
 #[test]
 fn resume_removes_a_state_lock_left_by_a_git_orch_that_died() {
-    let repo = started_with(RUNS);
+    let repo = new_started(RUNS);
     let lock = leave_dead_writer(&repo, "refs/heads/orch/p/state");
     let out = repo.orch(&["resume"]);
     assert_repaired(&out, &lock, "resume");

@@ -28,13 +28,6 @@ id = "one"
   files = ["a/**", "w/**"]
 "#;
 
-fn started(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    repo
-}
-
 /// `task start ID` run in `dir`: asserts exit 0 and stdout the path alone.
 fn start_in(repo: &TestRepo, dir: &Path, id: &str) -> PathBuf {
     let out = repo.orch_in(dir, &["task", "start", id]);
@@ -51,12 +44,6 @@ fn start(repo: &TestRepo, id: &str) -> PathBuf {
     start_in(repo, &repo.path, id)
 }
 
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
-}
-
 fn record(repo: &TestRepo, id: &str) -> serde_json::Value {
     task_record(repo, "p", id).expect("a task record")
 }
@@ -69,7 +56,7 @@ fn state_commits(repo: &TestRepo) -> String {
 
 #[test]
 fn a_repeated_task_start_by_hand_prints_its_worktree_again() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     let wt = start(&repo, "a");
     put(&wt, "a/wip.txt", "wip\n");
     let state = state_commits(&repo);
@@ -150,7 +137,7 @@ fn forge_record(repo: &TestRepo, id: &str, edit: impl FnOnce(&mut serde_json::Va
 
 #[test]
 fn a_task_claimed_by_a_runner_or_another_host_is_still_refused() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     start(&repo, "a");
     for (what, host, manual) in [
         ("by hand on another host", "elsewhere.example", true),
@@ -175,7 +162,7 @@ fn a_task_claimed_by_a_runner_or_another_host_is_still_refused() {
 
 #[test]
 fn the_readme_by_hand_idiom_lands_and_keeps_the_note_out_of_the_work() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     // README "By hand": cd into the worktree, work, write notes.md there,
     // `task done … --handoff notes.md` from there.
     let script = r#"set -e
@@ -214,7 +201,7 @@ git orch task done a -m "Add tables" --handoff notes.md
 
 #[test]
 fn orch_handoff_file_lies_outside_the_worktree() {
-    let repo = started(
+    let repo = new_started(
         r#"
 name = "p"
 [[phases]]
@@ -243,7 +230,7 @@ echo "from the runner" > "$ORCH_HANDOFF_FILE"
 
 #[test]
 fn a_failed_task_is_fixed_in_its_worktree_and_lands_with_task_done() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     let wt = start(&repo, "a");
     put(&wt, "a/x.txt", "x\n");
     put(&wt, "stray.txt", "oops\n");
@@ -276,7 +263,7 @@ fn a_failed_task_is_fixed_in_its_worktree_and_lands_with_task_done() {
 
 #[test]
 fn the_brief_after_a_reset_says_why_the_last_attempt_failed() {
-    let repo = started(
+    let repo = new_started(
         r#"
 name = "p"
 [[phases]]
@@ -325,7 +312,7 @@ id = "one"
 
 #[test]
 fn commands_in_a_task_worktree_pick_its_plan_among_several() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     let q = repo.plan("q.toml", &PLAN.replace("name = \"p\"", "name = \"q\""));
     repo.orch_ok(&["start", q.to_str().expect("utf-8")]);
     let out = repo.orch(&["task", "start", "a"]);
@@ -353,7 +340,7 @@ fn commands_in_a_task_worktree_pick_its_plan_among_several() {
 
 #[test]
 fn a_task_started_by_hand_never_overlaps_a_running_task() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     start(&repo, "a");
     let refs = repo.refs();
     let out = repo.orch(&["task", "start", "wide"]);
@@ -387,7 +374,7 @@ fn kept_worktree(out: &std::process::Output, id: &str) -> String {
 
 #[test]
 fn a_worktree_that_left_its_branch_is_preserved_by_reset_and_skip() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     // Detached, a commit and an uncommitted file: both are kept by reset.
     let wt = start(&repo, "a");
     repo.git_in(&wt, &["checkout", "-q", "--detach"]);
@@ -426,7 +413,7 @@ fn a_worktree_that_left_its_branch_is_preserved_by_reset_and_skip() {
 
 #[test]
 fn a_worktree_without_its_dot_git_is_preserved_by_reset() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     let wt = start(&repo, "a");
     put(&wt, "a/committed.txt", "c\n");
     repo.git_in(&wt, &["add", "-A"]);
@@ -467,7 +454,7 @@ fn a_worktree_without_its_dot_git_is_preserved_by_reset() {
 
 #[test]
 fn rollback_and_undo_keep_a_detached_worktree() {
-    let repo = started(PLAN);
+    let repo = new_started(PLAN);
     let wt = start(&repo, "a");
     repo.git_in(&wt, &["checkout", "-q", "--detach"]);
     put(&wt, "a/committed.txt", "c\n");

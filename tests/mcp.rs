@@ -290,7 +290,7 @@ fn mcp_task_retry_returns_what_the_cli_says() {
 #[test]
 fn mcp_task_reject_and_task_approve_drive_a_manual_review() {
     let repo = TestRepo::new();
-    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent");
+    let fake = fake_agent();
     let state = repo.scratch().join("fake");
     let text = format!(
         r#"name = "p"

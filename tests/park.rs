@@ -7,18 +7,9 @@
 //! real binary and real processes; order is read from what the agents log.
 use crate::common::*;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
-}
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
 
 /// `[agents.<name>]` running the fake agent in `mode`; each attempt first
 /// appends its start time (`date +%s.%N`) to `<state>/<task>.times` and,
@@ -52,17 +43,6 @@ fn times(state: &Path, id: &str) -> Vec<f64> {
         .collect()
 }
 
-fn events(repo: &TestRepo, kind: &str) -> Vec<serde_json::Value> {
-    let log = repo.orch_json(&["log", "--json"]);
-    log["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["event"]["kind"] == kind)
-        .map(|e| e["event"].clone())
-        .collect()
-}
-
 fn field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
     st["tasks"]
         .as_array()
@@ -79,19 +59,6 @@ fn run_with_short_floor(repo: &TestRepo, args: &[&str]) -> Output {
         .env("ORCH_TEST_PARK_FLOOR", "1")
         .output()
         .expect("run git-orch")
-}
-
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
 }
 
 #[test]
@@ -145,7 +112,7 @@ fn a_parked_task_resumes_in_its_worktree_after_its_reset_time_while_the_run_goes
         "two attempts: {lines:?}"
     );
     // Not before its reset time.
-    let parked = events(&repo, "task-parked");
+    let parked = log_events(&repo, "task-parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["task"], "a");
     assert_eq!(parked[0]["agent"], "limited");
@@ -223,7 +190,7 @@ fn a_limited_first_agent_moves_the_task_to_its_fallback() {
         Some("first-attempt\n"),
         "the fallback went on in the same worktree"
     );
-    let parked = events(&repo, "task-parked");
+    let parked = log_events(&repo, "task-parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["agent"], "first");
     // The notify hook heard of it.
@@ -351,7 +318,7 @@ fn a_task_routed_to_a_limited_agent_waits_for_its_reset_instead_of_hitting_it() 
     started(&repo, &plan);
     let out = run_with_short_floor(&repo, &["run", "-j", "1"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
-    let parked = events(&repo, "task-parked");
+    let parked = log_events(&repo, "task-parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["task"], "a");
     let until = parked[0]["until"].as_f64().expect("until");

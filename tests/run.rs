@@ -2,8 +2,8 @@
 //! commands in real worktrees, results checked with git itself.
 use crate::common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,13 +23,6 @@ fn fill(repo: &TestRepo, text: &str) -> String {
         .replace("@MARK@", &marker(repo))
 }
 
-/// A directory outside the repository where tasks leave evidence.
-fn out_dir(repo: &TestRepo) -> PathBuf {
-    let dir = repo.scratch().join("out");
-    std::fs::create_dir_all(&dir).expect("mkdir out");
-    dir
-}
-
 /// A string unique to this test repository, for `pgrep -f`.
 fn marker(repo: &TestRepo) -> String {
     let name = repo
@@ -43,15 +36,6 @@ fn marker(repo: &TestRepo) -> String {
 
 fn read_out(repo: &TestRepo, name: &str) -> String {
     std::fs::read_to_string(out_dir(repo).join(name)).unwrap_or_default()
-}
-
-fn task<'a>(st: &'a Value, id: &str) -> &'a Value {
-    st["tasks"]
-        .as_array()
-        .expect("tasks array")
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no task {id} in {st}"))
 }
 
 fn phase_state(st: &Value, id: &str) -> String {
@@ -102,40 +86,6 @@ fn loose_worktrees(repo: &TestRepo) -> Vec<String> {
         .skip(1)
         .filter(|w| !w.contains("/.pool/"))
         .collect()
-}
-
-/// Processes whose command line contains `pattern` (other than pgrep).
-fn survivors(pattern: &str) -> String {
-    let out = Command::new("pgrep")
-        .args(["-a", "-f", pattern])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until nothing matching `pattern` is alive (a killed group may take
-/// a moment to be reaped by init).
-fn assert_no_survivors(pattern: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let left = survivors(pattern);
-        if left.trim().is_empty() {
-            return;
-        }
-        if Instant::now() > until {
-            panic!("processes of a task outlived it:\n{left}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn spawn_orch(repo: &TestRepo, args: &[&str]) -> Child {
-    repo.command(BIN, &repo.path)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git-orch")
 }
 
 fn kill9(child: &mut Child) {
@@ -234,7 +184,10 @@ fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
             state_file(&repo, &handoff_path(id)).is_some(),
             "handoff of {id}"
         );
-        let log = task(&st, id)["log"].as_str().expect("log path").to_string();
+        let log = status_task(&st, id)["log"]
+            .as_str()
+            .expect("log path")
+            .to_string();
         assert!(state_file(&repo, &log).is_some(), "log {log}");
     }
     assert!(state_file(&repo, &log_path("writer", 1))
@@ -305,10 +258,10 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
         "{log}"
     );
     assert!(log.contains("bad-stderr"), "{log}");
-    assert_eq!(task(&st, "bad")["log"], log_path("bad", 1));
+    assert_eq!(status_task(&st, "bad")["log"], log_path("bad", 1));
 
     // Its worktree (with what it left) and its branch are kept.
-    let wt = task(&st, "bad")["worktree"]
+    let wt = status_task(&st, "bad")["worktree"]
         .as_str()
         .expect("worktree")
         .to_string();
@@ -334,7 +287,7 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     );
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "bad"), "failed");
-    assert_eq!(task(&st, "bad")["attempts"], 1);
+    assert_eq!(status_task(&st, "bad")["attempts"], 1);
     assert!(repo.rev("orch/p/one").is_none());
 }
 
@@ -367,7 +320,7 @@ id = "one"
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "hang"), "failed");
     assert!(
-        task(&st, "hang")["reason"]
+        status_task(&st, "hang")["reason"]
             .as_str()
             .unwrap_or("")
             .contains("timed out"),
@@ -477,7 +430,7 @@ echo by-task > shared.txt
         Some("by-hand\n")
     );
     assert_eq!(landings_of(&repo, "auto"), 0);
-    let wt = task(&st, "auto")["worktree"]
+    let wt = status_task(&st, "auto")["worktree"]
         .as_str()
         .expect("worktree")
         .to_string();
@@ -581,7 +534,7 @@ mkdir -p probe && echo x > probe/x
     );
     assert_eq!(Path::new(&get("ORCH_REPO")), repo.path);
     // The base is the work branch as `dep` left it, and HEAD started there.
-    let dep_landed = task(&status_json(&repo), "dep")["landed"]
+    let dep_landed = status_task(&status_json(&repo), "dep")["landed"]
         .as_str()
         .expect("landed")
         .to_string();
@@ -929,7 +882,7 @@ fn check_complete(repo: &TestRepo, ids: &[&str]) {
     let st = status_json(repo);
     for id in ids {
         assert_eq!(task_state(&st, id), "done", "{st}");
-        assert!(task(&st, id)["landed"].is_string());
+        assert!(status_task(&st, id)["landed"].is_string());
     }
     assert!(st["phase"].is_null(), "{st}");
     assert_eq!(st["work"].as_str(), repo.rev("orch/p/work").as_deref());
@@ -939,7 +892,7 @@ fn check_complete(repo: &TestRepo, ids: &[&str]) {
     }
     // Work branch never lost a landing: each state `done` is on it.
     for id in ids {
-        let landed = task(&st, id)["landed"]
+        let landed = status_task(&st, id)["landed"]
             .as_str()
             .expect("landed")
             .to_string();
@@ -1020,7 +973,7 @@ id = "two"
         both(&out)
     );
     check_complete(&repo, &["a", "d"]);
-    assert_eq!(task(&status_json(&repo), "a")["attempts"], 2);
+    assert_eq!(status_task(&status_json(&repo), "a")["attempts"], 2);
     assert_no_survivors(&marker(&repo));
     repo.fsck();
 }
@@ -1091,28 +1044,6 @@ fn two_runners_of_one_phase_both_stop_when_it_is_checkpointed() {
         assert_eq!(landings_of(&repo, id), 1, "{id}");
     }
     repo.fsck();
-}
-
-/// Waits for a child at most `limit`; kills it and fails the test after.
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            kill9(&mut child);
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn wait_for_file(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -5,9 +5,7 @@
 use crate::common::*;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
 
@@ -49,24 +47,6 @@ fn listed(repo: &TestRepo) -> BTreeSet<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn orch_stdin(repo: &TestRepo, args: &[&str], stdin: &str) -> Output {
-    let mut child = repo
-        .command(BIN, &repo.path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git-orch");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait git-orch")
 }
 
 #[test]

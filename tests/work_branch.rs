@@ -4,20 +4,7 @@
 //! replacing it; a rewrite of the branch is still preserved and repaired.
 
 use crate::common::*;
-use std::path::{Path, PathBuf};
-
-fn started(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    repo
-}
-
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
-}
+use std::path::PathBuf;
 
 /// Commits `content` at `rel` on `orch/p/work` as a person would: in a
 /// worktree of the branch, with plain git; the worktree then lets go of
@@ -82,7 +69,7 @@ id = "one"
 
 #[test]
 fn a_hand_edit_of_the_same_line_makes_the_later_landing_conflict_and_both_are_kept() {
-    let repo = started(BY_HAND);
+    let repo = new_started(BY_HAND);
     let out = repo.orch_ok(&["task", "start", "x"]);
     let wx = PathBuf::from(out.trim());
     put(&wx, "README", "from the task\n");
@@ -132,7 +119,7 @@ id = "one"
 
 #[test]
 fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_lands_on_top() {
-    let repo = started(RUN);
+    let repo = new_started(RUN);
     let hand = commit_by_hand(&repo, "notes.md", "mine\n");
     // Any command notices it and says so; status shows it as the work head.
     let out = repo.orch(&["status"]);
@@ -182,7 +169,7 @@ fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_land
 
 #[test]
 fn a_rewrite_of_the_work_branch_is_preserved_and_repaired_not_adopted() {
-    let repo = started(RUN);
+    let repo = new_started(RUN);
     repo.orch_ok(&["run"]);
     let work = repo.rev("orch/p/work").expect("work");
     // Not a fast-forward: a commit beside the work head, on its parent.
@@ -260,7 +247,7 @@ fn a_hand_commit_while_a_sandboxed_task_runs_is_adopted_and_the_task_lands_on_to
         eprintln!("SKIP a_hand_commit_while_a_sandboxed_task_runs_is_adopted: needs bwrap");
         return;
     }
-    let repo = started(&slow("isolation = \"sandbox\""));
+    let repo = new_started(&slow("isolation = \"sandbox\""));
     let (out, hand) = commit_while_running(&repo);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert_eq!(task_state(&status_json(&repo), "t"), "done");
@@ -277,7 +264,7 @@ fn a_hand_commit_while_a_sandboxed_task_runs_is_adopted_and_the_task_lands_on_to
 /// and review by committing on the work branch), and the commit is kept.
 #[test]
 fn a_fast_forward_of_the_work_branch_while_an_unsandboxed_task_runs_is_still_tampering() {
-    let repo = started(&slow(""));
+    let repo = new_started(&slow(""));
     let (out, hand) = commit_while_running(&repo);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     assert!(
@@ -296,7 +283,7 @@ fn a_fast_forward_of_the_work_branch_while_an_unsandboxed_task_runs_is_still_tam
 /// that fast-forward is git-orch's own, and is repaired, not adopted.
 #[test]
 fn the_work_an_interrupted_rollback_left_on_the_branch_is_not_adopted() {
-    let repo = started(
+    let repo = new_started(
         "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"t\"\n  run = \"echo t > t.txt\"\n  files = [\"t.txt\"]\n[[phases]]\nid = \"two\"\n  [[phases.tasks]]\n  id = \"u\"\n  run = \"echo u > u.txt\"\n  files = [\"u.txt\"]\n",
     );
     repo.orch_ok(&["run"]);

@@ -12,6 +12,11 @@ use tempfile::TempDir;
 
 pub mod agents;
 pub mod model_server;
+pub mod plans;
+pub mod wait;
+
+pub use plans::*;
+pub use wait::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_git-orch");
 
@@ -223,6 +228,34 @@ impl TestRepo {
     }
 }
 
+/// Writes `content` to `rel` under `dir` (a worktree, a checkout),
+/// making the directories on the way.
+pub fn put(dir: &Path, rel: &str, content: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, content).expect("write");
+}
+
+/// Runs `git orch ARGS` in the repository with `input` on its stdin.
+pub fn orch_stdin(repo: &TestRepo, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = repo
+        .command(BIN, &repo.path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git-orch");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait git-orch")
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -267,6 +300,35 @@ pub fn task_state(st: &serde_json::Value, id: &str) -> String {
         .as_str()
         .unwrap_or("?")
         .to_string()
+}
+
+/// A task's object in a `status --json` document.
+pub fn status_task<'a>(st: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    st["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in {st}"))
+}
+
+/// The events of kind `kind` in `log --json`, oldest first.
+pub fn log_events(repo: &TestRepo, kind: &str) -> Vec<serde_json::Value> {
+    let log = repo.orch_json(&["log", "--json"]);
+    log["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"]["kind"] == kind)
+        .map(|e| e["event"].clone())
+        .collect()
+}
+
+/// A directory beside the repository where tasks leave evidence.
+pub fn out_dir(repo: &TestRepo) -> PathBuf {
+    let dir = repo.scratch().join("out");
+    std::fs::create_dir_all(&dir).expect("mkdir out");
+    dir
 }
 
 pub fn code(out: &Output) -> Option<i32> {

@@ -3,23 +3,17 @@
 //! output or is interrupted.
 use crate::common::*;
 
-const FAILING_GATE: &str = r#"
-name = "p"
-[[gates]]
-name = "lint"
-run = "echo lint says no; exit 3"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-"#;
+fn failing_gate() -> String {
+    PlanText::new("p")
+        .gate("lint", "echo lint says no; exit 3")
+        .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+        .to_string()
+}
 
 #[test]
 fn plain_status_names_the_gate_that_failed() {
     let repo = TestRepo::new();
-    started(&repo, FAILING_GATE);
+    started(&repo, &failing_gate());
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let text = repo.orch_ok(&["status"]);
@@ -47,15 +41,9 @@ fn list_says_finished_only_for_a_finished_plan() {
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+            .to_string(),
     );
     let pending = repo.orch_ok(&["list"]);
     assert!(pending.contains("phase one"), "{pending}");
@@ -313,19 +301,9 @@ use std::time::Duration;
 /// Two tasks: `a` leaves uncommitted work, says it started, then prints a
 /// line later; both would run for 30 s. `@OUT@` is a scratch directory and
 /// `@MARK@` a marker for finding their processes.
-const LONG_TASKS: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo partial > a.txt; echo first; touch @OUT@/a-started-$ORCH_TASK; sleep 0.5; echo second; if [ ! -e @OUT@/again ]; then sleep 30; fi; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "if [ ! -e @OUT@/again ]; then sleep 30; fi; echo b > b.txt # @MARK@"
-  files = ["b.txt"]
-"#;
+fn long_tasks() -> String {
+    PlanText::new("p").task("a", |t| t.run("echo partial > a.txt; echo first; touch @OUT@/a-started-$ORCH_TASK; sleep 0.5; echo second; if [ ! -e @OUT@/again ]; then sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).task("b", |t| t.run("if [ ! -e @OUT@/again ]; then sleep 30; fi; echo b > b.txt # @MARK@").files(["b.txt"])).to_string()
+}
 
 fn marker(repo: &TestRepo) -> String {
     let name = repo
@@ -338,10 +316,10 @@ fn marker(repo: &TestRepo) -> String {
 }
 
 fn start_long(repo: &TestRepo) {
-    let text = LONG_TASKS
+    let text = &long_tasks()
         .replace("@OUT@", &out_dir(repo).display().to_string())
         .replace("@MARK@", &marker(repo));
-    started(repo, &text);
+    started(repo, text);
 }
 
 /// Both tasks pending again with `reason`, `a`'s uncommitted work kept in
@@ -469,7 +447,7 @@ fn sigterm_to_git_orch_itself_exits_143_and_records_it() {
 #[test]
 fn git_dash_c_reaches_worktree_dir_and_pre_push_too() {
     let repo = TestRepo::new();
-    started(&repo, FAILING_GATE);
+    started(&repo, &failing_gate());
     // orch.worktreeDir from the command line.
     let elsewhere = repo.scratch().join("elsewhere");
     let setting = format!("orch.worktreeDir={}", elsewhere.display());

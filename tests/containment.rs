@@ -794,18 +794,15 @@ fn preserving_a_task_with_a_forged_dotgit_reads_nothing_of_the_users_worktree() 
         .to_string();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "t"
-files = ["a/**"]
-run = '''
-mkdir -p a && echo work > a/x
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["a/**"]).run(
+                    r#"mkdir -p a && echo work > a/x
 echo "gitdir: $ORCH_REPO/.git/worktrees/mine" > .git
-'''
 "#,
+                )
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));

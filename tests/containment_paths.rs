@@ -79,24 +79,19 @@ fn mcp_ok(call: &Value) -> &Value {
 
 // ------------------------------------- 13: MCP serves its own repository
 
-const TWO_TASKS: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-"#;
+fn two_tasks() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]))
+        .task("b", |t| t.files(["b.txt"]))
+        .to_string()
+}
 
 #[test]
 fn mcp_repo_argument_never_reaches_another_repository() {
     let served = TestRepo::new();
-    started(&served, TWO_TASKS);
+    started(&served, &two_tasks());
     let other = TestRepo::new();
-    started(&other, TWO_TASKS);
+    started(&other, &two_tasks());
     let other_refs = other.refs();
     // The other repository three ways: absolute, relative (`../…`), and
     // through a symlink inside the served one.
@@ -255,19 +250,12 @@ fn project() -> TestRepo {
 }
 
 /// Plan `p`: task `a` writes a.txt when run; task `b` fails.
-const RUN_PLAN: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  run = "echo b > b.txt; exit 3"
-"#;
+fn run_plan() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+        .task("b", |t| t.files(["b.txt"]).run("echo b > b.txt; exit 3"))
+        .to_string()
+}
 
 /// A person's worktree at `<scratch>/<name>`, added on `rev` as given
 /// (`extra` may be `--detach` or `-f`), with an ignored `.env` and an
@@ -321,7 +309,7 @@ fn finish_leaves_a_worktree_a_person_added_on_a_task_branch() {
     let repo = project();
     started(
         &repo,
-        RUN_PLAN
+        run_plan()
             .split("  [[phases.tasks]]\n  id = \"b\"")
             .next()
             .expect("plan"),
@@ -360,7 +348,7 @@ fn finish_leaves_a_worktree_a_person_added_on_a_task_branch() {
 #[test]
 fn task_reset_and_skip_leave_a_worktree_a_person_added_on_the_task_branch() {
     let repo = project();
-    started(&repo, RUN_PLAN);
+    started(&repo, &run_plan());
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     assert_eq!(task_state(&status_json(&repo), "b"), "failed");
@@ -396,7 +384,7 @@ fn rollback_leaves_a_worktree_a_person_added_on_a_task_branch() {
     let repo = project();
     started(
         &repo,
-        RUN_PLAN
+        run_plan()
             .split("  [[phases.tasks]]\n  id = \"b\"")
             .next()
             .expect("plan"),
@@ -596,7 +584,7 @@ fn mcp_task_done_of_a_manual_review_task_waits_for_task_approve() {
 #[test]
 fn task_start_refuses_a_task_branch_a_persons_worktree_holds_changing_nothing() {
     let repo = project();
-    started(&repo, TWO_TASKS);
+    started(&repo, &two_tasks());
     // A person made the task's branch themselves, in a worktree of theirs,
     // and committed on it.
     let mine = repo.scratch().join("mine");
@@ -628,7 +616,7 @@ fn run_stops_at_a_task_branch_a_persons_worktree_holds() {
     let repo = project();
     started(
         &repo,
-        RUN_PLAN
+        run_plan()
             .split("  [[phases.tasks]]\n  id = \"b\"")
             .next()
             .expect("plan"),
@@ -693,20 +681,12 @@ fn rollback_undo_restores_a_worktree_only_at_the_tasks_own_place() {
     let repo = project();
     started(
         &repo,
-        r#"name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  run = "echo b > b.txt; exit 3"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+            .phase("two", |p| {
+                p.task("b", |t| t.files(["b.txt"]).run("echo b > b.txt; exit 3"))
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -736,7 +716,7 @@ id = "two"
 #[test]
 fn task_retry_never_clears_a_directory_the_record_names_elsewhere() {
     let repo = project();
-    started(&repo, TWO_TASKS);
+    started(&repo, &two_tasks());
     let out = repo.orch(&["task", "start", "b"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     repo.orch_ok(&["task", "fail", "b", "--reason", "by hand"]);

@@ -9,14 +9,14 @@ use crate::common::*;
 const HOSTILE: &str = "$(touch${IFS}HACKED)";
 
 /// A plan of one manual task and one scripted task that prints `$ORCH_PLAN`.
-const PLAN: &str = r#"name = "good"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "echo"
-  run = "echo \"plan=$ORCH_PLAN\" > plan.txt"
-  files = ["plan.txt"]
-"#;
+fn plan() -> String {
+    PlanText::new("good")
+        .task("echo", |t| {
+            t.run(r#"echo "plan=$ORCH_PLAN" > plan.txt"#)
+                .files(["plan.txt"])
+        })
+        .to_string()
+}
 
 /// A state branch with a hostile plan name, made with plain git as a copy of
 /// a real plan's state: `list` skips it with a warning, naming it is refused,
@@ -24,7 +24,7 @@ id = "one"
 #[test]
 fn a_plan_name_from_a_ref_is_validated_like_a_plan_file() {
     let repo = TestRepo::new();
-    let plan = repo.plan("good.toml", PLAN);
+    let plan = repo.plan("good.toml", &plan());
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     let hostile_ref = format!("refs/heads/orch/{HOSTILE}/state");
     repo.git(&["update-ref", &hostile_ref, "refs/heads/orch/good/state"]);

@@ -38,15 +38,12 @@ fn an_out_of_scope_chmod_fails_the_task_and_nothing_lands() {
     repo.commit_all("tool");
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  run = "mkdir -p src && echo in > src/in.txt && chmod +x tool.sh"
-  files = ["src/**"]
-"#,
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.run("mkdir -p src && echo in > src/in.txt && chmod +x tool.sh")
+                    .files(["src/**"])
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert!(out.contains("tool.sh"), "{out}");
@@ -67,15 +64,12 @@ fn an_out_of_scope_file_turned_into_a_link_fails_even_with_the_same_bytes() {
     repo.commit_all("conf");
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  run = "mkdir -p src && echo in > src/in.txt && rm conf && ln -s /etc/passwd conf"
-  files = ["src/**"]
-"#,
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.run("mkdir -p src && echo in > src/in.txt && rm conf && ln -s /etc/passwd conf")
+                    .files(["src/**"])
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert!(out.contains("conf"), "{out}");
@@ -260,22 +254,19 @@ fn a_nested_repository_fails_the_task_and_is_never_removed() {
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-  run = '''
-set -e
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["vendor/**"]).run(
+                    "set -e
 git init -q vendor/lib
 echo lib > vendor/lib/f
 git -C vendor/lib add f
 git -C vendor/lib commit -q -m lib
 echo plain > vendor/readme
-'''
-"#,
+",
+                )
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
@@ -315,21 +306,18 @@ fn a_failed_tasks_untracked_nested_repository_is_never_removed() {
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-  run = '''
-git init -q vendor/deep/lib
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["vendor/**"]).run(
+                    "git init -q vendor/deep/lib
 echo lib > vendor/deep/lib/f
 git -C vendor/deep/lib add f
 git -C vendor/deep/lib commit -q -m lib
 exit 3
-'''
-"#,
+",
+                )
+            })
+            .to_string(),
     );
     run_fails_and_work_stays(&repo);
     let wt = repo.path.join(".orch/worktrees/p/t");
@@ -348,23 +336,20 @@ fn a_nested_repository_committed_by_the_task_itself_does_not_land() {
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-  run = '''
-set -e
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["vendor/**"]).run(
+                    r#"set -e
 git init -q vendor/lib
 echo lib > vendor/lib/f
 git -C vendor/lib add f
 git -C vendor/lib commit -q -m lib
 git add -A 2>/dev/null
 git commit -q -m "vendor lib"
-'''
 "#,
+                )
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
@@ -384,14 +369,9 @@ fn a_nested_repository_done_by_hand_is_refused_then_lands_as_plain_files() {
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-"#,
+        &PlanText::new("p")
+            .task("t", |t| t.files(["vendor/**"]))
+            .to_string(),
     );
     let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "t"]).trim());
     repo.git_in(&wt, &["init", "-q", "vendor/lib"]);

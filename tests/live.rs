@@ -235,18 +235,15 @@ fn log_refuses_an_unknown_name_listing_what_can_be_named() {
 
 /// A gate that prints 2,000 numbered lines and fails.
 fn loud_gate(_repo: &TestRepo) -> String {
-    r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.gates]]
-  name = "check"
-  run = "i=1; while [ $i -le 2000 ]; do echo line-$i; i=$((i+1)); done; exit 1"
-  [[phases.tasks]]
-  id = "t"
-  run = "echo t > t.txt"
-"#
-    .to_string()
+    PlanText::new("p")
+        .phase("one", |p| {
+            p.gate(
+                "check",
+                "i=1; while [ $i -le 2000 ]; do echo line-$i; i=$((i+1)); done; exit 1",
+            )
+            .task("t", |t| t.run("echo t > t.txt"))
+        })
+        .to_string()
 }
 
 /// Runs `git-orch ARGS` on a pseudo-terminal (util-linux `script`); all it

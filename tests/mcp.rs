@@ -9,33 +9,16 @@ use std::path::Path;
 use serde_json::Value;
 
 /// Two tasks, `b` after `a`, and a gate that needs both tasks' files.
-const PLAN: &str = r#"
-name = "p"
-
-[[phases]]
-id = "one"
-
-  [[phases.gates]]
-  name = "both-files"
-  run = "test -f a.txt && test -f b.txt"
-
-  [[phases.tasks]]
-  id = "a"
-  title = "Task A"
-  files = ["a.txt"]
-
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  depends_on = ["a"]
-
-[[phases]]
-id = "two"
-
-  [[phases.tasks]]
-  id = "c"
-  files = ["c.txt"]
-"#;
+fn plan() -> String {
+    PlanText::new("p")
+        .phase("one", |p| {
+            p.gate("both-files", "test -f a.txt && test -f b.txt")
+                .task("a", |t| t.title("Task A").files(["a.txt"]))
+                .task("b", |t| t.files(["b.txt"]).depends_on(["a"]))
+        })
+        .phase("two", |p| p.task("c", |t| t.files(["c.txt"])))
+        .to_string()
+}
 
 /// The Python interpreter, found with the test's own environment (a pyenv
 /// shim needs the real HOME) and then run in the hermetic one.
@@ -104,7 +87,7 @@ fn refused(call: &Value) -> &Value {
 }
 
 fn plan_path(repo: &TestRepo) -> String {
-    let p = repo.plan("plan.toml", PLAN);
+    let p = repo.plan("plan.toml", &plan());
     p.to_str().expect("utf-8 path").to_string()
 }
 
@@ -761,20 +744,11 @@ fn task_next_waits_behind_a_running_task_whose_files_overlap() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "plan.toml",
-        r#"
-name = "q"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "x"
-  files = ["src/**"]
-  [[phases.tasks]]
-  id = "y"
-  files = ["src/y/**"]
-  [[phases.tasks]]
-  id = "z"
-  files = ["docs/**"]
-"#,
+        &PlanText::new("q")
+            .task("x", |t| t.files(["src/**"]))
+            .task("y", |t| t.files(["src/y/**"]))
+            .task("z", |t| t.files(["docs/**"]))
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     repo.orch_ok(&["task", "start", "x"]);
@@ -805,15 +779,9 @@ fn task_next_names_a_task_waiting_in_review() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "plan.toml",
-        r#"
-name = "r"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  review = "manual"
-"#,
+        &PlanText::new("r")
+            .task("a", |t| t.files(["a.txt"]).key("review", r#""manual""#))
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     let wt = repo.orch_json(&["task", "start", "a", "--json"]);

@@ -373,20 +373,18 @@ fn three_machines_over_file_url_land_every_task_once_without_overlap() {
 fn a_runner_killed_mid_task_has_its_task_taken_over_after_its_lease_with_its_pushed_work_kept() {
     let cluster = Cluster::new(2, true);
     // On m0 the task commits some work, then hangs; anywhere else it finishes.
-    let plan = r#"name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "slow"
-  files = ["slow.txt"]
-  run = '''
-if [ "$(git config orch.machine)" = m0 ]; then
+    let plan = &PlanText::new("p")
+        .task("slow", |t| {
+            t.files(["slow.txt"]).run(
+                r#"if [ "$(git config orch.machine)" = m0 ]; then
   echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done on m0"
   sleep 60
 fi
 echo done > slow.txt
-'''
-"#;
+"#,
+            )
+        })
+        .to_string();
     start_shared(&cluster, plan);
     trust_on_the_others(&cluster);
     let mut dying = cluster.spawn_run(0, &["--lease", "3"]);
@@ -1535,17 +1533,10 @@ fn a_machine_whose_checkpoint_lost_the_race_prints_its_gates_verdicts() {
     let cluster = Cluster::new(2, false);
     start_shared(
         &cluster,
-        r#"name = "p"
-[[gates]]
-name = "slow"
-run = "sleep 3; echo the-gate-said-this"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-"#,
+        &PlanText::new("p")
+            .gate("slow", "sleep 3; echo the-gate-said-this")
+            .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+            .to_string(),
     );
     trust_on_the_others(&cluster);
     // The phase's one task lands first, so both runners start at its gate.

@@ -81,17 +81,15 @@ fn a_finished_shared_plan_leaves_no_task_or_lease_branch_and_the_other_clone_rep
 fn an_abandoned_shared_plan_keeps_a_runners_pushed_work_preserved_and_leaves_no_branches() {
     let cluster = Cluster::new(2, true);
     // On m1 the task commits half its work, then hangs.
-    let plan = r#"name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "slow"
-  files = ["slow.txt"]
-  run = '''
-echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done"
+    let plan = &PlanText::new("p")
+        .task("slow", |t| {
+            t.files(["slow.txt"]).run(
+                r#"echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done"
 sleep 60
-'''
-"#;
+"#,
+            )
+        })
+        .to_string();
     start_shared(&cluster, plan);
     trust_on_the_others(&cluster);
     let (m0, m1) = (&cluster.clones[0], &cluster.clones[1]);

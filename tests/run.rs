@@ -99,35 +99,35 @@ fn kill9(child: &mut Child) {
 
 // ------------------------------------------------ 1. what tasks can do
 
-const TWO_PHASES: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "writer"
-  run = "echo writing; mkdir -p src && echo 'fn a() {}' > src/a.rs"
-  files = ["src/a.rs"]
-  [[phases.tasks]]
-  id = "committer"
-  run = '''
-echo one > docs.md && git add docs.md && git commit -q -m "committer: first"
+fn two_phases() -> String {
+    PlanText::new("p")
+        .task("writer", |t| {
+            t.run("echo writing; mkdir -p src && echo 'fn a() {}' > src/a.rs")
+                .files(["src/a.rs"])
+        })
+        .task("committer", |t| {
+            t.run(
+                r#"echo one > docs.md && git add docs.md && git commit -q -m "committer: first"
 echo two >> docs.md && git commit -q -am "committer: second"
 echo loose > loose.md
-'''
-  files = ["docs.md", "loose.md"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "after"
-  run = "test -f src/a.rs && test -f docs.md && echo done > after.txt"
-  files = ["after.txt"]
-  depends_on = ["writer"]
-"#;
+"#,
+            )
+            .files(["docs.md", "loose.md"])
+        })
+        .phase("two", |p| {
+            p.task("after", |t| {
+                t.run("test -f src/a.rs && test -f docs.md && echo done > after.txt")
+                    .files(["after.txt"])
+                    .depends_on(["writer"])
+            })
+        })
+        .to_string()
+}
 
 #[test]
 fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
     let repo = TestRepo::new();
-    start(&repo, TWO_PHASES);
+    start(&repo, &two_phases());
     let start_commit = repo.rev("orch/p/start^{commit}").expect("start tag");
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -201,34 +201,31 @@ fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
     repo.fsck();
 }
 
-const FAILING: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "bad"
-  run = "echo bad-output-@MARK@; echo bad-stderr >&2; echo half > bad.txt; exit 3"
-  files = ["bad.txt"]
-  [[phases.tasks]]
-  id = "slow"
-  run = "sleep 1; echo slow > slow.txt"
-  files = ["slow.txt"]
-  [[phases.tasks]]
-  id = "later"
-  run = "echo later > @OUT@/later-ran; echo later > later.txt"
-  files = ["later.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "next"
-  run = "echo next > @OUT@/next-ran"
-  files = ["next.txt"]
-"#;
+fn failing() -> String {
+    PlanText::new("p")
+        .task("bad", |t| {
+            t.run("echo bad-output-@MARK@; echo bad-stderr >&2; echo half > bad.txt; exit 3")
+                .files(["bad.txt"])
+        })
+        .task("slow", |t| {
+            t.run("sleep 1; echo slow > slow.txt").files(["slow.txt"])
+        })
+        .task("later", |t| {
+            t.run("echo later > @OUT@/later-ran; echo later > later.txt")
+                .files(["later.txt"])
+        })
+        .phase("two", |p| {
+            p.task("next", |t| {
+                t.run("echo next > @OUT@/next-ran").files(["next.txt"])
+            })
+        })
+        .to_string()
+}
 
 #[test]
 fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     let repo = TestRepo::new();
-    start(&repo, FAILING);
+    start(&repo, &failing());
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let err = stderr(&out);
@@ -296,16 +293,7 @@ fn a_timed_out_task_is_killed_with_everything_it_started() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "hang"
-  timeout = "1s"
-  run = "sh -c 'sleep 30; echo @MARK@-child' & echo started; sleep 30; echo @MARK@-parent"
-  files = ["x.txt"]
-"#,
+        &PlanText::new("p").task("hang", |t| t.timeout("1s").run("sh -c 'sleep 30; echo @MARK@-child' & echo started; sleep 30; echo @MARK@-parent").files(["x.txt"])).to_string(),
     );
     let t0 = Instant::now();
     let out = repo.orch(&["run"]);
@@ -337,15 +325,12 @@ fn a_successful_task_leaves_no_background_process_behind() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "daemon"
-  run = "sh -c 'sleep 30; echo @MARK@' & echo ok > ok.txt"
-  files = ["ok.txt"]
-"#,
+        &PlanText::new("p")
+            .task("daemon", |t| {
+                t.run("sh -c 'sleep 30; echo @MARK@' & echo ok > ok.txt")
+                    .files(["ok.txt"])
+            })
+            .to_string(),
     );
     let t0 = Instant::now();
     let out = repo.orch(&["run"]);
@@ -363,15 +348,12 @@ fn a_task_that_overruns_its_scope_fails_and_nothing_lands() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "over"
-  run = "echo in > inside.txt; echo out > outside.txt"
-  files = ["inside.txt"]
-"#,
+        &PlanText::new("p")
+            .task("over", |t| {
+                t.run("echo in > inside.txt; echo out > outside.txt")
+                    .files(["inside.txt"])
+            })
+            .to_string(),
     );
     let work = repo.rev("orch/p/work").expect("work");
     let out = repo.orch(&["run"]);
@@ -399,22 +381,17 @@ fn a_landing_conflict_leaves_the_work_branch_and_keeps_the_worktree() {
     // their files overlap.)
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "manual"
-  files = ["shared.txt"]
-  [[phases.tasks]]
-  id = "auto"
-  files = ["shared.txt"]
-  run = '''
-set -e
+        &PlanText::new("p")
+            .task("manual", |t| t.files(["shared.txt"]))
+            .task("auto", |t| {
+                t.files(["shared.txt"]).run(
+                    "set -e
 git reset -q --hard orch/p/work^1
 echo by-task > shared.txt
-'''
-"#,
+",
+                )
+            })
+            .to_string(),
     );
     let wt = repo.orch_ok(&["task", "start", "manual"]);
     std::fs::write(Path::new(wt.trim()).join("shared.txt"), "by-hand\n").expect("write");
@@ -475,29 +452,13 @@ fn a_task_gets_the_spec_environment_and_the_brief_of_its_dependencies() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "dep"
-  run = "echo dep > dep.txt; echo 'NOTE-FROM-DEP: use dep.txt' > \"$ORCH_HANDOFF_FILE\""
-  files = ["dep.txt"]
-  [[phases.tasks]]
-  id = "probe"
-  title = "Probe the environment"
-  prompt = "PROMPT-TEXT: look around."
-  depends_on = ["dep"]
-  files = ["probe/**"]
-  run = '''
-env | grep ^ORCH_ | sort > @OUT@/env.txt
+        &PlanText::new("p").task("dep", |t| t.run(r#"echo dep > dep.txt; echo 'NOTE-FROM-DEP: use dep.txt' > "$ORCH_HANDOFF_FILE""#).files(["dep.txt"])).task("probe", |t| t.title("Probe the environment").prompt("PROMPT-TEXT: look around.").depends_on(["dep"]).files(["probe/**"]).run(r#"env | grep ^ORCH_ | sort > @OUT@/env.txt
 pwd > @OUT@/pwd.txt
 cp "$ORCH_TASK_FILE" @OUT@/task.md
 git rev-parse HEAD > @OUT@/head.txt
 git symbolic-ref HEAD > @OUT@/branch.txt
 mkdir -p probe && echo x > probe/x
-'''
-"#,
+"#)).to_string(),
     );
     // Through git itself, as users call it.
     let out = repo
@@ -696,24 +657,18 @@ fn a_failing_gate_stops_the_run_before_the_next_phase() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.gates]]
-  name = "strict"
-  run = "echo gate-says-no; exit 1"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > @OUT@/b-ran; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .phase("one", |p| {
+                p.gate("strict", "echo gate-says-no; exit 1")
+                    .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+            })
+            .phase("two", |p| {
+                p.task("b", |t| {
+                    t.run("echo b > @OUT@/b-ran; echo b > b.txt")
+                        .files(["b.txt"])
+                })
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run", "--json"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -735,35 +690,25 @@ id = "two"
 
 // ------------------------------------------------ 5. selective runs
 
-const SELECTIVE: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t1"
-  run = "echo t1 > t1.txt"
-  files = ["t1.txt"]
-  [[phases.tasks]]
-  id = "t2"
-  run = "echo t2 > t2.txt"
-  files = ["t2.txt"]
-  depends_on = ["t1"]
-  [[phases.tasks]]
-  id = "t3"
-  run = "echo t3 > t3.txt"
-  files = ["t3.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "t4"
-  run = "echo t4 > t4.txt"
-  files = ["t4.txt"]
-"#;
+fn selective() -> String {
+    PlanText::new("p")
+        .task("t1", |t| t.run("echo t1 > t1.txt").files(["t1.txt"]))
+        .task("t2", |t| {
+            t.run("echo t2 > t2.txt")
+                .files(["t2.txt"])
+                .depends_on(["t1"])
+        })
+        .task("t3", |t| t.run("echo t3 > t3.txt").files(["t3.txt"]))
+        .phase("two", |p| {
+            p.task("t4", |t| t.run("echo t4 > t4.txt").files(["t4.txt"]))
+        })
+        .to_string()
+}
 
 #[test]
 fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
     let repo = TestRepo::new();
-    start(&repo, SELECTIVE);
+    start(&repo, &selective());
     let before = repo.refs();
     let out = repo.orch(&["run", "--phase", "two"]);
     assert_refused(&out, "--phase two before one is checkpointed");
@@ -811,34 +756,33 @@ fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
 
 // ------------------------------------------------ 6. kill -9 and resume
 
-const SLOW: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt; sleep 1 # @MARK@"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > b.txt; git add b.txt; git commit -q -m 'b by itself'; sleep 1.2 # @MARK@"
-  files = ["b.txt"]
-  [[phases.tasks]]
-  id = "c"
-  run = "sleep 0.8; echo c > c.txt # @MARK@"
-  files = ["c.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "d"
-  run = "sleep 0.5; echo d > d.txt # @MARK@"
-  files = ["d.txt"]
-  depends_on = ["a"]
-"#;
+fn slow() -> String {
+    PlanText::new("p")
+        .task("a", |t| {
+            t.run("echo a > a.txt; sleep 1 # @MARK@").files(["a.txt"])
+        })
+        .task("b", |t| {
+            t.run(
+                "echo b > b.txt; git add b.txt; git commit -q -m 'b by itself'; sleep 1.2 # @MARK@",
+            )
+            .files(["b.txt"])
+        })
+        .task("c", |t| {
+            t.run("sleep 0.8; echo c > c.txt # @MARK@").files(["c.txt"])
+        })
+        .phase("two", |p| {
+            p.task("d", |t| {
+                t.run("sleep 0.5; echo d > d.txt # @MARK@")
+                    .files(["d.txt"])
+                    .depends_on(["a"])
+            })
+        })
+        .to_string()
+}
 
 fn kill_then_recover(after: Duration, how: &str) {
     let repo = TestRepo::new();
-    start(&repo, SLOW);
+    start(&repo, &slow());
     let mut child = spawn_orch(&repo, &["run", "-j", "2"]);
     std::thread::sleep(after);
     kill9(&mut child);
@@ -929,21 +873,7 @@ fn resume_recovers_a_task_whose_runner_vanished_and_keeps_its_leftovers() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "if [ ! -e @OUT@/first ]; then touch @OUT@/first; echo partial > a.txt; sleep 30; fi; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "d"
-  run = "echo d > d.txt"
-  files = ["d.txt"]
-"#,
+        &PlanText::new("p").task("a", |t| t.run("if [ ! -e @OUT@/first ]; then touch @OUT@/first; echo partial > a.txt; sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).phase("two", |p| p.task("d", |t| t.run("echo d > d.txt").files(["d.txt"]))).to_string(),
     );
     let mut child = spawn_orch(&repo, &["run"]);
     let until = Instant::now() + Duration::from_secs(10);
@@ -1027,11 +957,11 @@ fn two_runners_share_one_plan_and_never_run_a_task_twice() {
 #[test]
 fn two_runners_of_one_phase_both_stop_when_it_is_checkpointed() {
     let repo = TestRepo::new();
-    let plan = SELECTIVE.replace(
+    let plan = &selective().replace(
         "name = \"p\"\n",
         "name = \"p\"\n[[gates]]\nname = \"slow\"\nrun = \"sleep 0.4\"\n",
     );
-    start(&repo, &plan);
+    start(&repo, plan);
     let first = spawn_orch(&repo, &["run", "--phase", "one", "-j", "2"]);
     let second = spawn_orch(&repo, &["run", "--phase", "one", "-j", "2"]);
     let r1 = wait_within(first, Duration::from_secs(20), "first runner");
@@ -1051,19 +981,15 @@ fn a_runner_takes_over_the_tasks_of_a_runner_that_died_beside_it() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "touch @OUT@/a-started; sleep 1; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "sleep 1; echo b > b.txt # @MARK@"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("touch @OUT@/a-started; sleep 1; echo a > a.txt # @MARK@")
+                    .files(["a.txt"])
+            })
+            .task("b", |t| {
+                t.run("sleep 1; echo b > b.txt # @MARK@").files(["b.txt"])
+            })
+            .to_string(),
     );
     let mut first = spawn_orch(&repo, &["run", "-j", "2"]);
     wait_for_file(&out_dir(&repo).join("a-started"));
@@ -1087,15 +1013,7 @@ fn ctrl_c_stops_the_tasks_too_and_resume_carries_on() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "if [ ! -e @OUT@/a-started ]; then touch @OUT@/a-started; sleep 30; fi; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-"#,
+        &PlanText::new("p").task("a", |t| t.run("if [ ! -e @OUT@/a-started ]; then touch @OUT@/a-started; sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).to_string(),
     );
     let child = spawn_orch(&repo, &["run"]);
     wait_for_file(&out_dir(&repo).join("a-started"));
@@ -1123,15 +1041,12 @@ fn a_child_that_escapes_the_process_group_does_not_hang_the_run() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "escape"
-  run = "setsid sh -c 'sleep 20; echo @MARK@' & echo ok > ok.txt"
-  files = ["ok.txt"]
-"#,
+        &PlanText::new("p")
+            .task("escape", |t| {
+                t.run("setsid sh -c 'sleep 20; echo @MARK@' & echo ok > ok.txt")
+                    .files(["ok.txt"])
+            })
+            .to_string(),
     );
     let child = spawn_orch(&repo, &["run"]);
     let out = wait_within(child, Duration::from_secs(12), "run with an escaped child");
@@ -1150,18 +1065,9 @@ fn a_retried_task_does_not_inherit_the_handoff_of_its_failed_attempt() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = '''
-if [ ! -e @OUT@/tried ]; then touch @OUT@/tried; echo STALE-NOTE > "$ORCH_HANDOFF_FILE"; exit 1; fi
+        &PlanText::new("p").task("a", |t| t.run(r#"if [ ! -e @OUT@/tried ]; then touch @OUT@/tried; echo STALE-NOTE > "$ORCH_HANDOFF_FILE"; exit 1; fi
 echo a > a.txt
-'''
-  files = ["a.txt"]
-"#,
+"#).files(["a.txt"])).to_string(),
     );
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     repo.orch_ok(&["task", "reset", "a"]);
@@ -1275,19 +1181,14 @@ fn json_summary_and_plain_progress_on_a_pipe() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo from-a; echo a > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "echo from-b; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("echo from-a; echo a > a.txt").files(["a.txt"])
+            })
+            .task("b", |t| {
+                t.run("echo from-b; echo b > b.txt").files(["b.txt"])
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run", "-j", "2", "--json"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -1319,19 +1220,14 @@ fn plain_lines_on_a_pipe_prefixed_by_task_id() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo from-a; echo a > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "echo from-b >&2; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("echo from-a; echo a > a.txt").files(["a.txt"])
+            })
+            .task("b", |t| {
+                t.run("echo from-b >&2; echo b > b.txt").files(["b.txt"])
+            })
+            .to_string(),
     );
     // No NO_COLOR here: a pipe alone must be enough for plain output.
     let out = repo
@@ -1362,19 +1258,13 @@ fn a_terminal_gets_a_progress_line() {
     }
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo from-a; sleep 0.5; echo a > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "sleep 0.3; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("echo from-a; sleep 0.5; echo a > a.txt")
+                    .files(["a.txt"])
+            })
+            .task("b", |t| t.run("sleep 0.3; echo b > b.txt").files(["b.txt"]))
+            .to_string(),
     );
     let cmd = format!("{BIN} run -j 2");
     let out = repo
@@ -1399,15 +1289,9 @@ fn failing_run_json_names_the_task_and_its_log() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "bad"
-  run = "echo nope; exit 3"
-  files = ["bad.txt"]
-"#,
+        &PlanText::new("p")
+            .task("bad", |t| t.run("echo nope; exit 3").files(["bad.txt"]))
+            .to_string(),
     );
     let out = repo.orch(&["run", "--json"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -1432,15 +1316,12 @@ fn a_live_runners_task_is_only_taken_with_force_and_its_work_is_kept() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "slow"
-  run = "echo started > half.txt; sleep 30"
-  files = ["half.txt"]
-"#,
+        &PlanText::new("p")
+            .task("slow", |t| {
+                t.run("echo started > half.txt; sleep 30")
+                    .files(["half.txt"])
+            })
+            .to_string(),
     );
     let mut runner = spawn_orch(&repo, &["run"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -1494,20 +1375,11 @@ fn a_run_starts_no_git_maintenance_per_task_and_traces_every_git_process() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > b.txt"
-  [[phases.tasks]]
-  id = "c"
-  run = "echo c > c.txt"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.run("echo a > a.txt"))
+            .task("b", |t| t.run("echo b > b.txt"))
+            .task("c", |t| t.run("echo c > c.txt"))
+            .to_string(),
     );
     let git_trace = repo.scratch().join("git-trace.txt");
     let out = repo
@@ -1581,20 +1453,11 @@ fn a_task_in_a_recycled_worktree_starts_five_git_processes() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > b.txt"
-  [[phases.tasks]]
-  id = "c"
-  run = "echo c > c.txt"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.run("echo a > a.txt"))
+            .task("b", |t| t.run("echo b > b.txt"))
+            .task("c", |t| t.run("echo c > c.txt"))
+            .to_string(),
     );
     let out = repo
         .command(BIN, &repo.path)

@@ -59,17 +59,13 @@ fn adoptions(repo: &TestRepo) -> Vec<serde_json::Value> {
 }
 
 /// A task done by hand, without a scope.
-const BY_HAND: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "x"
-"#;
+fn by_hand() -> String {
+    PlanText::new("p").task("x", |t| t).to_string()
+}
 
 #[test]
 fn a_hand_edit_of_the_same_line_makes_the_later_landing_conflict_and_both_are_kept() {
-    let repo = new_started(BY_HAND);
+    let repo = new_started(&by_hand());
     let out = repo.orch_ok(&["task", "start", "x"]);
     let wx = PathBuf::from(out.trim());
     put(&wx, "README", "from the task\n");
@@ -107,19 +103,15 @@ fn a_hand_edit_of_the_same_line_makes_the_later_landing_conflict_and_both_are_ke
 }
 
 /// One task the runner runs; it adds a file of its own.
-const RUN: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  run = "echo t > t.txt"
-  files = ["t.txt"]
-"#;
+fn run() -> String {
+    PlanText::new("p")
+        .task("t", |t| t.run("echo t > t.txt").files(["t.txt"]))
+        .to_string()
+}
 
 #[test]
 fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_lands_on_top() {
-    let repo = new_started(RUN);
+    let repo = new_started(&run());
     let hand = commit_by_hand(&repo, "notes.md", "mine\n");
     // Any command notices it and says so; status shows it as the work head.
     let out = repo.orch(&["status"]);
@@ -169,7 +161,7 @@ fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_land
 
 #[test]
 fn a_rewrite_of_the_work_branch_is_preserved_and_repaired_not_adopted() {
-    let repo = new_started(RUN);
+    let repo = new_started(&run());
     repo.orch_ok(&["run"]);
     let work = repo.rev("orch/p/work").expect("work");
     // Not a fast-forward: a commit beside the work head, on its parent.

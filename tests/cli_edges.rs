@@ -223,23 +223,18 @@ fn fake_git_version(repo: &TestRepo, version: &str) {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-const REBASE_PLAN: &str = r#"
-name = "p"
-[defaults]
-merge = "rebase"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-"#;
+fn rebase_plan() -> String {
+    PlanText::new("p")
+        .default_str("merge", "rebase")
+        .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+        .to_string()
+}
 
 #[test]
 fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
     let repo = TestRepo::new();
     // Started while git was new enough...
-    started(&repo, REBASE_PLAN);
+    started(&repo, &rebase_plan());
     // ...run after a downgrade: refused before anything runs.
     fake_git_version(&repo, "2.39.0");
     let before = repo.refs();
@@ -258,7 +253,7 @@ fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
     let other = TestRepo::new();
     fake_git_version(&other, "2.39.0");
     let before = other.refs();
-    let file = other.plan("plan.toml", REBASE_PLAN);
+    let file = other.plan("plan.toml", &rebase_plan());
     let out = other.orch(&["start", file.to_str().expect("utf-8")]);
     assert_refused(&out, "start of a rebase plan on git 2.39");
     assert!(
@@ -273,13 +268,13 @@ fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
 fn git_2_39_still_runs_a_merge_plan_and_2_37_runs_none() {
     let repo = TestRepo::new();
     fake_git_version(&repo, "2.39.0");
-    started(&repo, &REBASE_PLAN.replace("rebase", "merge"));
+    started(&repo, &rebase_plan().replace("rebase", "merge"));
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert!(status_json(&repo)["phase"].is_null());
 
     let old = TestRepo::new();
-    started(&old, &REBASE_PLAN.replace("rebase", "squash"));
+    started(&old, &rebase_plan().replace("rebase", "squash"));
     fake_git_version(&old, "2.37.1");
     let out = old.orch(&["run"]);
     assert_refused(&out, "run on git 2.37");

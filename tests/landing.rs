@@ -85,26 +85,15 @@ fn an_out_of_scope_file_turned_into_a_link_fails_even_with_the_same_bytes() {
 /// b's head then have two merge bases (a's and c's heads): diffing against
 /// either one sees no change to c's file, while the landing merges against
 /// git's virtual base and reverts it.
-const CRISS_CROSS: &str = r#"
-name = "p"
-[defaults]
-merge = "@MERGE@"
-parallel = 3
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a1 > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "c"
-  run = "echo c1 > c.txt"
-  files = ["c.txt"]
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  run = '''
-set -e
+fn criss_cross_plan() -> String {
+    PlanText::new("p")
+        .default_str("merge", "@MERGE@")
+        .default_toml("parallel", "3")
+        .task("a", |t| t.run("echo a1 > a.txt").files(["a.txt"]))
+        .task("c", |t| t.run("echo c1 > c.txt").files(["c.txt"]))
+        .task("b", |t| {
+            t.files(["b.txt"]).run(
+                r#"set -e
 echo b1 > b.txt
 git add b.txt
 git commit -q -m "b: its own change"
@@ -118,8 +107,11 @@ git merge -q --no-edit orch/p/tasks/a orch/p/tasks/c
 echo c0 > c.txt
 git add c.txt
 git commit -q --amend --no-edit
-'''
-"#;
+"#,
+            )
+        })
+        .to_string()
+}
 
 /// Whatever the strategy, c's file stays as c landed it: with `merge` the
 /// landing would revert it, so b fails; `squash` and `rebase` replay b's
@@ -130,7 +122,7 @@ fn criss_cross(merge: &str, b_lands: bool) {
         repo.write(&format!("{f}.txt"), &format!("{f}0\n"));
     }
     repo.commit_all("three files");
-    started(&repo, &CRISS_CROSS.replace("@MERGE@", merge));
+    started(&repo, &criss_cross_plan().replace("@MERGE@", merge));
     let out = repo.orch(&["run"]);
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done", "{st}");
@@ -182,17 +174,7 @@ fn a_sparse_checkout_materialises_a_brace_scope() {
     let repo = three_dirs();
     started(
         &repo,
-        r#"
-name = "p"
-[defaults]
-checkout = "sparse"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["{a,b}/**"]
-  run = "test -f a/old && test -f b/old && test ! -e c/old && echo more >> a/old && echo new > b/new"
-"#,
+        &PlanText::new("p").default_str("checkout", "sparse").task("t", |t| t.files(["{a,b}/**"]).run("test -f a/old && test -f b/old && test ! -e c/old && echo more >> a/old && echo new > b/new")).to_string(),
     );
     repo.orch_ok(&["run"]);
     assert_eq!(task_state(&status_json(&repo), "t"), "done");
@@ -206,17 +188,13 @@ id = "one"
 /// nothing left uncommitted in its worktree.
 fn sparse_write_outside(write: &str, outside: &[&str]) {
     let repo = three_dirs();
-    let plan = r#"
-name = "p"
-[defaults]
-checkout = "sparse"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["a/**"]
-  run = "test ! -e c/old && echo more >> a/old && @WRITE@"
-"#;
+    let plan = &PlanText::new("p")
+        .default_str("checkout", "sparse")
+        .task("t", |t| {
+            t.files(["a/**"])
+                .run("test ! -e c/old && echo more >> a/old && @WRITE@")
+        })
+        .to_string();
     started(&repo, &plan.replace("@WRITE@", write));
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");

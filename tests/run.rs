@@ -1124,22 +1124,16 @@ fn sparse_worktrees_hold_files_and_reads_and_a_recycled_one_is_full_again() {
     let list = "find . -path ./.git -prune -o -type f -print | sort";
     start(
         &repo,
-        &r#"
-name = "p"
-[defaults]
-checkout = "sparse"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "LIST > @OUT@/a.txt; cat docs/d.md > src/copy.rs"
-  files = ["src/**"]
-  reads = ["docs/**"]
-  [[phases.tasks]]
-  id = "b"
-  run = "LIST > @OUT@/b.txt; echo b > b.txt"
-"#
-        .replace("LIST", list),
+        &PlanText::new("p")
+            .default_str("checkout", "sparse")
+            .task("a", |t| {
+                t.run("LIST > @OUT@/a.txt; cat docs/d.md > src/copy.rs")
+                    .files(["src/**"])
+                    .key("reads", r#"["docs/**"]"#)
+            })
+            .task("b", |t| t.run("LIST > @OUT@/b.txt; echo b > b.txt"))
+            .to_string()
+            .replace("LIST", list),
     );
     let out = repo.orch(&["run", "-j", "1"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));

@@ -305,25 +305,10 @@ fn tasks_running_side_by_side_are_not_mistaken_for_tamperers() {
 /// Phase `one`: `other` commits in its worktree and stays a while; `evil`
 /// waits for `other`'s worktree, tries every forbidden write and reports
 /// in `a/report` what happened. Both sandboxed, `evil` without network.
-const SANDBOXED: &str = r#"
-name = "p"
-[defaults]
-isolation = "sandbox"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "other"
-files = ["b/**"]
-run = '''
-mkdir -p b && echo work > b/x && git add b/x && git commit -qm "other: its own commit"
+fn sandboxed() -> String {
+    PlanText::new("p").default_str("isolation", "sandbox").task("other", |t| t.files(["b/**"]).run(r#"mkdir -p b && echo work > b/x && git add b/x && git commit -qm "other: its own commit"
 sleep 1.5
-'''
-[[phases.tasks]]
-id = "evil"
-files = ["a/**"]
-network = false
-run = '''
-mkdir -p a; r=a/report
+"#)).task("evil", |t| t.files(["a/**"]).key("network", "false").run(r#"mkdir -p a; r=a/report
 try() { if sh -c "$2" >/dev/null 2>&1; then echo "$1: written" >> $r; else echo "$1: refused" >> $r; fi; }
 while [ ! -e "$ORCH_REPO/.orch/worktrees/p/other/b/x" ]; do sleep 0.05; done
 try state 'git update-ref refs/heads/orch/p/state $(git rev-parse HEAD)'
@@ -334,13 +319,13 @@ try hook 'echo evil > "$ORCH_REPO/.git/hooks/pre-push"'
 try other 'echo evil > "$ORCH_REPO/.orch/worktrees/p/other/b/evil"'
 echo "secret: $(cat "$ORCH_REPO/.git/orch/secret" 2>/dev/null | wc -c)" >> $r
 echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')" >> $r
-'''
-"#;
+"#)).to_string()
+}
 
 #[test]
 fn a_sandboxed_task_cannot_write_outside_its_worktree_and_legitimate_work_lands() {
     let repo = TestRepo::new();
-    started(&repo, SANDBOXED);
+    started(&repo, &sandboxed());
     let config = std::fs::read(repo.path.join(".git/config")).expect("config");
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -377,7 +362,7 @@ fn a_sandboxed_task_cannot_write_outside_its_worktree_and_legitimate_work_lands(
 #[test]
 fn a_sandboxed_plan_is_refused_at_run_when_bubblewrap_is_missing() {
     let repo = TestRepo::new();
-    started(&repo, SANDBOXED);
+    started(&repo, &sandboxed());
     // A PATH with git and a shell but no bwrap.
     let bin = repo.scratch().join("nobwrap");
     std::fs::create_dir_all(&bin).expect("mkdir");

@@ -54,6 +54,10 @@ fn toml_strs<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
 #[derive(Debug, Clone)]
 pub struct PlanText {
     name: String,
+    /// Plan keys after `name` (`title`), each a TOML line.
+    keys: Vec<String>,
+    /// The keys of `[defaults]`, each a TOML line.
+    defaults: Vec<String>,
     /// Tables before the phases (`[defaults]`, `[[gates]]`, `[agents.x]`),
     /// each already TOML.
     head: Vec<String>,
@@ -64,9 +68,28 @@ impl PlanText {
     pub fn new(name: &str) -> PlanText {
         PlanText {
             name: name.to_string(),
+            keys: Vec::new(),
+            defaults: Vec::new(),
             head: Vec::new(),
             phases: Vec::new(),
         }
+    }
+
+    /// The plan's title.
+    pub fn title(mut self, title: &str) -> PlanText {
+        self.keys.push(format!("title = {}\n", toml_str(title)));
+        self
+    }
+
+    /// `defaults.KEY`, a string (`default_str("isolation", "sandbox")`).
+    pub fn default_str(self, key: &str, value: &str) -> PlanText {
+        self.default_toml(key, &toml_str(value))
+    }
+
+    /// `defaults.KEY`, its value as TOML (`default_toml("parallel", "3")`).
+    pub fn default_toml(mut self, key: &str, toml_value: &str) -> PlanText {
+        self.defaults.push(format!("{key} = {toml_value}\n"));
+        self
     }
 
     /// A plan-wide gate: `[[gates]]` with `name` and `run`.
@@ -119,6 +142,15 @@ impl PlanText {
 impl fmt::Display for PlanText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "name = {}", toml_str(&self.name))?;
+        for key in &self.keys {
+            write!(f, "{key}")?;
+        }
+        if !self.defaults.is_empty() {
+            writeln!(f, "[defaults]")?;
+            for key in &self.defaults {
+                write!(f, "{key}")?;
+            }
+        }
         for table in &self.head {
             write!(f, "{table}")?;
             if !table.ends_with('\n') {
@@ -258,6 +290,9 @@ impl fmt::Display for TaskText {
 #[test]
 fn a_plan_text_is_the_toml_it_describes() {
     let text = PlanText::new("p")
+        .title("A plan")
+        .default_str("isolation", "sandbox")
+        .default_toml("parallel", "3")
         .gate("both", "test -f a.txt")
         .agent("writer", r#"sh "x" succeed 'a.txt'"#)
         .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
@@ -269,6 +304,10 @@ fn a_plan_text_is_the_toml_it_describes() {
     let doc: toml::Value = toml::from_str(&text).expect("a plan text is TOML");
     let want: toml::Value = toml::from_str(
         r#"name = "p"
+title = "A plan"
+[defaults]
+isolation = "sandbox"
+parallel = 3
 [[gates]]
 name = "both"
 run = "test -f a.txt"

@@ -18,19 +18,6 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-/// The Python interpreter (as tests/mcp.rs finds it).
-fn python() -> String {
-    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
-        return p;
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be installed to test `git orch mcp`");
-    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 /// Runs the `calls` scenario of tests/mcp_client.py against `git orch mcp`
 /// started in `repo`: each `(tool, arguments)` in order; the transcript's
 /// calls come back.

@@ -20,20 +20,6 @@ fn plan() -> String {
         .to_string()
 }
 
-/// The Python interpreter, found with the test's own environment (a pyenv
-/// shim needs the real HOME) and then run in the hermetic one.
-fn python() -> String {
-    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
-        return p;
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be installed to test `git orch mcp`");
-    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 fn client_script() -> String {
     format!("{}/tests/mcp_client.py", env!("CARGO_MANIFEST_DIR"))
 }

@@ -256,6 +256,21 @@ pub fn orch_stdin(repo: &TestRepo, args: &[&str], input: &str) -> Output {
     child.wait_with_output().expect("wait git-orch")
 }
 
+/// The Python interpreter that runs tests/mcp_client.py, found with the
+/// test's own environment (a pyenv shim needs the real HOME) and then run
+/// in the hermetic one; `GIT_ORCH_TEST_PYTHON` names another.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
+        return p;
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be installed to test `git orch mcp`");
+    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

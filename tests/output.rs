@@ -169,6 +169,7 @@ fn error_messages_of_refused_commands() {
     let repo = new_started(
         &PlanText::new("p")
             .task("a", |t| t.files(["a/**"]))
+            .task("b", |t| t.files(["b/**"]).depends_on(["a"]))
             .to_string(),
     );
     let again = repo.plan(
@@ -178,15 +179,18 @@ fn error_messages_of_refused_commands() {
             .to_string(),
     );
     let before = repo.refs();
-    let started_twice = transcripts(
+    let refused = transcripts(
         &repo,
         &[
             &["start", again.to_str().expect("utf-8 path")],
             &["report", "--format", "pdf"],
             &["task", "done", "a"],
+            &["task", "start", "b"],
+            &["rollback"],
+            &["finish"],
         ],
     );
     assert_eq!(repo.refs(), before, "a refusal changes nothing");
     redacted(&empty, false).bind(|| insta::assert_snapshot!("errors_no_plan", no_plan));
-    redacted(&repo, false).bind(|| insta::assert_snapshot!("errors_refused", started_twice));
+    redacted(&repo, false).bind(|| insta::assert_snapshot!("errors_refused", refused));
 }

@@ -13,9 +13,7 @@ use serde_json::Value;
 /// Starts the plan in `toml` (placeholders `@OUT@` → a scratch directory
 /// outside the repository, `@MARK@` → a marker unique to this test).
 fn start(repo: &TestRepo, toml: &str) {
-    let text = fill(repo, toml);
-    let file = repo.plan("plan.toml", &text);
-    repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    started(repo, &fill(repo, toml));
 }
 
 fn fill(repo: &TestRepo, text: &str) -> String {

@@ -40,13 +40,6 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
-fn field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
-    st["tasks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-        .map_or(serde_json::Value::Null, |t| t[key].clone())
-}
-
 fn lines_of(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
@@ -115,7 +108,7 @@ fn a_usage_limit_that_resets_now_parks_for_at_least_a_minute_instead_of_looping(
         commits - commits_before
     );
     assert_eq!(task_state(&st, "a"), "parked", "{st}");
-    let wakes = field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
+    let wakes = task_field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
     assert!(
         wakes - now() >= 50.0,
         "a reset of now waits the floor of a minute: wakes at {wakes}, now {}",
@@ -125,7 +118,7 @@ fn a_usage_limit_that_resets_now_parks_for_at_least_a_minute_instead_of_looping(
     // Ctrl-C left it parked, as the park tests expect.
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "parked", "{st}");
-    assert_eq!(field(&st, "a", "attempts"), 1, "{st}");
+    assert_eq!(task_field(&st, "a", "attempts"), 1, "{st}");
     repo.fsck();
 }
 
@@ -159,7 +152,10 @@ fn a_task_that_parks_without_end_fails_at_its_agents_cap_naming_why() {
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "failed", "{st}");
     assert_eq!(log_events(&repo, "task-parked").len(), 3);
-    assert!(field(&st, "a", "worktree").is_string(), "work kept: {st}");
+    assert!(
+        task_field(&st, "a", "worktree").is_string(),
+        "work kept: {st}"
+    );
     // A person's reset gives it its parks again.
     repo.orch_ok(&["task", "reset", "a"]);
     let out = orch_within(&repo, &["run"], &[SHORT_FLOOR], Duration::from_secs(60));

@@ -26,25 +26,7 @@ fn mcp_calls(repo: &TestRepo, calls: &[(&str, Value)]) -> Vec<Value> {
         .iter()
         .map(|(tool, args)| serde_json::json!([tool, args]))
         .collect();
-    let out = repo
-        .command(&python(), &repo.path)
-        .arg(format!(
-            "{}/tests/mcp_client.py",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg("calls")
-        .arg(&repo.path)
-        .arg(Value::Array(script).to_string())
-        .output()
-        .expect("run the MCP client");
-    assert!(
-        out.status.success(),
-        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
-        code(&out),
-        both(&out)
-    );
-    let t: Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)));
+    let t = mcp_client(repo, "calls", &[&Value::Array(script).to_string()]);
     t["calls"].as_array().expect("calls").clone()
 }
 

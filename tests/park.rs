@@ -43,13 +43,6 @@ fn times(state: &Path, id: &str) -> Vec<f64> {
         .collect()
 }
 
-fn field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
-    st["tasks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-        .map_or(serde_json::Value::Null, |t| t[key].clone())
-}
-
 /// `git orch run` with the park floor of a minute lowered to a second
 /// (`ORCH_TEST_PARK_FLOOR`, read only by builds with the `failpoints`
 /// feature), for the tests whose reset times are seconds ahead.
@@ -136,7 +129,7 @@ fn a_parked_task_resumes_in_its_worktree_after_its_reset_time_while_the_run_goes
     );
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done", "{st}");
-    assert_eq!(field(&st, "a", "attempts"), 2, "{st}");
+    assert_eq!(task_field(&st, "a", "attempts"), 2, "{st}");
     assert!(st["phase"].is_null(), "checkpointed: {st}");
     // The state's history says so in words too.
     let subjects = repo.git(&["log", "--format=%s", "orch/p/state"]);
@@ -183,8 +176,8 @@ fn a_limited_first_agent_moves_the_task_to_its_fallback() {
         "a moved to second; b, routed after first's limit, never went to first"
     );
     let st = status_json(&repo);
-    assert_eq!(field(&st, "a", "agent"), "second", "{st}");
-    assert_eq!(field(&st, "b", "agent"), "second", "{st}");
+    assert_eq!(task_field(&st, "a", "agent"), "second", "{st}");
+    assert_eq!(task_field(&st, "b", "agent"), "second", "{st}");
     assert_eq!(
         repo.show("orch/p/work:a/note").as_deref(),
         Some("first-attempt\n"),
@@ -261,7 +254,7 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
         assert!(Instant::now() < until, "never parked: {st}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let wakes = field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
+    let wakes = task_field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -278,7 +271,7 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
     assert!(line.contains("parked"), "{text}");
     assert!(line.contains("wakes at 20"), "{text}");
     assert!(line.contains("usage limit"), "{text}");
-    assert!(field(&st, "a", "worktree").is_string(), "kept: {st}");
+    assert!(task_field(&st, "a", "worktree").is_string(), "kept: {st}");
     // `task next` waits for it rather than calling the phase stuck.
     let next = repo.orch_json(&["task", "next", "--json"]);
     assert_eq!(next["action"], "wait", "{next}");
@@ -295,7 +288,7 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
     assert!(stderr(&out).contains("waiting until"), "{}", both(&out));
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "parked", "{st}");
-    assert_eq!(field(&st, "a", "attempts"), 1, "{st}");
+    assert_eq!(task_field(&st, "a", "attempts"), 1, "{st}");
     let r = repo.orch_json(&["report", "--format", "json"]);
     assert!(r.to_string().contains("\"parked\""), "{r}");
     repo.fsck();

@@ -271,6 +271,33 @@ pub fn python() -> String {
     stdout(&out).trim().to_string()
 }
 
+/// `tests/mcp_client.py`: drives `git orch mcp` with the official Python
+/// MCP client.
+pub fn mcp_client_script() -> String {
+    format!("{}/tests/mcp_client.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a scenario of tests/mcp_client.py against `git orch mcp` in the
+/// repository (`extra`: the scenario's arguments); returns its transcript.
+pub fn mcp_client(repo: &TestRepo, scenario: &str, extra: &[&str]) -> serde_json::Value {
+    let out = repo
+        .command(&python(), &repo.path)
+        .arg(mcp_client_script())
+        .arg(scenario)
+        .arg(&repo.path)
+        .args(extra)
+        .output()
+        .expect("run the MCP client");
+    assert!(
+        out.status.success(),
+        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
+        code(&out),
+        both(&out)
+    );
+    serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)))
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -325,6 +352,15 @@ pub fn status_task<'a>(st: &'a serde_json::Value, id: &str) -> &'a serde_json::V
         .iter()
         .find(|t| t["id"] == id)
         .unwrap_or_else(|| panic!("no task {id} in {st}"))
+}
+
+/// A task's `key` in a `status --json` document (null when the task or
+/// the key is absent).
+pub fn task_field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
+    st["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+        .map_or(serde_json::Value::Null, |t| t[key].clone())
 }
 
 /// The events of kind `kind` in `log --json`, oldest first.

@@ -234,17 +234,8 @@ pub(crate) fn trust_on_the_others(cluster: &Cluster) {
 
 /// Waits for a runner, killing it (and failing) if it runs past `secs`: a
 /// runner that waits forever is a failure, not a hung test.
-pub(crate) fn finish(mut child: Child, secs: u64) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().expect("poll a runner").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("wait for a runner");
-            panic!("a runner ran past {secs}s\n{}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("wait for a runner")
+pub(crate) fn finish(child: Child, secs: u64) -> std::process::Output {
+    wait_within(child, Duration::from_secs(secs), "a runner")
 }
 
 pub(crate) fn wait_ok(children: Vec<Child>) {

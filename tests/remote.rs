@@ -380,15 +380,11 @@ echo done > slow.txt
     trust_on_the_others(&cluster);
     let mut dying = cluster.spawn_run(0, &["--lease", "3"]);
     // Its renewal pushes the task's branch with the half-done commit.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let half = loop {
+    let half = poll_for("m0 to push its work", Duration::from_secs(30), || {
         let head = cluster.server(&["log", "-1", "--format=%H %s", "orch/p/tasks/slow"]);
-        if head.contains("half done on m0") {
-            break head.split(' ').next().unwrap_or("").to_string();
-        }
-        assert!(Instant::now() < deadline, "m0 never pushed its work");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        head.contains("half done on m0")
+            .then(|| head.split(' ').next().unwrap_or("").to_string())
+    });
     // The machine dies: the runner with -9, and what it ran with it.
     let first = &cluster.clones[0];
     let pgid = std::fs::read_to_string(first.path.join(".git/orch/run/p/slow.pgid"))
@@ -1034,14 +1030,11 @@ id = "one"
 
 /// Waits until the server's state says task `id` is running.
 fn wait_running_on_server(cluster: &Cluster, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster
-        .server(&["log", "-1", "--format=%s", "orch/p/state"])
-        .contains(&format!("task {id}: running"))
-    {
-        assert!(Instant::now() < deadline, "task {id} was never claimed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(&format!("task {id} to be claimed"), || {
+        cluster
+            .server(&["log", "-1", "--format=%s", "orch/p/state"])
+            .contains(&format!("task {id}: running"))
+    });
 }
 
 #[test]

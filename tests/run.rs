@@ -874,11 +874,7 @@ fn resume_recovers_a_task_whose_runner_vanished_and_keeps_its_leftovers() {
         &PlanText::new("p").task("a", |t| t.run("if [ ! -e @OUT@/first ]; then touch @OUT@/first; echo partial > a.txt; sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).phase("two", |p| p.task("d", |t| t.run("echo d > d.txt").files(["d.txt"]))).to_string(),
     );
     let mut child = spawn_orch(&repo, &["run"]);
-    let until = Instant::now() + Duration::from_secs(10);
-    while !out_dir(&repo).join("first").exists() {
-        assert!(Instant::now() < until, "task never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_file(&out_dir(&repo).join("first"));
     std::thread::sleep(Duration::from_millis(200));
     kill9(&mut child);
     let out = repo.orch(&["resume"]);

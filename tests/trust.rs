@@ -182,11 +182,11 @@ fn a_setsid_daemon_does_not_outlive_a_killed_runner_and_resume() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn run");
-    let until = Instant::now() + Duration::from_secs(20);
-    while !first.exists() {
-        assert!(Instant::now() < until, "the task never started its daemon");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_within(
+        "the task to start its daemon",
+        Duration::from_secs(20),
+        || first.exists(),
+    );
     let killed = std::process::Command::new("kill")
         .args(["-9", &runner.id().to_string()])
         .status()

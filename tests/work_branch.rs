@@ -220,11 +220,9 @@ fn commit_while_running(repo: &TestRepo) -> (std::process::Output, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while task_state(&status_json(repo), "t") != "running" {
-        assert!(std::time::Instant::now() < deadline, "t never ran");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_within("t to run", std::time::Duration::from_secs(20), || {
+        task_state(&status_json(repo), "t") == "running"
+    });
     let hand = commit_by_hand(repo, "notes.md", "mine\n");
     (runner.wait_with_output().expect("run"), hand)
 }

@@ -50,10 +50,28 @@ pub fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
 
 /// Polls `ok` every 50 ms until it holds; fails the test, naming `what`,
 /// after 30 seconds.
-pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
+pub fn wait_for(what: &str, ok: impl FnMut() -> bool) {
+    wait_for_within(what, Duration::from_secs(30), ok);
+}
+
+/// Polls `ok` every 50 ms until it holds; fails the test, naming `what`,
+/// after `limit`.
+pub fn wait_for_within(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    poll_for(what, limit, || ok().then_some(()));
+}
+
+/// Polls `found` every 50 ms until it gives a value, and returns it; fails
+/// the test, naming `what`, after `limit`.
+pub fn poll_for<T>(what: &str, limit: Duration, mut found: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for {what} ({limit:?})"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

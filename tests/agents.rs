@@ -6,16 +6,7 @@
 //! agent's own start/end log, not inferred.
 use crate::common::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
-}
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
+use std::path::Path;
 
 /// `[agents.<name>]` running the fake agent in `mode`, logging to `log`.
 fn agent(name: &str, mode: &str, parallel: Option<usize>, log: &Path, extra: &str) -> String {

@@ -3,28 +3,17 @@
 //! output or is interrupted.
 use crate::common::*;
 
-fn start(repo: &TestRepo, toml: &str) {
-    let file = repo.plan("plan.toml", toml);
-    repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+fn failing_gate() -> String {
+    PlanText::new("p")
+        .gate("lint", "echo lint says no; exit 3")
+        .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+        .to_string()
 }
-
-const FAILING_GATE: &str = r#"
-name = "p"
-[[gates]]
-name = "lint"
-run = "echo lint says no; exit 3"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-"#;
 
 #[test]
 fn plain_status_names_the_gate_that_failed() {
     let repo = TestRepo::new();
-    start(&repo, FAILING_GATE);
+    started(&repo, &failing_gate());
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let text = repo.orch_ok(&["status"]);
@@ -50,17 +39,11 @@ fn plain_status_names_the_gate_that_failed() {
 #[test]
 fn list_says_finished_only_for_a_finished_plan() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+            .to_string(),
     );
     let pending = repo.orch_ok(&["list"]);
     assert!(pending.contains("phase one"), "{pending}");
@@ -115,7 +98,7 @@ fn git_dash_c_orch_parallel_is_honoured() {
     // The control: the repository's config lets the three overlap.
     let control = TestRepo::new();
     control.git(&["config", "orch.parallel", "3"]);
-    start(&control, &exclusive_tasks(&control));
+    started(&control, &exclusive_tasks(&control));
     let out = git_orch(&control, &["orch", "run"], GERMAN);
     assert_eq!(
         code(&out),
@@ -126,7 +109,7 @@ fn git_dash_c_orch_parallel_is_honoured() {
 
     let repo = TestRepo::new();
     repo.git(&["config", "orch.parallel", "3"]);
-    start(&repo, &exclusive_tasks(&repo));
+    started(&repo, &exclusive_tasks(&repo));
     let out = git_orch(&repo, &["-c", "orch.parallel=1", "orch", "run"], GERMAN);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert!(status_json(&repo)["phase"].is_null());
@@ -160,7 +143,7 @@ fn task_commits_are_authored_as_git_commit_would_also_with_git_dash_c() {
     let repo = TestRepo::new();
     repo.git(&["config", "user.name", "Repo User"]);
     repo.git(&["config", "user.email", "repo@example.com"]);
-    start(&repo, plan);
+    started(&repo, plan);
     let mut cmd = repo.command("git", &repo.path);
     cmd.args([
         "-c",
@@ -185,7 +168,7 @@ fn task_commits_are_authored_as_git_commit_would_also_with_git_dash_c() {
     let repo = TestRepo::new();
     repo.git(&["config", "user.name", "Repo User"]);
     repo.git(&["config", "user.email", "repo@example.com"]);
-    start(&repo, plan);
+    started(&repo, plan);
     let mut cmd = repo.command(BIN, &repo.path);
     cmd.args(["run"]);
     no_identity_env(&mut cmd);
@@ -206,7 +189,7 @@ fn task_commits_are_authored_as_git_commit_would_also_with_git_dash_c() {
 fn git_config_count_orch_parallel_is_honoured() {
     let repo = TestRepo::new();
     repo.git(&["config", "orch.parallel", "3"]);
-    start(&repo, &exclusive_tasks(&repo));
+    started(&repo, &exclusive_tasks(&repo));
     let out = repo
         .command(BIN, &repo.path)
         .args(["run"])
@@ -240,23 +223,18 @@ fn fake_git_version(repo: &TestRepo, version: &str) {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
-const REBASE_PLAN: &str = r#"
-name = "p"
-[defaults]
-merge = "rebase"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-"#;
+fn rebase_plan() -> String {
+    PlanText::new("p")
+        .default_str("merge", "rebase")
+        .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+        .to_string()
+}
 
 #[test]
 fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
     let repo = TestRepo::new();
     // Started while git was new enough...
-    start(&repo, REBASE_PLAN);
+    started(&repo, &rebase_plan());
     // ...run after a downgrade: refused before anything runs.
     fake_git_version(&repo, "2.39.0");
     let before = repo.refs();
@@ -275,7 +253,7 @@ fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
     let other = TestRepo::new();
     fake_git_version(&other, "2.39.0");
     let before = other.refs();
-    let file = other.plan("plan.toml", REBASE_PLAN);
+    let file = other.plan("plan.toml", &rebase_plan());
     let out = other.orch(&["start", file.to_str().expect("utf-8")]);
     assert_refused(&out, "start of a rebase plan on git 2.39");
     assert!(
@@ -290,13 +268,13 @@ fn a_rebase_plan_on_git_2_39_is_refused_naming_the_version_it_needs() {
 fn git_2_39_still_runs_a_merge_plan_and_2_37_runs_none() {
     let repo = TestRepo::new();
     fake_git_version(&repo, "2.39.0");
-    start(&repo, &REBASE_PLAN.replace("rebase", "merge"));
+    started(&repo, &rebase_plan().replace("rebase", "merge"));
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert!(status_json(&repo)["phase"].is_null());
 
     let old = TestRepo::new();
-    start(&old, &REBASE_PLAN.replace("rebase", "squash"));
+    started(&old, &rebase_plan().replace("rebase", "squash"));
     fake_git_version(&old, "2.37.1");
     let out = old.orch(&["run"]);
     assert_refused(&out, "run on git 2.37");
@@ -311,31 +289,15 @@ fn git_2_39_still_runs_a_merge_plan_and_2_37_runs_none() {
 
 use std::io::BufRead;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
 
 /// Two tasks: `a` leaves uncommitted work, says it started, then prints a
 /// line later; both would run for 30 s. `@OUT@` is a scratch directory and
 /// `@MARK@` a marker for finding their processes.
-const LONG_TASKS: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo partial > a.txt; echo first; touch @OUT@/a-started-$ORCH_TASK; sleep 0.5; echo second; if [ ! -e @OUT@/again ]; then sleep 30; fi; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "if [ ! -e @OUT@/again ]; then sleep 30; fi; echo b > b.txt # @MARK@"
-  files = ["b.txt"]
-"#;
-
-fn out_dir(repo: &TestRepo) -> PathBuf {
-    let dir = repo.scratch().join("out");
-    std::fs::create_dir_all(&dir).expect("mkdir out");
-    dir
+fn long_tasks() -> String {
+    PlanText::new("p").task("a", |t| t.run("echo partial > a.txt; echo first; touch @OUT@/a-started-$ORCH_TASK; sleep 0.5; echo second; if [ ! -e @OUT@/again ]; then sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).task("b", |t| t.run("if [ ! -e @OUT@/again ]; then sleep 30; fi; echo b > b.txt # @MARK@").files(["b.txt"])).to_string()
 }
 
 fn marker(repo: &TestRepo) -> String {
@@ -349,50 +311,10 @@ fn marker(repo: &TestRepo) -> String {
 }
 
 fn start_long(repo: &TestRepo) {
-    let text = LONG_TASKS
+    let text = &long_tasks()
         .replace("@OUT@", &out_dir(repo).display().to_string())
         .replace("@MARK@", &marker(repo));
-    start(repo, &text);
-}
-
-fn wait_for_file(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn assert_no_survivors(pattern: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let out = std::process::Command::new("pgrep")
-            .args(["-a", "-f", pattern])
-            .output()
-            .expect("pgrep");
-        let left = String::from_utf8_lossy(&out.stdout).into_owned();
-        if left.trim().is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "processes of a task outlived the run:\n{left}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    started(repo, text);
 }
 
 /// Both tasks pending again with `reason`, `a`'s uncommitted work kept in
@@ -520,7 +442,7 @@ fn sigterm_to_git_orch_itself_exits_143_and_records_it() {
 #[test]
 fn git_dash_c_reaches_worktree_dir_and_pre_push_too() {
     let repo = TestRepo::new();
-    start(&repo, FAILING_GATE);
+    started(&repo, &failing_gate());
     // orch.worktreeDir from the command line.
     let elsewhere = repo.scratch().join("elsewhere");
     let setting = format!("orch.worktreeDir={}", elsewhere.display());

@@ -14,11 +14,6 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
 fn is_root() -> bool {
     #[allow(unsafe_code)]
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -81,24 +76,20 @@ fn a_forged_object_in_the_quarantine_fails_the_task_and_never_reaches_the_store(
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[defaults]
-isolation = "sandbox"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "t"
-files = ["a/**"]
-run = '''
-mkdir -p a && echo work > a/x
+        &PlanText::new("p")
+            .default_str("isolation", "sandbox")
+            .task("t", |t| {
+                t.files(["a/**"]).run(
+                    r#"mkdir -p a && echo work > a/x
 real=$(git hash-object -w a/x)
 fake=$(printf 'something else\n' | git hash-object --stdin)
 mkdir -p "$GIT_OBJECT_DIRECTORY/$(echo $fake | cut -c1-2)"
 cp "$GIT_OBJECT_DIRECTORY/$(echo $real | cut -c1-2)/$(echo $real | cut -c3-)" \
    "$GIT_OBJECT_DIRECTORY/$(echo $fake | cut -c1-2)/$(echo $fake | cut -c3-)"
-'''
 "#,
+                )
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -216,17 +207,11 @@ fn a_retry_cannot_widen_its_sandbox_with_a_dotgit_forged_by_an_earlier_attempt()
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[defaults]
-isolation = "sandbox"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "t"
-files = ["a/**"]
-run = '''
-if [ ! -e a/first ]; then
+        &PlanText::new("p")
+            .default_str("isolation", "sandbox")
+            .task("t", |t| {
+                t.files(["a/**"]).run(
+                    r#"if [ ! -e a/first ]; then
   mkdir -p a && echo 1 > a/first
   echo "gitdir: $ORCH_REPO/.git" > .git
   exit 1
@@ -235,8 +220,10 @@ git config --file "$ORCH_REPO/.git/config" evil.key 1
 printf '#!/bin/sh\necho evil\n' > "$ORCH_REPO/.git/hooks/post-checkout"
 git update-ref HEAD $(git rev-parse HEAD) 2>/dev/null
 echo "x" > a/second
-'''
 "#,
+                )
+            })
+            .to_string(),
     );
     let config = std::fs::read(repo.path.join(".git/config")).expect("config");
     let head = repo.git(&["symbolic-ref", "HEAD"]);
@@ -605,17 +592,7 @@ fn a_sandboxed_task_records_its_usage_and_its_reset_time() {
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[defaults]
-isolation = "sandbox"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "used"
-files = ["used.txt"]
-run = '''echo '{"tokens_in": 7, "tokens_out": 3, "model": "m-1"}' > "$ORCH_USAGE_FILE"; echo x > used.txt'''
-"#,
+        &PlanText::new("p").default_str("isolation", "sandbox").task("used", |t| t.files(["used.txt"]).run(r#"echo '{"tokens_in": 7, "tokens_out": 3, "model": "m-1"}' > "$ORCH_USAGE_FILE"; echo x > used.txt"#)).to_string(),
     );
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -626,17 +603,13 @@ run = '''echo '{"tokens_in": 7, "tokens_out": 3, "model": "m-1"}' > "$ORCH_USAGE
     let repo = TestRepo::new();
     started(
         &repo,
-        r#"
-name = "p"
-[defaults]
-isolation = "sandbox"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "limited"
-files = ["l.txt"]
-run = '''echo $(( $(date +%s) + 7200 )) > "$ORCH_USAGE_RESET_FILE"; exit 75'''
-"#,
+        &PlanText::new("p")
+            .default_str("isolation", "sandbox")
+            .task("limited", |t| {
+                t.files(["l.txt"])
+                    .run(r#"echo $(( $(date +%s) + 7200 )) > "$ORCH_USAGE_RESET_FILE"; exit 75"#)
+            })
+            .to_string(),
     );
     let child = repo
         .command(BIN, &repo.path)
@@ -799,18 +772,15 @@ fn preserving_a_task_with_a_forged_dotgit_reads_nothing_of_the_users_worktree() 
         .to_string();
     started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "t"
-files = ["a/**"]
-run = '''
-mkdir -p a && echo work > a/x
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["a/**"]).run(
+                    r#"mkdir -p a && echo work > a/x
 echo "gitdir: $ORCH_REPO/.git/worktrees/mine" > .git
-'''
 "#,
+                )
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));

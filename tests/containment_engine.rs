@@ -9,13 +9,8 @@ use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
 
 /// `git-orch` in the repository with `env` added to the hermetic one.
 fn orch_cmd(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -25,21 +20,6 @@ fn orch_cmd(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Command {
         cmd.env(k, v);
     }
     cmd
-}
-
-/// Waits for `child`, killing it (and failing the test) after `limit`: a
-/// guard against a hang or an endless loop, not a measure of speed.
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
 }
 
 /// `git-orch` with `env`, its output collected, ended by `limit` at most.
@@ -58,24 +38,6 @@ fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs_f64()
-}
-
-fn field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
-    st["tasks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-        .map_or(serde_json::Value::Null, |t| t[key].clone())
-}
-
-fn events(repo: &TestRepo, kind: &str) -> Vec<serde_json::Value> {
-    let log = repo.orch_json(&["log", "--json"]);
-    log["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["event"]["kind"] == kind)
-        .map(|e| e["event"].clone())
-        .collect()
 }
 
 fn lines_of(path: &Path) -> usize {
@@ -146,7 +108,7 @@ fn a_usage_limit_that_resets_now_parks_for_at_least_a_minute_instead_of_looping(
         commits - commits_before
     );
     assert_eq!(task_state(&st, "a"), "parked", "{st}");
-    let wakes = field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
+    let wakes = task_field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
     assert!(
         wakes - now() >= 50.0,
         "a reset of now waits the floor of a minute: wakes at {wakes}, now {}",
@@ -156,7 +118,7 @@ fn a_usage_limit_that_resets_now_parks_for_at_least_a_minute_instead_of_looping(
     // Ctrl-C left it parked, as the park tests expect.
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "parked", "{st}");
-    assert_eq!(field(&st, "a", "attempts"), 1, "{st}");
+    assert_eq!(task_field(&st, "a", "attempts"), 1, "{st}");
     repo.fsck();
 }
 
@@ -189,8 +151,11 @@ fn a_task_that_parks_without_end_fails_at_its_agents_cap_naming_why() {
     );
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "failed", "{st}");
-    assert_eq!(events(&repo, "task-parked").len(), 3);
-    assert!(field(&st, "a", "worktree").is_string(), "work kept: {st}");
+    assert_eq!(log_events(&repo, "task-parked").len(), 3);
+    assert!(
+        task_field(&st, "a", "worktree").is_string(),
+        "work kept: {st}"
+    );
     // A person's reset gives it its parks again.
     repo.orch_ok(&["task", "reset", "a"]);
     let out = orch_within(&repo, &["run"], &[SHORT_FLOOR], Duration::from_secs(60));

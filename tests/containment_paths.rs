@@ -14,32 +14,8 @@ use serde_json::Value;
 
 // ------------------------------------------------------------- helpers
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
-}
-
 fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
-}
-
-/// The Python interpreter (as tests/mcp.rs finds it).
-fn python() -> String {
-    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
-        return p;
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be installed to test `git orch mcp`");
-    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
-    stdout(&out).trim().to_string()
 }
 
 /// Runs the `calls` scenario of tests/mcp_client.py against `git orch mcp`
@@ -50,25 +26,7 @@ fn mcp_calls(repo: &TestRepo, calls: &[(&str, Value)]) -> Vec<Value> {
         .iter()
         .map(|(tool, args)| serde_json::json!([tool, args]))
         .collect();
-    let out = repo
-        .command(&python(), &repo.path)
-        .arg(format!(
-            "{}/tests/mcp_client.py",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg("calls")
-        .arg(&repo.path)
-        .arg(Value::Array(script).to_string())
-        .output()
-        .expect("run the MCP client");
-    assert!(
-        out.status.success(),
-        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
-        code(&out),
-        both(&out)
-    );
-    let t: Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)));
+    let t = mcp_client(repo, "calls", &[&Value::Array(script).to_string()]);
     t["calls"].as_array().expect("calls").clone()
 }
 
@@ -90,24 +48,19 @@ fn mcp_ok(call: &Value) -> &Value {
 
 // ------------------------------------- 13: MCP serves its own repository
 
-const TWO_TASKS: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-"#;
+fn two_tasks() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]))
+        .task("b", |t| t.files(["b.txt"]))
+        .to_string()
+}
 
 #[test]
 fn mcp_repo_argument_never_reaches_another_repository() {
     let served = TestRepo::new();
-    started(&served, TWO_TASKS);
+    started(&served, &two_tasks());
     let other = TestRepo::new();
-    started(&other, TWO_TASKS);
+    started(&other, &two_tasks());
     let other_refs = other.refs();
     // The other repository three ways: absolute, relative (`../…`), and
     // through a symlink inside the served one.
@@ -266,19 +219,12 @@ fn project() -> TestRepo {
 }
 
 /// Plan `p`: task `a` writes a.txt when run; task `b` fails.
-const RUN_PLAN: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  run = "echo b > b.txt; exit 3"
-"#;
+fn run_plan() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+        .task("b", |t| t.files(["b.txt"]).run("echo b > b.txt; exit 3"))
+        .to_string()
+}
 
 /// A person's worktree at `<scratch>/<name>`, added on `rev` as given
 /// (`extra` may be `--detach` or `-f`), with an ignored `.env` and an
@@ -332,7 +278,7 @@ fn finish_leaves_a_worktree_a_person_added_on_a_task_branch() {
     let repo = project();
     started(
         &repo,
-        RUN_PLAN
+        run_plan()
             .split("  [[phases.tasks]]\n  id = \"b\"")
             .next()
             .expect("plan"),
@@ -371,7 +317,7 @@ fn finish_leaves_a_worktree_a_person_added_on_a_task_branch() {
 #[test]
 fn task_reset_and_skip_leave_a_worktree_a_person_added_on_the_task_branch() {
     let repo = project();
-    started(&repo, RUN_PLAN);
+    started(&repo, &run_plan());
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     assert_eq!(task_state(&status_json(&repo), "b"), "failed");
@@ -407,7 +353,7 @@ fn rollback_leaves_a_worktree_a_person_added_on_a_task_branch() {
     let repo = project();
     started(
         &repo,
-        RUN_PLAN
+        run_plan()
             .split("  [[phases.tasks]]\n  id = \"b\"")
             .next()
             .expect("plan"),
@@ -607,7 +553,7 @@ fn mcp_task_done_of_a_manual_review_task_waits_for_task_approve() {
 #[test]
 fn task_start_refuses_a_task_branch_a_persons_worktree_holds_changing_nothing() {
     let repo = project();
-    started(&repo, TWO_TASKS);
+    started(&repo, &two_tasks());
     // A person made the task's branch themselves, in a worktree of theirs,
     // and committed on it.
     let mine = repo.scratch().join("mine");
@@ -639,7 +585,7 @@ fn run_stops_at_a_task_branch_a_persons_worktree_holds() {
     let repo = project();
     started(
         &repo,
-        RUN_PLAN
+        run_plan()
             .split("  [[phases.tasks]]\n  id = \"b\"")
             .next()
             .expect("plan"),
@@ -704,20 +650,12 @@ fn rollback_undo_restores_a_worktree_only_at_the_tasks_own_place() {
     let repo = project();
     started(
         &repo,
-        r#"name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  run = "echo b > b.txt; exit 3"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+            .phase("two", |p| {
+                p.task("b", |t| t.files(["b.txt"]).run("echo b > b.txt; exit 3"))
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -747,7 +685,7 @@ id = "two"
 #[test]
 fn task_retry_never_clears_a_directory_the_record_names_elsewhere() {
     let repo = project();
-    started(&repo, TWO_TASKS);
+    started(&repo, &two_tasks());
     let out = repo.orch(&["task", "start", "b"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     repo.orch_ok(&["task", "fail", "b", "--reason", "by hand"]);

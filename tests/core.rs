@@ -11,34 +11,20 @@ use serde_json::Value;
 
 /// Two phases of manual tasks (no `run`): `b` waits for `a`, `two` waits
 /// for `one`'s checkpoint.
-const MANUAL: &str = r#"
-name = "p"
-
-[[phases]]
-id = "one"
-
-  [[phases.tasks]]
-  id = "a"
-  title = "Task A"
-  files = ["a/**"]
-  estimate = "10m"
-
-  [[phases.tasks]]
-  id = "b"
-  files = ["b/**"]
-  depends_on = ["a"]
-
-[[phases]]
-id = "two"
-
-  [[phases.tasks]]
-  id = "c"
-  files = ["c/**"]
-
-  [[phases.tasks]]
-  id = "d"
-  files = ["d/**"]
-"#;
+fn manual() -> String {
+    PlanText::new("p")
+        .task("a", |t| {
+            t.title("Task A")
+                .files(["a/**"])
+                .key("estimate", r#""10m""#)
+        })
+        .task("b", |t| t.files(["b/**"]).depends_on(["a"]))
+        .phase("two", |p| {
+            p.task("c", |t| t.files(["c/**"]))
+                .task("d", |t| t.files(["d/**"]))
+        })
+        .to_string()
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,14 +34,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// Starts the plan `text` and returns nothing; asserts exit 0.
-fn started(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", arg(&plan)]);
-    repo
 }
 
 fn wt_list(repo: &TestRepo) -> String {
@@ -77,12 +55,6 @@ fn task_start(repo: &TestRepo, id: &str) -> PathBuf {
         "not a worktree: {out}"
     );
     path
-}
-
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
 }
 
 fn phase(st: &Value, id: &str) -> Value {
@@ -274,7 +246,7 @@ fn check_warnings_do_not_fail_and_bad_files_are_refused() {
 #[test]
 fn start_creates_work_state_and_an_annotated_start_tag() {
     let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", MANUAL);
+    let plan = repo.plan("plan.toml", &manual());
     let head = repo.rev("HEAD").expect("HEAD");
     let out = repo.orch(&["start", arg(&plan)]);
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
@@ -300,10 +272,7 @@ fn start_creates_work_state_and_an_annotated_start_tag() {
             "state tree lacks {f}: {files:?}"
         );
     }
-    assert_eq!(
-        repo.show("orch/p/state:source/plan.toml").as_deref(),
-        Some(MANUAL)
-    );
+    assert_eq!(repo.show("orch/p/state:source/plan.toml"), Some(manual()));
     let plan_json: Value =
         serde_json::from_str(&repo.show("orch/p/state:plan.json").expect("plan.json"))
             .expect("json");
@@ -321,7 +290,7 @@ fn start_builds_on_base_rev() {
     let first = repo.rev("HEAD").expect("HEAD");
     repo.write("more", "x\n");
     repo.commit_all("second");
-    let plan = repo.plan("plan.toml", MANUAL);
+    let plan = repo.plan("plan.toml", &manual());
     repo.orch_ok(&["start", arg(&plan), "--base", "HEAD~1"]);
     assert_eq!(repo.rev("orch/p/work").as_deref(), Some(first.as_str()));
     assert_eq!(
@@ -334,7 +303,7 @@ fn start_builds_on_base_rev() {
 
 #[test]
 fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let plan = repo.scratch().join("plan.toml");
     let before = repo.refs();
     let out = repo.orch(&["start", arg(&plan)]);
@@ -342,7 +311,7 @@ fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
     assert!(stderr(&out).contains("already started"), "{}", stderr(&out));
     assert_eq!(repo.refs(), before);
 
-    let other = repo.plan("q.toml", &MANUAL.replace("name = \"p\"", "name = \"q\""));
+    let other = repo.plan("q.toml", &manual().replace("name = \"p\"", "name = \"q\""));
     let out = repo.orch(&["start", arg(&other), "--base", "no-such-rev"]);
     assert_refused(&out, "unknown base");
     assert_eq!(repo.refs(), before);
@@ -353,7 +322,7 @@ fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
     repo.fsck();
 
     let empty = TestRepo::empty();
-    let plan = empty.plan("plan.toml", MANUAL);
+    let plan = empty.plan("plan.toml", &manual());
     let out = empty.orch(&["start", arg(&plan)]);
     assert_refused(&out, "start without commits");
     assert!(stderr(&out).contains("no commits"), "{}", stderr(&out));
@@ -368,7 +337,7 @@ fn start_refuses_a_second_start_bad_plans_bad_bases_and_empty_repos() {
 
 #[test]
 fn status_list_and_log_report_the_plan() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let base = repo.rev("HEAD").expect("HEAD");
     let st = status_json(&repo);
     assert_eq!(st["plan"], "p");
@@ -430,7 +399,7 @@ fn status_list_and_log_report_the_plan() {
     );
 
     // list: one line per plan; two plans need a name.
-    let q = repo.plan("q.toml", &MANUAL.replace("name = \"p\"", "name = \"q\""));
+    let q = repo.plan("q.toml", &manual().replace("name = \"p\"", "name = \"q\""));
     repo.orch_ok(&["start", arg(&q)]);
     let list = repo.orch_ok(&["list"]);
     assert_eq!(list.lines().count(), 2, "{list}");
@@ -482,7 +451,7 @@ fn status_list_and_log_report_the_plan() {
 
 #[test]
 fn task_start_and_done_land_the_work_with_a_handoff_note() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     assert_eq!(
@@ -561,7 +530,7 @@ fn task_start_and_done_land_the_work_with_a_handoff_note() {
 
 #[test]
 fn task_done_without_changes_is_done_and_leaves_work() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let base = repo.rev("orch/p/work").expect("work");
     task_start(&repo, "a");
     repo.orch_ok(&["task", "done", "a"]);
@@ -575,7 +544,7 @@ fn task_done_without_changes_is_done_and_leaves_work() {
 
 #[test]
 fn task_fail_reset_and_skip() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let base = repo.rev("orch/p/work").expect("work");
 
     // fail: kept worktree and branch.
@@ -653,20 +622,16 @@ fn task_fail_reset_and_skip() {
 
 /// Two tasks without scopes, started one after the other by hand from the
 /// same work head, both change README's first line.
-const OVERLAP: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "x"
-  [[phases.tasks]]
-  id = "y"
-  files = ["README"]
-"#;
+fn overlap() -> String {
+    PlanText::new("p")
+        .task("x", |t| t)
+        .task("y", |t| t.files(["README"]))
+        .to_string()
+}
 
 #[test]
 fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
-    let repo = started(OVERLAP);
+    let repo = new_started(&overlap());
     let wx = task_start(&repo, "x");
     put(&wx, "README", "from x\n");
     put(&wx, "x.txt", "x\n");
@@ -736,7 +701,7 @@ fn landing_conflict_leaves_work_alone_and_can_be_resolved() {
 
 #[test]
 fn scope_violation_fails_the_task_and_keeps_work() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let work = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/ok.txt", "fine\n");
@@ -770,14 +735,14 @@ fn scope_violation_fails_the_task_and_keeps_work() {
 fn with_merge(strategy: &str) -> String {
     format!(
         "name = \"p\"\n[defaults]\nmerge = \"{strategy}\"\n{}",
-        MANUAL.replace("name = \"p\"", "")
+        &manual().replace("name = \"p\"", "")
     )
 }
 
 #[test]
 fn squash_and_rebase_shape_the_history() {
     // squash: one commit with a single parent, the task's changes in it.
-    let repo = started(&with_merge("squash"));
+    let repo = new_started(&with_merge("squash"));
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/one.txt", "1\n");
@@ -803,7 +768,7 @@ fn squash_and_rebase_shape_the_history() {
     repo.fsck();
 
     // rebase: each task commit replayed, linear, messages kept.
-    let repo = started(&with_merge("rebase"));
+    let repo = new_started(&with_merge("rebase"));
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/one.txt", "1\n");
@@ -848,7 +813,7 @@ fn squash_and_rebase_shape_the_history() {
 
 #[test]
 fn refused_transitions_change_nothing() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let wt = task_start(&repo, "a");
     put(&wt, "a/wip.txt", "wip\n");
     let plan = repo.scratch().join("plan.toml");
@@ -1110,7 +1075,7 @@ fn checkpoint_without_gates_tags_and_no_cache_reruns() {
 
 #[test]
 fn rollback_preserves_everything_and_undo_restores_it() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let base = repo.rev("orch/p/work").expect("work");
     for id in ["a", "b"] {
         let wt = task_start(&repo, id);
@@ -1302,7 +1267,7 @@ fn rollback_preserves_everything_and_undo_restores_it() {
 
 #[test]
 fn undo_is_refused_once_the_plan_moved_on() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     repo.orch_ok(&["task", "skip", "a"]);
     repo.orch_ok(&["task", "skip", "b"]);
     repo.orch_ok(&["checkpoint"]);
@@ -1323,7 +1288,7 @@ fn undo_is_refused_once_the_plan_moved_on() {
 
 #[test]
 fn finish_cleans_up_a_checkpointed_plan_and_keeps_the_record() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let refs = repo.refs();
     assert_refused(&repo.orch(&["finish"]), "finish before the end");
     assert_eq!(repo.refs(), refs);
@@ -1384,7 +1349,7 @@ fn finish_cleans_up_a_checkpointed_plan_and_keeps_the_record() {
 
 #[test]
 fn any_command_repairs_refs_from_the_state_branch() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let wt = task_start(&repo, "a");
     put(&wt, "a/f", "a\n");
     repo.orch_ok(&["task", "done", "a"]);
@@ -1504,7 +1469,7 @@ fn concurrently(repo: &TestRepo, runs: Vec<Vec<String>>) -> Vec<Output> {
 #[test]
 fn racing_processes_never_lose_an_update() {
     const N: usize = 6;
-    let repo = started(&many("r", N));
+    let repo = new_started(&many("r", N));
     let starts = concurrently(
         &repo,
         (0..N)
@@ -1577,7 +1542,7 @@ fn racing_processes_never_lose_an_update() {
 #[test]
 fn racers_for_the_same_task_have_one_winner() {
     const N: usize = 4;
-    let repo = started(&many("r", 1));
+    let repo = new_started(&many("r", 1));
     let outs = concurrently(
         &repo,
         (0..N)
@@ -1646,7 +1611,7 @@ fn racers_for_the_same_task_have_one_winner() {
 fn commits_keep_the_identity_git_would_use() {
     // The harness sets identity only through GIT_AUTHOR_*/GIT_COMMITTER_*,
     // as CI machines do; git-orch must not replace it with its own.
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let wt = task_start(&repo, "a");
     put(&wt, "a/f", "a\n");
     repo.orch_ok(&["task", "done", "a", "-m", "a"]);
@@ -1709,7 +1674,7 @@ fn yaml_toml_and_crlf_plans_start_the_same_way() {
 
 #[test]
 fn tasks_are_driven_from_inside_their_worktree() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let wt = task_start(&repo, "a");
     // An agent in the worktree uses the handoff file it was given.
     let info = repo.orch_json(&["status", "--json"]);
@@ -1754,7 +1719,7 @@ fn tasks_are_driven_from_inside_their_worktree() {
 
 #[test]
 fn rollback_without_checkpoints_returns_to_start() {
-    let repo = started(MANUAL);
+    let repo = new_started(&manual());
     let base = repo.rev("orch/p/work").expect("work");
     let wt = task_start(&repo, "a");
     put(&wt, "a/f", "a\n");

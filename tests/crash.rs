@@ -29,12 +29,6 @@ use serde_json::Value;
 
 // ---------------------------------------------------------------- helpers
 
-fn out_dir(repo: &TestRepo) -> PathBuf {
-    let dir = repo.scratch().join("out");
-    std::fs::create_dir_all(&dir).expect("mkdir out");
-    dir
-}
-
 fn plan_file(repo: &TestRepo, text: &str) -> PathBuf {
     let text = text.replace("@OUT@", &out_dir(repo).display().to_string());
     repo.plan("plan.toml", &text)

@@ -5,11 +5,7 @@
 //! again; gives up after `attempts`. Driven by `fixtures/fake-agent`'s
 //! `fix` mode, with real repositories and the real binary.
 use crate::common::*;
-use std::path::{Path, PathBuf};
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
-}
+use std::path::Path;
 
 /// One phase, one task `a` (writes a.txt; scope `task_files`), a gate that
 /// fails until out.txt says `fixed` (printing what the fake agent's `fix`
@@ -39,11 +35,6 @@ id = "one"
         fake = fake_agent().display(),
         state = state.display(),
     )
-}
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
 }
 
 fn fixes(repo: &TestRepo) -> Vec<serde_json::Value> {

@@ -3,10 +3,9 @@
 //! real bare remotes in temp dirs.
 use crate::common::*;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- helpers
@@ -111,25 +110,6 @@ fn advance_work(repo: &TestRepo, plan: &str, file: &str) -> String {
 
 fn short(id: &str) -> &str {
     &id[..10]
-}
-
-/// Runs `git-orch` with `stdin` fed in.
-fn orch_stdin(repo: &TestRepo, args: &[&str], stdin: &str) -> Output {
-    let mut child = repo
-        .command(BIN, &repo.path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git-orch");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait git-orch")
 }
 
 fn worktrees(repo: &TestRepo) -> usize {

@@ -6,11 +6,6 @@
 use crate::common::*;
 use std::path::{Path, PathBuf};
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
 fn one_task(body: &str) -> String {
     format!("name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"a\"\n{body}")
 }
@@ -91,10 +86,6 @@ fn a_scope_overrun_is_fixed_in_place_and_landed_with_task_done_not_retried() {
     repo.git_in(&worktree, &["commit", "-q", "-m", "keep to a.txt"]);
     repo.orch_ok(&["task", "done", "a"]);
     assert_eq!(task_state(&status_json(&repo), "a"), "done");
-}
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! would collide as files or refs, and inputs too big or too deep to read.
 //! Real repositories, the real binary, the real `git`.
 
-use std::io::Write;
 use std::process::{Output, Stdio};
 
 use crate::common::*;
@@ -10,29 +9,13 @@ use crate::common::*;
 const HOSTILE: &str = "$(touch${IFS}HACKED)";
 
 /// A plan of one manual task and one scripted task that prints `$ORCH_PLAN`.
-const PLAN: &str = r#"name = "good"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "echo"
-  run = "echo \"plan=$ORCH_PLAN\" > plan.txt"
-  files = ["plan.txt"]
-"#;
-
-fn orch_stdin(repo: &TestRepo, args: &[&str], input: &str) -> Output {
-    let mut cmd = repo.command(BIN, &repo.path);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+fn plan() -> String {
+    PlanText::new("good")
+        .task("echo", |t| {
+            t.run(r#"echo "plan=$ORCH_PLAN" > plan.txt"#)
+                .files(["plan.txt"])
+        })
+        .to_string()
 }
 
 /// A state branch with a hostile plan name, made with plain git as a copy of
@@ -41,7 +24,7 @@ fn orch_stdin(repo: &TestRepo, args: &[&str], input: &str) -> Output {
 #[test]
 fn a_plan_name_from_a_ref_is_validated_like_a_plan_file() {
     let repo = TestRepo::new();
-    let plan = repo.plan("good.toml", PLAN);
+    let plan = repo.plan("good.toml", &plan());
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     let hostile_ref = format!("refs/heads/orch/{HOSTILE}/state");
     repo.git(&["update-ref", &hostile_ref, "refs/heads/orch/good/state"]);

@@ -5,11 +5,6 @@
 
 use crate::common::*;
 
-fn start(repo: &TestRepo, toml: &str) {
-    let file = repo.plan("plan.toml", toml);
-    repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
-}
-
 /// Runs the plan, which must fail (exit 1) with the work branch where it was.
 fn run_fails_and_work_stays(repo: &TestRepo) -> String {
     let work = repo.rev("orch/p/work").expect("work");
@@ -41,17 +36,14 @@ fn an_out_of_scope_chmod_fails_the_task_and_nothing_lands() {
     let repo = TestRepo::new();
     repo.write("tool.sh", "echo tool\n");
     repo.commit_all("tool");
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  run = "mkdir -p src && echo in > src/in.txt && chmod +x tool.sh"
-  files = ["src/**"]
-"#,
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.run("mkdir -p src && echo in > src/in.txt && chmod +x tool.sh")
+                    .files(["src/**"])
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert!(out.contains("tool.sh"), "{out}");
@@ -70,17 +62,14 @@ fn an_out_of_scope_file_turned_into_a_link_fails_even_with_the_same_bytes() {
     let repo = TestRepo::new();
     repo.write("conf", "/etc/passwd");
     repo.commit_all("conf");
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  run = "mkdir -p src && echo in > src/in.txt && rm conf && ln -s /etc/passwd conf"
-  files = ["src/**"]
-"#,
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.run("mkdir -p src && echo in > src/in.txt && rm conf && ln -s /etc/passwd conf")
+                    .files(["src/**"])
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert!(out.contains("conf"), "{out}");
@@ -96,26 +85,15 @@ id = "one"
 /// b's head then have two merge bases (a's and c's heads): diffing against
 /// either one sees no change to c's file, while the landing merges against
 /// git's virtual base and reverts it.
-const CRISS_CROSS: &str = r#"
-name = "p"
-[defaults]
-merge = "@MERGE@"
-parallel = 3
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a1 > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "c"
-  run = "echo c1 > c.txt"
-  files = ["c.txt"]
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  run = '''
-set -e
+fn criss_cross_plan() -> String {
+    PlanText::new("p")
+        .default_str("merge", "@MERGE@")
+        .default_toml("parallel", "3")
+        .task("a", |t| t.run("echo a1 > a.txt").files(["a.txt"]))
+        .task("c", |t| t.run("echo c1 > c.txt").files(["c.txt"]))
+        .task("b", |t| {
+            t.files(["b.txt"]).run(
+                r#"set -e
 echo b1 > b.txt
 git add b.txt
 git commit -q -m "b: its own change"
@@ -129,8 +107,11 @@ git merge -q --no-edit orch/p/tasks/a orch/p/tasks/c
 echo c0 > c.txt
 git add c.txt
 git commit -q --amend --no-edit
-'''
-"#;
+"#,
+            )
+        })
+        .to_string()
+}
 
 /// Whatever the strategy, c's file stays as c landed it: with `merge` the
 /// landing would revert it, so b fails; `squash` and `rebase` replay b's
@@ -141,7 +122,7 @@ fn criss_cross(merge: &str, b_lands: bool) {
         repo.write(&format!("{f}.txt"), &format!("{f}0\n"));
     }
     repo.commit_all("three files");
-    start(&repo, &CRISS_CROSS.replace("@MERGE@", merge));
+    started(&repo, &criss_cross_plan().replace("@MERGE@", merge));
     let out = repo.orch(&["run"]);
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done", "{st}");
@@ -191,19 +172,9 @@ fn three_dirs() -> TestRepo {
 #[test]
 fn a_sparse_checkout_materialises_a_brace_scope() {
     let repo = three_dirs();
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[defaults]
-checkout = "sparse"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["{a,b}/**"]
-  run = "test -f a/old && test -f b/old && test ! -e c/old && echo more >> a/old && echo new > b/new"
-"#,
+        &PlanText::new("p").default_str("checkout", "sparse").task("t", |t| t.files(["{a,b}/**"]).run("test -f a/old && test -f b/old && test ! -e c/old && echo more >> a/old && echo new > b/new")).to_string(),
     );
     repo.orch_ok(&["run"]);
     assert_eq!(task_state(&status_json(&repo), "t"), "done");
@@ -217,18 +188,14 @@ id = "one"
 /// nothing left uncommitted in its worktree.
 fn sparse_write_outside(write: &str, outside: &[&str]) {
     let repo = three_dirs();
-    let plan = r#"
-name = "p"
-[defaults]
-checkout = "sparse"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["a/**"]
-  run = "test ! -e c/old && echo more >> a/old && @WRITE@"
-"#;
-    start(&repo, &plan.replace("@WRITE@", write));
+    let plan = &PlanText::new("p")
+        .default_str("checkout", "sparse")
+        .task("t", |t| {
+            t.files(["a/**"])
+                .run("test ! -e c/old && echo more >> a/old && @WRITE@")
+        })
+        .to_string();
+    started(&repo, &plan.replace("@WRITE@", write));
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
     let why = reason(&repo, "t");
@@ -263,24 +230,21 @@ fn a_sparse_task_that_writes_a_new_file_outside_its_cone_fails() {
 #[test]
 fn a_nested_repository_fails_the_task_and_is_never_removed() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-  run = '''
-set -e
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["vendor/**"]).run(
+                    "set -e
 git init -q vendor/lib
 echo lib > vendor/lib/f
 git -C vendor/lib add f
 git -C vendor/lib commit -q -m lib
 echo plain > vendor/readme
-'''
-"#,
+",
+                )
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
@@ -318,23 +282,20 @@ echo plain > vendor/readme
 #[test]
 fn a_failed_tasks_untracked_nested_repository_is_never_removed() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-  run = '''
-git init -q vendor/deep/lib
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["vendor/**"]).run(
+                    "git init -q vendor/deep/lib
 echo lib > vendor/deep/lib/f
 git -C vendor/deep/lib add f
 git -C vendor/deep/lib commit -q -m lib
 exit 3
-'''
-"#,
+",
+                )
+            })
+            .to_string(),
     );
     run_fails_and_work_stays(&repo);
     let wt = repo.path.join(".orch/worktrees/p/t");
@@ -351,25 +312,22 @@ exit 3
 #[test]
 fn a_nested_repository_committed_by_the_task_itself_does_not_land() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-  run = '''
-set -e
+        &PlanText::new("p")
+            .task("t", |t| {
+                t.files(["vendor/**"]).run(
+                    r#"set -e
 git init -q vendor/lib
 echo lib > vendor/lib/f
 git -C vendor/lib add f
 git -C vendor/lib commit -q -m lib
 git add -A 2>/dev/null
 git commit -q -m "vendor lib"
-'''
 "#,
+                )
+            })
+            .to_string(),
     );
     let out = run_fails_and_work_stays(&repo);
     assert_eq!(task_state(&status_json(&repo), "t"), "failed", "{out}");
@@ -387,16 +345,11 @@ git commit -q -m "vendor lib"
 #[test]
 fn a_nested_repository_done_by_hand_is_refused_then_lands_as_plain_files() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  files = ["vendor/**"]
-"#,
+        &PlanText::new("p")
+            .task("t", |t| t.files(["vendor/**"]))
+            .to_string(),
     );
     let wt = std::path::PathBuf::from(repo.orch_ok(&["task", "start", "t"]).trim());
     repo.git_in(&wt, &["init", "-q", "vendor/lib"]);

@@ -6,16 +6,7 @@
 //! reported and recorded as such, never fatal. Driven by
 //! `fixtures/fake-agent` with real repositories and the real binary.
 use crate::common::*;
-use std::path::{Path, PathBuf};
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
-}
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
+use std::path::PathBuf;
 
 fn agent(name: &str, run: &str, env: &str) -> String {
     format!("[agents.{name}]\nrun = \"{run}\"\nenv = {{ {env} }}\n")

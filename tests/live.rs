@@ -3,43 +3,11 @@
 //! a terminal; `git orch log TASK|GATE`; event hooks.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::Value;
-
-fn start(repo: &TestRepo, toml: &str) {
-    let plan = repo.scratch().join("plan.toml");
-    std::fs::write(&plan, toml).expect("write plan");
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
-fn task<'a>(st: &'a Value, id: &str) -> &'a Value {
-    st["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no task {id} in {st}"))
-}
-
-fn spawn_orch(repo: &TestRepo, args: &[&str]) -> Child {
-    repo.command(BIN, &repo.path)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn git-orch")
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 // ------------------------------------------------ 1. a dead runner
 
@@ -61,12 +29,12 @@ id = "one"
 
 /// Starts `run`, waits until its task runs, and kills the run with SIGKILL.
 fn run_then_kill9(repo: &TestRepo) {
-    let mut child = spawn_orch(repo, &["run"]);
+    let mut child = spawn_orch_quiet(repo, &["run"]);
     let started = repo.scratch().join("started");
     wait_for("the task to start", || started.exists());
     let st = status_json(repo);
-    assert_eq!(task(&st, "slow")["runner"], "alive", "{st}");
-    assert!(task(&st, "slow").get("recover").is_none(), "{st}");
+    assert_eq!(status_task(&st, "slow")["runner"], "alive", "{st}");
+    assert!(status_task(&st, "slow").get("recover").is_none(), "{st}");
     let status = Command::new("kill")
         .args(["-9", &child.id().to_string()])
         .status()
@@ -82,10 +50,10 @@ fn stop_task(repo: &TestRepo) {
 #[test]
 fn status_json_says_a_killed_runner_is_gone_and_how_to_recover() {
     let repo = TestRepo::new();
-    start(&repo, &long_task(&repo));
+    started(&repo, &long_task(&repo));
     run_then_kill9(&repo);
     let st = status_json(&repo);
-    let t = task(&st, "slow");
+    let t = status_task(&st, "slow");
     assert_eq!(t["state"], "running", "{st}");
     assert_eq!(t["runner"], "gone", "{st}");
     assert_eq!(t["recover"], "git orch resume p", "{st}");
@@ -96,13 +64,13 @@ fn status_json_says_a_killed_runner_is_gone_and_how_to_recover() {
     let out = repo.orch(&["resume"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     let st = status_json(&repo);
-    assert!(task(&st, "slow")["runner"].is_null(), "{st}");
+    assert!(status_task(&st, "slow")["runner"].is_null(), "{st}");
 }
 
 #[test]
 fn status_and_list_say_a_killed_runner_is_gone_and_how_to_recover() {
     let repo = TestRepo::new();
-    start(&repo, &long_task(&repo));
+    started(&repo, &long_task(&repo));
     run_then_kill9(&repo);
     let status = repo.orch_ok(&["status"]);
     let line = status
@@ -127,18 +95,18 @@ fn status_and_list_say_a_killed_runner_is_gone_and_how_to_recover() {
 #[test]
 fn a_task_started_by_hand_is_gone_only_once_its_worktree_is() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"hand\"\n",
     );
     let wt = repo.orch_ok(&["task", "start", "hand"]);
     let st = status_json(&repo);
-    assert_eq!(task(&st, "hand")["runner"], "alive", "{st}");
+    assert_eq!(status_task(&st, "hand")["runner"], "alive", "{st}");
     std::fs::remove_dir_all(wt.trim()).expect("remove worktree");
     let st = status_json(&repo);
-    assert_eq!(task(&st, "hand")["runner"], "gone", "{st}");
+    assert_eq!(status_task(&st, "hand")["runner"], "gone", "{st}");
     assert_eq!(
-        task(&st, "hand")["recover"],
+        status_task(&st, "hand")["recover"],
         "git orch task start hand --plan p",
         "{st}"
     );
@@ -146,7 +114,7 @@ fn a_task_started_by_hand_is_gone_only_once_its_worktree_is() {
     let again = repo.orch_ok(&["task", "start", "hand", "--plan", "p"]);
     assert!(Path::new(again.trim()).is_dir());
     let st = status_json(&repo);
-    assert_eq!(task(&st, "hand")["runner"], "alive", "{st}");
+    assert_eq!(status_task(&st, "hand")["runner"], "alive", "{st}");
 }
 
 // ------------------------------------------------ 3. git orch log TASK|GATE
@@ -182,7 +150,7 @@ id = "two"
 #[test]
 fn log_prints_a_tasks_latest_attempt_or_the_one_asked_for() {
     let repo = TestRepo::new();
-    start(&repo, &two_attempts(&repo));
+    started(&repo, &two_attempts(&repo));
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     assert_eq!(repo.orch_ok(&["log", "t"]), "first try\n");
     repo.orch_ok(&["task", "reset", "t"]);
@@ -202,7 +170,7 @@ fn log_prints_a_tasks_latest_attempt_or_the_one_asked_for() {
 #[test]
 fn log_prints_a_gate_log_by_phase_and_gate_or_by_gate_alone() {
     let repo = TestRepo::new();
-    start(&repo, &two_attempts(&repo));
+    started(&repo, &two_attempts(&repo));
     std::fs::write(repo.scratch().join("second"), "").expect("marker");
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     assert_eq!(repo.orch_ok(&["log", "one:check"]), "gate says no\n");
@@ -226,7 +194,7 @@ fn log_prints_a_gate_log_by_phase_and_gate_or_by_gate_alone() {
 #[test]
 fn log_with_a_plan_or_nothing_still_prints_the_history() {
     let repo = TestRepo::new();
-    start(&repo, &two_attempts(&repo));
+    started(&repo, &two_attempts(&repo));
     let history = repo.orch_ok(&["log"]);
     assert!(!history.is_empty());
     assert_eq!(repo.orch_ok(&["log", "p"]), history);
@@ -237,7 +205,7 @@ fn log_with_a_plan_or_nothing_still_prints_the_history() {
 #[test]
 fn log_refuses_an_unknown_name_listing_what_can_be_named() {
     let repo = TestRepo::new();
-    start(&repo, &two_attempts(&repo));
+    started(&repo, &two_attempts(&repo));
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     let before = repo.refs();
     for (args, context) in [
@@ -267,18 +235,15 @@ fn log_refuses_an_unknown_name_listing_what_can_be_named() {
 
 /// A gate that prints 2,000 numbered lines and fails.
 fn loud_gate(_repo: &TestRepo) -> String {
-    r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.gates]]
-  name = "check"
-  run = "i=1; while [ $i -le 2000 ]; do echo line-$i; i=$((i+1)); done; exit 1"
-  [[phases.tasks]]
-  id = "t"
-  run = "echo t > t.txt"
-"#
-    .to_string()
+    PlanText::new("p")
+        .phase("one", |p| {
+            p.gate(
+                "check",
+                "i=1; while [ $i -le 2000 ]; do echo line-$i; i=$((i+1)); done; exit 1",
+            )
+            .task("t", |t| t.run("echo t > t.txt"))
+        })
+        .to_string()
 }
 
 /// Runs `git-orch ARGS` on a pseudo-terminal (util-linux `script`); all it
@@ -300,7 +265,7 @@ fn gate_lines(text: &str) -> usize {
 #[test]
 fn on_a_terminal_a_failing_gate_shows_its_last_lines_and_the_log_command() {
     let repo = TestRepo::new();
-    start(&repo, &loud_gate(&repo));
+    started(&repo, &loud_gate(&repo));
     let (rc, text) = on_terminal(&repo, "run");
     assert_eq!(rc, Some(1), "{text}");
     assert_eq!(gate_lines(&text), 20, "{text}");
@@ -322,7 +287,7 @@ fn on_a_terminal_a_failing_gate_shows_its_last_lines_and_the_log_command() {
 #[test]
 fn with_verbose_a_terminal_gets_every_gate_line_once() {
     let repo = TestRepo::new();
-    start(&repo, &loud_gate(&repo));
+    started(&repo, &loud_gate(&repo));
     let (rc, text) = on_terminal(&repo, "run -v");
     assert_eq!(rc, Some(1), "{text}");
     assert_eq!(gate_lines(&text), 2000, "{text}");
@@ -334,7 +299,7 @@ fn with_verbose_a_terminal_gets_every_gate_line_once() {
 #[test]
 fn piped_a_failing_gate_streams_every_line_and_repeats_its_last_ones() {
     let repo = TestRepo::new();
-    start(&repo, &loud_gate(&repo));
+    started(&repo, &loud_gate(&repo));
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(1));
     let text = both(&out);
@@ -395,7 +360,7 @@ fn names(events: &[Value]) -> Vec<&str> {
 #[test]
 fn a_notify_hook_gets_the_events_it_chose_as_json_on_stdin() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         &notified(
             &repo,
@@ -457,7 +422,7 @@ events = ["task-failed"]
 fn a_notify_hook_hears_of_failed_gates_from_checkpoint() {
     let repo = TestRepo::new();
     let d = repo.scratch().display().to_string();
-    start(
+    started(
         &repo,
         &format!(
             r#"
@@ -495,7 +460,7 @@ id = "one"
 fn a_failing_or_hanging_hook_is_a_warning_and_never_changes_the_exit_code() {
     let repo = TestRepo::new();
     let d = repo.scratch().display().to_string();
-    start(
+    started(
         &repo,
         &format!(
             r#"
@@ -549,7 +514,7 @@ id = "one"
 #[test]
 fn orch_notify_in_git_config_runs_on_every_event_or_those_orch_notify_events_names() {
     let repo = TestRepo::new();
-    start(&repo, &notified(&repo, ""));
+    started(&repo, &notified(&repo, ""));
     let d = repo.scratch().display().to_string();
     repo.git(&["config", "orch.notify", &format!("cat >> {d}/config.jsonl")]);
     assert_eq!(code(&repo.orch(&["run"])), Some(1));

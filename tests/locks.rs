@@ -8,38 +8,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Two tasks done by hand and one that runs, in one phase.
-const PLAN: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-"#;
+fn plan() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]))
+        .task("b", |t| t.files(["b.txt"]))
+        .to_string()
+}
 
 /// One task that runs by itself.
-const RUNS: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "r"
-  run = "echo r > r.txt"
-  files = ["r.txt"]
-"#;
-
-fn started_with(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    repo
+fn runs() -> String {
+    PlanText::new("p")
+        .task("r", |t| t.run("echo r > r.txt").files(["r.txt"]))
+        .to_string()
 }
 
 fn started() -> TestRepo {
-    started_with(PLAN)
+    new_started(&plan())
 }
 
 /// The advisory lock git-orch holds while it writes plan `p`'s refs.
@@ -127,7 +111,7 @@ fn task_start_removes_a_state_lock_left_by_a_git_orch_that_died() {
 
 #[test]
 fn resume_removes_a_state_lock_left_by_a_git_orch_that_died() {
-    let repo = started_with(RUNS);
+    let repo = new_started(&runs());
     let lock = leave_dead_writer(&repo, "refs/heads/orch/p/state");
     let out = repo.orch(&["resume"]);
     assert_repaired(&out, &lock, "resume");

@@ -8,31 +8,12 @@ use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// Two independent tasks with their own scopes, and one that overlaps `a`.
-const PLAN: &str = r#"
-name = "p"
-
-[[phases]]
-id = "one"
-
-  [[phases.tasks]]
-  id = "a"
-  title = "Task A"
-  files = ["a/**"]
-
-  [[phases.tasks]]
-  id = "b"
-  files = ["b/**"]
-
-  [[phases.tasks]]
-  id = "wide"
-  files = ["a/**", "w/**"]
-"#;
-
-fn started(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    repo
+fn plan() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.title("Task A").files(["a/**"]))
+        .task("b", |t| t.files(["b/**"]))
+        .task("wide", |t| t.files(["a/**", "w/**"]))
+        .to_string()
 }
 
 /// `task start ID` run in `dir`: asserts exit 0 and stdout the path alone.
@@ -51,12 +32,6 @@ fn start(repo: &TestRepo, id: &str) -> PathBuf {
     start_in(repo, &repo.path, id)
 }
 
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
-}
-
 fn record(repo: &TestRepo, id: &str) -> serde_json::Value {
     task_record(repo, "p", id).expect("a task record")
 }
@@ -69,7 +44,7 @@ fn state_commits(repo: &TestRepo) -> String {
 
 #[test]
 fn a_repeated_task_start_by_hand_prints_its_worktree_again() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     let wt = start(&repo, "a");
     put(&wt, "a/wip.txt", "wip\n");
     let state = state_commits(&repo);
@@ -150,7 +125,7 @@ fn forge_record(repo: &TestRepo, id: &str, edit: impl FnOnce(&mut serde_json::Va
 
 #[test]
 fn a_task_claimed_by_a_runner_or_another_host_is_still_refused() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     start(&repo, "a");
     for (what, host, manual) in [
         ("by hand on another host", "elsewhere.example", true),
@@ -175,7 +150,7 @@ fn a_task_claimed_by_a_runner_or_another_host_is_still_refused() {
 
 #[test]
 fn the_readme_by_hand_idiom_lands_and_keeps_the_note_out_of_the_work() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     // README "By hand": cd into the worktree, work, write notes.md there,
     // `task done … --handoff notes.md` from there.
     let script = r#"set -e
@@ -214,20 +189,17 @@ git orch task done a -m "Add tables" --handoff notes.md
 
 #[test]
 fn orch_handoff_file_lies_outside_the_worktree() {
-    let repo = started(
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a/**"]
-  run = """
-mkdir -p a && echo x > a/x
+    let repo = new_started(
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.files(["a/**"]).run(
+                    r#"mkdir -p a && echo x > a/x
 case "$ORCH_HANDOFF_FILE" in "$ORCH_WORKTREE"/*) echo INSIDE; exit 3;; esac
 echo "from the runner" > "$ORCH_HANDOFF_FILE"
-"""
 "#,
+                )
+            })
+            .to_string(),
     );
     repo.orch_ok(&["run"]);
     assert_eq!(record(&repo, "a")["state"], "done");
@@ -243,7 +215,7 @@ echo "from the runner" > "$ORCH_HANDOFF_FILE"
 
 #[test]
 fn a_failed_task_is_fixed_in_its_worktree_and_lands_with_task_done() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     let wt = start(&repo, "a");
     put(&wt, "a/x.txt", "x\n");
     put(&wt, "stray.txt", "oops\n");
@@ -276,16 +248,13 @@ fn a_failed_task_is_fixed_in_its_worktree_and_lands_with_task_done() {
 
 #[test]
 fn the_brief_after_a_reset_says_why_the_last_attempt_failed() {
-    let repo = started(
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a/**"]
-  run = "mkdir -p a && echo half > a/half.txt && echo boom-marker-1234 && exit 3"
-"#,
+    let repo = new_started(
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.files(["a/**"])
+                    .run("mkdir -p a && echo half > a/half.txt && echo boom-marker-1234 && exit 3")
+            })
+            .to_string(),
     );
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     assert_eq!(record(&repo, "a")["state"], "failed");
@@ -325,8 +294,8 @@ id = "one"
 
 #[test]
 fn commands_in_a_task_worktree_pick_its_plan_among_several() {
-    let repo = started(PLAN);
-    let q = repo.plan("q.toml", &PLAN.replace("name = \"p\"", "name = \"q\""));
+    let repo = new_started(&plan());
+    let q = repo.plan("q.toml", &plan().replace("name = \"p\"", "name = \"q\""));
     repo.orch_ok(&["start", q.to_str().expect("utf-8")]);
     let out = repo.orch(&["task", "start", "a"]);
     assert_refused(&out, "two plans, none named, in the main checkout");
@@ -353,7 +322,7 @@ fn commands_in_a_task_worktree_pick_its_plan_among_several() {
 
 #[test]
 fn a_task_started_by_hand_never_overlaps_a_running_task() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     start(&repo, "a");
     let refs = repo.refs();
     let out = repo.orch(&["task", "start", "wide"]);
@@ -387,7 +356,7 @@ fn kept_worktree(out: &std::process::Output, id: &str) -> String {
 
 #[test]
 fn a_worktree_that_left_its_branch_is_preserved_by_reset_and_skip() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     // Detached, a commit and an uncommitted file: both are kept by reset.
     let wt = start(&repo, "a");
     repo.git_in(&wt, &["checkout", "-q", "--detach"]);
@@ -426,7 +395,7 @@ fn a_worktree_that_left_its_branch_is_preserved_by_reset_and_skip() {
 
 #[test]
 fn a_worktree_without_its_dot_git_is_preserved_by_reset() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     let wt = start(&repo, "a");
     put(&wt, "a/committed.txt", "c\n");
     repo.git_in(&wt, &["add", "-A"]);
@@ -467,7 +436,7 @@ fn a_worktree_without_its_dot_git_is_preserved_by_reset() {
 
 #[test]
 fn rollback_and_undo_keep_a_detached_worktree() {
-    let repo = started(PLAN);
+    let repo = new_started(&plan());
     let wt = start(&repo, "a");
     repo.git_in(&wt, &["checkout", "-q", "--detach"]);
     put(&wt, "a/committed.txt", "c\n");
@@ -516,15 +485,12 @@ fn a_task_that_deletes_its_dot_git_never_commits_into_the_users_branch() {
     repo.write(".env.local", "SECRET=1\n");
     let plan = repo.plan(
         "plan.toml",
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a/**"]
-  run = "mkdir -p a && echo x > a/x && rm .git"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.files(["a/**"])
+                    .run("mkdir -p a && echo x > a/x && rm .git")
+            })
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     let main = repo.rev("main");

@@ -9,71 +9,15 @@ use std::path::Path;
 use serde_json::Value;
 
 /// Two tasks, `b` after `a`, and a gate that needs both tasks' files.
-const PLAN: &str = r#"
-name = "p"
-
-[[phases]]
-id = "one"
-
-  [[phases.gates]]
-  name = "both-files"
-  run = "test -f a.txt && test -f b.txt"
-
-  [[phases.tasks]]
-  id = "a"
-  title = "Task A"
-  files = ["a.txt"]
-
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  depends_on = ["a"]
-
-[[phases]]
-id = "two"
-
-  [[phases.tasks]]
-  id = "c"
-  files = ["c.txt"]
-"#;
-
-/// The Python interpreter, found with the test's own environment (a pyenv
-/// shim needs the real HOME) and then run in the hermetic one.
-fn python() -> String {
-    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
-        return p;
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be installed to test `git orch mcp`");
-    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
-fn client_script() -> String {
-    format!("{}/tests/mcp_client.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a scenario of tests/mcp_client.py against `git orch mcp` in the
-/// repository; returns its transcript.
-fn client(repo: &TestRepo, scenario: &str, extra: &[&str]) -> Value {
-    let out = repo
-        .command(&python(), &repo.path)
-        .arg(client_script())
-        .arg(scenario)
-        .arg(&repo.path)
-        .args(extra)
-        .output()
-        .expect("run the MCP client");
-    assert!(
-        out.status.success(),
-        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
-        code(&out),
-        both(&out)
-    );
-    serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)))
+fn plan() -> String {
+    PlanText::new("p")
+        .phase("one", |p| {
+            p.gate("both-files", "test -f a.txt && test -f b.txt")
+                .task("a", |t| t.title("Task A").files(["a.txt"]))
+                .task("b", |t| t.files(["b.txt"]).depends_on(["a"]))
+        })
+        .phase("two", |p| p.task("c", |t| t.files(["c.txt"])))
+        .to_string()
 }
 
 fn calls<'a>(t: &'a Value, tool: &str) -> Vec<&'a Value> {
@@ -104,7 +48,7 @@ fn refused(call: &Value) -> &Value {
 }
 
 fn plan_path(repo: &TestRepo) -> String {
-    let p = repo.plan("plan.toml", PLAN);
+    let p = repo.plan("plan.toml", &plan());
     p.to_str().expect("utf-8 path").to_string()
 }
 
@@ -114,7 +58,7 @@ fn plan_path(repo: &TestRepo) -> String {
 fn mcp_client_drives_a_plan_to_its_checkpoint() {
     let repo = TestRepo::new();
     let plan = plan_path(&repo);
-    let t = client(&repo, "drive", &[&plan]);
+    let t = mcp_client(&repo, "drive", &[&plan]);
 
     assert_eq!(t["server"]["name"], "git-orch");
     assert_eq!(ok(calls(&t, "check")[0])["valid"], true);
@@ -189,7 +133,7 @@ fn mcp_refusals_are_tool_errors_that_change_nothing() {
     let repo = TestRepo::new();
     let plan = plan_path(&repo);
     // The client starts the plan first; compare against a twin started here.
-    let t = client(&repo, "refuse", &[&plan]);
+    let t = mcp_client(&repo, "refuse", &[&plan]);
     let starts = calls(&t, "task_start");
 
     // A bad id: the CLI's own refusal, exit code and hint, as a tool error.
@@ -265,7 +209,7 @@ fn mcp_refusals_are_tool_errors_that_change_nothing() {
 fn mcp_task_retry_returns_what_the_cli_says() {
     let repo = TestRepo::new();
     let plan = plan_path(&repo);
-    let t = client(&repo, "refuse", &[&plan]);
+    let t = mcp_client(&repo, "refuse", &[&plan]);
     let retry = calls(&t, "task_retry")[0];
     let cli = repo.orch(&["task", "retry", "--json", "--", "a"]);
     assert_eq!(
@@ -290,7 +234,7 @@ fn mcp_task_retry_returns_what_the_cli_says() {
 #[test]
 fn mcp_task_reject_and_task_approve_drive_a_manual_review() {
     let repo = TestRepo::new();
-    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent");
+    let fake = fake_agent();
     let state = repo.scratch().join("fake");
     let text = format!(
         r#"name = "p"
@@ -314,14 +258,14 @@ id = "one"
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     repo.orch_ok(&["run"]);
     assert_eq!(task_state(&status_json(&repo), "a"), "review");
-    let t = client(&repo, "reject", &["a", "call it b"]);
+    let t = mcp_client(&repo, "reject", &["a", "call it b"]);
     let doc = ok(calls(&t, "task_reject")[0]);
     assert_eq!(doc["schema"], "task");
     assert_eq!(doc["state"], "failed");
     repo.orch_ok(&["run"]);
     let brief = std::fs::read_to_string(state.join("a.brief.2")).expect("brief 2");
     assert!(brief.contains("call it b"), "{brief}");
-    let t = client(&repo, "approve", &["a"]);
+    let t = mcp_client(&repo, "approve", &["a"]);
     let doc = ok(calls(&t, "task_approve")[0]);
     assert_eq!(doc["schema"], "task-done");
     assert_eq!(doc["state"], "done");
@@ -334,7 +278,7 @@ fn mcp_results_are_the_cli_json() {
     let repo = TestRepo::new();
     let plan = plan_path(&repo);
     repo.orch_ok(&["start", &plan]);
-    let t = client(&repo, "same_json", &[]);
+    let t = mcp_client(&repo, "same_json", &[]);
     assert_eq!(
         ok(calls(&t, "status")[0]),
         &repo.orch_json(&["status", "--json"])
@@ -349,7 +293,7 @@ fn mcp_results_are_the_cli_json() {
 #[test]
 fn mcp_lists_every_tool_with_described_inputs() {
     let repo = TestRepo::new();
-    let t = client(&repo, "same_json", &[]);
+    let t = mcp_client(&repo, "same_json", &[]);
     let mut names: Vec<&str> = t["tools"]
         .as_array()
         .expect("tools")
@@ -412,7 +356,7 @@ fn mcp_lists_every_tool_with_described_inputs() {
 
 /// Runs the `calls` scenario: each `[tool, arguments]` in order.
 fn client_calls(repo: &TestRepo, script: Value) -> Value {
-    client(repo, "calls", &[&script.to_string()])
+    mcp_client(repo, "calls", &[&script.to_string()])
 }
 
 /// Issue 23: MCP Inspector sends strings for numbers and booleans, and
@@ -516,7 +460,7 @@ fn mcp_inputs_have_plain_types_and_read_numbers_and_booleans_from_strings() {
 #[test]
 fn mcp_tools_declare_output_schemas_from_the_cli_schemas() {
     let repo = TestRepo::new();
-    let t = client(&repo, "same_json", &[]);
+    let t = mcp_client(&repo, "same_json", &[]);
     for tool in t["tools"].as_array().expect("tools") {
         let name = tool["name"].as_str().expect("name");
         let schema = &tool["output_schema"];
@@ -651,7 +595,7 @@ fn mcp_client_says_when_the_python_package_is_missing() {
     let out = repo
         .command(&python(), &repo.path)
         .arg("-S")
-        .arg(client_script())
+        .arg(mcp_client_script())
         .args(["same_json", repo.path.to_str().expect("utf-8")])
         .output()
         .expect("run the MCP client");
@@ -761,20 +705,11 @@ fn task_next_waits_behind_a_running_task_whose_files_overlap() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "plan.toml",
-        r#"
-name = "q"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "x"
-  files = ["src/**"]
-  [[phases.tasks]]
-  id = "y"
-  files = ["src/y/**"]
-  [[phases.tasks]]
-  id = "z"
-  files = ["docs/**"]
-"#,
+        &PlanText::new("q")
+            .task("x", |t| t.files(["src/**"]))
+            .task("y", |t| t.files(["src/y/**"]))
+            .task("z", |t| t.files(["docs/**"]))
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     repo.orch_ok(&["task", "start", "x"]);
@@ -805,15 +740,9 @@ fn task_next_names_a_task_waiting_in_review() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "plan.toml",
-        r#"
-name = "r"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  review = "manual"
-"#,
+        &PlanText::new("r")
+            .task("a", |t| t.files(["a.txt"]).key("review", r#""manual""#))
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     let wt = repo.orch_json(&["task", "start", "a", "--json"]);
@@ -839,7 +768,7 @@ id = "one"
         both(&out)
     );
     // The `next` tool says the same.
-    let t = client(&repo, "same_json", &[]);
+    let t = mcp_client(&repo, "same_json", &[]);
     assert_eq!(ok(calls(&t, "next")[0]), &n);
     // And once approved, the phase can be checkpointed.
     repo.orch_ok(&["task", "approve", "a"]);

@@ -13,21 +13,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const PLAN: &str = r#"
-name = "p"
-
-[[phases]]
-id = "one"
-
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  review = "manual"
-
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-"#;
+fn plan() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]).key("review", r#""manual""#))
+        .task("b", |t| t.files(["b.txt"]))
+        .to_string()
+}
 
 /// The `mcp-inspector` binary, or `None` after a loud SKIP line.
 fn inspector(test: &str) -> Option<PathBuf> {
@@ -97,7 +88,7 @@ fn text(result: &Value) -> &str {
 fn started(test: &str) -> Option<(TestRepo, PathBuf)> {
     let bin = inspector(test)?;
     let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", PLAN);
+    let plan = repo.plan("plan.toml", &plan());
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     Some((repo, bin))
 }

@@ -7,25 +7,12 @@ use crate::common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
 fn task(id: &str, run: &str, deps: &[&str]) -> String {
     let deps: Vec<String> = deps.iter().map(|d| format!("\"{d}\"")).collect();
     format!(
         "  [[phases.tasks]]\n  id = \"{id}\"\n  files = [\"{id}.txt\"]\n  run = '{run}'\n  depends_on = [{}]\n",
         deps.join(", ")
     )
-}
-
-fn survivors(pattern: &str) -> String {
-    let out = std::process::Command::new("pgrep")
-        .args(["-a", "-f", pattern])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// a fails once b has started; b would take 30s.

@@ -7,18 +7,9 @@
 //! real binary and real processes; order is read from what the agents log.
 use crate::common::*;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
-}
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
 
 /// `[agents.<name>]` running the fake agent in `mode`; each attempt first
 /// appends its start time (`date +%s.%N`) to `<state>/<task>.times` and,
@@ -52,24 +43,6 @@ fn times(state: &Path, id: &str) -> Vec<f64> {
         .collect()
 }
 
-fn events(repo: &TestRepo, kind: &str) -> Vec<serde_json::Value> {
-    let log = repo.orch_json(&["log", "--json"]);
-    log["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["event"]["kind"] == kind)
-        .map(|e| e["event"].clone())
-        .collect()
-}
-
-fn field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
-    st["tasks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
-        .map_or(serde_json::Value::Null, |t| t[key].clone())
-}
-
 /// `git orch run` with the park floor of a minute lowered to a second
 /// (`ORCH_TEST_PARK_FLOOR`, read only by builds with the `failpoints`
 /// feature), for the tests whose reset times are seconds ahead.
@@ -79,19 +52,6 @@ fn run_with_short_floor(repo: &TestRepo, args: &[&str]) -> Output {
         .env("ORCH_TEST_PARK_FLOOR", "1")
         .output()
         .expect("run git-orch")
-}
-
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
 }
 
 #[test]
@@ -145,7 +105,7 @@ fn a_parked_task_resumes_in_its_worktree_after_its_reset_time_while_the_run_goes
         "two attempts: {lines:?}"
     );
     // Not before its reset time.
-    let parked = events(&repo, "task-parked");
+    let parked = log_events(&repo, "task-parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["task"], "a");
     assert_eq!(parked[0]["agent"], "limited");
@@ -169,7 +129,7 @@ fn a_parked_task_resumes_in_its_worktree_after_its_reset_time_while_the_run_goes
     );
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "done", "{st}");
-    assert_eq!(field(&st, "a", "attempts"), 2, "{st}");
+    assert_eq!(task_field(&st, "a", "attempts"), 2, "{st}");
     assert!(st["phase"].is_null(), "checkpointed: {st}");
     // The state's history says so in words too.
     let subjects = repo.git(&["log", "--format=%s", "orch/p/state"]);
@@ -216,14 +176,14 @@ fn a_limited_first_agent_moves_the_task_to_its_fallback() {
         "a moved to second; b, routed after first's limit, never went to first"
     );
     let st = status_json(&repo);
-    assert_eq!(field(&st, "a", "agent"), "second", "{st}");
-    assert_eq!(field(&st, "b", "agent"), "second", "{st}");
+    assert_eq!(task_field(&st, "a", "agent"), "second", "{st}");
+    assert_eq!(task_field(&st, "b", "agent"), "second", "{st}");
     assert_eq!(
         repo.show("orch/p/work:a/note").as_deref(),
         Some("first-attempt\n"),
         "the fallback went on in the same worktree"
     );
-    let parked = events(&repo, "task-parked");
+    let parked = log_events(&repo, "task-parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["agent"], "first");
     // The notify hook heard of it.
@@ -294,7 +254,7 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
         assert!(Instant::now() < until, "never parked: {st}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let wakes = field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
+    let wakes = task_field(&st, "a", "wakes_at").as_f64().expect("wakes_at");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -311,7 +271,7 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
     assert!(line.contains("parked"), "{text}");
     assert!(line.contains("wakes at 20"), "{text}");
     assert!(line.contains("usage limit"), "{text}");
-    assert!(field(&st, "a", "worktree").is_string(), "kept: {st}");
+    assert!(task_field(&st, "a", "worktree").is_string(), "kept: {st}");
     // `task next` waits for it rather than calling the phase stuck.
     let next = repo.orch_json(&["task", "next", "--json"]);
     assert_eq!(next["action"], "wait", "{next}");
@@ -328,7 +288,7 @@ fn status_shows_when_a_parked_task_wakes_and_ctrl_c_leaves_it_parked() {
     assert!(stderr(&out).contains("waiting until"), "{}", both(&out));
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "a"), "parked", "{st}");
-    assert_eq!(field(&st, "a", "attempts"), 1, "{st}");
+    assert_eq!(task_field(&st, "a", "attempts"), 1, "{st}");
     let r = repo.orch_json(&["report", "--format", "json"]);
     assert!(r.to_string().contains("\"parked\""), "{r}");
     repo.fsck();
@@ -351,7 +311,7 @@ fn a_task_routed_to_a_limited_agent_waits_for_its_reset_instead_of_hitting_it() 
     started(&repo, &plan);
     let out = run_with_short_floor(&repo, &["run", "-j", "1"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
-    let parked = events(&repo, "task-parked");
+    let parked = log_events(&repo, "task-parked");
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(parked[0]["task"], "a");
     let until = parked[0]["until"].as_f64().expect("until");

@@ -3,29 +3,8 @@
 //! real `run` in the background), results read with git.
 use crate::common::*;
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn background_run(repo: &TestRepo, args: &[&str]) -> Child {
     repo.command("git", &repo.path)
@@ -37,25 +16,16 @@ fn background_run(repo: &TestRepo, args: &[&str]) -> Child {
         .expect("spawn git orch run")
 }
 
-const TWO_PHASES: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "b"
-  files = ["b.txt"]
-  [[phases.tasks]]
-  id = "c"
-  files = ["c.txt"]
-  run = "echo c > c.txt"
-  timeout = "1m"
-"#;
+fn two_phases() -> String {
+    PlanText::new("p")
+        .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+        .phase("two", |p| {
+            p.task("b", |t| t.files(["b.txt"])).task("c", |t| {
+                t.files(["c.txt"]).run("echo c > c.txt").timeout("1m")
+            })
+        })
+        .to_string()
+}
 
 #[test]
 fn a_plan_amended_mid_run_gets_its_new_task_run_by_the_running_runner() {
@@ -123,20 +93,20 @@ id = "one"
 #[test]
 fn amend_refuses_changes_to_what_has_landed_naming_each_and_changes_nothing() {
     let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", TWO_PHASES);
+    let plan = repo.plan("plan.toml", &two_phases());
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     repo.orch_ok(&["run", "--phase", "one"]);
     let wt = repo.orch_ok(&["task", "start", "b"]);
     std::fs::write(std::path::Path::new(wt.trim()).join("b.txt"), "b\n").expect("write");
     repo.orch_ok(&["task", "done", "b", "-m", "b"]);
-    let changed = TWO_PHASES
+    let changed = &two_phases()
         .replace("echo a > a.txt", "echo A > a.txt") // checkpointed phase
         .replace("files = [\"b.txt\"]", "files = [\"b/**\"]") // a done task's scope
         .replace(
             "[[phases]]\nid = \"one\"",
             "[[phases]]\nid = \"zero\"\n  [[phases.tasks]]\n  id = \"z\"\n  files = [\"z\"]\n[[phases]]\nid = \"one\"",
         );
-    let file = repo.plan("plan-v2.toml", &changed);
+    let file = repo.plan("plan-v2.toml", changed);
     let seal = std::fs::read_to_string(repo.path.join(".git/orch/seals/p")).expect("seal");
     let before = repo.refs();
     for dry in [true, false] {
@@ -176,12 +146,12 @@ fn amend_refuses_changes_to_what_has_landed_naming_each_and_changes_nothing() {
 #[test]
 fn amend_dry_run_shows_the_changes_then_amend_applies_them_through_the_seal() {
     let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", TWO_PHASES);
+    let plan = repo.plan("plan.toml", &two_phases());
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     repo.orch_ok(&["run", "--phase", "one"]);
     let changed = format!(
         "{}\n  [[phases.gates]]\n  name = \"lint\"\n  run = \"true\"\n[[phases]]\nid = \"three\"\n  [[phases.tasks]]\n  id = \"d\"\n  files = [\"d.txt\"]\n  run = \"echo d > d.txt\"\n",
-        TWO_PHASES.replace("timeout = \"1m\"", "timeout = \"5m\"")
+        &two_phases().replace("timeout = \"1m\"", "timeout = \"5m\"")
     );
     let file = repo.plan("plan-v2.toml", &changed);
     let before = repo.refs();

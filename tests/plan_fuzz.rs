@@ -256,7 +256,6 @@ fn task() -> impl Strategy<Value = Task> {
             )| Task {
                 id,
                 title,
-                prompt: None,
                 run,
                 files,
                 reads,
@@ -272,11 +271,7 @@ fn task() -> impl Strategy<Value = Task> {
                     }
                 }),
                 network,
-                agent: None,
-                retries: None,
-                retry_backoff: None,
-                retry_on: None,
-                review: None,
+                ..Task::default()
             },
         )
 }
@@ -438,22 +433,9 @@ fn deep_dependency_chains_validate() {
     let n = 10_000;
     let task = |i: usize, dep: Option<usize>| Task {
         id: format!("t{i}"),
-        title: None,
-        prompt: None,
-        run: None,
         files: vec![format!("f{i}")],
-        reads: vec![],
         depends_on: dep.map(|d| format!("t{d}")).into_iter().collect(),
-        estimate: None,
-        timeout: None,
-        skip: false,
-        isolation: None,
-        network: None,
-        agent: None,
-        retries: None,
-        retry_backoff: None,
-        retry_on: None,
-        review: None,
+        ..Task::default()
     };
     let mut plan = Plan {
         name: "deep".into(),

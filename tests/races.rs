@@ -4,7 +4,6 @@ use crate::common::*;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 /// A phase of two tasks done by hand whose gate takes a while and says
 /// when it started; a second phase.
@@ -63,11 +62,7 @@ fn a_task_reopened_while_the_checkpoint_gates_run_is_not_sealed_in() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn checkpoint");
-    let until = Instant::now() + Duration::from_secs(30);
-    while !marker.exists() {
-        assert!(Instant::now() < until, "the gate never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the gate to start", || marker.exists());
     repo.orch_ok(&["task", "reopen", "a"]);
     let out = checkpoint.wait_with_output().expect("wait checkpoint");
     // Exit 2: the gates ran but nothing was recorded.

@@ -234,17 +234,8 @@ pub(crate) fn trust_on_the_others(cluster: &Cluster) {
 
 /// Waits for a runner, killing it (and failing) if it runs past `secs`: a
 /// runner that waits forever is a failure, not a hung test.
-pub(crate) fn finish(mut child: Child, secs: u64) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().expect("poll a runner").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("wait for a runner");
-            panic!("a runner ran past {secs}s\n{}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("wait for a runner")
+pub(crate) fn finish(child: Child, secs: u64) -> std::process::Output {
+    wait_within(child, Duration::from_secs(secs), "a runner")
 }
 
 pub(crate) fn wait_ok(children: Vec<Child>) {
@@ -373,33 +364,27 @@ fn three_machines_over_file_url_land_every_task_once_without_overlap() {
 fn a_runner_killed_mid_task_has_its_task_taken_over_after_its_lease_with_its_pushed_work_kept() {
     let cluster = Cluster::new(2, true);
     // On m0 the task commits some work, then hangs; anywhere else it finishes.
-    let plan = r#"name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "slow"
-  files = ["slow.txt"]
-  run = '''
-if [ "$(git config orch.machine)" = m0 ]; then
+    let plan = &PlanText::new("p")
+        .task("slow", |t| {
+            t.files(["slow.txt"]).run(
+                r#"if [ "$(git config orch.machine)" = m0 ]; then
   echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done on m0"
   sleep 60
 fi
 echo done > slow.txt
-'''
-"#;
+"#,
+            )
+        })
+        .to_string();
     start_shared(&cluster, plan);
     trust_on_the_others(&cluster);
     let mut dying = cluster.spawn_run(0, &["--lease", "3"]);
     // Its renewal pushes the task's branch with the half-done commit.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let half = loop {
+    let half = poll_for("m0 to push its work", Duration::from_secs(30), || {
         let head = cluster.server(&["log", "-1", "--format=%H %s", "orch/p/tasks/slow"]);
-        if head.contains("half done on m0") {
-            break head.split(' ').next().unwrap_or("").to_string();
-        }
-        assert!(Instant::now() < deadline, "m0 never pushed its work");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        head.contains("half done on m0")
+            .then(|| head.split(' ').next().unwrap_or("").to_string())
+    });
     // The machine dies: the runner with -9, and what it ran with it.
     let first = &cluster.clones[0];
     let pgid = std::fs::read_to_string(first.path.join(".git/orch/run/p/slow.pgid"))
@@ -1045,14 +1030,11 @@ id = "one"
 
 /// Waits until the server's state says task `id` is running.
 fn wait_running_on_server(cluster: &Cluster, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster
-        .server(&["log", "-1", "--format=%s", "orch/p/state"])
-        .contains(&format!("task {id}: running"))
-    {
-        assert!(Instant::now() < deadline, "task {id} was never claimed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(&format!("task {id} to be claimed"), || {
+        cluster
+            .server(&["log", "-1", "--format=%s", "orch/p/state"])
+            .contains(&format!("task {id}: running"))
+    });
 }
 
 #[test]
@@ -1535,17 +1517,10 @@ fn a_machine_whose_checkpoint_lost_the_race_prints_its_gates_verdicts() {
     let cluster = Cluster::new(2, false);
     start_shared(
         &cluster,
-        r#"name = "p"
-[[gates]]
-name = "slow"
-run = "sleep 3; echo the-gate-said-this"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  files = ["a.txt"]
-  run = "echo a > a.txt"
-"#,
+        &PlanText::new("p")
+            .gate("slow", "sleep 3; echo the-gate-said-this")
+            .task("a", |t| t.files(["a.txt"]).run("echo a > a.txt"))
+            .to_string(),
     );
     trust_on_the_others(&cluster);
     // Both gate the phase themselves (shared, one would take the other's

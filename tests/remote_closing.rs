@@ -81,30 +81,24 @@ fn a_finished_shared_plan_leaves_no_task_or_lease_branch_and_the_other_clone_rep
 fn an_abandoned_shared_plan_keeps_a_runners_pushed_work_preserved_and_leaves_no_branches() {
     let cluster = Cluster::new(2, true);
     // On m1 the task commits half its work, then hangs.
-    let plan = r#"name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "slow"
-  files = ["slow.txt"]
-  run = '''
-echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done"
+    let plan = &PlanText::new("p")
+        .task("slow", |t| {
+            t.files(["slow.txt"]).run(
+                r#"echo half > slow.txt && git add slow.txt && git commit -q -m "slow: half done"
 sleep 60
-'''
-"#;
+"#,
+            )
+        })
+        .to_string();
     start_shared(&cluster, plan);
     trust_on_the_others(&cluster);
     let (m0, m1) = (&cluster.clones[0], &cluster.clones[1]);
     let mut runner = cluster.spawn_run(1, &["--lease", "3"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let half = loop {
+    let half = poll_for("m1 to push its work", Duration::from_secs(30), || {
         let head = cluster.server(&["log", "-1", "--format=%H %s", "orch/p/tasks/slow"]);
-        if head.contains("half done") {
-            break head.split(' ').next().unwrap_or("").to_string();
-        }
-        assert!(Instant::now() < deadline, "m1 never pushed its work");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        head.contains("half done")
+            .then(|| head.split(' ').next().unwrap_or("").to_string())
+    });
     m0.orch_ok(&["sync", "p", "--remote", "origin"]);
     m0.orch_ok(&["abandon", "p"]);
     let out = m0.orch(&["sync", "p", "--remote", "origin"]);

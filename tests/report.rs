@@ -256,17 +256,10 @@ fn running_and_skipped_tasks_have_their_own_bars() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "plan.toml",
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "x"
-  files = ["x.txt"]
-  [[phases.tasks]]
-  id = "y"
-  files = ["y.txt"]
-"#,
+        &PlanText::new("p")
+            .task("x", |t| t.files(["x.txt"]))
+            .task("y", |t| t.files(["y.txt"]))
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8 path")]);
     repo.orch_ok(&["task", "start", "x"]);

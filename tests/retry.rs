@@ -28,11 +28,6 @@ echo second-half > {id}/part2
     )
 }
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
 #[test]
 fn task_retry_runs_a_failed_task_again_in_its_worktree_with_its_work_intact() {
     let repo = TestRepo::new();

@@ -5,11 +5,7 @@
 //! task's agent in the same worktree with the comments in its brief, up to
 //! its attempts. Driven by `fixtures/fake-agent` with real repositories.
 use crate::common::*;
-use std::path::{Path, PathBuf};
-
-fn fake_agent() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-agent")
-}
+use std::path::Path;
 
 /// A plan of one task `a` by agent `writer` (the fake agent, `flaky 0`:
 /// it always succeeds and copies each attempt's brief into `state`), which
@@ -39,11 +35,6 @@ id = "one"
         fake = fake_agent().display(),
         state = state.display(),
     )
-}
-
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
 }
 
 fn head_of(repo: &TestRepo, id: &str) -> String {

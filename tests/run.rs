@@ -2,8 +2,8 @@
 //! commands in real worktrees, results checked with git itself.
 use crate::common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,21 +13,12 @@ use serde_json::Value;
 /// Starts the plan in `toml` (placeholders `@OUT@` → a scratch directory
 /// outside the repository, `@MARK@` → a marker unique to this test).
 fn start(repo: &TestRepo, toml: &str) {
-    let text = fill(repo, toml);
-    let file = repo.plan("plan.toml", &text);
-    repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
+    started(repo, &fill(repo, toml));
 }
 
 fn fill(repo: &TestRepo, text: &str) -> String {
     text.replace("@OUT@", &out_dir(repo).display().to_string())
         .replace("@MARK@", &marker(repo))
-}
-
-/// A directory outside the repository where tasks leave evidence.
-fn out_dir(repo: &TestRepo) -> PathBuf {
-    let dir = repo.scratch().join("out");
-    std::fs::create_dir_all(&dir).expect("mkdir out");
-    dir
 }
 
 /// A string unique to this test repository, for `pgrep -f`.
@@ -43,15 +34,6 @@ fn marker(repo: &TestRepo) -> String {
 
 fn read_out(repo: &TestRepo, name: &str) -> String {
     std::fs::read_to_string(out_dir(repo).join(name)).unwrap_or_default()
-}
-
-fn task<'a>(st: &'a Value, id: &str) -> &'a Value {
-    st["tasks"]
-        .as_array()
-        .expect("tasks array")
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no task {id} in {st}"))
 }
 
 fn phase_state(st: &Value, id: &str) -> String {
@@ -104,40 +86,6 @@ fn loose_worktrees(repo: &TestRepo) -> Vec<String> {
         .collect()
 }
 
-/// Processes whose command line contains `pattern` (other than pgrep).
-fn survivors(pattern: &str) -> String {
-    let out = Command::new("pgrep")
-        .args(["-a", "-f", pattern])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until nothing matching `pattern` is alive (a killed group may take
-/// a moment to be reaped by init).
-fn assert_no_survivors(pattern: &str) {
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let left = survivors(pattern);
-        if left.trim().is_empty() {
-            return;
-        }
-        if Instant::now() > until {
-            panic!("processes of a task outlived it:\n{left}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn spawn_orch(repo: &TestRepo, args: &[&str]) -> Child {
-    repo.command(BIN, &repo.path)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git-orch")
-}
-
 fn kill9(child: &mut Child) {
     let status = Command::new("kill")
         .args(["-9", &child.id().to_string()])
@@ -149,35 +97,35 @@ fn kill9(child: &mut Child) {
 
 // ------------------------------------------------ 1. what tasks can do
 
-const TWO_PHASES: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "writer"
-  run = "echo writing; mkdir -p src && echo 'fn a() {}' > src/a.rs"
-  files = ["src/a.rs"]
-  [[phases.tasks]]
-  id = "committer"
-  run = '''
-echo one > docs.md && git add docs.md && git commit -q -m "committer: first"
+fn two_phases() -> String {
+    PlanText::new("p")
+        .task("writer", |t| {
+            t.run("echo writing; mkdir -p src && echo 'fn a() {}' > src/a.rs")
+                .files(["src/a.rs"])
+        })
+        .task("committer", |t| {
+            t.run(
+                r#"echo one > docs.md && git add docs.md && git commit -q -m "committer: first"
 echo two >> docs.md && git commit -q -am "committer: second"
 echo loose > loose.md
-'''
-  files = ["docs.md", "loose.md"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "after"
-  run = "test -f src/a.rs && test -f docs.md && echo done > after.txt"
-  files = ["after.txt"]
-  depends_on = ["writer"]
-"#;
+"#,
+            )
+            .files(["docs.md", "loose.md"])
+        })
+        .phase("two", |p| {
+            p.task("after", |t| {
+                t.run("test -f src/a.rs && test -f docs.md && echo done > after.txt")
+                    .files(["after.txt"])
+                    .depends_on(["writer"])
+            })
+        })
+        .to_string()
+}
 
 #[test]
 fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
     let repo = TestRepo::new();
-    start(&repo, TWO_PHASES);
+    start(&repo, &two_phases());
     let start_commit = repo.rev("orch/p/start^{commit}").expect("start tag");
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -234,7 +182,10 @@ fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
             state_file(&repo, &handoff_path(id)).is_some(),
             "handoff of {id}"
         );
-        let log = task(&st, id)["log"].as_str().expect("log path").to_string();
+        let log = status_task(&st, id)["log"]
+            .as_str()
+            .expect("log path")
+            .to_string();
         assert!(state_file(&repo, &log).is_some(), "log {log}");
     }
     assert!(state_file(&repo, &log_path("writer", 1))
@@ -248,34 +199,31 @@ fn tasks_that_write_and_commit_land_and_every_phase_is_checkpointed() {
     repo.fsck();
 }
 
-const FAILING: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "bad"
-  run = "echo bad-output-@MARK@; echo bad-stderr >&2; echo half > bad.txt; exit 3"
-  files = ["bad.txt"]
-  [[phases.tasks]]
-  id = "slow"
-  run = "sleep 1; echo slow > slow.txt"
-  files = ["slow.txt"]
-  [[phases.tasks]]
-  id = "later"
-  run = "echo later > @OUT@/later-ran; echo later > later.txt"
-  files = ["later.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "next"
-  run = "echo next > @OUT@/next-ran"
-  files = ["next.txt"]
-"#;
+fn failing() -> String {
+    PlanText::new("p")
+        .task("bad", |t| {
+            t.run("echo bad-output-@MARK@; echo bad-stderr >&2; echo half > bad.txt; exit 3")
+                .files(["bad.txt"])
+        })
+        .task("slow", |t| {
+            t.run("sleep 1; echo slow > slow.txt").files(["slow.txt"])
+        })
+        .task("later", |t| {
+            t.run("echo later > @OUT@/later-ran; echo later > later.txt")
+                .files(["later.txt"])
+        })
+        .phase("two", |p| {
+            p.task("next", |t| {
+                t.run("echo next > @OUT@/next-ran").files(["next.txt"])
+            })
+        })
+        .to_string()
+}
 
 #[test]
 fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     let repo = TestRepo::new();
-    start(&repo, FAILING);
+    start(&repo, &failing());
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     let err = stderr(&out);
@@ -305,10 +253,10 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
         "{log}"
     );
     assert!(log.contains("bad-stderr"), "{log}");
-    assert_eq!(task(&st, "bad")["log"], log_path("bad", 1));
+    assert_eq!(status_task(&st, "bad")["log"], log_path("bad", 1));
 
     // Its worktree (with what it left) and its branch are kept.
-    let wt = task(&st, "bad")["worktree"]
+    let wt = status_task(&st, "bad")["worktree"]
         .as_str()
         .expect("worktree")
         .to_string();
@@ -334,7 +282,7 @@ fn a_failing_task_stops_the_run_keeps_its_worktree_and_stores_its_log() {
     );
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "bad"), "failed");
-    assert_eq!(task(&st, "bad")["attempts"], 1);
+    assert_eq!(status_task(&st, "bad")["attempts"], 1);
     assert!(repo.rev("orch/p/one").is_none());
 }
 
@@ -343,16 +291,7 @@ fn a_timed_out_task_is_killed_with_everything_it_started() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "hang"
-  timeout = "1s"
-  run = "sh -c 'sleep 30; echo @MARK@-child' & echo started; sleep 30; echo @MARK@-parent"
-  files = ["x.txt"]
-"#,
+        &PlanText::new("p").task("hang", |t| t.timeout("1s").run("sh -c 'sleep 30; echo @MARK@-child' & echo started; sleep 30; echo @MARK@-parent").files(["x.txt"])).to_string(),
     );
     let t0 = Instant::now();
     let out = repo.orch(&["run"]);
@@ -367,7 +306,7 @@ id = "one"
     let st = status_json(&repo);
     assert_eq!(task_state(&st, "hang"), "failed");
     assert!(
-        task(&st, "hang")["reason"]
+        status_task(&st, "hang")["reason"]
             .as_str()
             .unwrap_or("")
             .contains("timed out"),
@@ -384,15 +323,12 @@ fn a_successful_task_leaves_no_background_process_behind() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "daemon"
-  run = "sh -c 'sleep 30; echo @MARK@' & echo ok > ok.txt"
-  files = ["ok.txt"]
-"#,
+        &PlanText::new("p")
+            .task("daemon", |t| {
+                t.run("sh -c 'sleep 30; echo @MARK@' & echo ok > ok.txt")
+                    .files(["ok.txt"])
+            })
+            .to_string(),
     );
     let t0 = Instant::now();
     let out = repo.orch(&["run"]);
@@ -410,15 +346,12 @@ fn a_task_that_overruns_its_scope_fails_and_nothing_lands() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "over"
-  run = "echo in > inside.txt; echo out > outside.txt"
-  files = ["inside.txt"]
-"#,
+        &PlanText::new("p")
+            .task("over", |t| {
+                t.run("echo in > inside.txt; echo out > outside.txt")
+                    .files(["inside.txt"])
+            })
+            .to_string(),
     );
     let work = repo.rev("orch/p/work").expect("work");
     let out = repo.orch(&["run"]);
@@ -446,22 +379,17 @@ fn a_landing_conflict_leaves_the_work_branch_and_keeps_the_worktree() {
     // their files overlap.)
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "manual"
-  files = ["shared.txt"]
-  [[phases.tasks]]
-  id = "auto"
-  files = ["shared.txt"]
-  run = '''
-set -e
+        &PlanText::new("p")
+            .task("manual", |t| t.files(["shared.txt"]))
+            .task("auto", |t| {
+                t.files(["shared.txt"]).run(
+                    "set -e
 git reset -q --hard orch/p/work^1
 echo by-task > shared.txt
-'''
-"#,
+",
+                )
+            })
+            .to_string(),
     );
     let wt = repo.orch_ok(&["task", "start", "manual"]);
     std::fs::write(Path::new(wt.trim()).join("shared.txt"), "by-hand\n").expect("write");
@@ -477,7 +405,7 @@ echo by-task > shared.txt
         Some("by-hand\n")
     );
     assert_eq!(landings_of(&repo, "auto"), 0);
-    let wt = task(&st, "auto")["worktree"]
+    let wt = status_task(&st, "auto")["worktree"]
         .as_str()
         .expect("worktree")
         .to_string();
@@ -522,29 +450,13 @@ fn a_task_gets_the_spec_environment_and_the_brief_of_its_dependencies() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "dep"
-  run = "echo dep > dep.txt; echo 'NOTE-FROM-DEP: use dep.txt' > \"$ORCH_HANDOFF_FILE\""
-  files = ["dep.txt"]
-  [[phases.tasks]]
-  id = "probe"
-  title = "Probe the environment"
-  prompt = "PROMPT-TEXT: look around."
-  depends_on = ["dep"]
-  files = ["probe/**"]
-  run = '''
-env | grep ^ORCH_ | sort > @OUT@/env.txt
+        &PlanText::new("p").task("dep", |t| t.run(r#"echo dep > dep.txt; echo 'NOTE-FROM-DEP: use dep.txt' > "$ORCH_HANDOFF_FILE""#).files(["dep.txt"])).task("probe", |t| t.title("Probe the environment").prompt("PROMPT-TEXT: look around.").depends_on(["dep"]).files(["probe/**"]).run(r#"env | grep ^ORCH_ | sort > @OUT@/env.txt
 pwd > @OUT@/pwd.txt
 cp "$ORCH_TASK_FILE" @OUT@/task.md
 git rev-parse HEAD > @OUT@/head.txt
 git symbolic-ref HEAD > @OUT@/branch.txt
 mkdir -p probe && echo x > probe/x
-'''
-"#,
+"#)).to_string(),
     );
     // Through git itself, as users call it.
     let out = repo
@@ -581,7 +493,7 @@ mkdir -p probe && echo x > probe/x
     );
     assert_eq!(Path::new(&get("ORCH_REPO")), repo.path);
     // The base is the work branch as `dep` left it, and HEAD started there.
-    let dep_landed = task(&status_json(&repo), "dep")["landed"]
+    let dep_landed = status_task(&status_json(&repo), "dep")["landed"]
         .as_str()
         .expect("landed")
         .to_string();
@@ -743,24 +655,18 @@ fn a_failing_gate_stops_the_run_before_the_next_phase() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.gates]]
-  name = "strict"
-  run = "echo gate-says-no; exit 1"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  files = ["a.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > @OUT@/b-ran; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .phase("one", |p| {
+                p.gate("strict", "echo gate-says-no; exit 1")
+                    .task("a", |t| t.run("echo a > a.txt").files(["a.txt"]))
+            })
+            .phase("two", |p| {
+                p.task("b", |t| {
+                    t.run("echo b > @OUT@/b-ran; echo b > b.txt")
+                        .files(["b.txt"])
+                })
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run", "--json"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -782,35 +688,25 @@ id = "two"
 
 // ------------------------------------------------ 5. selective runs
 
-const SELECTIVE: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t1"
-  run = "echo t1 > t1.txt"
-  files = ["t1.txt"]
-  [[phases.tasks]]
-  id = "t2"
-  run = "echo t2 > t2.txt"
-  files = ["t2.txt"]
-  depends_on = ["t1"]
-  [[phases.tasks]]
-  id = "t3"
-  run = "echo t3 > t3.txt"
-  files = ["t3.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "t4"
-  run = "echo t4 > t4.txt"
-  files = ["t4.txt"]
-"#;
+fn selective() -> String {
+    PlanText::new("p")
+        .task("t1", |t| t.run("echo t1 > t1.txt").files(["t1.txt"]))
+        .task("t2", |t| {
+            t.run("echo t2 > t2.txt")
+                .files(["t2.txt"])
+                .depends_on(["t1"])
+        })
+        .task("t3", |t| t.run("echo t3 > t3.txt").files(["t3.txt"]))
+        .phase("two", |p| {
+            p.task("t4", |t| t.run("echo t4 > t4.txt").files(["t4.txt"]))
+        })
+        .to_string()
+}
 
 #[test]
 fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
     let repo = TestRepo::new();
-    start(&repo, SELECTIVE);
+    start(&repo, &selective());
     let before = repo.refs();
     let out = repo.orch(&["run", "--phase", "two"]);
     assert_refused(&out, "--phase two before one is checkpointed");
@@ -858,34 +754,33 @@ fn selective_runs_refuse_out_of_order_and_run_only_what_was_asked() {
 
 // ------------------------------------------------ 6. kill -9 and resume
 
-const SLOW: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt; sleep 1 # @MARK@"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > b.txt; git add b.txt; git commit -q -m 'b by itself'; sleep 1.2 # @MARK@"
-  files = ["b.txt"]
-  [[phases.tasks]]
-  id = "c"
-  run = "sleep 0.8; echo c > c.txt # @MARK@"
-  files = ["c.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "d"
-  run = "sleep 0.5; echo d > d.txt # @MARK@"
-  files = ["d.txt"]
-  depends_on = ["a"]
-"#;
+fn slow() -> String {
+    PlanText::new("p")
+        .task("a", |t| {
+            t.run("echo a > a.txt; sleep 1 # @MARK@").files(["a.txt"])
+        })
+        .task("b", |t| {
+            t.run(
+                "echo b > b.txt; git add b.txt; git commit -q -m 'b by itself'; sleep 1.2 # @MARK@",
+            )
+            .files(["b.txt"])
+        })
+        .task("c", |t| {
+            t.run("sleep 0.8; echo c > c.txt # @MARK@").files(["c.txt"])
+        })
+        .phase("two", |p| {
+            p.task("d", |t| {
+                t.run("sleep 0.5; echo d > d.txt # @MARK@")
+                    .files(["d.txt"])
+                    .depends_on(["a"])
+            })
+        })
+        .to_string()
+}
 
 fn kill_then_recover(after: Duration, how: &str) {
     let repo = TestRepo::new();
-    start(&repo, SLOW);
+    start(&repo, &slow());
     let mut child = spawn_orch(&repo, &["run", "-j", "2"]);
     std::thread::sleep(after);
     kill9(&mut child);
@@ -929,7 +824,7 @@ fn check_complete(repo: &TestRepo, ids: &[&str]) {
     let st = status_json(repo);
     for id in ids {
         assert_eq!(task_state(&st, id), "done", "{st}");
-        assert!(task(&st, id)["landed"].is_string());
+        assert!(status_task(&st, id)["landed"].is_string());
     }
     assert!(st["phase"].is_null(), "{st}");
     assert_eq!(st["work"].as_str(), repo.rev("orch/p/work").as_deref());
@@ -939,7 +834,7 @@ fn check_complete(repo: &TestRepo, ids: &[&str]) {
     }
     // Work branch never lost a landing: each state `done` is on it.
     for id in ids {
-        let landed = task(&st, id)["landed"]
+        let landed = status_task(&st, id)["landed"]
             .as_str()
             .expect("landed")
             .to_string();
@@ -976,28 +871,10 @@ fn resume_recovers_a_task_whose_runner_vanished_and_keeps_its_leftovers() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "if [ ! -e @OUT@/first ]; then touch @OUT@/first; echo partial > a.txt; sleep 30; fi; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-[[phases]]
-id = "two"
-  [[phases.tasks]]
-  id = "d"
-  run = "echo d > d.txt"
-  files = ["d.txt"]
-"#,
+        &PlanText::new("p").task("a", |t| t.run("if [ ! -e @OUT@/first ]; then touch @OUT@/first; echo partial > a.txt; sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).phase("two", |p| p.task("d", |t| t.run("echo d > d.txt").files(["d.txt"]))).to_string(),
     );
     let mut child = spawn_orch(&repo, &["run"]);
-    let until = Instant::now() + Duration::from_secs(10);
-    while !out_dir(&repo).join("first").exists() {
-        assert!(Instant::now() < until, "task never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_file(&out_dir(&repo).join("first"));
     std::thread::sleep(Duration::from_millis(200));
     kill9(&mut child);
     let out = repo.orch(&["resume"]);
@@ -1020,7 +897,7 @@ id = "two"
         both(&out)
     );
     check_complete(&repo, &["a", "d"]);
-    assert_eq!(task(&status_json(&repo), "a")["attempts"], 2);
+    assert_eq!(status_task(&status_json(&repo), "a")["attempts"], 2);
     assert_no_survivors(&marker(&repo));
     repo.fsck();
 }
@@ -1074,11 +951,11 @@ fn two_runners_share_one_plan_and_never_run_a_task_twice() {
 #[test]
 fn two_runners_of_one_phase_both_stop_when_it_is_checkpointed() {
     let repo = TestRepo::new();
-    let plan = SELECTIVE.replace(
+    let plan = &selective().replace(
         "name = \"p\"\n",
         "name = \"p\"\n[[gates]]\nname = \"slow\"\nrun = \"sleep 0.4\"\n",
     );
-    start(&repo, &plan);
+    start(&repo, plan);
     let first = spawn_orch(&repo, &["run", "--phase", "one", "-j", "2"]);
     let second = spawn_orch(&repo, &["run", "--phase", "one", "-j", "2"]);
     let r1 = wait_within(first, Duration::from_secs(20), "first runner");
@@ -1093,46 +970,20 @@ fn two_runners_of_one_phase_both_stop_when_it_is_checkpointed() {
     repo.fsck();
 }
 
-/// Waits for a child at most `limit`; kills it and fails the test after.
-fn wait_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > until {
-            kill9(&mut child);
-            let out = child.wait_with_output().expect("output");
-            panic!("{what} did not finish within {limit:?}: {}", both(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
-fn wait_for_file(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_runner_takes_over_the_tasks_of_a_runner_that_died_beside_it() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "touch @OUT@/a-started; sleep 1; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "sleep 1; echo b > b.txt # @MARK@"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("touch @OUT@/a-started; sleep 1; echo a > a.txt # @MARK@")
+                    .files(["a.txt"])
+            })
+            .task("b", |t| {
+                t.run("sleep 1; echo b > b.txt # @MARK@").files(["b.txt"])
+            })
+            .to_string(),
     );
     let mut first = spawn_orch(&repo, &["run", "-j", "2"]);
     wait_for_file(&out_dir(&repo).join("a-started"));
@@ -1156,15 +1007,7 @@ fn ctrl_c_stops_the_tasks_too_and_resume_carries_on() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "if [ ! -e @OUT@/a-started ]; then touch @OUT@/a-started; sleep 30; fi; echo a > a.txt # @MARK@"
-  files = ["a.txt"]
-"#,
+        &PlanText::new("p").task("a", |t| t.run("if [ ! -e @OUT@/a-started ]; then touch @OUT@/a-started; sleep 30; fi; echo a > a.txt # @MARK@").files(["a.txt"])).to_string(),
     );
     let child = spawn_orch(&repo, &["run"]);
     wait_for_file(&out_dir(&repo).join("a-started"));
@@ -1192,15 +1035,12 @@ fn a_child_that_escapes_the_process_group_does_not_hang_the_run() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "escape"
-  run = "setsid sh -c 'sleep 20; echo @MARK@' & echo ok > ok.txt"
-  files = ["ok.txt"]
-"#,
+        &PlanText::new("p")
+            .task("escape", |t| {
+                t.run("setsid sh -c 'sleep 20; echo @MARK@' & echo ok > ok.txt")
+                    .files(["ok.txt"])
+            })
+            .to_string(),
     );
     let child = spawn_orch(&repo, &["run"]);
     let out = wait_within(child, Duration::from_secs(12), "run with an escaped child");
@@ -1219,18 +1059,9 @@ fn a_retried_task_does_not_inherit_the_handoff_of_its_failed_attempt() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = '''
-if [ ! -e @OUT@/tried ]; then touch @OUT@/tried; echo STALE-NOTE > "$ORCH_HANDOFF_FILE"; exit 1; fi
+        &PlanText::new("p").task("a", |t| t.run(r#"if [ ! -e @OUT@/tried ]; then touch @OUT@/tried; echo STALE-NOTE > "$ORCH_HANDOFF_FILE"; exit 1; fi
 echo a > a.txt
-'''
-  files = ["a.txt"]
-"#,
+"#).files(["a.txt"])).to_string(),
     );
     assert_eq!(code(&repo.orch(&["run"])), Some(1));
     repo.orch_ok(&["task", "reset", "a"]);
@@ -1287,22 +1118,16 @@ fn sparse_worktrees_hold_files_and_reads_and_a_recycled_one_is_full_again() {
     let list = "find . -path ./.git -prune -o -type f -print | sort";
     start(
         &repo,
-        &r#"
-name = "p"
-[defaults]
-checkout = "sparse"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "LIST > @OUT@/a.txt; cat docs/d.md > src/copy.rs"
-  files = ["src/**"]
-  reads = ["docs/**"]
-  [[phases.tasks]]
-  id = "b"
-  run = "LIST > @OUT@/b.txt; echo b > b.txt"
-"#
-        .replace("LIST", list),
+        &PlanText::new("p")
+            .default_str("checkout", "sparse")
+            .task("a", |t| {
+                t.run("LIST > @OUT@/a.txt; cat docs/d.md > src/copy.rs")
+                    .files(["src/**"])
+                    .key("reads", r#"["docs/**"]"#)
+            })
+            .task("b", |t| t.run("LIST > @OUT@/b.txt; echo b > b.txt"))
+            .to_string()
+            .replace("LIST", list),
     );
     let out = repo.orch(&["run", "-j", "1"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -1344,19 +1169,14 @@ fn json_summary_and_plain_progress_on_a_pipe() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo from-a; echo a > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "echo from-b; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("echo from-a; echo a > a.txt").files(["a.txt"])
+            })
+            .task("b", |t| {
+                t.run("echo from-b; echo b > b.txt").files(["b.txt"])
+            })
+            .to_string(),
     );
     let out = repo.orch(&["run", "-j", "2", "--json"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -1388,19 +1208,14 @@ fn plain_lines_on_a_pipe_prefixed_by_task_id() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo from-a; echo a > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "echo from-b >&2; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("echo from-a; echo a > a.txt").files(["a.txt"])
+            })
+            .task("b", |t| {
+                t.run("echo from-b >&2; echo b > b.txt").files(["b.txt"])
+            })
+            .to_string(),
     );
     // No NO_COLOR here: a pipe alone must be enough for plain output.
     let out = repo
@@ -1431,19 +1246,13 @@ fn a_terminal_gets_a_progress_line() {
     }
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo from-a; sleep 0.5; echo a > a.txt"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id = "b"
-  run = "sleep 0.3; echo b > b.txt"
-  files = ["b.txt"]
-"#,
+        &PlanText::new("p")
+            .task("a", |t| {
+                t.run("echo from-a; sleep 0.5; echo a > a.txt")
+                    .files(["a.txt"])
+            })
+            .task("b", |t| t.run("sleep 0.3; echo b > b.txt").files(["b.txt"]))
+            .to_string(),
     );
     let cmd = format!("{BIN} run -j 2");
     let out = repo
@@ -1468,15 +1277,9 @@ fn failing_run_json_names_the_task_and_its_log() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "bad"
-  run = "echo nope; exit 3"
-  files = ["bad.txt"]
-"#,
+        &PlanText::new("p")
+            .task("bad", |t| t.run("echo nope; exit 3").files(["bad.txt"]))
+            .to_string(),
     );
     let out = repo.orch(&["run", "--json"]);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
@@ -1501,15 +1304,12 @@ fn a_live_runners_task_is_only_taken_with_force_and_its_work_is_kept() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "slow"
-  run = "echo started > half.txt; sleep 30"
-  files = ["half.txt"]
-"#,
+        &PlanText::new("p")
+            .task("slow", |t| {
+                t.run("echo started > half.txt; sleep 30")
+                    .files(["half.txt"])
+            })
+            .to_string(),
     );
     let mut runner = spawn_orch(&repo, &["run"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -1563,20 +1363,11 @@ fn a_run_starts_no_git_maintenance_per_task_and_traces_every_git_process() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > b.txt"
-  [[phases.tasks]]
-  id = "c"
-  run = "echo c > c.txt"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.run("echo a > a.txt"))
+            .task("b", |t| t.run("echo b > b.txt"))
+            .task("c", |t| t.run("echo c > c.txt"))
+            .to_string(),
     );
     let git_trace = repo.scratch().join("git-trace.txt");
     let out = repo
@@ -1650,20 +1441,11 @@ fn a_task_in_a_recycled_worktree_starts_five_git_processes() {
     let repo = TestRepo::new();
     start(
         &repo,
-        r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "a"
-  run = "echo a > a.txt"
-  [[phases.tasks]]
-  id = "b"
-  run = "echo b > b.txt"
-  [[phases.tasks]]
-  id = "c"
-  run = "echo c > c.txt"
-"#,
+        &PlanText::new("p")
+            .task("a", |t| t.run("echo a > a.txt"))
+            .task("b", |t| t.run("echo b > b.txt"))
+            .task("c", |t| t.run("echo c > c.txt"))
+            .to_string(),
     );
     let out = repo
         .command(BIN, &repo.path)

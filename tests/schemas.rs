@@ -5,39 +5,21 @@
 use crate::common::*;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
 
 /// Two phases: `one` done by hand, `two` by `run`; one plan-wide gate.
-const PLAN: &str = r#"
-name = "p"
-
-[[gates]]
-name = "unit"
-run = "true"
-
-[[phases]]
-id = "one"
-
-  [[phases.tasks]]
-  id = "a"
-  files = ["a/**"]
-
-  [[phases.tasks]]
-  id = "b"
-  files = ["b/**"]
-
-[[phases]]
-id = "two"
-
-  [[phases.tasks]]
-  id = "c"
-  files = ["c/**"]
-  run = "mkdir -p c && echo c > c/f"
-"#;
+fn plan() -> String {
+    PlanText::new("p")
+        .gate("unit", "true")
+        .task("a", |t| t.files(["a/**"]))
+        .task("b", |t| t.files(["b/**"]))
+        .phase("two", |p| {
+            p.task("c", |t| t.files(["c/**"]).run("mkdir -p c && echo c > c/f"))
+        })
+        .to_string()
+}
 
 fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -49,24 +31,6 @@ fn listed(repo: &TestRepo) -> BTreeSet<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn orch_stdin(repo: &TestRepo, args: &[&str], stdin: &str) -> Output {
-    let mut child = repo
-        .command(BIN, &repo.path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn git-orch");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait git-orch")
 }
 
 #[test]
@@ -144,7 +108,7 @@ type Drift = fn(&mut Value);
 #[test]
 fn a_document_that_drifts_from_its_schema_fails_validation() {
     let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", PLAN);
+    let plan = repo.plan("plan.toml", &plan());
     repo.orch_ok(&["start", arg(&plan)]);
     let good = status_json(&repo);
     assert!(schema_errors(&good).is_empty());
@@ -194,7 +158,7 @@ fn a_document_that_drifts_from_its_schema_fails_validation() {
 #[test]
 fn every_json_output_carries_its_schema_and_matches_it() {
     let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", PLAN);
+    let plan = repo.plan("plan.toml", &plan());
     let mut seen = BTreeSet::new();
     let mut doc = |v: Value| -> Value {
         seen.insert(v["schema"].as_str().expect("schema").to_string());

@@ -13,24 +13,18 @@ use serde_json::Value;
 
 /// Two parallel tasks that record where they ran, and a gate that needs
 /// both. `@OUT@` is a directory outside the repository.
-const PLAN: &str = r#"
-name = "p"
-[defaults]
-run = "printf '%s\n' \"$ORCH_REPO\" > \"$ORCH_TASK.txt\"; pwd -P >> \"$ORCH_TASK.txt\""
-
-[[gates]]
-name = "both"
-run  = "test -f a.txt && test -f b.txt"
-
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id    = "a"
-  files = ["a.txt"]
-  [[phases.tasks]]
-  id    = "b"
-  files = ["b.txt"]
-"#;
+fn plan() -> String {
+    PlanText::new("p")
+        .default_str(
+            "run",
+            r#"printf '%s
+' "$ORCH_REPO" > "$ORCH_TASK.txt"; pwd -P >> "$ORCH_TASK.txt""#,
+        )
+        .gate("both", "test -f a.txt && test -f b.txt")
+        .task("a", |t| t.files(["a.txt"]))
+        .task("b", |t| t.files(["b.txt"]))
+        .to_string()
+}
 
 fn path_arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -73,7 +67,7 @@ fn fsck_in(repo: &TestRepo, dir: &Path) {
 /// `start`, `run -j 2`, `status`: both tasks landed, phase checkpointed.
 /// Returns the task files' contents (ORCH_REPO, then the task's cwd).
 fn carry_plan_through(repo: &TestRepo, dir: &Path) -> Vec<String> {
-    let plan = repo.plan("plan.toml", PLAN);
+    let plan = repo.plan("plan.toml", &plan());
     ok_in(repo, dir, &["check", path_arg(&plan)]);
     ok_in(repo, dir, &["start", path_arg(&plan)]);
     ok_in(repo, dir, &["run", "-j", "2"]);
@@ -321,7 +315,7 @@ fn reftable_repository_works_or_is_refused_clearly() {
     std::fs::write(dir.join("README"), "hi\n").expect("write");
     git_in(&repo, &dir, &["add", "-A"]);
     git_in(&repo, &dir, &["commit", "-q", "-m", "initial"]);
-    let plan = repo.plan("plan.toml", PLAN);
+    let plan = repo.plan("plan.toml", &plan());
     let refs_before = git_in(&repo, &dir, &["for-each-ref"]);
     let out: Output = repo.orch_in(&dir, &["start", path_arg(&plan)]);
     match out.status.code() {

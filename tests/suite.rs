@@ -37,6 +37,7 @@ mod mcp;
 mod mcp_inspector;
 mod migrate;
 mod on_failure;
+mod output;
 mod park;
 mod plan_changes;
 mod plan_fuzz;

@@ -3,12 +3,6 @@
 //! real task commands doing the forgery with plain git.
 use crate::common::*;
 
-/// Starts the plan text and returns nothing; panics if `start` fails.
-fn start(repo: &TestRepo, text: &str) {
-    let file = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", file.to_str().expect("utf-8 path")]);
-}
-
 /// Rewrites plan `p`'s plan on its state branch in place (see
 /// [`forge_plan_script`]).
 const FORGE_PLAN_HERE: &str = "git update-ref $st $commit $head";
@@ -23,7 +17,7 @@ fn forging_plan(then: &str) -> String {
 #[test]
 fn a_task_that_rewrites_the_plan_to_widen_its_scope_fails_and_the_forgery_is_reported() {
     let repo = TestRepo::new();
-    start(
+    started(
         &repo,
         &forging_plan("mkdir -p a b && echo in > a/x && echo out > b/x"),
     );
@@ -52,7 +46,7 @@ fn a_task_that_rewrites_the_plan_to_widen_its_scope_fails_and_the_forgery_is_rep
 #[test]
 fn a_state_whose_plan_was_rewritten_is_refused_naming_what_changed() {
     let repo = TestRepo::new();
-    start(&repo, &forging_plan("true"));
+    started(&repo, &forging_plan("true"));
     let forge = repo
         .command("sh", &repo.path)
         .args(["-c", &forge_plan_script(FORGE_PLAN_HERE)])
@@ -100,7 +94,7 @@ fn a_gate_result_forged_into_the_state_branch_is_not_honoured() {
         "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.gates]]\nname = \"never\"\nrun = \"false\"\n\
          [[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\nrun = '''\n{FORGE_GATE}\n'''\n"
     );
-    start(&repo, &plan);
+    started(&repo, &plan);
     let out = repo.orch(&["run"]);
     let text = both(&out);
     assert_eq!(code(&out), Some(1), "{text}");
@@ -164,7 +158,7 @@ fn still_beating(beat: &Path) -> bool {
 fn a_setsid_daemon_started_by_a_task_does_not_outlive_it() {
     let repo = TestRepo::new();
     let beat = repo.scratch().join("beat");
-    start(&repo, &daemon_plan(&beat, "true"));
+    started(&repo, &daemon_plan(&beat, "true"));
     let out = repo.orch(&["run"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert!(beat.exists(), "the daemon never ran");
@@ -180,7 +174,7 @@ fn a_setsid_daemon_does_not_outlive_a_killed_runner_and_resume() {
         "if [ ! -e {0} ]; then touch {0}; sleep 30; fi",
         first.display()
     );
-    start(&repo, &daemon_plan(&beat, &then));
+    started(&repo, &daemon_plan(&beat, &then));
     let mut runner = repo
         .command(BIN, &repo.path)
         .arg("run")
@@ -188,11 +182,11 @@ fn a_setsid_daemon_does_not_outlive_a_killed_runner_and_resume() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn run");
-    let until = Instant::now() + Duration::from_secs(20);
-    while !first.exists() {
-        assert!(Instant::now() < until, "the task never started its daemon");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_within(
+        "the task to start its daemon",
+        Duration::from_secs(20),
+        || first.exists(),
+    );
     let killed = std::process::Command::new("kill")
         .args(["-9", &runner.id().to_string()])
         .status()
@@ -215,7 +209,7 @@ fn a_task_whose_process_record_cannot_be_written_fails_and_does_not_run() {
         "name = \"p\"\n[[phases]]\nid = \"one\"\n[[phases.tasks]]\nid = \"a\"\nfiles = [\"a/**\"]\nrun = \"touch {}\"\n",
         ran.display()
     );
-    start(&repo, &plan);
+    started(&repo, &plan);
     // Where the record goes is a file, not a directory: it cannot be written.
     let run_dir = repo.path.join(".git/orch/run");
     std::fs::create_dir_all(&run_dir).expect("mkdir");
@@ -263,7 +257,7 @@ fn a_task_that_touches_the_repository_outside_its_worktree_fails_naming_it() {
     ];
     for (evil, expected) in cases {
         let repo = TestRepo::new();
-        start(&repo, &tamper_plan(evil));
+        started(&repo, &tamper_plan(evil));
         let out = repo.orch(&["run"]);
         let text = both(&out);
         assert_eq!(code(&out), Some(1), "{evil}: {text}");
@@ -295,7 +289,7 @@ fn tasks_running_side_by_side_are_not_mistaken_for_tamperers() {
             "[[phases.tasks]]\nid = \"{t}\"\nfiles = [\"{t}/**\"]\nrun = '''\nmkdir -p {t} && echo 1 > {t}/x && git add -A && git commit -qm {t}\nsleep 0.3\necho 2 > {t}/y\n'''\n"
         ));
     }
-    start(&repo, &plan);
+    started(&repo, &plan);
     let out = repo.orch(&["run", "-j", "4"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     for t in ["a", "b", "c", "d"] {
@@ -311,25 +305,10 @@ fn tasks_running_side_by_side_are_not_mistaken_for_tamperers() {
 /// Phase `one`: `other` commits in its worktree and stays a while; `evil`
 /// waits for `other`'s worktree, tries every forbidden write and reports
 /// in `a/report` what happened. Both sandboxed, `evil` without network.
-const SANDBOXED: &str = r#"
-name = "p"
-[defaults]
-isolation = "sandbox"
-[[phases]]
-id = "one"
-[[phases.tasks]]
-id = "other"
-files = ["b/**"]
-run = '''
-mkdir -p b && echo work > b/x && git add b/x && git commit -qm "other: its own commit"
+fn sandboxed() -> String {
+    PlanText::new("p").default_str("isolation", "sandbox").task("other", |t| t.files(["b/**"]).run(r#"mkdir -p b && echo work > b/x && git add b/x && git commit -qm "other: its own commit"
 sleep 1.5
-'''
-[[phases.tasks]]
-id = "evil"
-files = ["a/**"]
-network = false
-run = '''
-mkdir -p a; r=a/report
+"#)).task("evil", |t| t.files(["a/**"]).key("network", "false").run(r#"mkdir -p a; r=a/report
 try() { if sh -c "$2" >/dev/null 2>&1; then echo "$1: written" >> $r; else echo "$1: refused" >> $r; fi; }
 while [ ! -e "$ORCH_REPO/.orch/worktrees/p/other/b/x" ]; do sleep 0.05; done
 try state 'git update-ref refs/heads/orch/p/state $(git rev-parse HEAD)'
@@ -340,13 +319,13 @@ try hook 'echo evil > "$ORCH_REPO/.git/hooks/pre-push"'
 try other 'echo evil > "$ORCH_REPO/.orch/worktrees/p/other/b/evil"'
 echo "secret: $(cat "$ORCH_REPO/.git/orch/secret" 2>/dev/null | wc -c)" >> $r
 echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')" >> $r
-'''
-"#;
+"#)).to_string()
+}
 
 #[test]
 fn a_sandboxed_task_cannot_write_outside_its_worktree_and_legitimate_work_lands() {
     let repo = TestRepo::new();
-    start(&repo, SANDBOXED);
+    started(&repo, &sandboxed());
     let config = std::fs::read(repo.path.join(".git/config")).expect("config");
     let out = repo.orch(&["run", "-j", "2"]);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
@@ -383,7 +362,7 @@ fn a_sandboxed_task_cannot_write_outside_its_worktree_and_legitimate_work_lands(
 #[test]
 fn a_sandboxed_plan_is_refused_at_run_when_bubblewrap_is_missing() {
     let repo = TestRepo::new();
-    start(&repo, SANDBOXED);
+    started(&repo, &sandboxed());
     // A PATH with git and a shell but no bwrap.
     let bin = repo.scratch().join("nobwrap");
     std::fs::create_dir_all(&bin).expect("mkdir");

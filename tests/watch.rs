@@ -202,21 +202,18 @@ fn seconds_of(row: &str) -> f64 {
 fn finished_plan(repo: &TestRepo) {
     let plan = repo.plan(
         "w.toml",
-        r#"name = "w"
-[[gates]]
-name = "unit"
-run = "echo gate-output-unit"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "first"
-  files = ["a"]
-  run = "echo output-of-first; echo x > a"
-  [[phases.tasks]]
-  id = "second"
-  files = ["b"]
-  run = "i=1; while [ $i -le 100 ]; do printf 'second-line-%03d\n' $i; i=$((i+1)); done; echo y > b"
-"#,
+        &PlanText::new("w")
+            .gate("unit", "echo gate-output-unit")
+            .task("first", |t| {
+                t.files(["a"]).run("echo output-of-first; echo x > a")
+            })
+            .task("second", |t| {
+                t.files(["b"]).run(
+                    "i=1; while [ $i -le 100 ]; do printf 'second-line-%03d
+' $i; i=$((i+1)); done; echo y > b",
+                )
+            })
+            .to_string(),
     );
     repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
     repo.orch_ok(&["run"]);

@@ -4,20 +4,7 @@
 //! replacing it; a rewrite of the branch is still preserved and repaired.
 
 use crate::common::*;
-use std::path::{Path, PathBuf};
-
-fn started(text: &str) -> TestRepo {
-    let repo = TestRepo::new();
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-    repo
-}
-
-fn put(dir: &Path, rel: &str, content: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, content).expect("write");
-}
+use std::path::PathBuf;
 
 /// Commits `content` at `rel` on `orch/p/work` as a person would: in a
 /// worktree of the branch, with plain git; the worktree then lets go of
@@ -72,17 +59,13 @@ fn adoptions(repo: &TestRepo) -> Vec<serde_json::Value> {
 }
 
 /// A task done by hand, without a scope.
-const BY_HAND: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "x"
-"#;
+fn by_hand() -> String {
+    PlanText::new("p").task("x", |t| t).to_string()
+}
 
 #[test]
 fn a_hand_edit_of_the_same_line_makes_the_later_landing_conflict_and_both_are_kept() {
-    let repo = started(BY_HAND);
+    let repo = new_started(&by_hand());
     let out = repo.orch_ok(&["task", "start", "x"]);
     let wx = PathBuf::from(out.trim());
     put(&wx, "README", "from the task\n");
@@ -120,19 +103,15 @@ fn a_hand_edit_of_the_same_line_makes_the_later_landing_conflict_and_both_are_ke
 }
 
 /// One task the runner runs; it adds a file of its own.
-const RUN: &str = r#"
-name = "p"
-[[phases]]
-id = "one"
-  [[phases.tasks]]
-  id = "t"
-  run = "echo t > t.txt"
-  files = ["t.txt"]
-"#;
+fn run() -> String {
+    PlanText::new("p")
+        .task("t", |t| t.run("echo t > t.txt").files(["t.txt"]))
+        .to_string()
+}
 
 #[test]
 fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_lands_on_top() {
-    let repo = started(RUN);
+    let repo = new_started(&run());
     let hand = commit_by_hand(&repo, "notes.md", "mine\n");
     // Any command notices it and says so; status shows it as the work head.
     let out = repo.orch(&["status"]);
@@ -182,7 +161,7 @@ fn a_hand_commit_between_runs_that_does_not_overlap_is_adopted_and_the_task_land
 
 #[test]
 fn a_rewrite_of_the_work_branch_is_preserved_and_repaired_not_adopted() {
-    let repo = started(RUN);
+    let repo = new_started(&run());
     repo.orch_ok(&["run"]);
     let work = repo.rev("orch/p/work").expect("work");
     // Not a fast-forward: a commit beside the work head, on its parent.
@@ -241,11 +220,9 @@ fn commit_while_running(repo: &TestRepo) -> (std::process::Output, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while task_state(&status_json(repo), "t") != "running" {
-        assert!(std::time::Instant::now() < deadline, "t never ran");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_within("t to run", std::time::Duration::from_secs(20), || {
+        task_state(&status_json(repo), "t") == "running"
+    });
     let hand = commit_by_hand(repo, "notes.md", "mine\n");
     (runner.wait_with_output().expect("run"), hand)
 }
@@ -260,7 +237,7 @@ fn a_hand_commit_while_a_sandboxed_task_runs_is_adopted_and_the_task_lands_on_to
         eprintln!("SKIP a_hand_commit_while_a_sandboxed_task_runs_is_adopted: needs bwrap");
         return;
     }
-    let repo = started(&slow("isolation = \"sandbox\""));
+    let repo = new_started(&slow("isolation = \"sandbox\""));
     let (out, hand) = commit_while_running(&repo);
     assert_eq!(code(&out), Some(0), "{}", both(&out));
     assert_eq!(task_state(&status_json(&repo), "t"), "done");
@@ -277,7 +254,7 @@ fn a_hand_commit_while_a_sandboxed_task_runs_is_adopted_and_the_task_lands_on_to
 /// and review by committing on the work branch), and the commit is kept.
 #[test]
 fn a_fast_forward_of_the_work_branch_while_an_unsandboxed_task_runs_is_still_tampering() {
-    let repo = started(&slow(""));
+    let repo = new_started(&slow(""));
     let (out, hand) = commit_while_running(&repo);
     assert_eq!(code(&out), Some(1), "{}", both(&out));
     assert!(
@@ -296,7 +273,7 @@ fn a_fast_forward_of_the_work_branch_while_an_unsandboxed_task_runs_is_still_tam
 /// that fast-forward is git-orch's own, and is repaired, not adopted.
 #[test]
 fn the_work_an_interrupted_rollback_left_on_the_branch_is_not_adopted() {
-    let repo = started(
+    let repo = new_started(
         "name = \"p\"\n[[phases]]\nid = \"one\"\n  [[phases.tasks]]\n  id = \"t\"\n  run = \"echo t > t.txt\"\n  files = [\"t.txt\"]\n[[phases]]\nid = \"two\"\n  [[phases.tasks]]\n  id = \"u\"\n  run = \"echo u > u.txt\"\n  files = [\"u.txt\"]\n",
     );
     repo.orch_ok(&["run"]);

@@ -5,11 +5,6 @@
 //! repositories, the real binary, results read with git.
 use crate::common::*;
 
-fn started(repo: &TestRepo, text: &str) {
-    let plan = repo.plan("plan.toml", text);
-    repo.orch_ok(&["start", plan.to_str().expect("utf-8")]);
-}
-
 /// A repository whose `.gitignore` ignores local files and a build dir.
 fn project() -> TestRepo {
     let repo = TestRepo::new();

@@ -131,22 +131,10 @@ mod tests {
     fn task(id: &str, files: &[&str], deps: &[&str]) -> Task {
         Task {
             id: id.into(),
-            title: None,
-            prompt: None,
             run: Some("true".into()),
             files: files.iter().map(|s| s.to_string()).collect(),
-            reads: Vec::new(),
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
-            estimate: None,
-            timeout: None,
-            skip: false,
-            isolation: None,
-            network: None,
-            agent: None,
-            retries: None,
-            retry_backoff: None,
-            retry_on: None,
-            review: None,
+            ..Task::default()
         }
     }
 

@@ -426,8 +426,10 @@ pub enum OnFailure {
     Continue,
 }
 
-/// One unit of work, done in its own worktree.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One unit of work, done in its own worktree. `Task::default()` is a
+/// task with only an empty id: importers and tests name the fields they
+/// set and take the rest with `..Task::default()`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     pub id: String,

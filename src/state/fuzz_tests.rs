@@ -21,22 +21,10 @@ use crate::plan::{Defaults, Phase, Plan, Task};
 fn plan() -> Plan {
     let task = |id: &str, deps: &[&str]| Task {
         id: id.into(),
-        title: None,
-        prompt: None,
         run: Some("true".into()),
         files: vec![format!("{id}/**")],
-        reads: Vec::new(),
         depends_on: deps.iter().map(|s| s.to_string()).collect(),
-        estimate: None,
-        timeout: None,
-        skip: false,
-        isolation: None,
-        network: None,
-        agent: None,
-        retries: None,
-        retry_backoff: None,
-        retry_on: None,
-        review: None,
+        ..Task::default()
     };
     Plan {
         name: "p".into(),

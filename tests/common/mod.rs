@@ -12,6 +12,11 @@ use tempfile::TempDir;
 
 pub mod agents;
 pub mod model_server;
+pub mod plans;
+pub mod wait;
+
+pub use plans::*;
+pub use wait::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_git-orch");
 
@@ -223,6 +228,76 @@ impl TestRepo {
     }
 }
 
+/// Writes `content` to `rel` under `dir` (a worktree, a checkout),
+/// making the directories on the way.
+pub fn put(dir: &Path, rel: &str, content: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, content).expect("write");
+}
+
+/// Runs `git orch ARGS` in the repository with `input` on its stdin.
+pub fn orch_stdin(repo: &TestRepo, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = repo
+        .command(BIN, &repo.path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn git-orch");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait git-orch")
+}
+
+/// The Python interpreter that runs tests/mcp_client.py, found with the
+/// test's own environment (a pyenv shim needs the real HOME) and then run
+/// in the hermetic one; `GIT_ORCH_TEST_PYTHON` names another.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("GIT_ORCH_TEST_PYTHON") {
+        return p;
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 must be installed to test `git orch mcp`");
+    assert!(out.status.success(), "python3 -c failed: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// `tests/mcp_client.py`: drives `git orch mcp` with the official Python
+/// MCP client.
+pub fn mcp_client_script() -> String {
+    format!("{}/tests/mcp_client.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a scenario of tests/mcp_client.py against `git orch mcp` in the
+/// repository (`extra`: the scenario's arguments); returns its transcript.
+pub fn mcp_client(repo: &TestRepo, scenario: &str, extra: &[&str]) -> serde_json::Value {
+    let out = repo
+        .command(&python(), &repo.path)
+        .arg(mcp_client_script())
+        .arg(scenario)
+        .arg(&repo.path)
+        .args(extra)
+        .output()
+        .expect("run the MCP client");
+    assert!(
+        out.status.success(),
+        "the MCP client failed (exit {:?}); is the Python `mcp` package installed (`python3 -m pip install mcp`)?\n{}",
+        code(&out),
+        both(&out)
+    );
+    serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("the client's transcript is not JSON ({e}):\n{}", both(&out)))
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -267,6 +342,44 @@ pub fn task_state(st: &serde_json::Value, id: &str) -> String {
         .as_str()
         .unwrap_or("?")
         .to_string()
+}
+
+/// A task's object in a `status --json` document.
+pub fn status_task<'a>(st: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    st["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in {st}"))
+}
+
+/// A task's `key` in a `status --json` document (null when the task or
+/// the key is absent).
+pub fn task_field(st: &serde_json::Value, id: &str, key: &str) -> serde_json::Value {
+    st["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+        .map_or(serde_json::Value::Null, |t| t[key].clone())
+}
+
+/// The events of kind `kind` in `log --json`, oldest first.
+pub fn log_events(repo: &TestRepo, kind: &str) -> Vec<serde_json::Value> {
+    let log = repo.orch_json(&["log", "--json"]);
+    log["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"]["kind"] == kind)
+        .map(|e| e["event"].clone())
+        .collect()
+}
+
+/// A directory beside the repository where tasks leave evidence.
+pub fn out_dir(repo: &TestRepo) -> PathBuf {
+    let dir = repo.scratch().join("out");
+    std::fs::create_dir_all(&dir).expect("mkdir out");
+    dir
 }
 
 pub fn code(out: &Output) -> Option<i32> {

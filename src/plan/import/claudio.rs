@@ -488,22 +488,11 @@ pub fn import(root: &Path, name: Option<&str>) -> Result<Imported> {
                 id,
                 title: Some(raw.title),
                 prompt: Some(raw.prompt),
-                run: None,
-                files: Vec::new(),
                 // The prompt points into the Claudio tree: with a sparse
                 // checkout it must be there.
                 reads: super::reads_glob(&shown_root).into_iter().collect(),
-                depends_on: Vec::new(),
-                estimate: None,
-                timeout: None,
                 skip: raw.skip,
-                isolation: None,
-                network: None,
-                agent: None,
-                retries: None,
-                retry_backoff: None,
-                retry_on: None,
-                review: None,
+                ..Task::default()
             });
         }
         imp.plan.phases.push(phase);

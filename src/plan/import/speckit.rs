@@ -877,20 +877,11 @@ fn build(parsed: &Parsed, feature: &str, docs: &[(&str, &str)], imp: &mut Import
                 id: id.clone(),
                 title: Some(t.desc.clone()),
                 prompt: Some(prompt),
-                run: None,
                 files,
                 reads,
                 depends_on,
-                estimate: None,
-                timeout: None,
                 skip: t.done,
-                isolation: None,
-                network: None,
-                agent: None,
-                retries: None,
-                retry_backoff: None,
-                retry_on: None,
-                review: None,
+                ..Task::default()
             });
             prev = Some(id);
         }

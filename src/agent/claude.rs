@@ -13,6 +13,12 @@ use crate::plan::Agent;
 /// server kept it retrying past 150 s).
 pub const MAX_RETRIES: &str = "2";
 
+/// Tools that act beyond the task's worktree or outlive its attempt (other
+/// worktrees, scheduled runs, workflows), which the guard hook does not
+/// see: never offered to a task's agent.
+const OUT_OF_REACH: &str =
+    "EnterWorktree ExitWorktree CronCreate CronDelete ScheduleWakeup Workflow";
+
 pub fn invocation(profile: &Agent, cx: &Context) -> Invocation {
     let shell = profile.shell.unwrap_or(false) && cx.purpose != Purpose::Review;
     let settings = cx.dir.join("claude-settings.json");
@@ -36,14 +42,15 @@ pub fn invocation(profile: &Agent, cx: &Context) -> Invocation {
     match cx.purpose {
         Purpose::Review => argv.extend([
             "--disallowedTools".into(),
-            "Write Edit MultiEdit NotebookEdit Bash".into(),
+            format!("Write Edit MultiEdit NotebookEdit Bash {OUT_OF_REACH}"),
         ]),
         _ => {
             argv.extend(["--permission-mode".into(), "acceptEdits".into()]);
             if shell {
                 argv.extend(["--allowedTools".into(), "Bash".into()]);
+                argv.extend(["--disallowedTools".into(), OUT_OF_REACH.into()]);
             } else {
-                argv.extend(["--disallowedTools".into(), "Bash".into()]);
+                argv.extend(["--disallowedTools".into(), format!("Bash {OUT_OF_REACH}")]);
             }
         }
     }

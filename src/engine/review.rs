@@ -204,7 +204,13 @@ pub fn run_reviewer(
                     ),
                 ),
                 (Some(c), _) if *c != crate::agent::Class::Success => {
-                    (false, format!("the reviewer failed: {c:?}"))
+                    let why = match c {
+                        crate::agent::Class::Transient(w)
+                        | crate::agent::Class::UsageLimit(w)
+                        | crate::agent::Class::Fatal(w) => w.as_str(),
+                        crate::agent::Class::Success => "",
+                    };
+                    (false, format!("the reviewer failed: {why}"))
                 }
                 _ => (
                     false,

@@ -46,7 +46,15 @@ impl std::error::Error for RefRace {}
 /// "another process got there first" (a runner's claim) must not mistake a
 /// lock that needs a human for that, and go on as if nothing were wrong.
 #[derive(Debug)]
-pub struct RefLocked(pub crate::error::Refusal);
+pub struct RefLocked(pub crate::error::Refusal, pub Option<String>);
+
+impl RefLocked {
+    /// The ref whose `.lock` file stood in the way (`None`: the plan's
+    /// writer lock, held by a live process).
+    pub fn locked_ref(&self) -> Option<&str> {
+        self.1.as_deref()
+    }
+}
 
 impl fmt::Display for RefLocked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -227,10 +235,13 @@ impl Repo {
                 }
                 Err(e) if e.code() == ErrorCode::Locked => {
                     let lock = self.common_dir.join(format!("{name}.lock"));
-                    return Err(RefLocked(crate::error::Refusal {
-                        message: format!("the ref `{name}` is locked by `{}`", lock.display()),
-                        hint: Some("if no git process is running, a crashed one left it behind: remove that file".to_string()),
-                    })
+                    return Err(RefLocked(
+                        crate::error::Refusal {
+                            message: format!("the ref `{name}` is locked by `{}`", lock.display()),
+                            hint: Some("if no git process is running, a crashed one left it behind: remove that file".to_string()),
+                        },
+                        Some(name.to_string()),
+                    )
                     .into());
                 }
                 Err(e) => return Err(anyhow!("cannot update `{name}`: {}", e.message())),
@@ -266,7 +277,8 @@ impl Repo {
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    return Err(RefLocked(crate::error::Refusal {
+                    return Err(RefLocked(
+                        crate::error::Refusal {
                         message: format!(
                             "the refs of plan `{plan}` are being written by another git-orch, which holds `{}`",
                             path.display()
@@ -275,7 +287,9 @@ impl Repo {
                             "wait for it to finish, or stop it; the lock goes with the process"
                                 .to_string(),
                         ),
-                    })
+                    },
+                    None,
+                    )
                     .into())
                 }
                 Err(TryLockError::Error(e)) => {

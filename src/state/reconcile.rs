@@ -25,10 +25,15 @@ use crate::git::{short, RefRace, Repo};
 pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
     let mut current = snap.clone();
     let mut notes = Vec::new();
+    let mut cleared = false;
     for _ in 0..8 {
         match reconcile_once(repo, &current, &mut notes) {
             Ok(true) => return Ok(notes),
             Ok(false) => current = super::store::load(repo, &snap.plan_name)?,
+            Err(e) if !cleared && clear_dead_task_branch_lock(repo, &current, &e) => {
+                cleared = true;
+                current = super::store::load(repo, &snap.plan_name)?;
+            }
             Err(e) if notes.is_empty() => return Err(e),
             Err(e) => {
                 return Err(crate::error::after_commit(
@@ -39,6 +44,33 @@ pub fn reconcile(repo: &Repo, snap: &Snapshot) -> Result<Vec<String>> {
         }
     }
     Ok(notes)
+}
+
+/// A `.lock` on the branch of a task that no runner holds, which outlived
+/// the ref lock's patience: no live writer's. Only the runner that claimed
+/// a task writes its branch; a git command of a runner that was killed
+/// (it is not killed with it: killed mid-write, git leaves worse than a
+/// lock) can leave one behind it. Removed, so that the repair can go on.
+fn clear_dead_task_branch_lock(repo: &Repo, snap: &Snapshot, e: &anyhow::Error) -> bool {
+    let Some(name) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::git::RefLocked>())
+        .and_then(|l| l.locked_ref())
+    else {
+        return false;
+    };
+    let prefix = names::task_branch_prefix(&snap.plan_name);
+    let Some(task) = name.strip_prefix(&prefix).filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let running = snap
+        .task_status(task)
+        .is_ok_and(|s| s == super::TaskStatus::Running);
+    if running {
+        return false;
+    }
+    repo.remove_dead_ref_lock(name);
+    true
 }
 
 /// `false` when the state moved underneath; the caller reloads and retries.

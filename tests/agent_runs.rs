@@ -702,6 +702,41 @@ fn bench_one(cli: Cli) {
         let started = Instant::now();
         let out = cmd.output().expect("as set up");
         alone.push(started.elapsed().as_secs_f64());
+        // The same once more inside the pid-namespace wrapper git-orch runs
+        // every task in, to tell its cost from git-orch's own.
+        if std::env::var_os("ORCH_BENCH_WRAPPED").is_some() {
+            rig.server.push(vec![Turn::write(
+                "src/a.txt",
+                &format!("wrapped {round}\n"),
+            )]);
+            let mut cmd = std::process::Command::new("bwrap");
+            cmd.args([
+                "--dev-bind",
+                "/",
+                "/",
+                "--proc",
+                "/proc",
+                "--unshare-pid",
+                "--die-with-parent",
+                "sh",
+                "-c",
+                line,
+            ])
+            .current_dir(&wt);
+            for pair in inv["env"].as_array().expect("as set up") {
+                cmd.env(
+                    pair[0].as_str().expect("as set up"),
+                    pair[1].as_str().expect("as set up"),
+                );
+            }
+            let started = Instant::now();
+            let _ = cmd.output();
+            println!(
+                "{cli:?} round {round}: alone {:.0} ms, in the wrapper {:.0} ms",
+                alone.last().copied().unwrap_or(0.0) * 1000.0,
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
         assert!(
             out.status.success(),
             "{}",

@@ -110,6 +110,17 @@ impl Rig {
         self.repo.orch(&all)
     }
 
+    /// `run` with the parking floor lowered (a `failpoints` build only),
+    /// so that a usage limit's wait is the test's seconds, not minutes.
+    fn run_parking_soon(&self) -> std::process::Output {
+        self.repo
+            .command(env!("CARGO_BIN_EXE_git-orch"), &self.repo.path)
+            .args(["run"])
+            .env("ORCH_TEST_PARK_FLOOR", "0")
+            .output()
+            .expect("git-orch runs")
+    }
+
     fn task(&self) -> serde_json::Value {
         let st = status_json(&self.repo);
         st["tasks"]
@@ -124,6 +135,15 @@ impl Rig {
     fn work_file(&self, path: &str) -> Option<String> {
         self.repo.show(&format!("orch/p/work:{path}"))
     }
+}
+
+/// Seconds since the epoch, `secs` from now.
+fn epoch_in(secs: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_secs()
+        + secs
 }
 
 fn worktree(repo: &TestRepo) -> PathBuf {
@@ -285,11 +305,7 @@ fn claude_code_out_of_credit_fails_once_with_its_message() {
 #[test]
 fn claude_code_at_a_usage_limit_parks_until_the_reset_then_finishes_in_the_same_session() {
     offline("claude_code_usage_limit", || {
-        let reset = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("as set up")
-            .as_secs()
-            + 3;
+        let reset = epoch_in(3);
         let started = std::time::Instant::now();
         let Some(rig) = Rig::new(
             "claude_code_usage_limit",
@@ -304,13 +320,7 @@ fn claude_code_at_a_usage_limit_parks_until_the_reset_then_finishes_in_the_same_
         // Claude Code does not pass the reset time on (its server's
         // headers are not in its output): the profile's wait decides.
         rig.start("usage_limit = { wait = \"3s\" }", "", "");
-        let out = rig
-            .repo
-            .command(env!("CARGO_BIN_EXE_git-orch"), &rig.repo.path)
-            .args(["run"])
-            .env("ORCH_TEST_PARK_FLOOR", "0")
-            .output()
-            .expect("as set up");
+        let out = rig.run_parking_soon();
         // It parked, woke at the reset within the same run, and finished.
         assert_eq!(code(&out), Some(0), "{}\n{}", both(&out), rig.server.log());
         let t = rig.task();
@@ -508,11 +518,7 @@ fn codex_always_429_fails_naming_the_rate_limit_and_its_usage_limit_parks() {
 
         // A usage limit parks the task; past its reset the same run goes
         // on in the same thread (Codex names the reset to the minute).
-        let reset = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("as set up")
-            .as_secs()
-            + 2;
+        let reset = epoch_in(2);
         let Some(rig) = Rig::new(
             "codex_limits",
             Cli::Codex,
@@ -524,13 +530,7 @@ fn codex_always_429_fails_naming_the_rate_limit_and_its_usage_limit_parks() {
             return;
         };
         rig.start("usage_limit = { wait = \"2s\" }", "", "");
-        let out = rig
-            .repo
-            .command(env!("CARGO_BIN_EXE_git-orch"), &rig.repo.path)
-            .args(["run"])
-            .env("ORCH_TEST_PARK_FLOOR", "0")
-            .output()
-            .expect("as set up");
+        let out = rig.run_parking_soon();
         assert_eq!(code(&out), Some(0), "{}\n{}", both(&out), rig.server.log());
         let t = rig.task();
         assert_eq!(t["usage"][0]["outcome"], "usage-limit", "{t}");
